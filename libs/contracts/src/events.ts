@@ -1,0 +1,125 @@
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import { randomBytes } from 'node:crypto';
+import {
+  EventEnvelopeSchema,
+  type EventEnvelope,
+  type RequestCompleted,
+  type RequestDecided,
+  type RequestReceived,
+  type RequestRejected,
+} from './gen/portcullis/v1/events_pb.js';
+
+/** Current envelope schema version; bump only with additive changes. */
+export const SCHEMA_VERSION = 1;
+
+/** Event type names (past tense). */
+export const EventType = {
+  RequestReceived: 'request.received',
+  RequestDecided: 'request.decided',
+  RequestRejected: 'request.rejected',
+  RequestCompleted: 'request.completed',
+} as const;
+export type EventType = (typeof EventType)[keyof typeof EventType];
+
+/** The typed event map: emitting an event with the wrong payload is a compile error. */
+export interface EventPayloadMap {
+  'request.received': RequestReceived;
+  'request.decided': RequestDecided;
+  'request.rejected': RequestRejected;
+  'request.completed': RequestCompleted;
+}
+
+const PAYLOAD_CASE = {
+  'request.received': 'requestReceived',
+  'request.decided': 'requestDecided',
+  'request.rejected': 'requestRejected',
+  'request.completed': 'requestCompleted',
+} as const satisfies Record<EventType, NonNullable<EventEnvelope['payload']['case']>>;
+
+const TYPE_OF_CASE = Object.fromEntries(
+  Object.entries(PAYLOAD_CASE).map(([type, c]) => [c, type]),
+) as Record<NonNullable<EventEnvelope['payload']['case']>, EventType>;
+
+/** Envelope fields an event producer supplies. */
+export interface EventMeta {
+  correlationId: string;
+  causationId?: string;
+  sessionId?: string;
+  nodeId: string;
+  connection: string;
+  occurredAtMs?: number;
+  id?: string;
+}
+
+/** Builds an event envelope around a typed payload. */
+export function buildEvent<T extends EventType>(
+  type: T,
+  payload: EventPayloadMap[T],
+  meta: EventMeta,
+): EventEnvelope {
+  return create(EventEnvelopeSchema, {
+    id: meta.id ?? newEventId(),
+    type,
+    schemaVersion: SCHEMA_VERSION,
+    occurredAtMs: meta.occurredAtMs ?? Date.now(),
+    correlationId: meta.correlationId,
+    causationId: meta.causationId ?? '',
+    sessionId: meta.sessionId ?? '',
+    nodeId: meta.nodeId,
+    connection: meta.connection,
+    payload: { case: PAYLOAD_CASE[type], value: payload } as EventEnvelope['payload'],
+  });
+}
+
+/** Encodes an envelope for the bus (protobuf binary). */
+export function encodeEvent(event: EventEnvelope): Uint8Array {
+  return toBinary(EventEnvelopeSchema, event);
+}
+
+/** Why an event could not be decoded. */
+export class EventDecodeError extends Error {
+  override readonly name = 'EventDecodeError';
+}
+
+/**
+ * Decodes and checks an envelope: throws {@link EventDecodeError} when the bytes are not an
+ * envelope, the payload is missing, or the type does not match the payload.
+ */
+export function decodeEvent(bytes: Uint8Array): EventEnvelope {
+  let event: EventEnvelope;
+  try {
+    event = fromBinary(EventEnvelopeSchema, bytes);
+  } catch (cause) {
+    throw new EventDecodeError(`not a protobuf EventEnvelope: ${(cause as Error).message}`, { cause });
+  }
+  if (!event.id) throw new EventDecodeError('event has no id');
+  const c = event.payload.case;
+  if (c === undefined) throw new EventDecodeError(`event ${event.id} has no payload`);
+  if (TYPE_OF_CASE[c] !== event.type) {
+    throw new EventDecodeError(`event ${event.id} has type ${event.type} but payload ${c}`);
+  }
+  return event;
+}
+
+/** The payload case name of an event type. */
+export function payloadCaseOf(type: EventType): (typeof PAYLOAD_CASE)[EventType] {
+  return PAYLOAD_CASE[type];
+}
+
+/**
+ * A UUIDv7: time-ordered, so ids sort by creation time in ClickHouse and logs.
+ * Node 20 has randomUUID (v4) only.
+ */
+export function newEventId(now: number = Date.now()): string {
+  const b = randomBytes(16);
+  b[0] = Math.floor(now / 2 ** 40) & 0xff;
+  b[1] = Math.floor(now / 2 ** 32) & 0xff;
+  b[2] = (now >>> 24) & 0xff;
+  b[3] = (now >>> 16) & 0xff;
+  b[4] = (now >>> 8) & 0xff;
+  b[5] = now & 0xff;
+  b[6] = 0x70 | (b[6]! & 0x0f);
+  b[8] = 0x80 | (b[8]! & 0x3f);
+  const h = b.toString('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}

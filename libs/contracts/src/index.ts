@@ -1,0 +1,31 @@
+/**
+ * Contracts: the event envelope, events, decision messages (generated from proto/) and the
+ * names of every subject, stream and consumer. The single source of truth for what crosses
+ * a process boundary.
+ */
+export { create, clone, toJson } from '@bufbuild/protobuf';
+export * from './gen/portcullis/v1/identity_pb.js';
+export * from './gen/portcullis/v1/request_pb.js';
+export * from './gen/portcullis/v1/decision_pb.js';
+export * from './gen/portcullis/v1/events_pb.js';
+export {
+  SCHEMA_VERSION,
+  EventType,
+  EventDecodeError,
+  buildEvent,
+  encodeEvent,
+  decodeEvent,
+  newEventId,
+  payloadCaseOf,
+} from './events.js';
+export type { EventPayloadMap, EventMeta } from './events.js';
+export {
+  Effect,
+  effectOf,
+  encodeDecisionRequest,
+  decodeDecisionRequest,
+  encodeDecisionReply,
+  decodeDecisionReply,
+  decisionReply,
+} from './decisions.js';
+export { Subjects, QueueGroups, Streams, Consumers, BusHeaders } from './subjects.js';
