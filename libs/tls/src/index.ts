@@ -1,0 +1,10 @@
+/** Development TLS: a local CA, server and client certificates, and a persistent dev store. */
+export {
+  createCertificateAuthority,
+  issueServerCertificate,
+  issueClientCertificate,
+  type CertificateKeyPair,
+  type ServerCertificateOptions,
+  type ClientCertificateOptions,
+} from './certificate-authority.js';
+export { loadOrCreateDevTls, DEV_TLS_FILES, type DevTls, type DevTlsFile } from './dev-tls-store.js';
