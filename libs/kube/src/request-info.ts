@@ -1,0 +1,127 @@
+import { create, KubeAttributesSchema, type KubeAttributes } from '../../contracts/src/index.js';
+
+/** Longest request path (with query) the gateway accepts. */
+export const MAX_PATH_BYTES = 8192;
+
+const API_PREFIXES = new Set(['api', 'apis']);
+const GROUPLESS_PREFIXES = new Set(['api']);
+const SPECIAL_VERBS = new Set(['proxy', 'watch']);
+const SPECIAL_VERBS_NO_SUBRESOURCES = new Set(['proxy']);
+const NAMESPACE_SUBRESOURCES = new Set(['status', 'finalize']);
+/** Streaming subresources that open a session: authorised as create, even over a WebSocket GET. */
+const CONNECT_SUBRESOURCES = new Set(['exec', 'attach', 'portforward', 'proxy']);
+const METHOD_VERBS: Readonly<Record<string, string>> = {
+  POST: 'create',
+  GET: 'get',
+  HEAD: 'get',
+  PUT: 'update',
+  PATCH: 'patch',
+  DELETE: 'delete',
+};
+// Path-segment names the API server refuses (k8s.io/apimachinery path.IsValidPathSegmentName).
+const INVALID_SEGMENT_NAME = /[/%]/;
+
+/** A request path the gateway refuses rather than "fixes". */
+export class RequestPathError extends Error {
+  override readonly name = 'RequestPathError';
+}
+
+/**
+ * Rejects path tricks before anything interprets the path: dot segments, empty segments,
+ * encoded slashes, dots, backslashes or NUL, control characters, and overlong paths.
+ */
+export function assertCleanPath(rawPath: string): void {
+  if (rawPath.length > MAX_PATH_BYTES) throw new RequestPathError(`the request path is longer than ${MAX_PATH_BYTES} bytes`);
+  const q = rawPath.indexOf('?');
+  const path = q === -1 ? rawPath : rawPath.slice(0, q);
+  if (!path.startsWith('/')) throw new RequestPathError('the request path must start with "/"');
+  if (/%(2[fFeE]|5[cC]|00)/.test(path)) throw new RequestPathError('the request path contains an encoded "/", ".", "\\" or NUL');
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x1f\x7f\\]/.test(rawPath)) throw new RequestPathError('the request path contains a control character or "\\"');
+  if (path.includes('//')) throw new RequestPathError('the request path contains an empty segment ("//")');
+  for (const seg of path.split('/')) {
+    if (seg === '.' || seg === '..') throw new RequestPathError('the request path contains a "." or ".." segment');
+  }
+}
+
+/**
+ * Parses a Kubernetes API request the way the API server does (k8s.io/apiserver requestinfo):
+ * verb from method and path, group, version, namespace, resource, subresource and name.
+ * `path` is relative to the API server root (no /k8s/<connection> prefix); call
+ * {@link assertCleanPath} first.
+ */
+export function parseKubeRequest(method: string, path: string, query: URLSearchParams): KubeAttributes {
+  const info = create(KubeAttributesSchema, {
+    path,
+    verb: (METHOD_VERBS[method] ?? method.toLowerCase()),
+    labelSelector: query.get('labelSelector') ?? '',
+    fieldSelector: query.get('fieldSelector') ?? '',
+  });
+  let parts = splitPath(path);
+  if (parts.length < 3 || !API_PREFIXES.has(parts[0]!)) return nonResource(info, method);
+  info.apiPrefix = parts[0]!;
+  parts = parts.slice(1);
+  if (!GROUPLESS_PREFIXES.has(info.apiPrefix)) {
+    if (parts.length < 3) return nonResource(info, method);
+    info.apiGroup = parts[0]!;
+    parts = parts.slice(1);
+  }
+  info.isResourceRequest = true;
+  info.apiVersion = parts[0]!;
+  parts = parts.slice(1);
+
+  if (parts.length > 0 && SPECIAL_VERBS.has(parts[0]!)) {
+    if (parts.length < 2) throw new RequestPathError(`unable to determine kind and namespace from ${path}`);
+    info.verb = parts[0]!;
+    parts = parts.slice(1);
+  } else {
+    info.verb = METHOD_VERBS[method] ?? '';
+  }
+
+  if (parts[0] === 'namespaces') {
+    if (parts.length > 1) {
+      info.namespace = parts[1]!;
+      if (parts.length > 2 && !NAMESPACE_SUBRESOURCES.has(parts[2]!)) parts = parts.slice(2);
+    }
+  }
+  if (parts.length >= 3 && !SPECIAL_VERBS_NO_SUBRESOURCES.has(info.verb)) info.subresource = parts[2]!;
+  if (parts.length >= 2) info.name = parts[1]!;
+  if (parts.length >= 1) info.resource = parts[0]!;
+
+  if (info.name === '' && info.verb === 'get') {
+    info.verb = isWatch(query) ? 'watch' : 'list';
+    const name = exactNameSelector(info.fieldSelector);
+    if (name !== undefined && name !== '.' && name !== '..' && !INVALID_SEGMENT_NAME.test(name)) info.name = name;
+  }
+  if (info.name === '' && info.verb === 'delete') info.verb = 'deletecollection';
+  if (CONNECT_SUBRESOURCES.has(info.subresource)) info.verb = 'create';
+  return info;
+}
+
+function nonResource(info: KubeAttributes, method: string): KubeAttributes {
+  info.isResourceRequest = false;
+  info.verb = method.toLowerCase();
+  return info;
+}
+
+function splitPath(path: string): string[] {
+  const trimmed = path.replace(/^\/+|\/+$/g, '');
+  return trimmed === '' ? [] : trimmed.split('/');
+}
+
+function isWatch(query: URLSearchParams): boolean {
+  const v = query.get('watch');
+  if (v === null) return false;
+  const l = v.toLowerCase();
+  return l !== 'false' && l !== '0';
+}
+
+/** `metadata.name=x` or `metadata.name==x` as the only requirement on the name, like fields.RequiresExactMatch. */
+function exactNameSelector(selector: string): string | undefined {
+  if (selector === '') return undefined;
+  for (const term of selector.split(',')) {
+    const m = /^metadata\.name(==|=)(.*)$/.exec(term.trim());
+    if (m) return m[2];
+  }
+  return undefined;
+}
