@@ -1,0 +1,46 @@
+/** Every way the edge refuses or fails a request, with the HTTP status it maps to. */
+export const GatewayErrorCode = {
+  BadPath: 'bad_path',
+  UnknownConnection: 'unknown_connection',
+  Unauthenticated: 'unauthenticated',
+  IdentityUnavailable: 'identity_unavailable',
+  Denied: 'denied',
+  ApprovalRequired: 'approval_required',
+  DecisionUnavailable: 'decision_unavailable',
+  AuditUnavailable: 'audit_unavailable',
+  UpstreamUnreachable: 'upstream_unreachable',
+  UpstreamTimeout: 'upstream_timeout',
+  BodyTooLarge: 'body_too_large',
+} as const;
+export type GatewayErrorCode = (typeof GatewayErrorCode)[keyof typeof GatewayErrorCode];
+
+const HTTP_STATUS = {
+  bad_path: 400,
+  unknown_connection: 404,
+  unauthenticated: 401,
+  identity_unavailable: 503,
+  denied: 403,
+  approval_required: 403,
+  decision_unavailable: 503,
+  audit_unavailable: 503,
+  upstream_unreachable: 502,
+  upstream_timeout: 504,
+  body_too_large: 413,
+} as const satisfies Record<GatewayErrorCode, number>;
+
+/** A refusal or failure at the edge; `message` is safe to show to the client. */
+export class GatewayError extends Error {
+  override readonly name = 'GatewayError';
+  constructor(
+    readonly code: GatewayErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+
+  /** The HTTP status this error is answered with. */
+  get httpStatus(): (typeof HTTP_STATUS)[GatewayErrorCode] {
+    return HTTP_STATUS[this.code];
+  }
+}
