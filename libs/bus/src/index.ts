@@ -1,0 +1,26 @@
+/**
+ * The bus library: the ports (core messaging, the durable event log, KV), their NATS
+ * implementations and the in-process ones for the embedded mode. Every export is listed by name.
+ */
+export { BusError, BusErrorCode } from './bus.port.js';
+export type {
+  AppendAck,
+  BusHeaders,
+  BusMessage,
+  BusSubscription,
+  ConsumeOptions,
+  EventLog,
+  KeyValueStore,
+  LogConsumer,
+  LogMessage,
+  MessageBus,
+  Responder,
+  StreamSpec,
+} from './bus.port.js';
+export { BusWireHeaders } from './bus-handle.js';
+export type { BusHandle } from './bus-handle.js';
+export { BusLogLevel, consoleJsonLogger } from './bus-logger.js';
+export type { BusLogger } from './bus-logger.js';
+export { connectNats } from './nats-connection.js';
+export type { NatsBus, NatsBusOptions } from './nats-connection.js';
+export type { NatsEventLogOptions } from './nats-event-log.js';
