@@ -1,0 +1,22 @@
+/**
+ * Policy engine: the `portcullis.dev/v1` policy language (YAML), its validation with line and
+ * column, and a pure, indexed evaluator. Plain TypeScript, no I/O and no clock of its own.
+ */
+export { parsePolicy, compilePolicy, formatPolicyError, formatPath } from './policy-parser.js';
+export type { PolicyError, ParsePolicyResult, ParsePolicyOptions } from './policy-parser.js';
+export { evaluate, explain, describeRequest, DEFAULT_DENY_RULE_ID } from './policy-engine.js';
+export type { TraceEntry, Explanation } from './policy-engine.js';
+export { CompiledPolicy, APPROVAL_DEFAULTS } from './compiled-policy.js';
+export type { CompiledRule, CompiledApproval, PolicyIdentity, RuleCheck } from './compiled-policy.js';
+export {
+  POLICY_API_VERSION,
+  POLICY_KIND,
+  RuleEffect,
+  ApprovalScope,
+  PolicyDocumentSchema,
+  policyJsonSchema,
+  policyJsonSchemaText,
+} from './policy-schema.js';
+export type { PolicyDocument, RuleDocument, MatchDocument, ApprovalDocument } from './policy-schema.js';
+export { parseDurationSeconds } from './duration.js';
+export { globError, compileGlob } from './glob.js';
