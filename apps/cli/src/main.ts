@@ -1,0 +1,218 @@
+import { parseArgs } from 'node:util';
+import type { INestApplicationContext } from '@nestjs/common';
+import { ConfigError, type PortcullisConfig } from '../../../libs/config/src/index.js';
+import { createUpstreamConnection, type UpstreamConnection } from '../../../libs/gateway/src/index.js';
+import { createPlatform, type Platform } from '../../runtime/src/index.js';
+import { EdgeService } from '../../edge/src/edge.service.js';
+import { startKubeApiServer, type KubeApiServer } from '../../../test/fixture/kube-apiserver/index.js';
+import { ALL_ROLES, bootRoles, Role } from './roles.js';
+import { loadCliConfig, PACKAGE_ROOT } from './config-file.js';
+import { auditTailCommand, CliError, kubeconfigCommand, policyCheckCommand, tokenCommand } from './commands.js';
+import { relative } from 'node:path';
+
+const USAGE = `portcullis — access gateway for non-human identities
+
+Usage:
+  portcullis start [--config FILE]                 the embedded all-in-one gateway
+  portcullis serve <edge|policy|approval|audit|all> [--config FILE]
+                                                   cluster mode roles (NATS, JetStream, ClickHouse)
+  portcullis token --client ID [--scope S]... [--ttl 5m] [--exec] [--secret S] [--config FILE]
+  portcullis kubeconfig --connection C --client ID [--namespace NS] [--config FILE]
+  portcullis policy check FILE
+  portcullis audit tail [--follow] [--json] [--since 10m] [--limit N] [--request AUDIT_ID] [--config FILE]
+
+Config: --config, else $PORTCULLIS_CONFIG, else ./portcullis.yaml, else the example config.
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'start':
+      return start(rest);
+    case 'serve':
+      return serve(rest);
+    case 'token': {
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          client: { type: 'string' },
+          secret: { type: 'string' },
+          scope: { type: 'string', multiple: true },
+          ttl: { type: 'string' },
+          exec: { type: 'boolean', default: false },
+          config: { type: 'string' },
+        },
+      });
+      if (values.client === undefined) throw new CliError('token: --client is required', 2);
+      const { config } = loadCliConfig(values.config);
+      process.stdout.write(
+        await tokenCommand(config, { client: values.client, secret: values.secret, scopes: values.scope ?? [], ttl: values.ttl, exec: values.exec }),
+      );
+      return 0;
+    }
+    case 'kubeconfig': {
+      const { values } = parseArgs({
+        args: rest,
+        options: { connection: { type: 'string' }, client: { type: 'string' }, namespace: { type: 'string' }, config: { type: 'string' } },
+      });
+      if (values.connection === undefined || values.client === undefined) throw new CliError('kubeconfig: --connection and --client are required', 2);
+      const { config, path } = loadCliConfig(values.config);
+      process.stdout.write(kubeconfigCommand(config, path, { connection: values.connection, client: values.client, namespace: values.namespace }));
+      return 0;
+    }
+    case 'policy': {
+      const [sub, file] = rest;
+      if (sub !== 'check' || file === undefined) throw new CliError('usage: portcullis policy check FILE (explain comes with the policy service)', 2);
+      const r = policyCheckCommand(file);
+      (r.ok ? process.stdout : process.stderr).write(r.output);
+      return r.ok ? 0 : 1;
+    }
+    case 'audit': {
+      const [sub, ...args] = rest;
+      if (sub !== 'tail') throw new CliError(`usage: portcullis audit tail … (${sub ?? 'no subcommand'} is not available yet)`, 2);
+      const { values } = parseArgs({
+        args,
+        options: {
+          follow: { type: 'boolean', short: 'f', default: false },
+          json: { type: 'boolean', default: false },
+          since: { type: 'string', default: '10m' },
+          limit: { type: 'string', default: '200' },
+          request: { type: 'string' },
+          config: { type: 'string' },
+        },
+      });
+      const limit = Number(values.limit);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 100_000) throw new CliError('--limit: expected an integer 1..100000', 2);
+      const { config } = loadCliConfig(values.config);
+      let stop = false;
+      process.once('SIGINT', () => (stop = true));
+      await auditTailCommand(config, { follow: values.follow, json: values.json, since: values.since, limit, request: values.request }, (l) => process.stdout.write(`${l}\n`), () => stop);
+      return 0;
+    }
+    case 'approvals':
+      throw new CliError('approvals: just-in-time approval is not available in this version yet', 2);
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      throw new CliError(`unknown command ${JSON.stringify(command)}\n\n${USAGE}`, 2);
+  }
+}
+
+/** `portcullis start`: every role in one process on the in-process bus, plus the sandbox. */
+async function start(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string' } } });
+  const { config, path } = loadCliConfig(values.config);
+  if (config.bus.mode !== 'embedded') {
+    throw new CliError(`${path} sets bus.mode: nats — "start" runs the embedded gateway; use "portcullis serve all" for cluster mode`, 2);
+  }
+  const platform = await createPlatform(config, 'embedded');
+  let sandbox: KubeApiServer | undefined;
+  const extra: UpstreamConnection[] = [];
+  const hasKube = config.connections.some((c) => c.type === 'kubernetes');
+  if (config.sandbox.enabled === 'always' || (config.sandbox.enabled === 'auto' && !hasKube)) {
+    if (config.connections.some((c) => c.name === 'sandbox')) throw new CliError('a configured connection is named "sandbox": rename it or set sandbox.enabled: never', 2);
+    sandbox = await startKubeApiServer({ host: '127.0.0.1', port: 0 });
+    platform.logger.warn('SANDBOX: connection "sandbox" is an in-memory fake Kubernetes API server for trying Portcullis — not a real cluster', {
+      sandbox: true,
+      url: sandbox.url,
+    });
+    extra.push(createUpstreamConnection({ name: 'sandbox', type: 'kubernetes', server: sandbox.url, caPem: sandbox.caPem, token: sandbox.token, label: 'sandbox' }));
+  }
+  const app = await bootRoles(platform, ALL_ROLES, extra);
+  const endpoint = app.get(EdgeService).endpoint;
+  process.stdout.write(banner(config, path, endpoint.url, endpoint.devIssuerUrl, sandbox !== undefined));
+  await untilSignal(app, platform, async () => sandbox?.close());
+  return 0;
+}
+
+/** `portcullis serve <role…|all>`: cluster-mode roles on NATS/JetStream. */
+async function serve(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { config: { type: 'string' } } });
+  if (positionals.length === 0) throw new CliError('serve: name a role: edge, policy, approval, audit or all', 2);
+  const roles = new Set<Role>();
+  for (const p of positionals) {
+    if (p === 'all') ALL_ROLES.forEach((r) => roles.add(r));
+    else if ((ALL_ROLES as readonly string[]).includes(p)) roles.add(p as Role);
+    else throw new CliError(`serve: unknown role ${JSON.stringify(p)} (edge, policy, approval, audit, all)`, 2);
+  }
+  const { config, path } = loadCliConfig(values.config);
+  if (config.bus.mode !== 'nats') throw new CliError(`${path} sets bus.mode: embedded — "serve" runs cluster roles on NATS; use "portcullis start" for the embedded gateway`, 2);
+  const platform = await createPlatform(config, [...roles].join('+'));
+  const app = await bootRoles(platform, [...roles]);
+  const ready: Record<string, unknown> = { roles: [...roles], config: path };
+  if (roles.has(Role.Edge)) ready['url'] = app.get(EdgeService).endpoint.url;
+  process.stdout.write(`${JSON.stringify({ ready: true, ...ready })}\n`);
+  await untilSignal(app, platform);
+  return 0;
+}
+
+function banner(config: PortcullisConfig, configPath: string, url: string, issuer: string | undefined, sandbox: boolean): string {
+  const rel = (p: string): string => {
+    const r = relative(process.cwd(), p);
+    return r.startsWith('..') ? p : r;
+  };
+  const cfgFlag = configPath.startsWith(PACKAGE_ROOT) && rel(configPath) === 'portcullis.example.yaml' ? '' : ` --config ${configPath}`;
+  const client = config.identity.devIssuer.clients[0]?.id ?? '<client>';
+  const conn = sandbox ? 'sandbox' : (config.connections.find((c) => c.type === 'kubernetes')?.name ?? '<connection>');
+  const kc = '/tmp/portcullis.kubeconfig';
+  return [
+    '',
+    'Portcullis is running (embedded mode: all roles in one process, no servers needed).',
+    `  edge            ${url}   (/k8s/<connection>/… and /http/<connection>/…)`,
+    `  TLS CA          ${rel(config.edge.tls.certFile ?? `${config.node.stateDir}/tls/ca.pem`)}`,
+    ...(issuer ? [`  token issuer    ${issuer}   (development issuer; clients: ${config.identity.devIssuer.clients.map((c) => c.id).join(', ')})`] : []),
+    ...(sandbox ? ['  connection      sandbox → an in-memory SANDBOX Kubernetes API server (not a real cluster)'] : []),
+    ...config.connections.map((c) => `  connection      ${c.name} → ${c.server}`),
+    `  policy          ${rel(config.policy.file)}   (reloaded when the file changes)`,
+    `  audit store     ${rel(config.audit.sqlite.file)}`,
+    `  config          ${rel(configPath)}`,
+    '',
+    'Next, in a second shell:',
+    `  npx portcullis kubeconfig --connection ${conn} --client ${client}${cfgFlag} > ${kc}`,
+    `  kubectl --kubeconfig ${kc} get pods`,
+    `  kubectl --kubeconfig ${kc} get secrets -o json`,
+    `  kubectl --kubeconfig ${kc} delete namespace staging      # refused by the example policy`,
+    `  npx portcullis audit tail${cfgFlag}                # what the gateway recorded`,
+    '',
+    'Stop with Ctrl-C.',
+    '',
+  ].join('\n');
+}
+
+async function untilSignal(app: INestApplicationContext, platform: Platform, extra?: () => Promise<unknown>): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const stop = (): void => resolve();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  platform.logger.info('shutting down');
+  const hard = setTimeout(() => process.exit(1), 10_000);
+  hard.unref();
+  await app.close();
+  await extra?.();
+  await platform.close();
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (err instanceof CliError) {
+      process.stderr.write(`portcullis: ${err.message}\n`);
+      process.exit(err.exitCode);
+    }
+    if (err instanceof ConfigError) {
+      process.stderr.write(`portcullis: ${err.message}\n`);
+      process.exit(2);
+    }
+    if (err instanceof TypeError && (err as NodeJS.ErrnoException).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      process.stderr.write(`portcullis: ${err.message}\n`);
+      process.exit(2);
+    }
+    process.stderr.write(`portcullis: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);

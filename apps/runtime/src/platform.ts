@@ -1,0 +1,72 @@
+import { mkdirSync } from 'node:fs';
+import type { PortcullisConfig } from '../../../libs/config/src/index.js';
+import { createLogger, type Logger } from '../../../libs/common/src/index.js';
+import { connectNats, type BusHandle, type EventLog, type MessageBus } from '../../../libs/bus/src/index.js';
+import { createInProcessBus } from '../../../libs/bus/src/in-process.js';
+import { SqliteEventLog } from '../../../libs/audit-store/src/index.js';
+import { Streams } from '../../../libs/contracts/src/index.js';
+
+/** Which infrastructure a process runs on. */
+export const PlatformMode = { Embedded: 'embedded', Cluster: 'cluster' } as const;
+export type PlatformMode = (typeof PlatformMode)[keyof typeof PlatformMode];
+
+/**
+ * The infrastructure one process holds: config, logger, the bus and the durable event log.
+ * Embedded: an in-process bus, and the SQLite audit store as the durable log (an append is
+ * acknowledged after its SQLite commit). Cluster: NATS core + JetStream over one connection.
+ */
+export interface Platform {
+  readonly mode: PlatformMode;
+  readonly config: PortcullisConfig;
+  readonly logger: Logger;
+  readonly bus: MessageBus;
+  readonly log: EventLog;
+  readonly handle: BusHandle;
+  close(): Promise<void>;
+}
+
+/** Connects what the configuration asks for; fails fast with a clear message. */
+export async function createPlatform(config: PortcullisConfig, role: string): Promise<Platform> {
+  const logger = createLogger({ base: { role, node: config.node.id } });
+  mkdirSync(config.node.stateDir, { recursive: true, mode: 0o700 });
+  if (config.bus.mode === 'embedded') {
+    const handle = createInProcessBus();
+    const log = await SqliteEventLog.open({ path: config.audit.sqlite.file });
+    return {
+      mode: PlatformMode.Embedded,
+      config,
+      logger,
+      bus: handle.bus,
+      log,
+      handle,
+      close: async () => {
+        await handle.close();
+        await log.close();
+      },
+    };
+  }
+  const nats = config.bus.nats;
+  const handle = await connectNats({
+    servers: [...nats.servers],
+    name: `portcullis-${role}-${config.node.id}`,
+    ...(nats.user !== undefined ? { user: nats.user } : {}),
+    ...(nats.password !== undefined ? { pass: nats.password } : {}),
+    ...(nats.token !== undefined ? { token: nats.token } : {}),
+  });
+  const s = config.bus.auditStream;
+  await handle.log.ensureStream({
+    name: Streams.audit.name,
+    subjects: Streams.audit.subjects,
+    maxAgeMs: s.maxAge,
+    duplicateWindowMs: s.duplicateWindow,
+    replicas: s.replicas,
+  });
+  await handle.log.ensureStream({
+    name: Streams.deadLetter.name,
+    subjects: Streams.deadLetter.subjects,
+    maxAgeMs: 0,
+    duplicateWindowMs: s.duplicateWindow,
+    replicas: s.replicas,
+  });
+  return { mode: PlatformMode.Cluster, config, logger, bus: handle.bus, log: handle.log, handle, close: () => handle.close() };
+}
