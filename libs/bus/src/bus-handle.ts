@@ -11,6 +11,11 @@ export interface BusHandle {
   readonly log: EventLog;
   /** Opens a KV bucket, creating it when it does not exist yet. */
   kv(bucket: string): Promise<KeyValueStore>;
+  /**
+   * Resolves when the server has processed everything this client sent so far, subscriptions
+   * included: after `serve()` + `flush()`, other processes' requests reach the new member.
+   */
+  flush(): Promise<void>;
   /** Stops consumers and watchers, drains and closes the connection. */
   close(): Promise<void>;
 }

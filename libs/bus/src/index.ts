@@ -24,3 +24,6 @@ export type { BusLogger } from './bus-logger.js';
 export { connectNats } from './nats-connection.js';
 export type { NatsBus, NatsBusOptions } from './nats-connection.js';
 export type { NatsEventLogOptions } from './nats-event-log.js';
+export { createInProcessBus } from './in-process-bus.js';
+export type { InProcessBusOptions } from './in-process-bus.js';
+export type { InProcessEventLogOptions } from './in-process-event-log.js';

@@ -165,6 +165,14 @@ export async function connectNats(opts: NatsBusOptions): Promise<NatsBus> {
       }
       return store;
     },
+    async flush(): Promise<void> {
+      state.assertUsable('flush');
+      try {
+        await nc.flush();
+      } catch (error) {
+        throw toBusError(error, 'flush', state);
+      }
+    },
     close,
   };
 }
