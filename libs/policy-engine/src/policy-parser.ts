@@ -5,9 +5,7 @@
 import { LineCounter, isMap, isPair, isScalar, isSeq, parseDocument, type Document, type Node } from 'yaml';
 import type { z } from 'zod';
 import { CompiledPolicy } from './compiled-policy.js';
-import { parseDurationSeconds } from './duration.js';
-import { PolicyDocumentSchema, type ApprovalDocument, type PolicyDocument } from './policy-schema.js';
-import { parseHours, timeZoneError } from './time-window.js';
+import { PolicyDocumentSchema, RuleSchema, type PolicyDocument, type RuleDocument } from './policy-schema.js';
 
 /** One problem in a policy document. */
 export interface PolicyError {
@@ -100,9 +98,9 @@ const describeValue = (v: unknown): string => (v === undefined ? 'nothing' : v =
 
 /** Friendlier zod messages: they name what was expected and what was found. */
 const zodMessages = (issue: z.core.$ZodRawIssue): string | undefined => {
+  if (issue.input === undefined && (issue.code === 'invalid_type' || issue.code === 'invalid_value')) return 'is required';
   switch (issue.code) {
     case 'invalid_type':
-      if (issue.input === undefined) return 'is required';
       return `expected ${issue.expected === 'array' ? 'a list' : issue.expected === 'object' ? 'a mapping' : `a ${issue.expected}`}, got ${describeValue(issue.input)}`;
     case 'invalid_value':
       return issue.values.length === 1
@@ -172,34 +170,32 @@ function schemaErrors(data: unknown, sink: ErrorSink): PolicyDocument | undefine
 const RESOURCE_FIELDS = ['apiGroups', 'resources', 'namespaces', 'names'] as const;
 const KUBE_FIELDS = ['verbs', 'nonResourcePaths', ...RESOURCE_FIELDS] as const;
 
-function checkApproval(a: ApprovalDocument | undefined, path: PathSegment[], sink: ErrorSink): void {
-  if (!a) return;
-  for (const key of ['ttl', 'wait'] as const) {
-    const v = a[key];
-    if (v !== undefined && parseDurationSeconds(v) === undefined) sink.add([...path, key], 'must be greater than zero');
-  }
-}
-
-/** Cross-field checks the schema cannot express. */
-function semanticErrors(doc: PolicyDocument, sink: ErrorSink): void {
-  const profiles = doc.maskingProfiles ? new Set(doc.maskingProfiles) : undefined;
-  const defaults = doc.defaults?.approval;
-  checkApproval(defaults, ['defaults', 'approval'], sink);
+/**
+ * Cross-field checks the schema cannot express. They run on every part that is individually
+ * well-formed, so one broken rule does not hide the problems of the others.
+ */
+function semanticErrors(data: unknown, sink: ErrorSink): void {
+  const raw = data as { maskingProfiles?: unknown; defaults?: unknown; rules?: unknown };
+  const declared = PolicyDocumentSchema.shape.maskingProfiles.safeParse(raw.maskingProfiles);
+  const profiles = declared.success && declared.data ? new Set(declared.data) : undefined;
+  const parsedDefaults = PolicyDocumentSchema.shape.defaults.safeParse(raw.defaults);
+  const defaults = parsedDefaults.success ? parsedDefaults.data?.approval : undefined;
   if (defaults?.ttl !== undefined && defaults.scope !== 'window') {
     sink.add(['defaults', 'approval', 'ttl'], 'ttl applies only to scope: window');
   }
-  doc.rules.forEach((rule, r) => {
+  const rules: RuleDocument[] = [];
+  if (Array.isArray(raw.rules)) {
+    for (const candidate of raw.rules as unknown[]) {
+      const parsed = RuleSchema.safeParse(candidate);
+      rules.push(parsed.success ? parsed.data : (undefined as unknown as RuleDocument));
+    }
+  }
+  rules.forEach((rule, r) => {
+    if (rule === undefined) return;
     const at = (...p: PathSegment[]): PathSegment[] => ['rules', r, ...p];
     const m = rule.match ?? {};
     if (m.http && !m.http.methods && !m.http.paths) sink.add(at('match', 'http'), 'needs methods or paths');
-    if (m.time) {
-      if (!m.time.days && !m.time.hours) sink.add(at('match', 'time'), 'needs days or hours');
-      if (m.time.hours !== undefined && parseHours(m.time.hours) === undefined) {
-        sink.add(at('match', 'time', 'hours'), 'start and end must differ');
-      }
-      const tzError = m.time.timezone === undefined ? undefined : timeZoneError(m.time.timezone);
-      if (tzError) sink.add(at('match', 'time', 'timezone'), tzError);
-    }
+    if (m.time && !m.time.days && !m.time.hours) sink.add(at('match', 'time'), 'needs days or hours');
     const resourceField = RESOURCE_FIELDS.find((f) => m[f] !== undefined);
     if (m.nonResourcePaths && resourceField) {
       sink.add(at('match', 'nonResourcePaths'), `cannot be combined with ${resourceField}: a request is either a resource or a non-resource request; split the rule in two`);
@@ -224,7 +220,6 @@ function semanticErrors(doc: PolicyDocument, sink: ErrorSink): void {
       sink.add(at('message'), 'a mask rule makes no decision, so its message would never be shown', true);
     }
     if (rule.effect === 'require_approval') {
-      checkApproval(rule.approval, at('approval'), sink);
       const merged = { ...defaults, ...rule.approval };
       if (!merged.approverGroups) {
         sink.add(rule.approval ? at('approval') : at('effect'), 'require_approval needs approval.approverGroups (or defaults.approval.approverGroups)');
@@ -246,7 +241,7 @@ function validate(data: unknown, source: string, sink: ErrorSink): ParsePolicyRe
   }
   duplicateIdErrors(data, sink);
   const doc = schemaErrors(data, sink);
-  if (doc) semanticErrors(doc, sink);
+  semanticErrors(data, sink);
   if (!doc || sink.errors.length > 0) {
     // Document order reads best in `policy check`; errors without a position keep their order.
     const errors = [...sink.errors].sort((a, b) => a.line - b.line || a.column - b.column);

@@ -6,9 +6,9 @@
  * `parsePolicy` with the same error format.
  */
 import { z } from 'zod';
-import { DURATION_PATTERN } from './duration.js';
+import { DURATION_PATTERN, parseDurationSeconds } from './duration.js';
 import { globError } from './glob.js';
-import { DAY_PATTERN, HOURS_PATTERN } from './time-window.js';
+import { DAY_PATTERN, HOURS_PATTERN, parseHours, timeZoneError } from './time-window.js';
 
 /** The only `apiVersion` this engine reads. */
 export const POLICY_API_VERSION = 'portcullis.dev/v1';
@@ -52,7 +52,14 @@ const glob = z
     if (error !== undefined) ctx.issues.push({ code: 'custom', message: error, input: ctx.value });
   });
 const globs = (description: string) => z.array(glob).min(1).meta({ description });
-const duration = z.string().regex(DURATION_PATTERN, { error: 'must be a duration such as "30s", "15m", "1h" or "1h30m"' });
+const duration = z
+  .string()
+  .regex(DURATION_PATTERN, { error: 'must be a duration such as "30s", "15m", "1h" or "1h30m"' })
+  .check((ctx) => {
+    if (DURATION_PATTERN.test(ctx.value) && parseDurationSeconds(ctx.value) === undefined) {
+      ctx.issues.push({ code: 'custom', message: 'must be greater than zero', input: ctx.value });
+    }
+  });
 
 const httpMatch = strict(
   {
@@ -76,8 +83,20 @@ const timeMatch = strict(
     hours: z
       .string()
       .regex(HOURS_PATTERN, { error: 'must be "HH:MM-HH:MM", e.g. "09:00-18:00"' })
+      .check((ctx) => {
+        if (HOURS_PATTERN.test(ctx.value) && parseHours(ctx.value) === undefined) {
+          ctx.issues.push({ code: 'custom', message: 'start and end must differ', input: ctx.value });
+        }
+      })
       .meta({ description: 'Local time range HH:MM-HH:MM, end exclusive; start > end wraps past midnight.' }),
-    timezone: z.string().min(1).meta({ description: 'IANA time zone, default UTC.' }),
+    timezone: z
+      .string()
+      .min(1)
+      .check((ctx) => {
+        const error = timeZoneError(ctx.value);
+        if (error !== undefined) ctx.issues.push({ code: 'custom', message: error, input: ctx.value });
+      })
+      .meta({ description: 'IANA time zone, default UTC.' }),
   },
   'match.time',
 )
