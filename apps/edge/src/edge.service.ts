@@ -53,7 +53,7 @@ export class EdgeService implements OnApplicationBootstrap, BeforeApplicationShu
     const dev = config.identity.devIssuer;
     const devIssuer = dev.enabled
       ? await DevIssuer.open({
-          issuer: `${publicUrl}${DEV_ISSUER_PATH}`,
+          issuer: dev.issuerUrl ?? `${publicUrl}${DEV_ISSUER_PATH}`,
           audience: dev.audience,
           tokenLifetimeMs: dev.tokenLifetime,
           maxTokenLifetimeMs: config.identity.maxTokenLifetime,

@@ -1,8 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import type { PortcullisConfig } from '../../../libs/config/src/index.js';
 import { createLogger, type Logger } from '../../../libs/common/src/index.js';
-import { connectNats, type BusHandle, type EventLog, type MessageBus } from '../../../libs/bus/src/index.js';
-import { createInProcessBus } from '../../../libs/bus/src/in-process.js';
+import { connectNats, createInProcessBus, type BusHandle, type EventLog, type MessageBus } from '../../../libs/bus/src/index.js';
 import { SqliteEventLog } from '../../../libs/audit-store/src/index.js';
 import { Streams } from '../../../libs/contracts/src/index.js';
 

@@ -107,6 +107,7 @@ export const ConfigSchema = z.strictObject({
       devIssuer: z
         .strictObject({
           enabled: z.boolean().default(false),
+          issuerUrl: z.url().optional(),
           tokenLifetime: duration('identity.devIssuer.tokenLifetime').default(300_000),
           audience: z.string().default('portcullis'),
           clients: z.array(devClient).default([]),

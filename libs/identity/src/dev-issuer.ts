@@ -1,5 +1,5 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair, importJWK, SignJWT, type JWK } from 'jose';
 
@@ -63,26 +63,30 @@ export class DevIssuer {
   /** Loads the signing key from the state directory, creating it on first start. */
   static async open(opts: DevIssuerOptions): Promise<DevIssuer> {
     const file = join(opts.stateDir, 'dev-issuer-key.json');
-    let stored: StoredKey;
-    if (existsSync(file)) {
-      stored = JSON.parse(readFileSync(file, 'utf8')) as StoredKey;
-    } else {
+    if (!existsSync(file)) {
       const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
       const publicJwk = await exportJWK(publicKey);
       const kid = createHash('sha256').update(JSON.stringify(publicJwk)).digest('base64url').slice(0, 16);
-      stored = {
+      const created: StoredKey = {
         kid,
         privateJwk: { ...(await exportJWK(privateKey)), kid, alg: 'ES256', use: 'sig' },
         publicJwk: { ...publicJwk, kid, alg: 'ES256', use: 'sig' },
       };
       mkdirSync(opts.stateDir, { recursive: true, mode: 0o700 });
       const tmp = `${file}.${process.pid}.tmp`;
-      writeFileSync(tmp, JSON.stringify(stored), { mode: 0o600 });
+      writeFileSync(tmp, JSON.stringify(created), { mode: 0o600 });
       chmodSync(tmp, 0o600);
-      // Two processes starting together: rename is atomic, the last one wins and both re-read it.
-      renameSync(tmp, file);
-      stored = JSON.parse(readFileSync(file, 'utf8')) as StoredKey;
+      // link() fails when the file exists: of several edges starting together, the first key wins
+      // and every edge then reads that one.
+      try {
+        linkSync(tmp, file);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      } finally {
+        unlinkSync(tmp);
+      }
     }
+    const stored = JSON.parse(readFileSync(file, 'utf8')) as StoredKey;
     const privateKey = await importJWK(stored.privateJwk, 'ES256');
     return new DevIssuer(opts, stored, privateKey);
   }
