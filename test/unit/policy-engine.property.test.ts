@@ -138,9 +138,12 @@ describe('policy engine properties', () => {
   });
 
   test('the indexed evaluate agrees with the exhaustive explain', () => {
+    const seen = new Map<string, number>();
     fc.assert(
       fc.property(policy(true), identity, request, (p, id, req) => {
         const fast = evaluate(p, id, req, NOW);
+        const kind = fast.ruleId === DEFAULT_DENY_RULE_ID ? 'default-deny' : `${fast.effect}${fast.maskProfile ? '+mask' : ''}`;
+        seen.set(kind, (seen.get(kind) ?? 0) + 1);
         const slow = explain(p, id, req, NOW).decision;
         assert.deepEqual(
           [fast.effect, fast.ruleId, fast.maskProfile, fast.message],
@@ -149,5 +152,9 @@ describe('policy engine properties', () => {
       }),
       { numRuns: 1000 },
     );
+    // Guard against a vacuous property: the generators must exercise every outcome.
+    for (const kind of ['default-deny', 'deny', 'allow', 'allow+mask', 'require_approval']) {
+      assert.ok((seen.get(kind) ?? 0) >= 3, `${kind} seen ${seen.get(kind) ?? 0} times: ${JSON.stringify([...seen])}`);
+    }
   });
 });
