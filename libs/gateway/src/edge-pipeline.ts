@@ -217,7 +217,7 @@ export class EdgePipeline {
       'cache-control': 'no-store',
     };
     if (gw.httpStatus === 401) headers['www-authenticate'] = 'Bearer realm="portcullis"';
-    if (gw.httpStatus === 503) headers['retry-after'] = '1';
+    // No Retry-After on 503: client-go would silently retry up to ten times and hide the outage.
     res.writeHead(gw.httpStatus, headers);
     res.end(text);
     return gw;

@@ -1,0 +1,91 @@
+/**
+ * The newcomer's path: `portcullis start` (embedded: one process, no servers) with the example
+ * policy and the sandbox, then the printed commands — kubeconfig, kubectl get pods, get secrets
+ * -o json — and the requests show up in `portcullis audit tail`.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { freePort } from '../harness/services.js';
+import { kubectl, REPO_ROOT, runPortcullis, startPortcullis, tempDir, writeConfig, type PortcullisProcess } from '../support/portcullis-process.js';
+import { eventually } from '../support/gateway-https.js';
+
+describe('embedded gateway: npm start, then the printed commands', { timeout: 180_000 }, () => {
+  const dir = tempDir('embedded');
+  let gateway: PortcullisProcess;
+  let config: string;
+  let kubeconfig: string;
+  const cache = join(dir, 'kube-cache');
+
+  before(async () => {
+    const port = await freePort();
+    // The example config with a free port and a private state dir; everything else as shipped.
+    const example = readFileSync(join(REPO_ROOT, 'portcullis.example.yaml'), 'utf8')
+      .replace('port: 8443', `port: ${port}`)
+      .replace('stateDir: .portcullis', `stateDir: ${join(dir, 'state')}`)
+      .replace('file: examples/policy.yaml', `file: ${join(REPO_ROOT, 'examples', 'policy.yaml')}`);
+    config = join(dir, 'portcullis.yaml');
+    writeFileSync(config, example);
+    gateway = startPortcullis(['start', '--config', config]);
+    await gateway.waitFor(/Stop with Ctrl-C/, 60_000);
+  });
+
+  after(async () => {
+    const code = await gateway?.stop();
+    assert.equal(code, 0, `the gateway exits cleanly on SIGTERM; output:\n${gateway.output().slice(-2000)}`);
+  });
+
+  test('the banner says what to run next and labels the sandbox', () => {
+    const out = gateway.output();
+    assert.match(out, /SANDBOX/);
+    assert.match(out, /portcullis kubeconfig --connection sandbox --client ci-bot/);
+    assert.match(out, /kubectl --kubeconfig \S+ get pods/);
+    assert.match(out, /portcullis audit tail/);
+  });
+
+  test('kubectl through the printed kubeconfig: get pods and get secrets -o json', async () => {
+    const kc = await runPortcullis(['kubeconfig', '--connection', 'sandbox', '--client', 'ci-bot', '--config', config]);
+    assert.equal(kc.code, 0, kc.stderr);
+    assert.doesNotMatch(kc.stdout, /token:/, 'no token is written into the kubeconfig');
+    assert.match(kc.stdout, /exec:/);
+    kubeconfig = join(dir, 'kubeconfig');
+    writeFileSync(kubeconfig, kc.stdout);
+
+    const pods = await kubectl(kubeconfig, cache, ['get', 'pods']);
+    assert.equal(pods.code, 0, pods.stderr);
+    assert.match(pods.stdout, /^NAME\s+READY\s+STATUS/m);
+
+    const secrets = await kubectl(kubeconfig, cache, ['get', 'secrets', '-o', 'json']);
+    assert.equal(secrets.code, 0, secrets.stderr);
+    const list = JSON.parse(secrets.stdout) as { kind: string; items: unknown[] };
+    assert.equal(list.kind, 'List');
+    assert.ok(list.items.length > 0);
+
+    const refused = await kubectl(kubeconfig, cache, ['delete', 'namespace', 'staging']);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /approval/);
+    const exec = await kubectl(kubeconfig, cache, ['get', '--raw', '/api/v1/namespaces/default/pods/x/exec?command=sh']);
+    assert.notEqual(exec.code, 0);
+  });
+
+  test('the requests appear in portcullis audit tail', async () => {
+    const rows = await eventually('audit rows', async () => {
+      const r = await runPortcullis(['audit', 'tail', '--json', '--config', config]);
+      assert.equal(r.code, 0, r.stderr);
+      const parsed = r.stdout.trim().split('\n').filter((l) => l).map((l) => JSON.parse(l) as Record<string, unknown>);
+      return parsed.some((x) => x['rule_id'] === 'delete-namespace-needs-sre') ? parsed : undefined;
+    });
+    const received = rows.filter((r) => r['type'] === 'request.received');
+    assert.ok(received.some((r) => r['resource'] === 'pods' && r['verb'] === 'list' && r['subject'] === 'ci-bot'));
+    assert.ok(received.some((r) => r['resource'] === 'secrets' && r['verb'] === 'list'));
+    const decided = rows.filter((r) => r['type'] === 'request.decided');
+    assert.ok(decided.some((r) => r['rule_id'] === 'delete-namespace-needs-sre' && r['effect'] === 'require_approval'));
+    assert.ok(decided.some((r) => r['rule_id'] === 'bots-read-secrets-masked'));
+    const human = await runPortcullis(['audit', 'tail', '--config', config]);
+    assert.match(human.stdout, /request\.received/);
+    assert.match(human.stdout, /ci-bot/);
+  });
+
+  void writeConfig;
+});
