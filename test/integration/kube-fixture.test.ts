@@ -1,0 +1,348 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { parse as parseYaml } from 'yaml';
+import { kubeconfigFor, startKubeApiServer, type KubeApiServer, type RecordedRequest } from '../fixture/kube-apiserver/index.js';
+
+const KUBECTL = process.env['KUBECTL'] ?? '/usr/bin/kubectl';
+
+interface KubectlResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+interface RawResponse {
+  readonly status: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly body: string;
+}
+
+let api: KubeApiServer;
+let workDir: string;
+let kubeconfigPath: string;
+let cacheCounter = 0;
+
+async function kubectl(args: readonly string[], config = kubeconfigPath): Promise<KubectlResult> {
+  // A fresh cache dir per call keeps discovery requests visible in every test's request log.
+  const cacheDir = join(workDir, `cache-${++cacheCounter}`);
+  const child = spawn(KUBECTL, ['--kubeconfig', config, '--cache-dir', cacheDir, ...args], {
+    env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: workDir },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const code = await new Promise<number>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (c) => resolve(c ?? -1));
+  });
+  return { code, stdout, stderr };
+}
+
+async function kubectlOk(args: readonly string[]): Promise<string> {
+  const result = await kubectl(args);
+  assert.equal(result.code, 0, `kubectl ${args.join(' ')} failed: ${result.stderr}`);
+  return result.stdout;
+}
+
+function raw(method: string, path: string, options: { body?: string; headers?: Record<string, string>; token?: string | null } = {}): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = { ...options.headers };
+    const token = options.token === undefined ? api.token : options.token;
+    if (token !== null) headers['Authorization'] = `Bearer ${token}`;
+    if (options.body !== undefined) headers['Content-Length'] = String(Buffer.byteLength(options.body));
+    const req = request(`${api.url}${path}`, { method, ca: api.caPem, headers }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.once('error', reject);
+    req.end(options.body);
+  });
+}
+
+function requestsSince(start: number): RecordedRequest[] {
+  return api.requests.slice(start);
+}
+
+function methodsAndPaths(requests: readonly RecordedRequest[]): string[] {
+  return requests.map((r) => `${r.method} ${r.path.split('?')[0] ?? ''}`);
+}
+
+function findRequest(requests: readonly RecordedRequest[], method: string, pathPrefix: string): RecordedRequest {
+  const found = requests.find((r) => r.method === method && r.path.startsWith(pathPrefix));
+  assert.ok(found, `expected ${method} ${pathPrefix} in ${JSON.stringify(methodsAndPaths(requests))}`);
+  return found;
+}
+
+describe('kube-apiserver fixture with real kubectl', () => {
+  before(async () => {
+    workDir = await mkdtemp(join(tmpdir(), 'kube-fixture-test-'));
+    api = await startKubeApiServer();
+    kubeconfigPath = join(workDir, 'kubeconfig');
+    await writeFile(kubeconfigPath, kubeconfigFor({ url: api.url, caPem: api.caPem, token: api.token }), { mode: 0o600 });
+  });
+
+  after(async () => {
+    await api.close();
+    await rm(workDir, { recursive: true, force: true });
+  });
+
+  it('get pods -A prints the server-side table and discovers through aggregated discovery', async () => {
+    const start = api.requests.length;
+    const out = await kubectlOk(['get', 'pods', '-A']);
+    const lines = out.trim().split('\n');
+    assert.match(lines[0] ?? '', /^NAMESPACE\s+NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE$/);
+    assert.equal(lines.length, 7);
+    assert.match(out, /prod\s+worker-0\s+0\/1\s+CrashLoopBackOff\s+7 \(\d+m ago\)\s+30h/);
+    assert.match(out, /default\s+nginx-7c5ddbdf54-x8f9k\s+1\/1\s+Running\s+0\s+2d2h/);
+    const seen = requestsSince(start);
+    assert.deepEqual(methodsAndPaths(seen).filter((p) => p !== 'GET /version'), ['GET /api', 'GET /apis', 'GET /api/v1/pods']);
+    assert.match(String(findRequest(seen, 'GET', '/api?').headers['accept']), /g=apidiscovery\.k8s\.io;v=v2;as=APIGroupDiscoveryList/);
+    const list = findRequest(seen, 'GET', '/api/v1/pods');
+    assert.match(String(list.headers['accept']), /as=Table;v=v1;g=meta\.k8s\.io/);
+    assert.equal(list.path, '/api/v1/pods?limit=500');
+    assert.ok(seen.every((r) => r.user === `token:${api.token.slice(0, 4)}...`));
+  });
+
+  it('get ns lists the seeded namespaces as Active', async () => {
+    const out = await kubectlOk(['get', 'ns', '--no-headers']);
+    const rows = out.trim().split('\n').map((l) => l.split(/\s+/).slice(0, 2).join(' '));
+    assert.deepEqual(rows, ['default Active', 'kube-system Active', 'prod Active', 'staging Active']);
+  });
+
+  it('get secrets -o json returns the full secrets with base64 data', async () => {
+    const start = api.requests.length;
+    const out = JSON.parse(await kubectlOk(['get', 'secrets', '-n', 'default', '-o', 'json'])) as {
+      items: { kind: string; metadata: { name: string }; data: Record<string, string>; type: string }[];
+    };
+    assert.deepEqual(out.items.map((i) => i.metadata.name), ['db-credentials', 'registry-pull']);
+    const db = out.items[0];
+    assert.equal(db?.kind, 'Secret');
+    assert.equal(Buffer.from(db?.data['password'] ?? '', 'base64').toString(), 'S3cr3t-default!');
+    const list = findRequest(requestsSince(start), 'GET', '/api/v1/namespaces/default/secrets');
+    assert.doesNotMatch(String(list.headers['accept']), /as=Table/);
+  });
+
+  it('get pod -o yaml and describe pod show the stored pod', async () => {
+    const pod = parseYaml(await kubectlOk(['get', 'pod', 'nginx-7c5ddbdf54-x8f9k', '-o', 'yaml'])) as {
+      kind: string;
+      metadata: { name: string; uid: string; resourceVersion: string };
+      spec: { containers: { image: string }[]; nodeName: string };
+    };
+    assert.equal(pod.kind, 'Pod');
+    assert.equal(pod.metadata.name, 'nginx-7c5ddbdf54-x8f9k');
+    assert.equal(pod.spec.containers[0]?.image, 'nginx:1.27.3');
+    assert.equal(pod.metadata.uid, api.store.get('pods', 'default', 'nginx-7c5ddbdf54-x8f9k')?.metadata.uid);
+
+    const start = api.requests.length;
+    const described = await kubectlOk(['describe', 'pod', 'nginx-7c5ddbdf54-x8f9k']);
+    assert.match(described, /^Name:\s+nginx-7c5ddbdf54-x8f9k$/m);
+    assert.match(described, /^Node:\s+node-a\/172\.18\.0\.2$/m);
+    assert.match(described, /^Status:\s+Running$/m);
+    assert.match(described, /^\s+Image:\s+nginx:1\.27\.3$/m);
+    const events = findRequest(requestsSince(start), 'GET', '/api/v1/namespaces/default/events');
+    // kubectl builds the selector from a Go map, so the requirement order varies between runs.
+    const selector = new URL(events.path, api.url).searchParams.get('fieldSelector') ?? '';
+    assert.deepEqual(selector.split(',').sort(), [
+      'involvedObject.name=nginx-7c5ddbdf54-x8f9k',
+      'involvedObject.namespace=default',
+      `involvedObject.uid=${pod.metadata.uid}`,
+    ]);
+  });
+
+  it('create ns, secret and configmap; secret and configmap bodies arrive as protobuf', async () => {
+    const start = api.requests.length;
+    assert.equal((await kubectlOk(['create', 'ns', 'team-create'])).trim(), 'namespace/team-create created');
+    assert.equal((await kubectlOk(['create', 'secret', 'generic', 'creds', '-n', 'team-create', '--from-literal=user=bot', '--from-literal=pass=p@ss w0rd'])).trim(), 'secret/creds created');
+    assert.equal((await kubectlOk(['create', 'configmap', 'settings', '-n', 'team-create', '--from-literal=mode=fast'])).trim(), 'configmap/settings created');
+
+    const ns = api.store.get('namespaces', undefined, 'team-create');
+    assert.equal(ns?.metadata.labels?.['kubernetes.io/metadata.name'], 'team-create');
+    const secret = api.store.get('secrets', 'team-create', 'creds');
+    assert.equal(secret?.['type'], 'Opaque');
+    const data = secret?.['data'] as Record<string, string>;
+    assert.equal(Buffer.from(data['pass'] ?? '', 'base64').toString(), 'p@ss w0rd');
+    assert.equal(Buffer.from(data['user'] ?? '', 'base64').toString(), 'bot');
+    assert.deepEqual(api.store.get('configmaps', 'team-create', 'settings')?.['data'], { mode: 'fast' });
+
+    const seen = requestsSince(start);
+    const secretPost = findRequest(seen, 'POST', '/api/v1/namespaces/team-create/secrets');
+    assert.equal(secretPost.contentType, 'application/vnd.kubernetes.protobuf');
+    assert.match(secretPost.path, /fieldManager=kubectl-create/);
+    assert.equal(findRequest(seen, 'POST', '/api/v1/namespaces/team-create/configmaps').contentType, 'application/vnd.kubernetes.protobuf');
+    assert.ok(findRequest(seen, 'POST', '/api/v1/namespaces?').bodyBytes > 0);
+
+    const again = await kubectl(['create', 'ns', 'team-create']);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /Error from server \(AlreadyExists\): namespaces "team-create" already exists/);
+  });
+
+  it('apply -f creates with last-applied, re-apply sends a strategic merge patch', async () => {
+    await kubectlOk(['create', 'ns', 'team-apply']);
+    const manifest = (data: string): string =>
+      `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\n  namespace: team-apply\n  labels:\n    tier: web\ndata:\n${data}`;
+    const file = join(workDir, 'apply.yaml');
+    await writeFile(file, manifest('  one: "1"\n'));
+    const start = api.requests.length;
+    assert.equal((await kubectlOk(['apply', '-f', file])).trim(), 'configmap/web created');
+    const created = api.store.get('configmaps', 'team-apply', 'web');
+    const lastApplied = JSON.parse(created?.metadata.annotations?.['kubectl.kubernetes.io/last-applied-configuration'] ?? '{}') as { data: unknown };
+    assert.deepEqual(lastApplied.data, { one: '1' });
+
+    await writeFile(file, manifest('  two: "2"\n'));
+    assert.equal((await kubectlOk(['apply', '-f', file])).trim(), 'configmap/web configured');
+    const updated = api.store.get('configmaps', 'team-apply', 'web');
+    assert.deepEqual(updated?.['data'], { two: '2' });
+    assert.ok(Number(updated?.metadata.resourceVersion) > Number(created?.metadata.resourceVersion));
+
+    const seen = requestsSince(start);
+    assert.ok(methodsAndPaths(seen).includes('GET /openapi/v3'));
+    assert.equal(findRequest(seen, 'POST', '/api/v1/namespaces/team-apply/configmaps').path.includes('fieldManager=kubectl-client-side-apply'), true);
+    assert.equal(findRequest(seen, 'PATCH', '/api/v1/namespaces/team-apply/configmaps/web').contentType, 'application/strategic-merge-patch+json');
+  });
+
+  it('label, patch --type merge and delete modify and remove the object', async () => {
+    await kubectlOk(['create', 'ns', 'team-edit']);
+    await kubectlOk(['create', 'configmap', 'cfg', '-n', 'team-edit', '--from-literal=a=1']);
+    const start = api.requests.length;
+    assert.equal((await kubectlOk(['label', 'configmap', 'cfg', '-n', 'team-edit', 'env=dev'])).trim(), 'configmap/cfg labeled');
+    assert.equal((await kubectlOk(['patch', 'configmap', 'cfg', '-n', 'team-edit', '--type', 'merge', '-p', '{"data":{"b":"2"}}'])).trim(), 'configmap/cfg patched');
+    const cfg = api.store.get('configmaps', 'team-edit', 'cfg');
+    assert.deepEqual(cfg?.metadata.labels, { env: 'dev' });
+    assert.deepEqual(cfg?.['data'], { a: '1', b: '2' });
+    const listed = await kubectlOk(['get', 'cm', '-n', 'team-edit', '-l', 'env=dev', '--no-headers']);
+    assert.match(listed, /^cfg\s+2\s+\d+s$/m);
+
+    assert.equal((await kubectlOk(['delete', 'configmap', 'cfg', '-n', 'team-edit'])).trim(), 'configmap "cfg" deleted');
+    assert.equal(api.store.get('configmaps', 'team-edit', 'cfg'), undefined);
+    assert.equal((await kubectlOk(['delete', 'ns', 'team-edit'])).trim(), 'namespace "team-edit" deleted');
+    assert.equal(api.store.get('namespaces', undefined, 'team-edit'), undefined);
+
+    const seen = requestsSince(start);
+    const patches = seen.filter((r) => r.method === 'PATCH');
+    // kubectl label computes a JSON merge patch, not a strategic one.
+    assert.deepEqual(patches.map((p) => p.contentType), ['application/merge-patch+json', 'application/merge-patch+json']);
+    findRequest(seen, 'DELETE', '/api/v1/namespaces/team-edit/configmaps/cfg');
+    findRequest(seen, 'DELETE', '/api/v1/namespaces/team-edit');
+  });
+
+  it('reports NotFound and Unauthorized the way kubectl expects', async () => {
+    const missing = await kubectl(['get', 'pod', 'nope']);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /Error from server \(NotFound\): pods "nope" not found/);
+
+    const badConfig = join(workDir, 'bad-kubeconfig');
+    await writeFile(badConfig, kubeconfigFor({ url: api.url, caPem: api.caPem, token: 'wrong-token' }));
+    const denied = await kubectl(['get', 'pods'], badConfig);
+    assert.equal(denied.code, 1);
+    assert.match(denied.stderr, /error: You must be logged in to the server \(the server has asked for the client to provide credentials\)/);
+  });
+
+  it('@kubernetes/client-node lists pods and namespaces', async () => {
+    const kc = new KubeConfig();
+    kc.loadFromString(kubeconfigFor({ url: api.url, caPem: api.caPem, token: api.token }));
+    const core = kc.makeApiClient(CoreV1Api);
+    const pods = await core.listNamespacedPod({ namespace: 'prod', labelSelector: 'app=api' });
+    assert.deepEqual(pods.items.map((p) => p.metadata?.name), ['api-6d8f5b7c9-zr4nt']);
+    assert.equal(pods.items[0]?.status?.phase, 'Running');
+    const namespaces = await core.listNamespace({ fieldSelector: 'metadata.name=staging' });
+    assert.deepEqual(namespaces.items.map((n) => n.metadata?.name), ['staging']);
+    await assert.rejects(core.readNamespacedSecret({ namespace: 'prod', name: 'absent' }), (err: unknown) => {
+      assert.equal((err as { code?: number }).code, 404);
+      return true;
+    });
+  });
+});
+
+describe('kube-apiserver fixture protocol details', () => {
+  before(async () => {
+    api = await startKubeApiServer({ tokens: ['protocol-token', 'second-token'] });
+  });
+  after(async () => {
+    await api.close();
+  });
+
+  it('answers 401 with an Unauthorized Status and still records the request', async () => {
+    const res = await raw('GET', '/api/v1/pods', { token: null, headers: { 'Impersonate-User': 'bot@example.com' } });
+    assert.equal(res.status, 401);
+    assert.deepEqual(JSON.parse(res.body), { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'Unauthorized', reason: 'Unauthorized', code: 401 });
+    const recorded = api.requests.at(-1);
+    assert.equal(recorded?.user, undefined);
+    assert.equal(recorded?.headers['impersonate-user'], 'bot@example.com');
+    assert.equal((await raw('GET', '/version', { token: null })).status, 200);
+    const second = await raw('GET', '/api/v1/namespaces', { token: 'second-token' });
+    assert.equal(second.status, 200);
+    assert.equal(api.requests.at(-1)?.user, 'token:seco...');
+  });
+
+  it('serves Table with full objects on includeObject=Object and legacy discovery for plain JSON', async () => {
+    const table = JSON.parse((await raw('GET', '/api/v1/namespaces/default/secrets?includeObject=Object', { headers: { Accept: 'application/json;as=Table;v=v1;g=meta.k8s.io' } })).body) as {
+      kind: string;
+      columnDefinitions: { name: string }[];
+      rows: { cells: unknown[]; object: { kind: string; data?: unknown } }[];
+    };
+    assert.equal(table.kind, 'Table');
+    assert.deepEqual(table.columnDefinitions.map((c) => c.name), ['Name', 'Type', 'Data', 'Age']);
+    assert.deepEqual(table.rows[0]?.cells.slice(0, 3), ['db-credentials', 'Opaque', 2]);
+    assert.equal(table.rows[0]?.object.kind, 'Secret');
+    assert.ok(table.rows[0]?.object.data);
+    const resources = JSON.parse((await raw('GET', '/api/v1')).body) as { kind: string; resources: { name: string; shortNames?: string[]; namespaced: boolean }[] };
+    assert.equal(resources.kind, 'APIResourceList');
+    assert.deepEqual(resources.resources.find((r) => r.name === 'pods')?.shortNames, ['po']);
+    assert.equal(resources.resources.find((r) => r.name === 'namespaces')?.namespaced, false);
+    assert.ok(resources.resources.some((r) => r.name === 'pods/log'));
+    const legacy = await raw('GET', '/api', { headers: { Accept: 'application/json' } });
+    assert.equal(JSON.parse(legacy.body).kind, 'APIVersions');
+  });
+
+  it('returns proper Status objects for bad input', async () => {
+    const cm = (name: string, rv?: string): string => JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, ...(rv === undefined ? {} : { resourceVersion: rv }) }, data: { a: '1' } });
+    const json = { 'Content-Type': 'application/json' };
+    const malformed = await raw('POST', '/api/v1/namespaces/default/configmaps', { body: '{"metadata":', headers: json });
+    assert.equal(malformed.status, 400);
+    assert.equal(JSON.parse(malformed.body).reason, 'BadRequest');
+
+    const invalidName = JSON.parse((await raw('POST', '/api/v1/namespaces/default/configmaps', { body: cm('Bad_Name'), headers: json })).body) as { code: number; reason: string; details: { kind: string; causes: { field: string }[] } };
+    assert.equal(invalidName.code, 422);
+    assert.equal(invalidName.reason, 'Invalid');
+    assert.equal(invalidName.details.kind, 'ConfigMap');
+    assert.equal(invalidName.details.causes[0]?.field, 'metadata.name');
+
+    const created = await raw('POST', '/api/v1/namespaces/default/configmaps', { body: cm('proto'), headers: json });
+    assert.equal(created.status, 201);
+    const rv = (JSON.parse(created.body) as { metadata: { resourceVersion: string } }).metadata.resourceVersion;
+    const dup = JSON.parse((await raw('POST', '/api/v1/namespaces/default/configmaps', { body: cm('proto'), headers: json })).body);
+    assert.deepEqual([dup.code, dup.reason, dup.details], [409, 'AlreadyExists', { name: 'proto', kind: 'configmaps' }]);
+
+    assert.equal((await raw('PUT', '/api/v1/namespaces/default/configmaps/proto', { body: cm('proto', rv), headers: json })).status, 200);
+    const stale = JSON.parse((await raw('PUT', '/api/v1/namespaces/default/configmaps/proto', { body: cm('proto', '1'), headers: json })).body);
+    assert.deepEqual([stale.code, stale.reason], [409, 'Conflict']);
+
+    const jsonPatch = await raw('PATCH', '/api/v1/namespaces/default/configmaps/proto', {
+      body: JSON.stringify([{ op: 'add', path: '/data/b', value: '2' }, { op: 'remove', path: '/data/a' }]),
+      headers: { 'Content-Type': 'application/json-patch+json' },
+    });
+    assert.deepEqual(JSON.parse(jsonPatch.body).data, { b: '2' });
+    const unsupported = await raw('PATCH', '/api/v1/namespaces/default/configmaps/proto', { body: '{}', headers: { 'Content-Type': 'text/plain' } });
+    assert.equal(unsupported.status, 415);
+    assert.equal(JSON.parse(unsupported.body).reason, 'UnsupportedMediaType');
+    assert.equal((await raw('POST', '/api/v1/namespaces/default/configmaps/proto', { body: '{}', headers: json })).status, 405);
+
+    const deleted = JSON.parse((await raw('DELETE', '/api/v1/namespaces/default/configmaps/proto')).body);
+    assert.equal(deleted.status, 'Success');
+    assert.deepEqual({ name: deleted.details.name, kind: deleted.details.kind }, { name: 'proto', kind: 'configmaps' });
+    const gone = JSON.parse((await raw('GET', '/api/v1/namespaces/default/configmaps/proto')).body);
+    assert.deepEqual([gone.code, gone.reason, gone.message], [404, 'NotFound', 'configmaps "proto" not found']);
+    const unknown = await raw('GET', '/api/v1/widgets');
+    assert.equal(unknown.status, 404);
+    assert.equal(JSON.parse(unknown.body).kind, 'Status');
+  });
+});
