@@ -1,12 +1,15 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { once } from 'node:events';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
+import { createCertificateAuthority, issueClientCertificate } from '../../libs/tls/src/index.js';
 import { kubeconfigFor, startKubeApiServer, type KubeApiServer, type RecordedRequest } from '../fixture/kube-apiserver/index.js';
 
 const KUBECTL = process.env['KUBECTL'] ?? '/usr/bin/kubectl';
@@ -52,13 +55,25 @@ async function kubectlOk(args: readonly string[]): Promise<string> {
   return result.stdout;
 }
 
-function raw(method: string, path: string, options: { body?: string; headers?: Record<string, string>; token?: string | null } = {}): Promise<RawResponse> {
+interface RawOptions {
+  body?: string;
+  headers?: Record<string, string>;
+  /** null sends no Authorization header; undefined sends the fixture's token. */
+  token?: string | null;
+  /** Defaults to the current fixture. */
+  server?: { url: string; caPem: string; token: string };
+  clientCert?: { certPem: string; keyPem: string };
+}
+
+function raw(method: string, path: string, options: RawOptions = {}): Promise<RawResponse> {
+  const server = options.server ?? api;
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = { ...options.headers };
-    const token = options.token === undefined ? api.token : options.token;
+    const token = options.token === undefined ? server.token : options.token;
     if (token !== null) headers['Authorization'] = `Bearer ${token}`;
     if (options.body !== undefined) headers['Content-Length'] = String(Buffer.byteLength(options.body));
-    const req = request(`${api.url}${path}`, { method, ca: api.caPem, headers }, (res) => {
+    const tlsOptions = options.clientCert === undefined ? {} : { cert: options.clientCert.certPem, key: options.clientCert.keyPem };
+    const req = request(`${server.url}${path}`, { method, ca: server.caPem, headers, ...tlsOptions }, (res) => {
       let body = '';
       res.setEncoding('utf8').on('data', (d: string) => (body += d));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
@@ -344,5 +359,57 @@ describe('kube-apiserver fixture protocol details', () => {
     const unknown = await raw('GET', '/api/v1/widgets');
     assert.equal(unknown.status, 404);
     assert.equal(JSON.parse(unknown.body).kind, 'Status');
+  });
+});
+
+describe('kube-apiserver fixture authentication and process mode', () => {
+  it('authenticates client certificates signed by clientCaPem as their CN', async () => {
+    const clientCa = await createCertificateAuthority('upstream client CA');
+    const client = await issueClientCertificate(clientCa, { commonName: 'portcullis-edge', organizations: ['system:masters'] });
+    const stranger = await issueClientCertificate(await createCertificateAuthority('other CA'), { commonName: 'mallory' });
+    const server = await startKubeApiServer({ clientCaPem: clientCa.certPem, seed: false });
+    try {
+      const ok = await raw('GET', '/api/v1/namespaces', { server, token: null, clientCert: client, headers: { 'Impersonate-User': 'ci-bot', 'Impersonate-Group': 'ci' } });
+      assert.equal(ok.status, 200);
+      assert.deepEqual(JSON.parse(ok.body).items, []);
+      const recorded = server.requests.at(-1);
+      assert.equal(recorded?.user, 'portcullis-edge');
+      assert.equal(recorded?.headers['impersonate-user'], 'ci-bot');
+      assert.equal(recorded?.headers['impersonate-group'], 'ci');
+      const rejected = await raw('GET', '/api/v1/namespaces', { server, token: null, clientCert: stranger });
+      assert.equal(rejected.status, 401);
+      assert.equal(server.requests.at(-1)?.user, undefined);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('main.ts runs the fixture as a process, prints its URL and CA, and stops on SIGTERM', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kube-fixture-main-'));
+    const tokenFile = join(dir, 'token');
+    const mainPath = new URL('../fixture/kube-apiserver/main.js', import.meta.url);
+    const child = spawn(process.execPath, [mainPath.pathname, '--port', '0', '--cert-dir', join(dir, 'certs'), '--token-file', tokenFile], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    try {
+      const lines = createInterface({ input: child.stdout });
+      const [line] = (await once(lines, 'line')) as [string];
+      const info = JSON.parse(line) as { url: string; ca: string; token: string };
+      assert.match(info.url, /^https:\/\/127\.0\.0\.1:\d+$/);
+      assert.equal((await readFile(tokenFile, 'utf8')).trim(), info.token);
+      assert.equal(await readFile(join(dir, 'certs', 'ca.pem'), 'utf8'), info.ca);
+      const server = { url: info.url, caPem: info.ca, token: info.token };
+      const version = JSON.parse((await raw('GET', '/version', { server })).body) as { gitVersion: string };
+      assert.equal(version.gitVersion, 'v1.32.4');
+      const pods = JSON.parse((await raw('GET', '/api/v1/namespaces/prod/pods', { server })).body) as { items: unknown[] };
+      assert.equal(pods.items.length, 2);
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      const [code] = (await exited) as [number | null];
+      assert.equal(code, 0);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
