@@ -1,5 +1,5 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
-import { AuditWriter, ClickHouseAuditSink } from '../../../libs/audit-store/src/index.js';
+import type { AuditWriter, ClickHouseAuditSink } from '../../../libs/audit-store/src/index.js';
 import { BusHeaders, Subjects } from '../../../libs/contracts/src/index.js';
 import { PLATFORM, PlatformMode, type Platform } from '../../runtime/src/index.js';
 
@@ -21,6 +21,8 @@ export class AuditService implements OnApplicationBootstrap, OnApplicationShutdo
       return;
     }
     const ch = config.audit.clickhouse;
+    // Loaded only in cluster mode: the embedded gateway never pays for the ClickHouse client.
+    const { AuditWriter, ClickHouseAuditSink } = await import('../../../libs/audit-store/src/index.js');
     this.sink = new ClickHouseAuditSink({ url: ch.url, database: ch.database, username: ch.username, password: ch.password });
     await this.sink.migrate();
     this.writer = new AuditWriter({

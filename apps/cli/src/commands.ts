@@ -4,7 +4,6 @@ import { DEV_ISSUER_PATH, renderKubeconfig } from '../../../libs/gateway/src/ind
 import type { PortcullisConfig } from '../../../libs/config/src/index.js';
 import { formatPolicyError, parsePolicy } from '../../../libs/policy-engine/src/index.js';
 import {
-  ClickHouseAuditSink,
   formatAuditRow,
   formatAuditRowJson,
   SqliteAuditSink,
@@ -113,12 +112,13 @@ export function policyCheckCommand(file: string): { ok: boolean; output: string 
 }
 
 /** Opens the audit store the config points at, for reading. */
-export function openAuditReader(config: PortcullisConfig): AuditSink {
+export async function openAuditReader(config: PortcullisConfig): Promise<AuditSink> {
   if (config.bus.mode === 'embedded' || config.audit.sink === 'sqlite') {
     if (!existsSync(config.audit.sqlite.file)) throw new CliError(`no audit store at ${config.audit.sqlite.file} yet: start the gateway (npm start) and send a request`);
     return new SqliteAuditSink({ path: config.audit.sqlite.file });
   }
   const ch = config.audit.clickhouse;
+  const { ClickHouseAuditSink } = await import('../../../libs/audit-store/src/index.js');
   return new ClickHouseAuditSink({ url: ch.url, database: ch.database, username: ch.username, password: ch.password });
 }
 
@@ -131,7 +131,7 @@ export async function auditTailCommand(
 ): Promise<void> {
   const sinceMs = parseDuration(opts.since);
   if (sinceMs === undefined) throw new CliError(`--since: expected a duration such as 10m or 1h, got ${JSON.stringify(opts.since)}`, 2);
-  const sink = openAuditReader(config);
+  const sink = await openAuditReader(config);
   const format = opts.json ? formatAuditRowJson : formatAuditRow;
   try {
     let rows: AuditRow[] = await sink.query({
