@@ -97,11 +97,22 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   return `${path}: ${issue.message}${got}`;
 }
 
+const SECRET_KEY = /secret|password|token/i;
+
 /** Never echo a secret-looking value back into an error message. */
 function safeValue(path: string, value: unknown): string {
-  if (/secret|password|token/i.test(path)) return '(hidden)';
-  const text = JSON.stringify(value);
+  if (SECRET_KEY.test(path)) return '(hidden)';
+  // An object can carry a secret under its own keys, e.g. `clients:` given a map instead of a list.
+  const text = JSON.stringify(redactSecrets(value));
   return text === undefined ? String(value) : text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+function redactSecrets(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(redactSecrets);
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, SECRET_KEY.test(k) ? '(hidden)' : redactSecrets(v)]));
+  }
+  return value;
 }
 
 const ENV_REF = /\$\{([A-Z_][A-Z0-9_]*)\}/g;

@@ -1,0 +1,328 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { ConfigError, loadConfigFile, parseConfig, type PortcullisConfig } from '../../libs/config/src/index.js';
+
+/** Repository root (tests run from dist/test/unit). */
+const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
+const configDir = '/etc/portcullis';
+const tmp = mkdtempSync(join(tmpdir(), 'portcullis-config-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+function parse(raw: unknown, env: NodeJS.ProcessEnv = {}): PortcullisConfig {
+  return parseConfig(raw, { configDir, env, source: 'test.yaml' });
+}
+
+/** Parses a config that must be refused and returns the error. */
+function refused(raw: unknown, env: NodeJS.ProcessEnv = {}): ConfigError {
+  try {
+    parse(raw, env);
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${String(err)}`);
+    return err;
+  }
+  assert.fail(`expected ${JSON.stringify(raw)} to be refused`);
+}
+
+function writeTmp(name: string, text: string): string {
+  const file = join(tmp, name);
+  writeFileSync(file, text);
+  return file;
+}
+
+const kube = (extra: Record<string, unknown> = {}) => ({ name: 'prod', type: 'kubernetes', server: 'https://10.0.0.1:6443', ...extra });
+
+describe('parseConfig: defaults and freezing', () => {
+  test('an empty config gets every default', () => {
+    const cfg = parse({});
+    assert.equal(cfg.configDir, configDir);
+    assert.equal(cfg.node.stateDir, '/etc/portcullis/.portcullis');
+    assert.match(cfg.node.id, /^.+-\d+$/, 'node id defaults to <hostname>-<pid>');
+    assert.deepEqual(cfg.edge.listen, { host: '127.0.0.1', port: 8443 });
+    assert.deepEqual(cfg.edge.tls, {});
+    assert.equal(cfg.edge.decisionTimeout, 2000);
+    assert.equal(cfg.edge.auditAckTimeout, 2000);
+    assert.equal(cfg.edge.upstreamTimeout, 60_000);
+    assert.equal(cfg.edge.maxRequestBodyBytes, 16 * 1024 * 1024);
+    assert.equal(cfg.bus.mode, 'embedded');
+    assert.deepEqual(cfg.bus.nats.servers, ['nats://127.0.0.1:4222']);
+    assert.deepEqual(cfg.bus.auditStream, { maxAge: 30 * 86_400_000, duplicateWindow: 120_000, replicas: 1 });
+    assert.equal(cfg.identity.maxTokenLifetime, 3_600_000);
+    assert.equal(cfg.identity.clockSkew, 30_000);
+    assert.deepEqual(cfg.identity.issuers, []);
+    assert.equal(cfg.identity.devIssuer.enabled, false);
+    assert.equal(cfg.identity.devIssuer.tokenLifetime, 300_000);
+    assert.deepEqual(cfg.connections, []);
+    assert.equal(cfg.sandbox.enabled, 'auto');
+    assert.equal(cfg.policy.file, '/etc/portcullis/examples/policy.yaml');
+    assert.equal(cfg.audit.sink, 'sqlite');
+    assert.equal(cfg.audit.sqlite.file, '/etc/portcullis/.portcullis/audit.db');
+    assert.equal(cfg.audit.clickhouse.flushInterval, 200);
+  });
+
+  test('nested defaults fill in around given values', () => {
+    const cfg = parse({
+      edge: { listen: { port: 9000 } },
+      connections: [kube()],
+      identity: { issuers: [{ issuer: 'https://idp.example.com', audiences: ['portcullis'] }] },
+    });
+    assert.deepEqual(cfg.edge.listen, { host: '127.0.0.1', port: 9000 });
+    const conn = cfg.connections[0];
+    assert.ok(conn !== undefined && conn.type === 'kubernetes');
+    assert.equal(conn.impersonate, true);
+    assert.equal(conn.impersonationPrefix, 'portcullis:');
+    assert.equal(conn.insecureSkipTlsVerify, false);
+    assert.deepEqual(cfg.identity.issuers[0]?.algorithms, ['RS256', 'PS256', 'ES256', 'EdDSA']);
+    assert.equal(cfg.identity.issuers[0]?.subjectClaim, 'sub');
+  });
+
+  test('durations are parsed into milliseconds', () => {
+    const cfg = parse({ edge: { decisionTimeout: '500ms', upstreamTimeout: '5m' }, bus: { auditStream: { maxAge: '7d' } }, identity: { clockSkew: '1h' } });
+    assert.equal(cfg.edge.decisionTimeout, 500);
+    assert.equal(cfg.edge.upstreamTimeout, 300_000);
+    assert.equal(cfg.bus.auditStream.maxAge, 7 * 86_400_000);
+    assert.equal(cfg.identity.clockSkew, 3_600_000);
+  });
+
+  test('the result is deeply frozen', () => {
+    const cfg = parse({ connections: [kube()], identity: { devIssuer: { clients: [{ id: 'a', secret: 'long-enough', groups: ['g'] }] } } });
+    const objects: unknown[] = [cfg, cfg.edge, cfg.edge.listen, cfg.edge.tls, cfg.bus.nats.servers, cfg.connections, cfg.connections[0], cfg.identity.devIssuer.clients[0], cfg.identity.devIssuer.clients[0]?.groups, cfg.audit.sqlite];
+    for (const o of objects) assert.ok(Object.isFrozen(o), `not frozen: ${JSON.stringify(o)}`);
+    assert.throws(() => {
+      (cfg.edge.listen as { port: number }).port = 1;
+    }, TypeError);
+    assert.throws(() => {
+      (cfg.connections as unknown[]).push(kube({ name: 'x' }));
+    }, TypeError);
+    assert.throws(() => {
+      (cfg.identity.devIssuer.clients[0]?.groups as string[]).push('system:masters');
+    }, TypeError);
+    assert.equal(cfg.edge.listen.port, 8443);
+  });
+
+  test('the raw input is not mutated or frozen', () => {
+    const raw = { edge: { listen: { port: 1234 } } };
+    parse(raw);
+    assert.deepEqual(raw, { edge: { listen: { port: 1234 } } });
+    assert.equal(Object.isFrozen(raw.edge), false);
+  });
+});
+
+describe('parseConfig: relative paths', () => {
+  test('are resolved against the config dir; the audit file against the state dir', () => {
+    const cfg = parse({
+      node: { stateDir: 'state' },
+      edge: { tls: { certFile: 'tls/cert.pem', keyFile: '../keys/key.pem' } },
+      connections: [kube({ caFile: 'ca/prod.pem', tokenFile: 'tokens/prod' }), { name: 'billing', type: 'http', server: 'https://billing.internal', caFile: 'billing-ca.pem' }],
+      policy: { file: 'policies/main.yaml' },
+      audit: { sqlite: { file: 'db/audit.db' } },
+    });
+    assert.equal(cfg.node.stateDir, '/etc/portcullis/state');
+    assert.deepEqual(cfg.edge.tls, { certFile: '/etc/portcullis/tls/cert.pem', keyFile: '/etc/keys/key.pem' });
+    assert.equal(cfg.connections[0]?.caFile, '/etc/portcullis/ca/prod.pem');
+    assert.equal(cfg.connections[0]?.tokenFile, '/etc/portcullis/tokens/prod');
+    assert.equal(cfg.connections[1]?.caFile, '/etc/portcullis/billing-ca.pem');
+    assert.equal(cfg.connections[1]?.tokenFile, undefined);
+    assert.equal(cfg.policy.file, '/etc/portcullis/policies/main.yaml');
+    assert.equal(cfg.audit.sqlite.file, '/etc/portcullis/state/db/audit.db');
+  });
+
+  test('absolute paths are kept', () => {
+    const cfg = parse({
+      node: { stateDir: '/var/lib/portcullis' },
+      connections: [kube({ caFile: '/etc/ca.pem', tokenFile: '/run/token' })],
+      policy: { file: '/srv/policy.yaml' },
+      audit: { sqlite: { file: '/data/audit.db' } },
+    });
+    assert.equal(cfg.node.stateDir, '/var/lib/portcullis');
+    assert.equal(cfg.connections[0]?.caFile, '/etc/ca.pem');
+    assert.equal(cfg.connections[0]?.tokenFile, '/run/token');
+    assert.equal(cfg.policy.file, '/srv/policy.yaml');
+    assert.equal(cfg.audit.sqlite.file, '/data/audit.db');
+  });
+});
+
+interface BadConfig {
+  readonly name: string;
+  readonly raw: unknown;
+  /** Every fragment must appear in the message: the key path, the bad value, what was expected. */
+  readonly says: readonly (string | RegExp)[];
+}
+
+const BAD_CONFIGS: readonly BadConfig[] = [
+  { name: 'unknown top-level key', raw: { edges: {} }, says: ['(top level)', 'unknown key "edges"', 'portcullis.example.yaml'] },
+  { name: 'unknown nested key', raw: { edge: { listn: { port: 1 } } }, says: ['edge:', 'unknown key "listn"'] },
+  { name: 'unknown key in a list item', raw: { connections: [kube({ sever: 'x' })] }, says: ['connections.0:', 'unknown key "sever"'] },
+  { name: 'port of the wrong type', raw: { edge: { listen: { port: 'abc' } } }, says: ['edge.listen.port', /expected number/, 'got "abc"'] },
+  { name: 'port out of range', raw: { edge: { listen: { port: 70000 } } }, says: ['edge.listen.port', /65535/, 'got 70000'] },
+  { name: 'negative port', raw: { edge: { listen: { port: -1 } } }, says: ['edge.listen.port', />=0/, 'got -1'] },
+  { name: 'fractional port', raw: { edge: { listen: { port: 80.5 } } }, says: ['edge.listen.port', /int/, 'got 80.5'] },
+  { name: 'bad duration', raw: { edge: { decisionTimeout: '5 minutes' } }, says: ['edge.decisionTimeout', 'expected a duration such as 500ms', 'got "5 minutes"'] },
+  { name: 'duration without unit', raw: { identity: { clockSkew: '30' } }, says: ['identity.clockSkew', 'expected a duration', 'got "30"'] },
+  { name: 'duration given as a number', raw: { edge: { upstreamTimeout: 60 } }, says: ['edge.upstreamTimeout', /expected string/, 'got 60'] },
+  { name: 'connection name with capitals and "_"', raw: { connections: [kube({ name: 'Prod_1' })] }, says: ['connections.0.name', 'DNS-label', 'got "Prod_1"'] },
+  { name: 'connection name ending in "-"', raw: { connections: [kube({ name: 'prod-' })] }, says: ['connections.0.name', 'DNS-label', 'got "prod-"'] },
+  { name: 'connection name longer than 63', raw: { connections: [kube({ name: 'a'.repeat(64) })] }, says: ['connections.0.name', 'DNS-label'] },
+  { name: 'duplicate connection names', raw: { connections: [kube(), { name: 'prod', type: 'http', server: 'https://x.example' }] }, says: ['connections', '"prod"', 'used twice'] },
+  { name: 'kubernetes server not a URL', raw: { connections: [kube({ server: '10.0.0.1:6443 ' })] }, says: ['connections.0.server', /URL/i, 'got "10.0.0.1:6443 "'] },
+  { name: 'unknown connection type', raw: { connections: [kube({ type: 'ssh' })] }, says: ['connections.0.type', /kubernetes/, /http/] },
+  { name: 'tls certFile without keyFile', raw: { edge: { tls: { certFile: 'cert.pem' } } }, says: ['edge.tls', 'certFile and keyFile go together', 'cert.pem'] },
+  { name: 'tls keyFile without certFile', raw: { edge: { tls: { keyFile: 'key.pem' } } }, says: ['edge.tls', 'certFile and keyFile go together'] },
+  { name: 'bus.mode kafka', raw: { bus: { mode: 'kafka' } }, says: ['bus.mode', /"embedded"/, /"nats"/, 'got "kafka"'] },
+  { name: 'empty nats server list', raw: { bus: { mode: 'nats', nats: { servers: [] } } }, says: ['bus.nats.servers', />=1/] },
+  { name: 'replicas over 5', raw: { bus: { auditStream: { replicas: 7 } } }, says: ['bus.auditStream.replicas', /<=5/, 'got 7'] },
+  { name: 'issuer algorithm HS256', raw: { identity: { issuers: [{ issuer: 'https://idp.example.com', audiences: ['p'], algorithms: ['HS256'] }] } }, says: ['identity.issuers.0.algorithms.0', /"RS256"/, 'got "HS256"'] },
+  { name: 'issuer algorithm none', raw: { identity: { issuers: [{ issuer: 'https://idp.example.com', audiences: ['p'], algorithms: ['none'] }] } }, says: ['identity.issuers.0.algorithms.0', 'got "none"'] },
+  { name: 'issuer without audiences', raw: { identity: { issuers: [{ issuer: 'https://idp.example.com', audiences: [] }] } }, says: ['identity.issuers.0.audiences', />=1/] },
+  { name: 'sandbox.enabled yes', raw: { sandbox: { enabled: 'yes' } }, says: ['sandbox.enabled', /"auto"/, 'got "yes"'] },
+  { name: 'clickhouse database with SQL in it', raw: { audit: { clickhouse: { database: 'x; DROP TABLE y' } } }, says: ['audit.clickhouse.database', 'got "x; DROP TABLE y"'] },
+  { name: 'node.id with a space', raw: { node: { id: 'edge 1' } }, says: ['node.id', 'got "edge 1"'] },
+  { name: 'a section given as a string', raw: { edge: 'fast' }, says: ['edge', /expected object/, 'got "fast"'] },
+  { name: 'the whole config is a list', raw: ['edge'], says: ['(top level)', /expected object/] },
+];
+
+describe('parseConfig: bad configs are refused with key, value and expectation', () => {
+  for (const c of BAD_CONFIGS) {
+    test(c.name, () => {
+      const err = refused(c.raw);
+      assert.ok(err.message.startsWith('test.yaml'), `message names the source: ${err.message}`);
+      assert.ok(err.problems.length >= 1);
+      for (const s of c.says) {
+        if (typeof s === 'string') assert.ok(err.message.includes(s), `expected ${JSON.stringify(s)} in:\n${err.message}`);
+        else assert.match(err.message, s);
+      }
+    });
+  }
+
+  test('every problem is reported, not just the first', () => {
+    const err = refused({ edge: { listen: { port: 'abc' }, decisionTimeout: 'soon' }, bus: { mode: 'kafka' } });
+    assert.equal(err.problems.length, 3, err.message);
+    assert.ok(err.problems.some((p) => p.startsWith('edge.listen.port')));
+    assert.ok(err.problems.some((p) => p.startsWith('edge.decisionTimeout')));
+    assert.ok(err.problems.some((p) => p.startsWith('bus.mode')));
+  });
+});
+
+describe('parseConfig: ${ENV} expansion', () => {
+  test('references are replaced, also inside longer strings and lists', () => {
+    const cfg = parse(
+      { bus: { nats: { servers: ['nats://${NATS_HOST}:4222'], password: '${NATS_PASSWORD}' } }, node: { id: 'edge-${POD}' } },
+      { NATS_HOST: 'nats.internal', NATS_PASSWORD: 's3cr3t-pw', POD: '7' },
+    );
+    assert.deepEqual(cfg.bus.nats.servers, ['nats://nats.internal:4222']);
+    assert.equal(cfg.bus.nats.password, 's3cr3t-pw');
+    assert.equal(cfg.node.id, 'edge-7');
+  });
+
+  test('a value from the environment is validated like a literal', () => {
+    const err = refused({ edge: { listen: { host: '${HOST}' } , decisionTimeout: '${TIMEOUT}' } }, { HOST: 'h', TIMEOUT: 'forever' });
+    assert.match(err.message, /edge\.decisionTimeout: expected a duration.*got "forever"/);
+  });
+
+  test('a missing variable is named, with the key that references it', () => {
+    const err = refused({ bus: { nats: { token: '${NATS_TOKEN}' } }, identity: { devIssuer: { clients: [{ id: 'a', secret: '${CI_SECRET}' }] } } }, { OTHER: 'x' });
+    assert.match(err.message, /bus\.nats\.token: environment variable NATS_TOKEN is not set/);
+    assert.match(err.message, /identity\.devIssuer\.clients\.0\.secret: environment variable CI_SECRET is not set/);
+    assert.equal(err.problems.length, 2);
+  });
+
+  test('an empty variable is set (empty string), not missing', () => {
+    const cfg = parse({ audit: { clickhouse: { password: '${CH_PASSWORD}' } } }, { CH_PASSWORD: '' });
+    assert.equal(cfg.audit.clickhouse.password, '');
+  });
+
+  test('lower-case and $NAME without braces are left alone', () => {
+    const cfg = parse({ audit: { clickhouse: { password: '$HOME-${home}' } } }, { HOME: '/root' });
+    assert.equal(cfg.audit.clickhouse.password, '$HOME-${home}');
+  });
+});
+
+describe('parseConfig: secrets are never echoed back', () => {
+  const SECRET_CASES: readonly { name: string; raw: unknown; env?: NodeJS.ProcessEnv; secret: string; says: string }[] = [
+    { name: 'dev client secret too short', raw: { identity: { devIssuer: { clients: [{ id: 'ci', secret: 'hunter2' }] } } }, secret: 'hunter2', says: 'identity.devIssuer.clients.0.secret' },
+    { name: 'dev client secret from the environment, too short', raw: { identity: { devIssuer: { clients: [{ id: 'ci', secret: '${S}' }] } } }, env: { S: 'pa55wd' }, secret: 'pa55wd', says: 'identity.devIssuer.clients.0.secret' },
+    { name: 'dev client secret of the wrong type', raw: { identity: { devIssuer: { clients: [{ id: 'ci', secret: 98765432109 }] } } }, secret: '98765432109', says: 'identity.devIssuer.clients.0.secret' },
+    { name: 'nats password of the wrong type', raw: { bus: { nats: { password: 424242424242 } } }, secret: '424242424242', says: 'bus.nats.password' },
+    { name: 'nats token of the wrong type', raw: { bus: { nats: { token: ['tok-abcdef'] } } }, secret: 'tok-abcdef', says: 'bus.nats.token' },
+    { name: 'clickhouse password of the wrong type', raw: { audit: { clickhouse: { password: { value: 'ch-secret-99' } } } }, secret: 'ch-secret-99', says: 'audit.clickhouse.password' },
+    // A YAML list item without its "-" makes `clients` a map: the error is on `clients`, whose value holds the secret.
+    { name: 'dev clients given as a map, not a list', raw: { identity: { devIssuer: { clients: { id: 'ci', secret: 'very-secret-value' } } } }, secret: 'very-secret-value', says: 'identity.devIssuer.clients: Invalid input: expected array' },
+    { name: 'nats settings given as a list', raw: { bus: { nats: [{ servers: ['nats://a'], password: 'nats-pw-1234' }] } }, secret: 'nats-pw-1234', says: 'bus.nats: Invalid input: expected object' },
+  ];
+  for (const c of SECRET_CASES) {
+    test(c.name, () => {
+      const err = refused(c.raw, c.env ?? {});
+      assert.ok(err.message.includes(c.says), err.message);
+      assert.ok(!err.message.includes(c.secret), `secret echoed: ${err.message}`);
+      for (const p of err.problems) assert.ok(!p.includes(c.secret), `secret echoed in problems: ${p}`);
+      assert.ok(!(err.stack ?? '').includes(c.secret), 'secret echoed in the stack');
+    });
+  }
+});
+
+describe('loadConfigFile', () => {
+  test('reads YAML, expands the environment and resolves paths against the file', () => {
+    const file = writeTmp('ok.yaml', 'edge:\n  listen: { port: 9443 }\nbus:\n  nats:\n    password: ${PW}\npolicy:\n  file: p.yaml\n');
+    const cfg = loadConfigFile(file, { PW: 'pw-from-env' });
+    assert.equal(cfg.configDir, tmp);
+    assert.equal(cfg.edge.listen.port, 9443);
+    assert.equal(cfg.bus.nats.password, 'pw-from-env');
+    assert.equal(cfg.policy.file, join(tmp, 'p.yaml'));
+    assert.equal(cfg.node.stateDir, join(tmp, '.portcullis'));
+    assert.ok(Object.isFrozen(cfg.edge.listen));
+  });
+
+  test('an empty file is the all-defaults config', () => {
+    const cfg = loadConfigFile(writeTmp('empty.yaml', ''), {});
+    assert.equal(cfg.edge.listen.port, 8443);
+  });
+
+  test('invalid YAML → ConfigError naming the file', () => {
+    const file = writeTmp('broken.yaml', 'edge:\n  listen: { port: 8443\n  tls: [\n');
+    assert.throws(() => loadConfigFile(file, {}), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.ok(err.message.includes(file), err.message);
+      assert.match(err.message, /not valid YAML/);
+      return true;
+    });
+  });
+
+  test('a schema error names the file as its source', () => {
+    const file = writeTmp('bad.yaml', 'bus:\n  mode: kafka\n');
+    assert.throws(() => loadConfigFile(file, {}), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.ok(err.message.startsWith(`${file} is invalid`), err.message);
+      assert.match(err.message, /bus\.mode: .*got "kafka"/);
+      return true;
+    });
+  });
+
+  test('a missing file → ConfigError with ENOENT', () => {
+    const file = join(tmp, 'does-not-exist.yaml');
+    assert.throws(() => loadConfigFile(file, {}), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.ok(err.message.includes(file), err.message);
+      assert.match(err.message, /ENOENT/);
+      return true;
+    });
+  });
+
+  test('portcullis.example.yaml (what `npm start` uses) is valid', () => {
+    const file = join(repoRoot, 'portcullis.example.yaml');
+    const cfg = loadConfigFile(file, {});
+    assert.equal(cfg.configDir, repoRoot.replace(/\/$/, ''));
+    assert.equal(cfg.bus.mode, 'embedded');
+    assert.equal(cfg.edge.listen.port, 8443);
+    assert.equal(cfg.identity.devIssuer.enabled, true);
+    assert.deepEqual(
+      cfg.identity.devIssuer.clients.map((c) => c.id),
+      ['ci-bot', 'sre-alice'],
+    );
+    assert.equal(cfg.policy.file, join(repoRoot, 'examples/policy.yaml'));
+    assert.equal(cfg.audit.sqlite.file, join(repoRoot, '.portcullis/audit.db'));
+    assert.equal(cfg.audit.clickhouse.flushInterval, 200);
+  });
+});
