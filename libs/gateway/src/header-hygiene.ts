@@ -24,19 +24,29 @@ function isIdentityHeader(lower: string): boolean {
   );
 }
 
+/** Header names listed in `Connection` (every line, any letter case): hop-by-hop for this message. */
+function connectionNamed(incoming: IncomingHttpHeaders): Set<string> {
+  const named = new Set<string>();
+  for (const [name, value] of Object.entries(incoming)) {
+    if (value === undefined || name.toLowerCase() !== 'connection') continue;
+    for (const line of Array.isArray(value) ? value : [value]) for (const n of line.split(',')) named.add(n.trim().toLowerCase());
+  }
+  return named;
+}
+
 /**
  * Copies the client's headers for the upstream, dropping its credential, any impersonation or
  * front-proxy identity header, hop-by-hop headers and every header named in `Connection`.
- * Node lower-cases incoming header names, so the checks cover every letter case.
+ * Names are compared lower-cased: node lower-cases incoming names, but a header object built
+ * elsewhere may not be, and a missed `Impersonate-Group` would be a privilege escalation.
  */
 export function upstreamRequestHeaders(incoming: IncomingHttpHeaders): OutgoingHttpHeaders {
-  const named = new Set<string>();
-  const conn = incoming['connection'];
-  if (typeof conn === 'string') for (const n of conn.split(',')) named.add(n.trim().toLowerCase());
+  const named = connectionNamed(incoming);
   const out: OutgoingHttpHeaders = {};
   for (const [name, value] of Object.entries(incoming)) {
     if (value === undefined) continue;
-    if (HOP_BY_HOP.has(name) || named.has(name) || isIdentityHeader(name) || name === 'host') continue;
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || named.has(lower) || isIdentityHeader(lower) || lower === 'host') continue;
     out[name] = value;
   }
   return out;
@@ -44,12 +54,11 @@ export function upstreamRequestHeaders(incoming: IncomingHttpHeaders): OutgoingH
 
 /** Copies the upstream's response headers for the client, dropping hop-by-hop headers. */
 export function clientResponseHeaders(incoming: IncomingHttpHeaders): OutgoingHttpHeaders {
-  const named = new Set<string>();
-  const conn = incoming['connection'];
-  if (typeof conn === 'string') for (const n of conn.split(',')) named.add(n.trim().toLowerCase());
+  const named = connectionNamed(incoming);
   const out: OutgoingHttpHeaders = {};
   for (const [name, value] of Object.entries(incoming)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || named.has(name)) continue;
+    const lower = name.toLowerCase();
+    if (value === undefined || HOP_BY_HOP.has(lower) || named.has(lower)) continue;
     out[name] = value;
   }
   return out;
