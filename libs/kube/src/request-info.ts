@@ -8,6 +8,8 @@ const GROUPLESS_PREFIXES = new Set(['api']);
 const SPECIAL_VERBS = new Set(['proxy', 'watch']);
 const SPECIAL_VERBS_NO_SUBRESOURCES = new Set(['proxy']);
 const NAMESPACE_SUBRESOURCES = new Set(['status', 'finalize']);
+/** Verbs whose label and field selectors the API server honours (requestinfo.go verbsWithSelectors). */
+const VERBS_WITH_SELECTORS = new Set(['list', 'watch', 'deletecollection']);
 /** Streaming subresources that open a session: authorised as create, even over a WebSocket GET. */
 const CONNECT_SUBRESOURCES = new Set(['exec', 'attach', 'portforward', 'proxy']);
 const METHOD_VERBS: Readonly<Record<string, string>> = {
@@ -47,15 +49,15 @@ export function assertCleanPath(rawPath: string): void {
 /**
  * Parses a Kubernetes API request the way the API server does (k8s.io/apiserver requestinfo):
  * verb from method and path, group, version, namespace, resource, subresource and name.
- * `path` is relative to the API server root (no /k8s/<connection> prefix); call
- * {@link assertCleanPath} first.
+ * `path` is the raw (still percent-encoded) path relative to the API server root (no
+ * /k8s/<connection> prefix); it is decoded here, as the API server decodes it, so that
+ * `kube-%73ystem` is the namespace kube-system. Call {@link assertCleanPath} first.
  */
-export function parseKubeRequest(method: string, path: string, query: URLSearchParams): KubeAttributes {
+export function parseKubeRequest(method: string, rawPath: string, query: URLSearchParams): KubeAttributes {
+  const path = decodePath(rawPath);
   const info = create(KubeAttributesSchema, {
     path,
     verb: (METHOD_VERBS[method] ?? method.toLowerCase()),
-    labelSelector: query.get('labelSelector') ?? '',
-    fieldSelector: query.get('fieldSelector') ?? '',
   });
   let parts = splitPath(path);
   if (parts.length < 3 || !API_PREFIXES.has(parts[0]!)) return nonResource(info, method);
@@ -70,7 +72,8 @@ export function parseKubeRequest(method: string, path: string, query: URLSearchP
   info.apiVersion = parts[0]!;
   parts = parts.slice(1);
 
-  if (parts.length > 0 && SPECIAL_VERBS.has(parts[0]!)) {
+  const verbViaPathPrefix = parts.length > 0 && SPECIAL_VERBS.has(parts[0]!);
+  if (verbViaPathPrefix) {
     if (parts.length < 2) throw new RequestPathError(`unable to determine kind and namespace from ${path}`);
     info.verb = parts[0]!;
     parts = parts.slice(1);
@@ -90,10 +93,15 @@ export function parseKubeRequest(method: string, path: string, query: URLSearchP
 
   if (info.name === '' && info.verb === 'get') {
     info.verb = isWatch(query) ? 'watch' : 'list';
-    const name = exactNameSelector(info.fieldSelector);
+    const name = exactNameSelector(query.get('fieldSelector') ?? '');
     if (name !== undefined && name !== '.' && name !== '..' && !INVALID_SEGMENT_NAME.test(name)) info.name = name;
   }
   if (info.name === '' && info.verb === 'delete') info.verb = 'deletecollection';
+  // Only where the API server honours them; the /watch/ prefix form does not, consistently.
+  if (!verbViaPathPrefix && VERBS_WITH_SELECTORS.has(info.verb)) {
+    info.labelSelector = query.get('labelSelector') ?? '';
+    info.fieldSelector = query.get('fieldSelector') ?? '';
+  }
   if (CONNECT_SUBRESOURCES.has(info.subresource)) info.verb = 'create';
   return info;
 }
@@ -102,6 +110,15 @@ function nonResource(info: KubeAttributes, method: string): KubeAttributes {
   info.isResourceRequest = false;
   info.verb = method.toLowerCase();
   return info;
+}
+
+/** Percent-decodes the path like Go's url.URL.Path; a malformed escape is refused (Go answers 400). */
+function decodePath(rawPath: string): string {
+  try {
+    return decodeURIComponent(rawPath);
+  } catch {
+    throw new RequestPathError('the request path contains a malformed percent-encoding');
+  }
 }
 
 function splitPath(path: string): string[] {
@@ -116,12 +133,50 @@ function isWatch(query: URLSearchParams): boolean {
   return l !== 'false' && l !== '0';
 }
 
-/** `metadata.name=x` or `metadata.name==x` as the only requirement on the name, like fields.RequiresExactMatch. */
+/**
+ * The value `metadata.name` must equal, as fields.ParseSelector + RequiresExactMatch compute it:
+ * terms split on unescaped commas and sorted, no trimming, values unescaped (`\,` `\=` `\\`);
+ * a selector that does not parse gives no name.
+ */
 function exactNameSelector(selector: string): string | undefined {
-  if (selector === '') return undefined;
-  for (const term of selector.split(',')) {
-    const m = /^metadata\.name(==|=)(.*)$/.exec(term.trim());
-    if (m) return m[2];
+  const terms: string[] = [];
+  let start = 0;
+  let inSlash = false;
+  for (let i = 0; i < selector.length; i++) {
+    const c = selector[i];
+    if (inSlash) inSlash = false;
+    else if (c === '\\') inSlash = true;
+    else if (c === ',') {
+      terms.push(selector.slice(start, i));
+      start = i + 1;
+    }
   }
-  return undefined;
+  terms.push(selector.slice(start));
+  terms.sort();
+  let found: string | undefined;
+  for (const term of terms) {
+    if (term === '') continue;
+    const m = /^(.*?)(!=|==|=)(.*)$/s.exec(term);
+    if (!m) return undefined;
+    const value = unescapeFieldValue(m[3]!);
+    if (value === undefined) return undefined;
+    if (m[2] !== '!=' && m[1] === 'metadata.name' && found === undefined) found = value;
+  }
+  return found;
+}
+
+/** fields.UnescapeValue: undefined for an unknown escape or an unescaped "," or "=". */
+function unescapeFieldValue(s: string): string | undefined {
+  let out = '';
+  let inSlash = false;
+  for (const c of s) {
+    if (inSlash) {
+      if (c !== '\\' && c !== ',' && c !== '=') return undefined;
+      out += c;
+      inSlash = false;
+    } else if (c === '\\') inSlash = true;
+    else if (c === ',' || c === '=') return undefined;
+    else out += c;
+  }
+  return inSlash ? undefined : out;
 }
