@@ -125,8 +125,9 @@ export class DevIssuer {
       throw new DevIssuerError('invalid_client', 'unknown client or wrong client secret');
     }
     const scopes = req.scopes && req.scopes.length > 0 ? req.scopes : client.scopes;
+    // A client configured with no scopes may ask for none: policy rules match on scopes.
     const notAllowed = scopes.filter((s) => !client.scopes.includes(s));
-    if (client.scopes.length > 0 && notAllowed.length > 0) {
+    if (notAllowed.length > 0) {
       throw new DevIssuerError('invalid_scope', `scope not allowed for client ${client.id}: ${notAllowed.join(' ')}`);
     }
     const ttlMs = req.ttlMs ?? this.opts.tokenLifetimeMs;

@@ -93,6 +93,9 @@ export class TokenVerifier {
         clockTolerance: Math.ceil(this.opts.clockSkewMs / 1000),
         currentDate: new Date(now),
         requiredClaims: ['exp', 'iat', 'sub'],
+        // Also refuses an iat in the future: otherwise a token "issued" next year with a 1h
+        // exp - iat passes the lifetime cap below and stays valid for a year.
+        maxTokenAge: Math.floor(this.opts.maxTokenLifetimeMs / 1000),
       }));
     } catch (cause) {
       throw mapJoseError(cause);
@@ -150,7 +153,7 @@ function mapJoseError(cause: unknown): TokenError {
   if (cause instanceof errors.JWTClaimValidationFailed) {
     if (cause.claim === 'nbf') return new TokenError(TokenErrorCode.NotYetValid, 'the token is not valid yet (nbf)', { cause });
     if (cause.claim === 'aud') return new TokenError(TokenErrorCode.BadAudience, 'the token audience is not accepted here', { cause });
-    if (cause.claim === 'iat') return new TokenError(TokenErrorCode.NotYetValid, 'the token was issued in the future (iat)', { cause });
+    if (cause.claim === 'iat' && cause.reason === 'check_failed') return new TokenError(TokenErrorCode.NotYetValid, 'the token was issued in the future (iat)', { cause });
     return new TokenError(TokenErrorCode.BadClaims, `the token claim "${cause.claim}" is invalid (${cause.reason})`, { cause });
   }
   if (cause instanceof errors.JWKSNoMatchingKey) return new TokenError(TokenErrorCode.UnknownKey, 'no key of the issuer matches the token', { cause });
