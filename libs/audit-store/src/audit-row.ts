@@ -1,0 +1,283 @@
+/**
+ * The audit row: one wide, flat row per event, the same columns in ClickHouse and SQLite.
+ * Rows of one request are joined by `correlation_id` (the request's Audit-Id).
+ */
+import {
+  EventEnvelopeSchema,
+  toJson,
+  type EventEnvelope,
+  type Identity,
+  type RequestAttributes,
+} from '../../contracts/src/index.js';
+
+/** Storage kinds of a column; each sink maps them to its own types. */
+export const ColumnKind = {
+  String: 'string',
+  StringArray: 'string_array',
+  DateTime: 'datetime',
+  UInt8: 'uint8',
+  UInt16: 'uint16',
+  UInt32: 'uint32',
+  UInt64: 'uint64',
+} as const;
+export type ColumnKind = (typeof ColumnKind)[keyof typeof ColumnKind];
+
+/**
+ * Every column of the audit table, in table order. Additive changes only: a new column goes at
+ * the end, with a migration in each sink.
+ */
+export const AUDIT_COLUMNS = [
+  { name: 'event_id', kind: ColumnKind.String },
+  { name: 'event_time', kind: ColumnKind.DateTime },
+  { name: 'ts_ms', kind: ColumnKind.UInt64 },
+  { name: 'type', kind: ColumnKind.String },
+  { name: 'schema_version', kind: ColumnKind.UInt16 },
+  { name: 'correlation_id', kind: ColumnKind.String },
+  { name: 'causation_id', kind: ColumnKind.String },
+  { name: 'session_id', kind: ColumnKind.String },
+  { name: 'node_id', kind: ColumnKind.String },
+  { name: 'connection', kind: ColumnKind.String },
+  { name: 'subject', kind: ColumnKind.String },
+  { name: 'groups', kind: ColumnKind.StringArray },
+  { name: 'client_id', kind: ColumnKind.String },
+  { name: 'issuer', kind: ColumnKind.String },
+  { name: 'token_id', kind: ColumnKind.String },
+  { name: 'verb', kind: ColumnKind.String },
+  { name: 'api_group', kind: ColumnKind.String },
+  { name: 'api_version', kind: ColumnKind.String },
+  { name: 'resource', kind: ColumnKind.String },
+  { name: 'subresource', kind: ColumnKind.String },
+  { name: 'namespace', kind: ColumnKind.String },
+  { name: 'name', kind: ColumnKind.String },
+  { name: 'path', kind: ColumnKind.String },
+  { name: 'method', kind: ColumnKind.String },
+  { name: 'source_ip', kind: ColumnKind.String },
+  { name: 'user_agent', kind: ColumnKind.String },
+  { name: 'effect', kind: ColumnKind.String },
+  { name: 'rule_id', kind: ColumnKind.String },
+  { name: 'policy_version', kind: ColumnKind.String },
+  { name: 'decision_message', kind: ColumnKind.String },
+  { name: 'mask_profile', kind: ColumnKind.String },
+  { name: 'approval_id', kind: ColumnKind.String },
+  { name: 'decision_latency_us', kind: ColumnKind.UInt32 },
+  { name: 'status', kind: ColumnKind.UInt16 },
+  { name: 'reason', kind: ColumnKind.String },
+  { name: 'bytes_in', kind: ColumnKind.UInt64 },
+  { name: 'bytes_out', kind: ColumnKind.UInt64 },
+  { name: 'duration_ms', kind: ColumnKind.UInt32 },
+  { name: 'forwarded', kind: ColumnKind.UInt8 },
+  { name: 'error', kind: ColumnKind.String },
+  { name: 'prev_hash', kind: ColumnKind.String },
+  { name: 'hash', kind: ColumnKind.String },
+  { name: 'payload_json', kind: ColumnKind.String },
+] as const satisfies readonly { name: string; kind: ColumnKind }[];
+
+/** Name of an audit column. */
+export type AuditColumnName = (typeof AUDIT_COLUMNS)[number]['name'];
+
+/** One audit row (column names as in the tables, so rows go to `JSONEachRow` unchanged). */
+export interface AuditRow {
+  /** Event id (UUIDv7), unique; a redelivered event has the same id. */
+  event_id: string;
+  /** Event time, whole seconds since the epoch (ClickHouse `DateTime`, the partition key). */
+  event_time: number;
+  /** Event time in milliseconds since the epoch. */
+  ts_ms: number;
+  /** Event type, e.g. `request.received`. */
+  type: string;
+  schema_version: number;
+  /** The request's id (its Audit-Id). */
+  correlation_id: string;
+  causation_id: string;
+  session_id: string;
+  /** The node (edge process) that produced the event. */
+  node_id: string;
+  connection: string;
+  /** Identity fields; empty on events whose payload has no identity (decided, completed). */
+  subject: string;
+  groups: string[];
+  client_id: string;
+  issuer: string;
+  token_id: string;
+  /** Request attributes; empty on events whose payload has none (decided, completed). */
+  verb: string;
+  api_group: string;
+  api_version: string;
+  resource: string;
+  subresource: string;
+  namespace: string;
+  name: string;
+  /** Non-resource Kubernetes path, or the HTTP path. */
+  path: string;
+  method: string;
+  source_ip: string;
+  user_agent: string;
+  /** Decision fields (request.decided). */
+  effect: string;
+  rule_id: string;
+  policy_version: string;
+  /** The decision's message, or the message a rejected client was shown. */
+  decision_message: string;
+  mask_profile: string;
+  /** Reserved for approvals; empty for now. */
+  approval_id: string;
+  decision_latency_us: number;
+  /** HTTP status (request.rejected, request.completed). */
+  status: number;
+  /** Why a request was rejected (request.rejected). */
+  reason: string;
+  bytes_in: number;
+  bytes_out: number;
+  duration_ms: number;
+  /** 1 when the request reached the upstream (request.completed). */
+  forwarded: number;
+  /** Why the exchange failed (request.completed), empty on success. */
+  error: string;
+  prev_hash: string;
+  hash: string;
+  /**
+   * The envelope as canonical protobuf JSON. Never raw bodies or tokens: events carry only
+   * masked excerpts.
+   */
+  payload_json: string;
+}
+
+// Compile-time check that AuditRow and AUDIT_COLUMNS name the same columns.
+type MissingColumns = Exclude<AuditColumnName, keyof AuditRow> | Exclude<keyof AuditRow, AuditColumnName>;
+const columnsMatchRow: [MissingColumns] extends [never] ? true : MissingColumns = true;
+void columnsMatchRow;
+
+const UINT16_MAX = 0xffff;
+const UINT32_MAX = 0xffff_ffff;
+
+/** Clamps a protobuf number into an unsigned integer column's range (NaN → 0). */
+function unsigned(value: number, max: number = Number.MAX_SAFE_INTEGER): number {
+  if (!Number.isFinite(value) || value <= 0) return 0;
+  return Math.min(Math.trunc(value), max);
+}
+
+function identityFields(identity: Identity | undefined): Pick<AuditRow, 'subject' | 'groups' | 'client_id' | 'issuer' | 'token_id'> {
+  return {
+    subject: identity?.subject ?? '',
+    groups: identity ? [...identity.groups] : [],
+    client_id: identity?.clientId ?? '',
+    issuer: identity?.issuer ?? '',
+    token_id: identity?.tokenId ?? '',
+  };
+}
+
+type AttributeFields = Pick<
+  AuditRow,
+  'verb' | 'api_group' | 'api_version' | 'resource' | 'subresource' | 'namespace' | 'name' | 'path' | 'method' | 'source_ip' | 'user_agent'
+>;
+
+function attributeFields(attributes: RequestAttributes | undefined): AttributeFields {
+  const kube = attributes?.kube;
+  const http = attributes?.http;
+  return {
+    verb: kube?.verb ?? '',
+    api_group: kube?.apiGroup ?? '',
+    api_version: kube?.apiVersion ?? '',
+    resource: kube?.resource ?? '',
+    subresource: kube?.subresource ?? '',
+    namespace: kube?.namespace ?? '',
+    name: kube?.name ?? '',
+    path: kube?.path || http?.path || '',
+    method: attributes?.method || http?.method || '',
+    source_ip: attributes?.sourceIp ?? '',
+    user_agent: attributes?.userAgent ?? '',
+  };
+}
+
+/** The row of an event with every payload-dependent column empty. */
+function baseRow(event: EventEnvelope, connection: string): AuditRow {
+  const tsMs = unsigned(event.occurredAtMs);
+  return {
+    event_id: event.id,
+    event_time: Math.min(Math.floor(tsMs / 1000), UINT32_MAX),
+    ts_ms: tsMs,
+    type: event.type,
+    schema_version: unsigned(event.schemaVersion, UINT16_MAX),
+    correlation_id: event.correlationId,
+    causation_id: event.causationId,
+    session_id: event.sessionId,
+    node_id: event.nodeId,
+    connection,
+    ...identityFields(undefined),
+    ...attributeFields(undefined),
+    effect: '',
+    rule_id: '',
+    policy_version: '',
+    decision_message: '',
+    mask_profile: '',
+    approval_id: '',
+    decision_latency_us: 0,
+    status: 0,
+    reason: '',
+    bytes_in: 0,
+    bytes_out: 0,
+    duration_ms: 0,
+    forwarded: 0,
+    error: '',
+    prev_hash: event.prevHash,
+    hash: event.hash,
+    payload_json: JSON.stringify(toJson(EventEnvelopeSchema, event)),
+  };
+}
+
+/**
+ * Maps a decoded event to its audit row. Total: every well-formed envelope maps, numbers are
+ * clamped into their column's range. Identity and attribute columns are filled only from the
+ * events that carry them; the connection always comes from the envelope.
+ */
+export function toAuditRow(event: EventEnvelope): AuditRow {
+  const payload = event.payload;
+  switch (payload.case) {
+    case 'requestReceived': {
+      const { identity, attributes } = payload.value;
+      return {
+        ...baseRow(event, event.connection || attributes?.connection || ''),
+        ...identityFields(identity),
+        ...attributeFields(attributes),
+      };
+    }
+    case 'requestDecided': {
+      const { decision, decisionLatencyUs } = payload.value;
+      return {
+        ...baseRow(event, event.connection),
+        effect: decision?.effect ?? '',
+        rule_id: decision?.ruleId ?? '',
+        policy_version: decision?.policyVersion ?? '',
+        decision_message: decision?.message ?? '',
+        mask_profile: decision?.maskProfile ?? '',
+        decision_latency_us: unsigned(decisionLatencyUs, UINT32_MAX),
+      };
+    }
+    case 'requestRejected': {
+      const { status, reason, message, attributes, identity } = payload.value;
+      return {
+        ...baseRow(event, event.connection || attributes?.connection || ''),
+        ...identityFields(identity),
+        ...attributeFields(attributes),
+        status: unsigned(status, UINT16_MAX),
+        reason,
+        decision_message: message,
+      };
+    }
+    case 'requestCompleted': {
+      const { status, bytesIn, bytesOut, durationMs, error, forwarded } = payload.value;
+      return {
+        ...baseRow(event, event.connection),
+        status: unsigned(status, UINT16_MAX),
+        bytes_in: unsigned(bytesIn),
+        bytes_out: unsigned(bytesOut),
+        duration_ms: unsigned(durationMs, UINT32_MAX),
+        error,
+        forwarded: forwarded ? 1 : 0,
+      };
+    }
+    case undefined:
+      // decodeEvent refuses these; a hand-built envelope still gets its envelope columns.
+      return baseRow(event, event.connection);
+  }
+}

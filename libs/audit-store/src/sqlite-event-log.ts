@@ -1,0 +1,289 @@
+/**
+ * The embedded mode's audit {@link EventLog}: an append is durable once it returns, because it
+ * *is* the insert into the SQLite audit store. Appends that arrive in the same tick share one
+ * transaction (group commit), so a burst costs one fsync, and every caller's promise resolves
+ * only after that commit.
+ */
+import { fromJsonString } from '@bufbuild/protobuf';
+import type Database from 'better-sqlite3';
+import type {
+  AppendAck,
+  BusHeaders as BusHeaderMap,
+  BusMessage,
+  BusSubscription,
+  ConsumeOptions,
+  EventLog,
+  LogConsumer,
+  LogMessage,
+  StreamSpec,
+} from '../../bus/src/bus.port.js';
+import { BusError } from '../../bus/src/bus.port.js';
+import {
+  BusHeaders,
+  EventDecodeError,
+  EventEnvelopeSchema,
+  Streams,
+  decodeEvent,
+  encodeEvent,
+} from '../../contracts/src/index.js';
+import { toAuditRow } from './audit-row.js';
+import {
+  SQLITE_AUDIT_TABLE,
+  SqliteAuditSink,
+  prepareSqliteInsert,
+  sqliteInsertParams,
+  type SqliteAuditInsert,
+  type SqliteDatabase,
+} from './sqlite-audit-sink.js';
+
+/** Options of {@link SqliteEventLog.open}. */
+export interface SqliteEventLogOptions {
+  /** The SQLite file (created when missing); or pass `sink` to share an open store. */
+  path?: string;
+  sink?: SqliteAuditSink;
+  /** How often `read()` looks for rows written by other processes (default 250 ms). */
+  pollIntervalMs?: number;
+}
+
+interface PendingAppend {
+  readonly params: SqliteAuditInsert;
+  readonly msgId: string;
+  readonly eventId: string;
+  readonly resolve: (ack: AppendAck) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+interface StoredMessage {
+  seq: number;
+  bus_subject: string;
+  headers_json: string;
+  data: Buffer | null;
+  payload_json: string;
+}
+
+const READ_PAGE = 256;
+
+/** True when a NATS subject matches a filter with `*` and `>` wildcards. */
+export function subjectMatches(filter: string, subject: string): boolean {
+  const f = filter.split('.');
+  const s = subject.split('.');
+  for (let i = 0; i < f.length; i++) {
+    const token = f[i];
+    if (token === '>') return s.length > i;
+    if (i >= s.length) return false;
+    if (token !== '*' && token !== s[i]) return false;
+  }
+  return f.length === s.length;
+}
+
+/**
+ * The audit stream ({@link Streams.audit}) kept in SQLite. Holds only audit events: an append
+ * that is not a decodable event envelope is rejected (the edge then fails closed).
+ */
+export class SqliteEventLog implements EventLog {
+  /** The store behind the log, for queries (`audit tail`, replay). */
+  readonly sink: SqliteAuditSink;
+  readonly #ownsSink: boolean;
+  readonly #db: SqliteDatabase;
+  readonly #insert: Database.Statement<[SqliteAuditInsert]>;
+  readonly #findExisting: Database.Statement<[string, string], { seq: number }>;
+  readonly #pollIntervalMs: number;
+  #pending: PendingAppend[] = [];
+  #flushScheduled = false;
+  #commits = 0;
+  #closed = false;
+  readonly #readers = new Set<() => void>();
+  readonly #stops = new Set<() => void>();
+
+  private constructor(sink: SqliteAuditSink, ownsSink: boolean, pollIntervalMs: number) {
+    this.sink = sink;
+    this.#ownsSink = ownsSink;
+    this.#db = sink.database;
+    this.#insert = prepareSqliteInsert(this.#db);
+    this.#findExisting = this.#db.prepare<[string, string], { seq: number }>(
+      `SELECT seq FROM ${SQLITE_AUDIT_TABLE} WHERE msg_id = ? OR event_id = ? ORDER BY seq LIMIT 1`,
+    );
+    this.#pollIntervalMs = pollIntervalMs;
+  }
+
+  /** Opens the store, applies its migrations and returns the log. */
+  static async open(options: SqliteEventLogOptions): Promise<SqliteEventLog> {
+    const pollIntervalMs = options.pollIntervalMs ?? 250;
+    if (options.sink !== undefined) {
+      await options.sink.migrate();
+      return new SqliteEventLog(options.sink, false, pollIntervalMs);
+    }
+    if (options.path === undefined) throw new TypeError('SqliteEventLog.open needs a path or a sink');
+    const sink = new SqliteAuditSink({ path: options.path });
+    try {
+      await sink.migrate();
+    } catch (error) {
+      await sink.close();
+      throw error;
+    }
+    return new SqliteEventLog(sink, true, pollIntervalMs);
+  }
+
+  /** Transactions committed so far (a group commit counts once). */
+  get commits(): number {
+    return this.#commits;
+  }
+
+  /**
+   * Decodes the event, and stores its row together with the other appends of this tick in one
+   * transaction. Resolves with the row id as `seq` once committed; a message id (or event id)
+   * already stored resolves with `duplicate: true` and the first copy's `seq`. Rejects with an
+   * {@link EventDecodeError} for bytes that are not an event, and a {@link BusError} when the
+   * store cannot commit.
+   */
+  append(subject: string, data: Uint8Array, msgId: string, opts?: { timeoutMs?: number; headers?: BusHeaderMap }): Promise<AppendAck> {
+    if (this.#closed) return Promise.reject(new BusError('closed', 'the embedded audit log is closed'));
+    let params: SqliteAuditInsert;
+    let eventId: string;
+    try {
+      const event = decodeEvent(data);
+      eventId = event.id;
+      params = sqliteInsertParams(toAuditRow(event), {
+        msgId,
+        subject,
+        // Stored like JetStream keeps it: the message id travels as a header.
+        headers: { ...opts?.headers, [BusHeaders.msgId]: msgId },
+        data: Buffer.from(data.buffer, data.byteOffset, data.byteLength),
+      });
+    } catch (cause) {
+      const reason = cause instanceof Error ? cause.message : String(cause);
+      return Promise.reject(new EventDecodeError(`embedded audit log refused message ${msgId} on ${subject}: ${reason}`, { cause }));
+    }
+    return new Promise<AppendAck>((resolve, reject) => {
+      this.#pending.push({ params, msgId, eventId, resolve, reject });
+      if (!this.#flushScheduled) {
+        this.#flushScheduled = true;
+        // setImmediate, not a microtask: appends made by callbacks of this tick's I/O join in.
+        setImmediate(() => this.#flush());
+      }
+    });
+  }
+
+  /** The embedded mode has no durable consumers: the append already stored the row. */
+  consume(stream: string, _opts: ConsumeOptions, _handler: (batch: readonly LogMessage[]) => Promise<void>): LogConsumer {
+    throw new BusError('unavailable', `consume(${stream}) is not supported in embedded mode: appends are written to the audit store directly`);
+  }
+
+  /**
+   * Delivers stored messages from `startSeq` (or the first event at or after `startTimeMs`;
+   * default: the beginning) in `seq` order, then new ones as they are committed here or, polled
+   * every `pollIntervalMs`, by other processes on the same file.
+   */
+  read(
+    stream: string,
+    opts: { startSeq?: number; startTimeMs?: number; filterSubject?: string },
+    handler: (msg: BusMessage & { seq: number }) => void,
+  ): BusSubscription {
+    if (stream !== Streams.audit.name) {
+      throw new BusError('unavailable', `the embedded audit log holds only ${Streams.audit.name}, not ${stream}`);
+    }
+    if (this.#closed) throw new BusError('closed', 'the embedded audit log is closed');
+    let last = this.#startAfter(opts);
+    const page = this.#db.prepare<[number], StoredMessage>(
+      `SELECT seq, bus_subject, headers_json, data, payload_json FROM ${SQLITE_AUDIT_TABLE} WHERE seq > ? ORDER BY seq LIMIT ${READ_PAGE}`,
+    );
+    let active = true;
+    const pump = (): void => {
+      while (active && this.#db.open) {
+        const rows = page.all(last);
+        for (const row of rows) {
+          last = row.seq;
+          if (opts.filterSubject !== undefined && !subjectMatches(opts.filterSubject, row.bus_subject)) continue;
+          try {
+            handler(toBusMessage(row));
+          } catch {
+            // A reader's failure is its own; it must not stop the tail or reach the writer.
+          }
+          if (!active) return;
+        }
+        if (rows.length < READ_PAGE) return;
+      }
+    };
+    const timer = setInterval(pump, this.#pollIntervalMs);
+    const stop = (): void => {
+      active = false;
+      clearInterval(timer);
+      this.#readers.delete(pump);
+      this.#stops.delete(stop);
+    };
+    this.#readers.add(pump);
+    this.#stops.add(stop);
+    setImmediate(pump);
+    return {
+      unsubscribe: () => {
+        stop();
+        return Promise.resolve();
+      },
+    };
+  }
+
+  /** Nothing to create: the table exists once the log is open. */
+  ensureStream(_spec: StreamSpec): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** Commits what is pending, stops readers and closes the store if this log opened it. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#flush();
+    this.#closed = true;
+    for (const stop of [...this.#stops]) stop();
+    if (this.#ownsSink) await this.sink.close();
+  }
+
+  #startAfter(opts: { startSeq?: number; startTimeMs?: number }): number {
+    if (opts.startSeq !== undefined) return Math.max(0, opts.startSeq - 1);
+    if (opts.startTimeMs !== undefined) {
+      const first = this.#db
+        .prepare<[number], { seq: number | null }>(`SELECT min(seq) AS seq FROM ${SQLITE_AUDIT_TABLE} WHERE ts_ms >= ?`)
+        .get(opts.startTimeMs);
+      if (first?.seq != null) return first.seq - 1;
+      const max = this.#db.prepare<[], { seq: number | null }>(`SELECT max(seq) AS seq FROM ${SQLITE_AUDIT_TABLE}`).get();
+      return max?.seq ?? 0;
+    }
+    return 0;
+  }
+
+  #flush(): void {
+    this.#flushScheduled = false;
+    const batch = this.#pending;
+    this.#pending = [];
+    if (batch.length === 0) return;
+    let acks: AppendAck[];
+    try {
+      acks = this.#db.transaction(() =>
+        batch.map((append): AppendAck => {
+          const result = this.#insert.run(append.params);
+          if (result.changes === 1) {
+            return { stream: Streams.audit.name, seq: Number(result.lastInsertRowid), duplicate: false };
+          }
+          const existing = this.#findExisting.get(append.msgId, append.eventId);
+          return { stream: Streams.audit.name, seq: existing?.seq ?? 0, duplicate: true };
+        }),
+      )();
+    } catch (cause) {
+      const error = new BusError('unavailable', `the embedded audit store could not commit: ${(cause as Error).message}`, { cause });
+      for (const append of batch) append.reject(error);
+      return;
+    }
+    this.#commits++;
+    batch.forEach((append, i) => append.resolve(acks[i]!));
+    for (const reader of this.#readers) setImmediate(reader);
+  }
+}
+
+function toBusMessage(row: StoredMessage): BusMessage & { seq: number } {
+  // Rows stored by the sink (not through append) have no bytes: re-encode the canonical JSON.
+  const data = row.data ?? encodeEvent(fromJsonString(EventEnvelopeSchema, row.payload_json));
+  return {
+    seq: row.seq,
+    subject: row.bus_subject,
+    headers: JSON.parse(row.headers_json) as BusHeaderMap,
+    data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+  };
+}

@@ -1,0 +1,303 @@
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import fc from 'fast-check';
+import {
+  RequestCompletedSchema,
+  RequestDecidedSchema,
+  RequestReceivedSchema,
+  RequestRejectedSchema,
+  buildEvent,
+  create,
+  decodeEvent,
+  encodeEvent,
+  type EventEnvelope,
+} from '../../libs/contracts/src/index.js';
+import {
+  AUDIT_COLUMNS,
+  formatAuditRow,
+  formatAuditRowJson,
+  formatBytes,
+  sqlIdentifier,
+  sqlString,
+  sqlUInt,
+  toAuditRow,
+  type AuditRow,
+} from '../../libs/audit-store/src/index.js';
+
+// Compiled to dist/test/unit; fixtures stay in the source tree.
+const FIXTURES = fileURLToPath(new URL('../../../test/fixtures/events/', import.meta.url));
+// UPDATE_GOLDEN=1 rewrites the fixtures (review the diff: an encoding change is a contract change).
+const UPDATE = process.env['UPDATE_GOLDEN'] === '1';
+
+const T0 = Date.UTC(2026, 0, 2, 3, 4, 5, 678);
+const IDENTITY = {
+  subject: 'system:serviceaccount:ci:deployer',
+  groups: ['ci', 'deployers'],
+  clientId: 'ci-bot',
+  issuer: 'https://issuer.example',
+  scopes: ['k8s'],
+  audiences: ['portcullis'],
+  tokenId: 'jti-123',
+  tokenLifetimeSeconds: 300,
+};
+const KUBE_ATTRIBUTES = {
+  connection: 'prod',
+  connectionType: 'kubernetes',
+  kube: {
+    isResourceRequest: true,
+    verb: 'get',
+    apiPrefix: 'api',
+    apiGroup: '',
+    apiVersion: 'v1',
+    namespace: 'default',
+    resource: 'pods',
+    subresource: 'log',
+    name: 'web-0',
+    path: '',
+    labelSelector: '',
+    fieldSelector: '',
+  },
+  method: 'GET',
+  sourceIp: '10.0.0.7',
+  userAgent: 'kubectl/v1.32.0',
+  bodyBytes: 0,
+};
+const META = { correlationId: '01900000-0000-7000-8000-000000000001', nodeId: 'edge-1', connection: 'prod', sessionId: 'sess-1' };
+
+/** The golden events, built from fixed inputs. */
+const GOLDEN: Record<string, () => EventEnvelope> = {
+  'request-received': () =>
+    buildEvent(
+      'request.received',
+      create(RequestReceivedSchema, { identity: IDENTITY, attributes: KUBE_ATTRIBUTES }),
+      { ...META, id: '01900000-0000-7000-8000-0000000000a1', occurredAtMs: T0 },
+    ),
+  'request-decided': () =>
+    buildEvent(
+      'request.decided',
+      create(RequestDecidedSchema, {
+        decision: { effect: 'allow', ruleId: 'read-pods', policyVersion: 'v7', message: 'ok', maskProfile: 'secrets' },
+        decisionLatencyUs: 412,
+      }),
+      { ...META, id: '01900000-0000-7000-8000-0000000000a2', causationId: '01900000-0000-7000-8000-0000000000a1', occurredAtMs: T0 + 1 },
+    ),
+  'request-rejected': () =>
+    buildEvent(
+      'request.rejected',
+      create(RequestRejectedSchema, { status: 401, reason: 'invalid_token', message: 'token expired', attributes: KUBE_ATTRIBUTES }),
+      { ...META, id: '01900000-0000-7000-8000-0000000000a3', occurredAtMs: T0 + 2 },
+    ),
+  'request-completed': () =>
+    buildEvent(
+      'request.completed',
+      create(RequestCompletedSchema, { status: 200, bytesOut: 123456, bytesIn: 0, durationMs: 17, error: '', forwarded: true }),
+      { ...META, id: '01900000-0000-7000-8000-0000000000a4', occurredAtMs: T0 + 20 },
+    ),
+};
+
+function hex(bytes: Uint8Array): string {
+  return Buffer.from(bytes).toString('hex');
+}
+
+describe('toAuditRow', () => {
+  it('maps request.received: identity and attributes', () => {
+    const row = toAuditRow(GOLDEN['request-received']!());
+    assert.equal(row.type, 'request.received');
+    assert.equal(row.event_time, Math.floor(T0 / 1000));
+    assert.equal(row.ts_ms, T0);
+    assert.equal(row.subject, IDENTITY.subject);
+    assert.deepEqual(row.groups, ['ci', 'deployers']);
+    assert.equal(row.token_id, 'jti-123');
+    assert.equal(row.verb, 'get');
+    assert.equal(row.resource, 'pods');
+    assert.equal(row.subresource, 'log');
+    assert.equal(row.namespace, 'default');
+    assert.equal(row.name, 'web-0');
+    assert.equal(row.method, 'GET');
+    assert.equal(row.source_ip, '10.0.0.7');
+    assert.equal(row.connection, 'prod');
+    assert.equal(row.session_id, 'sess-1');
+    assert.equal(row.effect, '');
+    assert.equal(row.status, 0);
+  });
+
+  it('maps request.decided: decision fields, connection from the envelope, no identity', () => {
+    const row = toAuditRow(GOLDEN['request-decided']!());
+    assert.equal(row.effect, 'allow');
+    assert.equal(row.rule_id, 'read-pods');
+    assert.equal(row.policy_version, 'v7');
+    assert.equal(row.decision_message, 'ok');
+    assert.equal(row.mask_profile, 'secrets');
+    assert.equal(row.decision_latency_us, 412);
+    assert.equal(row.connection, 'prod');
+    assert.equal(row.causation_id, '01900000-0000-7000-8000-0000000000a1');
+    assert.equal(row.subject, '');
+    assert.deepEqual(row.groups, []);
+    assert.equal(row.approval_id, '');
+  });
+
+  it('maps request.rejected: status, reason, the message shown, attributes without identity', () => {
+    const row = toAuditRow(GOLDEN['request-rejected']!());
+    assert.equal(row.status, 401);
+    assert.equal(row.reason, 'invalid_token');
+    assert.equal(row.decision_message, 'token expired');
+    assert.equal(row.subject, '');
+    assert.equal(row.resource, 'pods');
+  });
+
+  it('maps request.completed: status, bytes, duration, forwarded', () => {
+    const row = toAuditRow(GOLDEN['request-completed']!());
+    assert.equal(row.status, 200);
+    assert.equal(row.bytes_out, 123456);
+    assert.equal(row.bytes_in, 0);
+    assert.equal(row.duration_ms, 17);
+    assert.equal(row.forwarded, 1);
+    assert.equal(row.error, '');
+    assert.equal(row.connection, 'prod');
+  });
+
+  it('maps an HTTP request: method and path', () => {
+    const event = buildEvent(
+      'request.received',
+      create(RequestReceivedSchema, {
+        identity: IDENTITY,
+        attributes: { connection: 'api', connectionType: 'http', http: { method: 'POST', path: '/v1/x', query: 'a=1' } },
+      }),
+      { correlationId: 'c', nodeId: 'n', connection: '' },
+    );
+    const row = toAuditRow(event);
+    assert.equal(row.method, 'POST');
+    assert.equal(row.path, '/v1/x');
+    assert.equal(row.verb, '');
+    assert.equal(row.connection, 'api', 'falls back to the attributes when the envelope has none');
+  });
+
+  it('clamps numbers into their column ranges', () => {
+    const event = buildEvent(
+      'request.completed',
+      create(RequestCompletedSchema, { status: -5, bytesOut: Number.NaN, bytesIn: 1.9, durationMs: 5, error: 'upstream reset' }),
+      { correlationId: 'c', nodeId: 'n', connection: 'x', occurredAtMs: -1 },
+    );
+    const row = toAuditRow(event);
+    assert.equal(row.status, 0);
+    assert.equal(row.bytes_out, 0);
+    assert.equal(row.bytes_in, 1);
+    assert.equal(row.ts_ms, 0);
+    assert.equal(row.event_time, 0);
+    assert.equal(row.error, 'upstream reset');
+  });
+
+  it('puts the whole envelope in payload_json as canonical protobuf JSON', () => {
+    const row = toAuditRow(GOLDEN['request-received']!());
+    const json = JSON.parse(row.payload_json) as Record<string, unknown>;
+    assert.equal(json['id'], '01900000-0000-7000-8000-0000000000a1');
+    assert.equal(json['type'], 'request.received');
+    assert.ok(json['requestReceived']);
+  });
+
+  it('fills exactly the declared columns', () => {
+    const row = toAuditRow(GOLDEN['request-completed']!());
+    assert.deepEqual(Object.keys(row).sort(), AUDIT_COLUMNS.map((c) => c.name).sort());
+  });
+});
+
+describe('golden event encodings', () => {
+  for (const [name, build] of Object.entries(GOLDEN)) {
+    it(`${name}: bytes and row match the fixture`, () => {
+      const hexPath = `${FIXTURES}${name}.hex`;
+      const rowPath = `${FIXTURES}${name}.row.json`;
+      const encoded = hex(encodeEvent(build()));
+      if (UPDATE) {
+        writeFileSync(hexPath, `${encoded}\n`);
+        writeFileSync(rowPath, `${JSON.stringify(toAuditRow(build()), null, 2)}\n`);
+      }
+      assert.ok(existsSync(hexPath), `missing fixture ${hexPath}; create it with UPDATE_GOLDEN=1`);
+      const fixtureHex = readFileSync(hexPath, 'utf8').trim();
+      assert.equal(encoded, fixtureHex, 'the encoder output changed; if intended, regenerate with UPDATE_GOLDEN=1');
+      const decoded = decodeEvent(Buffer.from(fixtureHex, 'hex'));
+      const expected = JSON.parse(readFileSync(rowPath, 'utf8')) as AuditRow;
+      assert.deepEqual(toAuditRow(decoded), expected);
+    });
+  }
+});
+
+describe('sqlString', () => {
+  const cases: [string, string][] = [
+    ['', "''"],
+    ['plain', "'plain'"],
+    ["it's", "'it\\'s'"],
+    ["' OR 1=1 --", "'\\' OR 1=1 --'"],
+    ['back\\slash', "'back\\\\slash'"],
+    ["\\'", "'\\\\\\''"],
+    ['nul\0byte', "'nul\\0byte'"],
+    ['line\nbreak\r\ttab', "'line\\nbreak\\r\\ttab'"],
+    ['\x1b[31mred', "'\\x1b[31mred'"],
+    ['del\x7f', "'del\\x7f'"],
+    ['ünï 🚪', "'ünï 🚪'"],
+  ];
+  for (const [input, quoted] of cases) {
+    it(`quotes ${JSON.stringify(input)}`, () => assert.equal(sqlString(input), quoted));
+  }
+
+  it('never lets a value end the literal or carry a raw control character', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary' }), (value) => {
+        const body = sqlString(value).slice(1, -1);
+        // Every quote inside is escaped: strip escape pairs, then no quote may remain.
+        assert.equal(/'/.test(body.replace(/\\./gs, '')), false);
+        assert.equal(/[\x00-\x1f\x7f]/.test(body), false);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('sqlUInt accepts safe non-negative integers only', () => {
+    assert.equal(sqlUInt(0), '0');
+    assert.equal(sqlUInt(2 ** 53 - 1), '9007199254740991');
+    for (const bad of [-1, 1.5, Number.NaN, Infinity, 2 ** 53]) assert.throws(() => sqlUInt(bad), RangeError);
+  });
+
+  it('sqlIdentifier back-quotes plain names and refuses the rest', () => {
+    assert.equal(sqlIdentifier('portcullis_audit'), '`portcullis_audit`');
+    for (const bad of ['', '1abc', 'a-b', 'a`b', 'a b', 'db;DROP', 'x'.repeat(64)]) assert.throws(() => sqlIdentifier(bad), RangeError);
+  });
+});
+
+describe('formatAuditRow', () => {
+  it('prints one line per event type with the Audit-Id', () => {
+    const lines = Object.values(GOLDEN).map((build) => formatAuditRow(toAuditRow(build())));
+    for (const line of lines) {
+      assert.ok(!line.includes('\n'));
+      assert.ok(line.includes(`Audit-Id=${META.correlationId}`), line);
+      assert.ok(line.startsWith('2026-01-02T03:04:05.'), line);
+    }
+    assert.match(lines[0]!, /request\.received .*system:serviceaccount:ci:deployer {2}get pods\/log default\/web-0/);
+    assert.match(lines[1]!, /allow \(rule read-pods\)/);
+    assert.match(lines[2]!, /401 {2}invalid_token {2}"token expired"/);
+    assert.match(lines[3]!, /200 {2}in 0 B out 123 kB {2}17 ms/);
+  });
+
+  it('escapes control characters from client-supplied fields', () => {
+    const row = { ...toAuditRow(GOLDEN['request-rejected']!()), reason: 'x\x1b]0;pwned\x07\nnext' };
+    const line = formatAuditRow(row);
+    assert.ok(!/[\x00-\x1f]/.test(line));
+    assert.ok(line.includes('x\\x1b]0;pwned\\x07\\x0anext'));
+  });
+
+  it('the JSON form is one parseable line with every column', () => {
+    const row = toAuditRow(GOLDEN['request-received']!());
+    const line = formatAuditRowJson(row);
+    assert.ok(!line.includes('\n'));
+    assert.deepEqual(JSON.parse(line), row);
+  });
+
+  it('formats bytes', () => {
+    assert.equal(formatBytes(0), '0 B');
+    assert.equal(formatBytes(999), '999 B');
+    assert.equal(formatBytes(1500), '1.5 kB');
+    assert.equal(formatBytes(123456), '123 kB');
+    assert.equal(formatBytes(3_200_000), '3.2 MB');
+  });
+});
