@@ -18,3 +18,15 @@ export type { SqliteAuditSinkOptions, SqliteDatabase } from './sqlite-audit-sink
 export { SqliteEventLog, subjectMatches } from './sqlite-event-log.js';
 export type { SqliteEventLogOptions } from './sqlite-event-log.js';
 export { formatAuditRow, formatAuditRowJson, formatBytes } from './audit-format.js';
+export {
+  CLICKHOUSE_AUDIT_TABLE,
+  CLICKHOUSE_MIGRATIONS,
+  CLICKHOUSE_MIGRATIONS_TABLE,
+  migrationsTableDdl,
+  qualified,
+} from './clickhouse-migrations.js';
+export type { ClickHouseMigration } from './clickhouse-migrations.js';
+export { ClickHouseAuditSink, ClickHouseSinkError } from './clickhouse-audit-sink.js';
+export type { ClickHouseAuditSinkOptions } from './clickhouse-audit-sink.js';
+export { AuditWriter, eventLogDeadLetter } from './audit-writer.js';
+export type { AuditWriterLogger, AuditWriterOptions, DeadLetter } from './audit-writer.js';

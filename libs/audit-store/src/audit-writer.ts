@@ -1,0 +1,185 @@
+/**
+ * The audit writer: drains the audit stream into an {@link AuditSink}. At-least-once from the
+ * log, exactly-once as seen by queries (the sinks collapse redelivered events by id).
+ */
+import { createHash } from 'node:crypto';
+import type { EventLog, LogConsumer, LogMessage } from '../../bus/src/bus.port.js';
+import { BusHeaders, Consumers, Streams, Subjects, decodeEvent } from '../../contracts/src/index.js';
+import { toAuditRow, type AuditRow } from './audit-row.js';
+import type { AuditSink } from './audit-sink.port.js';
+
+/** Sends an undecodable message to the dead-letter subject, with the reason. */
+export type DeadLetter = (data: Uint8Array, subject: string, reason: string) => Promise<void>;
+
+/** What the writer reports; structured fields, no event contents. */
+export interface AuditWriterLogger {
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
+}
+
+/** Options of {@link AuditWriter}. */
+export interface AuditWriterOptions {
+  log: EventLog;
+  sink: AuditSink;
+  /** Default: {@link eventLogDeadLetter} on `log`. */
+  deadLetter?: DeadLetter;
+  /** Largest batch inserted at once (default 1000). */
+  batchSize?: number;
+  /** Longest wait to fill a batch (default 200 ms). */
+  maxWaitMs?: number;
+  logger: AuditWriterLogger;
+  /** First retry delay after a failed insert (default 100 ms), doubled up to `maxBackoffMs`. */
+  initialBackoffMs?: number;
+  /** Longest retry delay (default 5 s); keep it well under the consumer's ack wait. */
+  maxBackoffMs?: number;
+  /** Durable consumer name (default {@link Consumers.auditWriter}). */
+  durable?: string;
+}
+
+/**
+ * A dead-letter sink that appends the original bytes to {@link Subjects.auditDeadLetter} with
+ * the reason and original subject in headers. The message id is derived from the bytes, so a
+ * redelivered bad message is dead-lettered once.
+ */
+export function eventLogDeadLetter(log: EventLog): DeadLetter {
+  return async (data, subject, reason) => {
+    const digest = createHash('sha256').update(subject).update('\0').update(data).digest('hex');
+    await log.append(Subjects.auditDeadLetter(), data, `deadletter-${digest.slice(0, 40)}`, {
+      headers: { [BusHeaders.deadLetterReason]: reason, [BusHeaders.deadLetterSubject]: subject },
+    });
+  };
+}
+
+/** Thrown inside the handler when the writer stops during a retry, so the batch is redelivered. */
+class WriterStoppingError extends Error {
+  override readonly name = 'WriterStoppingError';
+}
+
+/**
+ * Consumes {@link Streams.audit} with a durable consumer and writes each batch to the sink in
+ * one insert. A message is acknowledged only after its row is stored (or, if it cannot be
+ * decoded, after it was dead-lettered); while the sink fails, the batch stays unacknowledged
+ * and is retried with backoff, so events wait in the log until the sink is back.
+ */
+export class AuditWriter {
+  readonly #log: EventLog;
+  readonly #sink: AuditSink;
+  readonly #deadLetter: DeadLetter;
+  readonly #logger: AuditWriterLogger;
+  readonly #batchSize: number;
+  readonly #maxWaitMs: number;
+  readonly #initialBackoffMs: number;
+  readonly #maxBackoffMs: number;
+  readonly #durable: string;
+  #consumer: LogConsumer | undefined;
+  #stopping = false;
+  #wakeUp: (() => void) | undefined;
+  #written = 0;
+  #deadLettered = 0;
+
+  constructor(options: AuditWriterOptions) {
+    this.#log = options.log;
+    this.#sink = options.sink;
+    this.#deadLetter = options.deadLetter ?? eventLogDeadLetter(options.log);
+    this.#logger = options.logger;
+    this.#batchSize = options.batchSize ?? 1000;
+    this.#maxWaitMs = options.maxWaitMs ?? 200;
+    this.#initialBackoffMs = options.initialBackoffMs ?? 100;
+    this.#maxBackoffMs = options.maxBackoffMs ?? 5000;
+    this.#durable = options.durable ?? Consumers.auditWriter;
+  }
+
+  /** Rows stored and messages dead-lettered since start. */
+  get stats(): { written: number; deadLettered: number } {
+    return { written: this.#written, deadLettered: this.#deadLettered };
+  }
+
+  /** Starts consuming. The sink must be migrated. */
+  start(): void {
+    if (this.#consumer !== undefined) throw new Error('AuditWriter already started');
+    this.#stopping = false;
+    this.#consumer = this.#log.consume(
+      Streams.audit.name,
+      { durable: this.#durable, batchSize: this.#batchSize, maxWaitMs: this.#maxWaitMs },
+      (batch) => this.#handle(batch),
+    );
+    this.#logger.info('audit writer started', { stream: Streams.audit.name, durable: this.#durable });
+  }
+
+  /** Stops consuming; a batch being retried is abandoned unacknowledged (it is redelivered). */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    this.#wakeUp?.();
+    const consumer = this.#consumer;
+    this.#consumer = undefined;
+    await consumer?.stop();
+  }
+
+  async #handle(batch: readonly LogMessage[]): Promise<void> {
+    const rows: AuditRow[] = [];
+    const seen = new Set<string>();
+    const toAck: LogMessage[] = [];
+    for (const msg of batch) {
+      let row: AuditRow;
+      try {
+        row = toAuditRow(decodeEvent(msg.data));
+      } catch (error) {
+        const reason = error instanceof Error ? error.message : String(error);
+        // Dead-letter first, ack after: if the append fails, the handler throws and the batch
+        // is redelivered, so the message is never dropped silently.
+        await this.#deadLetter(msg.data, msg.subject, reason);
+        msg.ack();
+        this.#deadLettered++;
+        this.#logger.warn('audit event dead-lettered', { subject: msg.subject, seq: msg.seq, reason });
+        continue;
+      }
+      toAck.push(msg);
+      // A redelivery inside one batch is written once.
+      if (!seen.has(row.event_id)) {
+        seen.add(row.event_id);
+        rows.push(row);
+      }
+    }
+    if (rows.length > 0) await this.#insertWithRetry(rows, toAck);
+    for (const msg of toAck) msg.ack();
+    this.#written += rows.length;
+  }
+
+  async #insertWithRetry(rows: AuditRow[], messages: readonly LogMessage[]): Promise<void> {
+    let delay = this.#initialBackoffMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.#sink.insert(rows);
+        if (attempt > 1) this.#logger.info('audit sink recovered', { rows: rows.length, attempts: attempt });
+        return;
+      } catch (error) {
+        if (this.#stopping) throw new WriterStoppingError('audit writer stopped while the sink was failing', { cause: error });
+        this.#logger.error('audit insert failed; retrying, events stay in the log', {
+          rows: rows.length,
+          attempt,
+          retryInMs: delay,
+          error: error instanceof Error ? error.message : String(error),
+        });
+      }
+      for (const msg of messages) msg.working();
+      await this.#pause(delay);
+      if (this.#stopping) throw new WriterStoppingError('audit writer stopped while the sink was failing');
+      delay = Math.min(delay * 2, this.#maxBackoffMs);
+    }
+  }
+
+  /** Waits `ms`, or less if stop() is called. */
+  #pause(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#wakeUp = done;
+    }).finally(() => {
+      this.#wakeUp = undefined;
+    });
+  }
+}

@@ -1,0 +1,195 @@
+/**
+ * The cluster mode's audit sink: ClickHouse over HTTP with `@clickhouse/client`.
+ *
+ * Compatibility with ClickHouse 18.16 (checked with @clickhouse/client 1.23): the client's
+ * HTTP requests work as they are (it sends no settings unless asked; gzip request/response
+ * compression, `send_progress_in_http_headers` and `output_format_json_quote_64bit_integers`
+ * are all understood by 18.16). What does NOT work is `query_params`: 18.16 answers
+ * "Unknown setting param_x", so every value in a query goes through {@link sqlString} /
+ * {@link sqlUInt}. Compression is off: the sink talks to a nearby server and gzip costs more
+ * CPU than it saves there.
+ */
+import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
+import { AUDIT_COLUMNS, ColumnKind, type AuditRow } from './audit-row.js';
+import { queryLimit, type AuditQuery, type AuditSink } from './audit-sink.port.js';
+import {
+  CLICKHOUSE_AUDIT_TABLE,
+  CLICKHOUSE_MIGRATIONS,
+  CLICKHOUSE_MIGRATIONS_TABLE,
+  migrationsTableDdl,
+  qualified,
+  type ClickHouseMigration,
+} from './clickhouse-migrations.js';
+import { sqlIdentifier, sqlString, sqlUInt } from './sql-string.js';
+
+/** Options of {@link ClickHouseAuditSink}. */
+export interface ClickHouseAuditSinkOptions {
+  /** HTTP interface, e.g. `http://127.0.0.1:8123`. */
+  url: string;
+  /** Database holding the audit tables (created by `migrate()`); a plain identifier. */
+  database: string;
+  username?: string;
+  password?: string;
+  /** Per-request timeout (default 30 s). */
+  requestTimeoutMs?: number;
+  /** Migrations to apply (default {@link CLICKHOUSE_MIGRATIONS}); for tests and extensions. */
+  migrations?: readonly ClickHouseMigration[];
+}
+
+// Read back as numbers; derived from ts_ms rather than parsing the server-timezone DateTime text.
+const SELECT_COLUMNS = AUDIT_COLUMNS.filter((c) => c.kind !== ColumnKind.DateTime).map((c) => c.name);
+const NUMERIC = new Set<string>(
+  AUDIT_COLUMNS.filter((c) => c.kind !== ColumnKind.String && c.kind !== ColumnKind.StringArray).map((c) => c.name),
+);
+
+/** A failure talking to ClickHouse, with the operation in the message and the client error as cause. */
+export class ClickHouseSinkError extends Error {
+  override readonly name = 'ClickHouseSinkError';
+}
+
+/** Stores audit rows in ClickHouse; reads with FINAL so a redelivered event is seen once. */
+export class ClickHouseAuditSink implements AuditSink {
+  readonly #client: ClickHouseClient;
+  readonly #database: string;
+  readonly #table: string;
+  readonly #migrations: readonly ClickHouseMigration[];
+
+  constructor(options: ClickHouseAuditSinkOptions) {
+    sqlIdentifier(options.database); // fail fast on a bad name
+    this.#database = options.database;
+    this.#table = qualified(options.database, CLICKHOUSE_AUDIT_TABLE);
+    this.#migrations = options.migrations ?? CLICKHOUSE_MIGRATIONS;
+    // No `database` on the client: it would be sent with CREATE DATABASE before it exists.
+    this.#client = createClient({
+      url: options.url,
+      username: options.username ?? 'default',
+      password: options.password ?? '',
+      request_timeout: options.requestTimeoutMs ?? 30_000,
+      compression: { request: false, response: false },
+      clickhouse_settings: { output_format_json_quote_64bit_integers: 0 },
+      // Failures reach the caller as ClickHouseSinkError (and the writer's log); no second report.
+      log: { level: ClickHouseLogLevel.OFF },
+    });
+  }
+
+  /**
+   * Creates the database and migrations table, then applies each migration not yet recorded.
+   * Idempotent; concurrent callers may both run a step (its statements are IF NOT EXISTS) and
+   * both record it (the ReplacingMergeTree collapses the record).
+   */
+  async migrate(): Promise<void> {
+    await this.#command(`CREATE DATABASE IF NOT EXISTS ${sqlIdentifier(this.#database)}`, 'create database');
+    await this.#command(migrationsTableDdl(this.#database), 'create migrations table');
+    const applied = new Set((await this.appliedMigrations()).map((m) => m.id));
+    for (const migration of [...this.#migrations].sort((a, b) => a.id - b.id)) {
+      if (applied.has(migration.id)) continue;
+      for (const statement of migration.statements(this.#database)) {
+        await this.#command(statement, `migration ${migration.id} (${migration.name})`);
+      }
+      await this.#command(
+        `INSERT INTO ${qualified(this.#database, CLICKHOUSE_MIGRATIONS_TABLE)} (id, name, applied_at) VALUES (${sqlUInt(migration.id)}, ${sqlString(migration.name)}, now())`,
+        `record migration ${migration.id}`,
+      );
+    }
+  }
+
+  /** The migrations recorded as applied, by id. */
+  async appliedMigrations(): Promise<{ id: number; name: string }[]> {
+    const rows = await this.#select<{ id: number; name: string }>(
+      `SELECT id, name FROM ${qualified(this.#database, CLICKHOUSE_MIGRATIONS_TABLE)} FINAL ORDER BY id`,
+      'read migrations',
+    );
+    return rows.map((r) => ({ id: Number(r.id), name: r.name }));
+  }
+
+  /** Inserts the batch in one `JSONEachRow` request; resolves when ClickHouse acknowledged it. */
+  async insert(rows: readonly AuditRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    try {
+      await this.#client.insert({ table: this.#table, values: rows as AuditRow[], format: 'JSONEachRow' });
+    } catch (cause) {
+      throw new ClickHouseSinkError(`insert of ${rows.length} audit rows failed: ${(cause as Error).message}`, { cause });
+    }
+  }
+
+  async query(filter: AuditQuery): Promise<AuditRow[]> {
+    const sql =
+      `SELECT ${SELECT_COLUMNS.join(', ')} FROM ${this.#table} FINAL${whereOf(filter, true)}` +
+      ` ORDER BY ts_ms, event_id LIMIT ${sqlUInt(queryLimit(filter))}`;
+    const records = await this.#select<Record<string, unknown>>(sql, 'query audit rows');
+    return records.map(fromRecord);
+  }
+
+  async count(filter: AuditQuery): Promise<number> {
+    const [record] = await this.#select<{ n: number | string }>(
+      `SELECT count() AS n FROM ${this.#table} FINAL${whereOf(filter, false)}`,
+      'count audit rows',
+    );
+    return Number(record?.n ?? 0);
+  }
+
+  async close(): Promise<void> {
+    await this.#client.close();
+  }
+
+  async #command(query: string, what: string): Promise<void> {
+    try {
+      await this.#client.command({ query });
+    } catch (cause) {
+      throw new ClickHouseSinkError(`ClickHouse ${what} failed: ${(cause as Error).message}`, { cause });
+    }
+  }
+
+  async #select<T>(query: string, what: string): Promise<T[]> {
+    try {
+      const result = await this.#client.query({ query, format: 'JSONEachRow' });
+      return await result.json<T>();
+    } catch (cause) {
+      throw new ClickHouseSinkError(`ClickHouse ${what} failed: ${(cause as Error).message}`, { cause });
+    }
+  }
+}
+
+/** The WHERE clause of a filter, every value quoted; event_time bounds let partitions be pruned. */
+function whereOf(filter: AuditQuery, paginate: boolean): string {
+  const conditions: string[] = [];
+  const eq = (column: string, value: string | undefined): void => {
+    if (value !== undefined) conditions.push(`${column} = ${sqlString(value)}`);
+  };
+  eq('correlation_id', filter.correlationId);
+  eq('session_id', filter.sessionId);
+  eq('type', filter.type);
+  eq('connection', filter.connection);
+  const since = (ms: number, inclusive: boolean): void => {
+    conditions.push(`ts_ms ${inclusive ? '>=' : '>'} ${sqlUInt(ms)}`);
+    conditions.push(`event_time >= toDateTime(${sqlUInt(Math.floor(ms / 1000))})`);
+  };
+  if (filter.sinceMs !== undefined) since(filter.sinceMs, true);
+  if (filter.untilMs !== undefined) {
+    conditions.push(`ts_ms < ${sqlUInt(filter.untilMs)}`);
+    conditions.push(`event_time <= toDateTime(${sqlUInt(Math.floor(filter.untilMs / 1000))})`);
+  }
+  if (paginate && filter.afterTsMs !== undefined) {
+    if (filter.afterEventId !== undefined) {
+      since(filter.afterTsMs, true);
+      conditions.push(
+        `(ts_ms > ${sqlUInt(filter.afterTsMs)} OR event_id > ${sqlString(filter.afterEventId)})`,
+      );
+    } else {
+      since(filter.afterTsMs, false);
+    }
+  }
+  return conditions.length > 0 ? ` WHERE ${conditions.join(' AND ')}` : '';
+}
+
+function fromRecord(record: Record<string, unknown>): AuditRow {
+  const row: Record<string, unknown> = {};
+  for (const name of SELECT_COLUMNS) {
+    const value = record[name];
+    row[name] = NUMERIC.has(name) ? Number(value) : value;
+  }
+  const tsMs = Number(record['ts_ms']);
+  row['event_time'] = Math.floor(tsMs / 1000);
+  // Key order as in AUDIT_COLUMNS, so rows compare equal to freshly mapped ones.
+  return Object.fromEntries(AUDIT_COLUMNS.map((c) => [c.name, row[c.name]])) as unknown as AuditRow;
+}

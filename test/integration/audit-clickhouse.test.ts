@@ -1,0 +1,274 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { createClient, type ClickHouseClient } from '@clickhouse/client';
+import { createInProcessBus } from '../../libs/bus/src/index.js';
+import type { BusHandle } from '../../libs/bus/src/index.js';
+import {
+  BusHeaders,
+  RequestCompletedSchema,
+  RequestDecidedSchema,
+  RequestReceivedSchema,
+  Streams,
+  Subjects,
+  buildEvent,
+  create,
+  encodeEvent,
+  newEventId,
+  type EventEnvelope,
+} from '../../libs/contracts/src/index.js';
+import {
+  AuditWriter,
+  CLICKHOUSE_MIGRATIONS,
+  ClickHouseAuditSink,
+  sqlString,
+  toAuditRow,
+  type AuditRow,
+  type AuditSink,
+  type AuditWriterLogger,
+} from '../../libs/audit-store/src/index.js';
+import { sharedClickHouseUrl, startClickHouse, uniqueName, type TestClickHouse } from '../harness/services.js';
+
+const T0 = Date.UTC(2026, 5, 30, 23, 59, 59, 990); // a month boundary inside the data
+
+function events(correlationId: string, at: number, session = 'sess-a'): EventEnvelope[] {
+  const meta = { correlationId, nodeId: 'edge-1', connection: 'prod', sessionId: session };
+  return [
+    buildEvent(
+      'request.received',
+      create(RequestReceivedSchema, {
+        identity: { subject: "bot'; DROP TABLE x; --", groups: ['a', "b'c"] },
+        attributes: { connection: 'prod', kube: { verb: 'get', resource: 'secrets', namespace: 'ns', name: 'n' } },
+      }),
+      { ...meta, occurredAtMs: at, id: newEventId(at) },
+    ),
+    buildEvent(
+      'request.decided',
+      create(RequestDecidedSchema, { decision: { effect: 'allow', ruleId: 'r1' }, decisionLatencyUs: 90 }),
+      { ...meta, occurredAtMs: at + 5, id: newEventId(at + 5) },
+    ),
+    buildEvent(
+      'request.completed',
+      create(RequestCompletedSchema, { status: 200, bytesOut: 2 ** 40, durationMs: 12, forwarded: true }),
+      { ...meta, occurredAtMs: at + 20, id: newEventId(at + 20) },
+    ),
+  ];
+}
+
+/** Polls `check` until it returns true; rejects at the deadline (no fixed sleeps). */
+async function until(check: () => Promise<boolean> | boolean, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+function recordingLogger(): AuditWriterLogger & { lines: { level: string; message: string }[] } {
+  const lines: { level: string; message: string }[] = [];
+  return {
+    lines,
+    info: (message) => lines.push({ level: 'info', message }),
+    warn: (message) => lines.push({ level: 'warn', message }),
+    error: (message) => lines.push({ level: 'error', message }),
+  };
+}
+
+function byId(rows: readonly AuditRow[]): string[] {
+  return rows.map((r) => r.event_id);
+}
+
+describe('ClickHouse audit sink', () => {
+  let url: string;
+  let client: ClickHouseClient;
+  before(async () => {
+    url = await sharedClickHouseUrl();
+    client = createClient({ url });
+  });
+  after(async () => {
+    await client.close();
+  });
+
+  it('sqlString round-trips hostile strings through the real server', async () => {
+    const values = ["'", "\\'", "\\", "' OR '1'='1", 'a\0b', 'line\nbreak\r\n', '\x01\x1b[2J\x7f', 'ünï 🚪', "\\\\''\\", '{id:String}'];
+    const sql = `SELECT [${values.map(sqlString).join(', ')}] AS v`;
+    const result = await client.query({ query: sql, format: 'JSONEachRow' });
+    const [row] = await result.json<{ v: string[] }>();
+    assert.deepEqual(row?.v, values);
+  });
+
+  it('migrations are idempotent, also when several writers start at once', async () => {
+    const database = uniqueName('audit_mig');
+    const sinks = Array.from({ length: 3 }, () => new ClickHouseAuditSink({ url, database }));
+    await Promise.all(sinks.map((s) => s.migrate()));
+    await sinks[0]!.migrate();
+    assert.deepEqual(
+      (await sinks[0]!.appliedMigrations()).map((m) => m.id),
+      CLICKHOUSE_MIGRATIONS.map((m) => m.id),
+    );
+    const ddl = await (await client.query({ query: `SHOW CREATE TABLE ${database}.audit_events`, format: 'TabSeparatedRaw' })).text();
+    assert.match(ddl, /ReplacingMergeTree/);
+    assert.match(ddl, /PARTITION BY toYYYYMM\(event_time\)/);
+    assert.match(ddl, /ORDER BY \(session_id, correlation_id, ts_ms, event_id\)/);
+    await Promise.all(sinks.map((s) => s.close()));
+    await client.command({ query: `DROP DATABASE ${database}` });
+  });
+
+  it('a redelivered batch is seen once by every query; rows read back equal the mapped rows', async (t) => {
+    const database = uniqueName('audit_dedup');
+    const sink = new ClickHouseAuditSink({ url, database });
+    await sink.migrate();
+    const all = [...events('req-1', T0), ...events('req-2', T0 + 100, 'sess-b'), ...events('req-3', T0 + 200)];
+    const rows = all.map(toAuditRow);
+    await sink.insert(rows);
+    await sink.insert(rows); // the redelivery: a second part with the same rows
+    await sink.insert(rows.slice(0, 4));
+    const sorted = [...rows].sort((a, b) => a.ts_ms - b.ts_ms || a.event_id.localeCompare(b.event_id));
+
+    const everything = await sink.query({});
+    assert.deepEqual(everything, sorted);
+    assert.equal(await sink.count({}), 9);
+    assert.deepEqual(byId(await sink.query({ correlationId: 'req-2' })), byId(rows.slice(3, 6)));
+    assert.equal(await sink.count({ sessionId: 'sess-a' }), 6);
+    assert.equal(await sink.count({ type: 'request.completed' }), 3);
+    assert.equal(await sink.count({ connection: 'prod', sinceMs: T0 + 100, untilMs: T0 + 201 }), 4);
+    assert.equal(await sink.count({ correlationId: "req-1' OR '1'='1" }), 0);
+
+    const pages: AuditRow[] = [];
+    let page = await sink.query({ limit: 4 });
+    while (page.length > 0) {
+      pages.push(...page);
+      const last = page.at(-1)!;
+      page = await sink.query({ limit: 4, afterTsMs: last.ts_ms, afterEventId: last.event_id });
+    }
+    assert.deepEqual(byId(pages), byId(sorted));
+    assert.equal((await sink.query({ afterTsMs: T0 + 200 })).length, 2);
+
+    // Raw (non-FINAL) storage really holds the duplicates, so the assertions above mean something.
+    const raw = await (await client.query({ query: `SELECT count() AS n FROM ${database}.audit_events`, format: 'JSONEachRow' })).json<{ n: string }>();
+    t.diagnostic(`stored rows before merge: ${raw[0]?.n} for 9 events`);
+    await sink.close();
+    await client.command({ query: `DROP DATABASE ${database}` });
+  });
+
+  it('batch insert throughput (JSONEachRow)', async (t) => {
+    const database = uniqueName('audit_perf');
+    const sink = new ClickHouseAuditSink({ url, database });
+    await sink.migrate();
+    const batch = 10_000;
+    const batches = 10;
+    const template = toAuditRow(events('perf', T0)[0]!);
+    const started = performance.now();
+    for (let b = 0; b < batches; b++) {
+      const rows = Array.from({ length: batch }, (_, i) => ({ ...template, event_id: `e-${b}-${i}`, correlation_id: `c-${b}-${i}` }));
+      await sink.insert(rows);
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const rate = Math.round((batch * batches) / seconds);
+    t.diagnostic(`inserted ${batch * batches} rows in batches of ${batch}: ${rate} rows/s`);
+    assert.equal(await sink.count({ correlationId: 'c-3-17' }), 1);
+    await sink.close();
+    await client.command({ query: `DROP DATABASE ${database}` });
+  });
+});
+
+describe('AuditWriter', () => {
+  let clickhouse: TestClickHouse;
+  let bus: BusHandle;
+  before(async () => {
+    clickhouse = await startClickHouse(); // our own: this suite kills it
+    bus = createInProcessBus({ eventLog: { nakDelayMs: 20 } });
+    for (const stream of [Streams.audit, Streams.deadLetter]) {
+      await bus.log.ensureStream({ name: stream.name, subjects: stream.subjects, maxAgeMs: 0, duplicateWindowMs: 120_000, replicas: 1 });
+    }
+  });
+  after(async () => {
+    await bus.close();
+    await clickhouse.stop();
+  });
+
+  async function publish(list: readonly EventEnvelope[]): Promise<void> {
+    for (const event of list) {
+      await bus.log.append(Subjects.auditEvent(event.connection, event.type), encodeEvent(event), event.id);
+    }
+  }
+
+  it('events wait while ClickHouse is down and land exactly once when it is back', async () => {
+    const database = uniqueName('audit_writer');
+    const sink = new ClickHouseAuditSink({ url: clickhouse.httpUrl, database, requestTimeoutMs: 5000 });
+    await sink.migrate();
+    await clickhouse.kill();
+
+    const logger = recordingLogger();
+    const writer = new AuditWriter({ log: bus.log, sink, batchSize: 50, maxWaitMs: 20, logger, initialBackoffMs: 20, maxBackoffMs: 200, durable: uniqueName('w') });
+    writer.start();
+    const published = [...events('w-1', T0), ...events('w-2', T0 + 50), ...events('w-3', T0 + 90)];
+    await publish(published);
+    await until(() => logger.lines.filter((l) => l.level === 'error').length >= 2, 'failed insert attempts');
+    assert.equal(writer.stats.written, 0);
+
+    await clickhouse.restart();
+    await until(async () => (await sink.count({})) === published.length, 'the events to land');
+    await until(() => writer.stats.written === published.length, 'the writer to ack');
+    assert.deepEqual(byId(await sink.query({})), byId(published.map(toAuditRow)));
+    assert.ok(logger.lines.some((l) => l.message === 'audit sink recovered'));
+    await writer.stop();
+    await sink.close();
+  });
+
+  it('an insert whose acknowledgement is lost is retried and still counted once', async () => {
+    const database = uniqueName('audit_lost_ack');
+    const real = new ClickHouseAuditSink({ url: clickhouse.httpUrl, database });
+    await real.migrate();
+    let calls = 0;
+    // Stores the rows, then fails as if the response never arrived: the writer must retry.
+    const flaky: AuditSink = {
+      migrate: () => real.migrate(),
+      insert: async (rows) => {
+        await real.insert(rows);
+        if (++calls === 1) throw new Error('connection reset after the insert');
+      },
+      query: (f) => real.query(f),
+      count: (f) => real.count(f),
+      close: () => real.close(),
+    };
+    const writer = new AuditWriter({ log: bus.log, sink: flaky, logger: recordingLogger(), batchSize: 100, maxWaitMs: 20, initialBackoffMs: 10, durable: uniqueName('w') });
+    const published = events('lost-1', T0 + 1000);
+    writer.start();
+    // This durable starts at the beginning of the stream: it also sees the previous test's events.
+    await publish(published);
+    await until(async () => (await real.count({ correlationId: 'lost-1' })) === 3 && calls >= 2, 'the retried insert');
+    assert.equal(await real.count({ correlationId: 'lost-1' }), 3);
+    assert.deepEqual(byId(await real.query({ correlationId: 'lost-1' })), byId(published.map(toAuditRow)));
+    await writer.stop();
+    await real.close();
+  });
+
+  it('an undecodable message goes to the dead-letter subject with its reason and is acked', async () => {
+    const database = uniqueName('audit_dlq');
+    const sink = new ClickHouseAuditSink({ url: clickhouse.httpUrl, database });
+    await sink.migrate();
+    const dead: { subject: string; headers: Readonly<Record<string, string>>; data: Uint8Array }[] = [];
+    const reader = bus.log.read(Streams.deadLetter.name, {}, (msg) => dead.push(msg));
+    const logger = recordingLogger();
+    const writer = new AuditWriter({ log: bus.log, sink, logger, batchSize: 100, maxWaitMs: 20, durable: uniqueName('w') });
+    writer.start();
+    const garbage = new Uint8Array([0x0a, 0xff, 0xff, 0xff, 0x01]);
+    await bus.log.append('audit.prod.request.received', garbage, `garbage-${newEventId()}`);
+    const good = events('dlq-1', T0 + 2000);
+    await publish(good);
+    await until(() => dead.length === 1, 'the dead letter');
+    await until(async () => (await sink.count({ correlationId: 'dlq-1' })) === 3, 'the good events');
+    const [letter] = dead;
+    assert.equal(letter?.subject, Subjects.auditDeadLetter());
+    assert.deepEqual(letter?.data, garbage);
+    assert.equal(letter?.headers[BusHeaders.deadLetterSubject], 'audit.prod.request.received');
+    assert.match(letter?.headers[BusHeaders.deadLetterReason] ?? '', /not a protobuf EventEnvelope/);
+    assert.equal(writer.stats.deadLettered, 1);
+    assert.ok(logger.lines.some((l) => l.level === 'warn' && l.message === 'audit event dead-lettered'));
+    await writer.stop();
+    // Acked: a new member of the same durable gets nothing more to dead-letter.
+    await reader.unsubscribe();
+    await sink.close();
+  });
+});
