@@ -148,7 +148,7 @@ export class SqliteEventLog implements EventLog {
         subject,
         // Stored like JetStream keeps it: the message id travels as a header.
         headers: { ...opts?.headers, [BusHeaders.msgId]: msgId },
-        data: Buffer.from(data.buffer, data.byteOffset, data.byteLength),
+        data: Buffer.from(data), // a copy: the caller may reuse its buffer before the commit
       });
     } catch (cause) {
       const reason = cause instanceof Error ? cause.message : String(cause);
