@@ -154,7 +154,7 @@ describe('cluster mode: two edges, policy and audit as processes on NATS and Cli
     // Every request through either edge: received + decided + completed rows, each exactly once.
     const rows = await eventually('audit rows for the pod get', async () => {
       const r = await chQuery(
-        `SELECT * FROM events FINAL WHERE resource = 'pods' AND name = '${pod}' AND type = 'request.received'`,
+        `SELECT * FROM audit_events FINAL WHERE resource = 'pods' AND name = '${pod}' AND type = 'request.received'`,
       );
       return r.length > 0 ? r : undefined;
     });
@@ -168,7 +168,7 @@ describe('cluster mode: two edges, policy and audit as processes on NATS and Cli
     assert.equal(received.node_id, 'edge-1');
     const requestId = received.correlation_id;
     const all = await eventually('decided and completed rows', async () => {
-      const r = await chQuery(`SELECT * FROM events FINAL WHERE correlation_id = '${requestId}' ORDER BY ts_ms`);
+      const r = await chQuery(`SELECT * FROM audit_events FINAL WHERE correlation_id = '${requestId}' ORDER BY ts_ms`);
       return r.length >= 3 ? r : undefined;
     });
     assert.deepEqual(all.map((r) => r.type).sort(), ['request.completed', 'request.decided', 'request.received']);
@@ -180,16 +180,16 @@ describe('cluster mode: two edges, policy and audit as processes on NATS and Cli
     assert.ok(Number(completed.bytes_out) > 0);
     assert.ok(completed.duration_ms >= 0 && completed.duration_ms < 30_000);
 
-    const list = await chQuery(`SELECT * FROM events FINAL WHERE resource = 'pods' AND verb = 'list' AND type = 'request.received'`);
+    const list = await chQuery(`SELECT * FROM audit_events FINAL WHERE resource = 'pods' AND verb = 'list' AND type = 'request.received'`);
     assert.ok(list.some((r) => r.node_id === 'edge-0'), 'the list went through edge 0');
     const deniedRows = await eventually('the denied decision', async () => {
-      const r = await chQuery(`SELECT * FROM events FINAL WHERE type = 'request.decided' AND rule_id = 'no-secrets'`);
+      const r = await chQuery(`SELECT * FROM audit_events FINAL WHERE type = 'request.decided' AND rule_id = 'no-secrets'`);
       return r.length > 0 ? r : undefined;
     });
     assert.equal(deniedRows[0]!.effect, 'deny');
 
     // One row per event: no duplicates visible.
-    const dup = await chQuery(`SELECT event_id, count() AS n FROM events FINAL GROUP BY event_id HAVING n > 1`);
+    const dup = await chQuery(`SELECT event_id, count() AS n FROM audit_events FINAL GROUP BY event_id HAVING n > 1`);
     assert.deepEqual(dup, []);
   });
 

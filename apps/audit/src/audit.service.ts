@@ -1,6 +1,5 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import type { AuditWriter, ClickHouseAuditSink } from '../../../libs/audit-store/src/index.js';
-import { BusHeaders, Subjects } from '../../../libs/contracts/src/index.js';
 import { PLATFORM, PlatformMode, type Platform } from '../../runtime/src/index.js';
 
 /**
@@ -22,7 +21,7 @@ export class AuditService implements OnApplicationBootstrap, OnApplicationShutdo
     }
     const ch = config.audit.clickhouse;
     // Loaded only in cluster mode: the embedded gateway never pays for the ClickHouse client.
-    const { AuditWriter, ClickHouseAuditSink } = await import('../../../libs/audit-store/src/index.js');
+    const { AuditWriter, ClickHouseAuditSink, eventLogDeadLetter } = await import('../../../libs/audit-store/src/index.js');
     this.sink = new ClickHouseAuditSink({ url: ch.url, database: ch.database, username: ch.username, password: ch.password });
     await this.sink.migrate();
     this.writer = new AuditWriter({
@@ -31,11 +30,8 @@ export class AuditService implements OnApplicationBootstrap, OnApplicationShutdo
       batchSize: ch.batchSize,
       maxWaitMs: ch.flushInterval,
       logger,
-      deadLetter: async (data, subject, reason) => {
-        await log.append(Subjects.auditDeadLetter(), data, `dl-${subject}-${Date.now()}-${Math.random()}`, {
-          headers: { [BusHeaders.deadLetterReason]: reason.slice(0, 512), [BusHeaders.deadLetterSubject]: subject },
-        });
-      },
+      // The dead-letter msgId derives from the bytes: a redelivered bad message is stored once.
+      deadLetter: eventLogDeadLetter(log),
     });
     this.writer.start();
     logger.info('audit role consuming', { clickhouse: ch.url, database: ch.database });

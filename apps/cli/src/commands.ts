@@ -134,11 +134,14 @@ export async function auditTailCommand(
   const sink = await openAuditReader(config);
   const format = opts.json ? formatAuditRowJson : formatAuditRow;
   try {
-    let rows: AuditRow[] = await sink.query({
-      sinceMs: Date.now() - sinceMs,
-      limit: opts.limit,
-      ...(opts.request !== undefined ? { correlationId: opts.request } : {}),
-    });
+    // The newest `limit` rows of the window: queries return oldest first.
+    let rows: AuditRow[] = (
+      await sink.query({
+        sinceMs: Date.now() - sinceMs,
+        limit: 100_000,
+        ...(opts.request !== undefined ? { correlationId: opts.request } : {}),
+      })
+    ).slice(-opts.limit);
     let last: AuditRow | undefined;
     for (;;) {
       for (const row of rows) write(format(row));
