@@ -9,6 +9,7 @@
 // Environment:
 //   PORTCULLIS_TEST_SERVICES      auto (default: start servers unless every selected file is under
 //                                 test/unit/), all, or none
+//   PORTCULLIS_TEST_LINT           0 skips eslint (default: run it)
 //   PORTCULLIS_TEST_CONCURRENCY   test files run in parallel (default 2)
 //   PORTCULLIS_TEST_TIMEOUT_MS    per-test timeout (default 120000)
 //   PORTCULLIS_TEST_RUN_TIMEOUT_MS  whole-run timeout (default 1500000 = 25 min)
@@ -44,6 +45,16 @@ const sourceOf = (distFile) => {
   const rel = relative(join(root, 'dist'), distFile).replace(/\.js$/, '');
   return ['.ts', '.mts', '.tsx'].map((ext) => join(root, rel + ext)).find((file) => existsSync(file));
 };
+
+// 1b. Lint: floating promises, misused async callbacks, non-exhaustive switches, type imports.
+if (env.PORTCULLIS_TEST_LINT !== '0') {
+  const eslint = join(root, 'node_modules', 'eslint', 'bin', 'eslint.js');
+  const started = Date.now();
+  log('linting (eslint)');
+  const lint = spawnSync(process.execPath, [eslint, '--max-warnings', '0', '.'], { stdio: 'inherit' });
+  if (lint.status !== 0) failures.push(`lint failed (eslint exit ${lint.status ?? lint.signal})`);
+  log(`lint took ${Date.now() - started} ms`);
+}
 
 // 2. Circular imports.
 if (!reportImportCycles('dist', { include: (file) => sourceOf(file) !== undefined })) {

@@ -103,7 +103,7 @@ describe('SqliteEventLog', () => {
       concurrent.map((a) => a.duplicate),
       [false, true],
     );
-    assert.equal(concurrent[0]!.seq, concurrent[1]!.seq);
+    assert.equal(concurrent[0].seq, concurrent[1].seq);
     assert.equal(await log.sink.count({}), 2);
     await log.close();
   });

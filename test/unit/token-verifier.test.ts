@@ -71,13 +71,13 @@ function claims(over: Record<string, unknown> = {}): JWTPayload {
     if (v === undefined) delete base[k];
     else base[k] = v;
   }
-  return base as JWTPayload;
+  return base;
 }
 
 /** Signs `payload` as given (no defaults added by SignJWT). */
 async function sign(payload: JWTPayload, opts: { key?: CryptoKey | Uint8Array; header?: Partial<JWTHeaderParameters> } = {}): Promise<string> {
   return new SignJWT(payload)
-    .setProtectedHeader({ alg: 'ES256', kid: trustedKid, typ: 'JWT', ...opts.header } as JWTHeaderParameters)
+    .setProtectedHeader({ alg: 'ES256', kid: trustedKid, typ: 'JWT', ...opts.header })
     .sign(opts.key ?? trustedKey);
 }
 

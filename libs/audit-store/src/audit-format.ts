@@ -2,7 +2,7 @@
 import type { AuditRow } from './audit-row.js';
 
 // Client-controlled text (user agent, names, messages) must not drive the terminal.
-// eslint-disable-next-line no-control-regex
+ 
 const CONTROL = /[\x00-\x1f\x7f-\x9f]/g;
 
 function clean(value: string): string {

@@ -106,7 +106,7 @@ export class ClickHouseAuditSink implements AuditSink {
   async insert(rows: readonly AuditRow[]): Promise<void> {
     if (rows.length === 0) return;
     try {
-      await this.#client.insert({ table: this.#table, values: rows as AuditRow[], format: 'JSONEachRow' });
+      await this.#client.insert({ table: this.#table, values: rows, format: 'JSONEachRow' });
     } catch (cause) {
       throw new ClickHouseSinkError(`insert of ${rows.length} audit rows failed: ${(cause as Error).message}`, { cause });
     }

@@ -15,7 +15,7 @@ const ESCAPES: Readonly<Record<string, string>> = {
 };
 
 // Backslash, quote and every C0 control character plus DEL; all else (UTF-8 included) is literal.
-// eslint-disable-next-line no-control-regex
+ 
 const NEEDS_ESCAPE = /[\\'\x00-\x1f\x7f]/g;
 
 /**

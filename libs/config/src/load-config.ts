@@ -85,7 +85,7 @@ export function parseConfig(
     policy: { file: abs(cfg.policy.file) },
     audit: { ...cfg.audit, sqlite: { file: isAbsolute(cfg.audit.sqlite.file) ? cfg.audit.sqlite.file : resolve(stateDir, cfg.audit.sqlite.file) } },
   };
-  return deepFreeze(out) as PortcullisConfig;
+  return deepFreeze(out);
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {
