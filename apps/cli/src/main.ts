@@ -166,7 +166,7 @@ function banner(config: PortcullisConfig, configPath: string, url: string, issue
     `  TLS CA          ${rel(config.edge.tls.certFile ?? `${config.node.stateDir}/tls/ca.pem`)}`,
     ...(issuer ? [`  token issuer    ${issuer}   (development issuer; clients: ${config.identity.devIssuer.clients.map((c) => c.id).join(', ')})`] : []),
     ...(sandbox ? ['  connection      sandbox → an in-memory SANDBOX Kubernetes API server (not a real cluster)'] : []),
-    ...config.connections.map((c) => `  connection      ${c.name} → ${c.server}`),
+    ...config.connections.map((c) => `  connection      ${c.name} → ${c.server ?? 'in-cluster (KUBERNETES_SERVICE_HOST)'}`),
     `  policy          ${rel(config.policy.file)}   (reloaded when the file changes)`,
     `  audit store     ${rel(config.audit.sqlite.file)}`,
     `  config          ${rel(configPath)}`,

@@ -29,7 +29,7 @@ import type { AuditPublisher } from './audit-publisher.js';
 import type { ConnectionRegistry, UpstreamConnection } from './connection-registry.js';
 import type { DecisionClient } from './decision-client.js';
 import { GatewayError, GatewayErrorCode } from './gateway-error.js';
-import { clientResponseHeaders, upstreamRequestHeaders } from './header-hygiene.js';
+import { addImpersonationHeaders, clientResponseHeaders, upstreamRequestHeaders } from './header-hygiene.js';
 
 /** What the pipeline needs; every piece is a port or a pure helper. */
 export interface EdgePipelineDeps {
@@ -273,12 +273,7 @@ export class EdgePipeline {
     headers['host'] = connection.url.host;
     const credential = connection.credential();
     if (credential !== undefined) headers['authorization'] = `Bearer ${credential}`;
-    if (connection.impersonate) {
-      headers['impersonate-user'] = `${connection.impersonationPrefix}${identity.subject}`;
-      if (identity.groups.length > 0) headers['impersonate-group'] = identity.groups.map((g) => `${connection.impersonationPrefix}${g}`);
-      headers['impersonate-extra-portcullis.dev%2faudit-id'] = requestId;
-      if (identity.clientId) headers['impersonate-extra-portcullis.dev%2fclient-id'] = identity.clientId;
-    }
+    if (connection.impersonate) addImpersonationHeaders(headers, connection.impersonationPrefix, identity, requestId);
     const basePath = connection.url.pathname.replace(/\/$/, '');
     const requestFn = connection.url.protocol === 'https:' ? httpsRequest : httpRequest;
     let bytesIn = 0;

@@ -181,8 +181,10 @@ export class TokenVerifier {
         throw new TokenError(TokenErrorCode.RequiredClaim, `the token claim "${claim}" is missing or has a value this gateway does not accept`);
       }
     }
+    const identity = toIdentity(cfg, payload, token);
+    checkIdentity(identity, cfg);
     const entry: CachedToken = {
-      identity: toIdentity(cfg, payload, token),
+      identity,
       claimsJson: JSON.stringify(payload),
       expMs: exp * 1000,
       audiences: claimStrings(payload.aud),
@@ -216,6 +218,15 @@ export function unverifiedIssuer(token: string): string | undefined {
 /** A SHA-256 prefix identifying a token in events and caches without revealing it. */
 export function tokenHash(token: string): string {
   return createHash('sha256').update(token).digest('hex').slice(0, 32);
+}
+
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+
+/** The mapped names end up in impersonation headers and logs: no empty subject, no control characters. */
+function checkIdentity(identity: Identity, cfg: TrustedIssuer): void {
+  if (identity.subject === '') throw new TokenError(TokenErrorCode.BadClaims, `the token has no subject claim "${cfg.subjectClaim ?? 'sub'}"`);
+  const fields = [identity.subject, identity.clientId, identity.tokenId, ...identity.groups];
+  for (const f of fields) if (CONTROL_CHARS.test(f)) throw new TokenError(TokenErrorCode.BadClaims, 'the token has control characters in its subject, groups, client id or jti');
 }
 
 function claimMatches(value: unknown, accepted: readonly string[]): boolean {
