@@ -45,6 +45,8 @@ export interface TokenVerifierOptions {
   cacheSize?: number;
   /** Fetches issuer documents (tests inject one); default HTTPS with the issuer's `caPem`. */
   fetchJson?: (issuer: TrustedIssuer) => JsonFetcher;
+  /** The key caches' clock (tests); default Date.now. */
+  now?: () => number;
 }
 
 /** A verified token: the identity, its claims for policy, and whether this is its first use here. */
@@ -102,7 +104,7 @@ export class TokenVerifier {
       const fetchJson = opts.fetchJson?.(cfg) ?? httpsJsonFetcher({ caPem: cfg.caPem });
       this.byIssuer.set(cfg.issuer, {
         cfg,
-        getKey: keyResolver(cfg, fetchJson),
+        getKey: keyResolver(cfg, fetchJson, opts.now),
         anyAudience: [...new Set([...cfg.audiences, ...connectionAudienceList])],
         defaultAudiences: new Set(cfg.audiences),
       });
@@ -236,7 +238,7 @@ function claimMatches(value: unknown, accepted: readonly string[]): boolean {
   return false;
 }
 
-function keyResolver(cfg: TrustedIssuer, fetchJson: JsonFetcher): JWTVerifyGetKey {
+function keyResolver(cfg: TrustedIssuer, fetchJson: JsonFetcher, now: (() => number) | undefined): JWTVerifyGetKey {
   const k = cfg.keys;
   if ('jwks' in k) return createLocalJWKSet(k.jwks);
   return new JwksCache({
@@ -244,6 +246,7 @@ function keyResolver(cfg: TrustedIssuer, fetchJson: JsonFetcher): JWTVerifyGetKe
     fetchJson,
     cacheLifetimeMs: cfg.jwksCacheLifetimeMs ?? DEFAULT_JWKS_LIFETIME_MS,
     refetchCooldownMs: cfg.jwksRefetchCooldownMs ?? DEFAULT_JWKS_COOLDOWN_MS,
+    ...(now !== undefined ? { now } : {}),
   }).getKey;
 }
 
