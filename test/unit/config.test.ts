@@ -79,6 +79,36 @@ describe('parseConfig: defaults and freezing', () => {
     assert.equal(cfg.identity.issuers[0]?.subjectClaim, 'sub');
   });
 
+  test('identity and credential keys: required claims, JWKS timings, audiences, mTLS files, in-cluster', () => {
+    const cfg = parse({
+      connections: [
+        kube({ audiences: ['prod-gw'], clientCertFile: 'certs/c.pem', clientKeyFile: 'certs/k.pem' }),
+        { name: 'incluster', type: 'kubernetes', inCluster: true, serviceAccountDir: 'sa' },
+      ],
+      identity: {
+        issuers: [
+          { issuer: 'https://token.actions.githubusercontent.com', audiences: ['portcullis'], caFile: 'idp-ca.pem', requiredClaims: { repository: 'acme/deploy', ref: ['refs/heads/main'] }, jwksRefetchCooldown: '10s' },
+        ],
+      },
+    });
+    const i = cfg.identity.issuers[0];
+    assert.deepEqual(i?.requiredClaims, { repository: 'acme/deploy', ref: ['refs/heads/main'] });
+    assert.equal(i?.jwksCacheLifetime, 600_000);
+    assert.equal(i?.jwksRefetchCooldown, 10_000);
+    assert.equal(i?.caFile, '/etc/portcullis/idp-ca.pem');
+    const [a, b] = cfg.connections;
+    assert.deepEqual(a?.audiences, ['prod-gw']);
+    assert.equal(a?.clientCertFile, '/etc/portcullis/certs/c.pem');
+    assert.equal(a?.clientKeyFile, '/etc/portcullis/certs/k.pem');
+    assert.ok(b?.type === 'kubernetes');
+    assert.equal(b.inCluster, true);
+    assert.equal(b.server, undefined);
+    assert.equal(b.serviceAccountDir, '/etc/portcullis/sa');
+    const c = parse({ connections: [kube()] }).connections[0];
+    assert.ok(c?.type === 'kubernetes');
+    assert.equal(c.serviceAccountDir, '/var/run/secrets/kubernetes.io/serviceaccount');
+  });
+
   test('durations are parsed into milliseconds', () => {
     const cfg = parse({ edge: { decisionTimeout: '500ms', upstreamTimeout: '5m' }, bus: { auditStream: { maxAge: '7d' } }, identity: { clockSkew: '1h' } });
     assert.equal(cfg.edge.decisionTimeout, 500);
@@ -177,6 +207,12 @@ const BAD_CONFIGS: readonly BadConfig[] = [
   { name: 'issuer algorithm HS256', raw: { identity: { issuers: [{ issuer: 'https://idp.example.com', audiences: ['p'], algorithms: ['HS256'] }] } }, says: ['identity.issuers.0.algorithms.0', /"RS256"/, 'got "HS256"'] },
   { name: 'issuer algorithm none', raw: { identity: { issuers: [{ issuer: 'https://idp.example.com', audiences: ['p'], algorithms: ['none'] }] } }, says: ['identity.issuers.0.algorithms.0', 'got "none"'] },
   { name: 'issuer without audiences', raw: { identity: { issuers: [{ issuer: 'https://idp.example.com', audiences: [] }] } }, says: ['identity.issuers.0.audiences', />=1/] },
+  { name: 'issuer over http', raw: { identity: { issuers: [{ issuer: 'http://idp.example.com', audiences: ['p'] }] } }, says: ['identity.issuers.0.issuer', 'https://', 'got "http://idp.example.com"'] },
+  { name: 'jwksUri over http', raw: { identity: { issuers: [{ issuer: 'https://idp.example.com', audiences: ['p'], jwksUri: 'http://idp.example.com/keys' }] } }, says: ['identity.issuers.0.jwksUri', 'https://'] },
+  { name: 'required claim with an empty list', raw: { identity: { issuers: [{ issuer: 'https://idp.example.com', audiences: ['p'], requiredClaims: { ref: [] } }] } }, says: ['identity.issuers.0.requiredClaims.ref'] },
+  { name: 'client certificate without its key', raw: { connections: [kube({ clientCertFile: 'c.pem' })] }, says: ['connections.0.clientCertFile', 'clientCertFile and clientKeyFile go together'] },
+  { name: 'kubernetes connection without server or inCluster', raw: { connections: [kube({ server: undefined })] }, says: ['connections.0.server', 'inCluster'] },
+  { name: 'connection audiences empty', raw: { connections: [kube({ audiences: [] })] }, says: ['connections.0.audiences', />=1/] },
   { name: 'sandbox.enabled yes', raw: { sandbox: { enabled: 'yes' } }, says: ['sandbox.enabled', /"auto"/, 'got "yes"'] },
   { name: 'clickhouse database with SQL in it', raw: { audit: { clickhouse: { database: 'x; DROP TABLE y' } } }, says: ['audit.clickhouse.database', 'got "x; DROP TABLE y"'] },
   { name: 'node.id with a space', raw: { node: { id: 'edge 1' } }, says: ['node.id', 'got "edge 1"'] },
