@@ -56,6 +56,7 @@ export class EdgeService implements OnApplicationBootstrap, BeforeApplicationShu
       ? await DevIssuer.open({
           issuer: dev.issuerUrl ?? `${publicUrl}${DEV_ISSUER_PATH}`,
           audience: dev.audience,
+          audiences: config.connections.flatMap((c) => c.audiences ?? []),
           tokenLifetimeMs: dev.tokenLifetime,
           maxTokenLifetimeMs: config.identity.maxTokenLifetime,
           clients: dev.clients,
