@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
 import { ConfigError, loadConfigFile, parseConfig, type PortcullisConfig } from '../../libs/config/src/index.js';
 
 /** Repository root (tests run from dist/test/unit). */
@@ -360,5 +362,39 @@ describe('loadConfigFile', () => {
     assert.equal(cfg.policy.file, join(repoRoot, 'examples/policy.yaml'));
     assert.equal(cfg.audit.sqlite.file, join(repoRoot, '.portcullis/audit.db'));
     assert.equal(cfg.audit.clickhouse.flushInterval, 200);
+  });
+
+  test('the commented issuer and connection examples in portcullis.example.yaml are valid when uncommented', () => {
+    const lines = readFileSync(join(repoRoot, 'portcullis.example.yaml'), 'utf8').split('\n');
+    /** Blocks starting at `<indent># - <key>:` with the commented lines that follow at the same indent. */
+    const blocks = (indent: string, key: string): string[] => {
+      const out: string[] = [];
+      let cur: string[] | undefined;
+      for (const l of lines) {
+        if (l.startsWith(`${indent}# - ${key}:`)) {
+          if (cur !== undefined) out[out.length - 1] = cur.join('\n');
+          cur = [l.slice(indent.length + 2)];
+          out.push('');
+        } else if (cur !== undefined && l.startsWith(`${indent}#   `)) {
+          cur.push(l.slice(indent.length + 2));
+        } else if (cur !== undefined) {
+          out[out.length - 1] = cur.join('\n');
+          cur = undefined;
+        }
+      }
+      return out;
+    };
+    const issuers = blocks('  ', 'issuer').map((b) => parseYaml(b) as unknown[]);
+    const connections = blocks('', 'name').map((b) => parseYaml(b) as unknown[]);
+    assert.equal(issuers.length, 3, 'generic OIDC, Kubernetes projected tokens, GitHub Actions');
+    assert.equal(connections.length, 3);
+    const cfg = parse({ identity: { issuers: issuers.flat() }, connections: connections.flat() });
+    assert.deepEqual(cfg.identity.issuers.map((i) => i.issuer), [
+      'https://accounts.example.com/realms/machines',
+      'https://kubernetes.default.svc.cluster.local',
+      'https://token.actions.githubusercontent.com',
+    ]);
+    assert.deepEqual(cfg.identity.issuers[2]?.requiredClaims, { repository: 'acme/deploy', ref: ['refs/heads/main', 'refs/tags/v1'] });
+    assert.deepEqual(cfg.connections.map((c) => c.name), ['prod', 'local', 'billing']);
   });
 });
