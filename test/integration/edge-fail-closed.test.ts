@@ -159,7 +159,8 @@ describe('edge pipeline fails closed', { timeout: 60_000 }, () => {
     assert.ok(!JSON.stringify(h).includes(token), 'the client token never reaches the upstream');
     // Audit: received (id = Audit-Id) and decided before forwarding; completed after, with bytes.
     const events = await eventually('the completion event', async () => {
-      const e = log.appended.filter((x) => x.correlationId === auditId);
+      // The token's first use also appends identity.authenticated under this request's id.
+      const e = log.appended.filter((x) => x.correlationId === auditId && x.type.startsWith('request.'));
       return e.length === 3 ? e : undefined;
     });
     assert.deepEqual(events.map((e) => e.type), ['request.received', 'request.decided', 'request.completed']);

@@ -4,6 +4,8 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import {
+  IdentityAuthenticatedSchema,
+  IdentityRejectedSchema,
   RequestCompletedSchema,
   RequestDecidedSchema,
   RequestReceivedSchema,
@@ -95,6 +97,24 @@ const GOLDEN: Record<string, () => EventEnvelope> = {
       create(RequestCompletedSchema, { status: 200, bytesOut: 123456, bytesIn: 0, durationMs: 17, error: '', forwarded: true }),
       { ...META, id: '01900000-0000-7000-8000-0000000000a4', occurredAtMs: T0 + 20 },
     ),
+  'identity-authenticated': () =>
+    buildEvent(
+      'identity.authenticated',
+      create(IdentityAuthenticatedSchema, { identity: IDENTITY, expiresAtMs: T0 + 300_000 }),
+      { ...META, id: '01900000-0000-7000-8000-0000000000a5', causationId: META.correlationId, occurredAtMs: T0 + 21 },
+    ),
+  'identity-rejected': () =>
+    buildEvent(
+      'identity.rejected',
+      create(IdentityRejectedSchema, {
+        reason: 'unknown_issuer',
+        issuer: 'https://evil.example',
+        message: 'portcullis: unauthorized: the token issuer is not trusted',
+        tokenHash: '0123456789abcdef0123456789abcdef',
+        status: 401,
+      }),
+      { ...META, id: '01900000-0000-7000-8000-0000000000a6', causationId: META.correlationId, occurredAtMs: T0 + 22 },
+    ),
 };
 
 function hex(bytes: Uint8Array): string {
@@ -145,6 +165,29 @@ describe('toAuditRow', () => {
     assert.equal(row.decision_message, 'token expired');
     assert.equal(row.subject, '');
     assert.equal(row.resource, 'pods');
+  });
+
+  it('maps identity.authenticated: the identity columns, nothing of a request', () => {
+    const row = toAuditRow(GOLDEN['identity-authenticated']!());
+    assert.equal(row.type, 'identity.authenticated');
+    assert.equal(row.subject, IDENTITY.subject);
+    assert.equal(row.issuer, IDENTITY.issuer);
+    assert.equal(row.client_id, 'ci-bot');
+    assert.equal(row.token_id, 'jti-123');
+    assert.deepEqual(row.groups, ['ci', 'deployers']);
+    assert.equal(row.resource, '');
+    assert.match(row.payload_json, /"tokenLifetimeSeconds":300/);
+  });
+
+  it('maps identity.rejected: reason, claimed issuer, token hash, status, message', () => {
+    const row = toAuditRow(GOLDEN['identity-rejected']!());
+    assert.equal(row.type, 'identity.rejected');
+    assert.equal(row.reason, 'unknown_issuer');
+    assert.equal(row.issuer, 'https://evil.example');
+    assert.equal(row.token_id, '0123456789abcdef0123456789abcdef');
+    assert.equal(row.status, 401);
+    assert.equal(row.subject, '');
+    assert.match(row.decision_message, /not trusted/);
   });
 
   it('maps request.completed: status, bytes, duration, forwarded', () => {
@@ -277,6 +320,8 @@ describe('formatAuditRow', () => {
     assert.match(lines[1]!, /allow \(rule read-pods\)/);
     assert.match(lines[2]!, /401 {2}invalid_token {2}"token expired"/);
     assert.match(lines[3]!, /200 {2}in 0 B out 123 kB {2}17 ms/);
+    assert.match(lines[4]!, /identity\.authenticated .*system:serviceaccount:ci:deployer {2}iss https:\/\/issuer\.example {2}client ci-bot {2}token jti-123/);
+    assert.match(lines[5]!, /identity\.rejected .*401 {2}unknown_issuer {2}iss https:\/\/evil\.example .*"portcullis: unauthorized/);
   });
 
   it('escapes control characters from client-supplied fields', () => {

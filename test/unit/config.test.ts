@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
 import { ConfigError, loadConfigFile, parseConfig, type PortcullisConfig } from '../../libs/config/src/index.js';
 
 /** Repository root (tests run from dist/test/unit). */
@@ -77,6 +79,36 @@ describe('parseConfig: defaults and freezing', () => {
     assert.equal(conn.insecureSkipTlsVerify, false);
     assert.deepEqual(cfg.identity.issuers[0]?.algorithms, ['RS256', 'PS256', 'ES256', 'EdDSA']);
     assert.equal(cfg.identity.issuers[0]?.subjectClaim, 'sub');
+  });
+
+  test('identity and credential keys: required claims, JWKS timings, audiences, mTLS files, in-cluster', () => {
+    const cfg = parse({
+      connections: [
+        kube({ audiences: ['prod-gw'], clientCertFile: 'certs/c.pem', clientKeyFile: 'certs/k.pem' }),
+        { name: 'incluster', type: 'kubernetes', inCluster: true, serviceAccountDir: 'sa' },
+      ],
+      identity: {
+        issuers: [
+          { issuer: 'https://token.actions.githubusercontent.com', audiences: ['portcullis'], caFile: 'idp-ca.pem', requiredClaims: { repository: 'acme/deploy', ref: ['refs/heads/main'] }, jwksRefetchCooldown: '10s' },
+        ],
+      },
+    });
+    const i = cfg.identity.issuers[0];
+    assert.deepEqual(i?.requiredClaims, { repository: 'acme/deploy', ref: ['refs/heads/main'] });
+    assert.equal(i?.jwksCacheLifetime, 600_000);
+    assert.equal(i?.jwksRefetchCooldown, 10_000);
+    assert.equal(i?.caFile, '/etc/portcullis/idp-ca.pem');
+    const [a, b] = cfg.connections;
+    assert.deepEqual(a?.audiences, ['prod-gw']);
+    assert.equal(a?.clientCertFile, '/etc/portcullis/certs/c.pem');
+    assert.equal(a?.clientKeyFile, '/etc/portcullis/certs/k.pem');
+    assert.ok(b?.type === 'kubernetes');
+    assert.equal(b.inCluster, true);
+    assert.equal(b.server, undefined);
+    assert.equal(b.serviceAccountDir, '/etc/portcullis/sa');
+    const c = parse({ connections: [kube()] }).connections[0];
+    assert.ok(c?.type === 'kubernetes');
+    assert.equal(c.serviceAccountDir, '/var/run/secrets/kubernetes.io/serviceaccount');
   });
 
   test('durations are parsed into milliseconds', () => {
@@ -177,6 +209,12 @@ const BAD_CONFIGS: readonly BadConfig[] = [
   { name: 'issuer algorithm HS256', raw: { identity: { issuers: [{ issuer: 'https://idp.example.com', audiences: ['p'], algorithms: ['HS256'] }] } }, says: ['identity.issuers.0.algorithms.0', /"RS256"/, 'got "HS256"'] },
   { name: 'issuer algorithm none', raw: { identity: { issuers: [{ issuer: 'https://idp.example.com', audiences: ['p'], algorithms: ['none'] }] } }, says: ['identity.issuers.0.algorithms.0', 'got "none"'] },
   { name: 'issuer without audiences', raw: { identity: { issuers: [{ issuer: 'https://idp.example.com', audiences: [] }] } }, says: ['identity.issuers.0.audiences', />=1/] },
+  { name: 'issuer over http', raw: { identity: { issuers: [{ issuer: 'http://idp.example.com', audiences: ['p'] }] } }, says: ['identity.issuers.0.issuer', 'https://', 'got "http://idp.example.com"'] },
+  { name: 'jwksUri over http', raw: { identity: { issuers: [{ issuer: 'https://idp.example.com', audiences: ['p'], jwksUri: 'http://idp.example.com/keys' }] } }, says: ['identity.issuers.0.jwksUri', 'https://'] },
+  { name: 'required claim with an empty list', raw: { identity: { issuers: [{ issuer: 'https://idp.example.com', audiences: ['p'], requiredClaims: { ref: [] } }] } }, says: ['identity.issuers.0.requiredClaims.ref'] },
+  { name: 'client certificate without its key', raw: { connections: [kube({ clientCertFile: 'c.pem' })] }, says: ['connections.0.clientCertFile', 'clientCertFile and clientKeyFile go together'] },
+  { name: 'kubernetes connection without server or inCluster', raw: { connections: [kube({ server: undefined })] }, says: ['connections.0.server', 'inCluster'] },
+  { name: 'connection audiences empty', raw: { connections: [kube({ audiences: [] })] }, says: ['connections.0.audiences', />=1/] },
   { name: 'sandbox.enabled yes', raw: { sandbox: { enabled: 'yes' } }, says: ['sandbox.enabled', /"auto"/, 'got "yes"'] },
   { name: 'clickhouse database with SQL in it', raw: { audit: { clickhouse: { database: 'x; DROP TABLE y' } } }, says: ['audit.clickhouse.database', 'got "x; DROP TABLE y"'] },
   { name: 'node.id with a space', raw: { node: { id: 'edge 1' } }, says: ['node.id', 'got "edge 1"'] },
@@ -324,5 +362,39 @@ describe('loadConfigFile', () => {
     assert.equal(cfg.policy.file, join(repoRoot, 'examples/policy.yaml'));
     assert.equal(cfg.audit.sqlite.file, join(repoRoot, '.portcullis/audit.db'));
     assert.equal(cfg.audit.clickhouse.flushInterval, 200);
+  });
+
+  test('the commented issuer and connection examples in portcullis.example.yaml are valid when uncommented', () => {
+    const lines = readFileSync(join(repoRoot, 'portcullis.example.yaml'), 'utf8').split('\n');
+    /** Blocks starting at `<indent># - <key>:` with the commented lines that follow at the same indent. */
+    const blocks = (indent: string, key: string): string[] => {
+      const out: string[] = [];
+      let cur: string[] | undefined;
+      for (const l of lines) {
+        if (l.startsWith(`${indent}# - ${key}:`)) {
+          if (cur !== undefined) out[out.length - 1] = cur.join('\n');
+          cur = [l.slice(indent.length + 2)];
+          out.push('');
+        } else if (cur !== undefined && l.startsWith(`${indent}#   `)) {
+          cur.push(l.slice(indent.length + 2));
+        } else if (cur !== undefined) {
+          out[out.length - 1] = cur.join('\n');
+          cur = undefined;
+        }
+      }
+      return out;
+    };
+    const issuers = blocks('  ', 'issuer').map((b) => parseYaml(b) as unknown[]);
+    const connections = blocks('', 'name').map((b) => parseYaml(b) as unknown[]);
+    assert.equal(issuers.length, 3, 'generic OIDC, Kubernetes projected tokens, GitHub Actions');
+    assert.equal(connections.length, 3);
+    const cfg = parse({ identity: { issuers: issuers.flat() }, connections: connections.flat() });
+    assert.deepEqual(cfg.identity.issuers.map((i) => i.issuer), [
+      'https://accounts.example.com/realms/machines',
+      'https://kubernetes.default.svc.cluster.local',
+      'https://token.actions.githubusercontent.com',
+    ]);
+    assert.deepEqual(cfg.identity.issuers[2]?.requiredClaims, { repository: 'acme/deploy', ref: ['refs/heads/main', 'refs/tags/v1'] });
+    assert.deepEqual(cfg.connections.map((c) => c.name), ['prod', 'local', 'billing']);
   });
 });

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { clientResponseHeaders, upstreamRequestHeaders } from '../../libs/gateway/src/header-hygiene.js';
+import { addImpersonationHeaders, clientResponseHeaders, IMPERSONATE_EXTRA, upstreamRequestHeaders } from '../../libs/gateway/src/header-hygiene.js';
 
 /** What the upstream would receive for a raw request, as the echo server reports it. */
 interface Echo {
@@ -219,5 +219,33 @@ describe('clientResponseHeaders', () => {
       'set-cookie': ['a=1', 'b=2'],
       'cache-control': 'no-cache, private',
     });
+  });
+});
+
+describe('addImpersonationHeaders', () => {
+  test('user, groups and percent-encoded extra keys; UTF-8 names reach the upstream as UTF-8 bytes', async () => {
+    const headers: Record<string, string | string[] | number> = {};
+    addImpersonationHeaders(headers, 'portcullis:', { subject: 'bot-łódź', groups: ['bots', 'équipe'], clientId: 'ci', tokenId: 'jti-1' }, 'audit-1');
+    assert.equal(IMPERSONATE_EXTRA.auditId, 'impersonate-extra-portcullis.dev%2Faudit-id');
+    const received = await new Promise<string[]>((resolve, reject) => {
+      const echo = createServer((req, res) => {
+        res.end();
+        resolve(req.rawHeaders);
+        echo.close();
+      });
+      echo.listen(0, '127.0.0.1', () => {
+        const req = request({ host: '127.0.0.1', port: (echo.address() as AddressInfo).port, headers: headers as Record<string, string | string[]> }, (res) => res.resume());
+        req.on('error', reject);
+        req.end();
+      });
+    });
+    const pairs: [string, string][] = [];
+    for (let i = 0; i + 1 < received.length; i += 2) pairs.push([received[i]!.toLowerCase(), Buffer.from(received[i + 1]!, 'latin1').toString('utf8')]);
+    const get = (n: string) => pairs.filter(([k]) => k === n).map(([, v]) => v);
+    assert.deepEqual(get('impersonate-user'), ['portcullis:bot-łódź']);
+    assert.deepEqual(get('impersonate-group'), ['portcullis:bots', 'portcullis:équipe']);
+    assert.deepEqual(get('impersonate-extra-portcullis.dev%2faudit-id'), ['audit-1']);
+    assert.deepEqual(get('impersonate-extra-portcullis.dev%2fsession-id'), ['jti-1']);
+    assert.deepEqual(get('impersonate-extra-portcullis.dev%2fclient-id'), ['ci']);
   });
 });

@@ -45,7 +45,7 @@ export function edgeCaPem(config: PortcullisConfig): string {
 /** `portcullis token`: a short-lived token from the development issuer. */
 export async function tokenCommand(
   config: PortcullisConfig,
-  opts: { client: string; secret?: string | undefined; scopes: string[]; ttl?: string | undefined; exec: boolean },
+  opts: { client: string; secret?: string | undefined; scopes: string[]; ttl?: string | undefined; audience?: string | undefined; exec: boolean },
 ): Promise<string> {
   const dev = config.identity.devIssuer;
   if (!dev.enabled) throw new CliError('the development issuer is disabled in this config (identity.devIssuer.enabled): get tokens from your identity provider');
@@ -53,6 +53,7 @@ export async function tokenCommand(
   if (secret === undefined) throw new CliError(`no secret for client ${opts.client}: pass --secret, set PORTCULLIS_CLIENT_SECRET, or add the client to identity.devIssuer.clients`);
   const form = new URLSearchParams({ grant_type: 'client_credentials', client_id: opts.client, client_secret: secret });
   if (opts.scopes.length > 0) form.set('scope', opts.scopes.join(' '));
+  if (opts.audience !== undefined) form.set('audience', opts.audience);
   if (opts.ttl !== undefined) {
     const ms = parseDuration(opts.ttl);
     if (ms === undefined) throw new CliError(`--ttl: expected a duration such as 90s or 5m, got ${JSON.stringify(opts.ttl)}`, 2);
@@ -75,7 +76,8 @@ export async function tokenCommand(
   return `${JSON.stringify({
     apiVersion: 'client.authentication.k8s.io/v1',
     kind: 'ExecCredential',
-    status: { token, expirationTimestamp: new Date(Date.now() + expiresIn * 1000 - 5000).toISOString() },
+    // A margin so a token is not sent in its last moments, but never more than a tenth of a short lifetime.
+    status: { token, expirationTimestamp: new Date(Date.now() + expiresIn * 1000 - Math.min(5000, expiresIn * 100)).toISOString() },
   })}\n`;
 }
 
@@ -85,15 +87,19 @@ export function kubeconfigCommand(
   configPath: string,
   opts: { connection: string; client: string; namespace?: string | undefined },
 ): string {
-  const known = config.connections.some((c) => c.name === opts.connection && c.type === 'kubernetes');
-  if (!known && opts.connection !== 'sandbox') {
+  const conn = config.connections.find((c) => c.name === opts.connection && c.type === 'kubernetes');
+  if (conn === undefined && opts.connection !== 'sandbox') {
     throw new CliError(`no kubernetes connection named ${JSON.stringify(opts.connection)} in ${configPath}`);
   }
   return renderKubeconfig({
     edgeUrl: edgeUrl(config),
     connection: opts.connection,
     caPem: edgeCaPem(config),
-    exec: { command: process.execPath, args: [CLI_SCRIPT, 'token', '--exec', '--client', opts.client, '--config', configPath] },
+    exec: {
+      command: process.execPath,
+      // A connection with its own audiences gets tokens minted for it (a token for another connection is refused there).
+      args: [CLI_SCRIPT, 'token', '--exec', '--client', opts.client, ...(conn?.audiences?.[0] !== undefined ? ['--audience', conn.audiences[0]] : []), '--config', configPath],
+    },
     ...(opts.namespace !== undefined ? { namespace: opts.namespace } : {}),
   });
 }

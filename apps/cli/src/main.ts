@@ -16,7 +16,7 @@ Usage:
   portcullis start [--config FILE]                 the embedded all-in-one gateway
   portcullis serve <edge|policy|approval|audit|all> [--config FILE]
                                                    cluster mode roles (NATS, JetStream, ClickHouse)
-  portcullis token --client ID [--scope S]... [--ttl 5m] [--exec] [--secret S] [--config FILE]
+  portcullis token --client ID [--scope S]... [--ttl 5m] [--audience A] [--exec] [--secret S] [--config FILE]
   portcullis kubeconfig --connection C --client ID [--namespace NS] [--config FILE]
   portcullis policy check FILE
   portcullis audit tail [--follow] [--json] [--since 10m] [--limit N] [--request AUDIT_ID] [--config FILE]
@@ -39,6 +39,7 @@ async function main(argv: string[]): Promise<number> {
           secret: { type: 'string' },
           scope: { type: 'string', multiple: true },
           ttl: { type: 'string' },
+          audience: { type: 'string' },
           exec: { type: 'boolean', default: false },
           config: { type: 'string' },
         },
@@ -46,7 +47,7 @@ async function main(argv: string[]): Promise<number> {
       if (values.client === undefined) throw new CliError('token: --client is required', 2);
       const { config } = loadCliConfig(values.config);
       process.stdout.write(
-        await tokenCommand(config, { client: values.client, secret: values.secret, scopes: values.scope ?? [], ttl: values.ttl, exec: values.exec }),
+        await tokenCommand(config, { client: values.client, secret: values.secret, scopes: values.scope ?? [], ttl: values.ttl, audience: values.audience, exec: values.exec }),
       );
       return 0;
     }
@@ -166,7 +167,7 @@ function banner(config: PortcullisConfig, configPath: string, url: string, issue
     `  TLS CA          ${rel(config.edge.tls.certFile ?? `${config.node.stateDir}/tls/ca.pem`)}`,
     ...(issuer ? [`  token issuer    ${issuer}   (development issuer; clients: ${config.identity.devIssuer.clients.map((c) => c.id).join(', ')})`] : []),
     ...(sandbox ? ['  connection      sandbox → an in-memory SANDBOX Kubernetes API server (not a real cluster)'] : []),
-    ...config.connections.map((c) => `  connection      ${c.name} → ${c.server}`),
+    ...config.connections.map((c) => `  connection      ${c.name} → ${c.server ?? 'in-cluster (KUBERNETES_SERVICE_HOST)'}`),
     `  policy          ${rel(config.policy.file)}   (reloaded when the file changes)`,
     `  audit store     ${rel(config.audit.sqlite.file)}`,
     `  config          ${rel(configPath)}`,

@@ -11,6 +11,7 @@ import {
   DEV_ISSUER_PATH,
   EdgePipeline,
   EdgeServer,
+  inClusterCredential,
   type UpstreamConnection,
 } from '../../../libs/gateway/src/index.js';
 import { PLATFORM, type Platform } from '../../runtime/src/index.js';
@@ -55,6 +56,7 @@ export class EdgeService implements OnApplicationBootstrap, BeforeApplicationShu
       ? await DevIssuer.open({
           issuer: dev.issuerUrl ?? `${publicUrl}${DEV_ISSUER_PATH}`,
           audience: dev.audience,
+          audiences: config.connections.flatMap((c) => c.audiences ?? []),
           tokenLifetimeMs: dev.tokenLifetime,
           maxTokenLifetimeMs: config.identity.maxTokenLifetime,
           clients: dev.clients,
@@ -70,6 +72,10 @@ export class EdgeService implements OnApplicationBootstrap, BeforeApplicationShu
       groupsClaim: i.groupsClaim,
       clientIdClaim: i.clientIdClaim,
       scopeClaim: i.scopeClaim,
+      requiredClaims: Object.fromEntries(Object.entries(i.requiredClaims).map(([k, v]) => [k, typeof v === 'string' ? [v] : v])),
+      ...(i.caFile !== undefined ? { caPem: readFileSync(i.caFile, 'utf8') } : {}),
+      jwksCacheLifetimeMs: i.jwksCacheLifetime,
+      jwksRefetchCooldownMs: i.jwksRefetchCooldown,
     }));
     if (devIssuer) {
       issuers.push({ issuer: devIssuer.issuer, audiences: [devIssuer.audience], algorithms: ['ES256'], keys: { jwks: devIssuer.jwks() } });
@@ -78,19 +84,27 @@ export class EdgeService implements OnApplicationBootstrap, BeforeApplicationShu
       issuers,
       maxTokenLifetimeMs: config.identity.maxTokenLifetime,
       clockSkewMs: config.identity.clockSkew,
+      connectionAudiences: Object.fromEntries(config.connections.flatMap((c) => (c.audiences !== undefined ? [[c.name, c.audiences]] : []))),
     });
     this.registry = new ConnectionRegistry([
-      ...config.connections.map((c) =>
-        createUpstreamConnection({
+      ...config.connections.map((c) => {
+        // Explicit settings win over what the pod's service account provides.
+        const inCluster = c.type === 'kubernetes' && c.inCluster ? inClusterCredential(c.serviceAccountDir) : undefined;
+        const server = c.server ?? inCluster?.server ?? '';
+        const tokenFile = c.tokenFile ?? inCluster?.tokenFile;
+        const caFile = c.caFile ?? inCluster?.caFile;
+        return createUpstreamConnection({
           name: c.name,
           type: c.type,
-          server: c.server,
-          ...(c.caFile !== undefined ? { caFile: c.caFile } : {}),
-          ...(c.tokenFile !== undefined ? { tokenFile: c.tokenFile } : {}),
+          server,
+          ...(caFile !== undefined ? { caFile } : {}),
+          ...(tokenFile !== undefined ? { tokenFile } : {}),
+          ...(c.clientCertFile !== undefined ? { clientCertFile: c.clientCertFile } : {}),
+          ...(c.clientKeyFile !== undefined ? { clientKeyFile: c.clientKeyFile } : {}),
           insecureSkipTlsVerify: c.insecureSkipTlsVerify,
           ...(c.type === 'kubernetes' ? { impersonate: c.impersonate, impersonationPrefix: c.impersonationPrefix } : { impersonate: false }),
-        }),
-      ),
+        });
+      }),
       ...this.extra,
     ]);
     const pipeline = new EdgePipeline({

@@ -6,7 +6,7 @@ import {
   QueueGroups,
   Subjects,
 } from '../../../libs/contracts/src/index.js';
-import { evaluate } from '../../../libs/policy-engine/src/index.js';
+import { evaluate, withClaims } from '../../../libs/policy-engine/src/index.js';
 import type { BusSubscription, MessageBus } from '../../../libs/bus/src/index.js';
 import type { PortcullisConfig } from '../../../libs/config/src/index.js';
 import type { Logger } from '../../../libs/common/src/index.js';
@@ -37,7 +37,7 @@ export class PolicyService implements OnApplicationBootstrap, OnApplicationShutd
       if (req.identity === undefined || req.attributes === undefined) {
         return encodeDecisionReply(decisionReply({ error: 'decision request without identity or attributes' }));
       }
-      return encodeDecisionReply(decisionReply({ decision: evaluate(policy, req.identity, req.attributes, new Date()) }));
+      return encodeDecisionReply(decisionReply({ decision: evaluate(policy, withClaims(req.identity, req.claimsJson), req.attributes, new Date()) }));
     });
     this.logger.info('policy role serving decisions', { subject: Subjects.policyDecide(), queue: QueueGroups.policy });
   }

@@ -45,7 +45,7 @@ function target(row: AuditRow): string {
  * it carries; control characters are escaped.
  */
 export function formatAuditRow(row: AuditRow): string {
-  const parts: string[] = [new Date(row.ts_ms).toISOString(), row.type.padEnd(17)];
+  const parts: string[] = [new Date(row.ts_ms).toISOString(), row.type.padEnd(22)];
   if (row.connection) parts.push(`[${row.connection}]`);
   if (row.subject) parts.push(row.subject);
   const what = target(row);
@@ -53,7 +53,12 @@ export function formatAuditRow(row: AuditRow): string {
   if (row.effect) parts.push(row.rule_id ? `${row.effect} (rule ${row.rule_id})` : row.effect);
   if (row.status) parts.push(String(row.status));
   if (row.reason) parts.push(row.reason);
-  if (row.decision_message && row.type === 'request.rejected') parts.push(`"${row.decision_message}"`);
+  if (row.type === 'identity.authenticated' || row.type === 'identity.rejected') {
+    if (row.issuer) parts.push(`iss ${row.issuer}`);
+    if (row.client_id) parts.push(`client ${row.client_id}`);
+    if (row.token_id) parts.push(`token ${row.token_id}`);
+  }
+  if (row.decision_message && (row.type === 'request.rejected' || row.type === 'identity.rejected')) parts.push(`"${row.decision_message}"`);
   if (row.type === 'request.completed') {
     parts.push(`in ${formatBytes(row.bytes_in)} out ${formatBytes(row.bytes_out)}`, `${row.duration_ms} ms`);
   }

@@ -276,6 +276,22 @@ export function toAuditRow(event: EventEnvelope): AuditRow {
         forwarded: forwarded ? 1 : 0,
       };
     }
+    case 'identityAuthenticated': {
+      const { identity } = payload.value;
+      return { ...baseRow(event, event.connection), ...identityFields(identity) };
+    }
+    case 'identityRejected': {
+      const { reason, issuer, message, tokenHash, status } = payload.value;
+      return {
+        ...baseRow(event, event.connection),
+        // The claimed (unverified) issuer and the token's hash, so repeated attempts can be grouped.
+        issuer,
+        token_id: tokenHash,
+        status: unsigned(status, UINT16_MAX),
+        reason,
+        decision_message: message,
+      };
+    }
     case undefined:
       // decodeEvent refuses these; a hand-built envelope still gets its envelope columns.
       return baseRow(event, event.connection);

@@ -26,36 +26,57 @@ const devClient = z.strictObject({
   scopes: z.array(z.string()).default([]),
 });
 
+const httpsUrl = (what: string) => z.url().refine((u) => u.startsWith('https://'), `expected an https:// URL for ${what}`);
+
 const issuer = z.strictObject({
-  issuer: z.url(),
+  issuer: httpsUrl('the issuer (its discovery and keys are fetched over https)'),
   audiences: z.array(z.string().min(1)).min(1),
-  jwksUri: z.url().optional(),
+  jwksUri: httpsUrl('jwksUri').optional(),
+  caFile: z.string().optional(),
   algorithms: z.array(z.enum(['RS256', 'PS256', 'ES256', 'EdDSA'])).default(['RS256', 'PS256', 'ES256', 'EdDSA']),
   subjectClaim: z.string().default('sub'),
   groupsClaim: z.string().default('groups'),
   clientIdClaim: z.string().default('client_id'),
   scopeClaim: z.string().default('scope'),
+  requiredClaims: z.record(z.string().min(1), z.union([z.string(), z.array(z.string()).min(1)])).default({}),
+  jwksCacheLifetime: duration('jwksCacheLifetime').default(600_000),
+  jwksRefetchCooldown: duration('jwksRefetchCooldown').default(30_000),
 });
 
-const kubernetesConnection = z.strictObject({
-  name: connectionName,
-  type: z.literal('kubernetes'),
-  server: z.url(),
+/** The upstream credential fields every connection type shares. */
+const credentialFields = {
   caFile: z.string().optional(),
   tokenFile: z.string().optional(),
+  clientCertFile: z.string().optional(),
+  clientKeyFile: z.string().optional(),
   insecureSkipTlsVerify: z.boolean().default(false),
-  impersonate: z.boolean().default(true),
-  impersonationPrefix: z.string().default('portcullis:'),
-});
+  audiences: z.array(z.string().min(1)).min(1).optional(),
+};
+const certAndKeyTogether = (c: { clientCertFile?: string | undefined; clientKeyFile?: string | undefined }): boolean =>
+  (c.clientCertFile === undefined) === (c.clientKeyFile === undefined);
 
-const httpConnection = z.strictObject({
-  name: connectionName,
-  type: z.literal('http'),
-  server: z.url(),
-  caFile: z.string().optional(),
-  tokenFile: z.string().optional(),
-  insecureSkipTlsVerify: z.boolean().default(false),
-});
+const kubernetesConnection = z
+  .strictObject({
+    name: connectionName,
+    type: z.literal('kubernetes'),
+    server: z.url().optional(),
+    ...credentialFields,
+    inCluster: z.boolean().default(false),
+    serviceAccountDir: z.string().default('/var/run/secrets/kubernetes.io/serviceaccount'),
+    impersonate: z.boolean().default(true),
+    impersonationPrefix: z.string().default('portcullis:'),
+  })
+  .refine(certAndKeyTogether, { message: 'clientCertFile and clientKeyFile go together', path: ['clientCertFile'] })
+  .refine((c) => c.server !== undefined || c.inCluster, { message: 'expected server (or inCluster: true)', path: ['server'] });
+
+const httpConnection = z
+  .strictObject({
+    name: connectionName,
+    type: z.literal('http'),
+    server: z.url(),
+    ...credentialFields,
+  })
+  .refine(certAndKeyTogether, { message: 'clientCertFile and clientKeyFile go together', path: ['clientCertFile'] });
 
 /** The configuration file's schema: unknown keys are errors everywhere. */
 export const ConfigSchema = z.strictObject({

@@ -81,7 +81,14 @@ export function parseConfig(
       ...c,
       ...(c.caFile !== undefined ? { caFile: abs(c.caFile) } : {}),
       ...(c.tokenFile !== undefined ? { tokenFile: abs(c.tokenFile) } : {}),
+      ...(c.clientCertFile !== undefined ? { clientCertFile: abs(c.clientCertFile) } : {}),
+      ...(c.clientKeyFile !== undefined ? { clientKeyFile: abs(c.clientKeyFile) } : {}),
+      ...(c.type === 'kubernetes' ? { serviceAccountDir: abs(c.serviceAccountDir) } : {}),
     })),
+    identity: {
+      ...cfg.identity,
+      issuers: cfg.identity.issuers.map((i) => ({ ...i, ...(i.caFile !== undefined ? { caFile: abs(i.caFile) } : {}) })),
+    },
     policy: { file: abs(cfg.policy.file) },
     audit: { ...cfg.audit, sqlite: { file: isAbsolute(cfg.audit.sqlite.file) ? cfg.audit.sqlite.file : resolve(stateDir, cfg.audit.sqlite.file) } },
   };

@@ -3,6 +3,8 @@ import { randomBytes } from 'node:crypto';
 import {
   EventEnvelopeSchema,
   type EventEnvelope,
+  type IdentityAuthenticated,
+  type IdentityRejected,
   type RequestCompleted,
   type RequestDecided,
   type RequestReceived,
@@ -18,6 +20,8 @@ export const EventType = {
   RequestDecided: 'request.decided',
   RequestRejected: 'request.rejected',
   RequestCompleted: 'request.completed',
+  IdentityAuthenticated: 'identity.authenticated',
+  IdentityRejected: 'identity.rejected',
 } as const;
 export type EventType = (typeof EventType)[keyof typeof EventType];
 
@@ -27,6 +31,8 @@ export interface EventPayloadMap {
   'request.decided': RequestDecided;
   'request.rejected': RequestRejected;
   'request.completed': RequestCompleted;
+  'identity.authenticated': IdentityAuthenticated;
+  'identity.rejected': IdentityRejected;
 }
 
 const PAYLOAD_CASE = {
@@ -34,6 +40,8 @@ const PAYLOAD_CASE = {
   'request.decided': 'requestDecided',
   'request.rejected': 'requestRejected',
   'request.completed': 'requestCompleted',
+  'identity.authenticated': 'identityAuthenticated',
+  'identity.rejected': 'identityRejected',
 } as const satisfies Record<EventType, NonNullable<EventEnvelope['payload']['case']>>;
 
 const TYPE_OF_CASE = Object.fromEntries(

@@ -1,4 +1,5 @@
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { Agent as HttpsAgent } from 'node:https';
 import { Agent as HttpAgent } from 'node:http';
 
@@ -25,6 +26,12 @@ export interface UpstreamConnectionSpec {
   caFile?: string;
   token?: string;
   tokenFile?: string;
+  /** Client certificate and key (PEM files) for mTLS to the upstream; read at start-up. */
+  clientCertFile?: string;
+  clientKeyFile?: string;
+  /** Or the PEMs themselves (tests, the embedded sandbox). */
+  clientCertPem?: string;
+  clientKeyPem?: string;
   insecureSkipTlsVerify?: boolean;
   impersonate?: boolean;
   impersonationPrefix?: string;
@@ -56,14 +63,49 @@ function fileCredential(file: string): () => string {
   };
 }
 
+/** The default directory of a pod's service-account token and CA. */
+export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+
+/** Why an in-cluster connection cannot be built. */
+export class InClusterConfigError extends Error {
+  override readonly name = 'InClusterConfigError';
+}
+
+/**
+ * The in-cluster service account as client-go's rest.InClusterConfig reads it: the API server
+ * from KUBERNETES_SERVICE_HOST/PORT, the token (re-read as it rotates) and CA from `dir`.
+ */
+export function inClusterCredential(
+  dir: string = SERVICE_ACCOUNT_DIR,
+  env: NodeJS.ProcessEnv = process.env,
+): { server: string; tokenFile: string; caFile: string } {
+  const host = env['KUBERNETES_SERVICE_HOST'];
+  const port = env['KUBERNETES_SERVICE_PORT'];
+  if (!host || !port) throw new InClusterConfigError('inCluster: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set (not running in a pod?)');
+  const tokenFile = join(dir, 'token');
+  const caFile = join(dir, 'ca.crt');
+  for (const f of [tokenFile, caFile]) {
+    if (!existsSync(f)) throw new InClusterConfigError(`inCluster: ${f} does not exist (is the service-account token mounted?)`);
+  }
+  return { server: `https://${host.includes(':') ? `[${host}]` : host}:${port}`, tokenFile, caFile };
+}
+
 /** Builds an upstream connection: its keep-alive agent trusts only the configured CA. */
 export function createUpstreamConnection(spec: UpstreamConnectionSpec): UpstreamConnection {
   const url = new URL(spec.server);
   const ca = spec.caPem ?? (spec.caFile !== undefined ? readFileSync(spec.caFile, 'utf8') : undefined);
+  const cert = spec.clientCertPem ?? (spec.clientCertFile !== undefined ? readFileSync(spec.clientCertFile, 'utf8') : undefined);
+  const key = spec.clientKeyPem ?? (spec.clientKeyFile !== undefined ? readFileSync(spec.clientKeyFile, 'utf8') : undefined);
+  if ((cert === undefined) !== (key === undefined)) throw new TypeError(`connection ${spec.name}: a client certificate needs its key and the other way round`);
   const agentOpts = { keepAlive: true, maxSockets: 256, maxFreeSockets: 64, scheduling: 'lifo' as const };
   const agent =
     url.protocol === 'https:'
-      ? new HttpsAgent({ ...agentOpts, ...(ca !== undefined ? { ca } : {}), rejectUnauthorized: spec.insecureSkipTlsVerify !== true })
+      ? new HttpsAgent({
+          ...agentOpts,
+          ...(ca !== undefined ? { ca } : {}),
+          ...(cert !== undefined && key !== undefined ? { cert, key } : {}),
+          rejectUnauthorized: spec.insecureSkipTlsVerify !== true,
+        })
       : new HttpAgent(agentOpts);
   const credential =
     spec.tokenFile !== undefined

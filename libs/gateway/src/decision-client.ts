@@ -18,10 +18,10 @@ export class DecisionClient {
     private readonly timeoutMs: number,
   ) {}
 
-  /** Resolves with the decision, or rejects with GatewayError `decision_unavailable`. */
-  async decide(requestId: string, identity: Identity, attributes: RequestAttributes): Promise<Decision> {
+  /** Resolves with the decision (the token's claims, as JSON, go to policy only, never into events), or rejects with GatewayError `decision_unavailable`. */
+  async decide(requestId: string, identity: Identity, attributes: RequestAttributes, claimsJson = ''): Promise<Decision> {
     const payload = encodeDecisionRequest(
-      create(DecisionRequestSchema, { requestId, identity, attributes, requestedAtMs: Date.now() }),
+      create(DecisionRequestSchema, { requestId, identity, attributes, requestedAtMs: Date.now(), claimsJson }),
     );
     let reply;
     try {

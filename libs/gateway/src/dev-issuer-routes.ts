@@ -43,12 +43,15 @@ export async function handleDevIssuer(issuer: DevIssuer, req: IncomingMessage, r
   }
   const scope = form.get('scope');
   const ttl = form.get('ttl_seconds');
+  // RFC 8707 calls it resource; many providers (Auth0, Okta) call it audience.
+  const audience = form.get('audience') ?? form.get('resource');
   try {
     const t = await issuer.issue({
       clientId,
       clientSecret,
       ...(scope ? { scopes: scope.split(' ').filter((s) => s) } : {}),
       ...(ttl && /^\d+$/.test(ttl) ? { ttlMs: Number(ttl) * 1000 } : {}),
+      ...(audience ? { audience } : {}),
     });
     json(res, 200, { access_token: t.accessToken, token_type: 'Bearer', expires_in: t.expiresInSeconds, ...(t.scope ? { scope: t.scope } : {}) });
   } catch (err) {

@@ -8,6 +8,8 @@ import {
   effectOf,
   EventType,
   HttpAttributesSchema,
+  IdentityAuthenticatedSchema,
+  IdentityRejectedSchema,
   KubeAttributesSchema,
   newEventId,
   RequestAttributesSchema,
@@ -21,13 +23,13 @@ import {
   type RequestAttributes,
 } from '../../contracts/src/index.js';
 import { assertCleanPath, failureStatus, parseKubeRequest, RequestPathError, type KubeStatus } from '../../kube/src/index.js';
-import { TokenError, TokenErrorCode, type TokenVerifier } from '../../identity/src/index.js';
+import { TokenError, TokenErrorCode, tokenHash, unverifiedIssuer, type TokenVerifier } from '../../identity/src/index.js';
 import type { Logger } from '../../common/src/index.js';
 import type { AuditPublisher } from './audit-publisher.js';
 import type { ConnectionRegistry, UpstreamConnection } from './connection-registry.js';
 import type { DecisionClient } from './decision-client.js';
 import { GatewayError, GatewayErrorCode } from './gateway-error.js';
-import { clientResponseHeaders, upstreamRequestHeaders } from './header-hygiene.js';
+import { addImpersonationHeaders, clientResponseHeaders, upstreamRequestHeaders } from './header-hygiene.js';
 
 /** What the pipeline needs; every piece is a port or a pure helper. */
 export interface EdgePipelineDeps {
@@ -75,6 +77,7 @@ export class EdgePipeline {
       bodyBytes: Number(req.headers['content-length'] ?? 0) || 0,
     });
     let identity: Identity | undefined;
+    let claimsJson = '';
     const connection = this.deps.connections.get(connectionName);
     try {
       if (connection === undefined || connection.type !== kind) {
@@ -85,7 +88,7 @@ export class EdgePipeline {
       } catch (cause) {
         throw new GatewayError(GatewayErrorCode.BadPath, (cause as Error).message, { cause });
       }
-      identity = await this.authenticate(req);
+      ({ identity, claimsJson } = await this.authenticate(req, connection.name, requestId));
       const q = upstreamPath.indexOf('?');
       const pathOnly = q === -1 ? upstreamPath : upstreamPath.slice(0, q);
       const query = new URLSearchParams(q === -1 ? '' : upstreamPath.slice(q + 1));
@@ -108,7 +111,7 @@ export class EdgePipeline {
     const decideStart = performance.now();
     let decision: Decision;
     try {
-      decision = await this.deps.decisions.decide(requestId, identity, attributes);
+      decision = await this.deps.decisions.decide(requestId, identity, attributes, claimsJson);
     } catch (err) {
       this.refuse(res, kind, requestId, err, attributes, identity);
       return;
@@ -147,24 +150,56 @@ export class EdgePipeline {
     this.forward(req, res, kind, connection, upstreamPath, identity, requestId, decided.id, started);
   }
 
-  private async authenticate(req: IncomingMessage): Promise<Identity> {
+  /**
+   * Verifies the bearer token for `connection`. A token's first use at this edge is announced as
+   * identity.authenticated (a verifier cache miss, so the hot path emits nothing); every refused
+   * token as identity.rejected. Both best effort: request.received/rejected carry the outcome too.
+   */
+  private async authenticate(req: IncomingMessage, connection: string, requestId: string): Promise<{ identity: Identity; claimsJson: string }> {
     const auth = headerValue(req.headers['authorization']);
     const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
-    if (!m) {
-      throw new GatewayError(
-        GatewayErrorCode.Unauthenticated,
-        auth === '' ? 'portcullis: no bearer token (Authorization: Bearer <short-lived OIDC token>)' : 'portcullis: the Authorization header is not a bearer token',
-      );
+    const token = m?.[1];
+    if (token === undefined) {
+      const message =
+        auth === '' ? 'portcullis: no bearer token (Authorization: Bearer <short-lived OIDC token>)' : 'portcullis: the Authorization header is not a bearer token';
+      this.identityRejected(connection, requestId, auth === '' ? TokenErrorCode.Missing : TokenErrorCode.Malformed, message, 401, '', '');
+      throw new GatewayError(GatewayErrorCode.Unauthenticated, message);
     }
     try {
-      return await this.deps.verifier.verify(m[1]!);
-    } catch (cause) {
-      if (cause instanceof TokenError && cause.code === TokenErrorCode.Unavailable) {
-        throw new GatewayError(GatewayErrorCode.IdentityUnavailable, `portcullis: cannot verify tokens right now: ${cause.message}`, { cause });
+      const verified = await this.deps.verifier.authenticate(token, connection);
+      if (verified.first) {
+        const event = buildEvent(
+          EventType.IdentityAuthenticated,
+          create(IdentityAuthenticatedSchema, { identity: verified.identity, expiresAtMs: verified.expiresAtMs }),
+          { correlationId: requestId, causationId: requestId, nodeId: this.deps.nodeId, connection },
+        );
+        this.deps.audit.recordLater(event);
       }
-      const why = cause instanceof TokenError ? cause.message : 'the token could not be verified';
-      throw new GatewayError(GatewayErrorCode.Unauthenticated, `portcullis: unauthorized: ${why}`, { cause });
+      return { identity: verified.identity, claimsJson: verified.claimsJson };
+    } catch (cause) {
+      const unavailable = cause instanceof TokenError && cause.code === TokenErrorCode.Unavailable;
+      const gw = unavailable
+        ? new GatewayError(GatewayErrorCode.IdentityUnavailable, `portcullis: cannot verify tokens right now: ${cause.message}`, { cause })
+        : new GatewayError(GatewayErrorCode.Unauthenticated, `portcullis: unauthorized: ${cause instanceof TokenError ? cause.message : 'the token could not be verified'}`, { cause });
+      let issuer = '';
+      try {
+        issuer = (unverifiedIssuer(token) ?? '').slice(0, 256);
+      } catch {
+        // Not decodable: no issuer to report.
+      }
+      const reason = cause instanceof TokenError ? cause.code : TokenErrorCode.BadSignature;
+      this.identityRejected(connection, requestId, reason, gw.message, gw.httpStatus, issuer, tokenHash(token));
+      throw gw;
     }
+  }
+
+  private identityRejected(connection: string, requestId: string, reason: string, message: string, status: number, issuer: string, hash: string): void {
+    const event = buildEvent(
+      EventType.IdentityRejected,
+      create(IdentityRejectedSchema, { reason, issuer, message, tokenHash: hash, status }),
+      { correlationId: requestId, causationId: requestId, nodeId: this.deps.nodeId, connection },
+    );
+    this.deps.audit.recordLater(event);
   }
 
   /** A refusal before any decision: answered, and recorded as request.rejected (best effort). */
@@ -238,12 +273,7 @@ export class EdgePipeline {
     headers['host'] = connection.url.host;
     const credential = connection.credential();
     if (credential !== undefined) headers['authorization'] = `Bearer ${credential}`;
-    if (connection.impersonate) {
-      headers['impersonate-user'] = `${connection.impersonationPrefix}${identity.subject}`;
-      if (identity.groups.length > 0) headers['impersonate-group'] = identity.groups.map((g) => `${connection.impersonationPrefix}${g}`);
-      headers['impersonate-extra-portcullis.dev%2faudit-id'] = requestId;
-      if (identity.clientId) headers['impersonate-extra-portcullis.dev%2fclient-id'] = identity.clientId;
-    }
+    if (connection.impersonate) addImpersonationHeaders(headers, connection.impersonationPrefix, identity, requestId);
     const basePath = connection.url.pathname.replace(/\/$/, '');
     const requestFn = connection.url.protocol === 'https:' ? httpsRequest : httpRequest;
     let bytesIn = 0;

@@ -63,3 +63,39 @@ export function clientResponseHeaders(incoming: IncomingHttpHeaders): OutgoingHt
   }
   return out;
 }
+
+/** The `Impersonate-Extra-` keys the gateway sets: percent-encoded as client-go's headerKeyEscape does. */
+export const IMPERSONATE_EXTRA = {
+  auditId: 'impersonate-extra-portcullis.dev%2Faudit-id',
+  sessionId: 'impersonate-extra-portcullis.dev%2Fsession-id',
+  clientId: 'impersonate-extra-portcullis.dev%2Fclient-id',
+} as const;
+
+/**
+ * A header value as Node sends it: strings go out as latin1, so a UTF-8 name (a subject or group
+ * outside latin1) is passed as its UTF-8 bytes, which is what the API server reads.
+ */
+function headerText(value: string): string {
+  for (let i = 0; i < value.length; i++) if (value.charCodeAt(i) > 0x7e) return Buffer.from(value, 'utf8').toString('latin1');
+  return value;
+}
+
+/**
+ * Adds the impersonation headers for the machine identity (after {@link upstreamRequestHeaders}
+ * removed the client's): Impersonate-User and -Group with the connection's prefix, and
+ * Impersonate-Extra- keys `portcullis.dev/audit-id` (the request's Audit-Id),
+ * `portcullis.dev/session-id` (the token id: one token, one session) and `portcullis.dev/client-id`.
+ * The identity's fields were checked for control characters when the token was verified.
+ */
+export function addImpersonationHeaders(
+  headers: OutgoingHttpHeaders,
+  prefix: string,
+  identity: { subject: string; groups: readonly string[]; clientId: string; tokenId: string },
+  auditId: string,
+): void {
+  headers['impersonate-user'] = headerText(`${prefix}${identity.subject}`);
+  if (identity.groups.length > 0) headers['impersonate-group'] = identity.groups.map((g) => headerText(`${prefix}${g}`));
+  headers[IMPERSONATE_EXTRA.auditId] = auditId;
+  if (identity.tokenId) headers[IMPERSONATE_EXTRA.sessionId] = headerText(identity.tokenId);
+  if (identity.clientId) headers[IMPERSONATE_EXTRA.clientId] = headerText(identity.clientId);
+}

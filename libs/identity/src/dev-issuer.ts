@@ -17,6 +17,8 @@ export interface DevIssuerOptions {
   /** The issuer URL (`iss`), e.g. https://127.0.0.1:8443/oidc/dev. */
   issuer: string;
   audience: string;
+  /** Other audiences a client may ask for (connections with their own audiences). */
+  audiences?: readonly string[];
   tokenLifetimeMs: number;
   /** The lifetime cap that also binds the development issuer. */
   maxTokenLifetimeMs: number;
@@ -119,7 +121,7 @@ export class DevIssuer {
   }
 
   /** Mints a token for a client after checking its secret (constant time). */
-  async issue(req: { clientId: string; clientSecret: string; scopes?: readonly string[]; ttlMs?: number }): Promise<IssuedToken> {
+  async issue(req: { clientId: string; clientSecret: string; scopes?: readonly string[]; ttlMs?: number; audience?: string }): Promise<IssuedToken> {
     const client = this.opts.clients.find((c) => c.id === req.clientId);
     if (!client || !secretEquals(client.secret, req.clientSecret)) {
       throw new DevIssuerError('invalid_client', 'unknown client or wrong client secret');
@@ -129,6 +131,10 @@ export class DevIssuer {
     const notAllowed = scopes.filter((s) => !client.scopes.includes(s));
     if (notAllowed.length > 0) {
       throw new DevIssuerError('invalid_scope', `scope not allowed for client ${client.id}: ${notAllowed.join(' ')}`);
+    }
+    const audience = req.audience ?? this.opts.audience;
+    if (audience !== this.opts.audience && !(this.opts.audiences ?? []).includes(audience)) {
+      throw new DevIssuerError('invalid_request', `audience ${JSON.stringify(audience.slice(0, 64))} is not one this issuer mints`);
     }
     const ttlMs = req.ttlMs ?? this.opts.tokenLifetimeMs;
     if (ttlMs > this.opts.maxTokenLifetimeMs) {
@@ -148,7 +154,7 @@ export class DevIssuer {
       .setProtectedHeader({ alg: 'ES256', kid: this.key.kid, typ: 'JWT' })
       .setIssuer(this.opts.issuer)
       .setSubject(client.subject ?? client.id)
-      .setAudience(this.opts.audience)
+      .setAudience(audience)
       .setIssuedAt(now)
       .setNotBefore(now)
       .setExpirationTime(now + ttl)

@@ -10,6 +10,7 @@ export const TokenErrorCode = {
   BadClaims: 'bad_claims',
   LifetimeTooLong: 'lifetime_too_long',
   UnknownKey: 'unknown_key',
+  RequiredClaim: 'required_claim',
   Unavailable: 'unavailable',
 } as const;
 export type TokenErrorCode = (typeof TokenErrorCode)[keyof typeof TokenErrorCode];

@@ -7,6 +7,7 @@ export type { PolicyError, ParsePolicyResult, ParsePolicyOptions } from './polic
 export { evaluate, explain, describeRequest, DEFAULT_DENY_RULE_ID } from './policy-engine.js';
 export type { TraceEntry, Explanation } from './policy-engine.js';
 export { CompiledPolicy, APPROVAL_DEFAULTS } from './compiled-policy.js';
+export { withClaims } from './policy-identity.js';
 export type { CompiledRule, CompiledApproval, PolicyIdentity, RuleCheck } from './compiled-policy.js';
 export {
   POLICY_API_VERSION,

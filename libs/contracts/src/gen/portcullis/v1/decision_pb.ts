@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file portcullis/v1/decision.proto.
  */
 export const file_portcullis_v1_decision: GenFile = /*@__PURE__*/
-  fileDesc("Chxwb3J0Y3VsbGlzL3YxL2RlY2lzaW9uLnByb3RvEg1wb3J0Y3VsbGlzLnYxIp8BCg9EZWNpc2lvblJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRIpCghpZGVudGl0eRgCIAEoCzIXLnBvcnRjdWxsaXMudjEuSWRlbnRpdHkSNAoKYXR0cmlidXRlcxgDIAEoCzIgLnBvcnRjdWxsaXMudjEuUmVxdWVzdEF0dHJpYnV0ZXMSFwoPcmVxdWVzdGVkX2F0X21zGAQgASgBIqUBChNBcHByb3ZhbFJlcXVpcmVtZW50EhcKD2FwcHJvdmVyX2dyb3VwcxgBIAMoCRIOCgZxdW9ydW0YAiABKAUSDQoFc2NvcGUYAyABKAkSFgoOd2luZG93X3NlY29uZHMYBCABKA0SFAoMd2FpdF9zZWNvbmRzGAUgASgNEhcKD3JlYXNvbl9yZXF1aXJlZBgGIAEoCBIPCgdjaGFubmVsGAcgASgJIqABCghEZWNpc2lvbhIOCgZlZmZlY3QYASABKAkSDwoHcnVsZV9pZBgCIAEoCRIWCg5wb2xpY3lfdmVyc2lvbhgDIAEoCRIPCgdtZXNzYWdlGAQgASgJEhQKDG1hc2tfcHJvZmlsZRgFIAEoCRI0CghhcHByb3ZhbBgGIAEoCzIiLnBvcnRjdWxsaXMudjEuQXBwcm92YWxSZXF1aXJlbWVudCJJCg1EZWNpc2lvblJlcGx5EikKCGRlY2lzaW9uGAEgASgLMhcucG9ydGN1bGxpcy52MS5EZWNpc2lvbhINCgVlcnJvchgCIAEoCWIGcHJvdG8z", [file_portcullis_v1_identity, file_portcullis_v1_request]);
+  fileDesc("Chxwb3J0Y3VsbGlzL3YxL2RlY2lzaW9uLnByb3RvEg1wb3J0Y3VsbGlzLnYxIrQBCg9EZWNpc2lvblJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRIpCghpZGVudGl0eRgCIAEoCzIXLnBvcnRjdWxsaXMudjEuSWRlbnRpdHkSNAoKYXR0cmlidXRlcxgDIAEoCzIgLnBvcnRjdWxsaXMudjEuUmVxdWVzdEF0dHJpYnV0ZXMSFwoPcmVxdWVzdGVkX2F0X21zGAQgASgBEhMKC2NsYWltc19qc29uGAUgASgJIqUBChNBcHByb3ZhbFJlcXVpcmVtZW50EhcKD2FwcHJvdmVyX2dyb3VwcxgBIAMoCRIOCgZxdW9ydW0YAiABKAUSDQoFc2NvcGUYAyABKAkSFgoOd2luZG93X3NlY29uZHMYBCABKA0SFAoMd2FpdF9zZWNvbmRzGAUgASgNEhcKD3JlYXNvbl9yZXF1aXJlZBgGIAEoCBIPCgdjaGFubmVsGAcgASgJIqABCghEZWNpc2lvbhIOCgZlZmZlY3QYASABKAkSDwoHcnVsZV9pZBgCIAEoCRIWCg5wb2xpY3lfdmVyc2lvbhgDIAEoCRIPCgdtZXNzYWdlGAQgASgJEhQKDG1hc2tfcHJvZmlsZRgFIAEoCRI0CghhcHByb3ZhbBgGIAEoCzIiLnBvcnRjdWxsaXMudjEuQXBwcm92YWxSZXF1aXJlbWVudCJJCg1EZWNpc2lvblJlcGx5EikKCGRlY2lzaW9uGAEgASgLMhcucG9ydGN1bGxpcy52MS5EZWNpc2lvbhINCgVlcnJvchgCIAEoCWIGcHJvdG8z", [file_portcullis_v1_identity, file_portcullis_v1_request]);
 
 /**
  * Edge -> policy role, NATS request-reply on subject portcullis.policy.decide.
@@ -41,6 +41,14 @@ export type DecisionRequest = Message<"portcullis.v1.DecisionRequest"> & {
    * @generated from field: double requested_at_ms = 4;
    */
   requestedAtMs: number;
+
+  /**
+   * Every claim of the verified token as a JSON object, for policy match.claims. Kept out of
+   * events (only the mapped Identity is audited); empty when not available.
+   *
+   * @generated from field: string claims_json = 5;
+   */
+  claimsJson: string;
 };
 
 /**

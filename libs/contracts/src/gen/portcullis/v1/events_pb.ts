@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file portcullis/v1/events.proto.
  */
 export const file_portcullis_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("Chpwb3J0Y3VsbGlzL3YxL2V2ZW50cy5wcm90bxINcG9ydGN1bGxpcy52MSJyCg9SZXF1ZXN0UmVjZWl2ZWQSKQoIaWRlbnRpdHkYASABKAsyFy5wb3J0Y3VsbGlzLnYxLklkZW50aXR5EjQKCmF0dHJpYnV0ZXMYAiABKAsyIC5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RBdHRyaWJ1dGVzIlgKDlJlcXVlc3REZWNpZGVkEikKCGRlY2lzaW9uGAEgASgLMhcucG9ydGN1bGxpcy52MS5EZWNpc2lvbhIbChNkZWNpc2lvbl9sYXRlbmN5X3VzGAIgASgNIqMBCg9SZXF1ZXN0UmVqZWN0ZWQSDgoGc3RhdHVzGAEgASgFEg4KBnJlYXNvbhgCIAEoCRIPCgdtZXNzYWdlGAMgASgJEjQKCmF0dHJpYnV0ZXMYBCABKAsyIC5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RBdHRyaWJ1dGVzEikKCGlkZW50aXR5GAUgASgLMhcucG9ydGN1bGxpcy52MS5JZGVudGl0eSJ+ChBSZXF1ZXN0Q29tcGxldGVkEg4KBnN0YXR1cxgBIAEoBRIRCglieXRlc19vdXQYAiABKAESEAoIYnl0ZXNfaW4YAyABKAESEwoLZHVyYXRpb25fbXMYBCABKA0SDQoFZXJyb3IYBSABKAkSEQoJZm9yd2FyZGVkGAYgASgIItwDCg1FdmVudEVudmVsb3BlEgoKAmlkGAEgASgJEgwKBHR5cGUYAiABKAkSFgoOc2NoZW1hX3ZlcnNpb24YAyABKAUSFgoOb2NjdXJyZWRfYXRfbXMYBCABKAESFgoOY29ycmVsYXRpb25faWQYBSABKAkSFAoMY2F1c2F0aW9uX2lkGAYgASgJEhIKCnNlc3Npb25faWQYByABKAkSDwoHbm9kZV9pZBgIIAEoCRISCgpjb25uZWN0aW9uGAkgASgJEhEKCXByZXZfaGFzaBgKIAEoCRIMCgRoYXNoGAsgASgJEjoKEHJlcXVlc3RfcmVjZWl2ZWQYFCABKAsyHi5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RSZWNlaXZlZEgAEjgKD3JlcXVlc3RfZGVjaWRlZBgVIAEoCzIdLnBvcnRjdWxsaXMudjEuUmVxdWVzdERlY2lkZWRIABI6ChByZXF1ZXN0X3JlamVjdGVkGBYgASgLMh4ucG9ydGN1bGxpcy52MS5SZXF1ZXN0UmVqZWN0ZWRIABI8ChFyZXF1ZXN0X2NvbXBsZXRlZBgXIAEoCzIfLnBvcnRjdWxsaXMudjEuUmVxdWVzdENvbXBsZXRlZEgAQgkKB3BheWxvYWRiBnByb3RvMw", [file_portcullis_v1_decision, file_portcullis_v1_identity, file_portcullis_v1_request]);
+  fileDesc("Chpwb3J0Y3VsbGlzL3YxL2V2ZW50cy5wcm90bxINcG9ydGN1bGxpcy52MSJyCg9SZXF1ZXN0UmVjZWl2ZWQSKQoIaWRlbnRpdHkYASABKAsyFy5wb3J0Y3VsbGlzLnYxLklkZW50aXR5EjQKCmF0dHJpYnV0ZXMYAiABKAsyIC5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RBdHRyaWJ1dGVzIlgKDlJlcXVlc3REZWNpZGVkEikKCGRlY2lzaW9uGAEgASgLMhcucG9ydGN1bGxpcy52MS5EZWNpc2lvbhIbChNkZWNpc2lvbl9sYXRlbmN5X3VzGAIgASgNIqMBCg9SZXF1ZXN0UmVqZWN0ZWQSDgoGc3RhdHVzGAEgASgFEg4KBnJlYXNvbhgCIAEoCRIPCgdtZXNzYWdlGAMgASgJEjQKCmF0dHJpYnV0ZXMYBCABKAsyIC5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RBdHRyaWJ1dGVzEikKCGlkZW50aXR5GAUgASgLMhcucG9ydGN1bGxpcy52MS5JZGVudGl0eSJ+ChBSZXF1ZXN0Q29tcGxldGVkEg4KBnN0YXR1cxgBIAEoBRIRCglieXRlc19vdXQYAiABKAESEAoIYnl0ZXNfaW4YAyABKAESEwoLZHVyYXRpb25fbXMYBCABKA0SDQoFZXJyb3IYBSABKAkSEQoJZm9yd2FyZGVkGAYgASgIIlkKFUlkZW50aXR5QXV0aGVudGljYXRlZBIpCghpZGVudGl0eRgBIAEoCzIXLnBvcnRjdWxsaXMudjEuSWRlbnRpdHkSFQoNZXhwaXJlc19hdF9tcxgCIAEoASJnChBJZGVudGl0eVJlamVjdGVkEg4KBnJlYXNvbhgBIAEoCRIOCgZpc3N1ZXIYAiABKAkSDwoHbWVzc2FnZRgDIAEoCRISCgp0b2tlbl9oYXNoGAQgASgJEg4KBnN0YXR1cxgFIAEoBSLiBAoNRXZlbnRFbnZlbG9wZRIKCgJpZBgBIAEoCRIMCgR0eXBlGAIgASgJEhYKDnNjaGVtYV92ZXJzaW9uGAMgASgFEhYKDm9jY3VycmVkX2F0X21zGAQgASgBEhYKDmNvcnJlbGF0aW9uX2lkGAUgASgJEhQKDGNhdXNhdGlvbl9pZBgGIAEoCRISCgpzZXNzaW9uX2lkGAcgASgJEg8KB25vZGVfaWQYCCABKAkSEgoKY29ubmVjdGlvbhgJIAEoCRIRCglwcmV2X2hhc2gYCiABKAkSDAoEaGFzaBgLIAEoCRI6ChByZXF1ZXN0X3JlY2VpdmVkGBQgASgLMh4ucG9ydGN1bGxpcy52MS5SZXF1ZXN0UmVjZWl2ZWRIABI4Cg9yZXF1ZXN0X2RlY2lkZWQYFSABKAsyHS5wb3J0Y3VsbGlzLnYxLlJlcXVlc3REZWNpZGVkSAASOgoQcmVxdWVzdF9yZWplY3RlZBgWIAEoCzIeLnBvcnRjdWxsaXMudjEuUmVxdWVzdFJlamVjdGVkSAASPAoRcmVxdWVzdF9jb21wbGV0ZWQYFyABKAsyHy5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RDb21wbGV0ZWRIABJGChZpZGVudGl0eV9hdXRoZW50aWNhdGVkGBggASgLMiQucG9ydGN1bGxpcy52MS5JZGVudGl0eUF1dGhlbnRpY2F0ZWRIABI8ChFpZGVudGl0eV9yZWplY3RlZBgZIAEoCzIfLnBvcnRjdWxsaXMudjEuSWRlbnRpdHlSZWplY3RlZEgAQgkKB3BheWxvYWRiBnByb3RvMw", [file_portcullis_v1_decision, file_portcullis_v1_identity, file_portcullis_v1_request]);
 
 /**
  * The edge received and authenticated a request.
@@ -154,6 +154,84 @@ export const RequestCompletedSchema: GenMessage<RequestCompleted> = /*@__PURE__*
   messageDesc(file_portcullis_v1_events, 3);
 
 /**
+ * The edge verified a bearer token for the first time (once per token per edge, on a cache
+ * miss; later requests with the same token carry its identity in request.received).
+ *
+ * @generated from message portcullis.v1.IdentityAuthenticated
+ */
+export type IdentityAuthenticated = Message<"portcullis.v1.IdentityAuthenticated"> & {
+  /**
+   * Subject, issuer, client id, token_id (jti or SHA-256 prefix), lifetime. Never the token.
+   *
+   * @generated from field: portcullis.v1.Identity identity = 1;
+   */
+  identity?: Identity | undefined;
+
+  /**
+   * The token's exp, in milliseconds since the epoch.
+   *
+   * @generated from field: double expires_at_ms = 2;
+   */
+  expiresAtMs: number;
+};
+
+/**
+ * Describes the message portcullis.v1.IdentityAuthenticated.
+ * Use `create(IdentityAuthenticatedSchema)` to create a new message.
+ */
+export const IdentityAuthenticatedSchema: GenMessage<IdentityAuthenticated> = /*@__PURE__*/
+  messageDesc(file_portcullis_v1_events, 4);
+
+/**
+ * The edge refused a bearer token. The request itself is recorded as request.rejected.
+ *
+ * @generated from message portcullis.v1.IdentityRejected
+ */
+export type IdentityRejected = Message<"portcullis.v1.IdentityRejected"> & {
+  /**
+   * Why, e.g. expired, bad_signature, unknown_issuer, bad_audience, unavailable.
+   *
+   * @generated from field: string reason = 1;
+   */
+  reason: string;
+
+  /**
+   * The token's iss as claimed (unverified, at most 256 characters), empty when unreadable.
+   *
+   * @generated from field: string issuer = 2;
+   */
+  issuer: string;
+
+  /**
+   * The message the client was shown.
+   *
+   * @generated from field: string message = 3;
+   */
+  message: string;
+
+  /**
+   * SHA-256 prefix of the token, to correlate repeated attempts. Never the token.
+   *
+   * @generated from field: string token_hash = 4;
+   */
+  tokenHash: string;
+
+  /**
+   * 401, or 503 when the issuer's keys could not be fetched.
+   *
+   * @generated from field: int32 status = 5;
+   */
+  status: number;
+};
+
+/**
+ * Describes the message portcullis.v1.IdentityRejected.
+ * Use `create(IdentityRejectedSchema)` to create a new message.
+ */
+export const IdentityRejectedSchema: GenMessage<IdentityRejected> = /*@__PURE__*/
+  messageDesc(file_portcullis_v1_events, 5);
+
+/**
  * The common envelope of every event. Events are past tense and only change additively.
  *
  * @generated from message portcullis.v1.EventEnvelope
@@ -253,6 +331,18 @@ export type EventEnvelope = Message<"portcullis.v1.EventEnvelope"> & {
      */
     value: RequestCompleted;
     case: "requestCompleted";
+  } | {
+    /**
+     * @generated from field: portcullis.v1.IdentityAuthenticated identity_authenticated = 24;
+     */
+    value: IdentityAuthenticated;
+    case: "identityAuthenticated";
+  } | {
+    /**
+     * @generated from field: portcullis.v1.IdentityRejected identity_rejected = 25;
+     */
+    value: IdentityRejected;
+    case: "identityRejected";
   } | { case: undefined; value?: undefined };
 };
 
@@ -261,5 +351,5 @@ export type EventEnvelope = Message<"portcullis.v1.EventEnvelope"> & {
  * Use `create(EventEnvelopeSchema)` to create a new message.
  */
 export const EventEnvelopeSchema: GenMessage<EventEnvelope> = /*@__PURE__*/
-  messageDesc(file_portcullis_v1_events, 4);
+  messageDesc(file_portcullis_v1_events, 6);
 
