@@ -190,7 +190,7 @@ describe('machine identity through the edge', { timeout: 120_000 }, () => {
       if (v === undefined) delete base[k];
       else base[k] = v;
     }
-    return base as JWTPayload;
+    return base;
   }
 
   const clientSaw: string[] = [];

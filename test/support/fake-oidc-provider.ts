@@ -1,3 +1,4 @@
+import type { JsonWebKey } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type JWK, type JWTHeaderParameters, type JWTPayload } from 'jose';
@@ -67,11 +68,11 @@ export async function startFakeOidcProvider(tls: { certPem: string; keyPem: stri
       const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
       const { createPublicKey } = await import('node:crypto');
       const publicJwk = { ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' };
-      const publicPem = createPublicKey({ key: publicJwk as import('node:crypto').JsonWebKey, format: 'jwk' }).export({ type: 'spki', format: 'pem' }).toString();
+      const publicPem = createPublicKey({ key: publicJwk as JsonWebKey, format: 'jwk' }).export({ type: 'spki', format: 'pem' }).toString();
       return { kid, privateKey, publicJwk, publicPem };
     },
     sign(key, payload, header = {}) {
-      return new SignJWT(payload).setProtectedHeader({ alg: 'ES256', kid: key.kid, typ: 'JWT', ...header } as JWTHeaderParameters).sign(key.privateKey);
+      return new SignJWT(payload).setProtectedHeader({ alg: 'ES256', kid: key.kid, typ: 'JWT', ...header }).sign(key.privateKey);
     },
     close: () =>
       new Promise<void>((resolve) => {

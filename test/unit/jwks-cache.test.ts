@@ -84,12 +84,12 @@ describe('JwksCache', () => {
     const c = clock();
     const cache = cacheFor(idp, c);
     const header = { alg: 'ES256', kid: 'k1' };
-    await cache.getKey(header, { payload: '', signature: '' } as never);
+    await cache.getKey(header, { payload: '', signature: '' });
     c.advance(599_000);
-    await cache.getKey(header, { payload: '', signature: '' } as never);
+    await cache.getKey(header, { payload: '', signature: '' });
     assert.equal(idp.jwksFetches(), 1);
     c.advance(2000);
-    await cache.getKey(header, { payload: '', signature: '' } as never);
+    await cache.getKey(header, { payload: '', signature: '' });
     assert.equal(idp.jwksFetches(), 2, 'past the cache lifetime the keys are refetched');
   });
 

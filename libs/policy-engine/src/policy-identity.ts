@@ -22,5 +22,5 @@ export function withClaims(identity: Identity, claimsJson: string): PolicyIdenti
       }
       return parsed;
     },
-  }) as PolicyIdentity;
+  });
 }
