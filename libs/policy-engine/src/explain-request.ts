@@ -88,10 +88,18 @@ export function explainInput(spec: ExplainSpec): { identity: Identity; attribute
   return { identity, attributes, at: spec.at === undefined ? undefined : new Date(spec.at) };
 }
 
+/** One rule's outcome as an explanation shows it (an engine {@link TraceEntry}, or one off the wire). */
+export interface ExplainTraceView {
+  readonly ruleId: string;
+  readonly effect: string;
+  readonly matched: boolean;
+  readonly failedOn?: string | undefined;
+}
+
 /** An explanation as the policy role returns it. */
 export interface ExplanationView {
   readonly decision: Decision;
-  readonly trace: readonly TraceEntry[];
+  readonly trace: readonly ExplainTraceView[];
   readonly request: string;
   readonly policyName: string;
   readonly policySource: string;
