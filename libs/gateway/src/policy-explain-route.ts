@@ -34,7 +34,7 @@ export class PolicyExplainRoute {
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (req.method !== 'POST') return json(res, 405, { error: 'method_not_allowed', message: 'use POST with a JSON body' }, { allow: 'POST' });
+    if (req.method !== 'POST') return json(res, 405, { error: 'method_not_allowed', message: 'use POST with a JSON body' }, { allow: 'POST', ...CLOSE });
     const auth = req.headers.authorization ?? '';
     const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
     if (!m) return unauthorized(res, auth === '' ? 'no bearer token' : 'the Authorization header is not a bearer token');
@@ -43,20 +43,20 @@ export class PolicyExplainRoute {
       identity = await this.opts.verifier.verify(m[1]!);
     } catch (err) {
       if (err instanceof TokenError && err.code === TokenErrorCode.Unavailable) {
-        return json(res, 503, { error: 'identity_unavailable', message: `cannot verify tokens right now: ${err.message}` });
+        return json(res, 503, { error: 'identity_unavailable', message: `cannot verify tokens right now: ${err.message}` }, CLOSE);
       }
       return unauthorized(res, err instanceof TokenError ? err.message : 'the token could not be verified');
     }
     if (!identity.groups.some((g) => this.admins.has(g))) {
       this.opts.logger.warn('policy explain refused: caller not in an admin group', { subject: identity.subject, groups: identity.groups });
-      return json(res, 403, { error: 'forbidden', message: `${identity.subject} is not in an admin group (edge.admin.groups)` });
+      return json(res, 403, { error: 'forbidden', message: `${identity.subject} is not in an admin group (edge.admin.groups)` }, CLOSE);
     }
 
     let text = '';
     let size = 0;
     for await (const chunk of req as AsyncIterable<Buffer>) {
       size += chunk.length;
-      if (size > MAX_BODY_BYTES) return json(res, 413, { error: 'body_too_large', message: `the body exceeds ${MAX_BODY_BYTES} bytes` });
+      if (size > MAX_BODY_BYTES) return json(res, 413, { error: 'body_too_large', message: `the body exceeds ${MAX_BODY_BYTES} bytes` }, CLOSE);
       text += chunk.toString('utf8');
     }
     let raw: unknown;
@@ -93,8 +93,11 @@ export class PolicyExplainRoute {
   }
 }
 
+// Refusals before the body is read close the connection: the unread body must not be parsed as a next request.
+const CLOSE = { connection: 'close' } as const;
+
 function unauthorized(res: ServerResponse, why: string): void {
-  json(res, 401, { error: 'unauthenticated', message: `portcullis: unauthorized: ${why}` }, { 'www-authenticate': 'Bearer realm="portcullis"' });
+  json(res, 401, { error: 'unauthenticated', message: `portcullis: unauthorized: ${why}` }, { 'www-authenticate': 'Bearer realm="portcullis"', ...CLOSE });
 }
 
 function json(res: ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): void {
