@@ -216,7 +216,8 @@ describe('policy service: failover, invalid and valid pushes across processes', 
     const errors = answers.filter((a) => a.status === 503);
     assert.ok(errors.length <= loops.length, `at most one 503 per concurrent client (${summary})`);
     for (const e of errors) {
-      assert.ok(e.at >= killedAt && e.at <= killedAt + DECISION_TIMEOUT_MS + 1000, `503 ${Math.round(e.at - killedAt)} ms after the kill (${summary})`);
+      // In flight to the killed process: answered when the decision timeout runs out (plus scheduling slack on a busy machine).
+      assert.ok(e.at >= killedAt && e.at <= killedAt + DECISION_TIMEOUT_MS + 2000, `503 ${Math.round(e.at - killedAt)} ms after the kill (${summary})`);
       assert.match(e.body, /decision service unavailable/);
     }
     const lastError = Math.max(killedAt, ...errors.map((e) => e.at));
