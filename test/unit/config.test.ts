@@ -220,7 +220,26 @@ const BAD_CONFIGS: readonly BadConfig[] = [
   { name: 'node.id with a space', raw: { node: { id: 'edge 1' } }, says: ['node.id', 'got "edge 1"'] },
   { name: 'a section given as a string', raw: { edge: 'fast' }, says: ['edge', /expected object/, 'got "fast"'] },
   { name: 'the whole config is a list', raw: ['edge'], says: ['(top level)', /expected object/] },
+  { name: 'policy.source kv in embedded mode', raw: { policy: { source: 'kv' } }, says: ['policy.source', 'needs bus.mode: nats', 'got "kv"'] },
+  { name: 'policy.source git', raw: { bus: { mode: 'nats' }, policy: { source: 'git' } }, says: ['policy.source', /"kv"/, /"file"/, 'got "git"'] },
+  { name: 'decision cache ttl of zero', raw: { edge: { decisionCache: { ttl: '0s' } } }, says: ['edge.decisionCache.ttl', 'between 1ms and 5m'] },
+  { name: 'decision cache ttl of an hour', raw: { edge: { decisionCache: { ttl: '1h' } } }, says: ['edge.decisionCache.ttl', 'between 1ms and 5m'] },
+  { name: 'decision cache without a bound', raw: { edge: { decisionCache: { maxEntries: 0 } } }, says: ['edge.decisionCache.maxEntries', />=1/, 'got 0'] },
+  { name: 'admin groups as a string', raw: { edge: { admin: { groups: 'sre' } } }, says: ['edge.admin.groups', /expected array/, 'got "sre"'] },
 ];
+
+describe('parseConfig: policy source, decision cache and admin groups', () => {
+  test('defaults: file in embedded mode, kv in cluster mode; cache on for 5s, 10000 entries; no admin groups', () => {
+    const embedded = parseConfig({}, { configDir: '/etc/portcullis' });
+    assert.equal(embedded.policy.source, 'file');
+    assert.deepEqual({ ...embedded.edge.decisionCache }, { enabled: true, ttl: 5000, maxEntries: 10_000 });
+    assert.deepEqual([...embedded.edge.admin.groups], []);
+    const cluster = parseConfig({ bus: { mode: 'nats' } }, { configDir: '/etc/portcullis' });
+    assert.equal(cluster.policy.source, 'kv');
+    const pinned = parseConfig({ bus: { mode: 'nats' }, policy: { source: 'file' } }, { configDir: '/etc/portcullis' });
+    assert.equal(pinned.policy.source, 'file');
+  });
+});
 
 describe('parseConfig: bad configs are refused with key, value and expectation', () => {
   for (const c of BAD_CONFIGS) {

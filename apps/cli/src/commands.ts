@@ -2,7 +2,21 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEV_ISSUER_PATH, renderKubeconfig } from '../../../libs/gateway/src/index.js';
 import type { PortcullisConfig } from '../../../libs/config/src/index.js';
-import { formatPolicyError, parsePolicy } from '../../../libs/policy-engine/src/index.js';
+import {
+  describeRequest,
+  explain,
+  explainInput,
+  ExplainSpecSchema,
+  formatExplanation,
+  formatPolicyError,
+  parsePolicy,
+  type CompiledPolicy,
+  type ExplainSpec,
+  type ExplanationView,
+} from '../../../libs/policy-engine/src/index.js';
+import { BucketKeys, Buckets, DecisionSchema, toJson } from '../../../libs/contracts/src/index.js';
+import { connectNats, type NatsBus } from '../../../libs/bus/src/index.js';
+import { DecisionClient, GatewayError } from '../../../libs/gateway/src/index.js';
 import {
   formatAuditRow,
   formatAuditRowJson,
@@ -164,4 +178,115 @@ export async function auditTailCommand(
   } finally {
     await sink.close();
   }
+}
+
+/** Parses a policy file for push and explain; invalid → CliError listing each error with line and column. */
+function readPolicyFile(file: string): { text: string; policy: CompiledPolicy } {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new CliError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  const result = parsePolicy(text, { source: file });
+  if (!result.ok) throw new CliError(`${file} is invalid, nothing was changed:\n${result.errors.map((e) => formatPolicyError(e, file)).join('\n')}`);
+  return { text, policy: result.policy };
+}
+
+/** Connects the CLI to the cluster's NATS, quietly. */
+async function connectCluster(config: PortcullisConfig, what: string): Promise<NatsBus> {
+  const nats = config.bus.nats;
+  try {
+    return await connectNats({
+      servers: [...nats.servers],
+      name: `portcullis-cli-${what}`,
+      logger: () => undefined,
+      ...(nats.user !== undefined ? { user: nats.user } : {}),
+      ...(nats.password !== undefined ? { pass: nats.password } : {}),
+      ...(nats.token !== undefined ? { token: nats.token } : {}),
+    });
+  } catch (err) {
+    throw new CliError(`cannot reach NATS at ${nats.servers.join(', ')}: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * `portcullis policy push FILE`: validates the file (line and column for each error; nothing is
+ * pushed when it is invalid) and publishes it as the new bundle in the KV bucket, which every
+ * policy process follows. A bundle must carry a new `metadata.version`: pushing other content
+ * under the version in force is refused, since edges and the audit trail tell versions apart by it.
+ */
+export async function policyPushCommand(config: PortcullisConfig, configPath: string, file: string): Promise<string> {
+  if (config.bus.mode !== 'nats') {
+    throw new CliError(`${configPath} sets bus.mode: embedded — the embedded gateway reloads ${config.policy.file} when it changes; "policy push" publishes to a cluster's NATS KV bucket`, 2);
+  }
+  const { text, policy } = readPolicyFile(file);
+  const handle = await connectCluster(config, 'policy-push');
+  try {
+    const kv = await handle.kv(Buckets.policy);
+    const current = await kv.get(BucketKeys.policyBundle);
+    if (current !== undefined) {
+      const currentText = new TextDecoder().decode(current.value);
+      const parsed = parsePolicy(currentText);
+      if (currentText === text) {
+        return `${file}: policy ${policy.version} is already the bundle in ${Buckets.policy}/${BucketKeys.policyBundle} (revision ${current.revision}); nothing pushed\n`;
+      }
+      if (parsed.ok && parsed.policy.version === policy.version) {
+        throw new CliError(
+          `${file}: version ${policy.version} is already in ${Buckets.policy}/${BucketKeys.policyBundle} (revision ${current.revision}) with different content; change metadata.version and push again`,
+        );
+      }
+    }
+    const revision = await kv.put(BucketKeys.policyBundle, new TextEncoder().encode(text));
+    return `${file}: pushed policy ${policy.name} version ${policy.version} (${policy.rules.length} rules) to ${Buckets.policy}/${BucketKeys.policyBundle} revision ${revision}\n`;
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * `portcullis policy explain`: the decision for a described request and why, with every rule's
+ * outcome. Against `policyFile` when given; otherwise the policy in force — asked of the policy
+ * role over NATS in cluster mode, read from `policy.file` in the embedded mode.
+ */
+export async function policyExplainCommand(
+  config: PortcullisConfig,
+  rawSpec: Record<string, unknown>,
+  opts: { policyFile?: string | undefined; json: boolean },
+): Promise<string> {
+  const parsed = ExplainSpecSchema.safeParse(rawSpec);
+  if (!parsed.success) {
+    throw new CliError(`policy explain: ${parsed.error.issues.map((i) => `${i.path.map(String).join('.') || 'arguments'}: ${i.message}`).join('; ')}`, 2);
+  }
+  const spec: ExplainSpec = parsed.data;
+  const input = explainInput(spec);
+  let view: ExplanationView;
+  const localFile = opts.policyFile ?? (config.bus.mode === 'nats' ? undefined : config.policy.file);
+  if (localFile !== undefined) {
+    const { policy } = readPolicyFile(localFile);
+    const e = explain(policy, input.identity, input.attributes, input.at ?? new Date());
+    view = { decision: e.decision, trace: e.trace, request: describeRequest(input.identity, input.attributes), policyName: policy.name, policySource: localFile };
+  } else {
+    const handle = await connectCluster(config, 'policy-explain');
+    try {
+      const reply = await new DecisionClient(handle.bus, config.edge.decisionTimeout).explain(input.identity, input.attributes, input.at);
+      view = { decision: reply.decision!, trace: reply.trace, request: reply.request, policyName: reply.policyName, policySource: reply.policySource };
+    } catch (err) {
+      if (err instanceof GatewayError) throw new CliError(`${err.message}: is a policy process running (portcullis serve policy)?`);
+      throw err;
+    } finally {
+      await handle.close();
+    }
+  }
+  if (!opts.json) return formatExplanation(view);
+  return `${JSON.stringify(
+    {
+      request: view.request,
+      policy: { name: view.policyName, version: view.decision.policyVersion, source: view.policySource },
+      decision: toJson(DecisionSchema, view.decision),
+      trace: view.trace.map((t) => ({ ruleId: t.ruleId, effect: t.effect, matched: t.matched, ...(t.matched ? {} : { failedOn: t.failedOn }) })),
+    },
+    null,
+    2,
+  )}\n`;
 }

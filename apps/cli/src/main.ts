@@ -7,7 +7,15 @@ import { EdgeService } from '../../edge/src/edge.service.js';
 import { startKubeApiServer, type KubeApiServer } from '../../../test/fixture/kube-apiserver/index.js';
 import { ALL_ROLES, bootRoles, Role } from './roles.js';
 import { loadCliConfig, PACKAGE_ROOT } from './config-file.js';
-import { auditTailCommand, CliError, kubeconfigCommand, policyCheckCommand, tokenCommand } from './commands.js';
+import {
+  auditTailCommand,
+  CliError,
+  kubeconfigCommand,
+  policyCheckCommand,
+  policyExplainCommand,
+  policyPushCommand,
+  tokenCommand,
+} from './commands.js';
 import { relative } from 'node:path';
 
 const USAGE = `portcullis — access gateway for non-human identities
@@ -19,6 +27,11 @@ Usage:
   portcullis token --client ID [--scope S]... [--ttl 5m] [--audience A] [--exec] [--secret S] [--config FILE]
   portcullis kubeconfig --connection C --client ID [--namespace NS] [--config FILE]
   portcullis policy check FILE
+  portcullis policy push FILE [--config FILE]      validate, then publish to the cluster's KV bucket
+  portcullis policy explain --as SUBJECT [--group G]... [--client-id ID] [--scope S]... [--issuer URL]
+                            --connection C VERB RESOURCE [NAME] [-n NS] [--subresource S]
+                            [--api-group G] [--at ISO-TIME] [--policy FILE] [--json] [--config FILE]
+                                                   which rule decides and why, and what every rule failed on
   portcullis audit tail [--follow] [--json] [--since 10m] [--limit N] [--request AUDIT_ID] [--config FILE]
 
 Config: --config, else $PORTCULLIS_CONFIG, else ./portcullis.yaml, else the example config.
@@ -61,13 +74,8 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(kubeconfigCommand(config, path, { connection: values.connection, client: values.client, namespace: values.namespace }));
       return 0;
     }
-    case 'policy': {
-      const [sub, file] = rest;
-      if (sub !== 'check' || file === undefined) throw new CliError('usage: portcullis policy check FILE (explain comes with the policy service)', 2);
-      const r = policyCheckCommand(file);
-      (r.ok ? process.stdout : process.stderr).write(r.output);
-      return r.ok ? 0 : 1;
-    }
+    case 'policy':
+      return policy(rest);
     case 'audit': {
       const [sub, ...args] = rest;
       if (sub !== 'tail') throw new CliError(`usage: portcullis audit tail … (${sub ?? 'no subcommand'} is not available yet)`, 2);
@@ -100,6 +108,76 @@ async function main(argv: string[]): Promise<number> {
       return command === undefined ? 2 : 0;
     default:
       throw new CliError(`unknown command ${JSON.stringify(command)}\n\n${USAGE}`, 2);
+  }
+}
+
+const POLICY_USAGE = 'usage: portcullis policy check FILE | policy push FILE [--config FILE] | policy explain --as SUBJECT --connection C VERB RESOURCE [NAME] …';
+
+/** `portcullis policy check|push|explain`. */
+async function policy(args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  switch (sub) {
+    case 'check': {
+      const [file] = rest;
+      if (file === undefined || rest.length !== 1) throw new CliError(POLICY_USAGE, 2);
+      const r = policyCheckCommand(file);
+      (r.ok ? process.stdout : process.stderr).write(r.output);
+      return r.ok ? 0 : 1;
+    }
+    case 'push': {
+      const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { config: { type: 'string' } } });
+      const [file] = positionals;
+      if (file === undefined || positionals.length !== 1) throw new CliError(POLICY_USAGE, 2);
+      const { config, path } = loadCliConfig(values.config);
+      process.stdout.write(await policyPushCommand(config, path, file));
+      return 0;
+    }
+    case 'explain': {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: {
+          as: { type: 'string' },
+          group: { type: 'string', multiple: true },
+          'client-id': { type: 'string' },
+          scope: { type: 'string', multiple: true },
+          issuer: { type: 'string' },
+          connection: { type: 'string' },
+          namespace: { type: 'string', short: 'n' },
+          subresource: { type: 'string' },
+          'api-group': { type: 'string' },
+          at: { type: 'string' },
+          policy: { type: 'string' },
+          json: { type: 'boolean', default: false },
+          config: { type: 'string' },
+        },
+      });
+      const [verb, resource, name, ...extra] = positionals;
+      if (values.as === undefined || values.connection === undefined || verb === undefined || resource === undefined || extra.length > 0) {
+        throw new CliError(`${POLICY_USAGE}\n  e.g. portcullis policy explain --as ci-bot --group bots --connection prod delete namespaces staging`, 2);
+      }
+      const spec: Record<string, unknown> = {
+        subject: values.as,
+        groups: values.group ?? [],
+        scopes: values.scope ?? [],
+        connection: values.connection,
+        verb,
+        resource,
+        ...(name !== undefined ? { name } : {}),
+        ...(values['client-id'] !== undefined ? { clientId: values['client-id'] } : {}),
+        ...(values.issuer !== undefined ? { issuer: values.issuer } : {}),
+        ...(values.namespace !== undefined ? { namespace: values.namespace } : {}),
+        ...(values.subresource !== undefined ? { subresource: values.subresource } : {}),
+        ...(values['api-group'] !== undefined ? { apiGroup: values['api-group'] } : {}),
+        ...(values.at !== undefined ? { at: values.at } : {}),
+      };
+      // --policy FILE needs no config; only the policy in force does.
+      const { config } = loadCliConfig(values.config);
+      process.stdout.write(await policyExplainCommand(config, spec, { policyFile: values.policy, json: values.json }));
+      return 0;
+    }
+    default:
+      throw new CliError(POLICY_USAGE, 2);
   }
 }
 

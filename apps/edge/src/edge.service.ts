@@ -7,14 +7,17 @@ import {
   AuditPublisher,
   ConnectionRegistry,
   createUpstreamConnection,
+  DecisionCache,
   DecisionClient,
   DEV_ISSUER_PATH,
   EdgePipeline,
   EdgeServer,
   inClusterCredential,
+  PolicyExplainRoute,
   type UpstreamConnection,
 } from '../../../libs/gateway/src/index.js';
 import { PLATFORM, type Platform } from '../../runtime/src/index.js';
+import type { BusSubscription } from '../../../libs/bus/src/index.js';
 import { readFileSync } from 'node:fs';
 
 /** Connections added at start-up by the process (the embedded sandbox), on top of the config's. */
@@ -33,6 +36,7 @@ export class EdgeService implements OnApplicationBootstrap, BeforeApplicationShu
   private server: EdgeServer | undefined;
   private registry: ConnectionRegistry | undefined;
   private endpointValue: EdgeEndpoint | undefined;
+  private policyChanges: BusSubscription | undefined;
 
   constructor(
     @Inject(PLATFORM) private readonly platform: Platform,
@@ -107,11 +111,18 @@ export class EdgeService implements OnApplicationBootstrap, BeforeApplicationShu
       }),
       ...this.extra,
     ]);
+    const cacheConfig = config.edge.decisionCache;
+    const decisions = new DecisionClient(
+      this.platform.bus,
+      config.edge.decisionTimeout,
+      cacheConfig.enabled ? new DecisionCache({ ttlMs: cacheConfig.ttl, maxEntries: cacheConfig.maxEntries }) : undefined,
+    );
+    this.policyChanges = decisions.followPolicyChanges();
     const pipeline = new EdgePipeline({
       nodeId: config.node.id,
       connections: this.registry,
       verifier,
-      decisions: new DecisionClient(this.platform.bus, config.edge.decisionTimeout),
+      decisions,
       audit: new AuditPublisher(this.platform.log, config.edge.auditAckTimeout, logger),
       logger,
       upstreamTimeoutMs: config.edge.upstreamTimeout,
@@ -122,6 +133,7 @@ export class EdgeService implements OnApplicationBootstrap, BeforeApplicationShu
       tls,
       pipeline,
       devIssuer,
+      policyExplain: new PolicyExplainRoute({ verifier, decisions, adminGroups: config.edge.admin.groups, logger }),
       logger,
       ready: () => this.platform.bus.isConnected(),
     });
@@ -134,6 +146,7 @@ export class EdgeService implements OnApplicationBootstrap, BeforeApplicationShu
   async beforeApplicationShutdown(): Promise<void> {
     this.server?.closeAll();
     await this.server?.close();
+    await this.policyChanges?.unsubscribe();
     this.registry?.close();
   }
 }

@@ -1,49 +1,67 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import {
-  decisionReply,
-  decodeDecisionRequest,
-  encodeDecisionReply,
+  BucketKeys,
+  Buckets,
+  create,
+  encodePolicyChanged,
+  PolicyChangedSchema,
   QueueGroups,
   Subjects,
 } from '../../../libs/contracts/src/index.js';
-import { evaluate, withClaims } from '../../../libs/policy-engine/src/index.js';
-import type { BusSubscription, MessageBus } from '../../../libs/bus/src/index.js';
-import type { PortcullisConfig } from '../../../libs/config/src/index.js';
-import type { Logger } from '../../../libs/common/src/index.js';
-import { CONFIG, LOGGER, MESSAGE_BUS } from '../../runtime/src/index.js';
+import { answerDecisionRequest, answerExplainRequest } from '../../../libs/policy-engine/src/index.js';
+import type { BusSubscription } from '../../../libs/bus/src/index.js';
+import { PLATFORM, type Platform } from '../../runtime/src/index.js';
 import { PolicyStore } from './policy-store.js';
 
-/** The policy role: answers decision requests in a queue group, from the policy in force. */
+/**
+ * The policy role: follows the policy source (the KV bundle in cluster mode, the file in the
+ * embedded mode), answers decision and explain requests in a queue group from the policy in
+ * force, and tells every edge when it swaps in a new version. It joins the queue group only once
+ * it holds a valid policy, so a process that cannot load one never takes a share of the requests.
+ */
 @Injectable()
 export class PolicyService implements OnApplicationBootstrap, OnApplicationShutdown {
   readonly store: PolicyStore;
-  private subscription: BusSubscription | undefined;
-  private stopWatching: (() => void) | undefined;
+  private subscriptions: BusSubscription[] = [];
+  private stopWatching: (() => unknown) | undefined;
 
-  constructor(
-    @Inject(CONFIG) private readonly config: PortcullisConfig,
-    @Inject(MESSAGE_BUS) private readonly bus: MessageBus,
-    @Inject(LOGGER) private readonly logger: Logger,
-  ) {
-    this.store = new PolicyStore(logger);
+  constructor(@Inject(PLATFORM) private readonly platform: Platform) {
+    this.store = new PolicyStore(platform.logger);
   }
 
-  onApplicationBootstrap(): void {
-    this.stopWatching = this.store.watchFile(this.config.policy.file);
-    this.subscription = this.bus.serve(Subjects.policyDecide(), QueueGroups.policy, (msg) => {
-      const policy = this.store.policy;
-      if (policy === undefined) return encodeDecisionReply(decisionReply({ error: 'no valid policy loaded' }));
-      const req = decodeDecisionRequest(msg.data);
-      if (req.identity === undefined || req.attributes === undefined) {
-        return encodeDecisionReply(decisionReply({ error: 'decision request without identity or attributes' }));
-      }
-      return encodeDecisionReply(decisionReply({ decision: evaluate(policy, withClaims(req.identity, req.claimsJson), req.attributes, new Date()) }));
+  async onApplicationBootstrap(): Promise<void> {
+    const { config, bus, logger } = this.platform;
+    this.store.onSwap((policy) => {
+      if (this.subscriptions.length === 0) this.serve();
+      bus.publish(
+        Subjects.policyChanged(),
+        encodePolicyChanged(create(PolicyChangedSchema, { policyVersion: policy.version, policySource: policy.source, nodeId: config.node.id })),
+      );
     });
-    this.logger.info('policy role serving decisions', { subject: Subjects.policyDecide(), queue: QueueGroups.policy });
+    if (config.policy.source === 'kv') {
+      const kv = await this.platform.handle.kv(Buckets.policy);
+      this.stopWatching = await this.store.watchBundle(kv, Buckets.policy, BucketKeys.policyBundle, config.policy.file);
+    } else {
+      this.stopWatching = this.store.watchFile(config.policy.file);
+    }
+    if (this.store.policy === undefined) {
+      logger.error('no valid policy: this process does not serve decisions until one is loaded', { source: config.policy.source });
+    }
+    // Other processes' requests reach this member only once the server has the subscription.
+    await this.platform.handle.flush();
+  }
+
+  private serve(): void {
+    const { bus, logger } = this.platform;
+    this.subscriptions = [
+      bus.serve(Subjects.policyDecide(), QueueGroups.policy, (msg) => answerDecisionRequest(this.store.policy, msg.data, new Date())),
+      bus.serve(Subjects.policyExplain(), QueueGroups.policy, (msg) => answerExplainRequest(this.store.policy, msg.data, new Date())),
+    ];
+    logger.info('policy role serving decisions', { subject: Subjects.policyDecide(), queue: QueueGroups.policy });
   }
 
   async onApplicationShutdown(): Promise<void> {
-    this.stopWatching?.();
-    await this.subscription?.unsubscribe();
+    await this.stopWatching?.();
+    await Promise.all(this.subscriptions.map((s) => s.unsubscribe()));
   }
 }

@@ -98,6 +98,20 @@ export const ConfigSchema = z.strictObject({
       auditAckTimeout: duration('edge.auditAckTimeout').default(2000),
       upstreamTimeout: duration('edge.upstreamTimeout').default(60_000),
       maxRequestBodyBytes: z.number().int().positive().default(16 * 1024 * 1024),
+      decisionCache: z
+        .strictObject({
+          enabled: z.boolean().default(true),
+          ttl: duration('edge.decisionCache.ttl')
+            .refine((ms) => ms >= 1 && ms <= 300_000, 'expected a ttl between 1ms and 5m')
+            .default(5000),
+          maxEntries: z.number().int().min(1).max(1_000_000).default(10_000),
+        })
+        .prefault({}),
+      admin: z
+        .strictObject({
+          groups: z.array(z.string().min(1)).default([]),
+        })
+        .prefault({}),
     })
     .prefault({}),
   bus: z
@@ -140,7 +154,12 @@ export const ConfigSchema = z.strictObject({
   sandbox: z
     .strictObject({ enabled: z.enum(['auto', 'always', 'never']).default('auto') })
     .prefault({}),
-  policy: z.strictObject({ file: z.string().default('examples/policy.yaml') }).prefault({}),
+  policy: z
+    .strictObject({
+      file: z.string().default('examples/policy.yaml'),
+      source: z.enum(['kv', 'file']).optional(),
+    })
+    .prefault({}),
   audit: z
     .strictObject({
       sink: z.enum(['sqlite', 'clickhouse']).default('sqlite'),

@@ -6,7 +6,16 @@ import type { z } from 'zod';
 import { ConfigSchema, type ConfigInput } from './config.schema.js';
 
 /** The validated, frozen configuration every role receives. Paths are absolute. */
-export type PortcullisConfig = DeepReadonly<ConfigInput & { node: { id: string }; configDir: string }>;
+export type PortcullisConfig = DeepReadonly<
+  ConfigInput & { node: { id: string }; configDir: string; policy: { source: PolicySource } }
+>;
+
+/**
+ * Where policy processes take the policy from. `kv`: the NATS KV bucket (cluster mode's
+ * default; the file is used only while the bucket is empty); `file`: the file, reloaded when it
+ * changes (the embedded mode, and a cluster that manages policy files itself).
+ */
+export type PolicySource = 'kv' | 'file';
 
 type DeepReadonly<T> = T extends (infer U)[]
   ? readonly DeepReadonly<U>[]
@@ -62,6 +71,9 @@ export function parseConfig(
     if (names.has(c.name)) problems.push(`connections: the name ${JSON.stringify(c.name)} is used twice`);
     names.add(c.name);
   }
+  if (cfg.policy.source === 'kv' && cfg.bus.mode !== 'nats') {
+    problems.push('policy.source: "kv" needs bus.mode: nats (the embedded mode reads policy.file), got "kv"');
+  }
   if (problems.length > 0) throw new ConfigError(`${source} is invalid:\n  - ${problems.join('\n  - ')}`, problems);
 
   const abs = (p: string): string => (isAbsolute(p) ? p : resolve(opts.configDir, p));
@@ -89,7 +101,7 @@ export function parseConfig(
       ...cfg.identity,
       issuers: cfg.identity.issuers.map((i) => ({ ...i, ...(i.caFile !== undefined ? { caFile: abs(i.caFile) } : {}) })),
     },
-    policy: { file: abs(cfg.policy.file) },
+    policy: { file: abs(cfg.policy.file), source: cfg.policy.source ?? (cfg.bus.mode === 'nats' ? 'kv' : 'file') },
     audit: { ...cfg.audit, sqlite: { file: isAbsolute(cfg.audit.sqlite.file) ? cfg.audit.sqlite.file : resolve(stateDir, cfg.audit.sqlite.file) } },
   };
   return deepFreeze(out);

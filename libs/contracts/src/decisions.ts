@@ -2,9 +2,15 @@ import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import {
   DecisionReplySchema,
   DecisionRequestSchema,
+  ExplainReplySchema,
+  ExplainRequestSchema,
+  PolicyChangedSchema,
   type Decision,
   type DecisionReply,
   type DecisionRequest,
+  type ExplainReply,
+  type ExplainRequest,
+  type PolicyChanged,
 } from './gen/portcullis/v1/decision_pb.js';
 
 /** Policy effects. Precedence when several rules match: deny > require_approval > allow. */
@@ -31,5 +37,11 @@ export const encodeDecisionRequest = (m: DecisionRequest): Uint8Array => toBinar
 export const decodeDecisionRequest = (b: Uint8Array): DecisionRequest => fromBinary(DecisionRequestSchema, b);
 export const encodeDecisionReply = (m: DecisionReply): Uint8Array => toBinary(DecisionReplySchema, m);
 export const decodeDecisionReply = (b: Uint8Array): DecisionReply => fromBinary(DecisionReplySchema, b);
-export const decisionReply = (init: { decision?: Decision; error?: string }): DecisionReply =>
+export const decisionReply = (init: { decision?: Decision; error?: string; cacheMaxAgeMs?: number }): DecisionReply =>
   create(DecisionReplySchema, init);
+export const encodeExplainRequest = (m: ExplainRequest): Uint8Array => toBinary(ExplainRequestSchema, m);
+export const decodeExplainRequest = (b: Uint8Array): ExplainRequest => fromBinary(ExplainRequestSchema, b);
+export const encodeExplainReply = (m: ExplainReply): Uint8Array => toBinary(ExplainReplySchema, m);
+export const decodeExplainReply = (b: Uint8Array): ExplainReply => fromBinary(ExplainReplySchema, b);
+export const encodePolicyChanged = (m: PolicyChanged): Uint8Array => toBinary(PolicyChangedSchema, m);
+export const decodePolicyChanged = (b: Uint8Array): PolicyChanged => fromBinary(PolicyChangedSchema, b);

@@ -27,5 +27,11 @@ export {
   encodeDecisionReply,
   decodeDecisionReply,
   decisionReply,
+  encodeExplainRequest,
+  decodeExplainRequest,
+  encodeExplainReply,
+  decodeExplainReply,
+  encodePolicyChanged,
+  decodePolicyChanged,
 } from './decisions.js';
-export { Subjects, QueueGroups, Streams, Consumers, BusHeaders } from './subjects.js';
+export { Subjects, QueueGroups, Streams, Consumers, BusHeaders, Buckets, BucketKeys } from './subjects.js';

@@ -15,6 +15,10 @@ function token(value: string, what: string): string {
 export const Subjects = {
   /** Edge → policy role, request-reply in the {@link QueueGroups.policy} queue group. */
   policyDecide: (): string => 'portcullis.policy.decide',
+  /** Edge or CLI → policy role, request-reply in {@link QueueGroups.policy}: explain a decision. */
+  policyExplain: (): string => 'portcullis.policy.explain',
+  /** Policy role → every edge, broadcast: a policy process swapped in a new policy version. */
+  policyChanged: (): string => 'portcullis.policy.changed',
   /** Audit events: `audit.<connection>.<event type>` (the type has dots, e.g. request.received). */
   auditEvent: (connection: string, eventType: string): string =>
     `audit.${token(connection, 'connection')}.${eventType}`,
@@ -27,6 +31,18 @@ export const Subjects = {
 /** Queue groups: members share the load; one answer per request. */
 export const QueueGroups = {
   policy: 'portcullis-policy',
+} as const;
+
+/** NATS KV buckets. */
+export const Buckets = {
+  /** Policy bundles: key {@link BucketKeys.policyBundle} holds the YAML policy in force. */
+  policy: 'portcullis_policy',
+} as const;
+
+/** Keys within the {@link Buckets}. */
+export const BucketKeys = {
+  /** The policy bundle (the policy document's YAML text); each put is a new revision. */
+  policyBundle: 'bundle',
 } as const;
 
 /** JetStream streams and their subjects. */

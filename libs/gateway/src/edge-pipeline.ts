@@ -110,8 +110,9 @@ export class EdgePipeline {
 
     const decideStart = performance.now();
     let decision: Decision;
+    let cached: boolean;
     try {
-      decision = await this.deps.decisions.decide(requestId, identity, attributes, claimsJson);
+      ({ decision, cached } = await this.deps.decisions.decide(requestId, identity, attributes, claimsJson));
     } catch (err) {
       this.refuse(res, kind, requestId, err, attributes, identity);
       return;
@@ -124,7 +125,7 @@ export class EdgePipeline {
     });
     const decided = buildEvent(
       EventType.RequestDecided,
-      create(RequestDecidedSchema, { decision, decisionLatencyUs: Math.round((performance.now() - decideStart) * 1000) }),
+      create(RequestDecidedSchema, { decision, cached, decisionLatencyUs: Math.round((performance.now() - decideStart) * 1000) }),
       { correlationId: requestId, causationId: requestId, nodeId: this.deps.nodeId, connection: connection.name },
     );
     try {

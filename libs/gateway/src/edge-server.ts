@@ -5,6 +5,7 @@ import type { DevIssuer } from '../../identity/src/index.js';
 import type { Logger } from '../../common/src/index.js';
 import { DEV_ISSUER_PATH, handleDevIssuer } from './dev-issuer-routes.js';
 import { AUDIT_ID_HEADER, type EdgePipeline } from './edge-pipeline.js';
+import { POLICY_EXPLAIN_PATH, type PolicyExplainRoute } from './policy-explain-route.js';
 import { newEventId } from '../../contracts/src/index.js';
 
 /** What the edge server needs. */
@@ -14,6 +15,8 @@ export interface EdgeServerOptions {
   tls: { certPem: string; keyPem: string };
   pipeline: EdgePipeline;
   devIssuer?: DevIssuer | undefined;
+  /** `POST /admin/policy/explain`; absent = 404. */
+  policyExplain?: PolicyExplainRoute | undefined;
   logger: Logger;
   /** Readiness: true when every dependency the edge needs is connected. */
   ready: () => boolean;
@@ -78,6 +81,7 @@ export class EdgeServer {
     const path = url.split('?')[0] ?? '/';
     if (path === '/healthz') return text(res, 200, 'ok');
     if (path === '/readyz') return this.opts.ready() ? text(res, 200, 'ok') : text(res, 503, 'not ready');
+    if (path === POLICY_EXPLAIN_PATH && this.opts.policyExplain !== undefined) return this.opts.policyExplain.handle(req, res);
     if (this.opts.devIssuer && (path === DEV_ISSUER_PATH || path.startsWith(`${DEV_ISSUER_PATH}/`))) {
       return handleDevIssuer(this.opts.devIssuer, req, res, path.slice(DEV_ISSUER_PATH.length));
     }

@@ -146,6 +146,9 @@ function claimCheck(name: string, patterns: readonly string[]): RuleCheck {
   };
 }
 
+/** The match field of time windows. */
+export const TIME_FIELD = 'time';
+
 /** Builds the predicates of one rule, most selective and cheapest first, time last. */
 function compileChecks(rule: RuleDocument): RuleCheck[] {
   const m = rule.match ?? {};
@@ -236,7 +239,7 @@ function compileChecks(rule: RuleDocument): RuleCheck[] {
     const window = new TimeWindow(m.time);
     const spec = [m.time.days?.join(',') ?? '', m.time.hours ?? ''].filter((x) => x !== '').join(' ');
     checks.push({
-      field: 'time',
+      field: TIME_FIELD,
       test: (_i, _a, now) => window.contains(now),
       explain: (_i, _a, now) => `time: ${window.describe(now)} is outside ${spec}`,
     });
@@ -346,6 +349,8 @@ export class CompiledPolicy {
   readonly source: string;
   /** Rules in document order. */
   readonly rules: readonly CompiledRule[];
+  /** The rules with a `time` window: the only ones whose outcome can change as the clock moves. */
+  readonly timedRules: readonly CompiledRule[];
   /** The validated document, deeply frozen. */
   readonly document: PolicyDocument;
   /** @internal */
@@ -357,6 +362,7 @@ export class CompiledPolicy {
     this.version = document.metadata.version;
     this.source = source;
     this.rules = Object.freeze(document.rules.map((r, i) => compileRule(r, i, document.defaults?.approval)));
+    this.timedRules = Object.freeze(this.rules.filter((r) => r.checks.some((c) => c.field === TIME_FIELD)));
     this.index = new RuleIndex(document.rules);
     Object.freeze(this);
   }

@@ -4,7 +4,10 @@
  */
 export { parsePolicy, compilePolicy, formatPolicyError, formatPath } from './policy-parser.js';
 export type { PolicyError, ParsePolicyResult, ParsePolicyOptions } from './policy-parser.js';
-export { evaluate, explain, describeRequest, DEFAULT_DENY_RULE_ID } from './policy-engine.js';
+export { evaluate, explain, describeRequest, decisionStableForMs, DEFAULT_DENY_RULE_ID } from './policy-engine.js';
+export { ExplainSpecSchema, explainInput, formatExplanation } from './explain-request.js';
+export type { ExplainSpec, ExplanationView, ExplainTraceView } from './explain-request.js';
+export { answerDecisionRequest, answerExplainRequest, MAX_CACHE_AGE_MS } from './policy-responder.js';
 export type { TraceEntry, Explanation } from './policy-engine.js';
 export { CompiledPolicy, APPROVAL_DEFAULTS } from './compiled-policy.js';
 export { withClaims } from './policy-identity.js';

@@ -15,6 +15,7 @@ import {
   type RequestAttributes,
 } from '../../contracts/src/index.js';
 import {
+  TIME_FIELD,
   kubeOf,
   httpOf,
   resourceKeyOf,
@@ -247,3 +248,32 @@ export function explain(
   const decision = decisionFor(policy, deny ?? approval ?? allow, mask, identity, attributes);
   return { decision, trace };
 }
+
+/**
+ * How long the decision for this identity and request stays what {@link evaluate} returns at
+ * `now` as the clock moves on: until the next minute boundary when a rule with a time window
+ * matches the request on every other field (time windows have minute granularity, and every
+ * current time zone is a whole number of minutes from UTC), otherwise forever. Conservative: it
+ * does not ask whether the timed rule would change the winner. Edges cache decisions no longer
+ * than this, so a decision never outlives the window that made it.
+ */
+export function decisionStableForMs(
+  policy: CompiledPolicy,
+  identity: PolicyIdentity,
+  attributes: RequestAttributes,
+  now: Date,
+): number {
+  const timed = policy.timedRules;
+  for (let r = 0; r < timed.length; r++) {
+    const checks = timed[r]!.checks;
+    let all = true;
+    for (let c = 0; c < checks.length && all; c++) {
+      const check = checks[c]!;
+      if (check.field !== TIME_FIELD && !check.test(identity, attributes, now)) all = false;
+    }
+    if (all) return MINUTE_MS - (now.getTime() % MINUTE_MS);
+  }
+  return Number.POSITIVE_INFINITY;
+}
+
+const MINUTE_MS = 60_000;

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file portcullis/v1/decision.proto.
  */
 export const file_portcullis_v1_decision: GenFile = /*@__PURE__*/
-  fileDesc("Chxwb3J0Y3VsbGlzL3YxL2RlY2lzaW9uLnByb3RvEg1wb3J0Y3VsbGlzLnYxIrQBCg9EZWNpc2lvblJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRIpCghpZGVudGl0eRgCIAEoCzIXLnBvcnRjdWxsaXMudjEuSWRlbnRpdHkSNAoKYXR0cmlidXRlcxgDIAEoCzIgLnBvcnRjdWxsaXMudjEuUmVxdWVzdEF0dHJpYnV0ZXMSFwoPcmVxdWVzdGVkX2F0X21zGAQgASgBEhMKC2NsYWltc19qc29uGAUgASgJIqUBChNBcHByb3ZhbFJlcXVpcmVtZW50EhcKD2FwcHJvdmVyX2dyb3VwcxgBIAMoCRIOCgZxdW9ydW0YAiABKAUSDQoFc2NvcGUYAyABKAkSFgoOd2luZG93X3NlY29uZHMYBCABKA0SFAoMd2FpdF9zZWNvbmRzGAUgASgNEhcKD3JlYXNvbl9yZXF1aXJlZBgGIAEoCBIPCgdjaGFubmVsGAcgASgJIqABCghEZWNpc2lvbhIOCgZlZmZlY3QYASABKAkSDwoHcnVsZV9pZBgCIAEoCRIWCg5wb2xpY3lfdmVyc2lvbhgDIAEoCRIPCgdtZXNzYWdlGAQgASgJEhQKDG1hc2tfcHJvZmlsZRgFIAEoCRI0CghhcHByb3ZhbBgGIAEoCzIiLnBvcnRjdWxsaXMudjEuQXBwcm92YWxSZXF1aXJlbWVudCJJCg1EZWNpc2lvblJlcGx5EikKCGRlY2lzaW9uGAEgASgLMhcucG9ydGN1bGxpcy52MS5EZWNpc2lvbhINCgVlcnJvchgCIAEoCWIGcHJvdG8z", [file_portcullis_v1_identity, file_portcullis_v1_request]);
+  fileDesc("Chxwb3J0Y3VsbGlzL3YxL2RlY2lzaW9uLnByb3RvEg1wb3J0Y3VsbGlzLnYxIrQBCg9EZWNpc2lvblJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRIpCghpZGVudGl0eRgCIAEoCzIXLnBvcnRjdWxsaXMudjEuSWRlbnRpdHkSNAoKYXR0cmlidXRlcxgDIAEoCzIgLnBvcnRjdWxsaXMudjEuUmVxdWVzdEF0dHJpYnV0ZXMSFwoPcmVxdWVzdGVkX2F0X21zGAQgASgBEhMKC2NsYWltc19qc29uGAUgASgJIqUBChNBcHByb3ZhbFJlcXVpcmVtZW50EhcKD2FwcHJvdmVyX2dyb3VwcxgBIAMoCRIOCgZxdW9ydW0YAiABKAUSDQoFc2NvcGUYAyABKAkSFgoOd2luZG93X3NlY29uZHMYBCABKA0SFAoMd2FpdF9zZWNvbmRzGAUgASgNEhcKD3JlYXNvbl9yZXF1aXJlZBgGIAEoCBIPCgdjaGFubmVsGAcgASgJIqABCghEZWNpc2lvbhIOCgZlZmZlY3QYASABKAkSDwoHcnVsZV9pZBgCIAEoCRIWCg5wb2xpY3lfdmVyc2lvbhgDIAEoCRIPCgdtZXNzYWdlGAQgASgJEhQKDG1hc2tfcHJvZmlsZRgFIAEoCRI0CghhcHByb3ZhbBgGIAEoCzIiLnBvcnRjdWxsaXMudjEuQXBwcm92YWxSZXF1aXJlbWVudCJjCg1EZWNpc2lvblJlcGx5EikKCGRlY2lzaW9uGAEgASgLMhcucG9ydGN1bGxpcy52MS5EZWNpc2lvbhINCgVlcnJvchgCIAEoCRIYChBjYWNoZV9tYXhfYWdlX21zGAMgASgNIoABCg5FeHBsYWluUmVxdWVzdBIpCghpZGVudGl0eRgBIAEoCzIXLnBvcnRjdWxsaXMudjEuSWRlbnRpdHkSNAoKYXR0cmlidXRlcxgCIAEoCzIgLnBvcnRjdWxsaXMudjEuUmVxdWVzdEF0dHJpYnV0ZXMSDQoFYXRfbXMYAyABKAEiWAoRRXhwbGFpblRyYWNlRW50cnkSDwoHcnVsZV9pZBgBIAEoCRIOCgZlZmZlY3QYAiABKAkSDwoHbWF0Y2hlZBgDIAEoCBIRCglmYWlsZWRfb24YBCABKAkitgEKDEV4cGxhaW5SZXBseRIpCghkZWNpc2lvbhgBIAEoCzIXLnBvcnRjdWxsaXMudjEuRGVjaXNpb24SLwoFdHJhY2UYAiADKAsyIC5wb3J0Y3VsbGlzLnYxLkV4cGxhaW5UcmFjZUVudHJ5EhUKDXBvbGljeV9zb3VyY2UYAyABKAkSEwoLcG9saWN5X25hbWUYBCABKAkSDwoHcmVxdWVzdBgFIAEoCRINCgVlcnJvchgGIAEoCSJPCg1Qb2xpY3lDaGFuZ2VkEhYKDnBvbGljeV92ZXJzaW9uGAEgASgJEhUKDXBvbGljeV9zb3VyY2UYAiABKAkSDwoHbm9kZV9pZBgDIAEoCWIGcHJvdG8z", [file_portcullis_v1_identity, file_portcullis_v1_request]);
 
 /**
  * Edge -> policy role, NATS request-reply on subject portcullis.policy.decide.
@@ -170,6 +170,15 @@ export type DecisionReply = Message<"portcullis.v1.DecisionReply"> & {
    * @generated from field: string error = 2;
    */
   error: string;
+
+  /**
+   * How long (ms) an edge may reuse this decision for the same identity and request: a decision
+   * that a time window could change holds until the next minute boundary. 0 = do not reuse
+   * (what a policy role that predates this field implies).
+   *
+   * @generated from field: uint32 cache_max_age_ms = 3;
+   */
+  cacheMaxAgeMs: number;
 };
 
 /**
@@ -178,4 +187,150 @@ export type DecisionReply = Message<"portcullis.v1.DecisionReply"> & {
  */
 export const DecisionReplySchema: GenMessage<DecisionReply> = /*@__PURE__*/
   messageDesc(file_portcullis_v1_decision, 3);
+
+/**
+ * Edge or CLI -> policy role, request-reply on portcullis.policy.explain: the decision the policy
+ * in force would make for this identity and request, with every rule's outcome.
+ *
+ * @generated from message portcullis.v1.ExplainRequest
+ */
+export type ExplainRequest = Message<"portcullis.v1.ExplainRequest"> & {
+  /**
+   * @generated from field: portcullis.v1.Identity identity = 1;
+   */
+  identity?: Identity | undefined;
+
+  /**
+   * @generated from field: portcullis.v1.RequestAttributes attributes = 2;
+   */
+  attributes?: RequestAttributes | undefined;
+
+  /**
+   * Evaluate at this time (ms since the epoch) instead of now, for time windows; 0 = now.
+   *
+   * @generated from field: double at_ms = 3;
+   */
+  atMs: number;
+};
+
+/**
+ * Describes the message portcullis.v1.ExplainRequest.
+ * Use `create(ExplainRequestSchema)` to create a new message.
+ */
+export const ExplainRequestSchema: GenMessage<ExplainRequest> = /*@__PURE__*/
+  messageDesc(file_portcullis_v1_decision, 4);
+
+/**
+ * One rule's outcome in an explanation, in document order.
+ *
+ * @generated from message portcullis.v1.ExplainTraceEntry
+ */
+export type ExplainTraceEntry = Message<"portcullis.v1.ExplainTraceEntry"> & {
+  /**
+   * @generated from field: string rule_id = 1;
+   */
+  ruleId: string;
+
+  /**
+   * @generated from field: string effect = 2;
+   */
+  effect: string;
+
+  /**
+   * @generated from field: bool matched = 3;
+   */
+  matched: boolean;
+
+  /**
+   * The first match field that failed, with the request's value; empty when matched.
+   *
+   * @generated from field: string failed_on = 4;
+   */
+  failedOn: string;
+};
+
+/**
+ * Describes the message portcullis.v1.ExplainTraceEntry.
+ * Use `create(ExplainTraceEntrySchema)` to create a new message.
+ */
+export const ExplainTraceEntrySchema: GenMessage<ExplainTraceEntry> = /*@__PURE__*/
+  messageDesc(file_portcullis_v1_decision, 5);
+
+/**
+ * Policy role -> edge or CLI. Exactly one of decision or error is set.
+ *
+ * @generated from message portcullis.v1.ExplainReply
+ */
+export type ExplainReply = Message<"portcullis.v1.ExplainReply"> & {
+  /**
+   * @generated from field: portcullis.v1.Decision decision = 1;
+   */
+  decision?: Decision | undefined;
+
+  /**
+   * @generated from field: repeated portcullis.v1.ExplainTraceEntry trace = 2;
+   */
+  trace: ExplainTraceEntry[];
+
+  /**
+   * Where the policy in force came from (a file, or the KV bucket and revision).
+   *
+   * @generated from field: string policy_source = 3;
+   */
+  policySource: string;
+
+  /**
+   * @generated from field: string policy_name = 4;
+   */
+  policyName: string;
+
+  /**
+   * The request in words, e.g. "ci-bot" to delete namespaces "staging" on connection "sandbox".
+   *
+   * @generated from field: string request = 5;
+   */
+  request: string;
+
+  /**
+   * @generated from field: string error = 6;
+   */
+  error: string;
+};
+
+/**
+ * Describes the message portcullis.v1.ExplainReply.
+ * Use `create(ExplainReplySchema)` to create a new message.
+ */
+export const ExplainReplySchema: GenMessage<ExplainReply> = /*@__PURE__*/
+  messageDesc(file_portcullis_v1_decision, 6);
+
+/**
+ * Broadcast by a policy process on portcullis.policy.changed each time it swaps in a new policy,
+ * so edges drop the decisions they cached.
+ *
+ * @generated from message portcullis.v1.PolicyChanged
+ */
+export type PolicyChanged = Message<"portcullis.v1.PolicyChanged"> & {
+  /**
+   * @generated from field: string policy_version = 1;
+   */
+  policyVersion: string;
+
+  /**
+   * @generated from field: string policy_source = 2;
+   */
+  policySource: string;
+
+  /**
+   * @generated from field: string node_id = 3;
+   */
+  nodeId: string;
+};
+
+/**
+ * Describes the message portcullis.v1.PolicyChanged.
+ * Use `create(PolicyChangedSchema)` to create a new message.
+ */
+export const PolicyChangedSchema: GenMessage<PolicyChanged> = /*@__PURE__*/
+  messageDesc(file_portcullis_v1_decision, 7);
 
