@@ -2,6 +2,7 @@ import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { randomBytes } from 'node:crypto';
 import {
   EventEnvelopeSchema,
+  type AuditRetentionApplied,
   type EventEnvelope,
   type RequestCompleted,
   type RequestDecided,
@@ -18,6 +19,7 @@ export const EventType = {
   RequestDecided: 'request.decided',
   RequestRejected: 'request.rejected',
   RequestCompleted: 'request.completed',
+  AuditRetentionApplied: 'audit.retention_applied',
 } as const;
 export type EventType = (typeof EventType)[keyof typeof EventType];
 
@@ -27,6 +29,7 @@ export interface EventPayloadMap {
   'request.decided': RequestDecided;
   'request.rejected': RequestRejected;
   'request.completed': RequestCompleted;
+  'audit.retention_applied': AuditRetentionApplied;
 }
 
 const PAYLOAD_CASE = {
@@ -34,6 +37,7 @@ const PAYLOAD_CASE = {
   'request.decided': 'requestDecided',
   'request.rejected': 'requestRejected',
   'request.completed': 'requestCompleted',
+  'audit.retention_applied': 'auditRetentionApplied',
 } as const satisfies Record<EventType, NonNullable<EventEnvelope['payload']['case']>>;
 
 const TYPE_OF_CASE = Object.fromEntries(

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file portcullis/v1/events.proto.
  */
 export const file_portcullis_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("Chpwb3J0Y3VsbGlzL3YxL2V2ZW50cy5wcm90bxINcG9ydGN1bGxpcy52MSJyCg9SZXF1ZXN0UmVjZWl2ZWQSKQoIaWRlbnRpdHkYASABKAsyFy5wb3J0Y3VsbGlzLnYxLklkZW50aXR5EjQKCmF0dHJpYnV0ZXMYAiABKAsyIC5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RBdHRyaWJ1dGVzIlgKDlJlcXVlc3REZWNpZGVkEikKCGRlY2lzaW9uGAEgASgLMhcucG9ydGN1bGxpcy52MS5EZWNpc2lvbhIbChNkZWNpc2lvbl9sYXRlbmN5X3VzGAIgASgNIqMBCg9SZXF1ZXN0UmVqZWN0ZWQSDgoGc3RhdHVzGAEgASgFEg4KBnJlYXNvbhgCIAEoCRIPCgdtZXNzYWdlGAMgASgJEjQKCmF0dHJpYnV0ZXMYBCABKAsyIC5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RBdHRyaWJ1dGVzEikKCGlkZW50aXR5GAUgASgLMhcucG9ydGN1bGxpcy52MS5JZGVudGl0eSJ+ChBSZXF1ZXN0Q29tcGxldGVkEg4KBnN0YXR1cxgBIAEoBRIRCglieXRlc19vdXQYAiABKAESEAoIYnl0ZXNfaW4YAyABKAESEwoLZHVyYXRpb25fbXMYBCABKA0SDQoFZXJyb3IYBSABKAkSEQoJZm9yd2FyZGVkGAYgASgIItwDCg1FdmVudEVudmVsb3BlEgoKAmlkGAEgASgJEgwKBHR5cGUYAiABKAkSFgoOc2NoZW1hX3ZlcnNpb24YAyABKAUSFgoOb2NjdXJyZWRfYXRfbXMYBCABKAESFgoOY29ycmVsYXRpb25faWQYBSABKAkSFAoMY2F1c2F0aW9uX2lkGAYgASgJEhIKCnNlc3Npb25faWQYByABKAkSDwoHbm9kZV9pZBgIIAEoCRISCgpjb25uZWN0aW9uGAkgASgJEhEKCXByZXZfaGFzaBgKIAEoCRIMCgRoYXNoGAsgASgJEjoKEHJlcXVlc3RfcmVjZWl2ZWQYFCABKAsyHi5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RSZWNlaXZlZEgAEjgKD3JlcXVlc3RfZGVjaWRlZBgVIAEoCzIdLnBvcnRjdWxsaXMudjEuUmVxdWVzdERlY2lkZWRIABI6ChByZXF1ZXN0X3JlamVjdGVkGBYgASgLMh4ucG9ydGN1bGxpcy52MS5SZXF1ZXN0UmVqZWN0ZWRIABI8ChFyZXF1ZXN0X2NvbXBsZXRlZBgXIAEoCzIfLnBvcnRjdWxsaXMudjEuUmVxdWVzdENvbXBsZXRlZEgAQgkKB3BheWxvYWRiBnByb3RvMw", [file_portcullis_v1_decision, file_portcullis_v1_identity, file_portcullis_v1_request]);
+  fileDesc("Chpwb3J0Y3VsbGlzL3YxL2V2ZW50cy5wcm90bxINcG9ydGN1bGxpcy52MSJyCg9SZXF1ZXN0UmVjZWl2ZWQSKQoIaWRlbnRpdHkYASABKAsyFy5wb3J0Y3VsbGlzLnYxLklkZW50aXR5EjQKCmF0dHJpYnV0ZXMYAiABKAsyIC5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RBdHRyaWJ1dGVzIlgKDlJlcXVlc3REZWNpZGVkEikKCGRlY2lzaW9uGAEgASgLMhcucG9ydGN1bGxpcy52MS5EZWNpc2lvbhIbChNkZWNpc2lvbl9sYXRlbmN5X3VzGAIgASgNIqMBCg9SZXF1ZXN0UmVqZWN0ZWQSDgoGc3RhdHVzGAEgASgFEg4KBnJlYXNvbhgCIAEoCRIPCgdtZXNzYWdlGAMgASgJEjQKCmF0dHJpYnV0ZXMYBCABKAsyIC5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RBdHRyaWJ1dGVzEikKCGlkZW50aXR5GAUgASgLMhcucG9ydGN1bGxpcy52MS5JZGVudGl0eSJ+ChBSZXF1ZXN0Q29tcGxldGVkEg4KBnN0YXR1cxgBIAEoBRIRCglieXRlc19vdXQYAiABKAESEAoIYnl0ZXNfaW4YAyABKAESEwoLZHVyYXRpb25fbXMYBCABKA0SDQoFZXJyb3IYBSABKAkSEQoJZm9yd2FyZGVkGAYgASgIIpEBChVBdWRpdFJldGVudGlvbkFwcGxpZWQSDQoFc3RvcmUYASABKAkSEQoJY3V0b2ZmX21zGAIgASgBEhkKEWRyb3BwZWRfYmVmb3JlX21zGAMgASgBEhIKCnBhcnRpdGlvbnMYBCADKAkSFAoMcm93c19kcm9wcGVkGAUgASgBEhEKCXJldGVudGlvbhgGIAEoCSLKBAoNRXZlbnRFbnZlbG9wZRIKCgJpZBgBIAEoCRIMCgR0eXBlGAIgASgJEhYKDnNjaGVtYV92ZXJzaW9uGAMgASgFEhYKDm9jY3VycmVkX2F0X21zGAQgASgBEhYKDmNvcnJlbGF0aW9uX2lkGAUgASgJEhQKDGNhdXNhdGlvbl9pZBgGIAEoCRISCgpzZXNzaW9uX2lkGAcgASgJEg8KB25vZGVfaWQYCCABKAkSEgoKY29ubmVjdGlvbhgJIAEoCRIRCglwcmV2X2hhc2gYCiABKAkSDAoEaGFzaBgLIAEoCRIRCgljaGFpbl9zZXEYDCABKAESEAoIY2hhaW5faWQYDSABKAkSOgoQcmVxdWVzdF9yZWNlaXZlZBgUIAEoCzIeLnBvcnRjdWxsaXMudjEuUmVxdWVzdFJlY2VpdmVkSAASOAoPcmVxdWVzdF9kZWNpZGVkGBUgASgLMh0ucG9ydGN1bGxpcy52MS5SZXF1ZXN0RGVjaWRlZEgAEjoKEHJlcXVlc3RfcmVqZWN0ZWQYFiABKAsyHi5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RSZWplY3RlZEgAEjwKEXJlcXVlc3RfY29tcGxldGVkGBcgASgLMh8ucG9ydGN1bGxpcy52MS5SZXF1ZXN0Q29tcGxldGVkSAASRwoXYXVkaXRfcmV0ZW50aW9uX2FwcGxpZWQYKCABKAsyJC5wb3J0Y3VsbGlzLnYxLkF1ZGl0UmV0ZW50aW9uQXBwbGllZEgAQgkKB3BheWxvYWRiBnByb3RvMw", [file_portcullis_v1_decision, file_portcullis_v1_identity, file_portcullis_v1_request]);
 
 /**
  * The edge received and authenticated a request.
@@ -154,6 +154,61 @@ export const RequestCompletedSchema: GenMessage<RequestCompleted> = /*@__PURE__*
   messageDesc(file_portcullis_v1_events, 3);
 
 /**
+ * The audit role dropped stored events older than the retention cutoff (whole months), so the
+ * deletion itself is on the record.
+ *
+ * @generated from message portcullis.v1.AuditRetentionApplied
+ */
+export type AuditRetentionApplied = Message<"portcullis.v1.AuditRetentionApplied"> & {
+  /**
+   * "clickhouse" or "sqlite".
+   *
+   * @generated from field: string store = 1;
+   */
+  store: string;
+
+  /**
+   * Events older than this were eligible; only whole months before it were dropped.
+   *
+   * @generated from field: double cutoff_ms = 2;
+   */
+  cutoffMs: number;
+
+  /**
+   * Everything before this instant is gone (the start of the cutoff's month, UTC).
+   *
+   * @generated from field: double dropped_before_ms = 3;
+   */
+  droppedBeforeMs: number;
+
+  /**
+   * The months dropped, as YYYYMM.
+   *
+   * @generated from field: repeated string partitions = 4;
+   */
+  partitions: string[];
+
+  /**
+   * @generated from field: double rows_dropped = 5;
+   */
+  rowsDropped: number;
+
+  /**
+   * The configured retention, e.g. "400d".
+   *
+   * @generated from field: string retention = 6;
+   */
+  retention: string;
+};
+
+/**
+ * Describes the message portcullis.v1.AuditRetentionApplied.
+ * Use `create(AuditRetentionAppliedSchema)` to create a new message.
+ */
+export const AuditRetentionAppliedSchema: GenMessage<AuditRetentionApplied> = /*@__PURE__*/
+  messageDesc(file_portcullis_v1_events, 4);
+
+/**
  * The common envelope of every event. Events are past tense and only change additively.
  *
  * @generated from message portcullis.v1.EventEnvelope
@@ -227,6 +282,21 @@ export type EventEnvelope = Message<"portcullis.v1.EventEnvelope"> & {
   hash: string;
 
   /**
+   * Position of this event in its chain (1 = the segment's genesis event, prev_hash empty); an
+   * integer (double like the other counters, exact to 2^53).
+   *
+   * @generated from field: double chain_seq = 12;
+   */
+  chainSeq: number;
+
+  /**
+   * The chain segment: "<node_id>/<segment start, ISO 8601 UTC>/<random>". One per edge process run.
+   *
+   * @generated from field: string chain_id = 13;
+   */
+  chainId: string;
+
+  /**
    * @generated from oneof portcullis.v1.EventEnvelope.payload
    */
   payload: {
@@ -253,6 +323,12 @@ export type EventEnvelope = Message<"portcullis.v1.EventEnvelope"> & {
      */
     value: RequestCompleted;
     case: "requestCompleted";
+  } | {
+    /**
+     * @generated from field: portcullis.v1.AuditRetentionApplied audit_retention_applied = 40;
+     */
+    value: AuditRetentionApplied;
+    case: "auditRetentionApplied";
   } | { case: undefined; value?: undefined };
 };
 
@@ -261,5 +337,5 @@ export type EventEnvelope = Message<"portcullis.v1.EventEnvelope"> & {
  * Use `create(EventEnvelopeSchema)` to create a new message.
  */
 export const EventEnvelopeSchema: GenMessage<EventEnvelope> = /*@__PURE__*/
-  messageDesc(file_portcullis_v1_events, 4);
+  messageDesc(file_portcullis_v1_events, 5);
 
