@@ -50,3 +50,5 @@ export { ClickHouseAuditSink, ClickHouseSinkError } from './clickhouse-audit-sin
 export type { ClickHouseAuditSinkOptions } from './clickhouse-audit-sink.js';
 export { AuditWriter, eventLogDeadLetter } from './audit-writer.js';
 export type { AuditWriterLogger, AuditWriterOptions, DeadLetter } from './audit-writer.js';
+export { AuditApiServer } from './audit-api-server.js';
+export type { AuditApiLogger, AuditApiServerOptions, BearerVerifier } from './audit-api-server.js';
