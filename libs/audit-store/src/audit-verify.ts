@@ -116,9 +116,10 @@ async function verifyChain(
   const { chainId } = summary;
   const reported = new Set<string>();
   const add = (kind: FindingKind, row: AuditRow, message: string): void => {
-    // One finding per event (the first, most specific one).
-    if (reported.has(row.event_id)) return;
-    reported.add(row.event_id);
+    // One finding per event and kind (the first, most specific one).
+    const key = `${row.event_id}\0${kind}`;
+    if (reported.has(key)) return;
+    reported.add(key);
     report.findings.push({ kind, chainId, seq: row.chain_seq, eventId: row.event_id, message: `${kind}: ${message}` });
   };
   const recent = new Map<string, Link>();
@@ -177,12 +178,19 @@ async function verifyChain(
         add(FindingKind.Edited, row, `${where}: column hash is ${row.hash || '(empty)'}, the signed envelope says ${event.hash}`);
       }
       const expected = toAuditRow(event);
-      for (const column of COMPARED) {
-        const stored = row[column.name];
-        const signed = expected[column.name];
-        if (sameValue(stored, signed, column.kind)) continue;
-        const kind = ORDER_COLUMNS.has(column.name) ? FindingKind.Reordered : FindingKind.Edited;
-        add(kind, row, `${where}: column ${column.name} is ${show(stored)}, the signed event says ${show(signed)}`);
+      const differing = COMPARED.filter((c) => !sameValue(row[c.name], expected[c.name], c.kind));
+      const moved = differing.filter((c) => ORDER_COLUMNS.has(c.name));
+      const edited = differing.filter((c) => !ORDER_COLUMNS.has(c.name));
+      if (moved.length > 0) {
+        add(
+          FindingKind.Reordered,
+          row,
+          `${where}: stored at seq ${row.chain_seq}, time ${isoOf(row.ts_ms)}, but signed as seq ${expected.chain_seq}, time ${isoOf(expected.ts_ms)}`,
+        );
+      }
+      if (edited.length > 0) {
+        const what = edited.map((c) => `column ${c.name} is ${show(row[c.name])}, the signed event says ${show(expected[c.name])}`).join('; ');
+        add(FindingKind.Edited, row, `${where}: ${what}`);
       }
 
       const hash = event.hash;
@@ -230,6 +238,10 @@ async function verifyChain(
   }
   report.eventsChecked += checked;
   report.chains.push({ chainId, nodeId: summary.nodeId, fromSeq: summary.minSeq, toSeq: summary.maxSeq, events: checked, headHash: head });
+}
+
+function isoOf(ms: number): string {
+  return Number.isFinite(ms) && ms >= 0 && ms <= 8.64e15 ? new Date(ms).toISOString() : String(ms);
 }
 
 function signedHash(row: AuditRow): string {
