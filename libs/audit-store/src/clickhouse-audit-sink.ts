@@ -95,7 +95,7 @@ export class ClickHouseAuditSink implements AuditSink {
         try {
           await this.#command(statement, `migration ${migration.id} (${migration.name})`);
         } catch (error) {
-          const code = error instanceof ClickHouseSinkError && error.cause instanceof ClickHouseError ? error.cause.code : undefined;
+          const code = clickHouseErrorCode(error);
           if (code === undefined || !(migration.alreadyAppliedCodes ?? []).includes(code)) throw error;
         }
       }
@@ -252,6 +252,14 @@ function whereOf(filter: AuditQuery, paginate: boolean): string {
     }
   }
   return conditions.length > 0 ? ` WHERE ${conditions.join(' AND ')}` : '';
+}
+
+/** The server's error code of a failed command ("Code: 44, …"), whatever error class carried it. */
+function clickHouseErrorCode(error: unknown): string | undefined {
+  const cause = error instanceof Error ? error.cause : undefined;
+  if (cause instanceof ClickHouseError) return cause.code;
+  const m = /\bCode: (\d+)/.exec(cause instanceof Error ? cause.message : '');
+  return m?.[1];
 }
 
 /** Conditions of a chain filter (after a leading condition), every value quoted. */
