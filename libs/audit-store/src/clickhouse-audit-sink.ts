@@ -175,7 +175,7 @@ export class ClickHouseAuditSink implements AuditSink {
   async retentionPlan(cutoffMs: number): Promise<RetentionPlan> {
     const droppedBeforeMs = monthStartUtc(cutoffMs);
     const records = await this.#select<{ p: number | string; n: number | string; max_ts: number | string }>(
-      `SELECT toYYYYMM(event_time) AS p, count() AS n, max(ts_ms) AS max_ts FROM ${this.#table}` +
+      `SELECT toYYYYMM(event_time) AS p, count() AS n, max(ts_ms) AS max_ts FROM ${this.#table} FINAL` +
         ` WHERE event_time < toDateTime(${sqlUInt(Math.floor(droppedBeforeMs / 1000))}) GROUP BY p ORDER BY p`,
       'plan retention',
     );
