@@ -230,6 +230,11 @@ describe('AuditWriter', () => {
       },
       query: (f) => real.query(f),
       count: (f) => real.count(f),
+      chains: (f) => real.chains(f),
+      chainRows: (c, from, to) => real.chainRows(c, from, to),
+      unchainedCount: (f) => real.unchainedCount(f),
+      retentionPlan: (cutoff) => real.retentionPlan(cutoff),
+      applyRetention: (plan) => real.applyRetention(plan),
       close: () => real.close(),
     };
     const writer = new AuditWriter({ log: bus.log, sink: flaky, logger: recordingLogger(), batchSize: 100, maxWaitMs: 20, initialBackoffMs: 10, durable: uniqueName('w') });

@@ -18,11 +18,23 @@ import { BucketKeys, Buckets, DecisionSchema, toJson } from '../../../libs/contr
 import { connectNats, type NatsBus } from '../../../libs/bus/src/index.js';
 import { DecisionClient, GatewayError } from '../../../libs/gateway/src/index.js';
 import {
+  AuditChain,
+  chainedRecorder,
   formatAuditRow,
   formatAuditRowJson,
+  formatReplayEvent,
+  formatRetentionPlan,
+  formatVerifyReport,
+  loadTimeline,
+  ocsfRecord,
+  OcsfRequestMerger,
+  runRetention,
   SqliteAuditSink,
+  verifyAuditLog,
   type AuditRow,
   type AuditSink,
+  type RetentionPlan,
+  type VerifyReport,
 } from '../../../libs/audit-store/src/index.js';
 import { parseDuration } from '../../../libs/config/src/index.js';
 import { CLI_SCRIPT } from './config-file.js';
@@ -135,7 +147,10 @@ export function policyCheckCommand(file: string): { ok: boolean; output: string 
 export async function openAuditReader(config: PortcullisConfig): Promise<AuditSink> {
   if (config.bus.mode === 'embedded' || config.audit.sink === 'sqlite') {
     if (!existsSync(config.audit.sqlite.file)) throw new CliError(`no audit store at ${config.audit.sqlite.file} yet: start the gateway (npm start) and send a request`);
-    return new SqliteAuditSink({ path: config.audit.sqlite.file });
+    const sink = new SqliteAuditSink({ path: config.audit.sqlite.file });
+    // A store written by an older version gains the new columns (idempotent, serialized).
+    await sink.migrate();
+    return sink;
   }
   const ch = config.audit.clickhouse;
   const { ClickHouseAuditSink } = await import('../../../libs/audit-store/src/index.js');
@@ -289,4 +304,149 @@ export async function policyExplainCommand(
     null,
     2,
   )}\n`;
+}
+
+/**
+ * A point in time for --since/--until: a duration back from now (`10m`, `7d`), an ISO 8601 time
+ * (`2026-06-01T00:00:00Z`, `2026-06-01`) or epoch milliseconds.
+ */
+export function parseTimeArg(text: string, flag: string, now: number = Date.now()): number {
+  const ms = parseDuration(text);
+  if (ms !== undefined) return now - ms;
+  if (/^\d{10,}$/.test(text)) return Number(text);
+  const t = /^\d{4}-\d{2}-\d{2}/.test(text) ? Date.parse(text) : NaN;
+  if (!Number.isFinite(t)) throw new CliError(`${flag}: expected a duration (10m, 7d), an ISO 8601 time or epoch ms, got ${JSON.stringify(text)}`, 2);
+  return t;
+}
+
+/** `portcullis audit verify`: recomputes the hash chains; exit 1 with one line per problem. */
+export async function auditVerifyCommand(
+  config: PortcullisConfig,
+  opts: { session?: string | undefined; request?: string | undefined; since?: string | undefined; until?: string | undefined; node?: string | undefined; json: boolean },
+): Promise<{ ok: boolean; output: string; report: VerifyReport }> {
+  const sink = await openAuditReader(config);
+  try {
+    const report = await verifyAuditLog(sink, {
+      ...(opts.session !== undefined ? { sessionId: opts.session } : {}),
+      ...(opts.request !== undefined ? { correlationId: opts.request } : {}),
+      ...(opts.node !== undefined ? { nodeId: opts.node } : {}),
+      ...(opts.since !== undefined ? { sinceMs: parseTimeArg(opts.since, '--since') } : {}),
+      ...(opts.until !== undefined ? { untilMs: parseTimeArg(opts.until, '--until') } : {}),
+    });
+    const ok = report.findings.length === 0;
+    const output = opts.json ? `${JSON.stringify(report)}\n` : `${formatVerifyReport(report).join('\n')}\n`;
+    return { ok, output, report };
+  } finally {
+    await sink.close();
+  }
+}
+
+/**
+ * `portcullis audit replay ID`: the timeline of a session (or of one request). With `speed`, the
+ * events come at their recorded pace divided by it (frames at their own offsets); without, at once.
+ */
+export async function auditReplayCommand(
+  config: PortcullisConfig,
+  id: string,
+  opts: { json: boolean; speed?: number | undefined },
+  write: (line: string) => void,
+  stopped: () => boolean,
+): Promise<void> {
+  const sink = await openAuditReader(config);
+  try {
+    const timeline = await loadTimeline(sink, id);
+    if (timeline === undefined) throw new CliError(`no session or request ${JSON.stringify(id)} in the audit log`);
+    if (opts.json) {
+      write(JSON.stringify(timeline));
+      return;
+    }
+    write(`${timeline.kind} ${id}: ${timeline.events.length} events from ${new Date(timeline.startedAtMs).toISOString()}${timeline.truncated ? ' (truncated)' : ''}`);
+    let shownAt = 0;
+    for (const event of timeline.events) {
+      if (opts.speed !== undefined && event.offsetMs > shownAt) {
+        await new Promise((r) => setTimeout(r, (event.offsetMs - shownAt) / opts.speed!));
+        shownAt = event.offsetMs;
+      }
+      if (stopped()) return;
+      write(formatReplayEvent(event));
+    }
+  } finally {
+    await sink.close();
+  }
+}
+
+/**
+ * `portcullis audit export`: streams the window as ndjson (one audit row per line) or OCSF (one
+ * API Activity record per request), page by page, waiting for the output to drain: memory stays
+ * bounded however large the window.
+ */
+export async function auditExportCommand(
+  config: PortcullisConfig,
+  opts: { since: string; until?: string | undefined; format: 'ndjson' | 'ocsf'; pageSize?: number },
+  write: (line: string) => Promise<void> | void,
+): Promise<number> {
+  const sinceMs = parseTimeArg(opts.since, '--since');
+  const untilMs = opts.until !== undefined ? parseTimeArg(opts.until, '--until') : undefined;
+  const sink = await openAuditReader(config);
+  const pageSize = opts.pageSize ?? 5000;
+  let written = 0;
+  const pending: string[] = [];
+  const merger = new OcsfRequestMerger((flat) => pending.push(JSON.stringify(ocsfRecord(flat))));
+  const flush = async (): Promise<void> => {
+    for (const line of pending.splice(0)) {
+      await write(line);
+      written++;
+    }
+  };
+  try {
+    const window = { sinceMs, ...(untilMs !== undefined ? { untilMs } : {}) };
+    let page = await sink.query({ ...window, limit: pageSize });
+    while (page.length > 0) {
+      for (const row of page) {
+        if (opts.format === 'ndjson') pending.push(formatAuditRowJson(row));
+        else merger.push(row);
+      }
+      await flush();
+      if (page.length < pageSize) break;
+      const last = page.at(-1)!;
+      page = await sink.query({ ...window, afterTsMs: last.ts_ms, afterEventId: last.event_id, limit: pageSize });
+    }
+    merger.end();
+    await flush();
+    return written;
+  } finally {
+    await sink.close();
+  }
+}
+
+/**
+ * `portcullis audit retention`: plans (and unless --dry-run applies) the retention of
+ * `audit.retention`, recording the run as an audit event on the configured log first.
+ */
+export async function auditRetentionCommand(config: PortcullisConfig, opts: { dryRun: boolean }): Promise<{ plan: RetentionPlan; lines: string[] }> {
+  const retention = config.audit.retention;
+  if (retention === undefined) throw new CliError('audit.retention is not set in this config: events are kept forever', 2);
+  const sink = await openAuditReader(config);
+  try {
+    if (opts.dryRun) {
+      const plan = await runRetention(sink, { retentionMs: retention.ms, retentionText: retention.text, dryRun: true, nodeId: config.node.id });
+      return { plan, lines: formatRetentionPlan(plan, true) };
+    }
+    const { createPlatform } = await import('../../runtime/src/index.js');
+    const platform = await createPlatform(config, 'cli');
+    try {
+      const plan = await runRetention(sink, {
+        retentionMs: retention.ms,
+        retentionText: retention.text,
+        dryRun: false,
+        nodeId: config.node.id,
+        record: chainedRecorder(platform.log, new AuditChain(config.node.id)),
+      });
+      return { plan, lines: formatRetentionPlan(plan, false) };
+    } finally {
+      await platform.close();
+    }
+  } finally {
+    await sink.close();
+  }
 }

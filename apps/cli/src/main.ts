@@ -8,7 +8,11 @@ import { startKubeApiServer, type KubeApiServer } from '../../../test/fixture/ku
 import { ALL_ROLES, bootRoles, Role } from './roles.js';
 import { loadCliConfig, PACKAGE_ROOT } from './config-file.js';
 import {
+  auditExportCommand,
+  auditReplayCommand,
+  auditRetentionCommand,
   auditTailCommand,
+  auditVerifyCommand,
   CliError,
   kubeconfigCommand,
   policyCheckCommand,
@@ -33,6 +37,11 @@ Usage:
                             [--api-group G] [--at ISO-TIME] [--policy FILE] [--json] [--config FILE]
                                                    which rule decides and why, and what every rule failed on
   portcullis audit tail [--follow] [--json] [--since 10m] [--limit N] [--request AUDIT_ID] [--config FILE]
+  portcullis audit replay SESSION|AUDIT_ID [--speed N] [--json] [--config FILE]
+  portcullis audit verify [--session S] [--request AUDIT_ID] [--since T] [--until T] [--node N] [--json] [--config FILE]
+  portcullis audit export --since T [--until T] [--format ndjson|ocsf] [--config FILE]
+  portcullis audit retention [--dry-run] [--config FILE]
+                                                   T: a duration back from now (10m, 7d), ISO 8601 or epoch ms
 
 Config: --config, else $PORTCULLIS_CONFIG, else ./portcullis.yaml, else the example config.
 `;
@@ -76,9 +85,28 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'policy':
       return policy(rest);
-    case 'audit': {
-      const [sub, ...args] = rest;
-      if (sub !== 'tail') throw new CliError(`usage: portcullis audit tail … (${sub ?? 'no subcommand'} is not available yet)`, 2);
+    case 'audit':
+      return audit(rest);
+    case 'approvals':
+      throw new CliError('approvals: just-in-time approval is not available in this version yet', 2);
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      throw new CliError(`unknown command ${JSON.stringify(command)}\n\n${USAGE}`, 2);
+  }
+}
+
+async function audit(rest: string[]): Promise<number> {
+  const [sub, ...args] = rest;
+  let stop = false;
+  // Only the long-running ones stop cleanly on Ctrl-C; the others just end.
+  if (sub === 'tail' || sub === 'replay') process.once('SIGINT', () => (stop = true));
+  switch (sub) {
+    case 'tail': {
       const { values } = parseArgs({
         args,
         options: {
@@ -93,21 +121,64 @@ async function main(argv: string[]): Promise<number> {
       const limit = Number(values.limit);
       if (!Number.isInteger(limit) || limit < 1 || limit > 100_000) throw new CliError('--limit: expected an integer 1..100000', 2);
       const { config } = loadCliConfig(values.config);
-      let stop = false;
-      process.once('SIGINT', () => (stop = true));
       await auditTailCommand(config, { follow: values.follow, json: values.json, since: values.since, limit, request: values.request }, (l) => process.stdout.write(`${l}\n`), () => stop);
       return 0;
     }
-    case 'approvals':
-      throw new CliError('approvals: just-in-time approval is not available in this version yet', 2);
-    case undefined:
-    case 'help':
-    case '--help':
-    case '-h':
-      process.stdout.write(USAGE);
-      return command === undefined ? 2 : 0;
+    case 'replay': {
+      const { values, positionals } = parseArgs({
+        args,
+        allowPositionals: true,
+        options: { speed: { type: 'string' }, json: { type: 'boolean', default: false }, config: { type: 'string' } },
+      });
+      const [id] = positionals;
+      if (id === undefined || positionals.length > 1) throw new CliError('usage: portcullis audit replay SESSION|AUDIT_ID [--speed N] [--json]', 2);
+      const speed = values.speed === undefined ? undefined : Number(values.speed);
+      if (speed !== undefined && !(Number.isFinite(speed) && speed > 0)) throw new CliError('--speed: expected a positive number (2 = twice as fast)', 2);
+      const { config } = loadCliConfig(values.config);
+      await auditReplayCommand(config, id, { json: values.json, speed }, (l) => process.stdout.write(`${l}\n`), () => stop);
+      return 0;
+    }
+    case 'verify': {
+      const { values } = parseArgs({
+        args,
+        options: {
+          session: { type: 'string' },
+          request: { type: 'string' },
+          since: { type: 'string' },
+          until: { type: 'string' },
+          node: { type: 'string' },
+          json: { type: 'boolean', default: false },
+          config: { type: 'string' },
+        },
+      });
+      const { config } = loadCliConfig(values.config);
+      const r = await auditVerifyCommand(config, { ...values });
+      (r.ok ? process.stdout : process.stderr).write(r.output);
+      return r.ok ? 0 : 1;
+    }
+    case 'export': {
+      const { values } = parseArgs({
+        args,
+        options: { since: { type: 'string' }, until: { type: 'string' }, format: { type: 'string', default: 'ndjson' }, config: { type: 'string' } },
+      });
+      if (values.since === undefined) throw new CliError('export: --since is required (e.g. --since 24h or --since 2026-06-01)', 2);
+      if (values.format !== 'ndjson' && values.format !== 'ocsf') throw new CliError(`--format: expected ndjson or ocsf, got ${JSON.stringify(values.format)}`, 2);
+      const { config } = loadCliConfig(values.config);
+      const out = process.stdout;
+      await auditExportCommand(config, { since: values.since, until: values.until, format: values.format }, (line) =>
+        out.write(`${line}\n`) ? undefined : new Promise<void>((r) => out.once('drain', () => r())),
+      );
+      return 0;
+    }
+    case 'retention': {
+      const { values } = parseArgs({ args, options: { 'dry-run': { type: 'boolean', default: false }, config: { type: 'string' } } });
+      const { config } = loadCliConfig(values.config);
+      const r = await auditRetentionCommand(config, { dryRun: values['dry-run'] });
+      process.stdout.write(`${r.lines.join('\n')}\n`);
+      return 0;
+    }
     default:
-      throw new CliError(`unknown command ${JSON.stringify(command)}\n\n${USAGE}`, 2);
+      throw new CliError(`usage: portcullis audit tail|replay|verify|export|retention … (got ${sub === undefined ? 'no subcommand' : JSON.stringify(sub)})`, 2);
   }
 }
 

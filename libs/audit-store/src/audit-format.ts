@@ -5,7 +5,8 @@ import type { AuditRow } from './audit-row.js';
  
 const CONTROL = /[\x00-\x1f\x7f-\x9f]/g;
 
-function clean(value: string): string {
+/** Escapes control characters, so client-controlled text cannot drive a terminal. */
+export function cleanText(value: string): string {
   return value.replace(CONTROL, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
@@ -64,7 +65,7 @@ export function formatAuditRow(row: AuditRow): string {
   }
   if (row.error) parts.push(`error: ${row.error}`);
   parts.push(`Audit-Id=${row.correlation_id || row.event_id}`);
-  return clean(parts.join('  '));
+  return cleanText(parts.join('  '));
 }
 
 /** The JSON form: the whole row as one line (for `audit tail --json`, jq and SIEM pipes). */

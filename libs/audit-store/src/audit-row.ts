@@ -24,7 +24,7 @@ export type ColumnKind = (typeof ColumnKind)[keyof typeof ColumnKind];
 
 /**
  * Every column of the audit table, in table order. Additive changes only: a new column goes at
- * the end, with a migration in each sink.
+ * the end with `since` = the number of the migration adding it, in each sink.
  */
 export const AUDIT_COLUMNS = [
   { name: 'event_id', kind: ColumnKind.String },
@@ -70,7 +70,19 @@ export const AUDIT_COLUMNS = [
   { name: 'prev_hash', kind: ColumnKind.String },
   { name: 'hash', kind: ColumnKind.String },
   { name: 'payload_json', kind: ColumnKind.String },
-] as const satisfies readonly { name: string; kind: ColumnKind }[];
+  { name: 'chain_id', kind: ColumnKind.String, since: 2 },
+  { name: 'chain_seq', kind: ColumnKind.UInt64, since: 2 },
+] as const satisfies readonly { name: string; kind: ColumnKind; since?: number }[];
+
+/** The columns a schema version has (`since`: the migration that added the column; absent = 1). */
+export function columnsOfVersion(version: number): readonly (typeof AUDIT_COLUMNS)[number][] {
+  return AUDIT_COLUMNS.filter((c) => ('since' in c ? c.since : 1) <= version);
+}
+
+/** The columns a migration adds. */
+export function columnsAddedIn(version: number): readonly (typeof AUDIT_COLUMNS)[number][] {
+  return AUDIT_COLUMNS.filter((c) => ('since' in c ? c.since : 1) === version);
+}
 
 /** Name of an audit column. */
 export type AuditColumnName = (typeof AUDIT_COLUMNS)[number]['name'];
@@ -116,7 +128,7 @@ export interface AuditRow {
   effect: string;
   rule_id: string;
   policy_version: string;
-  /** The decision's message, or the message a rejected client was shown. */
+  /** The decision's message, the message a rejected client was shown, or what a retention run dropped. */
   decision_message: string;
   mask_profile: string;
   /** Reserved for approvals; empty for now. */
@@ -124,7 +136,7 @@ export interface AuditRow {
   decision_latency_us: number;
   /** HTTP status (request.rejected, request.completed). */
   status: number;
-  /** Why a request was rejected (request.rejected). */
+  /** Why a request was rejected (request.rejected); `retention` on audit.retention_applied. */
   reason: string;
   bytes_in: number;
   bytes_out: number;
@@ -140,6 +152,10 @@ export interface AuditRow {
    * masked excerpts.
    */
   payload_json: string;
+  /** The hash chain segment (one per edge process run), empty on events from before chaining. */
+  chain_id: string;
+  /** Position in the chain, from 1; 0 on events from before chaining. */
+  chain_seq: number;
 }
 
 // Compile-time check that AuditRow and AUDIT_COLUMNS name the same columns.
@@ -222,7 +238,13 @@ function baseRow(event: EventEnvelope, connection: string): AuditRow {
     prev_hash: event.prevHash,
     hash: event.hash,
     payload_json: JSON.stringify(toJson(EventEnvelopeSchema, event)),
+    chain_id: event.chainId,
+    chain_seq: unsigned(event.chainSeq),
   };
+}
+
+function isoOrEmpty(ms: number): string {
+  return Number.isFinite(ms) && Math.abs(ms) <= 8.64e15 ? new Date(ms).toISOString() : '';
 }
 
 /**
@@ -290,6 +312,14 @@ export function toAuditRow(event: EventEnvelope): AuditRow {
         status: unsigned(status, UINT16_MAX),
         reason,
         decision_message: message,
+      };
+    }
+    case 'auditRetentionApplied': {
+      const { store, droppedBeforeMs, partitions, rowsDropped } = payload.value;
+      return {
+        ...baseRow(event, event.connection),
+        reason: 'retention',
+        decision_message: `${store}: dropped ${unsigned(rowsDropped)} events before ${isoOrEmpty(droppedBeforeMs)} (months ${partitions.join(', ') || 'none'})`,
       };
     }
     case undefined:

@@ -9,9 +9,17 @@
  * {@link sqlUInt}. Compression is off: the sink talks to a nearby server and gzip costs more
  * CPU than it saves there.
  */
-import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
+import { ClickHouseError, ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
 import { AUDIT_COLUMNS, ColumnKind, type AuditRow } from './audit-row.js';
-import { queryLimit, type AuditQuery, type AuditSink } from './audit-sink.port.js';
+import {
+  monthStartUtc,
+  queryLimit,
+  type AuditQuery,
+  type AuditSink,
+  type ChainFilter,
+  type ChainSummary,
+  type RetentionPlan,
+} from './audit-sink.port.js';
 import {
   CLICKHOUSE_AUDIT_TABLE,
   CLICKHOUSE_MIGRATIONS,
@@ -84,7 +92,12 @@ export class ClickHouseAuditSink implements AuditSink {
     for (const migration of [...this.#migrations].sort((a, b) => a.id - b.id)) {
       if (applied.has(migration.id)) continue;
       for (const statement of migration.statements(this.#database)) {
-        await this.#command(statement, `migration ${migration.id} (${migration.name})`);
+        try {
+          await this.#command(statement, `migration ${migration.id} (${migration.name})`);
+        } catch (error) {
+          const code = clickHouseErrorCode(error);
+          if (code === undefined || !(migration.alreadyAppliedCodes ?? []).includes(code)) throw error;
+        }
       }
       await this.#command(
         `INSERT INTO ${qualified(this.#database, CLICKHOUSE_MIGRATIONS_TABLE)} (id, name, applied_at) VALUES (${sqlUInt(migration.id)}, ${sqlString(migration.name)}, now())`,
@@ -126,6 +139,65 @@ export class ClickHouseAuditSink implements AuditSink {
       'count audit rows',
     );
     return Number(record?.n ?? 0);
+  }
+
+  async chains(filter: ChainFilter): Promise<ChainSummary[]> {
+    const records = await this.#select<{ chain_id: string; node_id: string; min_seq: number; max_seq: number; events: number }>(
+      `SELECT chain_id, any(node_id) AS node_id, min(chain_seq) AS min_seq, max(chain_seq) AS max_seq, count() AS events` +
+        ` FROM ${this.#table} FINAL WHERE chain_id != ''${chainConditions(filter)} GROUP BY chain_id ORDER BY chain_id`,
+      'list hash chains',
+    );
+    return records.map((r) => ({ chainId: r.chain_id, nodeId: r.node_id, minSeq: Number(r.min_seq), maxSeq: Number(r.max_seq), events: Number(r.events) }));
+  }
+
+  async chainRows(chainId: string, fromSeq: number, toSeq: number): Promise<AuditRow[]> {
+    const records = await this.#select<Record<string, unknown>>(
+      `SELECT ${SELECT_COLUMNS.join(', ')} FROM ${this.#table} FINAL WHERE chain_id = ${sqlString(chainId)}` +
+        ` AND chain_seq >= ${sqlUInt(fromSeq)} AND chain_seq <= ${sqlUInt(toSeq)} ORDER BY chain_seq, event_id`,
+      'read a hash chain',
+    );
+    return records.map(fromRecord);
+  }
+
+  async unchainedCount(filter: ChainFilter): Promise<number> {
+    const [record] = await this.#select<{ n: number | string }>(
+      `SELECT count() AS n FROM ${this.#table} FINAL WHERE chain_id = ''${chainConditions(filter)}`,
+      'count unchained rows',
+    );
+    return Number(record?.n ?? 0);
+  }
+
+  /**
+   * Months (partitions) whose every event is older than the start of the cutoff's UTC month.
+   * The partition key is `toYYYYMM(event_time)` in the server's time zone; a month that straddles
+   * the boundary (another zone) holds a newer event and is kept.
+   */
+  async retentionPlan(cutoffMs: number): Promise<RetentionPlan> {
+    const droppedBeforeMs = monthStartUtc(cutoffMs);
+    const records = await this.#select<{ p: number | string; n: number | string; max_ts: number | string }>(
+      `SELECT toYYYYMM(event_time) AS p, count() AS n, max(ts_ms) AS max_ts FROM ${this.#table} FINAL` +
+        ` WHERE event_time < toDateTime(${sqlUInt(Math.floor(droppedBeforeMs / 1000))}) GROUP BY p ORDER BY p`,
+      'plan retention',
+    );
+    const newer = new Set(
+      (
+        await this.#select<{ p: number | string }>(
+          `SELECT DISTINCT toYYYYMM(event_time) AS p FROM ${this.#table} WHERE event_time >= toDateTime(${sqlUInt(Math.floor(droppedBeforeMs / 1000))})`,
+          'plan retention',
+        )
+      ).map((r) => String(r.p)),
+    );
+    const partitions = records
+      .filter((r) => Number(r.max_ts) < droppedBeforeMs && !newer.has(String(r.p)))
+      .map((r) => ({ id: String(r.p), rows: Number(r.n), maxTsMs: Number(r.max_ts) }));
+    return { store: 'clickhouse', cutoffMs, droppedBeforeMs, partitions };
+  }
+
+  async applyRetention(plan: RetentionPlan): Promise<void> {
+    for (const p of plan.partitions) {
+      if (!/^\d{6}$/.test(p.id)) throw new ClickHouseSinkError(`refusing to drop partition ${JSON.stringify(p.id)}: not a YYYYMM month`);
+      await this.#command(`ALTER TABLE ${this.#table} DROP PARTITION ${p.id}`, `drop partition ${p.id}`);
+    }
   }
 
   async close(): Promise<void> {
@@ -180,6 +252,25 @@ function whereOf(filter: AuditQuery, paginate: boolean): string {
     }
   }
   return conditions.length > 0 ? ` WHERE ${conditions.join(' AND ')}` : '';
+}
+
+/** The server's error code of a failed command ("Code: 44, …"), whatever error class carried it. */
+function clickHouseErrorCode(error: unknown): string | undefined {
+  const cause = error instanceof Error ? error.cause : undefined;
+  if (cause instanceof ClickHouseError) return cause.code;
+  const m = /\bCode: (\d+)/.exec(cause instanceof Error ? cause.message : '');
+  return m?.[1];
+}
+
+/** Conditions of a chain filter (after a leading condition), every value quoted. */
+function chainConditions(filter: ChainFilter): string {
+  const c: string[] = [];
+  if (filter.sessionId !== undefined) c.push(`session_id = ${sqlString(filter.sessionId)}`);
+  if (filter.correlationId !== undefined) c.push(`correlation_id = ${sqlString(filter.correlationId)}`);
+  if (filter.nodeId !== undefined) c.push(`node_id = ${sqlString(filter.nodeId)}`);
+  if (filter.sinceMs !== undefined) c.push(`ts_ms >= ${sqlUInt(filter.sinceMs)}`);
+  if (filter.untilMs !== undefined) c.push(`ts_ms < ${sqlUInt(filter.untilMs)}`);
+  return c.map((x) => ` AND ${x}`).join('');
 }
 
 function fromRecord(record: Record<string, unknown>): AuditRow {

@@ -2,10 +2,29 @@
  * Audit store: the audit row mapping, the sinks (ClickHouse in cluster mode, SQLite in the
  * embedded mode), the embedded durable event log, the audit writer and `audit tail` formatting.
  */
-export { AUDIT_COLUMNS, ColumnKind, toAuditRow } from './audit-row.js';
+export { AUDIT_COLUMNS, ColumnKind, columnsAddedIn, columnsOfVersion, toAuditRow } from './audit-row.js';
 export type { AuditRow, AuditColumnName } from './audit-row.js';
-export { DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT, queryLimit } from './audit-sink.port.js';
-export type { AuditQuery, AuditSink } from './audit-sink.port.js';
+export { DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT, monthStartUtc, queryLimit } from './audit-sink.port.js';
+export type {
+  AuditQuery,
+  AuditSink,
+  ChainFilter,
+  ChainReader,
+  ChainSummary,
+  RetentionPartition,
+  RetentionPlan,
+  RetentionStore,
+} from './audit-sink.port.js';
+export { AuditChain, eventHash, eventHashOfJson, parseChainId } from './audit-chain.js';
+export type { ChainIdParts } from './audit-chain.js';
+export { FindingKind, formatVerifyReport, verifyAuditLog } from './audit-verify.js';
+export type { ChainCheck, VerifyFinding, VerifyOptions, VerifyReport } from './audit-verify.js';
+export { buildTimeline, formatReplayEvent, loadTimeline, payloadOf } from './audit-replay.js';
+export type { ReplayEvent, ReplayTimeline } from './audit-replay.js';
+export { OCSF_FLAT_COLUMNS, OCSF_VERSION, OcsfActivity, OcsfRequestMerger, ocsfActivity, ocsfFlat, ocsfRecord } from './audit-ocsf.js';
+export type { OcsfFlat } from './audit-ocsf.js';
+export { SYSTEM_CONNECTION, chainedRecorder, formatRetentionPlan, runRetention } from './audit-retention.js';
+export type { RetentionRunOptions } from './audit-retention.js';
 export { sqlIdentifier, sqlString, sqlUInt } from './sql-string.js';
 export {
   SQLITE_AUDIT_TABLE,
@@ -17,11 +36,12 @@ export {
 export type { SqliteAuditSinkOptions, SqliteDatabase } from './sqlite-audit-sink.js';
 export { SqliteEventLog, subjectMatches } from './sqlite-event-log.js';
 export type { SqliteEventLogOptions } from './sqlite-event-log.js';
-export { formatAuditRow, formatAuditRowJson, formatBytes } from './audit-format.js';
+export { cleanText, formatAuditRow, formatAuditRowJson, formatBytes } from './audit-format.js';
 export {
   CLICKHOUSE_AUDIT_TABLE,
   CLICKHOUSE_MIGRATIONS,
   CLICKHOUSE_MIGRATIONS_TABLE,
+  CLICKHOUSE_OCSF_VIEW,
   migrationsTableDdl,
   qualified,
 } from './clickhouse-migrations.js';
@@ -30,3 +50,5 @@ export { ClickHouseAuditSink, ClickHouseSinkError } from './clickhouse-audit-sin
 export type { ClickHouseAuditSinkOptions } from './clickhouse-audit-sink.js';
 export { AuditWriter, eventLogDeadLetter } from './audit-writer.js';
 export type { AuditWriterLogger, AuditWriterOptions, DeadLetter } from './audit-writer.js';
+export { AuditApiServer } from './audit-api-server.js';
+export type { AuditApiLogger, AuditApiServerOptions, BearerVerifier } from './audit-api-server.js';

@@ -4,8 +4,16 @@
  * (`seq`, `msg_id`, `bus_subject`, `headers_json`, `data`).
  */
 import Database from 'better-sqlite3';
-import { AUDIT_COLUMNS, ColumnKind, type AuditRow } from './audit-row.js';
-import { queryLimit, type AuditQuery, type AuditSink } from './audit-sink.port.js';
+import { AUDIT_COLUMNS, ColumnKind, columnsAddedIn, columnsOfVersion, type AuditRow } from './audit-row.js';
+import {
+  monthStartUtc,
+  queryLimit,
+  type AuditQuery,
+  type AuditSink,
+  type ChainFilter,
+  type ChainSummary,
+  type RetentionPlan,
+} from './audit-sink.port.js';
 
 /** A better-sqlite3 connection. */
 export type SqliteDatabase = Database.Database;
@@ -40,13 +48,20 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
         bus_subject TEXT NOT NULL DEFAULT '',
         headers_json TEXT NOT NULL DEFAULT '{}',
         data BLOB,
-        ${AUDIT_COLUMNS.map((c) => `${c.name} ${SQLITE_TYPE[c.kind]}`).join(',\n        ')}
+        ${columnsOfVersion(1).map((c) => `${c.name} ${SQLITE_TYPE[c.kind]}`).join(',\n        ')}
       );
       CREATE UNIQUE INDEX IF NOT EXISTS ${SQLITE_AUDIT_TABLE}_event_id ON ${SQLITE_AUDIT_TABLE} (event_id);
       CREATE UNIQUE INDEX IF NOT EXISTS ${SQLITE_AUDIT_TABLE}_msg_id ON ${SQLITE_AUDIT_TABLE} (msg_id);
       CREATE INDEX IF NOT EXISTS ${SQLITE_AUDIT_TABLE}_correlation ON ${SQLITE_AUDIT_TABLE} (correlation_id, ts_ms);
       CREATE INDEX IF NOT EXISTS ${SQLITE_AUDIT_TABLE}_ts ON ${SQLITE_AUDIT_TABLE} (ts_ms, event_id);
       CREATE INDEX IF NOT EXISTS ${SQLITE_AUDIT_TABLE}_session ON ${SQLITE_AUDIT_TABLE} (session_id, ts_ms);
+    `,
+  },
+  {
+    id: 2,
+    sql: `
+      ${columnsAddedIn(2).map((c) => `ALTER TABLE ${SQLITE_AUDIT_TABLE} ADD COLUMN ${c.name} ${SQLITE_TYPE[c.kind]};`).join('\n      ')}
+      CREATE INDEX IF NOT EXISTS ${SQLITE_AUDIT_TABLE}_chain ON ${SQLITE_AUDIT_TABLE} (chain_id, chain_seq);
     `,
   },
 ];
@@ -156,6 +171,28 @@ function whereOf(filter: AuditQuery, paginate: boolean): { sql: string; params: 
   return { sql: conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : '', params };
 }
 
+function chainWhere(filter: ChainFilter): { sql: string; params: Record<string, string | number> } {
+  const c: string[] = [];
+  const params: Record<string, string | number> = {};
+  const eq = (column: string, value: string | undefined): void => {
+    if (value === undefined) return;
+    c.push(`${column} = @${column}`);
+    params[column] = value;
+  };
+  eq('session_id', filter.sessionId);
+  eq('correlation_id', filter.correlationId);
+  eq('node_id', filter.nodeId);
+  if (filter.sinceMs !== undefined) {
+    c.push('ts_ms >= @since_ms');
+    params['since_ms'] = filter.sinceMs;
+  }
+  if (filter.untilMs !== undefined) {
+    c.push('ts_ms < @until_ms');
+    params['until_ms'] = filter.untilMs;
+  }
+  return { sql: c.map((x) => ` AND ${x}`).join(''), params };
+}
+
 /** Options of {@link SqliteAuditSink}: a file to open, or a connection to share (not closed by the sink). */
 export type SqliteAuditSinkOptions = { path: string } | { database: SqliteDatabase };
 
@@ -204,6 +241,49 @@ export class SqliteAuditSink implements AuditSink {
     const { sql, params } = whereOf(filter, false);
     const record = this.database.prepare(`SELECT count(*) AS n FROM ${SQLITE_AUDIT_TABLE} ${sql}`).get(params) as { n: number };
     return record.n;
+  }
+
+  async chains(filter: ChainFilter): Promise<ChainSummary[]> {
+    const { sql, params } = chainWhere(filter);
+    const records = this.database
+      .prepare(
+        `SELECT chain_id, min(node_id) AS node_id, min(chain_seq) AS min_seq, max(chain_seq) AS max_seq, count(*) AS events` +
+          ` FROM ${SQLITE_AUDIT_TABLE} WHERE chain_id != ''${sql} GROUP BY chain_id ORDER BY chain_id`,
+      )
+      .all(params) as { chain_id: string; node_id: string; min_seq: number; max_seq: number; events: number }[];
+    return records.map((r) => ({ chainId: r.chain_id, nodeId: r.node_id, minSeq: r.min_seq, maxSeq: r.max_seq, events: r.events }));
+  }
+
+  async chainRows(chainId: string, fromSeq: number, toSeq: number): Promise<AuditRow[]> {
+    const records = this.database
+      .prepare(
+        `SELECT ${COLUMN_NAMES.join(', ')} FROM ${SQLITE_AUDIT_TABLE} WHERE chain_id = ? AND chain_seq >= ? AND chain_seq <= ? ORDER BY chain_seq, event_id`,
+      )
+      .all(chainId, fromSeq, toSeq) as Record<string, unknown>[];
+    return records.map(auditRowFromSqlite);
+  }
+
+  async unchainedCount(filter: ChainFilter): Promise<number> {
+    const { sql, params } = chainWhere(filter);
+    const record = this.database.prepare(`SELECT count(*) AS n FROM ${SQLITE_AUDIT_TABLE} WHERE chain_id = ''${sql}`).get(params) as { n: number };
+    return record.n;
+  }
+
+  /** The SQLite store keeps months too (UTC): whole months before the cutoff's month go. */
+  async retentionPlan(cutoffMs: number): Promise<RetentionPlan> {
+    const droppedBeforeMs = monthStartUtc(cutoffMs);
+    const records = this.database
+      .prepare(
+        `SELECT strftime('%Y%m', ts_ms / 1000, 'unixepoch') AS p, count(*) AS n, max(ts_ms) AS max_ts FROM ${SQLITE_AUDIT_TABLE}` +
+          ` WHERE ts_ms < ? GROUP BY p ORDER BY p`,
+      )
+      .all(droppedBeforeMs) as { p: string; n: number; max_ts: number }[];
+    return { store: 'sqlite', cutoffMs, droppedBeforeMs, partitions: records.map((r) => ({ id: r.p, rows: r.n, maxTsMs: r.max_ts })) };
+  }
+
+  async applyRetention(plan: RetentionPlan): Promise<void> {
+    if (plan.partitions.length === 0) return;
+    this.database.prepare(`DELETE FROM ${SQLITE_AUDIT_TABLE} WHERE ts_ms < ?`).run(plan.droppedBeforeMs);
   }
 
   async close(): Promise<void> {

@@ -174,6 +174,24 @@ export const ConfigSchema = z.strictObject({
           flushInterval: duration('audit.clickhouse.flushInterval').default(200),
         })
         .prefault({}),
+      retention: z
+        .string()
+        .transform((text, ctx) => {
+          const ms = parseDuration(text);
+          if (ms === undefined || ms < 86_400_000) {
+            ctx.addIssue({ code: 'custom', message: 'expected a duration of at least 1d for audit.retention, such as 400d', input: text });
+            return z.NEVER;
+          }
+          return { ms, text };
+        })
+        .optional(),
+      retentionCheckInterval: duration('audit.retentionCheckInterval').default(3_600_000),
+      listen: z.strictObject({ host: z.string().default('127.0.0.1'), port }).optional(),
+      auditorGroups: z.array(z.string().min(1)).default([]),
+    })
+    .refine((a) => a.listen === undefined || a.auditorGroups.length > 0, {
+      message: 'audit.listen needs audit.auditorGroups: the replay API only answers members of these groups',
+      path: ['auditorGroups'],
     })
     .prefault({}),
 });

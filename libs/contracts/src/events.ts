@@ -2,6 +2,7 @@ import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { randomBytes } from 'node:crypto';
 import {
   EventEnvelopeSchema,
+  type AuditRetentionApplied,
   type EventEnvelope,
   type IdentityAuthenticated,
   type IdentityRejected,
@@ -22,6 +23,7 @@ export const EventType = {
   RequestCompleted: 'request.completed',
   IdentityAuthenticated: 'identity.authenticated',
   IdentityRejected: 'identity.rejected',
+  AuditRetentionApplied: 'audit.retention_applied',
 } as const;
 export type EventType = (typeof EventType)[keyof typeof EventType];
 
@@ -33,6 +35,7 @@ export interface EventPayloadMap {
   'request.completed': RequestCompleted;
   'identity.authenticated': IdentityAuthenticated;
   'identity.rejected': IdentityRejected;
+  'audit.retention_applied': AuditRetentionApplied;
 }
 
 const PAYLOAD_CASE = {
@@ -42,6 +45,7 @@ const PAYLOAD_CASE = {
   'request.completed': 'requestCompleted',
   'identity.authenticated': 'identityAuthenticated',
   'identity.rejected': 'identityRejected',
+  'audit.retention_applied': 'auditRetentionApplied',
 } as const satisfies Record<EventType, NonNullable<EventEnvelope['payload']['case']>>;
 
 const TYPE_OF_CASE = Object.fromEntries(

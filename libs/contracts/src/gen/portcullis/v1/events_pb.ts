@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file portcullis/v1/events.proto.
  */
 export const file_portcullis_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("Chpwb3J0Y3VsbGlzL3YxL2V2ZW50cy5wcm90bxINcG9ydGN1bGxpcy52MSJyCg9SZXF1ZXN0UmVjZWl2ZWQSKQoIaWRlbnRpdHkYASABKAsyFy5wb3J0Y3VsbGlzLnYxLklkZW50aXR5EjQKCmF0dHJpYnV0ZXMYAiABKAsyIC5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RBdHRyaWJ1dGVzImgKDlJlcXVlc3REZWNpZGVkEikKCGRlY2lzaW9uGAEgASgLMhcucG9ydGN1bGxpcy52MS5EZWNpc2lvbhIbChNkZWNpc2lvbl9sYXRlbmN5X3VzGAIgASgNEg4KBmNhY2hlZBgDIAEoCCKjAQoPUmVxdWVzdFJlamVjdGVkEg4KBnN0YXR1cxgBIAEoBRIOCgZyZWFzb24YAiABKAkSDwoHbWVzc2FnZRgDIAEoCRI0CgphdHRyaWJ1dGVzGAQgASgLMiAucG9ydGN1bGxpcy52MS5SZXF1ZXN0QXR0cmlidXRlcxIpCghpZGVudGl0eRgFIAEoCzIXLnBvcnRjdWxsaXMudjEuSWRlbnRpdHkifgoQUmVxdWVzdENvbXBsZXRlZBIOCgZzdGF0dXMYASABKAUSEQoJYnl0ZXNfb3V0GAIgASgBEhAKCGJ5dGVzX2luGAMgASgBEhMKC2R1cmF0aW9uX21zGAQgASgNEg0KBWVycm9yGAUgASgJEhEKCWZvcndhcmRlZBgGIAEoCCJZChVJZGVudGl0eUF1dGhlbnRpY2F0ZWQSKQoIaWRlbnRpdHkYASABKAsyFy5wb3J0Y3VsbGlzLnYxLklkZW50aXR5EhUKDWV4cGlyZXNfYXRfbXMYAiABKAEiZwoQSWRlbnRpdHlSZWplY3RlZBIOCgZyZWFzb24YASABKAkSDgoGaXNzdWVyGAIgASgJEg8KB21lc3NhZ2UYAyABKAkSEgoKdG9rZW5faGFzaBgEIAEoCRIOCgZzdGF0dXMYBSABKAUi4gQKDUV2ZW50RW52ZWxvcGUSCgoCaWQYASABKAkSDAoEdHlwZRgCIAEoCRIWCg5zY2hlbWFfdmVyc2lvbhgDIAEoBRIWCg5vY2N1cnJlZF9hdF9tcxgEIAEoARIWCg5jb3JyZWxhdGlvbl9pZBgFIAEoCRIUCgxjYXVzYXRpb25faWQYBiABKAkSEgoKc2Vzc2lvbl9pZBgHIAEoCRIPCgdub2RlX2lkGAggASgJEhIKCmNvbm5lY3Rpb24YCSABKAkSEQoJcHJldl9oYXNoGAogASgJEgwKBGhhc2gYCyABKAkSOgoQcmVxdWVzdF9yZWNlaXZlZBgUIAEoCzIeLnBvcnRjdWxsaXMudjEuUmVxdWVzdFJlY2VpdmVkSAASOAoPcmVxdWVzdF9kZWNpZGVkGBUgASgLMh0ucG9ydGN1bGxpcy52MS5SZXF1ZXN0RGVjaWRlZEgAEjoKEHJlcXVlc3RfcmVqZWN0ZWQYFiABKAsyHi5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RSZWplY3RlZEgAEjwKEXJlcXVlc3RfY29tcGxldGVkGBcgASgLMh8ucG9ydGN1bGxpcy52MS5SZXF1ZXN0Q29tcGxldGVkSAASRgoWaWRlbnRpdHlfYXV0aGVudGljYXRlZBgYIAEoCzIkLnBvcnRjdWxsaXMudjEuSWRlbnRpdHlBdXRoZW50aWNhdGVkSAASPAoRaWRlbnRpdHlfcmVqZWN0ZWQYGSABKAsyHy5wb3J0Y3VsbGlzLnYxLklkZW50aXR5UmVqZWN0ZWRIAEIJCgdwYXlsb2FkYgZwcm90bzM", [file_portcullis_v1_decision, file_portcullis_v1_identity, file_portcullis_v1_request]);
+  fileDesc("Chpwb3J0Y3VsbGlzL3YxL2V2ZW50cy5wcm90bxINcG9ydGN1bGxpcy52MSJyCg9SZXF1ZXN0UmVjZWl2ZWQSKQoIaWRlbnRpdHkYASABKAsyFy5wb3J0Y3VsbGlzLnYxLklkZW50aXR5EjQKCmF0dHJpYnV0ZXMYAiABKAsyIC5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RBdHRyaWJ1dGVzImgKDlJlcXVlc3REZWNpZGVkEikKCGRlY2lzaW9uGAEgASgLMhcucG9ydGN1bGxpcy52MS5EZWNpc2lvbhIbChNkZWNpc2lvbl9sYXRlbmN5X3VzGAIgASgNEg4KBmNhY2hlZBgDIAEoCCKjAQoPUmVxdWVzdFJlamVjdGVkEg4KBnN0YXR1cxgBIAEoBRIOCgZyZWFzb24YAiABKAkSDwoHbWVzc2FnZRgDIAEoCRI0CgphdHRyaWJ1dGVzGAQgASgLMiAucG9ydGN1bGxpcy52MS5SZXF1ZXN0QXR0cmlidXRlcxIpCghpZGVudGl0eRgFIAEoCzIXLnBvcnRjdWxsaXMudjEuSWRlbnRpdHkifgoQUmVxdWVzdENvbXBsZXRlZBIOCgZzdGF0dXMYASABKAUSEQoJYnl0ZXNfb3V0GAIgASgBEhAKCGJ5dGVzX2luGAMgASgBEhMKC2R1cmF0aW9uX21zGAQgASgNEg0KBWVycm9yGAUgASgJEhEKCWZvcndhcmRlZBgGIAEoCCJZChVJZGVudGl0eUF1dGhlbnRpY2F0ZWQSKQoIaWRlbnRpdHkYASABKAsyFy5wb3J0Y3VsbGlzLnYxLklkZW50aXR5EhUKDWV4cGlyZXNfYXRfbXMYAiABKAEiZwoQSWRlbnRpdHlSZWplY3RlZBIOCgZyZWFzb24YASABKAkSDgoGaXNzdWVyGAIgASgJEg8KB21lc3NhZ2UYAyABKAkSEgoKdG9rZW5faGFzaBgEIAEoCRIOCgZzdGF0dXMYBSABKAUikQEKFUF1ZGl0UmV0ZW50aW9uQXBwbGllZBINCgVzdG9yZRgBIAEoCRIRCgljdXRvZmZfbXMYAiABKAESGQoRZHJvcHBlZF9iZWZvcmVfbXMYAyABKAESEgoKcGFydGl0aW9ucxgEIAMoCRIUCgxyb3dzX2Ryb3BwZWQYBSABKAESEQoJcmV0ZW50aW9uGAYgASgJItAFCg1FdmVudEVudmVsb3BlEgoKAmlkGAEgASgJEgwKBHR5cGUYAiABKAkSFgoOc2NoZW1hX3ZlcnNpb24YAyABKAUSFgoOb2NjdXJyZWRfYXRfbXMYBCABKAESFgoOY29ycmVsYXRpb25faWQYBSABKAkSFAoMY2F1c2F0aW9uX2lkGAYgASgJEhIKCnNlc3Npb25faWQYByABKAkSDwoHbm9kZV9pZBgIIAEoCRISCgpjb25uZWN0aW9uGAkgASgJEhEKCXByZXZfaGFzaBgKIAEoCRIMCgRoYXNoGAsgASgJEhEKCWNoYWluX3NlcRgMIAEoARIQCghjaGFpbl9pZBgNIAEoCRI6ChByZXF1ZXN0X3JlY2VpdmVkGBQgASgLMh4ucG9ydGN1bGxpcy52MS5SZXF1ZXN0UmVjZWl2ZWRIABI4Cg9yZXF1ZXN0X2RlY2lkZWQYFSABKAsyHS5wb3J0Y3VsbGlzLnYxLlJlcXVlc3REZWNpZGVkSAASOgoQcmVxdWVzdF9yZWplY3RlZBgWIAEoCzIeLnBvcnRjdWxsaXMudjEuUmVxdWVzdFJlamVjdGVkSAASPAoRcmVxdWVzdF9jb21wbGV0ZWQYFyABKAsyHy5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RDb21wbGV0ZWRIABJGChZpZGVudGl0eV9hdXRoZW50aWNhdGVkGBggASgLMiQucG9ydGN1bGxpcy52MS5JZGVudGl0eUF1dGhlbnRpY2F0ZWRIABI8ChFpZGVudGl0eV9yZWplY3RlZBgZIAEoCzIfLnBvcnRjdWxsaXMudjEuSWRlbnRpdHlSZWplY3RlZEgAEkcKF2F1ZGl0X3JldGVudGlvbl9hcHBsaWVkGCggASgLMiQucG9ydGN1bGxpcy52MS5BdWRpdFJldGVudGlvbkFwcGxpZWRIAEIJCgdwYXlsb2FkYgZwcm90bzM", [file_portcullis_v1_decision, file_portcullis_v1_identity, file_portcullis_v1_request]);
 
 /**
  * The edge received and authenticated a request.
@@ -240,6 +240,61 @@ export const IdentityRejectedSchema: GenMessage<IdentityRejected> = /*@__PURE__*
   messageDesc(file_portcullis_v1_events, 5);
 
 /**
+ * The audit role dropped stored events older than the retention cutoff (whole months), so the
+ * deletion itself is on the record.
+ *
+ * @generated from message portcullis.v1.AuditRetentionApplied
+ */
+export type AuditRetentionApplied = Message<"portcullis.v1.AuditRetentionApplied"> & {
+  /**
+   * "clickhouse" or "sqlite".
+   *
+   * @generated from field: string store = 1;
+   */
+  store: string;
+
+  /**
+   * Events older than this were eligible; only whole months before it were dropped.
+   *
+   * @generated from field: double cutoff_ms = 2;
+   */
+  cutoffMs: number;
+
+  /**
+   * Everything before this instant is gone (the start of the cutoff's month, UTC).
+   *
+   * @generated from field: double dropped_before_ms = 3;
+   */
+  droppedBeforeMs: number;
+
+  /**
+   * The months dropped, as YYYYMM.
+   *
+   * @generated from field: repeated string partitions = 4;
+   */
+  partitions: string[];
+
+  /**
+   * @generated from field: double rows_dropped = 5;
+   */
+  rowsDropped: number;
+
+  /**
+   * The configured retention, e.g. "400d".
+   *
+   * @generated from field: string retention = 6;
+   */
+  retention: string;
+};
+
+/**
+ * Describes the message portcullis.v1.AuditRetentionApplied.
+ * Use `create(AuditRetentionAppliedSchema)` to create a new message.
+ */
+export const AuditRetentionAppliedSchema: GenMessage<AuditRetentionApplied> = /*@__PURE__*/
+  messageDesc(file_portcullis_v1_events, 6);
+
+/**
  * The common envelope of every event. Events are past tense and only change additively.
  *
  * @generated from message portcullis.v1.EventEnvelope
@@ -313,6 +368,21 @@ export type EventEnvelope = Message<"portcullis.v1.EventEnvelope"> & {
   hash: string;
 
   /**
+   * Position of this event in its chain (1 = the segment's genesis event, prev_hash empty); an
+   * integer (double like the other counters, exact to 2^53).
+   *
+   * @generated from field: double chain_seq = 12;
+   */
+  chainSeq: number;
+
+  /**
+   * The chain segment: "<node_id>/<segment start, ISO 8601 UTC>/<random>". One per edge process run.
+   *
+   * @generated from field: string chain_id = 13;
+   */
+  chainId: string;
+
+  /**
    * @generated from oneof portcullis.v1.EventEnvelope.payload
    */
   payload: {
@@ -351,6 +421,12 @@ export type EventEnvelope = Message<"portcullis.v1.EventEnvelope"> & {
      */
     value: IdentityRejected;
     case: "identityRejected";
+  } | {
+    /**
+     * @generated from field: portcullis.v1.AuditRetentionApplied audit_retention_applied = 40;
+     */
+    value: AuditRetentionApplied;
+    case: "auditRetentionApplied";
   } | { case: undefined; value?: undefined };
 };
 
@@ -359,5 +435,5 @@ export type EventEnvelope = Message<"portcullis.v1.EventEnvelope"> & {
  * Use `create(EventEnvelopeSchema)` to create a new message.
  */
 export const EventEnvelopeSchema: GenMessage<EventEnvelope> = /*@__PURE__*/
-  messageDesc(file_portcullis_v1_events, 6);
+  messageDesc(file_portcullis_v1_events, 7);
 

@@ -1,0 +1,276 @@
+/**
+ * `portcullis audit verify`: recomputes the hash chains ({@link AuditChain}) from the stored rows
+ * and reports every gap, reordering and edited row, naming the event, the expected value and what
+ * was found. Works on any {@link ChainReader} (ClickHouse, SQLite); memory is bounded per chain
+ * (a page of rows plus a window of recent hashes).
+ */
+import { AUDIT_COLUMNS, ColumnKind, toAuditRow, type AuditColumnName, type AuditRow } from './audit-row.js';
+import { eventHash, parseChainId } from './audit-chain.js';
+import type { AuditSink, ChainFilter, ChainReader, ChainSummary } from './audit-sink.port.js';
+import { fromJsonString } from '@bufbuild/protobuf';
+import { EventEnvelopeSchema, EventType, type EventEnvelope } from '../../contracts/src/index.js';
+
+/** What kind of problem a finding is. */
+export const FindingKind = {
+  /** The row's content does not match its signed hash, or a column differs from the signed content. */
+  Edited: 'edited',
+  /** Chain positions are missing (deleted rows, or events the producer lost). */
+  Gap: 'gap',
+  /** An event is stored at another position or time than it was signed with, or chained elsewhere. */
+  Reordered: 'reordered',
+  /** Two different events claim the same chain position. */
+  Duplicate: 'duplicate',
+  /** An event's `prev_hash` matches no event of its chain: its predecessor was replaced. */
+  BrokenLink: 'broken_link',
+  /** The stored envelope cannot be parsed. */
+  Unreadable: 'unreadable',
+} as const;
+export type FindingKind = (typeof FindingKind)[keyof typeof FindingKind];
+
+/** One problem, precise enough to act on. */
+export interface VerifyFinding {
+  kind: FindingKind;
+  chainId: string;
+  /** The stored chain position of the event concerned. */
+  seq: number;
+  eventId: string;
+  /** One line: which event, what was expected, what was found. */
+  message: string;
+}
+
+/** One chain as checked. */
+export interface ChainCheck {
+  chainId: string;
+  nodeId: string;
+  fromSeq: number;
+  toSeq: number;
+  events: number;
+  /** The hash of the last event checked: anchor it elsewhere to detect truncation later. */
+  headHash: string;
+}
+
+/** The verification result; `findings` empty means the checked log is intact. */
+export interface VerifyReport {
+  chains: ChainCheck[];
+  findings: VerifyFinding[];
+  eventsChecked: number;
+  /** Rows in the window that carry no chain (stored before chaining existed). */
+  unchained: number;
+  /** Facts that are not failures (e.g. a chain's head dropped by retention). */
+  notes: string[];
+}
+
+/** Options of {@link verifyAuditLog}. */
+export interface VerifyOptions extends ChainFilter {
+  /** Rows fetched per query (default 10,000). */
+  pageSize?: number;
+  /** Recent hashes remembered per chain to recognise a reordering (default 4096). */
+  lookback?: number;
+}
+
+// Compared between the stored row and the row rebuilt from the signed envelope. event_time is
+// derived from ts_ms (and not read back from ClickHouse); payload_json is the signed content itself.
+const COMPARED = AUDIT_COLUMNS.filter((c) => c.name !== 'event_time' && c.name !== 'payload_json');
+const ORDER_COLUMNS = new Set<AuditColumnName>(['chain_seq', 'ts_ms']);
+
+/** Recomputes the chains the filter selects and reports every inconsistency. */
+export async function verifyAuditLog(sink: ChainReader & Pick<AuditSink, 'query'>, options: VerifyOptions = {}): Promise<VerifyReport> {
+  const pageSize = options.pageSize ?? 10_000;
+  const lookback = options.lookback ?? 4096;
+  const report: VerifyReport = { chains: [], findings: [], eventsChecked: 0, unchained: 0, notes: [] };
+  const retainedFromMs = await retentionBoundary(sink);
+  report.unchained = await sink.unchainedCount(options);
+  for (const summary of await sink.chains(options)) {
+    await verifyChain(sink, summary, retainedFromMs, pageSize, lookback, report);
+  }
+  return report;
+}
+
+/** The latest `dropped_before_ms` of the retention events: older chain heads may be gone legitimately. */
+async function retentionBoundary(sink: Pick<AuditSink, 'query'>): Promise<number> {
+  let boundary = 0;
+  for (const row of await sink.query({ type: EventType.AuditRetentionApplied, limit: 100_000 })) {
+    try {
+      const event = fromJsonString(EventEnvelopeSchema, row.payload_json);
+      if (event.payload.case === 'auditRetentionApplied') boundary = Math.max(boundary, event.payload.value.droppedBeforeMs);
+    } catch {
+      // an unreadable retention event is reported by the chain walk; it cannot widen the boundary
+    }
+  }
+  return boundary;
+}
+
+interface Link {
+  seq: number;
+  eventId: string;
+}
+
+async function verifyChain(
+  sink: ChainReader,
+  summary: ChainSummary,
+  retainedFromMs: number,
+  pageSize: number,
+  lookback: number,
+  report: VerifyReport,
+): Promise<void> {
+  const { chainId } = summary;
+  const reported = new Set<string>();
+  const add = (kind: FindingKind, row: AuditRow, message: string): void => {
+    // One finding per event and kind (the first, most specific one).
+    const key = `${row.event_id}\0${kind}`;
+    if (reported.has(key)) return;
+    reported.add(key);
+    report.findings.push({ kind, chainId, seq: row.chain_seq, eventId: row.event_id, message: `${kind}: ${message}` });
+  };
+  const recent = new Map<string, Link>();
+  const remember = (hash: string, link: Link): void => {
+    recent.set(hash, link);
+    if (recent.size > lookback) recent.delete(recent.keys().next().value!);
+  };
+  // Events whose prev_hash pointed forward, waiting for the event that has that hash.
+  const waiting = new Map<string, AuditRow>();
+
+  let lastSeq = summary.minSeq - 1;
+  let lastHash: string | undefined;
+  let lastEvent = '';
+  if (summary.minSeq > 1) {
+    const [before] = await sink.chainRows(chainId, summary.minSeq - 1, summary.minSeq - 1);
+    if (before !== undefined) {
+      lastHash = signedHash(before);
+      lastEvent = before.event_id;
+      remember(lastHash, { seq: before.chain_seq, eventId: before.event_id });
+    } else {
+      const started = parseChainId(chainId)?.startedAtMs;
+      if (started !== undefined && started < retainedFromMs) {
+        report.notes.push(`chain ${chainId} begins at seq ${summary.minSeq}: its earlier events were older than the retention cutoff ${new Date(retainedFromMs).toISOString()}`);
+      } else {
+        report.findings.push({
+          kind: FindingKind.Gap,
+          chainId,
+          seq: summary.minSeq,
+          eventId: '',
+          message: `gap: chain ${chainId} has no events at seq 1..${summary.minSeq - 1}; the first stored event is at seq ${summary.minSeq}`,
+        });
+      }
+    }
+  }
+
+  let checked = 0;
+  let head = '';
+  for (let from = summary.minSeq; from <= summary.maxSeq; from += pageSize) {
+    const rows = await sink.chainRows(chainId, from, Math.min(summary.maxSeq, from + pageSize - 1));
+    for (const row of rows) {
+      checked++;
+      let event: EventEnvelope;
+      try {
+        event = fromJsonString(EventEnvelopeSchema, row.payload_json);
+      } catch (err) {
+        add(FindingKind.Unreadable, row, `event ${row.event_id} (chain ${chainId} seq ${row.chain_seq}): payload_json is not an event envelope (${(err as Error).message})`);
+        lastSeq = row.chain_seq;
+        lastHash = undefined;
+        continue;
+      }
+      const where = `event ${row.event_id} (${row.type}, chain ${chainId} seq ${row.chain_seq})`;
+      const recomputed = eventHash(event);
+      if (recomputed !== event.hash) {
+        add(FindingKind.Edited, row, `${where}: its content hashes to ${recomputed}, but it was signed with ${event.hash || '(no hash)'}`);
+      } else if (row.hash !== event.hash) {
+        add(FindingKind.Edited, row, `${where}: column hash is ${row.hash || '(empty)'}, the signed envelope says ${event.hash}`);
+      }
+      const expected = toAuditRow(event);
+      const differing = COMPARED.filter((c) => !sameValue(row[c.name], expected[c.name], c.kind));
+      const moved = differing.filter((c) => ORDER_COLUMNS.has(c.name));
+      const edited = differing.filter((c) => !ORDER_COLUMNS.has(c.name));
+      if (moved.length > 0) {
+        add(
+          FindingKind.Reordered,
+          row,
+          `${where}: stored at seq ${row.chain_seq}, time ${isoOf(row.ts_ms)}, but signed as seq ${expected.chain_seq}, time ${isoOf(expected.ts_ms)}`,
+        );
+      }
+      if (edited.length > 0) {
+        const what = edited.map((c) => `column ${c.name} is ${show(row[c.name])}, the signed event says ${show(expected[c.name])}`).join('; ');
+        add(FindingKind.Edited, row, `${where}: ${what}`);
+      }
+
+      const hash = event.hash;
+      if (row.chain_seq === lastSeq && lastEvent !== row.event_id) {
+        add(FindingKind.Duplicate, row, `${where}: seq ${row.chain_seq} is already taken by event ${lastEvent}`);
+        continue;
+      }
+      if (row.chain_seq > lastSeq + 1 && (lastSeq > 0 || row.chain_seq > 1)) {
+        const missing = row.chain_seq - lastSeq - 1;
+        add(
+          FindingKind.Gap,
+          row,
+          `${missing} event${missing === 1 ? '' : 's'} missing at seq ${lastSeq + 1}${missing > 1 ? `..${row.chain_seq - 1}` : ''} of chain ${chainId}, before ${where}`,
+        );
+        lastHash = undefined; // the predecessor is gone: the link cannot be checked
+      }
+      if (row.chain_seq === 1 && lastSeq === 0) {
+        if (event.prevHash !== '') add(FindingKind.BrokenLink, row, `${where}: the genesis event must have an empty prev_hash, found ${event.prevHash}`);
+      } else if (lastHash !== undefined && event.prevHash !== lastHash) {
+        const target = recent.get(event.prevHash);
+        if (target !== undefined) {
+          add(FindingKind.Reordered, row, `${where} is chained after event ${target.eventId} (seq ${target.seq}), but is stored after event ${lastEvent} (seq ${lastSeq})`);
+        } else {
+          waiting.set(event.prevHash, row);
+        }
+      }
+      const pointed = waiting.get(hash);
+      if (pointed !== undefined) {
+        waiting.delete(hash);
+        add(FindingKind.Reordered, pointed, `event ${pointed.event_id} (chain ${chainId} seq ${pointed.chain_seq}) is chained after event ${row.event_id}, which is stored later, at seq ${row.chain_seq}`);
+      }
+      remember(hash, { seq: row.chain_seq, eventId: row.event_id });
+      lastSeq = row.chain_seq;
+      lastHash = hash;
+      lastEvent = row.event_id;
+      head = hash;
+    }
+  }
+  for (const [prevHash, row] of waiting) {
+    add(
+      FindingKind.BrokenLink,
+      row,
+      `event ${row.event_id} (${row.type}, chain ${chainId} seq ${row.chain_seq}) follows an event hashing to ${prevHash}, which is not in the chain (its predecessor was replaced or removed)`,
+    );
+  }
+  report.eventsChecked += checked;
+  report.chains.push({ chainId, nodeId: summary.nodeId, fromSeq: summary.minSeq, toSeq: summary.maxSeq, events: checked, headHash: head });
+}
+
+function isoOf(ms: number): string {
+  return Number.isFinite(ms) && ms >= 0 && ms <= 8.64e15 ? new Date(ms).toISOString() : String(ms);
+}
+
+function signedHash(row: AuditRow): string {
+  try {
+    return fromJsonString(EventEnvelopeSchema, row.payload_json).hash;
+  } catch {
+    return row.hash;
+  }
+}
+
+function sameValue(a: unknown, b: unknown, kind: ColumnKind): boolean {
+  if (kind === ColumnKind.StringArray) {
+    return Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((v, i) => v === b[i]);
+  }
+  return a === b;
+}
+
+function show(value: unknown): string {
+  const text = JSON.stringify(value);
+  return text.length > 120 ? `${text.slice(0, 117)}...` : text;
+}
+
+/** One line per finding and a summary, for the CLI. */
+export function formatVerifyReport(report: VerifyReport): string[] {
+  const lines = report.findings.map((f) => f.message);
+  for (const note of report.notes) lines.push(`note: ${note}`);
+  if (report.unchained > 0) lines.push(`note: ${report.unchained} events in the window carry no hash chain (stored before chaining); they were not verified`);
+  const verdict = report.findings.length === 0 ? 'OK' : `FAILED: ${report.findings.length} problem${report.findings.length === 1 ? '' : 's'}`;
+  lines.push(`${verdict} — ${report.eventsChecked} events in ${report.chains.length} chain${report.chains.length === 1 ? '' : 's'} checked`);
+  for (const c of report.chains) lines.push(`  chain ${c.chainId}: seq ${c.fromSeq}..${c.toSeq}, ${c.events} events, head ${c.headHash || '-'}`);
+  return lines;
+}
