@@ -55,6 +55,8 @@ describe('audit commands on the embedded store', { timeout: 180_000 }, () => {
       const r = await edgeRequest(`${edgeUrl}${path}`, { ca: caPem, headers: { authorization: `Bearer ${tokens['ci-bot']}` } });
       return String(r.headers['audit-id']);
     };
+    // A first request carries the token's one identity.authenticated event, so the requests below have 3 events each.
+    await get('/k8s/sandbox/version');
     // Concurrent requests: the chain order is the order the edge handled them.
     [ids.pods, ids.secrets, ids.denied] = await Promise.all([
       get('/k8s/sandbox/api/v1/namespaces/default/pods'),
@@ -69,12 +71,12 @@ describe('audit commands on the embedded store', { timeout: 180_000 }, () => {
   });
 
   test('verify: the untouched embedded log passes', async () => {
-    // Completions are appended after the responses: wait for all 13 × 3 events.
+    // Completions are appended after the responses: wait for all 14 × 3 events + identity.authenticated.
     const r = await eventually('every completion stored', async () => {
       const v = await cli('audit', 'verify');
-      return v.code === 0 && /OK — 39 events in 1 chain checked/.test(v.stdout) ? v : undefined;
+      return v.code === 0 && /OK — 43 events in 1 chain checked/.test(v.stdout) ? v : undefined;
     });
-    assert.match(r.stdout, /chain embedded-1\/\S+: seq 1\.\.39, 39 events, head [0-9a-f]{64}/);
+    assert.match(r.stdout, /chain embedded-1\/\S+: seq 1\.\.43, 43 events, head [0-9a-f]{64}/);
   });
 
   test('replay prints the request timeline; --json is what the replay API returns', async () => {
@@ -106,13 +108,13 @@ describe('audit commands on the embedded store', { timeout: 180_000 }, () => {
     const ndjson = await cli('audit', 'export', '--since', '1h', '--format', 'ndjson');
     assert.equal(ndjson.code, 0, ndjson.stderr);
     const rows = ndjson.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-    assert.equal(rows.length, 39);
+    assert.equal(rows.length, 43);
     assert.ok(rows.every((r) => typeof r['hash'] === 'string' && (r['hash']).length === 64 && typeof r['chain_seq'] === 'number'));
 
     const ocsf = await cli('audit', 'export', '--since', '1h', '--format', 'ocsf');
     assert.equal(ocsf.code, 0, ocsf.stderr);
     const records = ocsf.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, any>);
-    assert.equal(records.length, 13, 'one API Activity per request');
+    assert.equal(records.length, 14, 'one API Activity per request');
     assert.ok(records.every((r) => r['class_uid'] === 6003 && r['category_uid'] === 6 && r['type_uid'] === 600300 + r['activity_id']));
     const denied = records.find((r) => r['metadata']['correlation_uid'] === ids.denied)!;
     assert.equal(denied['status'], 'Failure');
@@ -141,6 +143,6 @@ describe('audit commands on the embedded store', { timeout: 180_000 }, () => {
     const r = await cli('audit', 'verify');
     assert.equal(r.code, 1);
     assert.match(r.stderr, /^edited: event \S+ \(request\.decided, chain embedded-1\/\S+ seq \d+\): column effect is "allow", the signed event says "deny"/m);
-    assert.match(r.stderr, /FAILED: 1 problem — 39 events in 1 chain checked/);
+    assert.match(r.stderr, /FAILED: 1 problem — 43 events in 1 chain checked/);
   });
 });
