@@ -7,6 +7,9 @@ import {
   type RequestDecided,
   type RequestReceived,
   type RequestRejected,
+  type SessionEnded,
+  type SessionFrames,
+  type SessionStarted,
 } from './gen/portcullis/v1/events_pb.js';
 
 /** Current envelope schema version; bump only with additive changes. */
@@ -18,6 +21,9 @@ export const EventType = {
   RequestDecided: 'request.decided',
   RequestRejected: 'request.rejected',
   RequestCompleted: 'request.completed',
+  SessionStarted: 'session.started',
+  SessionFrames: 'session.frames',
+  SessionEnded: 'session.ended',
 } as const;
 export type EventType = (typeof EventType)[keyof typeof EventType];
 
@@ -27,6 +33,9 @@ export interface EventPayloadMap {
   'request.decided': RequestDecided;
   'request.rejected': RequestRejected;
   'request.completed': RequestCompleted;
+  'session.started': SessionStarted;
+  'session.frames': SessionFrames;
+  'session.ended': SessionEnded;
 }
 
 const PAYLOAD_CASE = {
@@ -34,6 +43,9 @@ const PAYLOAD_CASE = {
   'request.decided': 'requestDecided',
   'request.rejected': 'requestRejected',
   'request.completed': 'requestCompleted',
+  'session.started': 'sessionStarted',
+  'session.frames': 'sessionFrames',
+  'session.ended': 'sessionEnded',
 } as const satisfies Record<EventType, NonNullable<EventEnvelope['payload']['case']>>;
 
 const TYPE_OF_CASE = Object.fromEntries(
