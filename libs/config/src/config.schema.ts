@@ -77,6 +77,17 @@ export const ConfigSchema = z.strictObject({
       auditAckTimeout: duration('edge.auditAckTimeout').default(2000),
       upstreamTimeout: duration('edge.upstreamTimeout').default(60_000),
       maxRequestBodyBytes: z.number().int().positive().default(16 * 1024 * 1024),
+      domain: z
+        .string()
+        .regex(/^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'expected a lower-case DNS name such as portcullis.example.com')
+        .optional(),
+      sessionRecording: z
+        .strictObject({
+          maxBytes: z.number().int().min(0).default(1024 * 1024),
+          flushInterval: duration('edge.sessionRecording.flushInterval').default(200),
+          flushBytes: z.number().int().positive().default(64 * 1024),
+        })
+        .prefault({}),
     })
     .prefault({}),
   bus: z

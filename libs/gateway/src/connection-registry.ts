@@ -60,7 +60,8 @@ function fileCredential(file: string): () => string {
 export function createUpstreamConnection(spec: UpstreamConnectionSpec): UpstreamConnection {
   const url = new URL(spec.server);
   const ca = spec.caPem ?? (spec.caFile !== undefined ? readFileSync(spec.caFile, 'utf8') : undefined);
-  const agentOpts = { keepAlive: true, maxSockets: 256, maxFreeSockets: 64, scheduling: 'lifo' as const };
+  // noDelay: watch events and exec frames go upstream and back without Nagle's delay.
+  const agentOpts = { keepAlive: true, maxSockets: 256, maxFreeSockets: 64, scheduling: 'lifo' as const, noDelay: true };
   const agent =
     url.protocol === 'https:'
       ? new HttpsAgent({ ...agentOpts, ...(ca !== undefined ? { ca } : {}), rejectUnauthorized: spec.insecureSkipTlsVerify !== true })
