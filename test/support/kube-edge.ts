@@ -20,10 +20,13 @@ import { trackProcess, untrackProcess } from '../harness/process-reaper.js';
 /** An event log that keeps a decoded copy of every appended event. */
 export class KeepingLog implements EventLog {
   readonly appended: EventEnvelope[] = [];
-  constructor(private readonly inner: EventLog) {}
+  constructor(
+    private readonly inner: EventLog,
+    private readonly keep = true,
+  ) {}
   append: EventLog['append'] = async (subject, data, msgId, opts) => {
     const ack = await this.inner.append(subject, data, msgId, opts);
-    this.appended.push(decodeEvent(data));
+    if (this.keep) this.appended.push(decodeEvent(data));
     return ack;
   };
   consume: EventLog['consume'] = (...a) => this.inner.consume(...a);
@@ -46,12 +49,14 @@ export interface TestEdge {
 
 /** Options of {@link startTestEdge}. */
 export interface TestEdgeOptions {
-  readonly connections: Record<string, KubeApiServer>;
+  readonly connections: Record<string, Pick<KubeApiServer, 'url' | 'caPem' | 'token'>>;
   readonly policy: string;
   readonly upstreamTimeoutMs?: number;
   readonly sessionRecording?: SessionRecordingOptions;
   /** Serve `<connection>.<domain>` too; the dev certificate then covers `*.<domain>`. */
   readonly domain?: string;
+  /** Keep decoded copies of appended events for assertions (default true; benches turn it off). */
+  readonly keepEvents?: boolean;
 }
 
 /** Starts an edge over `connections` with `policy`; the token belongs to client `bot` in group `bots`. */
@@ -59,7 +64,7 @@ export async function startTestEdge(opts: TestEdgeOptions): Promise<TestEdge> {
   const dir = mkdtempSync(join(tmpdir(), 'kube-edge-'));
   const handle: BusHandle = createInProcessBus();
   await handle.log.ensureStream({ name: Streams.audit.name, subjects: Streams.audit.subjects, maxAgeMs: 0, duplicateWindowMs: 60_000, replicas: 1 });
-  const log = new KeepingLog(handle.log);
+  const log = new KeepingLog(handle.log, opts.keepEvents ?? true);
   const parsed = parsePolicy(opts.policy);
   if (!parsed.ok) throw new Error(`bad test policy: ${JSON.stringify(parsed.errors)}`);
   const policy = parsed.policy;

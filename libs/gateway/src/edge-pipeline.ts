@@ -303,8 +303,9 @@ export class EdgePipeline {
       const outHeaders = clientResponseHeaders(up.headers);
       outHeaders[AUDIT_ID_HEADER.toLowerCase()] = requestId;
       res.writeHead(up.statusCode ?? 502, outHeaders);
-      // Headers go out at once: a watch or `logs -f` may not send a body byte for a long time.
-      res.flushHeaders();
+      // A stream (no length: watch, logs -f) may not send a body byte for a long time, so its
+      // headers go out at once; a sized response sends them with its body, in one TLS record.
+      if (up.headers['content-length'] === undefined) res.flushHeaders();
       // Stream with back-pressure: pause the upstream while the client is slow.
       up.on('data', (chunk: Buffer) => {
         bytesOut += chunk.length;

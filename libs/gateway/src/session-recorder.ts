@@ -64,7 +64,8 @@ export class SessionRecorder {
     private readonly emit: (sequence: number, frames: SessionFrame[]) => void,
   ) {
     this.base64 = BASE64_CHANNEL_PROTOCOLS.has(protocol);
-    const cap = options.maxBytes + 1;
+    // Room for the channel byte, and always enough for a status message however small the cap.
+    const cap = Math.max(options.maxBytes + 1, AFTER_CAP_MESSAGE_BYTES);
     this.client = new WebSocketFrameReader({ message: (op, p, cut) => this.onMessage(op, p, cut), close: () => undefined }, cap);
     this.server = new WebSocketFrameReader({ message: (op, p, cut) => this.onMessage(op, p, cut), close: () => undefined }, cap);
   }
