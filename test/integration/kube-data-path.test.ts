@@ -139,6 +139,21 @@ describe('Kubernetes data path through the edge', { timeout: 180_000 }, () => {
     await eventually('the fixture sees the watch close', async () => (fixture.openStreams().some((s) => s.kind === 'watch') ? undefined : true));
   });
 
+  test('watch from a resourceVersion replays later changes; a compacted one gets an ERROR event with 410 Expired', async () => {
+    const rv = fixture.store.resourceVersion;
+    fixture.store.put('configmaps', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'dp-rv', namespace: 'default' }, data: { a: '1' } });
+    const headers = { authorization: `Bearer ${edge.token}` };
+    const replay = await edgeRequest(`${edge.url}/k8s/k/api/v1/namespaces/default/configmaps?watch=1&resourceVersion=${rv}&timeoutSeconds=1`, { ca: edge.ca, headers });
+    const events = replay.body.trim().split('\n').map((l) => JSON.parse(l) as { type: string; object: { metadata: { name: string } } });
+    assert.deepEqual(events.map((e) => `${e.type} ${e.object.metadata.name}`), ['ADDED dp-rv']);
+    fixture.store.compact();
+    const gone = await edgeRequest(`${edge.url}/k8s/k/api/v1/namespaces/default/configmaps?watch=1&resourceVersion=${rv}`, { ca: edge.ca, headers });
+    assert.equal(gone.status, 200);
+    const error = JSON.parse(gone.body.trim()) as { type: string; object: { code: number; reason: string } };
+    assert.deepEqual([error.type, error.object.code, error.object.reason], ['ERROR', 410, 'Expired']);
+    fixture.store.delete('configmaps', 'default', 'dp-rv');
+  });
+
   test('logs -f flows line by line, outlives the upstream timeout, and ends at the fixture when the client goes', async () => {
     const logs = spawnKubectl(kubeconfig, cache(), ['logs', '-f', POD]);
     try {

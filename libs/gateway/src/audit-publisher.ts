@@ -8,6 +8,13 @@ import { GatewayError, GatewayErrorCode } from './gateway-error.js';
  * closed; `recordLater` is for events after the response (completion), retried in the background.
  */
 export class AuditPublisher {
+  private lostCount = 0;
+
+  /** Background events given up after every retry (session frames included): a metric to alert on. */
+  get lost(): number {
+    return this.lostCount;
+  }
+
   constructor(
     private readonly log: EventLog,
     private readonly ackTimeoutMs: number,
@@ -42,7 +49,8 @@ export class AuditPublisher {
         // Same event id on every try: the stream's de-duplication window keeps it once.
         setTimeout(() => void this.retry(event, attempt + 1), 200 * 2 ** attempt).unref();
       } else {
-        this.logger.error('audit event could not be appended', { eventId: event.id, type: event.type, err });
+        this.lostCount++;
+        this.logger.error('audit event could not be appended', { eventId: event.id, type: event.type, lost: this.lostCount, err });
       }
     }
   }
