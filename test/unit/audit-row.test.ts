@@ -10,6 +10,9 @@ import {
   RequestDecidedSchema,
   RequestReceivedSchema,
   RequestRejectedSchema,
+  SessionEndedSchema,
+  SessionFramesSchema,
+  SessionStartedSchema,
   buildEvent,
   create,
   decodeEvent,
@@ -115,6 +118,31 @@ const GOLDEN: Record<string, () => EventEnvelope> = {
       }),
       { ...META, id: '01900000-0000-7000-8000-0000000000a6', causationId: META.correlationId, occurredAtMs: T0 + 22 },
     ),
+  'session-started': () =>
+    buildEvent(
+      'session.started',
+      create(SessionStartedSchema, { kind: 'exec', protocol: 'v5.channel.k8s.io', transport: 'websocket', command: ['sh', '-c', 'echo hi'], container: 'web', stdin: true, tty: false, recorded: true, recordLimitBytes: 1048576 }),
+      { ...META, id: '01900000-0000-7000-8000-0000000000a5', causationId: '01900000-0000-7000-8000-0000000000a2', occurredAtMs: T0 + 30 },
+    ),
+  'session-frames': () =>
+    buildEvent(
+      'session.frames',
+      create(SessionFramesSchema, {
+        sequence: 1,
+        frames: [
+          { channel: 0, offsetMs: 3, data: new TextEncoder().encode('ls\n') },
+          { channel: 1, offsetMs: 9, data: new TextEncoder().encode('hi\n') },
+          { channel: 2, offsetMs: 10, data: new Uint8Array([0xff, 0x00]), truncated: true },
+        ],
+      }),
+      { ...META, id: '01900000-0000-7000-8000-0000000000a6', causationId: '01900000-0000-7000-8000-0000000000a5', occurredAtMs: T0 + 40 },
+    ),
+  'session-ended': () =>
+    buildEvent(
+      'session.ended',
+      create(SessionEndedSchema, { exitCode: 3, status: 'Failure', message: 'command terminated with non-zero exit code', bytesIn: 3, bytesOut: 250, durationMs: 41, recordedBytes: 8, truncated: true, frameBatches: 1, error: '' }),
+      { ...META, id: '01900000-0000-7000-8000-0000000000a7', causationId: '01900000-0000-7000-8000-0000000000a5', occurredAtMs: T0 + 50 },
+    ),
 };
 
 function hex(bytes: Uint8Array): string {
@@ -199,6 +227,37 @@ describe('toAuditRow', () => {
     assert.equal(row.forwarded, 1);
     assert.equal(row.error, '');
     assert.equal(row.connection, 'prod');
+  });
+
+  it('maps session.started: kind and protocol', () => {
+    const row = toAuditRow(GOLDEN['session-started']!());
+    assert.equal(row.type, 'session.started');
+    assert.equal(row.session_id, 'sess-1');
+    assert.equal(row.subresource, 'exec');
+    assert.equal(row.reason, 'v5.channel.k8s.io');
+  });
+
+  it('maps session.frames: recorded bytes by direction, the frames in payload_json as base64', () => {
+    const row = toAuditRow(GOLDEN['session-frames']!());
+    assert.equal(row.bytes_in, 3);
+    assert.equal(row.bytes_out, 5);
+    const json = JSON.parse(row.payload_json) as { sessionFrames: { frames: { channel?: number; data: string; truncated?: boolean }[] } };
+    assert.deepEqual(
+      json.sessionFrames.frames.map((f) => [f.channel ?? 0, Buffer.from(f.data, 'base64').toString('latin1'), f.truncated ?? false]),
+      [
+        [0, 'ls\n', false],
+        [1, 'hi\n', false],
+        [2, '\xff\x00', true],
+      ],
+    );
+  });
+
+  it('maps session.ended: exit status, bytes, duration', () => {
+    const row = toAuditRow(GOLDEN['session-ended']!());
+    assert.equal(row.reason, 'exit 3');
+    assert.equal(row.decision_message, 'command terminated with non-zero exit code');
+    assert.equal(row.bytes_out, 250);
+    assert.equal(row.duration_ms, 41);
   });
 
   it('maps an HTTP request: method and path', () => {

@@ -49,6 +49,8 @@ describe('parseConfig: defaults and freezing', () => {
     assert.equal(cfg.edge.auditAckTimeout, 2000);
     assert.equal(cfg.edge.upstreamTimeout, 60_000);
     assert.equal(cfg.edge.maxRequestBodyBytes, 16 * 1024 * 1024);
+    assert.equal(cfg.edge.domain, undefined);
+    assert.deepEqual(cfg.edge.sessionRecording, { maxBytes: 1024 * 1024, flushInterval: 200, flushBytes: 64 * 1024 });
     assert.equal(cfg.bus.mode, 'embedded');
     assert.deepEqual(cfg.bus.nats.servers, ['nats://127.0.0.1:4222']);
     assert.deepEqual(cfg.bus.auditStream, { maxAge: 30 * 86_400_000, duplicateWindow: 120_000, replicas: 1 });
@@ -186,6 +188,8 @@ interface BadConfig {
 
 const BAD_CONFIGS: readonly BadConfig[] = [
   { name: 'unknown top-level key', raw: { edges: {} }, says: ['(top level)', 'unknown key "edges"', 'portcullis.example.yaml'] },
+  { name: 'edge.domain with upper case and a leading dot', raw: { edge: { domain: '.Portcullis.Example' } }, says: ['edge.domain', 'DNS name'] },
+  { name: 'negative session recording cap', raw: { edge: { sessionRecording: { maxBytes: -1 } } }, says: ['edge.sessionRecording.maxBytes'] },
   { name: 'unknown nested key', raw: { edge: { listn: { port: 1 } } }, says: ['edge:', 'unknown key "listn"'] },
   { name: 'unknown key in a list item', raw: { connections: [kube({ sever: 'x' })] }, says: ['connections.0:', 'unknown key "sever"'] },
   { name: 'port of the wrong type', raw: { edge: { listen: { port: 'abc' } } }, says: ['edge.listen.port', /expected number/, 'got "abc"'] },

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import fc from 'fast-check';
 import { assertCleanPath, MAX_PATH_BYTES, parseKubeRequest, RequestPathError } from '../../libs/kube/src/index.js';
 import type { KubeAttributes } from '../../libs/contracts/src/index.js';
 
@@ -320,4 +321,66 @@ describe('assertCleanPath refuses path tricks', () => {
       assert.doesNotThrow(() => assertCleanPath(path));
     });
   }
+});
+
+describe('property: the parser is total and agrees with the reference table', () => {
+  const HEX = '0123456789ABCDEF';
+  // Characters a path segment may carry percent-encoded without changing what it means.
+  const encodeSome = (segment: string, picks: readonly boolean[]): string =>
+    segment.includes('%')
+      ? segment // already encoded: encoding its digits again would change it
+      : [...segment].map((ch, i) => (picks[i % picks.length] === true && /[a-z0-9-]/.test(ch) ? `%${HEX[ch.charCodeAt(0) >> 4]}${HEX[ch.charCodeAt(0) & 15]}` : ch)).join('');
+  const ignoredQuery = fc.dictionary(
+    fc.constantFrom('limit', 'continue', 'timeout', 'pretty', 'dryRun', 'fieldManager', 'propagationPolicy', 'resourceVersion', 'allowWatchBookmarks', 'container', 'follow'),
+    fc.string({ maxLength: 12 }),
+    { maxKeys: 4 },
+  );
+
+  test('any method, path and query: attributes or a RequestPathError, never another exception', () => {
+    const segment = fc.oneof(
+      fc.constantFrom('api', 'apis', 'v1', 'apps', 'namespaces', 'default', 'pods', 'watch', 'proxy', 'exec', 'log', 'status', '..', '.', '', '%2e', '%2F', '%zz', '%', '%00', '\\'),
+      fc.string({ maxLength: 10 }),
+      fc.string({ unit: 'binary', maxLength: 6 }),
+    );
+    fc.assert(
+      fc.property(
+        fc.oneof(fc.constantFrom('GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'CONNECT', 'get', 'constructor', 'valueOf', '__proto__'), fc.string({ maxLength: 8 })),
+        fc.array(segment, { maxLength: 10 }),
+        fc.string({ maxLength: 40 }),
+        (method, segments, query) => {
+          // As the edge does: the raw target is checked whole, then split at the first "?".
+          const target = `/${segments.join('/')}?${query}`;
+          try {
+            assertCleanPath(target);
+            const q = target.indexOf('?');
+            const info = parseKubeRequest(method, target.slice(0, q), new URLSearchParams(target.slice(q + 1)));
+            assert.equal(typeof info.verb, 'string');
+            if (info.isResourceRequest) assert.notEqual(info.resource, '', target);
+          } catch (err) {
+            if (!(err instanceof RequestPathError)) throw err;
+          }
+        },
+      ),
+      { numRuns: 3000 },
+    );
+  });
+
+  test('every reference request parses the same with unreserved characters percent-encoded and unrelated query parameters added', () => {
+    fc.assert(
+      fc.property(fc.constantFrom(...REFERENCE), fc.array(fc.boolean(), { minLength: 1, maxLength: 7 }), ignoredQuery, (row, picks, extra) => {
+        const [request] = row;
+        const space = request.indexOf(' ');
+        const method = request.slice(0, space);
+        const target = request.slice(space + 1);
+        const q = target.indexOf('?');
+        const path = q === -1 ? target : target.slice(0, q);
+        const query = new URLSearchParams(q === -1 ? '' : target.slice(q + 1));
+        for (const [key, value] of Object.entries(extra)) if (!query.has(key)) query.append(key, value);
+        const encoded = path.split('/').map((s) => encodeSome(s, picks)).join('/');
+        assertCleanPath(encoded);
+        assert.deepEqual(actual(parseKubeRequest(method, encoded, query)), expected(row), `${method} ${encoded}?${query.toString()}`);
+      }),
+      { numRuns: 2000 },
+    );
+  });
 });

@@ -111,14 +111,22 @@ export async function tokenCommand(
 export function kubeconfigCommand(
   config: PortcullisConfig,
   configPath: string,
-  opts: { connection: string; client: string; namespace?: string | undefined },
+  opts: { connection: string; client: string; namespace?: string | undefined; hostRouting?: boolean },
 ): string {
   const conn = config.connections.find((c) => c.name === opts.connection && c.type === 'kubernetes');
   if (conn === undefined && opts.connection !== 'sandbox') {
     throw new CliError(`no kubernetes connection named ${JSON.stringify(opts.connection)} in ${configPath}`);
   }
+  let hostUrl: string | undefined;
+  if (opts.hostRouting === true) {
+    const domain = config.edge.domain;
+    if (domain === undefined) throw new CliError(`--host-routing needs edge.domain in ${configPath}`);
+    const base = new URL(edgeUrl(config));
+    hostUrl = `https://${opts.connection}.${domain}${base.port === '' ? '' : `:${base.port}`}`;
+  }
   return renderKubeconfig({
     edgeUrl: edgeUrl(config),
+    ...(hostUrl !== undefined ? { serverUrl: hostUrl } : {}),
     connection: opts.connection,
     caPem: edgeCaPem(config),
     exec: {

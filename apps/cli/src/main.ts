@@ -29,7 +29,8 @@ Usage:
   portcullis serve <edge|policy|approval|audit|all> [--config FILE]
                                                    cluster mode roles (NATS, JetStream, ClickHouse)
   portcullis token --client ID [--scope S]... [--ttl 5m] [--audience A] [--exec] [--secret S] [--config FILE]
-  portcullis kubeconfig --connection C --client ID [--namespace NS] [--config FILE]
+  portcullis kubeconfig --connection C --client ID [--namespace NS] [--host-routing] [--config FILE]
+                                                   --host-routing: server https://C.<edge.domain>:<port> instead of /k8s/C
   portcullis policy check FILE
   portcullis policy push FILE [--config FILE]      validate, then publish to the cluster's KV bucket
   portcullis policy explain --as SUBJECT [--group G]... [--client-id ID] [--scope S]... [--issuer URL]
@@ -76,11 +77,19 @@ async function main(argv: string[]): Promise<number> {
     case 'kubeconfig': {
       const { values } = parseArgs({
         args: rest,
-        options: { connection: { type: 'string' }, client: { type: 'string' }, namespace: { type: 'string' }, config: { type: 'string' } },
+        options: {
+          connection: { type: 'string' },
+          client: { type: 'string' },
+          namespace: { type: 'string' },
+          config: { type: 'string' },
+          'host-routing': { type: 'boolean', default: false },
+        },
       });
       if (values.connection === undefined || values.client === undefined) throw new CliError('kubeconfig: --connection and --client are required', 2);
       const { config, path } = loadCliConfig(values.config);
-      process.stdout.write(kubeconfigCommand(config, path, { connection: values.connection, client: values.client, namespace: values.namespace }));
+      process.stdout.write(
+        kubeconfigCommand(config, path, { connection: values.connection, client: values.client, namespace: values.namespace, hostRouting: values['host-routing'] }),
+      );
       return 0;
     }
     case 'policy':

@@ -126,7 +126,14 @@ export class EdgeService implements OnApplicationBootstrap, BeforeApplicationShu
       audit: new AuditPublisher(this.platform.log, config.edge.auditAckTimeout, logger),
       logger,
       upstreamTimeoutMs: config.edge.upstreamTimeout,
+      sessionRecording: {
+        maxBytes: config.edge.sessionRecording.maxBytes,
+        flushIntervalMs: config.edge.sessionRecording.flushInterval,
+        flushBytes: config.edge.sessionRecording.flushBytes,
+      },
     });
+    const registry = this.registry;
+    const domain = config.edge.domain;
     this.server = new EdgeServer({
       host: listen.host,
       port: listen.port,
@@ -136,6 +143,7 @@ export class EdgeService implements OnApplicationBootstrap, BeforeApplicationShu
       policyExplain: new PolicyExplainRoute({ verifier, decisions, adminGroups: config.edge.admin.groups, logger }),
       logger,
       ready: () => this.platform.bus.isConnected(),
+      hostRouting: domain === undefined ? undefined : { domain, kindOf: (name) => registry.get(name)?.type },
     });
     const bound = await this.server.listen();
     const url = config.edge.publicUrl ?? `https://${urlHost(listen.host)}:${bound.port}`;
@@ -167,6 +175,8 @@ async function edgeTls(config: PortcullisConfig): Promise<{ certPem: string; key
   const h = config.edge.listen.host;
   if (h !== '0.0.0.0' && h !== '::') hosts.add(h);
   if (config.edge.publicUrl !== undefined) hosts.add(new URL(config.edge.publicUrl).hostname.replace(/^\[|\]$/g, ''));
+  // Host routing: <connection>.<domain> must be covered too.
+  if (config.edge.domain !== undefined) hosts.add(`*.${config.edge.domain}`);
   const dev = await loadOrCreateDevTls(join(config.node.stateDir, 'tls'), [...hosts]);
   return { certPem: dev.certPem, keyPem: dev.keyPem, caPem: dev.caPem };
 }

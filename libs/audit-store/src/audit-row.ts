@@ -322,6 +322,34 @@ export function toAuditRow(event: EventEnvelope): AuditRow {
         decision_message: `${store}: dropped ${unsigned(rowsDropped)} events before ${isoOrEmpty(droppedBeforeMs)} (months ${partitions.join(', ') || 'none'})`,
       };
     }
+    case 'sessionStarted': {
+      // The session's kind goes to subresource (exec, attach, portforward) and its protocol to reason.
+      const { kind, protocol } = payload.value;
+      return { ...baseRow(event, event.connection), subresource: kind, reason: protocol };
+    }
+    case 'sessionFrames': {
+      // bytes_in: recorded client→server bytes (stdin, resize); bytes_out: server→client (stdout, stderr, status).
+      let bytesIn = 0;
+      let bytesOut = 0;
+      for (const f of payload.value.frames) {
+        if (f.channel === 0 || f.channel === 4) bytesIn += f.data.length;
+        else bytesOut += f.data.length;
+      }
+      return { ...baseRow(event, event.connection), bytes_in: bytesIn, bytes_out: bytesOut };
+    }
+    case 'sessionEnded': {
+      const { exitCode, status, message, bytesIn, bytesOut, durationMs, error } = payload.value;
+      return {
+        ...baseRow(event, event.connection),
+        // The exit status as text ("exit 0", "exit 3"), empty when unknown; the message as shown to the client.
+        reason: exitCode >= 0 ? `exit ${exitCode}` : status,
+        decision_message: message,
+        bytes_in: unsigned(bytesIn),
+        bytes_out: unsigned(bytesOut),
+        duration_ms: unsigned(durationMs, UINT32_MAX),
+        error,
+      };
+    }
     case undefined:
       // decodeEvent refuses these; a hand-built envelope still gets its envelope columns.
       return baseRow(event, event.connection);

@@ -112,6 +112,17 @@ export const ConfigSchema = z.strictObject({
           groups: z.array(z.string().min(1)).default([]),
         })
         .prefault({}),
+      domain: z
+        .string()
+        .regex(/^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'expected a lower-case DNS name such as portcullis.example.com')
+        .optional(),
+      sessionRecording: z
+        .strictObject({
+          maxBytes: z.number().int().min(0).default(1024 * 1024),
+          flushInterval: duration('edge.sessionRecording.flushInterval').default(200),
+          flushBytes: z.number().int().positive().default(64 * 1024),
+        })
+        .prefault({}),
     })
     .prefault({}),
   bus: z

@@ -10,6 +10,9 @@ import {
   type RequestDecided,
   type RequestReceived,
   type RequestRejected,
+  type SessionEnded,
+  type SessionFrames,
+  type SessionStarted,
 } from './gen/portcullis/v1/events_pb.js';
 
 /** Current envelope schema version; bump only with additive changes. */
@@ -24,6 +27,9 @@ export const EventType = {
   IdentityAuthenticated: 'identity.authenticated',
   IdentityRejected: 'identity.rejected',
   AuditRetentionApplied: 'audit.retention_applied',
+  SessionStarted: 'session.started',
+  SessionFrames: 'session.frames',
+  SessionEnded: 'session.ended',
 } as const;
 export type EventType = (typeof EventType)[keyof typeof EventType];
 
@@ -36,6 +42,9 @@ export interface EventPayloadMap {
   'identity.authenticated': IdentityAuthenticated;
   'identity.rejected': IdentityRejected;
   'audit.retention_applied': AuditRetentionApplied;
+  'session.started': SessionStarted;
+  'session.frames': SessionFrames;
+  'session.ended': SessionEnded;
 }
 
 const PAYLOAD_CASE = {
@@ -46,6 +55,9 @@ const PAYLOAD_CASE = {
   'identity.authenticated': 'identityAuthenticated',
   'identity.rejected': 'identityRejected',
   'audit.retention_applied': 'auditRetentionApplied',
+  'session.started': 'sessionStarted',
+  'session.frames': 'sessionFrames',
+  'session.ended': 'sessionEnded',
 } as const satisfies Record<EventType, NonNullable<EventEnvelope['payload']['case']>>;
 
 const TYPE_OF_CASE = Object.fromEntries(

@@ -37,6 +37,12 @@ export class AuditPublisher {
   private readonly maxPendingRetries: number;
   private readonly chains = new Map<string, AuditChain>();
   private pendingRetries = 0;
+  private lostCount = 0;
+
+  /** Events given up after every retry (session frames included): a metric to alert on. */
+  get lost(): number {
+    return this.lostCount;
+  }
 
   constructor(
     private readonly log: EventLog,
@@ -94,7 +100,7 @@ export class AuditPublisher {
 
   private retryLater(sealed: Sealed, firstFailureAt: number): void {
     if (this.pendingRetries >= this.maxPendingRetries) {
-      this.lost(sealed, 'too many events waiting for a retry');
+      this.giveUp(sealed, 'too many events waiting for a retry');
       return;
     }
     this.pendingRetries++;
@@ -109,7 +115,7 @@ export class AuditPublisher {
           () => {
             if (Date.now() - firstFailureAt + Math.min(200 * 2 ** (n + 1), 5000) > this.retryForMs) {
               this.pendingRetries--;
-              this.lost(sealed, `not acknowledged for ${Math.round(this.retryForMs / 1000)}s`);
+              this.giveUp(sealed, `not acknowledged for ${Math.round(this.retryForMs / 1000)}s`);
             } else {
               attempt(n + 1);
             }
@@ -120,7 +126,8 @@ export class AuditPublisher {
     attempt(0);
   }
 
-  private lost(sealed: Sealed, why: string): void {
+  private giveUp(sealed: Sealed, why: string): void {
+    this.lostCount++;
     const e = sealed.event;
     this.logger.error('audit event could not be appended: it is lost, and audit verify will report a gap', {
       eventId: e.id,

@@ -97,7 +97,8 @@ export function createUpstreamConnection(spec: UpstreamConnectionSpec): Upstream
   const cert = spec.clientCertPem ?? (spec.clientCertFile !== undefined ? readFileSync(spec.clientCertFile, 'utf8') : undefined);
   const key = spec.clientKeyPem ?? (spec.clientKeyFile !== undefined ? readFileSync(spec.clientKeyFile, 'utf8') : undefined);
   if ((cert === undefined) !== (key === undefined)) throw new TypeError(`connection ${spec.name}: a client certificate needs its key and the other way round`);
-  const agentOpts = { keepAlive: true, maxSockets: 256, maxFreeSockets: 64, scheduling: 'lifo' as const };
+  // noDelay: watch events and exec frames go upstream and back without Nagle's delay.
+  const agentOpts = { keepAlive: true, maxSockets: 256, maxFreeSockets: 64, scheduling: 'lifo' as const, noDelay: true };
   const agent =
     url.protocol === 'https:'
       ? new HttpsAgent({

@@ -29,7 +29,10 @@ import type { AuditPublisher } from './audit-publisher.js';
 import type { ConnectionRegistry, UpstreamConnection } from './connection-registry.js';
 import type { DecisionClient } from './decision-client.js';
 import { GatewayError, GatewayErrorCode } from './gateway-error.js';
-import { addImpersonationHeaders, clientResponseHeaders, upstreamRequestHeaders } from './header-hygiene.js';
+import { clientResponseHeaders } from './header-hygiene.js';
+import { gatewayRequestHeaders } from './upstream-headers.js';
+import { UpgradeForwarder, type UpgradeSocket } from './upgrade-forwarder.js';
+import type { SessionRecordingOptions } from './session-recorder.js';
 
 /** What the pipeline needs; every piece is a port or a pure helper. */
 export interface EdgePipelineDeps {
@@ -40,7 +43,12 @@ export interface EdgePipelineDeps {
   audit: AuditPublisher;
   logger: Logger;
   upstreamTimeoutMs: number;
+  /** Limits of exec/attach session recording (default: 1 MiB per session, batches every 200 ms or 64 KiB). */
+  sessionRecording?: SessionRecordingOptions;
 }
+
+/** Session recording limits used when the config says nothing. */
+export const DEFAULT_SESSION_RECORDING: SessionRecordingOptions = { maxBytes: 1024 * 1024, flushIntervalMs: 200, flushBytes: 64 * 1024 };
 
 /** The response header carrying the request's event id. */
 export const AUDIT_ID_HEADER = 'Audit-Id';
@@ -53,10 +61,23 @@ const NO_CONNECTION = '_none';
  * completion. Every refusal is answered before anything reaches the upstream.
  */
 export class EdgePipeline {
-  constructor(private readonly deps: EdgePipelineDeps) {}
+  private readonly upgrades: UpgradeForwarder;
 
-  /** Handles one request whose path starts with /k8s/ or /http/. */
-  async handle(req: IncomingMessage, res: ServerResponse, kind: 'kubernetes' | 'http'): Promise<void> {
+  constructor(private readonly deps: EdgePipelineDeps) {
+    this.upgrades = new UpgradeForwarder({
+      nodeId: deps.nodeId,
+      audit: deps.audit,
+      logger: deps.logger,
+      upstreamTimeoutMs: deps.upstreamTimeoutMs,
+      recording: deps.sessionRecording ?? DEFAULT_SESSION_RECORDING,
+    });
+  }
+
+  /**
+   * Handles one request whose path starts with /k8s/ or /http/. An upgrade request (WebSocket,
+   * SPDY) passes `upgrade` (its socket, `res` writing onto it) and takes exactly the same steps.
+   */
+  async handle(req: IncomingMessage, res: ServerResponse, kind: 'kubernetes' | 'http', upgrade?: UpgradeSocket): Promise<void> {
     const started = performance.now();
     const requestId = newEventId();
     res.setHeader(AUDIT_ID_HEADER, requestId);
@@ -146,6 +167,24 @@ export class EdgePipeline {
             );
       this.answerError(res, kind, err, requestId);
       this.complete(connection, requestId, decided.id, res.statusCode, 0, 0, started, '', false);
+      return;
+    }
+    if (upgrade !== undefined) {
+      const complete = (status: number, bytesIn: number, bytesOut: number, error: string, forwarded: boolean): void =>
+        this.complete(connection, requestId, decided.id, status, bytesIn, bytesOut, started, error, forwarded);
+      this.upgrades.forward({
+        req,
+        res,
+        upgrade,
+        connection,
+        upstreamPath,
+        headers: gatewayRequestHeaders(req.headers, connection, identity, requestId),
+        attributes,
+        requestId,
+        causationId: decided.id,
+        answerError: (err) => this.answerError(res, kind, err, requestId),
+        complete,
+      });
       return;
     }
     this.forward(req, res, kind, connection, upstreamPath, identity, requestId, decided.id, started);
@@ -270,11 +309,7 @@ export class EdgePipeline {
     decisionId: string,
     started: number,
   ): void {
-    const headers = upstreamRequestHeaders(req.headers);
-    headers['host'] = connection.url.host;
-    const credential = connection.credential();
-    if (credential !== undefined) headers['authorization'] = `Bearer ${credential}`;
-    if (connection.impersonate) addImpersonationHeaders(headers, connection.impersonationPrefix, identity, requestId);
+    const headers = gatewayRequestHeaders(req.headers, connection, identity, requestId);
     const basePath = connection.url.pathname.replace(/\/$/, '');
     const requestFn = connection.url.protocol === 'https:' ? httpsRequest : httpRequest;
     let bytesIn = 0;
@@ -304,6 +339,9 @@ export class EdgePipeline {
       const outHeaders = clientResponseHeaders(up.headers);
       outHeaders[AUDIT_ID_HEADER.toLowerCase()] = requestId;
       res.writeHead(up.statusCode ?? 502, outHeaders);
+      // A stream (no length: watch, logs -f) may not send a body byte for a long time, so its
+      // headers go out at once; a sized response sends them with its body, in one TLS record.
+      if (up.headers['content-length'] === undefined) res.flushHeaders();
       // Stream with back-pressure: pause the upstream while the client is slow.
       up.on('data', (chunk: Buffer) => {
         bytesOut += chunk.length;

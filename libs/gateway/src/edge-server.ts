@@ -1,12 +1,23 @@
 import { createServer, type Server } from 'node:https';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { ServerResponse, type IncomingMessage } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import type { DevIssuer } from '../../identity/src/index.js';
 import type { Logger } from '../../common/src/index.js';
 import { DEV_ISSUER_PATH, handleDevIssuer } from './dev-issuer-routes.js';
 import { AUDIT_ID_HEADER, type EdgePipeline } from './edge-pipeline.js';
 import { POLICY_EXPLAIN_PATH, type PolicyExplainRoute } from './policy-explain-route.js';
 import { newEventId } from '../../contracts/src/index.js';
+import { UPGRADE_PROTOCOLS } from './upgrade-forwarder.js';
+
+/** Connections reachable as `<connection>.<domain>` (SNI and Host), besides the path prefix. */
+export interface HostRouting {
+  /** The gateway domain, e.g. `portcullis.example.com`, lower-case, without a leading dot. */
+  readonly domain: string;
+  /** The type of the connection named `name`, undefined when there is none. */
+  readonly kindOf: (name: string) => 'kubernetes' | 'http' | undefined;
+}
 
 /** What the edge server needs. */
 export interface EdgeServerOptions {
@@ -20,7 +31,10 @@ export interface EdgeServerOptions {
   logger: Logger;
   /** Readiness: true when every dependency the edge needs is connected. */
   ready: () => boolean;
+  hostRouting?: HostRouting | undefined;
 }
+
+type Route = { kind: 'kubernetes' | 'http' } | { refuse: number; message: string } | undefined;
 
 /**
  * The edge's HTTPS server. Plain Node on the hot path (no framework per request): routes
@@ -38,9 +52,11 @@ export class EdgeServer {
         key: this.opts.tls.keyPem,
         cert: this.opts.tls.certPem,
         minVersion: 'TLSv1.2',
-        // Slow-header clients are cut off; long-running responses are not.
+        // Slow-header clients are cut off; long-running responses (watch, logs -f, exec) are not.
         headersTimeout: 15_000,
         requestTimeout: 0,
+        // Every event of a watch or log stream leaves at once (no Nagle delay).
+        noDelay: true,
         keepAliveTimeout: 65_000,
         maxHeaderSize: 32 * 1024,
       },
@@ -56,6 +72,7 @@ export class EdgeServer {
         });
       },
     );
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.routeUpgrade(req, socket, head));
     server.on('clientError', (err, socket) => {
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       else socket.destroy();
@@ -73,11 +90,39 @@ export class EdgeServer {
     return { host: addr.address, port: addr.port };
   }
 
+  /**
+   * Which pipeline a request goes to: `<connection>.<domain>` (the URL is rewritten to the
+   * connection's prefix form, so the pipeline sees one shape), else `/k8s/…` or `/http/…`.
+   */
+  private target(req: IncomingMessage): Route {
+    const routing = this.opts.hostRouting;
+    const url = req.url ?? '/';
+    if (routing !== undefined) {
+      const hostHeader = (req.headers.host ?? '').toLowerCase();
+      const host = hostHeader.startsWith('[') ? hostHeader : hostHeader.replace(/:\d+$/, '');
+      const suffix = `.${routing.domain}`;
+      if (host.endsWith(suffix)) {
+        const name = host.slice(0, -suffix.length);
+        const sni = (req.socket as TLSSocket).servername;
+        // The TLS name and the Host must name the same connection: no reaching one through another's session.
+        if (typeof sni === 'string' && sni.toLowerCase() !== host) return { refuse: 421, message: `portcullis: the TLS server name ${JSON.stringify(sni)} does not match the Host ${JSON.stringify(host)}` };
+        if (name.includes('.') || !url.startsWith('/')) return { refuse: 400, message: 'portcullis: bad host-routed request' };
+        const kind = routing.kindOf(name) ?? 'kubernetes';
+        req.url = `/${kind === 'kubernetes' ? 'k8s' : 'http'}/${name}${url}`;
+        return { kind };
+      }
+    }
+    if (url.startsWith('/k8s/')) return { kind: 'kubernetes' };
+    if (url.startsWith('/http/')) return { kind: 'http' };
+    return undefined;
+  }
+
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = req.url ?? '/';
-    if (url.startsWith('/k8s/')) return this.opts.pipeline.handle(req, res, 'kubernetes');
-    if (url.startsWith('/http/')) return this.opts.pipeline.handle(req, res, 'http');
+    const target = this.target(req);
+    if (target !== undefined && 'kind' in target) return this.opts.pipeline.handle(req, res, target.kind);
     res.setHeader(AUDIT_ID_HEADER, newEventId());
+    if (target !== undefined) return text(res, target.refuse, `${target.message}\n`);
     const path = url.split('?')[0] ?? '/';
     if (path === '/healthz') return text(res, 200, 'ok');
     if (path === '/readyz') return this.opts.ready() ? text(res, 200, 'ok') : text(res, 503, 'not ready');
@@ -86,6 +131,26 @@ export class EdgeServer {
       return handleDevIssuer(this.opts.devIssuer, req, res, path.slice(DEV_ISSUER_PATH.length));
     }
     text(res, 404, 'portcullis: not found. Kubernetes connections are served under /k8s/<connection>/, HTTP connections under /http/<connection>/\n');
+  }
+
+  // An upgrade (WebSocket, SPDY) goes through the same pipeline; refusals are plain HTTP responses on its socket.
+  private routeUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => socket.destroy());
+    const res = new ServerResponse(req);
+    res.shouldKeepAlive = false;
+    res.assignSocket(socket as Socket);
+    res.on('finish', () => socket.end());
+    const target = this.target(req);
+    const protocol = (req.headers.upgrade ?? '').toLowerCase();
+    if (target === undefined || !('kind' in target) || !UPGRADE_PROTOCOLS.has(protocol)) {
+      res.setHeader(AUDIT_ID_HEADER, newEventId());
+      const refusal = target !== undefined && !('kind' in target) ? target : { refuse: 400, message: `portcullis: cannot upgrade to ${JSON.stringify(protocol.slice(0, 32))} here; upgrades (websocket, SPDY/3.1) are served under /k8s/<connection>/ and /http/<connection>/` };
+      return text(res, refusal.refuse, `${refusal.message}\n`);
+    }
+    this.opts.pipeline.handle(req, res, target.kind, { socket, head }).catch((err: unknown) => {
+      this.opts.logger.error('unhandled error in upgrade', { err });
+      socket.destroy();
+    });
   }
 
   /** Stops accepting connections and closes idle ones. */

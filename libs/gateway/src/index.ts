@@ -1,8 +1,14 @@
 /** The edge's gateway logic: request pipeline, upstream connections, header hygiene, errors. */
-export { EdgePipeline, AUDIT_ID_HEADER } from './edge-pipeline.js';
+export { EdgePipeline, AUDIT_ID_HEADER, DEFAULT_SESSION_RECORDING } from './edge-pipeline.js';
 export type { EdgePipelineDeps } from './edge-pipeline.js';
 export { EdgeServer } from './edge-server.js';
-export type { EdgeServerOptions } from './edge-server.js';
+export type { EdgeServerOptions, HostRouting } from './edge-server.js';
+export { UpgradeForwarder, UPGRADE_PROTOCOLS } from './upgrade-forwarder.js';
+export type { UpgradeSocket, UpgradeRequest, UpgradeForwarderDeps } from './upgrade-forwarder.js';
+export { SessionRecorder, isRecordableProtocol } from './session-recorder.js';
+export type { SessionRecordingOptions, SessionSummary } from './session-recorder.js';
+export { WebSocketFrameReader, WebSocketFrameError, WsOpcode } from './websocket-frame-reader.js';
+export { gatewayRequestHeaders } from './upstream-headers.js';
 export { ConnectionRegistry, createUpstreamConnection, inClusterCredential, InClusterConfigError, SERVICE_ACCOUNT_DIR } from './connection-registry.js';
 export type { UpstreamConnection, UpstreamConnectionSpec } from './connection-registry.js';
 export { DecisionClient } from './decision-client.js';

@@ -5,6 +5,8 @@ export interface KubeconfigSpec {
   /** The edge's public URL, e.g. https://127.0.0.1:8443. */
   edgeUrl: string;
   connection: string;
+  /** The cluster's server URL when it is not `<edgeUrl>/k8s/<connection>` (host routing: https://<connection>.<domain>:<port>). */
+  serverUrl?: string;
   caPem: string;
   /** The exec credential plugin: command and args that print an ExecCredential. */
   exec: { command: string; args: string[]; env?: { name: string; value: string }[] };
@@ -24,7 +26,7 @@ export function renderKubeconfig(spec: KubeconfigSpec): string {
       {
         name,
         cluster: {
-          server: `${spec.edgeUrl.replace(/\/$/, '')}/k8s/${spec.connection}`,
+          server: spec.serverUrl ?? `${spec.edgeUrl.replace(/\/$/, '')}/k8s/${spec.connection}`,
           'certificate-authority-data': Buffer.from(spec.caPem).toString('base64'),
         },
       },

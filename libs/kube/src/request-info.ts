@@ -23,6 +23,11 @@ const METHOD_VERBS: Readonly<Record<string, string>> = {
 // Path-segment names the API server refuses (k8s.io/apimachinery path.IsValidPathSegmentName).
 const INVALID_SEGMENT_NAME = /[/%]/;
 
+// Own properties only: a method named "constructor" or "valueOf" must not find Object.prototype's.
+function methodVerb(method: string): string | undefined {
+  return Object.hasOwn(METHOD_VERBS, method) ? METHOD_VERBS[method] : undefined;
+}
+
 /** A request path the gateway refuses rather than "fixes". */
 export class RequestPathError extends Error {
   override readonly name = 'RequestPathError';
@@ -57,7 +62,7 @@ export function parseKubeRequest(method: string, rawPath: string, query: URLSear
   const path = decodePath(rawPath);
   const info = create(KubeAttributesSchema, {
     path,
-    verb: (METHOD_VERBS[method] ?? method.toLowerCase()),
+    verb: methodVerb(method) ?? method.toLowerCase(),
   });
   let parts = splitPath(path);
   if (parts.length < 3 || !API_PREFIXES.has(parts[0]!)) return nonResource(info, method);
@@ -78,7 +83,7 @@ export function parseKubeRequest(method: string, rawPath: string, query: URLSear
     info.verb = parts[0]!;
     parts = parts.slice(1);
   } else {
-    info.verb = METHOD_VERBS[method] ?? '';
+    info.verb = methodVerb(method) ?? '';
   }
 
   if (parts[0] === 'namespaces') {

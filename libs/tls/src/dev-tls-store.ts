@@ -103,7 +103,9 @@ async function readServer(
     if (!cert.checkPrivateKey(createPrivateKey(keyPem))) return undefined;
     if (Date.parse(cert.validTo) - Date.now() < RENEW_BEFORE_MS) return undefined;
     for (const host of hosts) {
-      const covered = isIP(host) === 0 ? cert.checkHost(host, { wildcards: false }) : cert.checkIP(host);
+      // A wildcard entry is covered when a name under it matches (only a wildcard SAN can match that).
+      const covered =
+        isIP(host) !== 0 ? cert.checkIP(host) : host.startsWith('*.') ? cert.checkHost(`portcullis-probe.${host.slice(2)}`, { wildcards: true, partialWildcards: false }) : cert.checkHost(host, { wildcards: false });
       if (covered === undefined) return undefined;
     }
   } catch {

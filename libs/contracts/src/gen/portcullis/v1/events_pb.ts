@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file portcullis/v1/events.proto.
  */
 export const file_portcullis_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("Chpwb3J0Y3VsbGlzL3YxL2V2ZW50cy5wcm90bxINcG9ydGN1bGxpcy52MSJyCg9SZXF1ZXN0UmVjZWl2ZWQSKQoIaWRlbnRpdHkYASABKAsyFy5wb3J0Y3VsbGlzLnYxLklkZW50aXR5EjQKCmF0dHJpYnV0ZXMYAiABKAsyIC5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RBdHRyaWJ1dGVzImgKDlJlcXVlc3REZWNpZGVkEikKCGRlY2lzaW9uGAEgASgLMhcucG9ydGN1bGxpcy52MS5EZWNpc2lvbhIbChNkZWNpc2lvbl9sYXRlbmN5X3VzGAIgASgNEg4KBmNhY2hlZBgDIAEoCCKjAQoPUmVxdWVzdFJlamVjdGVkEg4KBnN0YXR1cxgBIAEoBRIOCgZyZWFzb24YAiABKAkSDwoHbWVzc2FnZRgDIAEoCRI0CgphdHRyaWJ1dGVzGAQgASgLMiAucG9ydGN1bGxpcy52MS5SZXF1ZXN0QXR0cmlidXRlcxIpCghpZGVudGl0eRgFIAEoCzIXLnBvcnRjdWxsaXMudjEuSWRlbnRpdHkifgoQUmVxdWVzdENvbXBsZXRlZBIOCgZzdGF0dXMYASABKAUSEQoJYnl0ZXNfb3V0GAIgASgBEhAKCGJ5dGVzX2luGAMgASgBEhMKC2R1cmF0aW9uX21zGAQgASgNEg0KBWVycm9yGAUgASgJEhEKCWZvcndhcmRlZBgGIAEoCCJZChVJZGVudGl0eUF1dGhlbnRpY2F0ZWQSKQoIaWRlbnRpdHkYASABKAsyFy5wb3J0Y3VsbGlzLnYxLklkZW50aXR5EhUKDWV4cGlyZXNfYXRfbXMYAiABKAEiZwoQSWRlbnRpdHlSZWplY3RlZBIOCgZyZWFzb24YASABKAkSDgoGaXNzdWVyGAIgASgJEg8KB21lc3NhZ2UYAyABKAkSEgoKdG9rZW5faGFzaBgEIAEoCRIOCgZzdGF0dXMYBSABKAUikQEKFUF1ZGl0UmV0ZW50aW9uQXBwbGllZBINCgVzdG9yZRgBIAEoCRIRCgljdXRvZmZfbXMYAiABKAESGQoRZHJvcHBlZF9iZWZvcmVfbXMYAyABKAESEgoKcGFydGl0aW9ucxgEIAMoCRIUCgxyb3dzX2Ryb3BwZWQYBSABKAESEQoJcmV0ZW50aW9uGAYgASgJItAFCg1FdmVudEVudmVsb3BlEgoKAmlkGAEgASgJEgwKBHR5cGUYAiABKAkSFgoOc2NoZW1hX3ZlcnNpb24YAyABKAUSFgoOb2NjdXJyZWRfYXRfbXMYBCABKAESFgoOY29ycmVsYXRpb25faWQYBSABKAkSFAoMY2F1c2F0aW9uX2lkGAYgASgJEhIKCnNlc3Npb25faWQYByABKAkSDwoHbm9kZV9pZBgIIAEoCRISCgpjb25uZWN0aW9uGAkgASgJEhEKCXByZXZfaGFzaBgKIAEoCRIMCgRoYXNoGAsgASgJEhEKCWNoYWluX3NlcRgMIAEoARIQCghjaGFpbl9pZBgNIAEoCRI6ChByZXF1ZXN0X3JlY2VpdmVkGBQgASgLMh4ucG9ydGN1bGxpcy52MS5SZXF1ZXN0UmVjZWl2ZWRIABI4Cg9yZXF1ZXN0X2RlY2lkZWQYFSABKAsyHS5wb3J0Y3VsbGlzLnYxLlJlcXVlc3REZWNpZGVkSAASOgoQcmVxdWVzdF9yZWplY3RlZBgWIAEoCzIeLnBvcnRjdWxsaXMudjEuUmVxdWVzdFJlamVjdGVkSAASPAoRcmVxdWVzdF9jb21wbGV0ZWQYFyABKAsyHy5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RDb21wbGV0ZWRIABJGChZpZGVudGl0eV9hdXRoZW50aWNhdGVkGBggASgLMiQucG9ydGN1bGxpcy52MS5JZGVudGl0eUF1dGhlbnRpY2F0ZWRIABI8ChFpZGVudGl0eV9yZWplY3RlZBgZIAEoCzIfLnBvcnRjdWxsaXMudjEuSWRlbnRpdHlSZWplY3RlZEgAEkcKF2F1ZGl0X3JldGVudGlvbl9hcHBsaWVkGCggASgLMiQucG9ydGN1bGxpcy52MS5BdWRpdFJldGVudGlvbkFwcGxpZWRIAEIJCgdwYXlsb2FkYgZwcm90bzM", [file_portcullis_v1_decision, file_portcullis_v1_identity, file_portcullis_v1_request]);
+  fileDesc("Chpwb3J0Y3VsbGlzL3YxL2V2ZW50cy5wcm90bxINcG9ydGN1bGxpcy52MSJyCg9SZXF1ZXN0UmVjZWl2ZWQSKQoIaWRlbnRpdHkYASABKAsyFy5wb3J0Y3VsbGlzLnYxLklkZW50aXR5EjQKCmF0dHJpYnV0ZXMYAiABKAsyIC5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RBdHRyaWJ1dGVzImgKDlJlcXVlc3REZWNpZGVkEikKCGRlY2lzaW9uGAEgASgLMhcucG9ydGN1bGxpcy52MS5EZWNpc2lvbhIbChNkZWNpc2lvbl9sYXRlbmN5X3VzGAIgASgNEg4KBmNhY2hlZBgDIAEoCCKjAQoPUmVxdWVzdFJlamVjdGVkEg4KBnN0YXR1cxgBIAEoBRIOCgZyZWFzb24YAiABKAkSDwoHbWVzc2FnZRgDIAEoCRI0CgphdHRyaWJ1dGVzGAQgASgLMiAucG9ydGN1bGxpcy52MS5SZXF1ZXN0QXR0cmlidXRlcxIpCghpZGVudGl0eRgFIAEoCzIXLnBvcnRjdWxsaXMudjEuSWRlbnRpdHkifgoQUmVxdWVzdENvbXBsZXRlZBIOCgZzdGF0dXMYASABKAUSEQoJYnl0ZXNfb3V0GAIgASgBEhAKCGJ5dGVzX2luGAMgASgBEhMKC2R1cmF0aW9uX21zGAQgASgNEg0KBWVycm9yGAUgASgJEhEKCWZvcndhcmRlZBgGIAEoCCJZChVJZGVudGl0eUF1dGhlbnRpY2F0ZWQSKQoIaWRlbnRpdHkYASABKAsyFy5wb3J0Y3VsbGlzLnYxLklkZW50aXR5EhUKDWV4cGlyZXNfYXRfbXMYAiABKAEiZwoQSWRlbnRpdHlSZWplY3RlZBIOCgZyZWFzb24YASABKAkSDgoGaXNzdWVyGAIgASgJEg8KB21lc3NhZ2UYAyABKAkSEgoKdG9rZW5faGFzaBgEIAEoCRIOCgZzdGF0dXMYBSABKAUikQEKFUF1ZGl0UmV0ZW50aW9uQXBwbGllZBINCgVzdG9yZRgBIAEoCRIRCgljdXRvZmZfbXMYAiABKAESGQoRZHJvcHBlZF9iZWZvcmVfbXMYAyABKAESEgoKcGFydGl0aW9ucxgEIAMoCRIUCgxyb3dzX2Ryb3BwZWQYBSABKAESEQoJcmV0ZW50aW9uGAYgASgJIrEBCg5TZXNzaW9uU3RhcnRlZBIMCgRraW5kGAEgASgJEhAKCHByb3RvY29sGAIgASgJEhEKCXRyYW5zcG9ydBgDIAEoCRIPCgdjb21tYW5kGAQgAygJEhEKCWNvbnRhaW5lchgFIAEoCRINCgVzdGRpbhgGIAEoCBILCgN0dHkYByABKAgSEAoIcmVjb3JkZWQYCCABKAgSGgoScmVjb3JkX2xpbWl0X2J5dGVzGAkgASgBIlMKDFNlc3Npb25GcmFtZRIPCgdjaGFubmVsGAEgASgNEhEKCW9mZnNldF9tcxgCIAEoDRIMCgRkYXRhGAMgASgMEhEKCXRydW5jYXRlZBgEIAEoCCJOCg1TZXNzaW9uRnJhbWVzEhAKCHNlcXVlbmNlGAEgASgNEisKBmZyYW1lcxgCIAMoCzIbLnBvcnRjdWxsaXMudjEuU2Vzc2lvbkZyYW1lIs0BCgxTZXNzaW9uRW5kZWQSEQoJZXhpdF9jb2RlGAEgASgREg4KBnN0YXR1cxgCIAEoCRIPCgdtZXNzYWdlGAMgASgJEhAKCGJ5dGVzX2luGAQgASgBEhEKCWJ5dGVzX291dBgFIAEoARITCgtkdXJhdGlvbl9tcxgGIAEoDRIWCg5yZWNvcmRlZF9ieXRlcxgHIAEoARIRCgl0cnVuY2F0ZWQYCCABKAgSFQoNZnJhbWVfYmF0Y2hlcxgJIAEoDRINCgVlcnJvchgKIAEoCSL4BgoNRXZlbnRFbnZlbG9wZRIKCgJpZBgBIAEoCRIMCgR0eXBlGAIgASgJEhYKDnNjaGVtYV92ZXJzaW9uGAMgASgFEhYKDm9jY3VycmVkX2F0X21zGAQgASgBEhYKDmNvcnJlbGF0aW9uX2lkGAUgASgJEhQKDGNhdXNhdGlvbl9pZBgGIAEoCRISCgpzZXNzaW9uX2lkGAcgASgJEg8KB25vZGVfaWQYCCABKAkSEgoKY29ubmVjdGlvbhgJIAEoCRIRCglwcmV2X2hhc2gYCiABKAkSDAoEaGFzaBgLIAEoCRIRCgljaGFpbl9zZXEYDCABKAESEAoIY2hhaW5faWQYDSABKAkSOgoQcmVxdWVzdF9yZWNlaXZlZBgUIAEoCzIeLnBvcnRjdWxsaXMudjEuUmVxdWVzdFJlY2VpdmVkSAASOAoPcmVxdWVzdF9kZWNpZGVkGBUgASgLMh0ucG9ydGN1bGxpcy52MS5SZXF1ZXN0RGVjaWRlZEgAEjoKEHJlcXVlc3RfcmVqZWN0ZWQYFiABKAsyHi5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RSZWplY3RlZEgAEjwKEXJlcXVlc3RfY29tcGxldGVkGBcgASgLMh8ucG9ydGN1bGxpcy52MS5SZXF1ZXN0Q29tcGxldGVkSAASRgoWaWRlbnRpdHlfYXV0aGVudGljYXRlZBgYIAEoCzIkLnBvcnRjdWxsaXMudjEuSWRlbnRpdHlBdXRoZW50aWNhdGVkSAASPAoRaWRlbnRpdHlfcmVqZWN0ZWQYGSABKAsyHy5wb3J0Y3VsbGlzLnYxLklkZW50aXR5UmVqZWN0ZWRIABJHChdhdWRpdF9yZXRlbnRpb25fYXBwbGllZBgoIAEoCzIkLnBvcnRjdWxsaXMudjEuQXVkaXRSZXRlbnRpb25BcHBsaWVkSAASOAoPc2Vzc2lvbl9zdGFydGVkGBogASgLMh0ucG9ydGN1bGxpcy52MS5TZXNzaW9uU3RhcnRlZEgAEjYKDnNlc3Npb25fZnJhbWVzGBsgASgLMhwucG9ydGN1bGxpcy52MS5TZXNzaW9uRnJhbWVzSAASNAoNc2Vzc2lvbl9lbmRlZBgcIAEoCzIbLnBvcnRjdWxsaXMudjEuU2Vzc2lvbkVuZGVkSABCCQoHcGF5bG9hZGIGcHJvdG8z", [file_portcullis_v1_decision, file_portcullis_v1_identity, file_portcullis_v1_request]);
 
 /**
  * The edge received and authenticated a request.
@@ -295,6 +295,212 @@ export const AuditRetentionAppliedSchema: GenMessage<AuditRetentionApplied> = /*
   messageDesc(file_portcullis_v1_events, 6);
 
 /**
+ * An upgraded session (exec, attach, port-forward, SPDY or WebSocket) was accepted by the upstream.
+ * The envelope's session_id is the request id; correlation_id too.
+ *
+ * @generated from message portcullis.v1.SessionStarted
+ */
+export type SessionStarted = Message<"portcullis.v1.SessionStarted"> & {
+  /**
+   * exec | attach | portforward | proxy | other
+   *
+   * @generated from field: string kind = 1;
+   */
+  kind: string;
+
+  /**
+   * The negotiated protocol: the WebSocket subprotocol (v5.channel.k8s.io, SPDY/3.1+portforward.k8s.io) or the SPDY stream protocol.
+   *
+   * @generated from field: string protocol = 2;
+   */
+  protocol: string;
+
+  /**
+   * websocket | spdy
+   *
+   * @generated from field: string transport = 3;
+   */
+  transport: string;
+
+  /**
+   * @generated from field: repeated string command = 4;
+   */
+  command: string[];
+
+  /**
+   * @generated from field: string container = 5;
+   */
+  container: string;
+
+  /**
+   * @generated from field: bool stdin = 6;
+   */
+  stdin: boolean;
+
+  /**
+   * @generated from field: bool tty = 7;
+   */
+  tty: boolean;
+
+  /**
+   * True when stdin/stdout/stderr frames are recorded as session.frames events.
+   *
+   * @generated from field: bool recorded = 8;
+   */
+  recorded: boolean;
+
+  /**
+   * The per-session cap on recorded bytes.
+   *
+   * @generated from field: double record_limit_bytes = 9;
+   */
+  recordLimitBytes: number;
+};
+
+/**
+ * Describes the message portcullis.v1.SessionStarted.
+ * Use `create(SessionStartedSchema)` to create a new message.
+ */
+export const SessionStartedSchema: GenMessage<SessionStarted> = /*@__PURE__*/
+  messageDesc(file_portcullis_v1_events, 7);
+
+/**
+ * One recorded frame of a session: its channel, when it passed the edge and its bytes.
+ *
+ * @generated from message portcullis.v1.SessionFrame
+ */
+export type SessionFrame = Message<"portcullis.v1.SessionFrame"> & {
+  /**
+   * 0 stdin, 1 stdout, 2 stderr, 3 status, 4 resize (remotecommand channels).
+   *
+   * @generated from field: uint32 channel = 1;
+   */
+  channel: number;
+
+  /**
+   * Milliseconds since the session started.
+   *
+   * @generated from field: uint32 offset_ms = 2;
+   */
+  offsetMs: number;
+
+  /**
+   * @generated from field: bytes data = 3;
+   */
+  data: Uint8Array;
+
+  /**
+   * The frame was cut at the session's cap.
+   *
+   * @generated from field: bool truncated = 4;
+   */
+  truncated: boolean;
+};
+
+/**
+ * Describes the message portcullis.v1.SessionFrame.
+ * Use `create(SessionFrameSchema)` to create a new message.
+ */
+export const SessionFrameSchema: GenMessage<SessionFrame> = /*@__PURE__*/
+  messageDesc(file_portcullis_v1_events, 8);
+
+/**
+ * A batch of recorded frames, in order; sequence numbers start at 1 per session.
+ *
+ * @generated from message portcullis.v1.SessionFrames
+ */
+export type SessionFrames = Message<"portcullis.v1.SessionFrames"> & {
+  /**
+   * @generated from field: uint32 sequence = 1;
+   */
+  sequence: number;
+
+  /**
+   * @generated from field: repeated portcullis.v1.SessionFrame frames = 2;
+   */
+  frames: SessionFrame[];
+};
+
+/**
+ * Describes the message portcullis.v1.SessionFrames.
+ * Use `create(SessionFramesSchema)` to create a new message.
+ */
+export const SessionFramesSchema: GenMessage<SessionFrames> = /*@__PURE__*/
+  messageDesc(file_portcullis_v1_events, 9);
+
+/**
+ * An upgraded session ended.
+ *
+ * @generated from message portcullis.v1.SessionEnded
+ */
+export type SessionEnded = Message<"portcullis.v1.SessionEnded"> & {
+  /**
+   * The command's exit code from the status channel; -1 when unknown (no status, port-forward).
+   *
+   * @generated from field: sint32 exit_code = 1;
+   */
+  exitCode: number;
+
+  /**
+   * Success | Failure | "" (from the status channel).
+   *
+   * @generated from field: string status = 2;
+   */
+  status: string;
+
+  /**
+   * @generated from field: string message = 3;
+   */
+  message: string;
+
+  /**
+   * @generated from field: double bytes_in = 4;
+   */
+  bytesIn: number;
+
+  /**
+   * @generated from field: double bytes_out = 5;
+   */
+  bytesOut: number;
+
+  /**
+   * @generated from field: uint32 duration_ms = 6;
+   */
+  durationMs: number;
+
+  /**
+   * @generated from field: double recorded_bytes = 7;
+   */
+  recordedBytes: number;
+
+  /**
+   * Recording stopped at the cap; later frames were not recorded.
+   *
+   * @generated from field: bool truncated = 8;
+   */
+  truncated: boolean;
+
+  /**
+   * @generated from field: uint32 frame_batches = 9;
+   */
+  frameBatches: number;
+
+  /**
+   * Empty on a clean end; otherwise why it ended (client gone, upstream error).
+   *
+   * @generated from field: string error = 10;
+   */
+  error: string;
+};
+
+/**
+ * Describes the message portcullis.v1.SessionEnded.
+ * Use `create(SessionEndedSchema)` to create a new message.
+ */
+export const SessionEndedSchema: GenMessage<SessionEnded> = /*@__PURE__*/
+  messageDesc(file_portcullis_v1_events, 10);
+
+/**
  * The common envelope of every event. Events are past tense and only change additively.
  *
  * @generated from message portcullis.v1.EventEnvelope
@@ -427,6 +633,24 @@ export type EventEnvelope = Message<"portcullis.v1.EventEnvelope"> & {
      */
     value: AuditRetentionApplied;
     case: "auditRetentionApplied";
+  } | {
+    /**
+     * @generated from field: portcullis.v1.SessionStarted session_started = 26;
+     */
+    value: SessionStarted;
+    case: "sessionStarted";
+  } | {
+    /**
+     * @generated from field: portcullis.v1.SessionFrames session_frames = 27;
+     */
+    value: SessionFrames;
+    case: "sessionFrames";
+  } | {
+    /**
+     * @generated from field: portcullis.v1.SessionEnded session_ended = 28;
+     */
+    value: SessionEnded;
+    case: "sessionEnded";
   } | { case: undefined; value?: undefined };
 };
 
@@ -435,5 +659,5 @@ export type EventEnvelope = Message<"portcullis.v1.EventEnvelope"> & {
  * Use `create(EventEnvelopeSchema)` to create a new message.
  */
 export const EventEnvelopeSchema: GenMessage<EventEnvelope> = /*@__PURE__*/
-  messageDesc(file_portcullis_v1_events, 7);
+  messageDesc(file_portcullis_v1_events, 11);
 

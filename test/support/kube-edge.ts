@@ -1,0 +1,218 @@
+/**
+ * An in-process edge in front of API-server fixtures, for data-path tests with real kubectl and
+ * @kubernetes/client-node: in-process bus, a real policy engine answering over it, an event log
+ * that keeps every appended event for assertions, the development issuer for tokens.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInProcessBus, type BusHandle, type EventLog } from '../../libs/bus/src/index.js';
+import { decisionReply, decodeDecisionRequest, decodeEvent, encodeDecisionReply, QueueGroups, Streams, Subjects, type EventEnvelope } from '../../libs/contracts/src/index.js';
+import { evaluate, parsePolicy } from '../../libs/policy-engine/src/index.js';
+import { DevIssuer, TokenVerifier } from '../../libs/identity/src/index.js';
+import { loadOrCreateDevTls } from '../../libs/tls/src/index.js';
+import { silentLogger } from '../../libs/common/src/index.js';
+import { AuditPublisher, ConnectionRegistry, createUpstreamConnection, DecisionClient, EdgePipeline, EdgeServer, type SessionRecordingOptions } from '../../libs/gateway/src/index.js';
+import type { KubeApiServer } from '../fixture/kube-apiserver/index.js';
+import { trackProcess, untrackProcess } from '../harness/process-reaper.js';
+
+/** An event log that keeps a decoded copy of every appended event. */
+export class KeepingLog implements EventLog {
+  readonly appended: EventEnvelope[] = [];
+  constructor(
+    private readonly inner: EventLog,
+    private readonly keep = true,
+  ) {}
+  append: EventLog['append'] = async (subject, data, msgId, opts) => {
+    const ack = await this.inner.append(subject, data, msgId, opts);
+    if (this.keep) this.appended.push(decodeEvent(data));
+    return ack;
+  };
+  consume: EventLog['consume'] = (...a) => this.inner.consume(...a);
+  read: EventLog['read'] = (...a) => this.inner.read(...a);
+  ensureStream: EventLog['ensureStream'] = (s) => this.inner.ensureStream(s);
+}
+
+/** A running edge. */
+export interface TestEdge {
+  readonly url: string;
+  readonly port: number;
+  readonly ca: string;
+  readonly token: string;
+  readonly log: KeepingLog;
+  readonly dir: string;
+  /** A kubeconfig (bearer token) for `server`, written to a file; `proxyUrl` for host-routed names. */
+  kubeconfig(server: string, opts?: { namespace?: string; proxyUrl?: string }): string;
+  close(): Promise<void>;
+}
+
+/** Options of {@link startTestEdge}. */
+export interface TestEdgeOptions {
+  readonly connections: Record<string, Pick<KubeApiServer, 'url' | 'caPem' | 'token'>>;
+  readonly policy: string;
+  readonly upstreamTimeoutMs?: number;
+  readonly sessionRecording?: SessionRecordingOptions;
+  /** Serve `<connection>.<domain>` too; the dev certificate then covers `*.<domain>`. */
+  readonly domain?: string;
+  /** Keep decoded copies of appended events for assertions (default true; benches turn it off). */
+  readonly keepEvents?: boolean;
+}
+
+/** Starts an edge over `connections` with `policy`; the token belongs to client `bot` in group `bots`. */
+export async function startTestEdge(opts: TestEdgeOptions): Promise<TestEdge> {
+  const dir = mkdtempSync(join(tmpdir(), 'kube-edge-'));
+  const handle: BusHandle = createInProcessBus();
+  await handle.log.ensureStream({ name: Streams.audit.name, subjects: Streams.audit.subjects, maxAgeMs: 0, duplicateWindowMs: 60_000, replicas: 1 });
+  const log = new KeepingLog(handle.log, opts.keepEvents ?? true);
+  const parsed = parsePolicy(opts.policy);
+  if (!parsed.ok) throw new Error(`bad test policy: ${JSON.stringify(parsed.errors)}`);
+  const policy = parsed.policy;
+  handle.bus.serve(Subjects.policyDecide(), QueueGroups.policy, (msg) => {
+    const req = decodeDecisionRequest(msg.data);
+    return encodeDecisionReply(decisionReply({ decision: evaluate(policy, req.identity!, req.attributes!, new Date()) }));
+  });
+  const hosts = ['127.0.0.1', 'localhost', ...(opts.domain === undefined ? [] : [`*.${opts.domain}`])];
+  const tls = await loadOrCreateDevTls(join(dir, 'tls'), hosts);
+  const issuer = await DevIssuer.open({
+    issuer: 'https://issuer.test/oidc/dev',
+    audience: 'portcullis',
+    tokenLifetimeMs: 600_000,
+    maxTokenLifetimeMs: 3_600_000,
+    clients: [{ id: 'bot', secret: 'bot-secret-123', groups: ['bots'], scopes: [] }],
+    stateDir: dir,
+  });
+  const token = (await issuer.issue({ clientId: 'bot', clientSecret: 'bot-secret-123' })).accessToken;
+  const registry = new ConnectionRegistry(
+    Object.entries(opts.connections).map(([name, f]) => createUpstreamConnection({ name, type: 'kubernetes', server: f.url, caPem: f.caPem, token: f.token })),
+  );
+  const pipeline = new EdgePipeline({
+    nodeId: 'edge-test',
+    connections: registry,
+    verifier: new TokenVerifier({
+      issuers: [{ issuer: issuer.issuer, audiences: ['portcullis'], algorithms: ['ES256'], keys: { jwks: issuer.jwks() } }],
+      maxTokenLifetimeMs: 3_600_000,
+      clockSkewMs: 5_000,
+    }),
+    decisions: new DecisionClient(handle.bus, 2_000),
+    audit: new AuditPublisher(log, 2_000, silentLogger),
+    logger: silentLogger,
+    upstreamTimeoutMs: opts.upstreamTimeoutMs ?? 5_000,
+    ...(opts.sessionRecording === undefined ? {} : { sessionRecording: opts.sessionRecording }),
+  });
+  const domain = opts.domain;
+  const server = new EdgeServer({
+    host: '127.0.0.1',
+    port: 0,
+    tls,
+    pipeline,
+    logger: silentLogger,
+    ready: () => true,
+    hostRouting: domain === undefined ? undefined : { domain, kindOf: (name) => registry.get(name)?.type },
+  });
+  const bound = await server.listen();
+  const url = `https://127.0.0.1:${bound.port}`;
+  let n = 0;
+  return {
+    url,
+    port: bound.port,
+    ca: tls.caPem,
+    token,
+    log,
+    dir,
+    kubeconfig(serverUrl, kc = {}) {
+      const file = join(dir, `kubeconfig-${++n}.yaml`);
+      writeFileSync(
+        file,
+        [
+          'apiVersion: v1',
+          'kind: Config',
+          'clusters:',
+          '- name: edge',
+          '  cluster:',
+          `    server: ${JSON.stringify(serverUrl)}`,
+          `    certificate-authority-data: ${Buffer.from(tls.caPem).toString('base64')}`,
+          ...(kc.proxyUrl === undefined ? [] : [`    proxy-url: ${JSON.stringify(kc.proxyUrl)}`]),
+          'users:',
+          '- name: bot',
+          '  user:',
+          `    token: ${JSON.stringify(token)}`,
+          'contexts:',
+          '- name: edge',
+          '  context:',
+          '    cluster: edge',
+          '    user: bot',
+          `    namespace: ${kc.namespace ?? 'default'}`,
+          'current-context: edge',
+          '',
+        ].join('\n'),
+      );
+      return file;
+    },
+    async close() {
+      server.closeAll();
+      await server.close();
+      registry.close();
+      await handle.close();
+    },
+  };
+}
+
+/** A long-running kubectl (watch, logs -f, port-forward) whose output can be awaited line by line. */
+export interface KubectlProcess {
+  readonly child: ChildProcess;
+  output(): string;
+  /** Resolves with the output once it matches `pattern`. */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/** Starts kubectl with its own cache dir; stdin can be written through `child.stdin`. */
+export function spawnKubectl(kubeconfig: string, cacheDir: string, args: readonly string[], env: NodeJS.ProcessEnv = {}): KubectlProcess {
+  const child = spawn('kubectl', ['--kubeconfig', kubeconfig, '--cache-dir', cacheDir, ...args], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+  trackProcess(child);
+  let out = '';
+  const waiters = new Set<() => void>();
+  const onData = (d: Buffer): void => {
+    out += d.toString('utf8');
+    for (const w of [...waiters]) w();
+  };
+  child.stdout?.on('data', onData);
+  child.stderr?.on('data', onData);
+  const exited = new Promise<void>((r) =>
+    child.once('exit', () => {
+      untrackProcess(child);
+      for (const w of [...waiters]) w();
+      r();
+    }),
+  );
+  return {
+    child,
+    output: () => out,
+    waitFor(pattern, timeoutMs = 20_000) {
+      return new Promise((resolve, reject) => {
+        const check = (): void => {
+          if (pattern.test(out)) {
+            waiters.delete(check);
+            clearTimeout(timer);
+            resolve(out);
+          } else if (child.exitCode !== null || child.signalCode !== null) {
+            waiters.delete(check);
+            clearTimeout(timer);
+            reject(new Error(`kubectl ${args.join(' ')} exited before ${pattern}; output:\n${out}`));
+          }
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`timed out waiting for ${pattern} from kubectl ${args.join(' ')}; output:\n${out}`));
+        }, timeoutMs);
+        waiters.add(check);
+        check();
+      });
+    },
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
