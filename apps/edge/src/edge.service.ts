@@ -6,6 +6,7 @@ import { loadOrCreateDevTls } from '../../../libs/tls/src/index.js';
 import {
   AuditPublisher,
   ConnectionRegistry,
+  createEdgeMasking,
   createUpstreamConnection,
   DecisionClient,
   DEV_ISSUER_PATH,
@@ -15,6 +16,7 @@ import {
 } from '../../../libs/gateway/src/index.js';
 import { PLATFORM, type Platform } from '../../runtime/src/index.js';
 import { readFileSync } from 'node:fs';
+import type { MaskingProfileSpec } from '../../../libs/masking/src/index.js';
 
 /** Connections added at start-up by the process (the embedded sandbox), on top of the config's. */
 export const EXTRA_CONNECTIONS = Symbol('portcullis.extra-connections');
@@ -101,6 +103,14 @@ export class EdgeService implements OnApplicationBootstrap, BeforeApplicationShu
       audit: new AuditPublisher(this.platform.log, config.edge.auditAckTimeout, logger),
       logger,
       upstreamTimeoutMs: config.edge.upstreamTimeout,
+      masking: createEdgeMasking({
+        profiles: config.masking.profiles as Record<string, MaskingProfileSpec>,
+        auditProfile: config.masking.auditProfile,
+        hmacKey: config.masking.hmacKey,
+        maxObjectBytes: config.masking.maxObjectBytes,
+        requestCaptureBytes: config.masking.requestCaptureBytes,
+        excerptBytes: config.masking.excerptBytes,
+      }),
     });
     this.server = new EdgeServer({
       host: listen.host,

@@ -70,6 +70,11 @@ export const AUDIT_COLUMNS = [
   { name: 'prev_hash', kind: ColumnKind.String },
   { name: 'hash', kind: ColumnKind.String },
   { name: 'payload_json', kind: ColumnKind.String },
+  { name: 'masked_fields', kind: ColumnKind.UInt32 },
+  { name: 'request_body_sha256', kind: ColumnKind.String },
+  { name: 'request_body_excerpt', kind: ColumnKind.String },
+  { name: 'response_body_sha256', kind: ColumnKind.String },
+  { name: 'response_body_excerpt', kind: ColumnKind.String },
 ] as const satisfies readonly { name: string; kind: ColumnKind }[];
 
 /** Name of an audit column. */
@@ -140,6 +145,16 @@ export interface AuditRow {
    * masked excerpts.
    */
   payload_json: string;
+  /** Values masked in the response (request.completed). */
+  masked_fields: number;
+  /** Hex SHA-256 of the whole request body (request.completed), empty without a body. */
+  request_body_sha256: string;
+  /** The request body, masked and capped; empty when it could not be decoded (size and hash only). */
+  request_body_excerpt: string;
+  /** Hex SHA-256 of the masked response as sent (masked responses only). */
+  response_body_sha256: string;
+  /** The masked response, capped (masked responses only). */
+  response_body_excerpt: string;
 }
 
 // Compile-time check that AuditRow and AUDIT_COLUMNS name the same columns.
@@ -222,6 +237,11 @@ function baseRow(event: EventEnvelope, connection: string): AuditRow {
     prev_hash: event.prevHash,
     hash: event.hash,
     payload_json: JSON.stringify(toJson(EventEnvelopeSchema, event)),
+    masked_fields: 0,
+    request_body_sha256: '',
+    request_body_excerpt: '',
+    response_body_sha256: '',
+    response_body_excerpt: '',
   };
 }
 
@@ -265,9 +285,15 @@ export function toAuditRow(event: EventEnvelope): AuditRow {
       };
     }
     case 'requestCompleted': {
-      const { status, bytesIn, bytesOut, durationMs, error, forwarded } = payload.value;
+      const { status, bytesIn, bytesOut, durationMs, error, forwarded, maskedFields, requestBody, responseBody, maskProfile } = payload.value;
       return {
         ...baseRow(event, event.connection),
+        mask_profile: maskProfile,
+        masked_fields: unsigned(maskedFields, UINT32_MAX),
+        request_body_sha256: requestBody?.sha256 ?? '',
+        request_body_excerpt: requestBody?.excerpt ?? '',
+        response_body_sha256: responseBody?.sha256 ?? '',
+        response_body_excerpt: responseBody?.excerpt ?? '',
         status: unsigned(status, UINT16_MAX),
         bytes_in: unsigned(bytesIn),
         bytes_out: unsigned(bytesOut),

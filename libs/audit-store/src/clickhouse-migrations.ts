@@ -32,7 +32,21 @@ export interface ClickHouseMigration {
   readonly name: string;
   /** The statements (one per HTTP request; ClickHouse runs one statement per query). */
   statements(database: string): readonly string[];
+  /**
+   * Columns to add to a table when missing. 18.16 has no `ADD COLUMN IF NOT EXISTS`, so the sink
+   * reads `system.columns` first and adds only what is absent (safe to re-run, and safe when
+   * another writer added the column in between).
+   */
+  readonly addColumns?: { readonly table: string; readonly columns: readonly { readonly name: string; readonly type: string }[] };
 }
+
+/** The ClickHouse type of an audit column. */
+export function clickHouseTypeOf(kind: ColumnKind): string {
+  return CLICKHOUSE_TYPE[kind];
+}
+
+/** Audit columns added after the table was first created (issue 7: masked body excerpts). */
+const BODY_COLUMNS = ['masked_fields', 'request_body_sha256', 'request_body_excerpt', 'response_body_sha256', 'response_body_excerpt'] as const;
 
 /** `db`.`table`, both checked as plain identifiers. */
 export function qualified(database: string, table: string): string {
@@ -51,7 +65,7 @@ ORDER BY id`;
 }
 
 /**
- * The migrations, in order. Append new ones at the end (issue #8 adds the SIEM view as id 2).
+ * The migrations, in order. Append new ones at the end (id 2 is reserved for issue #8's SIEM view).
  *
  * The events table is a ReplacingMergeTree keyed so that a redelivered event (same row, same
  * key) collapses: ORDER BY ends in `event_id`. The key leads with `session_id, correlation_id`
@@ -71,5 +85,14 @@ PARTITION BY toYYYYMM(event_time)
 ORDER BY (session_id, correlation_id, ts_ms, event_id)
 SETTINGS index_granularity = 8192`,
     ],
+  },
+  {
+    id: 3,
+    name: 'add masked body columns',
+    statements: () => [],
+    addColumns: {
+      table: CLICKHOUSE_AUDIT_TABLE,
+      columns: AUDIT_COLUMNS.filter((c) => (BODY_COLUMNS as readonly string[]).includes(c.name)).map((c) => ({ name: c.name, type: CLICKHOUSE_TYPE[c.kind] })),
+    },
   },
 ];

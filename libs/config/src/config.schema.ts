@@ -57,6 +57,24 @@ const httpConnection = z.strictObject({
   insecureSkipTlsVerify: z.boolean().default(false),
 });
 
+const DETECTORS = ['jwt', 'pem-private-key', 'aws-access-key-id', 'aws-secret-access-key', 'github-token', 'slack-token', 'bearer-token', 'secret-named-field', 'email', 'card-number'] as const;
+
+const maskingProfile = z.strictObject({
+  replacement: z.enum(['marker', 'hmac']).default('marker'),
+  kubernetes: z
+    .strictObject({
+      secretData: z.boolean().default(true),
+      lastAppliedConfiguration: z.enum(['mask-inside', 'replace']).default('mask-inside'),
+      envNamePatterns: z.array(z.string().min(1)).optional(),
+      configMapKeyPatterns: z.array(z.string().min(1)).optional(),
+      serviceAccountTokens: z.boolean().default(true),
+    })
+    .prefault({}),
+  jsonPaths: z.array(z.string().regex(/^\$/, 'expected a JSON path starting with $')).default([]),
+  detectors: z.array(z.enum(DETECTORS)).optional(),
+  decodeNestedStrings: z.boolean().default(true),
+});
+
 /** The configuration file's schema: unknown keys are errors everywhere. */
 export const ConfigSchema = z.strictObject({
   node: z
@@ -120,6 +138,17 @@ export const ConfigSchema = z.strictObject({
     .strictObject({ enabled: z.enum(['auto', 'always', 'never']).default('auto') })
     .prefault({}),
   policy: z.strictObject({ file: z.string().default('examples/policy.yaml') }).prefault({}),
+  masking: z
+    .strictObject({
+      profiles: z.record(z.string().regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, 'expected a profile name of lowercase letters, digits and "-"'), maskingProfile).default({ secrets: maskingProfile.parse({}) }),
+      auditProfile: z.string().default('secrets'),
+      hmacKey: z.string().min(16, 'expected at least 16 characters').optional(),
+      maxObjectBytes: z.number().int().min(1024).default(16 * 1024 * 1024),
+      requestCaptureBytes: z.number().int().min(0).default(1024 * 1024),
+      excerptBytes: z.number().int().min(0).default(8192),
+    })
+    .refine((m) => m.auditProfile in m.profiles, { message: 'masking.auditProfile must name one of masking.profiles', path: ['auditProfile'] })
+    .prefault({}),
   audit: z
     .strictObject({
       sink: z.enum(['sqlite', 'clickhouse']).default('sqlite'),
@@ -145,3 +174,4 @@ export type HttpConnectionConfig = z.output<typeof httpConnection>;
 export type ConnectionConfig = KubernetesConnectionConfig | HttpConnectionConfig;
 export type IssuerConfig = z.output<typeof issuer>;
 export type DevClientConfig = z.output<typeof devClient>;
+export type MaskingProfileConfig = z.output<typeof maskingProfile>;

@@ -28,6 +28,18 @@ import type { ConnectionRegistry, UpstreamConnection } from './connection-regist
 import type { DecisionClient } from './decision-client.js';
 import { GatewayError, GatewayErrorCode } from './gateway-error.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from './header-hygiene.js';
+import {
+  auditRequestBody,
+  defaultEdgeMasking,
+  maskTargetFor,
+  pipeMaskedResponse,
+  planMasking,
+  requestBodyRecorder,
+  rewriteAcceptForMasking,
+  type EdgeMasking,
+  type ExchangeBodies,
+  type MaskPlan,
+} from './response-masking.js';
 
 /** What the pipeline needs; every piece is a port or a pure helper. */
 export interface EdgePipelineDeps {
@@ -38,6 +50,8 @@ export interface EdgePipelineDeps {
   audit: AuditPublisher;
   logger: Logger;
   upstreamTimeoutMs: number;
+  /** Masking profiles and body-capture limits; default: the built-in `secrets` profile. */
+  masking?: EdgeMasking;
 }
 
 /** The response header carrying the request's event id. */
@@ -51,7 +65,11 @@ const NO_CONNECTION = '_none';
  * completion. Every refusal is answered before anything reaches the upstream.
  */
 export class EdgePipeline {
-  constructor(private readonly deps: EdgePipelineDeps) {}
+  private readonly masking: EdgeMasking;
+
+  constructor(private readonly deps: EdgePipelineDeps) {
+    this.masking = deps.masking ?? defaultEdgeMasking();
+  }
 
   /** Handles one request whose path starts with /k8s/ or /http/. */
   async handle(req: IncomingMessage, res: ServerResponse, kind: 'kubernetes' | 'http'): Promise<void> {
@@ -144,7 +162,7 @@ export class EdgePipeline {
       this.complete(connection, requestId, decided.id, res.statusCode, 0, 0, started, '', false);
       return;
     }
-    this.forward(req, res, kind, connection, upstreamPath, identity, requestId, decided.id, started);
+    this.forward(req, res, kind, connection, upstreamPath, identity, requestId, decided.id, started, decision, attributes);
   }
 
   private async authenticate(req: IncomingMessage): Promise<Identity> {
@@ -233,8 +251,22 @@ export class EdgePipeline {
     requestId: string,
     decisionId: string,
     started: number,
+    decision: Decision,
+    attributes: RequestAttributes,
   ): void {
+    let plan: MaskPlan | undefined;
+    if (decision.maskProfile !== '') {
+      try {
+        plan = planMasking(this.masking, decision.maskProfile, kind, attributes);
+      } catch (err) {
+        const gw = this.answerError(res, kind, err, requestId);
+        this.complete(connection, requestId, decisionId, gw.httpStatus, 0, 0, started, gw.message, false);
+        return;
+      }
+    }
     const headers = upstreamRequestHeaders(req.headers);
+    if (plan !== undefined) rewriteAcceptForMasking(headers);
+    const recorder = requestBodyRecorder(req, this.masking);
     headers['host'] = connection.url.host;
     const credential = connection.credential();
     if (credential !== undefined) headers['authorization'] = `Bearer ${credential}`;
@@ -249,10 +281,19 @@ export class EdgePipeline {
     let bytesIn = 0;
     let bytesOut = 0;
     let finished = false;
-    const finish = (status: number, error: string, forwarded: boolean): void => {
+    const finish = (status: number, error: string, forwarded: boolean, response?: ExchangeBodies['responseBody'], maskedFields = 0): void => {
       if (finished) return;
       finished = true;
-      this.complete(connection, requestId, decisionId, status, bytesIn, bytesOut, started, error, forwarded);
+      const bodies: ExchangeBodies | undefined =
+        recorder === undefined && plan === undefined
+          ? undefined
+          : {
+              ...(recorder !== undefined ? { requestBody: auditRequestBody(recorder, req, this.masking, plan, maskTargetFor(kind, attributes)) } : {}),
+              ...(response !== undefined ? { responseBody: response } : {}),
+              maskedFields,
+              maskProfile: plan?.profile.name ?? '',
+            };
+      this.complete(connection, requestId, decisionId, status, bytesIn, bytesOut, started, error, forwarded, bodies);
     };
     const upstream = requestFn({
       protocol: connection.url.protocol,
@@ -270,6 +311,16 @@ export class EdgePipeline {
 
     upstream.on('response', (up) => {
       clearTimeout(headerTimer);
+      if (plan !== undefined) {
+        pipeMaskedResponse(up, res, attributes.method, plan, this.masking, AUDIT_ID_HEADER, requestId, {
+          refuse: (err) => this.answerError(res, kind, err, requestId),
+          finish: (status, error, sent, response, maskedFields) => {
+            bytesOut = sent;
+            finish(status, error, true, response, maskedFields);
+          },
+        });
+        return;
+      }
       const outHeaders = clientResponseHeaders(up.headers);
       outHeaders[AUDIT_ID_HEADER.toLowerCase()] = requestId;
       res.writeHead(up.statusCode ?? 502, outHeaders);
@@ -311,6 +362,7 @@ export class EdgePipeline {
     });
     req.on('data', (chunk: Buffer) => {
       bytesIn += chunk.length;
+      recorder?.add(chunk);
       if (!upstream.write(chunk)) req.pause();
     });
     upstream.on('drain', () => req.resume());
@@ -328,6 +380,7 @@ export class EdgePipeline {
     started: number,
     error: string,
     forwarded: boolean,
+    bodies?: ExchangeBodies,
   ): void {
     const event: EventEnvelope = buildEvent(
       EventType.RequestCompleted,
@@ -338,6 +391,14 @@ export class EdgePipeline {
         durationMs: Math.round(performance.now() - started),
         error,
         forwarded,
+        ...(bodies !== undefined
+          ? {
+              ...(bodies.requestBody !== undefined ? { requestBody: bodies.requestBody } : {}),
+              ...(bodies.responseBody !== undefined ? { responseBody: bodies.responseBody } : {}),
+              maskedFields: bodies.maskedFields,
+              maskProfile: bodies.maskProfile,
+            }
+          : {}),
       }),
       { correlationId: requestId, causationId, nodeId: this.deps.nodeId, connection: connection.name },
     );

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file portcullis/v1/events.proto.
  */
 export const file_portcullis_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("Chpwb3J0Y3VsbGlzL3YxL2V2ZW50cy5wcm90bxINcG9ydGN1bGxpcy52MSJyCg9SZXF1ZXN0UmVjZWl2ZWQSKQoIaWRlbnRpdHkYASABKAsyFy5wb3J0Y3VsbGlzLnYxLklkZW50aXR5EjQKCmF0dHJpYnV0ZXMYAiABKAsyIC5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RBdHRyaWJ1dGVzIlgKDlJlcXVlc3REZWNpZGVkEikKCGRlY2lzaW9uGAEgASgLMhcucG9ydGN1bGxpcy52MS5EZWNpc2lvbhIbChNkZWNpc2lvbl9sYXRlbmN5X3VzGAIgASgNIqMBCg9SZXF1ZXN0UmVqZWN0ZWQSDgoGc3RhdHVzGAEgASgFEg4KBnJlYXNvbhgCIAEoCRIPCgdtZXNzYWdlGAMgASgJEjQKCmF0dHJpYnV0ZXMYBCABKAsyIC5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RBdHRyaWJ1dGVzEikKCGlkZW50aXR5GAUgASgLMhcucG9ydGN1bGxpcy52MS5JZGVudGl0eSJ+ChBSZXF1ZXN0Q29tcGxldGVkEg4KBnN0YXR1cxgBIAEoBRIRCglieXRlc19vdXQYAiABKAESEAoIYnl0ZXNfaW4YAyABKAESEwoLZHVyYXRpb25fbXMYBCABKA0SDQoFZXJyb3IYBSABKAkSEQoJZm9yd2FyZGVkGAYgASgIItwDCg1FdmVudEVudmVsb3BlEgoKAmlkGAEgASgJEgwKBHR5cGUYAiABKAkSFgoOc2NoZW1hX3ZlcnNpb24YAyABKAUSFgoOb2NjdXJyZWRfYXRfbXMYBCABKAESFgoOY29ycmVsYXRpb25faWQYBSABKAkSFAoMY2F1c2F0aW9uX2lkGAYgASgJEhIKCnNlc3Npb25faWQYByABKAkSDwoHbm9kZV9pZBgIIAEoCRISCgpjb25uZWN0aW9uGAkgASgJEhEKCXByZXZfaGFzaBgKIAEoCRIMCgRoYXNoGAsgASgJEjoKEHJlcXVlc3RfcmVjZWl2ZWQYFCABKAsyHi5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RSZWNlaXZlZEgAEjgKD3JlcXVlc3RfZGVjaWRlZBgVIAEoCzIdLnBvcnRjdWxsaXMudjEuUmVxdWVzdERlY2lkZWRIABI6ChByZXF1ZXN0X3JlamVjdGVkGBYgASgLMh4ucG9ydGN1bGxpcy52MS5SZXF1ZXN0UmVqZWN0ZWRIABI8ChFyZXF1ZXN0X2NvbXBsZXRlZBgXIAEoCzIfLnBvcnRjdWxsaXMudjEuUmVxdWVzdENvbXBsZXRlZEgAQgkKB3BheWxvYWRiBnByb3RvMw", [file_portcullis_v1_decision, file_portcullis_v1_identity, file_portcullis_v1_request]);
+  fileDesc("Chpwb3J0Y3VsbGlzL3YxL2V2ZW50cy5wcm90bxINcG9ydGN1bGxpcy52MSJyCg9SZXF1ZXN0UmVjZWl2ZWQSKQoIaWRlbnRpdHkYASABKAsyFy5wb3J0Y3VsbGlzLnYxLklkZW50aXR5EjQKCmF0dHJpYnV0ZXMYAiABKAsyIC5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RBdHRyaWJ1dGVzIlgKDlJlcXVlc3REZWNpZGVkEikKCGRlY2lzaW9uGAEgASgLMhcucG9ydGN1bGxpcy52MS5EZWNpc2lvbhIbChNkZWNpc2lvbl9sYXRlbmN5X3VzGAIgASgNIqMBCg9SZXF1ZXN0UmVqZWN0ZWQSDgoGc3RhdHVzGAEgASgFEg4KBnJlYXNvbhgCIAEoCRIPCgdtZXNzYWdlGAMgASgJEjQKCmF0dHJpYnV0ZXMYBCABKAsyIC5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RBdHRyaWJ1dGVzEikKCGlkZW50aXR5GAUgASgLMhcucG9ydGN1bGxpcy52MS5JZGVudGl0eSKQAgoQUmVxdWVzdENvbXBsZXRlZBIOCgZzdGF0dXMYASABKAUSEQoJYnl0ZXNfb3V0GAIgASgBEhAKCGJ5dGVzX2luGAMgASgBEhMKC2R1cmF0aW9uX21zGAQgASgNEg0KBWVycm9yGAUgASgJEhEKCWZvcndhcmRlZBgGIAEoCBIwCgxyZXF1ZXN0X2JvZHkYKCABKAsyGi5wb3J0Y3VsbGlzLnYxLkJvZHlFeGNlcnB0EjEKDXJlc3BvbnNlX2JvZHkYKSABKAsyGi5wb3J0Y3VsbGlzLnYxLkJvZHlFeGNlcnB0EhUKDW1hc2tlZF9maWVsZHMYKiABKA0SFAoMbWFza19wcm9maWxlGCsgASgJIp0BCgtCb2R5RXhjZXJwdBINCgVieXRlcxgBIAEoARIOCgZzaGEyNTYYAiABKAkSFAoMY29udGVudF90eXBlGAMgASgJEhAKCGRlY29kaW5nGAQgASgJEg8KB2V4Y2VycHQYBSABKAkSEQoJdHJ1bmNhdGVkGAYgASgIEhUKDW1hc2tlZF9maWVsZHMYByABKA0SDAoEbm90ZRgIIAEoCSLcAwoNRXZlbnRFbnZlbG9wZRIKCgJpZBgBIAEoCRIMCgR0eXBlGAIgASgJEhYKDnNjaGVtYV92ZXJzaW9uGAMgASgFEhYKDm9jY3VycmVkX2F0X21zGAQgASgBEhYKDmNvcnJlbGF0aW9uX2lkGAUgASgJEhQKDGNhdXNhdGlvbl9pZBgGIAEoCRISCgpzZXNzaW9uX2lkGAcgASgJEg8KB25vZGVfaWQYCCABKAkSEgoKY29ubmVjdGlvbhgJIAEoCRIRCglwcmV2X2hhc2gYCiABKAkSDAoEaGFzaBgLIAEoCRI6ChByZXF1ZXN0X3JlY2VpdmVkGBQgASgLMh4ucG9ydGN1bGxpcy52MS5SZXF1ZXN0UmVjZWl2ZWRIABI4Cg9yZXF1ZXN0X2RlY2lkZWQYFSABKAsyHS5wb3J0Y3VsbGlzLnYxLlJlcXVlc3REZWNpZGVkSAASOgoQcmVxdWVzdF9yZWplY3RlZBgWIAEoCzIeLnBvcnRjdWxsaXMudjEuUmVxdWVzdFJlamVjdGVkSAASPAoRcmVxdWVzdF9jb21wbGV0ZWQYFyABKAsyHy5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RDb21wbGV0ZWRIAEIJCgdwYXlsb2FkYgZwcm90bzM", [file_portcullis_v1_decision, file_portcullis_v1_identity, file_portcullis_v1_request]);
 
 /**
  * The edge received and authenticated a request.
@@ -144,6 +144,34 @@ export type RequestCompleted = Message<"portcullis.v1.RequestCompleted"> & {
    * @generated from field: bool forwarded = 6;
    */
   forwarded: boolean;
+
+  /**
+   * The masked audit copy of the request body (any request with a body).
+   *
+   * @generated from field: portcullis.v1.BodyExcerpt request_body = 40;
+   */
+  requestBody?: BodyExcerpt | undefined;
+
+  /**
+   * The masked response body as sent to the client (masked responses only).
+   *
+   * @generated from field: portcullis.v1.BodyExcerpt response_body = 41;
+   */
+  responseBody?: BodyExcerpt | undefined;
+
+  /**
+   * Values masked in the response (0 when the response was not masked).
+   *
+   * @generated from field: uint32 masked_fields = 42;
+   */
+  maskedFields: number;
+
+  /**
+   * The masking profile applied to the response, empty when none.
+   *
+   * @generated from field: string mask_profile = 43;
+   */
+  maskProfile: string;
 };
 
 /**
@@ -152,6 +180,70 @@ export type RequestCompleted = Message<"portcullis.v1.RequestCompleted"> & {
  */
 export const RequestCompletedSchema: GenMessage<RequestCompleted> = /*@__PURE__*/
   messageDesc(file_portcullis_v1_events, 3);
+
+/**
+ * What the audit log keeps of one body: never raw bytes, only a masked, capped excerpt.
+ *
+ * @generated from message portcullis.v1.BodyExcerpt
+ */
+export type BodyExcerpt = Message<"portcullis.v1.BodyExcerpt"> & {
+  /**
+   * Size of the whole body in bytes.
+   *
+   * @generated from field: double bytes = 1;
+   */
+  bytes: number;
+
+  /**
+   * Hex SHA-256 of the whole body (request: as received; response: as sent, masked).
+   *
+   * @generated from field: string sha256 = 2;
+   */
+  sha256: string;
+
+  /**
+   * @generated from field: string content_type = 3;
+   */
+  contentType: string;
+
+  /**
+   * json, yaml, protobuf, or none (size and hash only; see note).
+   *
+   * @generated from field: string decoding = 4;
+   */
+  decoding: string;
+
+  /**
+   * The masked body as JSON text, cut to masking.excerptBytes.
+   *
+   * @generated from field: string excerpt = 5;
+   */
+  excerpt: string;
+
+  /**
+   * @generated from field: bool truncated = 6;
+   */
+  truncated: boolean;
+
+  /**
+   * @generated from field: uint32 masked_fields = 7;
+   */
+  maskedFields: number;
+
+  /**
+   * Why the body was not decoded, empty otherwise.
+   *
+   * @generated from field: string note = 8;
+   */
+  note: string;
+};
+
+/**
+ * Describes the message portcullis.v1.BodyExcerpt.
+ * Use `create(BodyExcerptSchema)` to create a new message.
+ */
+export const BodyExcerptSchema: GenMessage<BodyExcerpt> = /*@__PURE__*/
+  messageDesc(file_portcullis_v1_events, 4);
 
 /**
  * The common envelope of every event. Events are past tense and only change additively.
@@ -261,5 +353,5 @@ export type EventEnvelope = Message<"portcullis.v1.EventEnvelope"> & {
  * Use `create(EventEnvelopeSchema)` to create a new message.
  */
 export const EventEnvelopeSchema: GenMessage<EventEnvelope> = /*@__PURE__*/
-  messageDesc(file_portcullis_v1_events, 4);
+  messageDesc(file_portcullis_v1_events, 5);
 
