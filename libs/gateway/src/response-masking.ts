@@ -107,8 +107,11 @@ const PROTOBUF = 'application/vnd.kubernetes.protobuf';
  * become JSON, anything else is dropped; and `Accept-Encoding: identity`.
  */
 export function rewriteAcceptForMasking(headers: OutgoingHttpHeaders): void {
-  const raw = headers['accept'];
-  const text = Array.isArray(raw) ? raw.join(',') : typeof raw === 'string' ? raw : '';
+  let text = '';
+  for (const [name, raw] of Object.entries(headers)) {
+    if (name.toLowerCase() !== 'accept') continue;
+    text += `${text === '' ? '' : ','}${Array.isArray(raw) ? raw.join(',') : String(raw ?? '')}`;
+  }
   const ranges: string[] = [];
   for (const part of text.split(',')) {
     const [type = '', ...params] = part.split(';');

@@ -139,12 +139,12 @@ export class ValueMasker {
       this.count++;
       return this.profile.replace(s, hit === Hit.Base64);
     }
-    if (s.length < 8) return s;
-    if (key === LAST_APPLIED_ANNOTATION && this.kube) return this.maskLastApplied(s, nest);
     if (key !== undefined && this.profile.detectors.secretNamedFields && isSecretFieldName(key) && looksSecret(key, s)) {
       this.count++;
       return this.profile.replace(s, false);
     }
+    if (s.length < 8) return s;
+    if (key === LAST_APPLIED_ANNOTATION && this.kube) return this.maskLastApplied(s, nest);
     if (this.profile.decodeNested && nest < MAX_NESTED_DEPTH) {
       const c = s.charCodeAt(0);
       if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
