@@ -76,6 +76,8 @@ export class StreamingJsonMasker {
   private inString = false;
   private escaped = false;
   private out: string[] = [];
+  /** Nothing is released before the first unit is masked, so an early failure can still be a clean error. */
+  private released = false;
 
   constructor(
     profile: MaskingProfile,
@@ -120,11 +122,12 @@ export class StreamingJsonMasker {
     if (this.unit !== U.None || this.state !== S.Root) {
       throw new MaskingError(MaskingErrorCode.Truncated, 'the upstream body ended in the middle of a JSON value');
     }
+    this.released = true;
     return this.flush();
   }
 
   private flush(): string {
-    if (this.out.length === 0) return '';
+    if (this.out.length === 0 || !this.released) return '';
     const text = this.out.join('');
     this.out = [];
     return text;
@@ -358,6 +361,7 @@ export class StreamingJsonMasker {
       }
     }
     const masked = this.masker.maskAt(value, path, root);
+    this.released = true;
     this.out.push(JSON.stringify(masked));
     if (this.state === S.Root) this.out.push('\n');
     else if (this.state === S.ObjValue) this.state = S.ObjNext;
