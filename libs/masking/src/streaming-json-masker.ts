@@ -46,6 +46,35 @@ type S = (typeof S)[keyof typeof S];
 const U = { None: 0, Container: 1, String: 2, Literal: 3, Key: 4 } as const;
 type U = (typeof U)[keyof typeof U];
 
+/**
+ * The index of the quote that closes a JSON string whose bytes continue at `from` (not escaped by
+ * the character before `from`): -1 when the chunk ends inside the string, -2 when it ends on an
+ * escaping backslash.
+ */
+function stringEnd(chunk: Buffer, from: number): number {
+  let at = from;
+  for (;;) {
+    const q = chunk.indexOf(0x22, at);
+    if (q === -1) {
+      let k = chunk.length - 1;
+      let run = 0;
+      while (k >= at && chunk[k] === 0x5c) {
+        run++;
+        k--;
+      }
+      return run % 2 === 1 ? -2 : -1;
+    }
+    let k = q - 1;
+    let run = 0;
+    while (k >= from && chunk[k] === 0x5c) {
+      run++;
+      k--;
+    }
+    if (run % 2 === 0) return q;
+    at = q + 1;
+  }
+}
+
 function isWs(c: number): boolean {
   return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 }
@@ -241,23 +270,35 @@ export class StreamingJsonMasker {
         let depth = this.depth;
         let inString = this.inString;
         let escaped = this.escaped;
-        for (; i < n; i++) {
-          const c = chunk[i]!;
+        while (i < n) {
           if (inString) {
-            if (escaped) escaped = false;
-            else if (c === 0x5c) escaped = true;
-            else if (c === 0x22) inString = false;
+            if (escaped) {
+              escaped = false;
+              i++;
+              continue;
+            }
+            // Jump to the string's end with native search; most of a Kubernetes object is strings.
+            const end = stringEnd(chunk, i);
+            if (end < 0) {
+              escaped = end === -2;
+              i = n;
+              break;
+            }
+            inString = false;
+            i = end + 1;
             continue;
           }
+          const c = chunk[i]!;
+          i++;
           if (c === 0x22) inString = true;
           else if (c === 0x7b || c === 0x5b) depth++;
           else if (c === 0x7d || c === 0x5d) {
             depth--;
             if (depth === 0) {
-              this.unitBytes += i + 1 - start;
-              this.capture(chunk, i + 1);
+              this.unitBytes += i - start;
+              this.capture(chunk, i);
               this.finishUnit();
-              return i + 1;
+              return i;
             }
           }
         }
@@ -268,21 +309,20 @@ export class StreamingJsonMasker {
       }
       case U.String:
       case U.Key: {
-        let escaped = this.escaped;
         let j = i;
-        for (; j < n; j++) {
-          const c = chunk[j]!;
-          if (escaped) escaped = false;
-          else if (c === 0x5c) escaped = true;
-          else if (c === 0x22) {
-            this.unitBytes += j + 1 - start;
-            this.capture(chunk, j + 1);
-            this.finishUnit();
-            return j + 1;
-          }
+        if (this.escaped && j < n) {
+          this.escaped = false;
+          j++;
         }
-        this.escaped = escaped;
-        i = j;
+        const end = j < n ? stringEnd(chunk, j) : -1;
+        if (end >= 0) {
+          this.unitBytes += end + 1 - start;
+          this.capture(chunk, end + 1);
+          this.finishUnit();
+          return end + 1;
+        }
+        if (j < n) this.escaped = end === -2;
+        i = n;
         break;
       }
       case U.Literal: {
