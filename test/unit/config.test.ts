@@ -47,6 +47,12 @@ describe('parseConfig: defaults and freezing', () => {
     assert.equal(cfg.edge.auditAckTimeout, 2000);
     assert.equal(cfg.edge.upstreamTimeout, 60_000);
     assert.equal(cfg.edge.maxRequestBodyBytes, 16 * 1024 * 1024);
+    assert.deepEqual(Object.keys(cfg.masking.profiles), ['secrets']);
+    assert.equal(cfg.masking.profiles['secrets']?.replacement, 'marker');
+    assert.equal(cfg.masking.auditProfile, 'secrets');
+    assert.equal(cfg.masking.maxObjectBytes, 16 * 1024 * 1024);
+    assert.equal(cfg.masking.requestCaptureBytes, 1024 * 1024);
+    assert.equal(cfg.masking.excerptBytes, 8192);
     assert.equal(cfg.bus.mode, 'embedded');
     assert.deepEqual(cfg.bus.nats.servers, ['nats://127.0.0.1:4222']);
     assert.deepEqual(cfg.bus.auditStream, { maxAge: 30 * 86_400_000, duplicateWindow: 120_000, replicas: 1 });
@@ -153,6 +159,11 @@ interface BadConfig {
 }
 
 const BAD_CONFIGS: readonly BadConfig[] = [
+  { name: 'masking: unknown detector', raw: { masking: { profiles: { strict: { detectors: ['jwt', 'ssn'] } }, auditProfile: 'strict' } }, says: ['masking.profiles.strict.detectors.1', 'got "ssn"'] },
+  { name: 'masking: unsupported JSON path', raw: { masking: { profiles: { strict: { jsonPaths: ['$.a[?(@.x)]'] } }, auditProfile: 'strict' } }, says: ['masking.profiles.strict.jsonPaths.0', 'unsupported selector'] },
+  { name: 'masking: audit profile not configured', raw: { masking: { profiles: { strict: {} } } }, says: ['masking.auditProfile', 'must name one of masking.profiles'] },
+  { name: 'masking: hmac without a key', raw: { masking: { profiles: { strict: { replacement: 'hmac' } }, auditProfile: 'strict' } }, says: ['masking.hmacKey', 'replacement hmac'] },
+  { name: 'masking: unknown profile key', raw: { masking: { profiles: { strict: { detector: [] } }, auditProfile: 'strict' } }, says: ['masking.profiles.strict', 'unknown key "detector"'] },
   { name: 'unknown top-level key', raw: { edges: {} }, says: ['(top level)', 'unknown key "edges"', 'portcullis.example.yaml'] },
   { name: 'unknown nested key', raw: { edge: { listn: { port: 1 } } }, says: ['edge:', 'unknown key "listn"'] },
   { name: 'unknown key in a list item', raw: { connections: [kube({ sever: 'x' })] }, says: ['connections.0:', 'unknown key "sever"'] },

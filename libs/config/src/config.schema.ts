@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
+import { JsonPathRule } from '../../masking/src/json-path-rule.js';
 
 const duration = (what: string) =>
   z.string().transform((text, ctx) => {
@@ -70,7 +71,17 @@ const maskingProfile = z.strictObject({
       serviceAccountTokens: z.boolean().default(true),
     })
     .prefault({}),
-  jsonPaths: z.array(z.string().regex(/^\$/, 'expected a JSON path starting with $')).default([]),
+  jsonPaths: z
+    .array(
+      z.string().superRefine((text, ctx) => {
+        try {
+          new JsonPathRule(text);
+        } catch (err) {
+          ctx.addIssue({ code: 'custom', message: (err as Error).message, input: text });
+        }
+      }),
+    )
+    .default([]),
   detectors: z.array(z.enum(DETECTORS)).optional(),
   decodeNestedStrings: z.boolean().default(true),
 });
@@ -148,6 +159,10 @@ export const ConfigSchema = z.strictObject({
       excerptBytes: z.number().int().min(0).default(8192),
     })
     .refine((m) => m.auditProfile in m.profiles, { message: 'masking.auditProfile must name one of masking.profiles', path: ['auditProfile'] })
+    .refine((m) => m.hmacKey !== undefined || Object.values(m.profiles).every((p) => p.replacement !== 'hmac'), {
+      message: 'a profile with replacement hmac needs masking.hmacKey (use ${ENV} to keep it out of the file)',
+      path: ['hmacKey'],
+    })
     .prefault({}),
   audit: z
     .strictObject({
