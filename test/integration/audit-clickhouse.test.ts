@@ -17,6 +17,7 @@ import {
   type EventEnvelope,
 } from '../../libs/contracts/src/index.js';
 import {
+  AUDIT_COLUMNS,
   AuditWriter,
   CLICKHOUSE_MIGRATIONS,
   ClickHouseAuditSink,
@@ -111,6 +112,38 @@ describe('ClickHouse audit sink', () => {
     assert.match(ddl, /PARTITION BY toYYYYMM\(event_time\)/);
     assert.match(ddl, /ORDER BY \(session_id, correlation_id, ts_ms, event_id\)/);
     await Promise.all(sinks.map((s) => s.close()));
+    await client.command({ query: `DROP DATABASE ${database}` });
+  });
+
+  it('the masked-body columns are added to a table created before them, and adding them again is a no-op (18.16 has no ADD COLUMN IF NOT EXISTS)', async () => {
+    const database = uniqueName('audit_cols');
+    const added = new Set(CLICKHOUSE_MIGRATIONS.flatMap((m) => m.addColumns?.columns.map((c) => c.name) ?? []));
+    assert.ok(added.has('request_body_excerpt') && added.has('masked_fields'));
+    const first = CLICKHOUSE_MIGRATIONS[0]!;
+    // The table as the first release created it: without the added columns.
+    const old = new ClickHouseAuditSink({
+      url,
+      database,
+      migrations: [{ id: first.id, name: first.name, statements: (db) => first.statements(db).map((sql) => sql.split('\n').filter((line) => ![...added].some((c) => line.trim().startsWith(`${c} `))).join('\n').replace(/,\n\) ENGINE/, '\n) ENGINE')) }],
+    });
+    await old.migrate();
+    const columns = async () => (await (await client.query({ query: `SELECT name FROM system.columns WHERE database = '${database}' AND table = 'audit_events'`, format: 'JSONEachRow' })).json<{ name: string }>()).map((r) => r.name);
+    assert.ok(!(await columns()).includes('masked_fields'));
+    await old.close();
+    const sinks = Array.from({ length: 2 }, () => new ClickHouseAuditSink({ url, database }));
+    await Promise.all(sinks.map((s) => s.migrate()));
+    assert.deepEqual(await columns(), AUDIT_COLUMNS.map((c) => c.name));
+    // Running the step again (not recorded, columns present) changes nothing and does not fail.
+    const again = CLICKHOUSE_MIGRATIONS.find((m) => m.addColumns !== undefined)!;
+    const rerun = new ClickHouseAuditSink({ url, database, migrations: [{ ...again, id: 900 }] });
+    await rerun.migrate();
+    assert.deepEqual(await columns(), AUDIT_COLUMNS.map((c) => c.name));
+    const row = toAuditRow(events('req-cols', T0)[2]!);
+    await sinks[0]!.insert([{ ...row, masked_fields: 3, request_body_excerpt: '{"kind":"Secret"}' }]);
+    const [back] = await sinks[0]!.query({});
+    assert.equal(back?.masked_fields, 3);
+    assert.equal(back?.request_body_excerpt, '{"kind":"Secret"}');
+    await Promise.all([...sinks, rerun].map((s) => s.close()));
     await client.command({ query: `DROP DATABASE ${database}` });
   });
 

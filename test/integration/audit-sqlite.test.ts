@@ -17,7 +17,7 @@ import {
   newEventId,
   type EventEnvelope,
 } from '../../libs/contracts/src/index.js';
-import { SqliteAuditSink, SqliteEventLog, toAuditRow } from '../../libs/audit-store/src/index.js';
+import { migrateSqliteAuditDatabase, openSqliteAuditDatabase, SQLITE_MIGRATIONS, SqliteAuditSink, SqliteEventLog, toAuditRow } from '../../libs/audit-store/src/index.js';
 
 let dir: string;
 before(async () => {
@@ -237,5 +237,26 @@ describe('SqliteAuditSink', () => {
     await sub.unsubscribe();
     await log.close();
     await sink.close();
+  });
+});
+
+describe('SQLite audit schema upgrade', () => {
+  it('adds the masked-body columns to a version-1 database, keeping its rows', async () => {
+    const path = join(dir, 'v1.db');
+    const db = openSqliteAuditDatabase(path);
+    const added = new Set(SQLITE_MIGRATIONS.flatMap((m) => m.addColumns ?? []));
+    // The table exactly as version 1 created it (the first release's columns only).
+    db.exec(SQLITE_MIGRATIONS[0]!.sql.split('\n').filter((line) => ![...added].some((c) => line.trim().startsWith(`${c} `))).join('\n').replace(/,\n\s*\);/, '\n      );'));
+    db.pragma('user_version = 1');
+    db.prepare("INSERT INTO audit_events (msg_id, event_id, type) VALUES ('m1', 'e1', 'request.completed')").run();
+    const columns = () => (db.pragma('table_info(audit_events)') as { name: string }[]).map((c) => c.name);
+    assert.ok(!columns().includes('masked_fields'));
+    migrateSqliteAuditDatabase(db);
+    migrateSqliteAuditDatabase(db);
+    for (const c of added) assert.ok(columns().includes(c), c);
+    assert.equal(Number(db.pragma('user_version', { simple: true })), SQLITE_MIGRATIONS.at(-1)!.id);
+    const row = db.prepare("SELECT event_id, masked_fields, request_body_excerpt FROM audit_events WHERE msg_id = 'm1'").get() as Record<string, unknown>;
+    assert.deepEqual({ ...row }, { event_id: 'e1', masked_fields: 0, request_body_excerpt: '' });
+    db.close();
   });
 });

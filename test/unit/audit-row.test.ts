@@ -143,6 +143,41 @@ const GOLDEN: Record<string, () => EventEnvelope> = {
       create(SessionEndedSchema, { exitCode: 3, status: 'Failure', message: 'command terminated with non-zero exit code', bytesIn: 3, bytesOut: 250, durationMs: 41, recordedBytes: 8, truncated: true, frameBatches: 1, error: '' }),
       { ...META, id: '01900000-0000-7000-8000-0000000000a7', causationId: '01900000-0000-7000-8000-0000000000a5', occurredAtMs: T0 + 50 },
     ),
+  'request-completed-masked': () =>
+    buildEvent(
+      'request.completed',
+      create(RequestCompletedSchema, {
+        status: 201,
+        bytesOut: 310,
+        bytesIn: 120,
+        durationMs: 9,
+        error: '',
+        forwarded: true,
+        maskedFields: 2,
+        maskProfile: 'secrets',
+        requestBody: {
+          bytes: 120,
+          sha256: 'a'.repeat(64),
+          contentType: 'application/vnd.kubernetes.protobuf',
+          decoding: 'protobuf',
+          excerpt: '{"apiVersion":"v1","kind":"Secret","metadata":{"name":"db"},"data":{"password":"KioqbWFza2VkKioq"}}',
+          truncated: false,
+          maskedFields: 1,
+          note: '',
+        },
+        responseBody: {
+          bytes: 310,
+          sha256: 'b'.repeat(64),
+          contentType: 'application/json',
+          decoding: 'json',
+          excerpt: '{"kind":"Secret","apiVersion":"v1","metadata":{"name":"db"},"data":{"password":"KioqbWFza2VkKioq"}}',
+          truncated: false,
+          maskedFields: 2,
+          note: '',
+        },
+      }),
+      { ...META, id: '01900000-0000-7000-8000-0000000000a8', occurredAtMs: T0 + 60 },
+    ),
 };
 
 function hex(bytes: Uint8Array): string {
@@ -227,6 +262,18 @@ describe('toAuditRow', () => {
     assert.equal(row.forwarded, 1);
     assert.equal(row.error, '');
     assert.equal(row.connection, 'prod');
+    assert.equal(row.masked_fields, 0);
+    assert.equal(row.request_body_excerpt, '');
+  });
+
+  it('maps the masked body excerpts, hashes and counts of request.completed', () => {
+    const row = toAuditRow(GOLDEN['request-completed-masked']!());
+    assert.equal(row.mask_profile, 'secrets');
+    assert.equal(row.masked_fields, 2);
+    assert.equal(row.request_body_sha256, 'a'.repeat(64));
+    assert.match(row.request_body_excerpt, /"password":"KioqbWFza2VkKioq"/);
+    assert.equal(row.response_body_sha256, 'b'.repeat(64));
+    assert.match(row.response_body_excerpt, /"kind":"Secret"/);
   });
 
   it('maps session.started: kind and protocol', () => {

@@ -51,6 +51,12 @@ describe('parseConfig: defaults and freezing', () => {
     assert.equal(cfg.edge.maxRequestBodyBytes, 16 * 1024 * 1024);
     assert.equal(cfg.edge.domain, undefined);
     assert.deepEqual(cfg.edge.sessionRecording, { maxBytes: 1024 * 1024, flushInterval: 200, flushBytes: 64 * 1024 });
+    assert.deepEqual(Object.keys(cfg.masking.profiles), ['secrets']);
+    assert.equal(cfg.masking.profiles['secrets']?.replacement, 'marker');
+    assert.equal(cfg.masking.auditProfile, 'secrets');
+    assert.equal(cfg.masking.maxObjectBytes, 16 * 1024 * 1024);
+    assert.equal(cfg.masking.requestCaptureBytes, 1024 * 1024);
+    assert.equal(cfg.masking.excerptBytes, 8192);
     assert.equal(cfg.bus.mode, 'embedded');
     assert.deepEqual(cfg.bus.nats.servers, ['nats://127.0.0.1:4222']);
     assert.deepEqual(cfg.bus.auditStream, { maxAge: 30 * 86_400_000, duplicateWindow: 120_000, replicas: 1 });
@@ -187,6 +193,11 @@ interface BadConfig {
 }
 
 const BAD_CONFIGS: readonly BadConfig[] = [
+  { name: 'masking: unknown detector', raw: { masking: { profiles: { strict: { detectors: ['jwt', 'ssn'] } }, auditProfile: 'strict' } }, says: ['masking.profiles.strict.detectors.1', 'got "ssn"'] },
+  { name: 'masking: unsupported JSON path', raw: { masking: { profiles: { strict: { jsonPaths: ['$.a[?(@.x)]'] } }, auditProfile: 'strict' } }, says: ['masking.profiles.strict.jsonPaths.0', 'unsupported selector'] },
+  { name: 'masking: audit profile not configured', raw: { masking: { profiles: { strict: {} } } }, says: ['masking.auditProfile', 'must name one of masking.profiles'] },
+  { name: 'masking: hmac without a key', raw: { masking: { profiles: { strict: { replacement: 'hmac' } }, auditProfile: 'strict' } }, says: ['masking.hmacKey', 'replacement hmac'] },
+  { name: 'masking: unknown profile key', raw: { masking: { profiles: { strict: { detector: [] } }, auditProfile: 'strict' } }, says: ['masking.profiles.strict', 'unknown key "detector"'] },
   { name: 'unknown top-level key', raw: { edges: {} }, says: ['(top level)', 'unknown key "edges"', 'portcullis.example.yaml'] },
   { name: 'edge.domain with upper case and a leading dot', raw: { edge: { domain: '.Portcullis.Example' } }, says: ['edge.domain', 'DNS name'] },
   { name: 'negative session recording cap', raw: { edge: { sessionRecording: { maxBytes: -1 } } }, says: ['edge.sessionRecording.maxBytes'] },

@@ -6,6 +6,7 @@ import { loadOrCreateDevTls } from '../../../libs/tls/src/index.js';
 import {
   AuditPublisher,
   ConnectionRegistry,
+  createEdgeMasking,
   createUpstreamConnection,
   DecisionCache,
   DecisionClient,
@@ -19,6 +20,7 @@ import {
 import { PLATFORM, type Platform } from '../../runtime/src/index.js';
 import type { BusSubscription } from '../../../libs/bus/src/index.js';
 import { readFileSync } from 'node:fs';
+import type { MaskingProfileSpec } from '../../../libs/masking/src/index.js';
 
 /** Connections added at start-up by the process (the embedded sandbox), on top of the config's. */
 export const EXTRA_CONNECTIONS = Symbol('portcullis.extra-connections');
@@ -131,6 +133,14 @@ export class EdgeService implements OnApplicationBootstrap, BeforeApplicationShu
         flushIntervalMs: config.edge.sessionRecording.flushInterval,
         flushBytes: config.edge.sessionRecording.flushBytes,
       },
+      masking: createEdgeMasking({
+        profiles: config.masking.profiles,
+        auditProfile: config.masking.auditProfile,
+        hmacKey: config.masking.hmacKey,
+        maxObjectBytes: config.masking.maxObjectBytes,
+        requestCaptureBytes: config.masking.requestCaptureBytes,
+        excerptBytes: config.masking.excerptBytes,
+      }),
     });
     const registry = this.registry;
     const domain = config.edge.domain;

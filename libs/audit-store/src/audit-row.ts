@@ -72,6 +72,11 @@ export const AUDIT_COLUMNS = [
   { name: 'payload_json', kind: ColumnKind.String },
   { name: 'chain_id', kind: ColumnKind.String, since: 2 },
   { name: 'chain_seq', kind: ColumnKind.UInt64, since: 2 },
+  { name: 'masked_fields', kind: ColumnKind.UInt32, since: 4 },
+  { name: 'request_body_sha256', kind: ColumnKind.String, since: 4 },
+  { name: 'request_body_excerpt', kind: ColumnKind.String, since: 4 },
+  { name: 'response_body_sha256', kind: ColumnKind.String, since: 4 },
+  { name: 'response_body_excerpt', kind: ColumnKind.String, since: 4 },
 ] as const satisfies readonly { name: string; kind: ColumnKind; since?: number }[];
 
 /** The columns a schema version has (`since`: the migration that added the column; absent = 1). */
@@ -156,6 +161,16 @@ export interface AuditRow {
   chain_id: string;
   /** Position in the chain, from 1; 0 on events from before chaining. */
   chain_seq: number;
+  /** Values masked in the response (request.completed). */
+  masked_fields: number;
+  /** Hex SHA-256 of the whole request body (request.completed), empty without a body. */
+  request_body_sha256: string;
+  /** The request body, masked and capped; empty when it could not be decoded (size and hash only). */
+  request_body_excerpt: string;
+  /** Hex SHA-256 of the masked response as sent (masked responses only). */
+  response_body_sha256: string;
+  /** The masked response, capped (masked responses only). */
+  response_body_excerpt: string;
 }
 
 // Compile-time check that AuditRow and AUDIT_COLUMNS name the same columns.
@@ -240,6 +255,11 @@ function baseRow(event: EventEnvelope, connection: string): AuditRow {
     payload_json: JSON.stringify(toJson(EventEnvelopeSchema, event)),
     chain_id: event.chainId,
     chain_seq: unsigned(event.chainSeq),
+    masked_fields: 0,
+    request_body_sha256: '',
+    request_body_excerpt: '',
+    response_body_sha256: '',
+    response_body_excerpt: '',
   };
 }
 
@@ -287,9 +307,15 @@ export function toAuditRow(event: EventEnvelope): AuditRow {
       };
     }
     case 'requestCompleted': {
-      const { status, bytesIn, bytesOut, durationMs, error, forwarded } = payload.value;
+      const { status, bytesIn, bytesOut, durationMs, error, forwarded, maskedFields, requestBody, responseBody, maskProfile } = payload.value;
       return {
         ...baseRow(event, event.connection),
+        mask_profile: maskProfile,
+        masked_fields: unsigned(maskedFields, UINT32_MAX),
+        request_body_sha256: requestBody?.sha256 ?? '',
+        request_body_excerpt: requestBody?.excerpt ?? '',
+        response_body_sha256: responseBody?.sha256 ?? '',
+        response_body_excerpt: responseBody?.excerpt ?? '',
         status: unsigned(status, UINT16_MAX),
         bytes_in: unsigned(bytesIn),
         bytes_out: unsigned(bytesOut),

@@ -99,10 +99,36 @@ export class ClickHouseAuditSink implements AuditSink {
           if (code === undefined || !(migration.alreadyAppliedCodes ?? []).includes(code)) throw error;
         }
       }
+      if (migration.addColumns !== undefined) await this.#addMissingColumns(migration.addColumns, `migration ${migration.id} (${migration.name})`);
       await this.#command(
         `INSERT INTO ${qualified(this.#database, CLICKHOUSE_MIGRATIONS_TABLE)} (id, name, applied_at) VALUES (${sqlUInt(migration.id)}, ${sqlString(migration.name)}, now())`,
         `record migration ${migration.id}`,
       );
+    }
+  }
+
+  /** Adds the columns `system.columns` does not list; tolerates a concurrent writer adding one first. */
+  async #addMissingColumns(spec: NonNullable<ClickHouseMigration['addColumns']>, what: string): Promise<void> {
+    const existing = async (): Promise<Set<string>> =>
+      new Set(
+        (
+          await this.#select<{ name: string }>(
+            `SELECT name FROM system.columns WHERE database = ${sqlString(this.#database)} AND table = ${sqlString(spec.table)}`,
+            'read columns',
+          )
+        ).map((r) => r.name),
+      );
+    const have = await existing();
+    for (const column of spec.columns) {
+      if (have.has(column.name)) continue;
+      try {
+        await this.#command(
+          `ALTER TABLE ${qualified(this.#database, spec.table)} ADD COLUMN ${sqlIdentifier(column.name)} ${column.type}`,
+          `${what}: add column ${column.name}`,
+        );
+      } catch (err) {
+        if (!(await existing()).has(column.name)) throw err;
+      }
     }
   }
 

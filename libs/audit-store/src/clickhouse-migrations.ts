@@ -40,7 +40,20 @@ export interface ClickHouseMigration {
    * 18.16 (e.g. 15 DUPLICATE_COLUMN for ADD COLUMN): a concurrent writer applied it first.
    */
   readonly alreadyAppliedCodes?: readonly string[];
+  /**
+   * Columns to add to a table when missing. 18.16 has no `ADD COLUMN IF NOT EXISTS`, so the sink
+   * reads `system.columns` first and adds only what is absent (safe to re-run, and safe when
+   * another writer added the column in between).
+   */
+  readonly addColumns?: { readonly table: string; readonly columns: readonly { readonly name: string; readonly type: string }[] };
 }
+
+/** The ClickHouse type of an audit column. */
+export function clickHouseTypeOf(kind: ColumnKind): string {
+  return CLICKHOUSE_TYPE[kind];
+}
+
+/** Audit columns added after the table was first created (issue 7: masked body excerpts). */
 
 /** `db`.`table`, both checked as plain identifiers. */
 export function qualified(database: string, table: string): string {
@@ -177,5 +190,14 @@ SETTINGS index_granularity = 8192`,
     id: 3,
     name: `SIEM view ${CLICKHOUSE_OCSF_VIEW} (OCSF API Activity per request)`,
     statements: (database) => [ocsfViewDdl(database)],
+  },
+  {
+    id: 4,
+    name: 'add masked body columns',
+    statements: () => [],
+    addColumns: {
+      table: CLICKHOUSE_AUDIT_TABLE,
+      columns: columnsAddedIn(4).map((c) => ({ name: c.name, type: CLICKHOUSE_TYPE[c.kind] })),
+    },
   },
 ];

@@ -35,6 +35,8 @@ const SQLITE_TYPE: Record<ColumnKind, string> = {
 interface SqliteMigration {
   readonly id: number;
   readonly sql: string;
+  /** Columns added when missing (SQLite has no ADD COLUMN IF NOT EXISTS). */
+  readonly addColumns?: readonly string[];
 }
 
 /** Versioned migrations, applied in order; append new ones at the end. */
@@ -64,6 +66,11 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
       CREATE INDEX IF NOT EXISTS ${SQLITE_AUDIT_TABLE}_chain ON ${SQLITE_AUDIT_TABLE} (chain_id, chain_seq);
     `,
   },
+  {
+    id: 3,
+    sql: '',
+    addColumns: ['masked_fields', 'request_body_sha256', 'request_body_excerpt', 'response_body_sha256', 'response_body_excerpt'],
+  },
 ];
 
 /**
@@ -91,7 +98,14 @@ export function migrateSqliteAuditDatabase(db: SqliteDatabase): void {
     const current = Number(db.pragma('user_version', { simple: true }));
     for (const migration of SQLITE_MIGRATIONS) {
       if (migration.id <= current) continue;
-      db.exec(migration.sql);
+      if (migration.sql !== '') db.exec(migration.sql);
+      if (migration.addColumns !== undefined) {
+        const have = new Set((db.pragma(`table_info(${SQLITE_AUDIT_TABLE})`) as { name: string }[]).map((c) => c.name));
+        for (const name of migration.addColumns) {
+          const column = AUDIT_COLUMNS.find((c) => c.name === name);
+          if (column !== undefined && !have.has(name)) db.exec(`ALTER TABLE ${SQLITE_AUDIT_TABLE} ADD COLUMN ${name} ${SQLITE_TYPE[column.kind]}`);
+        }
+      }
       db.pragma(`user_version = ${migration.id}`);
     }
   }).immediate();

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
+import { JsonPathRule } from '../../masking/src/json-path-rule.js';
 
 const duration = (what: string) =>
   z.string().transform((text, ctx) => {
@@ -77,6 +78,34 @@ const httpConnection = z
     ...credentialFields,
   })
   .refine(certAndKeyTogether, { message: 'clientCertFile and clientKeyFile go together', path: ['clientCertFile'] });
+
+const DETECTORS = ['jwt', 'pem-private-key', 'aws-access-key-id', 'aws-secret-access-key', 'github-token', 'slack-token', 'bearer-token', 'secret-named-field', 'email', 'card-number'] as const;
+
+const maskingProfile = z.strictObject({
+  replacement: z.enum(['marker', 'hmac']).default('marker'),
+  kubernetes: z
+    .strictObject({
+      secretData: z.boolean().default(true),
+      lastAppliedConfiguration: z.enum(['mask-inside', 'replace']).default('mask-inside'),
+      envNamePatterns: z.array(z.string().min(1)).optional(),
+      configMapKeyPatterns: z.array(z.string().min(1)).optional(),
+      serviceAccountTokens: z.boolean().default(true),
+    })
+    .prefault({}),
+  jsonPaths: z
+    .array(
+      z.string().superRefine((text, ctx) => {
+        try {
+          new JsonPathRule(text);
+        } catch (err) {
+          ctx.addIssue({ code: 'custom', message: (err as Error).message, input: text });
+        }
+      }),
+    )
+    .default([]),
+  detectors: z.array(z.enum(DETECTORS)).optional(),
+  decodeNestedStrings: z.boolean().default(true),
+});
 
 /** The configuration file's schema: unknown keys are errors everywhere. */
 export const ConfigSchema = z.strictObject({
@@ -171,6 +200,21 @@ export const ConfigSchema = z.strictObject({
       source: z.enum(['kv', 'file']).optional(),
     })
     .prefault({}),
+  masking: z
+    .strictObject({
+      profiles: z.record(z.string().regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, 'expected a profile name of lowercase letters, digits and "-"'), maskingProfile).default({ secrets: maskingProfile.parse({}) }),
+      auditProfile: z.string().default('secrets'),
+      hmacKey: z.string().min(16, 'expected at least 16 characters').optional(),
+      maxObjectBytes: z.number().int().min(1024).default(16 * 1024 * 1024),
+      requestCaptureBytes: z.number().int().min(0).default(1024 * 1024),
+      excerptBytes: z.number().int().min(0).default(8192),
+    })
+    .refine((m) => m.auditProfile in m.profiles, { message: 'masking.auditProfile must name one of masking.profiles', path: ['auditProfile'] })
+    .refine((m) => m.hmacKey !== undefined || Object.values(m.profiles).every((p) => p.replacement !== 'hmac'), {
+      message: 'a profile with replacement hmac needs masking.hmacKey (use ${ENV} to keep it out of the file)',
+      path: ['hmacKey'],
+    })
+    .prefault({}),
   audit: z
     .strictObject({
       sink: z.enum(['sqlite', 'clickhouse']).default('sqlite'),
@@ -214,3 +258,4 @@ export type HttpConnectionConfig = z.output<typeof httpConnection>;
 export type ConnectionConfig = KubernetesConnectionConfig | HttpConnectionConfig;
 export type IssuerConfig = z.output<typeof issuer>;
 export type DevClientConfig = z.output<typeof devClient>;
+export type MaskingProfileConfig = z.output<typeof maskingProfile>;

@@ -8,5 +8,6 @@ export type {
   HttpConnectionConfig,
   IssuerConfig,
   DevClientConfig,
+  MaskingProfileConfig,
 } from './config.schema.js';
 export { parseDuration } from './duration.js';

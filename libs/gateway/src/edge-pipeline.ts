@@ -33,6 +33,18 @@ import { clientResponseHeaders } from './header-hygiene.js';
 import { gatewayRequestHeaders } from './upstream-headers.js';
 import { UpgradeForwarder, type UpgradeSocket } from './upgrade-forwarder.js';
 import type { SessionRecordingOptions } from './session-recorder.js';
+import {
+  auditRequestBody,
+  defaultEdgeMasking,
+  maskTargetFor,
+  pipeMaskedResponse,
+  planMasking,
+  requestBodyRecorder,
+  rewriteAcceptForMasking,
+  type EdgeMasking,
+  type ExchangeBodies,
+  type MaskPlan,
+} from './response-masking.js';
 
 /** What the pipeline needs; every piece is a port or a pure helper. */
 export interface EdgePipelineDeps {
@@ -45,6 +57,8 @@ export interface EdgePipelineDeps {
   upstreamTimeoutMs: number;
   /** Limits of exec/attach session recording (default: 1 MiB per session, batches every 200 ms or 64 KiB). */
   sessionRecording?: SessionRecordingOptions;
+  /** Masking profiles and body-capture limits; default: the built-in `secrets` profile. */
+  masking?: EdgeMasking;
 }
 
 /** Session recording limits used when the config says nothing. */
@@ -62,8 +76,10 @@ const NO_CONNECTION = '_none';
  */
 export class EdgePipeline {
   private readonly upgrades: UpgradeForwarder;
+  private readonly masking: EdgeMasking;
 
   constructor(private readonly deps: EdgePipelineDeps) {
+    this.masking = deps.masking ?? defaultEdgeMasking();
     this.upgrades = new UpgradeForwarder({
       nodeId: deps.nodeId,
       audit: deps.audit,
@@ -187,7 +203,7 @@ export class EdgePipeline {
       });
       return;
     }
-    this.forward(req, res, kind, connection, upstreamPath, identity, requestId, decided.id, started);
+    this.forward(req, res, kind, connection, upstreamPath, identity, requestId, decided.id, started, decision, attributes);
   }
 
   /**
@@ -308,17 +324,40 @@ export class EdgePipeline {
     requestId: string,
     decisionId: string,
     started: number,
+    decision: Decision,
+    attributes: RequestAttributes,
   ): void {
+    let plan: MaskPlan | undefined;
+    if (decision.maskProfile !== '') {
+      try {
+        plan = planMasking(this.masking, decision.maskProfile, kind, attributes);
+      } catch (err) {
+        const gw = this.answerError(res, kind, err, requestId);
+        this.complete(connection, requestId, decisionId, gw.httpStatus, 0, 0, started, gw.message, false);
+        return;
+      }
+    }
     const headers = gatewayRequestHeaders(req.headers, connection, identity, requestId);
+    if (plan !== undefined) rewriteAcceptForMasking(headers);
+    const recorder = requestBodyRecorder(req, this.masking);
     const basePath = connection.url.pathname.replace(/\/$/, '');
     const requestFn = connection.url.protocol === 'https:' ? httpsRequest : httpRequest;
     let bytesIn = 0;
     let bytesOut = 0;
     let finished = false;
-    const finish = (status: number, error: string, forwarded: boolean): void => {
+    const finish = (status: number, error: string, forwarded: boolean, response?: ExchangeBodies['responseBody'], maskedFields = 0): void => {
       if (finished) return;
       finished = true;
-      this.complete(connection, requestId, decisionId, status, bytesIn, bytesOut, started, error, forwarded);
+      const bodies: ExchangeBodies | undefined =
+        recorder === undefined && plan === undefined
+          ? undefined
+          : {
+              ...(recorder !== undefined ? { requestBody: auditRequestBody(recorder, req, this.masking, plan, maskTargetFor(kind, attributes)) } : {}),
+              ...(response !== undefined ? { responseBody: response } : {}),
+              maskedFields,
+              maskProfile: plan?.profile.name ?? '',
+            };
+      this.complete(connection, requestId, decisionId, status, bytesIn, bytesOut, started, error, forwarded, bodies);
     };
     const upstream = requestFn({
       protocol: connection.url.protocol,
@@ -336,6 +375,16 @@ export class EdgePipeline {
 
     upstream.on('response', (up) => {
       clearTimeout(headerTimer);
+      if (plan !== undefined) {
+        pipeMaskedResponse(up, res, attributes.method, plan, this.masking, AUDIT_ID_HEADER, requestId, {
+          refuse: (err) => this.answerError(res, kind, err, requestId),
+          finish: (status, error, sent, response, maskedFields) => {
+            bytesOut = sent;
+            finish(status, error, true, response, maskedFields);
+          },
+        });
+        return;
+      }
       const outHeaders = clientResponseHeaders(up.headers);
       outHeaders[AUDIT_ID_HEADER.toLowerCase()] = requestId;
       res.writeHead(up.statusCode ?? 502, outHeaders);
@@ -380,6 +429,7 @@ export class EdgePipeline {
     });
     req.on('data', (chunk: Buffer) => {
       bytesIn += chunk.length;
+      recorder?.add(chunk);
       if (!upstream.write(chunk)) req.pause();
     });
     upstream.on('drain', () => req.resume());
@@ -397,6 +447,7 @@ export class EdgePipeline {
     started: number,
     error: string,
     forwarded: boolean,
+    bodies?: ExchangeBodies,
   ): void {
     const event: EventEnvelope = buildEvent(
       EventType.RequestCompleted,
@@ -407,6 +458,14 @@ export class EdgePipeline {
         durationMs: Math.round(performance.now() - started),
         error,
         forwarded,
+        ...(bodies !== undefined
+          ? {
+              ...(bodies.requestBody !== undefined ? { requestBody: bodies.requestBody } : {}),
+              ...(bodies.responseBody !== undefined ? { responseBody: bodies.responseBody } : {}),
+              maskedFields: bodies.maskedFields,
+              maskProfile: bodies.maskProfile,
+            }
+          : {}),
       }),
       { correlationId: requestId, causationId, nodeId: this.deps.nodeId, connection: connection.name },
     );

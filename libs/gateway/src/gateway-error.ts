@@ -11,6 +11,10 @@ export const GatewayErrorCode = {
   UpstreamUnreachable: 'upstream_unreachable',
   UpstreamTimeout: 'upstream_timeout',
   BodyTooLarge: 'body_too_large',
+  /** The decision asks for a masking profile this gateway does not have: nothing is forwarded. */
+  MaskingUnavailable: 'masking_unavailable',
+  /** A masked response the gateway cannot read (protobuf, YAML, unknown encoding, bad JSON): withheld. */
+  UnmaskableResponse: 'unmaskable_response',
 } as const;
 export type GatewayErrorCode = (typeof GatewayErrorCode)[keyof typeof GatewayErrorCode];
 
@@ -26,6 +30,8 @@ const HTTP_STATUS = {
   upstream_unreachable: 502,
   upstream_timeout: 504,
   body_too_large: 413,
+  masking_unavailable: 500,
+  unmaskable_response: 502,
 } as const satisfies Record<GatewayErrorCode, number>;
 
 /** A refusal or failure at the edge; `message` is safe to show to the client. */

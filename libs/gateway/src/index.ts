@@ -23,3 +23,5 @@ export { upstreamRequestHeaders, clientResponseHeaders, addImpersonationHeaders,
 export { DEV_ISSUER_PATH } from './dev-issuer-routes.js';
 export { renderKubeconfig } from './kubeconfig.js';
 export type { KubeconfigSpec } from './kubeconfig.js';
+export { createEdgeMasking, defaultEdgeMasking, rewriteAcceptForMasking, maskTargetFor } from './response-masking.js';
+export type { EdgeMasking, MaskPlan, ExchangeBodies } from './response-masking.js';

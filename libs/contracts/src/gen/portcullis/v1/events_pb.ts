@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file portcullis/v1/events.proto.
  */
 export const file_portcullis_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("Chpwb3J0Y3VsbGlzL3YxL2V2ZW50cy5wcm90bxINcG9ydGN1bGxpcy52MSJyCg9SZXF1ZXN0UmVjZWl2ZWQSKQoIaWRlbnRpdHkYASABKAsyFy5wb3J0Y3VsbGlzLnYxLklkZW50aXR5EjQKCmF0dHJpYnV0ZXMYAiABKAsyIC5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RBdHRyaWJ1dGVzImgKDlJlcXVlc3REZWNpZGVkEikKCGRlY2lzaW9uGAEgASgLMhcucG9ydGN1bGxpcy52MS5EZWNpc2lvbhIbChNkZWNpc2lvbl9sYXRlbmN5X3VzGAIgASgNEg4KBmNhY2hlZBgDIAEoCCKjAQoPUmVxdWVzdFJlamVjdGVkEg4KBnN0YXR1cxgBIAEoBRIOCgZyZWFzb24YAiABKAkSDwoHbWVzc2FnZRgDIAEoCRI0CgphdHRyaWJ1dGVzGAQgASgLMiAucG9ydGN1bGxpcy52MS5SZXF1ZXN0QXR0cmlidXRlcxIpCghpZGVudGl0eRgFIAEoCzIXLnBvcnRjdWxsaXMudjEuSWRlbnRpdHkifgoQUmVxdWVzdENvbXBsZXRlZBIOCgZzdGF0dXMYASABKAUSEQoJYnl0ZXNfb3V0GAIgASgBEhAKCGJ5dGVzX2luGAMgASgBEhMKC2R1cmF0aW9uX21zGAQgASgNEg0KBWVycm9yGAUgASgJEhEKCWZvcndhcmRlZBgGIAEoCCJZChVJZGVudGl0eUF1dGhlbnRpY2F0ZWQSKQoIaWRlbnRpdHkYASABKAsyFy5wb3J0Y3VsbGlzLnYxLklkZW50aXR5EhUKDWV4cGlyZXNfYXRfbXMYAiABKAEiZwoQSWRlbnRpdHlSZWplY3RlZBIOCgZyZWFzb24YASABKAkSDgoGaXNzdWVyGAIgASgJEg8KB21lc3NhZ2UYAyABKAkSEgoKdG9rZW5faGFzaBgEIAEoCRIOCgZzdGF0dXMYBSABKAUikQEKFUF1ZGl0UmV0ZW50aW9uQXBwbGllZBINCgVzdG9yZRgBIAEoCRIRCgljdXRvZmZfbXMYAiABKAESGQoRZHJvcHBlZF9iZWZvcmVfbXMYAyABKAESEgoKcGFydGl0aW9ucxgEIAMoCRIUCgxyb3dzX2Ryb3BwZWQYBSABKAESEQoJcmV0ZW50aW9uGAYgASgJIrEBCg5TZXNzaW9uU3RhcnRlZBIMCgRraW5kGAEgASgJEhAKCHByb3RvY29sGAIgASgJEhEKCXRyYW5zcG9ydBgDIAEoCRIPCgdjb21tYW5kGAQgAygJEhEKCWNvbnRhaW5lchgFIAEoCRINCgVzdGRpbhgGIAEoCBILCgN0dHkYByABKAgSEAoIcmVjb3JkZWQYCCABKAgSGgoScmVjb3JkX2xpbWl0X2J5dGVzGAkgASgBIlMKDFNlc3Npb25GcmFtZRIPCgdjaGFubmVsGAEgASgNEhEKCW9mZnNldF9tcxgCIAEoDRIMCgRkYXRhGAMgASgMEhEKCXRydW5jYXRlZBgEIAEoCCJOCg1TZXNzaW9uRnJhbWVzEhAKCHNlcXVlbmNlGAEgASgNEisKBmZyYW1lcxgCIAMoCzIbLnBvcnRjdWxsaXMudjEuU2Vzc2lvbkZyYW1lIs0BCgxTZXNzaW9uRW5kZWQSEQoJZXhpdF9jb2RlGAEgASgREg4KBnN0YXR1cxgCIAEoCRIPCgdtZXNzYWdlGAMgASgJEhAKCGJ5dGVzX2luGAQgASgBEhEKCWJ5dGVzX291dBgFIAEoARITCgtkdXJhdGlvbl9tcxgGIAEoDRIWCg5yZWNvcmRlZF9ieXRlcxgHIAEoARIRCgl0cnVuY2F0ZWQYCCABKAgSFQoNZnJhbWVfYmF0Y2hlcxgJIAEoDRINCgVlcnJvchgKIAEoCSL4BgoNRXZlbnRFbnZlbG9wZRIKCgJpZBgBIAEoCRIMCgR0eXBlGAIgASgJEhYKDnNjaGVtYV92ZXJzaW9uGAMgASgFEhYKDm9jY3VycmVkX2F0X21zGAQgASgBEhYKDmNvcnJlbGF0aW9uX2lkGAUgASgJEhQKDGNhdXNhdGlvbl9pZBgGIAEoCRISCgpzZXNzaW9uX2lkGAcgASgJEg8KB25vZGVfaWQYCCABKAkSEgoKY29ubmVjdGlvbhgJIAEoCRIRCglwcmV2X2hhc2gYCiABKAkSDAoEaGFzaBgLIAEoCRIRCgljaGFpbl9zZXEYDCABKAESEAoIY2hhaW5faWQYDSABKAkSOgoQcmVxdWVzdF9yZWNlaXZlZBgUIAEoCzIeLnBvcnRjdWxsaXMudjEuUmVxdWVzdFJlY2VpdmVkSAASOAoPcmVxdWVzdF9kZWNpZGVkGBUgASgLMh0ucG9ydGN1bGxpcy52MS5SZXF1ZXN0RGVjaWRlZEgAEjoKEHJlcXVlc3RfcmVqZWN0ZWQYFiABKAsyHi5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RSZWplY3RlZEgAEjwKEXJlcXVlc3RfY29tcGxldGVkGBcgASgLMh8ucG9ydGN1bGxpcy52MS5SZXF1ZXN0Q29tcGxldGVkSAASRgoWaWRlbnRpdHlfYXV0aGVudGljYXRlZBgYIAEoCzIkLnBvcnRjdWxsaXMudjEuSWRlbnRpdHlBdXRoZW50aWNhdGVkSAASPAoRaWRlbnRpdHlfcmVqZWN0ZWQYGSABKAsyHy5wb3J0Y3VsbGlzLnYxLklkZW50aXR5UmVqZWN0ZWRIABJHChdhdWRpdF9yZXRlbnRpb25fYXBwbGllZBgoIAEoCzIkLnBvcnRjdWxsaXMudjEuQXVkaXRSZXRlbnRpb25BcHBsaWVkSAASOAoPc2Vzc2lvbl9zdGFydGVkGBogASgLMh0ucG9ydGN1bGxpcy52MS5TZXNzaW9uU3RhcnRlZEgAEjYKDnNlc3Npb25fZnJhbWVzGBsgASgLMhwucG9ydGN1bGxpcy52MS5TZXNzaW9uRnJhbWVzSAASNAoNc2Vzc2lvbl9lbmRlZBgcIAEoCzIbLnBvcnRjdWxsaXMudjEuU2Vzc2lvbkVuZGVkSABCCQoHcGF5bG9hZGIGcHJvdG8z", [file_portcullis_v1_decision, file_portcullis_v1_identity, file_portcullis_v1_request]);
+  fileDesc("Chpwb3J0Y3VsbGlzL3YxL2V2ZW50cy5wcm90bxINcG9ydGN1bGxpcy52MSJyCg9SZXF1ZXN0UmVjZWl2ZWQSKQoIaWRlbnRpdHkYASABKAsyFy5wb3J0Y3VsbGlzLnYxLklkZW50aXR5EjQKCmF0dHJpYnV0ZXMYAiABKAsyIC5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RBdHRyaWJ1dGVzImgKDlJlcXVlc3REZWNpZGVkEikKCGRlY2lzaW9uGAEgASgLMhcucG9ydGN1bGxpcy52MS5EZWNpc2lvbhIbChNkZWNpc2lvbl9sYXRlbmN5X3VzGAIgASgNEg4KBmNhY2hlZBgDIAEoCCKjAQoPUmVxdWVzdFJlamVjdGVkEg4KBnN0YXR1cxgBIAEoBRIOCgZyZWFzb24YAiABKAkSDwoHbWVzc2FnZRgDIAEoCRI0CgphdHRyaWJ1dGVzGAQgASgLMiAucG9ydGN1bGxpcy52MS5SZXF1ZXN0QXR0cmlidXRlcxIpCghpZGVudGl0eRgFIAEoCzIXLnBvcnRjdWxsaXMudjEuSWRlbnRpdHkikAIKEFJlcXVlc3RDb21wbGV0ZWQSDgoGc3RhdHVzGAEgASgFEhEKCWJ5dGVzX291dBgCIAEoARIQCghieXRlc19pbhgDIAEoARITCgtkdXJhdGlvbl9tcxgEIAEoDRINCgVlcnJvchgFIAEoCRIRCglmb3J3YXJkZWQYBiABKAgSMAoMcmVxdWVzdF9ib2R5GCggASgLMhoucG9ydGN1bGxpcy52MS5Cb2R5RXhjZXJwdBIxCg1yZXNwb25zZV9ib2R5GCkgASgLMhoucG9ydGN1bGxpcy52MS5Cb2R5RXhjZXJwdBIVCg1tYXNrZWRfZmllbGRzGCogASgNEhQKDG1hc2tfcHJvZmlsZRgrIAEoCSKdAQoLQm9keUV4Y2VycHQSDQoFYnl0ZXMYASABKAESDgoGc2hhMjU2GAIgASgJEhQKDGNvbnRlbnRfdHlwZRgDIAEoCRIQCghkZWNvZGluZxgEIAEoCRIPCgdleGNlcnB0GAUgASgJEhEKCXRydW5jYXRlZBgGIAEoCBIVCg1tYXNrZWRfZmllbGRzGAcgASgNEgwKBG5vdGUYCCABKAkiWQoVSWRlbnRpdHlBdXRoZW50aWNhdGVkEikKCGlkZW50aXR5GAEgASgLMhcucG9ydGN1bGxpcy52MS5JZGVudGl0eRIVCg1leHBpcmVzX2F0X21zGAIgASgBImcKEElkZW50aXR5UmVqZWN0ZWQSDgoGcmVhc29uGAEgASgJEg4KBmlzc3VlchgCIAEoCRIPCgdtZXNzYWdlGAMgASgJEhIKCnRva2VuX2hhc2gYBCABKAkSDgoGc3RhdHVzGAUgASgFIpEBChVBdWRpdFJldGVudGlvbkFwcGxpZWQSDQoFc3RvcmUYASABKAkSEQoJY3V0b2ZmX21zGAIgASgBEhkKEWRyb3BwZWRfYmVmb3JlX21zGAMgASgBEhIKCnBhcnRpdGlvbnMYBCADKAkSFAoMcm93c19kcm9wcGVkGAUgASgBEhEKCXJldGVudGlvbhgGIAEoCSKxAQoOU2Vzc2lvblN0YXJ0ZWQSDAoEa2luZBgBIAEoCRIQCghwcm90b2NvbBgCIAEoCRIRCgl0cmFuc3BvcnQYAyABKAkSDwoHY29tbWFuZBgEIAMoCRIRCgljb250YWluZXIYBSABKAkSDQoFc3RkaW4YBiABKAgSCwoDdHR5GAcgASgIEhAKCHJlY29yZGVkGAggASgIEhoKEnJlY29yZF9saW1pdF9ieXRlcxgJIAEoASJTCgxTZXNzaW9uRnJhbWUSDwoHY2hhbm5lbBgBIAEoDRIRCglvZmZzZXRfbXMYAiABKA0SDAoEZGF0YRgDIAEoDBIRCgl0cnVuY2F0ZWQYBCABKAgiTgoNU2Vzc2lvbkZyYW1lcxIQCghzZXF1ZW5jZRgBIAEoDRIrCgZmcmFtZXMYAiADKAsyGy5wb3J0Y3VsbGlzLnYxLlNlc3Npb25GcmFtZSLNAQoMU2Vzc2lvbkVuZGVkEhEKCWV4aXRfY29kZRgBIAEoERIOCgZzdGF0dXMYAiABKAkSDwoHbWVzc2FnZRgDIAEoCRIQCghieXRlc19pbhgEIAEoARIRCglieXRlc19vdXQYBSABKAESEwoLZHVyYXRpb25fbXMYBiABKA0SFgoOcmVjb3JkZWRfYnl0ZXMYByABKAESEQoJdHJ1bmNhdGVkGAggASgIEhUKDWZyYW1lX2JhdGNoZXMYCSABKA0SDQoFZXJyb3IYCiABKAki+AYKDUV2ZW50RW52ZWxvcGUSCgoCaWQYASABKAkSDAoEdHlwZRgCIAEoCRIWCg5zY2hlbWFfdmVyc2lvbhgDIAEoBRIWCg5vY2N1cnJlZF9hdF9tcxgEIAEoARIWCg5jb3JyZWxhdGlvbl9pZBgFIAEoCRIUCgxjYXVzYXRpb25faWQYBiABKAkSEgoKc2Vzc2lvbl9pZBgHIAEoCRIPCgdub2RlX2lkGAggASgJEhIKCmNvbm5lY3Rpb24YCSABKAkSEQoJcHJldl9oYXNoGAogASgJEgwKBGhhc2gYCyABKAkSEQoJY2hhaW5fc2VxGAwgASgBEhAKCGNoYWluX2lkGA0gASgJEjoKEHJlcXVlc3RfcmVjZWl2ZWQYFCABKAsyHi5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RSZWNlaXZlZEgAEjgKD3JlcXVlc3RfZGVjaWRlZBgVIAEoCzIdLnBvcnRjdWxsaXMudjEuUmVxdWVzdERlY2lkZWRIABI6ChByZXF1ZXN0X3JlamVjdGVkGBYgASgLMh4ucG9ydGN1bGxpcy52MS5SZXF1ZXN0UmVqZWN0ZWRIABI8ChFyZXF1ZXN0X2NvbXBsZXRlZBgXIAEoCzIfLnBvcnRjdWxsaXMudjEuUmVxdWVzdENvbXBsZXRlZEgAEkYKFmlkZW50aXR5X2F1dGhlbnRpY2F0ZWQYGCABKAsyJC5wb3J0Y3VsbGlzLnYxLklkZW50aXR5QXV0aGVudGljYXRlZEgAEjwKEWlkZW50aXR5X3JlamVjdGVkGBkgASgLMh8ucG9ydGN1bGxpcy52MS5JZGVudGl0eVJlamVjdGVkSAASRwoXYXVkaXRfcmV0ZW50aW9uX2FwcGxpZWQYKCABKAsyJC5wb3J0Y3VsbGlzLnYxLkF1ZGl0UmV0ZW50aW9uQXBwbGllZEgAEjgKD3Nlc3Npb25fc3RhcnRlZBgaIAEoCzIdLnBvcnRjdWxsaXMudjEuU2Vzc2lvblN0YXJ0ZWRIABI2Cg5zZXNzaW9uX2ZyYW1lcxgbIAEoCzIcLnBvcnRjdWxsaXMudjEuU2Vzc2lvbkZyYW1lc0gAEjQKDXNlc3Npb25fZW5kZWQYHCABKAsyGy5wb3J0Y3VsbGlzLnYxLlNlc3Npb25FbmRlZEgAQgkKB3BheWxvYWRiBnByb3RvMw", [file_portcullis_v1_decision, file_portcullis_v1_identity, file_portcullis_v1_request]);
 
 /**
  * The edge received and authenticated a request.
@@ -152,6 +152,34 @@ export type RequestCompleted = Message<"portcullis.v1.RequestCompleted"> & {
    * @generated from field: bool forwarded = 6;
    */
   forwarded: boolean;
+
+  /**
+   * The masked audit copy of the request body (any request with a body).
+   *
+   * @generated from field: portcullis.v1.BodyExcerpt request_body = 40;
+   */
+  requestBody?: BodyExcerpt | undefined;
+
+  /**
+   * The masked response body as sent to the client (masked responses only).
+   *
+   * @generated from field: portcullis.v1.BodyExcerpt response_body = 41;
+   */
+  responseBody?: BodyExcerpt | undefined;
+
+  /**
+   * Values masked in the response (0 when the response was not masked).
+   *
+   * @generated from field: uint32 masked_fields = 42;
+   */
+  maskedFields: number;
+
+  /**
+   * The masking profile applied to the response, empty when none.
+   *
+   * @generated from field: string mask_profile = 43;
+   */
+  maskProfile: string;
 };
 
 /**
@@ -160,6 +188,70 @@ export type RequestCompleted = Message<"portcullis.v1.RequestCompleted"> & {
  */
 export const RequestCompletedSchema: GenMessage<RequestCompleted> = /*@__PURE__*/
   messageDesc(file_portcullis_v1_events, 3);
+
+/**
+ * What the audit log keeps of one body: never raw bytes, only a masked, capped excerpt.
+ *
+ * @generated from message portcullis.v1.BodyExcerpt
+ */
+export type BodyExcerpt = Message<"portcullis.v1.BodyExcerpt"> & {
+  /**
+   * Size of the whole body in bytes.
+   *
+   * @generated from field: double bytes = 1;
+   */
+  bytes: number;
+
+  /**
+   * Hex SHA-256 of the whole body (request: as received; response: as sent, masked).
+   *
+   * @generated from field: string sha256 = 2;
+   */
+  sha256: string;
+
+  /**
+   * @generated from field: string content_type = 3;
+   */
+  contentType: string;
+
+  /**
+   * json, yaml, protobuf, or none (size and hash only; see note).
+   *
+   * @generated from field: string decoding = 4;
+   */
+  decoding: string;
+
+  /**
+   * The masked body as JSON text, cut to masking.excerptBytes.
+   *
+   * @generated from field: string excerpt = 5;
+   */
+  excerpt: string;
+
+  /**
+   * @generated from field: bool truncated = 6;
+   */
+  truncated: boolean;
+
+  /**
+   * @generated from field: uint32 masked_fields = 7;
+   */
+  maskedFields: number;
+
+  /**
+   * Why the body was not decoded, empty otherwise.
+   *
+   * @generated from field: string note = 8;
+   */
+  note: string;
+};
+
+/**
+ * Describes the message portcullis.v1.BodyExcerpt.
+ * Use `create(BodyExcerptSchema)` to create a new message.
+ */
+export const BodyExcerptSchema: GenMessage<BodyExcerpt> = /*@__PURE__*/
+  messageDesc(file_portcullis_v1_events, 4);
 
 /**
  * The edge verified a bearer token for the first time (once per token per edge, on a cache
@@ -188,7 +280,7 @@ export type IdentityAuthenticated = Message<"portcullis.v1.IdentityAuthenticated
  * Use `create(IdentityAuthenticatedSchema)` to create a new message.
  */
 export const IdentityAuthenticatedSchema: GenMessage<IdentityAuthenticated> = /*@__PURE__*/
-  messageDesc(file_portcullis_v1_events, 4);
+  messageDesc(file_portcullis_v1_events, 5);
 
 /**
  * The edge refused a bearer token. The request itself is recorded as request.rejected.
@@ -237,7 +329,7 @@ export type IdentityRejected = Message<"portcullis.v1.IdentityRejected"> & {
  * Use `create(IdentityRejectedSchema)` to create a new message.
  */
 export const IdentityRejectedSchema: GenMessage<IdentityRejected> = /*@__PURE__*/
-  messageDesc(file_portcullis_v1_events, 5);
+  messageDesc(file_portcullis_v1_events, 6);
 
 /**
  * The audit role dropped stored events older than the retention cutoff (whole months), so the
@@ -292,7 +384,7 @@ export type AuditRetentionApplied = Message<"portcullis.v1.AuditRetentionApplied
  * Use `create(AuditRetentionAppliedSchema)` to create a new message.
  */
 export const AuditRetentionAppliedSchema: GenMessage<AuditRetentionApplied> = /*@__PURE__*/
-  messageDesc(file_portcullis_v1_events, 6);
+  messageDesc(file_portcullis_v1_events, 7);
 
 /**
  * An upgraded session (exec, attach, port-forward, SPDY or WebSocket) was accepted by the upstream.
@@ -362,7 +454,7 @@ export type SessionStarted = Message<"portcullis.v1.SessionStarted"> & {
  * Use `create(SessionStartedSchema)` to create a new message.
  */
 export const SessionStartedSchema: GenMessage<SessionStarted> = /*@__PURE__*/
-  messageDesc(file_portcullis_v1_events, 7);
+  messageDesc(file_portcullis_v1_events, 8);
 
 /**
  * One recorded frame of a session: its channel, when it passed the edge and its bytes.
@@ -402,7 +494,7 @@ export type SessionFrame = Message<"portcullis.v1.SessionFrame"> & {
  * Use `create(SessionFrameSchema)` to create a new message.
  */
 export const SessionFrameSchema: GenMessage<SessionFrame> = /*@__PURE__*/
-  messageDesc(file_portcullis_v1_events, 8);
+  messageDesc(file_portcullis_v1_events, 9);
 
 /**
  * A batch of recorded frames, in order; sequence numbers start at 1 per session.
@@ -426,7 +518,7 @@ export type SessionFrames = Message<"portcullis.v1.SessionFrames"> & {
  * Use `create(SessionFramesSchema)` to create a new message.
  */
 export const SessionFramesSchema: GenMessage<SessionFrames> = /*@__PURE__*/
-  messageDesc(file_portcullis_v1_events, 9);
+  messageDesc(file_portcullis_v1_events, 10);
 
 /**
  * An upgraded session ended.
@@ -498,7 +590,7 @@ export type SessionEnded = Message<"portcullis.v1.SessionEnded"> & {
  * Use `create(SessionEndedSchema)` to create a new message.
  */
 export const SessionEndedSchema: GenMessage<SessionEnded> = /*@__PURE__*/
-  messageDesc(file_portcullis_v1_events, 10);
+  messageDesc(file_portcullis_v1_events, 11);
 
 /**
  * The common envelope of every event. Events are past tense and only change additively.
@@ -659,5 +751,5 @@ export type EventEnvelope = Message<"portcullis.v1.EventEnvelope"> & {
  * Use `create(EventEnvelopeSchema)` to create a new message.
  */
 export const EventEnvelopeSchema: GenMessage<EventEnvelope> = /*@__PURE__*/
-  messageDesc(file_portcullis_v1_events, 11);
+  messageDesc(file_portcullis_v1_events, 12);
 
