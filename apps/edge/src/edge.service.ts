@@ -20,7 +20,6 @@ import {
 import { PLATFORM, type Platform } from '../../runtime/src/index.js';
 import type { BusSubscription } from '../../../libs/bus/src/index.js';
 import { readFileSync } from 'node:fs';
-import type { MaskingProfileSpec } from '../../../libs/masking/src/index.js';
 
 /** Connections added at start-up by the process (the embedded sandbox), on top of the config's. */
 export const EXTRA_CONNECTIONS = Symbol('portcullis.extra-connections');
