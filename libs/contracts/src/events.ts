@@ -1,5 +1,12 @@
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { randomBytes } from 'node:crypto';
+import type {
+  ApprovalApproved,
+  ApprovalConsumed,
+  ApprovalDenied,
+  ApprovalExpired,
+  ApprovalRequested,
+} from './gen/portcullis/v1/approval_pb.js';
 import {
   EventEnvelopeSchema,
   type EventEnvelope,
@@ -18,6 +25,11 @@ export const EventType = {
   RequestDecided: 'request.decided',
   RequestRejected: 'request.rejected',
   RequestCompleted: 'request.completed',
+  ApprovalRequested: 'approval.requested',
+  ApprovalApproved: 'approval.approved',
+  ApprovalDenied: 'approval.denied',
+  ApprovalExpired: 'approval.expired',
+  ApprovalConsumed: 'approval.consumed',
 } as const;
 export type EventType = (typeof EventType)[keyof typeof EventType];
 
@@ -27,6 +39,11 @@ export interface EventPayloadMap {
   'request.decided': RequestDecided;
   'request.rejected': RequestRejected;
   'request.completed': RequestCompleted;
+  'approval.requested': ApprovalRequested;
+  'approval.approved': ApprovalApproved;
+  'approval.denied': ApprovalDenied;
+  'approval.expired': ApprovalExpired;
+  'approval.consumed': ApprovalConsumed;
 }
 
 const PAYLOAD_CASE = {
@@ -34,6 +51,11 @@ const PAYLOAD_CASE = {
   'request.decided': 'requestDecided',
   'request.rejected': 'requestRejected',
   'request.completed': 'requestCompleted',
+  'approval.requested': 'approvalRequested',
+  'approval.approved': 'approvalApproved',
+  'approval.denied': 'approvalDenied',
+  'approval.expired': 'approvalExpired',
+  'approval.consumed': 'approvalConsumed',
 } as const satisfies Record<EventType, NonNullable<EventEnvelope['payload']['case']>>;
 
 const TYPE_OF_CASE = Object.fromEntries(

@@ -4,6 +4,8 @@
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { ApprovalApproved, ApprovalConsumed, ApprovalDenied, ApprovalExpired, ApprovalRequested } from "./approval_pb.js";
+import { file_portcullis_v1_approval } from "./approval_pb.js";
 import type { Decision } from "./decision_pb.js";
 import { file_portcullis_v1_decision } from "./decision_pb.js";
 import type { Identity } from "./identity_pb.js";
@@ -16,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file portcullis/v1/events.proto.
  */
 export const file_portcullis_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("Chpwb3J0Y3VsbGlzL3YxL2V2ZW50cy5wcm90bxINcG9ydGN1bGxpcy52MSJyCg9SZXF1ZXN0UmVjZWl2ZWQSKQoIaWRlbnRpdHkYASABKAsyFy5wb3J0Y3VsbGlzLnYxLklkZW50aXR5EjQKCmF0dHJpYnV0ZXMYAiABKAsyIC5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RBdHRyaWJ1dGVzIlgKDlJlcXVlc3REZWNpZGVkEikKCGRlY2lzaW9uGAEgASgLMhcucG9ydGN1bGxpcy52MS5EZWNpc2lvbhIbChNkZWNpc2lvbl9sYXRlbmN5X3VzGAIgASgNIqMBCg9SZXF1ZXN0UmVqZWN0ZWQSDgoGc3RhdHVzGAEgASgFEg4KBnJlYXNvbhgCIAEoCRIPCgdtZXNzYWdlGAMgASgJEjQKCmF0dHJpYnV0ZXMYBCABKAsyIC5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RBdHRyaWJ1dGVzEikKCGlkZW50aXR5GAUgASgLMhcucG9ydGN1bGxpcy52MS5JZGVudGl0eSJ+ChBSZXF1ZXN0Q29tcGxldGVkEg4KBnN0YXR1cxgBIAEoBRIRCglieXRlc19vdXQYAiABKAESEAoIYnl0ZXNfaW4YAyABKAESEwoLZHVyYXRpb25fbXMYBCABKA0SDQoFZXJyb3IYBSABKAkSEQoJZm9yd2FyZGVkGAYgASgIItwDCg1FdmVudEVudmVsb3BlEgoKAmlkGAEgASgJEgwKBHR5cGUYAiABKAkSFgoOc2NoZW1hX3ZlcnNpb24YAyABKAUSFgoOb2NjdXJyZWRfYXRfbXMYBCABKAESFgoOY29ycmVsYXRpb25faWQYBSABKAkSFAoMY2F1c2F0aW9uX2lkGAYgASgJEhIKCnNlc3Npb25faWQYByABKAkSDwoHbm9kZV9pZBgIIAEoCRISCgpjb25uZWN0aW9uGAkgASgJEhEKCXByZXZfaGFzaBgKIAEoCRIMCgRoYXNoGAsgASgJEjoKEHJlcXVlc3RfcmVjZWl2ZWQYFCABKAsyHi5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RSZWNlaXZlZEgAEjgKD3JlcXVlc3RfZGVjaWRlZBgVIAEoCzIdLnBvcnRjdWxsaXMudjEuUmVxdWVzdERlY2lkZWRIABI6ChByZXF1ZXN0X3JlamVjdGVkGBYgASgLMh4ucG9ydGN1bGxpcy52MS5SZXF1ZXN0UmVqZWN0ZWRIABI8ChFyZXF1ZXN0X2NvbXBsZXRlZBgXIAEoCzIfLnBvcnRjdWxsaXMudjEuUmVxdWVzdENvbXBsZXRlZEgAQgkKB3BheWxvYWRiBnByb3RvMw", [file_portcullis_v1_decision, file_portcullis_v1_identity, file_portcullis_v1_request]);
+  fileDesc("Chpwb3J0Y3VsbGlzL3YxL2V2ZW50cy5wcm90bxINcG9ydGN1bGxpcy52MSJyCg9SZXF1ZXN0UmVjZWl2ZWQSKQoIaWRlbnRpdHkYASABKAsyFy5wb3J0Y3VsbGlzLnYxLklkZW50aXR5EjQKCmF0dHJpYnV0ZXMYAiABKAsyIC5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RBdHRyaWJ1dGVzIlgKDlJlcXVlc3REZWNpZGVkEikKCGRlY2lzaW9uGAEgASgLMhcucG9ydGN1bGxpcy52MS5EZWNpc2lvbhIbChNkZWNpc2lvbl9sYXRlbmN5X3VzGAIgASgNIqMBCg9SZXF1ZXN0UmVqZWN0ZWQSDgoGc3RhdHVzGAEgASgFEg4KBnJlYXNvbhgCIAEoCRIPCgdtZXNzYWdlGAMgASgJEjQKCmF0dHJpYnV0ZXMYBCABKAsyIC5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RBdHRyaWJ1dGVzEikKCGlkZW50aXR5GAUgASgLMhcucG9ydGN1bGxpcy52MS5JZGVudGl0eSJ+ChBSZXF1ZXN0Q29tcGxldGVkEg4KBnN0YXR1cxgBIAEoBRIRCglieXRlc19vdXQYAiABKAESEAoIYnl0ZXNfaW4YAyABKAESEwoLZHVyYXRpb25fbXMYBCABKA0SDQoFZXJyb3IYBSABKAkSEQoJZm9yd2FyZGVkGAYgASgIIo4GCg1FdmVudEVudmVsb3BlEgoKAmlkGAEgASgJEgwKBHR5cGUYAiABKAkSFgoOc2NoZW1hX3ZlcnNpb24YAyABKAUSFgoOb2NjdXJyZWRfYXRfbXMYBCABKAESFgoOY29ycmVsYXRpb25faWQYBSABKAkSFAoMY2F1c2F0aW9uX2lkGAYgASgJEhIKCnNlc3Npb25faWQYByABKAkSDwoHbm9kZV9pZBgIIAEoCRISCgpjb25uZWN0aW9uGAkgASgJEhEKCXByZXZfaGFzaBgKIAEoCRIMCgRoYXNoGAsgASgJEjoKEHJlcXVlc3RfcmVjZWl2ZWQYFCABKAsyHi5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RSZWNlaXZlZEgAEjgKD3JlcXVlc3RfZGVjaWRlZBgVIAEoCzIdLnBvcnRjdWxsaXMudjEuUmVxdWVzdERlY2lkZWRIABI6ChByZXF1ZXN0X3JlamVjdGVkGBYgASgLMh4ucG9ydGN1bGxpcy52MS5SZXF1ZXN0UmVqZWN0ZWRIABI8ChFyZXF1ZXN0X2NvbXBsZXRlZBgXIAEoCzIfLnBvcnRjdWxsaXMudjEuUmVxdWVzdENvbXBsZXRlZEgAEj4KEmFwcHJvdmFsX3JlcXVlc3RlZBgeIAEoCzIgLnBvcnRjdWxsaXMudjEuQXBwcm92YWxSZXF1ZXN0ZWRIABI8ChFhcHByb3ZhbF9hcHByb3ZlZBgfIAEoCzIfLnBvcnRjdWxsaXMudjEuQXBwcm92YWxBcHByb3ZlZEgAEjgKD2FwcHJvdmFsX2RlbmllZBggIAEoCzIdLnBvcnRjdWxsaXMudjEuQXBwcm92YWxEZW5pZWRIABI6ChBhcHByb3ZhbF9leHBpcmVkGCEgASgLMh4ucG9ydGN1bGxpcy52MS5BcHByb3ZhbEV4cGlyZWRIABI8ChFhcHByb3ZhbF9jb25zdW1lZBgiIAEoCzIfLnBvcnRjdWxsaXMudjEuQXBwcm92YWxDb25zdW1lZEgAQgkKB3BheWxvYWRiBnByb3RvMw", [file_portcullis_v1_approval, file_portcullis_v1_decision, file_portcullis_v1_identity, file_portcullis_v1_request]);
 
 /**
  * The edge received and authenticated a request.
@@ -253,6 +255,38 @@ export type EventEnvelope = Message<"portcullis.v1.EventEnvelope"> & {
      */
     value: RequestCompleted;
     case: "requestCompleted";
+  } | {
+    /**
+     * 30-39: approvals.
+     *
+     * @generated from field: portcullis.v1.ApprovalRequested approval_requested = 30;
+     */
+    value: ApprovalRequested;
+    case: "approvalRequested";
+  } | {
+    /**
+     * @generated from field: portcullis.v1.ApprovalApproved approval_approved = 31;
+     */
+    value: ApprovalApproved;
+    case: "approvalApproved";
+  } | {
+    /**
+     * @generated from field: portcullis.v1.ApprovalDenied approval_denied = 32;
+     */
+    value: ApprovalDenied;
+    case: "approvalDenied";
+  } | {
+    /**
+     * @generated from field: portcullis.v1.ApprovalExpired approval_expired = 33;
+     */
+    value: ApprovalExpired;
+    case: "approvalExpired";
+  } | {
+    /**
+     * @generated from field: portcullis.v1.ApprovalConsumed approval_consumed = 34;
+     */
+    value: ApprovalConsumed;
+    case: "approvalConsumed";
   } | { case: undefined; value?: undefined };
 };
 
