@@ -222,6 +222,19 @@ export class SqliteEventLog implements EventLog {
     };
   }
 
+  /** Every stored message matching the filter, in `seq` order (commits what is pending first). */
+  snapshot(stream: string, opts: { startTimeMs?: number; filterSubject?: string }): Promise<(BusMessage & { seq: number })[]> {
+    if (stream !== Streams.audit.name) return Promise.resolve([]);
+    if (this.#closed) return Promise.reject(new BusError('closed', 'the embedded audit log is closed'));
+    this.#flush();
+    const rows = this.#db
+      .prepare<[number], StoredMessage>(`SELECT seq, bus_subject, headers_json, data, payload_json FROM ${SQLITE_AUDIT_TABLE} WHERE seq > ? ORDER BY seq`)
+      .all(this.#startAfter(opts));
+    return Promise.resolve(
+      rows.filter((row) => opts.filterSubject === undefined || subjectMatches(opts.filterSubject, row.bus_subject)).map(toBusMessage),
+    );
+  }
+
   /** Nothing to create: the table exists once the log is open. */
   ensureStream(_spec: StreamSpec): Promise<void> {
     return Promise.resolve();
