@@ -3,3 +3,4 @@ export { CONFIG, LOGGER, MESSAGE_BUS, EVENT_LOG, PLATFORM } from './tokens.js';
 export { createPlatform, PlatformMode } from './platform.js';
 export type { Platform } from './platform.js';
 export { PlatformModule } from './platform.module.js';
+export { configuredEdgeUrl, createEdgeTokenVerifier, gatewayTls } from './edge-identity.js';

@@ -8,5 +8,7 @@ export type {
   HttpConnectionConfig,
   IssuerConfig,
   DevClientConfig,
+  ApprovalConfig,
+  SlackUserConfig,
 } from './config.schema.js';
 export { parseDuration } from './duration.js';

@@ -26,6 +26,10 @@ import type { Logger } from '../../common/src/index.js';
 import type { AuditPublisher } from './audit-publisher.js';
 import type { ConnectionRegistry, UpstreamConnection } from './connection-registry.js';
 import type { DecisionClient } from './decision-client.js';
+import { APPROVAL_HEADER, ApprovalGate } from './approval-gate.js';
+// The pure pieces only: the approval library's index also loads Redis and BullMQ.
+import { bodySha256, requestFingerprint } from '../../approval/src/request-fingerprint.js';
+import { bodyExcerpt } from '../../approval/src/body-excerpt.js';
 import { GatewayError, GatewayErrorCode } from './gateway-error.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from './header-hygiene.js';
 
@@ -38,6 +42,10 @@ export interface EdgePipelineDeps {
   audit: AuditPublisher;
   logger: Logger;
   upstreamTimeoutMs: number;
+  /** Holds require_approval requests for a human decision; without it they are refused (403). */
+  approvals?: ApprovalGate | undefined;
+  /** Largest request body the edge buffers (held requests); 413 above. Default 16 MiB. */
+  maxRequestBodyBytes?: number;
 }
 
 /** The response header carrying the request's event id. */
@@ -132,6 +140,10 @@ export class EdgePipeline {
     }
 
     const effect = effectOf(decision);
+    if (effect === Effect.RequireApproval && this.deps.approvals !== undefined) {
+      await this.holdForApproval(req, res, kind, connection, upstreamPath, identity, attributes, decision, requestId, decided.id, started);
+      return;
+    }
     if (effect !== Effect.Allow) {
       const err =
         effect === Effect.Deny
@@ -145,6 +157,62 @@ export class EdgePipeline {
       return;
     }
     this.forward(req, res, kind, connection, upstreamPath, identity, requestId, decided.id, started);
+  }
+
+  /**
+   * require_approval: buffer the body (bounded), bind an approval to the request's fingerprint,
+   * hold the request until it is decided, then forward the buffered body or answer why not.
+   */
+  private async holdForApproval(
+    req: IncomingMessage,
+    res: ServerResponse,
+    kind: 'kubernetes' | 'http',
+    connection: UpstreamConnection,
+    upstreamPath: string,
+    identity: Identity,
+    attributes: RequestAttributes,
+    decision: Decision,
+    requestId: string,
+    decisionId: string,
+    started: number,
+  ): Promise<void> {
+    const gate = this.deps.approvals!;
+    const clientGone = new AbortController();
+    const onClose = (): void => {
+      if (!res.writableFinished) clientGone.abort();
+    };
+    res.on('close', onClose);
+    let body: Buffer;
+    try {
+      const approvalId = ApprovalGate.approvalIdFrom(req.headers[APPROVAL_HEADER]);
+      body = await readBody(req, this.deps.maxRequestBodyBytes ?? 16 * 1024 * 1024);
+      const q = upstreamPath.indexOf('?');
+      const hash = bodySha256(body);
+      await gate.hold(
+        {
+          requestId,
+          identity,
+          attributes,
+          decision,
+          fingerprint: requestFingerprint(identity, attributes, q === -1 ? '' : upstreamPath.slice(q + 1), hash),
+          bodySha256: hash,
+          bodyExcerpt: bodyExcerpt(body, attributes.kube?.resource ?? '', headerValue(req.headers['content-type'])),
+          approvalId,
+        },
+        clientGone.signal,
+      );
+    } catch (err) {
+      res.off('close', onClose);
+      if (clientGone.signal.aborted) {
+        this.complete(connection, requestId, decisionId, 499, 0, 0, started, 'client disconnected while held for approval', false);
+        return;
+      }
+      this.answerError(res, kind, err, requestId);
+      this.complete(connection, requestId, decisionId, res.statusCode, 0, 0, started, '', false);
+      return;
+    }
+    res.off('close', onClose);
+    this.forward(req, res, kind, connection, upstreamPath, identity, requestId, decisionId, started, body);
   }
 
   private async authenticate(req: IncomingMessage): Promise<Identity> {
@@ -208,7 +276,7 @@ export class EdgePipeline {
     const message = gw.message.startsWith('portcullis:') ? gw.message : `portcullis: ${gw.message}`;
     const body: KubeStatus | { error: string; message: string; auditId: string } =
       kind === 'kubernetes'
-        ? failureStatus(gw.httpStatus, message)
+        ? failureStatus(gw.httpStatus, message, gw.details)
         : { error: gw.code, message, auditId: requestId };
     const text = JSON.stringify(body);
     const headers: Record<string, string | number> = {
@@ -233,8 +301,14 @@ export class EdgePipeline {
     requestId: string,
     decisionId: string,
     started: number,
+    body?: Buffer,
   ): void {
     const headers = upstreamRequestHeaders(req.headers);
+    if (body !== undefined) {
+      // The body was buffered while the request was held: send it with its exact length.
+      delete headers['transfer-encoding'];
+      headers['content-length'] = String(body.length);
+    }
     headers['host'] = connection.url.host;
     const credential = connection.credential();
     if (credential !== undefined) headers['authorization'] = `Bearer ${credential}`;
@@ -309,6 +383,11 @@ export class EdgePipeline {
         finish(res.statusCode, 'client disconnected', true);
       }
     });
+    if (body !== undefined) {
+      bytesIn = body.length;
+      upstream.end(body);
+      return;
+    }
     req.on('data', (chunk: Buffer) => {
       bytesIn += chunk.length;
       if (!upstream.write(chunk)) req.pause();
@@ -343,6 +422,30 @@ export class EdgePipeline {
     );
     this.deps.audit.recordLater(event);
   }
+}
+
+/** Reads a request body up to `max` bytes; GatewayError `body_too_large` (413) above. */
+function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > max) {
+    return Promise.reject(new GatewayError(GatewayErrorCode.BodyTooLarge, `portcullis: the request body (${declared} bytes) exceeds the ${max} bytes a held request may carry`));
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > max) {
+        req.removeAllListeners('data');
+        req.resume();
+        reject(new GatewayError(GatewayErrorCode.BodyTooLarge, `portcullis: the request body exceeds the ${max} bytes a held request may carry`));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.once('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
+    req.once('error', reject);
+  });
 }
 
 function headerValue(v: string | string[] | undefined): string {
