@@ -197,14 +197,14 @@ export function isStale(record: ApprovalRecord, nowMs: number): boolean {
 }
 
 /** When the projection may forget the record: its last useful moment plus the retention. */
-export function recordDeadlineMs(record: ApprovalRecord, retentionMs: number): number {
+export function recordDeadlineMs(record: ApprovalRecord, retentionMs: number, nowMs: number): number {
   switch (record.state) {
     case ApprovalState.Pending:
       return record.expiresAtMs + retentionMs;
     case ApprovalState.Granted:
       return record.grantExpiresAtMs + retentionMs;
     default:
-      return Math.max(record.decidedAtMs, Date.now()) + retentionMs;
+      return Math.max(record.decidedAtMs, nowMs) + retentionMs;
   }
 }
 

@@ -129,7 +129,7 @@ export class ApprovalService {
         throw new ApprovalError(ApprovalErrorCode.ReasonRequired, `rule ${current.ruleId} requires a reason or ticket link`);
       }
       const who = { subject: approver.subject, groups: [...approver.groups], via: approver.via, externalId: approver.externalId ?? '', breakGlass };
-      const meta = { correlationId: current.requestId, nodeId: this.opts.nodeId, connection: current.request.connection };
+      const meta = { correlationId: current.requestId, nodeId: this.opts.nodeId, connection: current.request.connection, occurredAtMs: now };
       let event: EventEnvelope;
       if (verdict === Verdict.Deny) {
         event = buildEvent(EventType.ApprovalDenied, create(ApprovalDeniedSchema, { approvalId: id, approver: who, reason: trimmed }), meta);
@@ -147,7 +147,7 @@ export class ApprovalService {
         event = buildEvent(
           EventType.ApprovalApproved,
           create(ApprovalApprovedSchema, { approvalId: id, approver: who, reason: trimmed, granted, approvals, grantExpiresAtMs }),
-          { ...meta, occurredAtMs: now },
+          meta,
         );
       }
       return this.commit(current, event);
@@ -215,7 +215,7 @@ export class ApprovalService {
     const now = this.now();
     let kept = 0;
     for (const r of records.values()) {
-      const deadline = recordDeadlineMs(r, this.opts.retentionMs);
+      const deadline = recordDeadlineMs(r, this.opts.retentionMs, now);
       if (deadline <= now) continue;
       await this.opts.store.put(r, deadline);
       kept++;
@@ -250,7 +250,7 @@ export class ApprovalService {
       { correlationId: req.requestId, causationId: req.requestId, nodeId: this.opts.nodeId, connection: attributes.connection, occurredAtMs: now },
     );
     const record = applyApprovalEvent(undefined, requested, { grantTtlMs: this.opts.grantTtlMs })!;
-    const { opened, id: boundId } = await this.opts.store.openIfAbsent(record, recordDeadlineMs(record, this.opts.retentionMs), now);
+    const { opened, id: boundId } = await this.opts.store.openIfAbsent(record, recordDeadlineMs(record, this.opts.retentionMs, now), now);
     if (!opened) {
       // An identical request opened it a moment ago: share it.
       const bound = await this.opts.store.get(boundId);
@@ -287,7 +287,7 @@ export class ApprovalService {
         const consumed = buildEvent(
           EventType.ApprovalConsumed,
           create(ApprovalConsumedSchema, { approvalId: record.id, requestId: req.requestId, uses: taken.record.uses }),
-          { correlationId: req.requestId, causationId: req.requestId, nodeId: this.opts.nodeId, connection: record.request.connection },
+          { correlationId: req.requestId, causationId: req.requestId, nodeId: this.opts.nodeId, connection: record.request.connection, occurredAtMs: now },
         );
         // No acked consumed event, no access: the grant stays used (fail closed).
         await this.opts.journal.append(consumed);
@@ -309,6 +309,7 @@ export class ApprovalService {
       correlationId: record.requestId,
       nodeId: this.opts.nodeId,
       connection: record.request.connection,
+      occurredAtMs: this.now(),
     });
     const next = await this.commit(record, event);
     this.opts.logger.info('approval expired', { approvalId: record.id });
@@ -320,7 +321,7 @@ export class ApprovalService {
   private async commit(record: ApprovalRecord, event: EventEnvelope): Promise<ApprovalRecord> {
     await this.opts.journal.append(event);
     const next = applyApprovalEvent(record, event, { grantTtlMs: this.opts.grantTtlMs }) ?? record;
-    await this.opts.store.put(next, recordDeadlineMs(next, this.opts.retentionMs));
+    await this.opts.store.put(next, recordDeadlineMs(next, this.opts.retentionMs, this.now()));
     return next;
   }
 
