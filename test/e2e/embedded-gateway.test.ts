@@ -1,7 +1,8 @@
 /**
  * The newcomer's path: `portcullis start` (embedded: one process, no servers) with the example
  * policy and the sandbox, then the printed commands — kubeconfig, kubectl get pods, get secrets
- * -o json — and the requests show up in `portcullis audit tail`.
+ * -o json, a held `kubectl delete namespace` approved from a second shell with `portcullis
+ * approvals` — and the requests show up in `portcullis audit tail`.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -23,6 +24,7 @@ describe('embedded gateway: npm start, then the printed commands', { timeout: 18
     // The example config with a free port and a private state dir; everything else as shipped.
     const example = readFileSync(join(REPO_ROOT, 'portcullis.example.yaml'), 'utf8')
       .replace('port: 8443', `port: ${port}`)
+      .replace('port: 8444', `port: ${await freePort()}`)
       .replace('stateDir: .portcullis', `stateDir: ${join(dir, 'state')}`)
       .replace('file: examples/policy.yaml', `file: ${join(REPO_ROOT, 'examples', 'policy.yaml')}`);
     config = join(dir, 'portcullis.yaml');
@@ -62,11 +64,29 @@ describe('embedded gateway: npm start, then the printed commands', { timeout: 18
     assert.equal(list.kind, 'List');
     assert.ok(list.items.length > 0);
 
-    const refused = await kubectl(kubeconfig, cache, ['delete', 'namespace', 'staging']);
-    assert.notEqual(refused.code, 0);
-    assert.match(refused.stderr, /approval/);
     const exec = await kubectl(kubeconfig, cache, ['get', '--raw', '/api/v1/namespaces/default/pods/x/exec?command=sh']);
     assert.notEqual(exec.code, 0);
+  });
+
+  test('a held kubectl delete is approved from a second shell with portcullis approvals', async () => {
+    const held = kubectl(kubeconfig, cache, ['delete', 'namespace', 'staging']);
+    const listed = await eventually('the pending approval', async () => {
+      const r = await runPortcullis(['approvals', 'list', '--as-client', 'sre-alice', '--config', config]);
+      assert.equal(r.code, 0, r.stderr);
+      return /delete namespaces staging/.test(r.stdout) ? r.stdout : undefined;
+    });
+    const id = /^([0-9a-f-]{36}) +pending +ci-bot wants to delete namespaces staging +rule delete-namespace-needs-sre/m.exec(listed)?.[1];
+    assert.ok(id, listed);
+    const noReason = await runPortcullis(['approvals', 'approve', id, '--as-client', 'sre-alice', '--config', config]);
+    assert.notEqual(noReason.code, 0);
+    assert.match(noReason.stderr, /requires a reason/);
+    const self = await runPortcullis(['approvals', 'approve', id, '--reason', 'me', '--as-client', 'ci-bot', '--config', config]);
+    assert.match(self.stderr, /cannot decide it/);
+    const ok = await runPortcullis(['approvals', 'approve', id, '--reason', 'cleanup', '--as-client', 'sre-alice', '--config', config]);
+    assert.equal(ok.code, 0, ok.stderr);
+    const res = await held;
+    assert.equal(res.code, 0, res.stderr);
+    assert.match(res.stdout, /namespace "staging" deleted/);
   });
 
   test('the requests appear in portcullis audit tail', async () => {
@@ -82,6 +102,8 @@ describe('embedded gateway: npm start, then the printed commands', { timeout: 18
     const decided = rows.filter((r) => r['type'] === 'request.decided');
     assert.ok(decided.some((r) => r['rule_id'] === 'delete-namespace-needs-sre' && r['effect'] === 'require_approval'));
     assert.ok(decided.some((r) => r['rule_id'] === 'bots-read-secrets-masked'));
+    const approval = rows.filter((r) => String(r['type']).startsWith('approval.')).map((r) => r['type']);
+    assert.deepEqual(approval, ['approval.requested', 'approval.approved', 'approval.consumed']);
     const human = await runPortcullis(['audit', 'tail', '--config', config]);
     assert.match(human.stdout, /request\.received/);
     assert.match(human.stdout, /ci-bot/);

@@ -179,6 +179,22 @@ describe('SqliteEventLog', () => {
     await log.close();
   });
 
+  it('snapshot() returns what is stored now matching the NATS filter, exactly (wildcards do not cross dots)', async () => {
+    const log = await SqliteEventLog.open({ path: join(dir, 'snapshot.db') });
+    assert.deepEqual(await log.snapshot(Streams.audit.name, { filterSubject: 'audit.*.request.completed' }), []);
+    for (let i = 0; i < 5; i++) {
+      await append(log, received(i));
+      await append(log, completed(i));
+    }
+    const got = await log.snapshot(Streams.audit.name, { filterSubject: 'audit.*.request.completed' });
+    assert.equal(got.length, 5);
+    assert.ok(got.every((m) => m.subject === 'audit.prod.request.completed'));
+    assert.equal((await log.snapshot(Streams.audit.name, { filterSubject: 'audit.*.completed' })).length, 0, '* matches one token');
+    assert.equal((await log.snapshot(Streams.audit.name, { filterSubject: 'audit.>' })).length, 10);
+    assert.equal((await log.snapshot(Streams.audit.name, { startTimeMs: T0 + 4, filterSubject: 'audit.>' })).length, 3);
+    await log.close();
+  });
+
   it('read() on a second connection sees appends made by another (audit tail in another process)', async () => {
     const path = join(dir, 'two.db');
     const writer = await SqliteEventLog.open({ path });

@@ -64,6 +64,7 @@ class SwitchableLog implements EventLog {
   };
   consume: EventLog['consume'] = (...a) => this.inner.consume(...a);
   read: EventLog['read'] = (...a) => this.inner.read(...a);
+  snapshot: EventLog['snapshot'] = (...a) => this.inner.snapshot(...a);
   ensureStream: EventLog['ensureStream'] = (s) => this.inner.ensureStream(s);
 }
 

@@ -81,6 +81,7 @@ class RecordingLog implements EventLog {
     return ack;
   };
   consume: EventLog['consume'] = (...a) => this.inner.consume(...a);
+  snapshot: EventLog['snapshot'] = (...a) => this.inner.snapshot(...a);
   read: EventLog['read'] = (...a) => this.inner.read(...a);
   ensureStream: EventLog['ensureStream'] = (s) => this.inner.ensureStream(s);
 }

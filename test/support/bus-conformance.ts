@@ -292,6 +292,22 @@ export function describeBusConformance(target: ConformanceTarget): void {
       assert.deepEqual(deliveries, [1, 2]);
     });
 
+    it('snapshot: every stored message matching the filter, in order, then it returns (empty too)', async () => {
+      const h = await connect();
+      const spec = uniqueStream('conf_snap');
+      await h.log.ensureStream(spec);
+      assert.deepEqual(await h.log.snapshot(spec.name, { filterSubject: `${spec.subjectRoot}.*.approval.>` }), []);
+      for (let i = 0; i < 1205; i++) {
+        const kind = i % 3 === 0 ? 'approval.requested' : 'request.received';
+        await h.log.append(`${spec.subjectRoot}.c${i % 2}.${kind}`, enc(`m${i}`), uniqueToken('id'));
+      }
+      const got = await h.log.snapshot(spec.name, { filterSubject: `${spec.subjectRoot}.*.approval.>` });
+      assert.equal(got.length, 402);
+      assert.deepEqual(got.map((m) => dec(m.data)).slice(0, 3), ['m0', 'm3', 'm6']);
+      assert.equal(dec(got.at(-1)!.data), 'm1203');
+      assert.ok(got.every((m, i) => i === 0 || m.seq > got[i - 1]!.seq));
+    });
+
     it('consume: full batches under load, and a lone message within about maxWaitMs when idle', async () => {
       const h = await connect();
       const spec = uniqueStream('conf_batch');

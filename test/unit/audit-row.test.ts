@@ -6,6 +6,11 @@ import fc from 'fast-check';
 import {
   IdentityAuthenticatedSchema,
   IdentityRejectedSchema,
+  ApprovalApprovedSchema,
+  ApprovalConsumedSchema,
+  ApprovalDeniedSchema,
+  ApprovalExpiredSchema,
+  ApprovalRequestedSchema,
   RequestCompletedSchema,
   RequestDecidedSchema,
   RequestReceivedSchema,
@@ -69,6 +74,7 @@ const KUBE_ATTRIBUTES = {
   userAgent: 'kubectl/v1.32.0',
   bodyBytes: 0,
 };
+const APPROVAL_ID = '01900000-0000-7000-8000-0000000000ff';
 const META = { correlationId: '01900000-0000-7000-8000-000000000001', nodeId: 'edge-1', connection: 'prod', sessionId: 'sess-1' };
 
 /** The golden events, built from fixed inputs. */
@@ -178,6 +184,54 @@ const GOLDEN: Record<string, () => EventEnvelope> = {
       }),
       { ...META, id: '01900000-0000-7000-8000-0000000000a8', occurredAtMs: T0 + 60 },
     ),
+  'approval-requested': () =>
+    buildEvent(
+      'approval.requested',
+      create(ApprovalRequestedSchema, {
+        approvalId: APPROVAL_ID,
+        fingerprint: 'f'.repeat(64),
+        requester: IDENTITY,
+        attributes: { ...KUBE_ATTRIBUTES, kube: { ...KUBE_ATTRIBUTES.kube, verb: 'delete', resource: 'namespaces', subresource: '', namespace: '', name: 'staging' } },
+        ruleId: 'delete-namespace-needs-sre',
+        policyVersion: 'v7',
+        requirement: { approverGroups: ['sre'], quorum: 2, scope: 'once', waitSeconds: 60, reasonRequired: true, channel: '#approvals' },
+        expiresAtMs: T0 + 900_000,
+        bodyExcerpt: '{"kind":"DeleteOptions"}',
+        bodySha256: 'e'.repeat(64),
+        message: 'deleting a namespace needs an approval from sre',
+      }),
+      { ...META, id: '01900000-0000-7000-8000-0000000000b1', occurredAtMs: T0 + 30 },
+    ),
+  'approval-approved': () =>
+    buildEvent(
+      'approval.approved',
+      create(ApprovalApprovedSchema, {
+        approvalId: APPROVAL_ID,
+        approver: { subject: 'alice', groups: ['sre'], via: 'slack', externalId: 'U012ALICE', breakGlass: false },
+        reason: 'INC-42 cleanup',
+        granted: false,
+        approvals: 1,
+      }),
+      { ...META, id: '01900000-0000-7000-8000-0000000000b2', causationId: '01900000-0000-7000-8000-0000000000b1', occurredAtMs: T0 + 40 },
+    ),
+  'approval-denied': () =>
+    buildEvent(
+      'approval.denied',
+      create(ApprovalDeniedSchema, { approvalId: APPROVAL_ID, approver: { subject: 'bob', groups: ['sre'], via: 'api' }, reason: 'not during the freeze' }),
+      { ...META, id: '01900000-0000-7000-8000-0000000000b3', causationId: '01900000-0000-7000-8000-0000000000b1', occurredAtMs: T0 + 50 },
+    ),
+  'approval-expired': () =>
+    buildEvent('approval.expired', create(ApprovalExpiredSchema, { approvalId: APPROVAL_ID }), {
+      ...META,
+      id: '01900000-0000-7000-8000-0000000000b4',
+      occurredAtMs: T0 + 60,
+    }),
+  'approval-consumed': () =>
+    buildEvent('approval.consumed', create(ApprovalConsumedSchema, { approvalId: APPROVAL_ID, requestId: META.correlationId, uses: 1 }), {
+      ...META,
+      id: '01900000-0000-7000-8000-0000000000b5',
+      occurredAtMs: T0 + 70,
+    }),
 };
 
 function hex(bytes: Uint8Array): string {
@@ -305,6 +359,25 @@ describe('toAuditRow', () => {
     assert.equal(row.decision_message, 'command terminated with non-zero exit code');
     assert.equal(row.bytes_out, 250);
     assert.equal(row.duration_ms, 41);
+  });
+
+  it('maps approval events: the approval id on every row, the approver and reason on decisions', () => {
+    const requested = toAuditRow(GOLDEN['approval-requested']!());
+    assert.equal(requested.approval_id, APPROVAL_ID);
+    assert.equal(requested.subject, IDENTITY.subject, 'the requester');
+    assert.equal(requested.verb, 'delete');
+    assert.equal(requested.resource, 'namespaces');
+    assert.equal(requested.name, 'staging');
+    assert.equal(requested.rule_id, 'delete-namespace-needs-sre');
+    assert.equal(requested.effect, 'require_approval');
+    const approved = toAuditRow(GOLDEN['approval-approved']!());
+    assert.deepEqual([approved.approval_id, approved.subject, approved.reason, approved.client_id], [APPROVAL_ID, 'alice', 'INC-42 cleanup', 'U012ALICE']);
+    assert.deepEqual(approved.groups, ['sre']);
+    const denied = toAuditRow(GOLDEN['approval-denied']!());
+    assert.deepEqual([denied.subject, denied.reason], ['bob', 'not during the freeze']);
+    assert.equal(toAuditRow(GOLDEN['approval-expired']!()).approval_id, APPROVAL_ID);
+    const consumed = toAuditRow(GOLDEN['approval-consumed']!());
+    assert.deepEqual([consumed.approval_id, consumed.forwarded], [APPROVAL_ID, 1]);
   });
 
   it('maps an HTTP request: method and path', () => {

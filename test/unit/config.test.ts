@@ -198,6 +198,12 @@ const BAD_CONFIGS: readonly BadConfig[] = [
   { name: 'masking: audit profile not configured', raw: { masking: { profiles: { strict: {} } } }, says: ['masking.auditProfile', 'must name one of masking.profiles'] },
   { name: 'masking: hmac without a key', raw: { masking: { profiles: { strict: { replacement: 'hmac' } }, auditProfile: 'strict' } }, says: ['masking.hmacKey', 'replacement hmac'] },
   { name: 'masking: unknown profile key', raw: { masking: { profiles: { strict: { detector: [] } }, auditProfile: 'strict' } }, says: ['masking.profiles.strict', 'unknown key "detector"'] },
+  { name: 'slack enabled without its secrets', raw: { approval: { slack: { enabled: true } } }, says: ['approval.slack', 'botToken and signingSecret'] },
+  { name: 'slack user with neither id nor email', raw: { approval: { slack: { users: [{ subject: 'alice' }] } } }, says: ['approval.slack.users.0', 'exactly one of slackUserId or email'] },
+  { name: 'slack user id that is not one', raw: { approval: { slack: { users: [{ slackUserId: 'alice', subject: 'alice' }] } } }, says: ['approval.slack.users.0.slackUserId', 'got "alice"'] },
+  { name: 'approval redis URL of another scheme', raw: { approval: { redis: { url: 'http://127.0.0.1:6379' } } }, says: ['approval.redis.url', 'redis://'] },
+  { name: 'approval pendingTtl not a duration', raw: { approval: { pendingTtl: 'forever' } }, says: ['approval.pendingTtl', 'got "forever"'] },
+  { name: 'approval store unknown', raw: { approval: { store: 'postgres' } }, says: ['approval.store', 'got "postgres"'] },
   { name: 'unknown top-level key', raw: { edges: {} }, says: ['(top level)', 'unknown key "edges"', 'portcullis.example.yaml'] },
   { name: 'edge.domain with upper case and a leading dot', raw: { edge: { domain: '.Portcullis.Example' } }, says: ['edge.domain', 'DNS name'] },
   { name: 'negative session recording cap', raw: { edge: { sessionRecording: { maxBytes: -1 } } }, says: ['edge.sessionRecording.maxBytes'] },
@@ -396,6 +402,9 @@ describe('loadConfigFile', () => {
     assert.equal(cfg.policy.file, join(repoRoot, 'examples/policy.yaml'));
     assert.equal(cfg.audit.sqlite.file, join(repoRoot, '.portcullis/audit.db'));
     assert.equal(cfg.audit.clickhouse.flushInterval, 200);
+    assert.equal(cfg.approval.listen.port, 8444);
+    assert.equal(cfg.approval.pendingTtl, 15 * 60_000);
+    assert.equal(cfg.approval.slack.enabled, false);
   });
 
   test('the commented issuer and connection examples in portcullis.example.yaml are valid when uncommented', () => {

@@ -1,6 +1,6 @@
 import { Module } from '@nestjs/common';
-import { ApprovalService } from './approval.service.js';
+import { ApprovalRoleService } from './approval.service.js';
 
 /** The approval role. */
-@Module({ providers: [ApprovalService] })
+@Module({ providers: [ApprovalRoleService], exports: [ApprovalRoleService] })
 export class ApprovalModule {}

@@ -39,6 +39,7 @@ import {
 import { parseDuration } from '../../../libs/config/src/index.js';
 import { CLI_SCRIPT } from './config-file.js';
 import { postForm } from './https-form.js';
+import { requestJson } from './https-json.js';
 
 /** A CLI failure: printed as one line, exit code 1 (2 for usage). */
 export class CliError extends Error {
@@ -457,4 +458,56 @@ export async function auditRetentionCommand(config: PortcullisConfig, opts: { dr
   } finally {
     await sink.close();
   }
+}
+
+/** The approval role's URL as clients should use it. */
+export function approvalUrl(config: PortcullisConfig): string {
+  const a = config.approval;
+  if (a.publicUrl !== undefined) return a.publicUrl.replace(/\/$/, '');
+  const h = a.listen.host;
+  const host = h === '0.0.0.0' || h === '::' ? '127.0.0.1' : h.includes(':') ? `[${h}]` : h;
+  return `https://${host}:${a.listen.port}`;
+}
+
+/** `portcullis approvals list|approve|deny`: the approvers' REST API with a bearer token. */
+export async function approvalsCommand(
+  config: PortcullisConfig,
+  opts: { action: 'list' | 'approve' | 'deny'; id?: string | undefined; reason?: string | undefined; asClient?: string | undefined; token?: string | undefined; json: boolean },
+): Promise<string> {
+  let token = opts.token ?? process.env['PORTCULLIS_TOKEN'];
+  if (token === undefined) {
+    if (opts.asClient === undefined) throw new CliError('approvals: authenticate as an approver with --as-client ID (a development client), --token TOKEN or $PORTCULLIS_TOKEN', 2);
+    token = (await tokenCommand(config, { client: opts.asClient, scopes: [], exec: false })).trim();
+  }
+  const base = approvalUrl(config);
+  const ca = config.approval.publicUrl === undefined || config.edge.tls.certFile !== undefined ? edgeCaPem(config) : undefined;
+  let res;
+  try {
+    res =
+      opts.action === 'list'
+        ? await requestJson('GET', `${base}/approvals`, { ca, token })
+        : await requestJson('POST', `${base}/approvals/${encodeURIComponent(opts.id ?? '')}/${opts.action}`, { ca, token, body: { reason: opts.reason ?? '' } });
+  } catch (err) {
+    throw new CliError(`cannot reach the approval service at ${base}: ${(err as Error).message} (is the gateway running? npm start)`);
+  }
+  if (res.status !== 200) throw new CliError(`${opts.action} refused (${res.status} ${String(res.body['error'] ?? '')}): ${String(res.body['message'] ?? '')}`);
+  if (opts.json) return `${JSON.stringify(res.body)}\n`;
+  if (opts.action === 'list') {
+    const list = (res.body['approvals'] as Record<string, unknown>[] | undefined) ?? [];
+    if (list.length === 0) return 'no pending approvals you can decide\n';
+    return `${list.map(formatApproval).join('\n')}\n`;
+  }
+  const a = res.body;
+  const approvals = (a['approvals'] as { subject: string }[] | undefined) ?? [];
+  const requirement = a['requirement'] as { quorum?: number } | undefined;
+  const state = String(a['state']);
+  const detail = state === 'pending' ? ` (${approvals.length} of ${requirement?.quorum ?? 1} approvals so far)` : state === 'granted' ? ': the held request may proceed' : '';
+  return `approval ${String(a['id'])} is ${state}${detail}\n`;
+}
+
+function formatApproval(a: Record<string, unknown>): string {
+  const requester = a['requester'] as { subject?: string } | undefined;
+  const approvals = (a['approvals'] as unknown[] | undefined)?.length ?? 0;
+  const quorum = (a['requirement'] as { quorum?: number } | undefined)?.quorum ?? 1;
+  return `${String(a['id'])}  ${String(a['state'])}  ${requester?.subject ?? ''} wants to ${String(a['what'])}  rule ${String(a['rule'])}  ${approvals}/${quorum} approvals  expires ${String(a['expiresAt'])}`;
 }

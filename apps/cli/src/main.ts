@@ -4,10 +4,12 @@ import { ConfigError, type PortcullisConfig } from '../../../libs/config/src/ind
 import { createUpstreamConnection, type UpstreamConnection } from '../../../libs/gateway/src/index.js';
 import { createPlatform, type Platform } from '../../runtime/src/index.js';
 import { EdgeService } from '../../edge/src/edge.service.js';
+import { ApprovalRoleService } from '../../approval/src/approval.service.js';
 import { startKubeApiServer, type KubeApiServer } from '../../../test/fixture/kube-apiserver/index.js';
 import { ALL_ROLES, bootRoles, Role } from './roles.js';
 import { loadCliConfig, PACKAGE_ROOT } from './config-file.js';
 import {
+  approvalsCommand,
   auditExportCommand,
   auditReplayCommand,
   auditRetentionCommand,
@@ -43,6 +45,8 @@ Usage:
   portcullis audit export --since T [--until T] [--format ndjson|ocsf] [--config FILE]
   portcullis audit retention [--dry-run] [--config FILE]
                                                    T: a duration back from now (10m, 7d), ISO 8601 or epoch ms
+  portcullis approvals list [--json] (--as-client ID | --token TOKEN) [--config FILE]
+  portcullis approvals approve|deny ID [--reason TEXT] (--as-client ID | --token TOKEN) [--config FILE]
 
 Config: --config, else $PORTCULLIS_CONFIG, else ./portcullis.yaml, else the example config.
 `;
@@ -96,8 +100,22 @@ async function main(argv: string[]): Promise<number> {
       return policy(rest);
     case 'audit':
       return audit(rest);
-    case 'approvals':
-      throw new CliError('approvals: just-in-time approval is not available in this version yet', 2);
+    case 'approvals': {
+      const [sub, ...args] = rest;
+      if (sub !== 'list' && sub !== 'approve' && sub !== 'deny') throw new CliError('usage: portcullis approvals list|approve|deny ID [--reason TEXT] (--as-client ID | --token TOKEN)', 2);
+      const { values, positionals } = parseArgs({
+        args,
+        allowPositionals: true,
+        options: { reason: { type: 'string' }, 'as-client': { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean', default: false }, config: { type: 'string' } },
+      });
+      const id = positionals[0];
+      if (sub !== 'list' && id === undefined) throw new CliError(`approvals ${sub}: name the approval id`, 2);
+      const { config } = loadCliConfig(values.config);
+      process.stdout.write(
+        await approvalsCommand(config, { action: sub, id, reason: values.reason, asClient: values['as-client'], token: values.token, json: values.json }),
+      );
+      return 0;
+    }
     case undefined:
     case 'help':
     case '--help':
@@ -283,7 +301,7 @@ async function start(args: string[]): Promise<number> {
   }
   const app = await bootRoles(platform, ALL_ROLES, extra);
   const endpoint = app.get(EdgeService).endpoint;
-  process.stdout.write(banner(config, path, endpoint.url, endpoint.devIssuerUrl, sandbox !== undefined));
+  process.stdout.write(banner(config, path, endpoint.url, endpoint.devIssuerUrl, sandbox !== undefined, app.get(ApprovalRoleService).endpoint.url));
   await untilSignal(app, platform, async () => sandbox?.close());
   return 0;
 }
@@ -304,12 +322,13 @@ async function serve(args: string[]): Promise<number> {
   const app = await bootRoles(platform, [...roles]);
   const ready: Record<string, unknown> = { roles: [...roles], config: path };
   if (roles.has(Role.Edge)) ready['url'] = app.get(EdgeService).endpoint.url;
+  if (roles.has(Role.Approval)) ready['approvalUrl'] = app.get(ApprovalRoleService).endpoint.url;
   process.stdout.write(`${JSON.stringify({ ready: true, ...ready })}\n`);
   await untilSignal(app, platform);
   return 0;
 }
 
-function banner(config: PortcullisConfig, configPath: string, url: string, issuer: string | undefined, sandbox: boolean): string {
+function banner(config: PortcullisConfig, configPath: string, url: string, issuer: string | undefined, sandbox: boolean, approvalsUrl: string): string {
   const rel = (p: string): string => {
     const r = relative(process.cwd(), p);
     return r.startsWith('..') ? p : r;
@@ -328,13 +347,16 @@ function banner(config: PortcullisConfig, configPath: string, url: string, issue
     ...config.connections.map((c) => `  connection      ${c.name} → ${c.server ?? 'in-cluster (KUBERNETES_SERVICE_HOST)'}`),
     `  policy          ${rel(config.policy.file)}   (reloaded when the file changes)`,
     `  audit store     ${rel(config.audit.sqlite.file)}`,
+    `  approvals       ${approvalsUrl}   (REST API and Slack interactions; in-memory pending store)`,
     `  config          ${rel(configPath)}`,
     '',
     'Next, in a second shell:',
     `  npx portcullis kubeconfig --connection ${conn} --client ${client}${cfgFlag} > ${kc}`,
     `  kubectl --kubeconfig ${kc} get pods`,
     `  kubectl --kubeconfig ${kc} get secrets -o json`,
-    `  kubectl --kubeconfig ${kc} delete namespace staging      # refused by the example policy`,
+    `  kubectl --kubeconfig ${kc} delete namespace staging      # held for an approval (sre), then 403 "approval pending"`,
+    `  npx portcullis approvals list --as-client sre-alice${cfgFlag}`,
+    `  npx portcullis approvals approve <id> --reason "cleanup" --as-client sre-alice${cfgFlag}   # then re-run the delete`,
     `  npx portcullis audit tail${cfgFlag}                # what the gateway recorded`,
     '',
     'Stop with Ctrl-C.',

@@ -4,6 +4,7 @@ import type { PortcullisConfig } from '../../../libs/config/src/index.js';
 import { DevIssuer, TokenVerifier, type TrustedIssuer } from '../../../libs/identity/src/index.js';
 import { loadOrCreateDevTls } from '../../../libs/tls/src/index.js';
 import {
+  ApprovalGate,
   AuditPublisher,
   ConnectionRegistry,
   createEdgeMasking,
@@ -140,6 +141,17 @@ export class EdgeService implements OnApplicationBootstrap, BeforeApplicationShu
         requestCaptureBytes: config.masking.requestCaptureBytes,
         excerptBytes: config.masking.excerptBytes,
       }),
+      approvals: new ApprovalGate({
+        bus: this.platform.bus,
+        timeoutMs: config.approval.gateTimeout,
+        cliName: 'npx portcullis',
+        // With the development issuer, name a client that can approve: a newcomer copies one line.
+        approverFlags: (groups) => {
+          const c = dev.enabled ? dev.clients.find((x) => x.groups.some((g) => groups.includes(g))) : undefined;
+          return c === undefined ? ' --token <approver token>' : ` --as-client ${c.id}`;
+        },
+      }),
+      maxRequestBodyBytes: config.edge.maxRequestBodyBytes,
     });
     const registry = this.registry;
     const domain = config.edge.domain;

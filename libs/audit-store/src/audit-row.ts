@@ -5,6 +5,7 @@
 import {
   EventEnvelopeSchema,
   toJson,
+  type ApprovalApprover,
   type EventEnvelope,
   type Identity,
   type RequestAttributes,
@@ -136,7 +137,7 @@ export interface AuditRow {
   /** The decision's message, the message a rejected client was shown, or what a retention run dropped. */
   decision_message: string;
   mask_profile: string;
-  /** Reserved for approvals; empty for now. */
+  /** The approval an approval.* event belongs to. */
   approval_id: string;
   decision_latency_us: number;
   /** HTTP status (request.rejected, request.completed). */
@@ -195,6 +196,10 @@ function identityFields(identity: Identity | undefined): Pick<AuditRow, 'subject
     issuer: identity?.issuer ?? '',
     token_id: identity?.tokenId ?? '',
   };
+}
+
+function approverFields(approver: ApprovalApprover | undefined): Pick<AuditRow, 'subject' | 'groups' | 'client_id'> {
+  return { subject: approver?.subject ?? '', groups: approver ? [...approver.groups] : [], client_id: approver?.externalId ?? '' };
 }
 
 type AttributeFields = Pick<
@@ -376,6 +381,34 @@ export function toAuditRow(event: EventEnvelope): AuditRow {
         error,
       };
     }
+    case 'approvalRequested': {
+      const v = payload.value;
+      return {
+        ...baseRow(event, event.connection || v.attributes?.connection || ''),
+        ...identityFields(v.requester),
+        ...attributeFields(v.attributes),
+        approval_id: v.approvalId,
+        effect: 'require_approval',
+        rule_id: v.ruleId,
+        policy_version: v.policyVersion,
+        decision_message: v.message,
+      };
+    }
+    case 'approvalApproved':
+    case 'approvalDenied': {
+      // The approver fills the identity columns: who decided, with the reason they gave.
+      const v = payload.value;
+      return {
+        ...baseRow(event, event.connection),
+        ...approverFields(v.approver),
+        approval_id: v.approvalId,
+        reason: v.reason,
+      };
+    }
+    case 'approvalExpired':
+      return { ...baseRow(event, event.connection), approval_id: payload.value.approvalId };
+    case 'approvalConsumed':
+      return { ...baseRow(event, event.connection), approval_id: payload.value.approvalId, forwarded: 1 };
     case undefined:
       // decodeEvent refuses these; a hand-built envelope still gets its envelope columns.
       return baseRow(event, event.connection);

@@ -222,6 +222,24 @@ export class SqliteEventLog implements EventLog {
     };
   }
 
+  /** Every stored message matching the filter, in `seq` order (commits what is pending first). */
+  snapshot(stream: string, opts: { startTimeMs?: number; filterSubject?: string }): Promise<(BusMessage & { seq: number })[]> {
+    if (stream !== Streams.audit.name) return Promise.resolve([]);
+    if (this.#closed) return Promise.reject(new BusError('closed', 'the embedded audit log is closed'));
+    this.#flush();
+    // GLOB with `*` for each wildcard is a superset of the NATS filter (it also crosses dots):
+    // SQLite drops most rows, the exact match below the rest.
+    const glob = opts.filterSubject === undefined ? '*' : opts.filterSubject.replace(/[[\]?]/g, '?').replace(/>/g, '*');
+    const rows = this.#db
+      .prepare<[number, string], StoredMessage>(
+        `SELECT seq, bus_subject, headers_json, data, payload_json FROM ${SQLITE_AUDIT_TABLE} WHERE seq > ? AND bus_subject GLOB ? ORDER BY seq`,
+      )
+      .all(this.#startAfter(opts), glob);
+    return Promise.resolve(
+      rows.filter((row) => opts.filterSubject === undefined || subjectMatches(opts.filterSubject, row.bus_subject)).map(toBusMessage),
+    );
+  }
+
   /** Nothing to create: the table exists once the log is open. */
   ensureStream(_spec: StreamSpec): Promise<void> {
     return Promise.resolve();

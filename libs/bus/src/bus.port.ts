@@ -102,6 +102,12 @@ export interface EventLog {
   consume(stream: string, opts: ConsumeOptions, handler: (batch: readonly LogMessage[]) => Promise<void>): LogConsumer;
   /** Reads messages from `startSeq` on without a durable consumer (for tail/replay). */
   read(stream: string, opts: { startSeq?: number; startTimeMs?: number; filterSubject?: string }, handler: (msg: BusMessage & { seq: number }) => void): BusSubscription;
+  /**
+   * Reads every message stored right now whose subject matches `filterSubject` (from
+   * `startTimeMs`, default the beginning), in sequence order, and resolves once it has caught up
+   * with the end of the stream: the approval role rebuilds its projection from it.
+   */
+  snapshot(stream: string, opts: { startTimeMs?: number; filterSubject?: string }): Promise<(BusMessage & { seq: number })[]>;
   /** Creates or updates the streams this process relies on. */
   ensureStream(spec: StreamSpec): Promise<void>;
 }

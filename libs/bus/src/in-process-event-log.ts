@@ -223,6 +223,18 @@ export class InProcessEventLog implements EventLog {
     return { unsubscribe: () => handle.stop() };
   }
 
+  snapshot(streamName: string, opts: { startTimeMs?: number; filterSubject?: string }): Promise<(BusMessage & { seq: number })[]> {
+    const stream = this.streams.get(streamName);
+    if (stream === undefined) return Promise.resolve([]);
+    const out: (BusMessage & { seq: number })[] = [];
+    for (let seq = Math.max(this.startSeq(stream, opts), stream.firstSeq); seq <= stream.lastSeq; seq++) {
+      const m = stream.messages[seq - stream.firstSeq];
+      if (m === undefined || (opts.filterSubject !== undefined && !subjectMatches(opts.filterSubject, m.subject))) continue;
+      out.push({ subject: m.subject, data: m.data.slice(), headers: m.headers, seq: m.seq });
+    }
+    return Promise.resolve(out);
+  }
+
   /** Stops every consumer and reader and forgets the timers; appends fail with `closed`. */
   async close(): Promise<void> {
     if (this.closed) return;

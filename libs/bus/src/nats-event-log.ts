@@ -179,6 +179,31 @@ export class NatsEventLog implements EventLog {
     return sub;
   }
 
+  async snapshot(stream: string, opts: { startTimeMs?: number; filterSubject?: string }): Promise<(BusMessage & { seq: number })[]> {
+    const what = `snapshot of ${stream}`;
+    this.state.assertUsable(what);
+    const out: (BusMessage & { seq: number })[] = [];
+    try {
+      const oco: Partial<OrderedConsumerOptions> = {};
+      if (opts.startTimeMs !== undefined) oco.opt_start_time = new Date(opts.startTimeMs).toISOString();
+      if (opts.filterSubject !== undefined) oco.filter_subjects = opts.filterSubject;
+      const ordered = await this.js.consumers.get(stream, oco);
+      // Fetch until the server says nothing is pending after the last message; an empty
+      // fetch (nothing matches) ends after its expiry.
+      for (;;) {
+        const batch = await ordered.fetch({ max_messages: 1000, expires: 1000 });
+        let last: JsMsg | undefined;
+        for await (const m of batch) {
+          out.push({ subject: m.subject, data: m.data, headers: fromNatsHeaders(m.headers), seq: m.seq });
+          last = m;
+        }
+        if (last === undefined || last.info.pending === 0) return out;
+      }
+    } catch (error) {
+      throw toBusError(error, what, this.state);
+    }
+  }
+
   /** Stops every consumer and reader (before the connection closes). */
   async stopAll(): Promise<void> {
     await Promise.allSettled([...this.consumers].map((c) => c.stop()));

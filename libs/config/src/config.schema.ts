@@ -107,6 +107,49 @@ const maskingProfile = z.strictObject({
   decodeNestedStrings: z.boolean().default(true),
 });
 
+const slackUser = z
+  .strictObject({
+    slackUserId: z.string().regex(/^[UW][A-Z0-9]{2,}$/, 'expected a Slack user id such as U012AB3CD').optional(),
+    email: z.email().optional(),
+    subject: z.string().min(1),
+    groups: z.array(z.string().min(1)).default([]),
+  })
+  .refine((u) => (u.slackUserId === undefined) !== (u.email === undefined), 'give exactly one of slackUserId or email');
+
+const approval = z
+  .strictObject({
+    listen: z.strictObject({ host: z.string().default('127.0.0.1'), port: port.default(8444) }).prefault({}),
+    publicUrl: z.url().optional(),
+    gateTimeout: duration('approval.gateTimeout').default(2000),
+    pendingTtl: duration('approval.pendingTtl').default(15 * 60_000),
+    grantTtl: duration('approval.grantTtl').default(15 * 60_000),
+    retention: duration('approval.retention').default(10 * 60_000),
+    rebuildLookback: duration('approval.rebuildLookback').default(24 * 3_600_000),
+    sweepInterval: duration('approval.sweepInterval').default(1000),
+    breakGlassGroups: z.array(z.string().min(1)).default([]),
+    store: z.enum(['auto', 'memory', 'redis']).default('auto'),
+    redis: z
+      .strictObject({
+        url: z.string().regex(/^rediss?:\/\//, 'expected a redis:// or rediss:// URL').default('redis://127.0.0.1:6379'),
+        keyPrefix: z.string().default('portcullis:approval:'),
+      })
+      .prefault({}),
+    slack: z
+      .strictObject({
+        enabled: z.boolean().default(false),
+        apiUrl: z.url().default('https://slack.com/api'),
+        botToken: z.string().default(''),
+        signingSecret: z.string().default(''),
+        users: z.array(slackUser).default([]),
+        maxAttempts: z.number().int().min(1).max(100).default(12),
+        jobLockTimeout: duration('approval.slack.jobLockTimeout').default(30_000),
+        queue: z.string().regex(/^[A-Za-z0-9_-]+$/).default('portcullis-slack'),
+      })
+      .refine((s) => !s.enabled || (s.botToken !== '' && s.signingSecret !== ''), 'slack.enabled needs botToken and signingSecret')
+      .prefault({}),
+  })
+  .prefault({});
+
 /** The configuration file's schema: unknown keys are errors everywhere. */
 export const ConfigSchema = z.strictObject({
   node: z
@@ -215,6 +258,7 @@ export const ConfigSchema = z.strictObject({
       path: ['hmacKey'],
     })
     .prefault({}),
+  approval,
   audit: z
     .strictObject({
       sink: z.enum(['sqlite', 'clickhouse']).default('sqlite'),
@@ -259,3 +303,5 @@ export type ConnectionConfig = KubernetesConnectionConfig | HttpConnectionConfig
 export type IssuerConfig = z.output<typeof issuer>;
 export type DevClientConfig = z.output<typeof devClient>;
 export type MaskingProfileConfig = z.output<typeof maskingProfile>;
+export type ApprovalConfig = z.output<typeof approval>;
+export type SlackUserConfig = z.output<typeof slackUser>;

@@ -9,5 +9,7 @@ export type {
   IssuerConfig,
   DevClientConfig,
   MaskingProfileConfig,
+  ApprovalConfig,
+  SlackUserConfig,
 } from './config.schema.js';
 export { parseDuration } from './duration.js';

@@ -1,5 +1,12 @@
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { randomBytes } from 'node:crypto';
+import type {
+  ApprovalApproved,
+  ApprovalConsumed,
+  ApprovalDenied,
+  ApprovalExpired,
+  ApprovalRequested,
+} from './gen/portcullis/v1/approval_pb.js';
 import {
   EventEnvelopeSchema,
   type AuditRetentionApplied,
@@ -30,6 +37,11 @@ export const EventType = {
   SessionStarted: 'session.started',
   SessionFrames: 'session.frames',
   SessionEnded: 'session.ended',
+  ApprovalRequested: 'approval.requested',
+  ApprovalApproved: 'approval.approved',
+  ApprovalDenied: 'approval.denied',
+  ApprovalExpired: 'approval.expired',
+  ApprovalConsumed: 'approval.consumed',
 } as const;
 export type EventType = (typeof EventType)[keyof typeof EventType];
 
@@ -45,6 +57,11 @@ export interface EventPayloadMap {
   'session.started': SessionStarted;
   'session.frames': SessionFrames;
   'session.ended': SessionEnded;
+  'approval.requested': ApprovalRequested;
+  'approval.approved': ApprovalApproved;
+  'approval.denied': ApprovalDenied;
+  'approval.expired': ApprovalExpired;
+  'approval.consumed': ApprovalConsumed;
 }
 
 const PAYLOAD_CASE = {
@@ -58,6 +75,11 @@ const PAYLOAD_CASE = {
   'session.started': 'sessionStarted',
   'session.frames': 'sessionFrames',
   'session.ended': 'sessionEnded',
+  'approval.requested': 'approvalRequested',
+  'approval.approved': 'approvalApproved',
+  'approval.denied': 'approvalDenied',
+  'approval.expired': 'approvalExpired',
+  'approval.consumed': 'approvalConsumed',
 } as const satisfies Record<EventType, NonNullable<EventEnvelope['payload']['case']>>;
 
 const TYPE_OF_CASE = Object.fromEntries(

@@ -8,6 +8,7 @@ export * from './gen/portcullis/v1/identity_pb.js';
 export * from './gen/portcullis/v1/request_pb.js';
 export * from './gen/portcullis/v1/decision_pb.js';
 export * from './gen/portcullis/v1/events_pb.js';
+export * from './gen/portcullis/v1/approval_pb.js';
 export {
   SCHEMA_VERSION,
   EventType,
@@ -34,4 +35,13 @@ export {
   encodePolicyChanged,
   decodePolicyChanged,
 } from './decisions.js';
+export {
+  ApprovalGateState,
+  encodeApprovalGateRequest,
+  decodeApprovalGateRequest,
+  encodeApprovalGateReply,
+  decodeApprovalGateReply,
+  encodeApprovalDecisionNotice,
+  decodeApprovalDecisionNotice,
+} from './approvals.js';
 export { Subjects, QueueGroups, Streams, Consumers, BusHeaders, Buckets, BucketKeys } from './subjects.js';

@@ -24,6 +24,15 @@ export const Subjects = {
     `audit.${token(connection, 'connection')}.${eventType}`,
   /** All audit events (the audit stream's filter). */
   auditAll: (): string => 'audit.>',
+  /** Approval events of every connection (the approval role's replay filter). */
+  auditApprovalEvents: (): string => 'audit.*.approval.>',
+  /**
+   * Edge → approval role, request-reply in the {@link QueueGroups.approval} queue group: open or
+   * find the approval of one exact request, and consume it when granted.
+   */
+  approvalGate: (): string => 'portcullis.approval.gate',
+  /** Broadcast when an approval is granted, denied or expires: releases the edge holding it. */
+  approvalDecided: (approvalId: string): string => `portcullis.approval.decided.${token(approvalId, 'approval id')}`,
   /** Events the audit writer could not decode, with the reason in a header. */
   auditDeadLetter: (): string => 'portcullis.deadletter.audit',
 } as const;
@@ -31,6 +40,7 @@ export const Subjects = {
 /** Queue groups: members share the load; one answer per request. */
 export const QueueGroups = {
   policy: 'portcullis-policy',
+  approval: 'portcullis-approval',
 } as const;
 
 /** NATS KV buckets. */

@@ -28,6 +28,10 @@ import type { Logger } from '../../common/src/index.js';
 import type { AuditPublisher } from './audit-publisher.js';
 import type { ConnectionRegistry, UpstreamConnection } from './connection-registry.js';
 import type { DecisionClient } from './decision-client.js';
+import { APPROVAL_HEADER, ApprovalGate } from './approval-gate.js';
+// The pure pieces only: the approval library's index also loads Redis and BullMQ.
+import { bodySha256, requestFingerprint } from '../../approval/src/request-fingerprint.js';
+import { bodyExcerpt } from '../../approval/src/body-excerpt.js';
 import { GatewayError, GatewayErrorCode } from './gateway-error.js';
 import { clientResponseHeaders } from './header-hygiene.js';
 import { gatewayRequestHeaders } from './upstream-headers.js';
@@ -59,6 +63,10 @@ export interface EdgePipelineDeps {
   sessionRecording?: SessionRecordingOptions;
   /** Masking profiles and body-capture limits; default: the built-in `secrets` profile. */
   masking?: EdgeMasking;
+  /** Holds require_approval requests for a human decision; without it they are refused (403). */
+  approvals?: ApprovalGate | undefined;
+  /** Largest request body the edge buffers (held requests); 413 above. Default 16 MiB. */
+  maxRequestBodyBytes?: number;
 }
 
 /** Session recording limits used when the config says nothing. */
@@ -173,7 +181,12 @@ export class EdgePipeline {
     }
 
     const effect = effectOf(decision);
-    if (effect !== Effect.Allow) {
+    let heldBody: Buffer | undefined;
+    if (effect === Effect.RequireApproval && this.deps.approvals !== undefined) {
+      // Held until a human decides; undefined means the answer (denied, pending, gone) was given.
+      heldBody = await this.holdForApproval(req, res, kind, connection, upstreamPath, identity, attributes, decision, requestId, decided.id, started, upgrade !== undefined);
+      if (heldBody === undefined) return;
+    } else if (effect !== Effect.Allow) {
       const err =
         effect === Effect.Deny
           ? new GatewayError(GatewayErrorCode.Denied, denyMessage(decision, attributes, identity))
@@ -203,7 +216,65 @@ export class EdgePipeline {
       });
       return;
     }
-    this.forward(req, res, kind, connection, upstreamPath, identity, requestId, decided.id, started, decision, attributes);
+    this.forward(req, res, kind, connection, upstreamPath, identity, requestId, decided.id, started, decision, attributes, heldBody);
+  }
+
+  /**
+   * require_approval: buffer the body (bounded), bind an approval to the request's fingerprint,
+   * hold the request until it is decided, then forward the buffered body or answer why not.
+   */
+  private async holdForApproval(
+    req: IncomingMessage,
+    res: ServerResponse,
+    kind: 'kubernetes' | 'http',
+    connection: UpstreamConnection,
+    upstreamPath: string,
+    identity: Identity,
+    attributes: RequestAttributes,
+    decision: Decision,
+    requestId: string,
+    decisionId: string,
+    started: number,
+    isUpgrade: boolean,
+  ): Promise<Buffer | undefined> {
+    const gate = this.deps.approvals!;
+    const clientGone = new AbortController();
+    const onClose = (): void => {
+      if (!res.writableFinished) clientGone.abort();
+    };
+    res.on('close', onClose);
+    let body: Buffer;
+    try {
+      const approvalId = ApprovalGate.approvalIdFrom(req.headers[APPROVAL_HEADER]);
+      // An upgrade request (exec, attach, port-forward) has no body to bind: its stream starts after the 101.
+      body = isUpgrade ? Buffer.alloc(0) : await readBody(req, this.deps.maxRequestBodyBytes ?? 16 * 1024 * 1024);
+      const q = upstreamPath.indexOf('?');
+      const hash = bodySha256(body);
+      await gate.hold(
+        {
+          requestId,
+          identity,
+          attributes,
+          decision,
+          fingerprint: requestFingerprint(identity, attributes, q === -1 ? '' : upstreamPath.slice(q + 1), hash),
+          bodySha256: hash,
+          bodyExcerpt: bodyExcerpt(body, attributes.kube?.resource ?? '', headerValue(req.headers['content-type'])),
+          approvalId,
+        },
+        clientGone.signal,
+      );
+    } catch (err) {
+      res.off('close', onClose);
+      if (clientGone.signal.aborted) {
+        this.complete(connection, requestId, decisionId, 499, 0, 0, started, 'client disconnected while held for approval', false);
+        return;
+      }
+      this.answerError(res, kind, err, requestId);
+      this.complete(connection, requestId, decisionId, res.statusCode, 0, 0, started, '', false);
+      return;
+    }
+    res.off('close', onClose);
+    return body;
   }
 
   /**
@@ -299,7 +370,7 @@ export class EdgePipeline {
     const message = gw.message.startsWith('portcullis:') ? gw.message : `portcullis: ${gw.message}`;
     const body: KubeStatus | { error: string; message: string; auditId: string } =
       kind === 'kubernetes'
-        ? failureStatus(gw.httpStatus, message)
+        ? failureStatus(gw.httpStatus, message, gw.details)
         : { error: gw.code, message, auditId: requestId };
     const text = JSON.stringify(body);
     const headers: Record<string, string | number> = {
@@ -326,6 +397,7 @@ export class EdgePipeline {
     started: number,
     decision: Decision,
     attributes: RequestAttributes,
+    body?: Buffer,
   ): void {
     let plan: MaskPlan | undefined;
     if (decision.maskProfile !== '') {
@@ -338,8 +410,14 @@ export class EdgePipeline {
       }
     }
     const headers = gatewayRequestHeaders(req.headers, connection, identity, requestId);
+    if (body !== undefined) {
+      // The body was buffered while the request was held: send it with its exact length.
+      delete headers['transfer-encoding'];
+      headers['content-length'] = String(body.length);
+    }
     if (plan !== undefined) rewriteAcceptForMasking(headers);
     const recorder = requestBodyRecorder(req, this.masking);
+    if (body !== undefined) recorder?.add(body);
     const basePath = connection.url.pathname.replace(/\/$/, '');
     const requestFn = connection.url.protocol === 'https:' ? httpsRequest : httpRequest;
     let bytesIn = 0;
@@ -427,6 +505,11 @@ export class EdgePipeline {
         finish(res.statusCode, 'client disconnected', true);
       }
     });
+    if (body !== undefined) {
+      bytesIn = body.length;
+      upstream.end(body);
+      return;
+    }
     req.on('data', (chunk: Buffer) => {
       bytesIn += chunk.length;
       recorder?.add(chunk);
@@ -471,6 +554,30 @@ export class EdgePipeline {
     );
     this.deps.audit.recordLater(event);
   }
+}
+
+/** Reads a request body up to `max` bytes; GatewayError `body_too_large` (413) above. */
+function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > max) {
+    return Promise.reject(new GatewayError(GatewayErrorCode.BodyTooLarge, `portcullis: the request body (${declared} bytes) exceeds the ${max} bytes a held request may carry`));
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > max) {
+        req.removeAllListeners('data');
+        req.resume();
+        reject(new GatewayError(GatewayErrorCode.BodyTooLarge, `portcullis: the request body exceeds the ${max} bytes a held request may carry`));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.once('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
+    req.once('error', reject);
+  });
 }
 
 function headerValue(v: string | string[] | undefined): string {

@@ -6,6 +6,9 @@ export const GatewayErrorCode = {
   IdentityUnavailable: 'identity_unavailable',
   Denied: 'denied',
   ApprovalRequired: 'approval_required',
+  ApprovalPending: 'approval_pending',
+  ApprovalRefused: 'approval_refused',
+  ApprovalUnavailable: 'approval_unavailable',
   DecisionUnavailable: 'decision_unavailable',
   AuditUnavailable: 'audit_unavailable',
   UpstreamUnreachable: 'upstream_unreachable',
@@ -25,6 +28,9 @@ const HTTP_STATUS = {
   identity_unavailable: 503,
   denied: 403,
   approval_required: 403,
+  approval_pending: 403,
+  approval_refused: 403,
+  approval_unavailable: 503,
   decision_unavailable: 503,
   audit_unavailable: 503,
   upstream_unreachable: 502,
@@ -34,15 +40,25 @@ const HTTP_STATUS = {
   unmaskable_response: 502,
 } as const satisfies Record<GatewayErrorCode, number>;
 
+/** Extra fields of the Kubernetes Status a refusal is answered with. */
+export interface GatewayErrorDetails {
+  name?: string;
+  kind?: string;
+  causes?: { reason: string; message: string; field?: string }[];
+}
+
 /** A refusal or failure at the edge; `message` is safe to show to the client. */
 export class GatewayError extends Error {
   override readonly name = 'GatewayError';
+  /** Status details (e.g. the approval id of a pending approval). */
+  readonly details: GatewayErrorDetails | undefined;
   constructor(
     readonly code: GatewayErrorCode,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; details?: GatewayErrorDetails },
   ) {
     super(message, options);
+    this.details = options?.details;
   }
 
   /** The HTTP status this error is answered with. */

@@ -19,7 +19,10 @@ export { PolicyExplainRoute, POLICY_EXPLAIN_PATH } from './policy-explain-route.
 export type { PolicyExplainRouteOptions } from './policy-explain-route.js';
 export { AuditPublisher } from './audit-publisher.js';
 export { GatewayError, GatewayErrorCode } from './gateway-error.js';
+export type { GatewayErrorDetails } from './gateway-error.js';
 export { upstreamRequestHeaders, clientResponseHeaders, addImpersonationHeaders, IMPERSONATE_EXTRA } from './header-hygiene.js';
+export { ApprovalGate, APPROVAL_HEADER } from './approval-gate.js';
+export type { ApprovalGateOptions, HeldRequest, Admitted } from './approval-gate.js';
 export { DEV_ISSUER_PATH } from './dev-issuer-routes.js';
 export { renderKubeconfig } from './kubeconfig.js';
 export type { KubeconfigSpec } from './kubeconfig.js';
