@@ -98,9 +98,10 @@ export class EdgeService implements OnApplicationBootstrap, BeforeApplicationShu
       connections: this.registry,
       verifier,
       decisions: new DecisionClient(this.platform.bus, config.edge.decisionTimeout),
-      audit: new AuditPublisher(this.platform.log, config.edge.auditAckTimeout, logger),
+      audit: new AuditPublisher(this.platform.log, config.edge.auditAckTimeout, logger, this.platform.observability.metrics.edge),
       logger,
       upstreamTimeoutMs: config.edge.upstreamTimeout,
+      metrics: this.platform.observability.metrics.edge,
     });
     this.server = new EdgeServer({
       host: listen.host,
@@ -109,7 +110,8 @@ export class EdgeService implements OnApplicationBootstrap, BeforeApplicationShu
       pipeline,
       devIssuer,
       logger,
-      ready: () => this.platform.bus.isConnected(),
+      // The full checks (JetStream stream, …) run on the observability listener's /readyz.
+      ready: () => this.platform.bus.isConnected() && this.platform.observability.readiness.lastReport().ready,
     });
     const bound = await this.server.listen();
     const url = config.edge.publicUrl ?? `https://${urlHost(listen.host)}:${bound.port}`;

@@ -10,7 +10,7 @@ import { evaluate } from '../../../libs/policy-engine/src/index.js';
 import type { BusSubscription, MessageBus } from '../../../libs/bus/src/index.js';
 import type { PortcullisConfig } from '../../../libs/config/src/index.js';
 import type { Logger } from '../../../libs/common/src/index.js';
-import { CONFIG, LOGGER, MESSAGE_BUS } from '../../runtime/src/index.js';
+import { CONFIG, LOGGER, MESSAGE_BUS, PLATFORM, type Platform } from '../../runtime/src/index.js';
 import { PolicyStore } from './policy-store.js';
 
 /** The policy role: answers decision requests in a queue group, from the policy in force. */
@@ -24,6 +24,7 @@ export class PolicyService implements OnApplicationBootstrap, OnApplicationShutd
     @Inject(CONFIG) private readonly config: PortcullisConfig,
     @Inject(MESSAGE_BUS) private readonly bus: MessageBus,
     @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(PLATFORM) private readonly platform: Platform,
   ) {
     this.store = new PolicyStore(logger);
   }
@@ -37,7 +38,12 @@ export class PolicyService implements OnApplicationBootstrap, OnApplicationShutd
       if (req.identity === undefined || req.attributes === undefined) {
         return encodeDecisionReply(decisionReply({ error: 'decision request without identity or attributes' }));
       }
-      return encodeDecisionReply(decisionReply({ decision: evaluate(policy, req.identity, req.attributes, new Date()) }));
+      const started = performance.now();
+      const decision = evaluate(policy, req.identity, req.attributes, new Date());
+      const m = this.platform.observability.metrics.policy;
+      m.evaluationDuration.observe([], (performance.now() - started) / 1000);
+      m.decisions.inc([decision.effect]);
+      return encodeDecisionReply(decisionReply({ decision }));
     });
     this.logger.info('policy role serving decisions', { subject: Subjects.policyDecide(), queue: QueueGroups.policy });
   }

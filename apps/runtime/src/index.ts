@@ -2,4 +2,5 @@
 export { CONFIG, LOGGER, MESSAGE_BUS, EVENT_LOG, PLATFORM } from './tokens.js';
 export { createPlatform, PlatformMode } from './platform.js';
 export type { Platform } from './platform.js';
+export type { Observability } from './observability.js';
 export { PlatformModule } from './platform.module.js';

@@ -1,6 +1,7 @@
 import { encodeEvent, Subjects, type EventEnvelope } from '../../contracts/src/index.js';
 import type { EventLog } from '../../bus/src/bus.port.js';
 import type { Logger } from '../../common/src/index.js';
+import type { PortcullisMetrics } from '../../observability/src/index.js';
 import { GatewayError, GatewayErrorCode } from './gateway-error.js';
 
 /**
@@ -12,6 +13,7 @@ export class AuditPublisher {
     private readonly log: EventLog,
     private readonly ackTimeoutMs: number,
     private readonly logger: Logger,
+    private readonly metrics?: PortcullisMetrics['edge'],
   ) {}
 
   /** Appends the events and waits for all acks; GatewayError `audit_unavailable` otherwise. */
@@ -42,6 +44,7 @@ export class AuditPublisher {
         // Same event id on every try: the stream's de-duplication window keeps it once.
         setTimeout(() => void this.retry(event, attempt + 1), 200 * 2 ** attempt).unref();
       } else {
+        this.metrics?.auditPublishFailures.inc(['completion']);
         this.logger.error('audit event could not be appended', { eventId: event.id, type: event.type, err });
       }
     }

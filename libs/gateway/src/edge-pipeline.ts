@@ -23,6 +23,7 @@ import {
 import { assertCleanPath, failureStatus, parseKubeRequest, RequestPathError, type KubeStatus } from '../../kube/src/index.js';
 import { TokenError, TokenErrorCode, type TokenVerifier } from '../../identity/src/index.js';
 import type { Logger } from '../../common/src/index.js';
+import { endSpan, RequestOutcome, runInSpan, SpanKind, startSpan, type PortcullisMetrics } from '../../observability/src/index.js';
 import type { AuditPublisher } from './audit-publisher.js';
 import type { ConnectionRegistry, UpstreamConnection } from './connection-registry.js';
 import type { DecisionClient } from './decision-client.js';
@@ -38,6 +39,8 @@ export interface EdgePipelineDeps {
   audit: AuditPublisher;
   logger: Logger;
   upstreamTimeoutMs: number;
+  /** Request, decision, audit and upstream metrics (absent in unit tests). */
+  metrics?: PortcullisMetrics['edge'];
 }
 
 /** The response header carrying the request's event id. */
@@ -54,9 +57,16 @@ export class EdgePipeline {
   constructor(private readonly deps: EdgePipelineDeps) {}
 
   /** Handles one request whose path starts with /k8s/ or /http/. */
-  async handle(req: IncomingMessage, res: ServerResponse, kind: 'kubernetes' | 'http'): Promise<void> {
-    const started = performance.now();
+  handle(req: IncomingMessage, res: ServerResponse, kind: 'kubernetes' | 'http'): Promise<void> {
     const requestId = newEventId();
+    // One trace per request (when tracing is on): the span ends when the response does.
+    const span = startSpan('edge request', { kind: SpanKind.SERVER, attributes: { 'http.request.method': req.method ?? '', 'portcullis.audit_id': requestId } });
+    if (span !== undefined) res.once('close', () => endSpan(span, undefined, { 'http.response.status_code': res.statusCode }));
+    return runInSpan(span, requestId, () => this.serve(req, res, kind, requestId));
+  }
+
+  private async serve(req: IncomingMessage, res: ServerResponse, kind: 'kubernetes' | 'http', requestId: string): Promise<void> {
+    const started = performance.now();
     res.setHeader(AUDIT_ID_HEADER, requestId);
     const rawUrl = req.url ?? '/';
     const prefixLen = kind === 'kubernetes' ? 5 : 6; // "/k8s/" | "/http/"
@@ -110,9 +120,11 @@ export class EdgePipeline {
     try {
       decision = await this.deps.decisions.decide(requestId, identity, attributes);
     } catch (err) {
+      this.deps.metrics?.decisionDuration.observe([], (performance.now() - decideStart) / 1000);
       this.refuse(res, kind, requestId, err, attributes, identity);
       return;
     }
+    this.deps.metrics?.decisionDuration.observe([], (performance.now() - decideStart) / 1000);
     const received = buildEvent(EventType.RequestReceived, create(RequestReceivedSchema, { identity, attributes }), {
       id: requestId,
       correlationId: requestId,
@@ -127,11 +139,14 @@ export class EdgePipeline {
     try {
       await this.deps.audit.record(received, decided);
     } catch (err) {
+      this.deps.metrics?.auditPublishFailures.inc(['request']);
+      this.count(attributes, connection.name, RequestOutcome.AuditUnavailable);
       this.answerError(res, kind, err, requestId);
       return;
     }
 
     const effect = effectOf(decision);
+    this.count(attributes, connection.name, effect);
     if (effect !== Effect.Allow) {
       const err =
         effect === Effect.Deny
@@ -178,6 +193,7 @@ export class EdgePipeline {
   ): void {
     const gw = this.answerError(res, kind, err, requestId);
     const connection = this.deps.connections.get(attributes.connection) ? attributes.connection : NO_CONNECTION;
+    this.count(attributes, connection, RequestOutcome.Rejected);
     const event = buildEvent(
       EventType.RequestRejected,
       create(RequestRejectedSchema, {
@@ -190,6 +206,14 @@ export class EdgePipeline {
       { id: requestId, correlationId: requestId, nodeId: this.deps.nodeId, connection },
     );
     this.deps.audit.recordLater(event);
+  }
+
+  /** Counts one answered request; labels are bounded (known connections, parsed verbs, outcomes). */
+  private count(attributes: RequestAttributes, connection: string, outcome: RequestOutcome): void {
+    const m = this.deps.metrics;
+    if (m === undefined) return;
+    const verb = attributes.kube?.verb || attributes.method.toLowerCase();
+    m.requests.inc([connection, verb, outcome]);
   }
 
   /** Writes a GatewayError as a Kubernetes Status (k8s) or JSON error (http). */
@@ -252,8 +276,11 @@ export class EdgePipeline {
     const finish = (status: number, error: string, forwarded: boolean): void => {
       if (finished) return;
       finished = true;
+      endSpan(upstreamSpan, error, { 'http.response.status_code': status });
       this.complete(connection, requestId, decisionId, status, bytesIn, bytesOut, started, error, forwarded);
     };
+    const upstreamSpan = startSpan(`upstream ${connection.name}`, { kind: SpanKind.CLIENT, attributes: { 'http.request.method': req.method ?? '', 'portcullis.connection': connection.name } });
+    const upstreamStart = performance.now();
     const upstream = requestFn({
       protocol: connection.url.protocol,
       hostname: connection.url.hostname,
@@ -270,6 +297,7 @@ export class EdgePipeline {
 
     upstream.on('response', (up) => {
       clearTimeout(headerTimer);
+      this.deps.metrics?.upstreamDuration.observe([connection.name], (performance.now() - upstreamStart) / 1000);
       const outHeaders = clientResponseHeaders(up.headers);
       outHeaders[AUDIT_ID_HEADER.toLowerCase()] = requestId;
       res.writeHead(up.statusCode ?? 502, outHeaders);
@@ -283,6 +311,7 @@ export class EdgePipeline {
         res.end();
       });
       up.on('error', (err) => {
+        this.deps.metrics?.upstreamErrors.inc([connection.name, 'aborted']);
         finish(up.statusCode ?? 502, `upstream response aborted: ${err.message}`, true);
         res.destroy();
       });
@@ -290,6 +319,8 @@ export class EdgePipeline {
     });
     upstream.on('error', (err) => {
       clearTimeout(headerTimer);
+      const timedOut = err instanceof GatewayError && err.code === GatewayErrorCode.UpstreamTimeout;
+      this.deps.metrics?.upstreamErrors.inc([connection.name, timedOut ? 'timeout' : res.headersSent ? 'aborted' : 'unreachable']);
       if (res.headersSent) {
         finish(res.statusCode, `upstream failed mid-response: ${err.message}`, true);
         res.destroy();
