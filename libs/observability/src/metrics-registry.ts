@@ -49,7 +49,10 @@ export class Counter implements MetricBase {
     readonly name: string,
     readonly help: string,
     readonly labelNames: readonly string[] = [],
-  ) {}
+  ) {
+    // A metric without labels is exported as 0 from the start, so rate() and alerts see it.
+    if (labelNames.length === 0) this.inc([], 0);
+  }
 
   /** Adds `by` (default 1) to the series with these label values. */
   inc(values: LabelValues = [], by = 1): void {
@@ -77,7 +80,9 @@ export class Gauge implements MetricBase {
     readonly name: string,
     readonly help: string,
     readonly labelNames: readonly string[] = [],
-  ) {}
+  ) {
+    if (labelNames.length === 0) this.set([], 0);
+  }
 
   set(values: LabelValues, value: number): void {
     const key = keyOf(values);
@@ -131,6 +136,7 @@ export class Histogram implements MetricBase {
       if (buckets[i]! <= buckets[i - 1]!) throw new Error(`${name}: buckets must increase`);
     }
     this.buckets = [...buckets];
+    if (labelNames.length === 0) this.series.set('', { values: [], counts: new Array<number>(this.buckets.length).fill(0), sum: 0, count: 0 });
   }
 
   observe(values: LabelValues, value: number): void {
