@@ -32,15 +32,19 @@ export class PolicyService implements OnApplicationBootstrap, OnApplicationShutd
   onApplicationBootstrap(): void {
     this.stopWatching = this.store.watchFile(this.config.policy.file);
     this.subscription = this.bus.serve(Subjects.policyDecide(), QueueGroups.policy, (msg) => {
+      const m = this.platform.observability.metrics.policy;
       const policy = this.store.policy;
-      if (policy === undefined) return encodeDecisionReply(decisionReply({ error: 'no valid policy loaded' }));
+      if (policy === undefined) {
+        m.decisions.inc(['error']);
+        return encodeDecisionReply(decisionReply({ error: 'no valid policy loaded' }));
+      }
       const req = decodeDecisionRequest(msg.data);
       if (req.identity === undefined || req.attributes === undefined) {
+        m.decisions.inc(['error']);
         return encodeDecisionReply(decisionReply({ error: 'decision request without identity or attributes' }));
       }
       const started = performance.now();
       const decision = evaluate(policy, req.identity, req.attributes, new Date());
-      const m = this.platform.observability.metrics.policy;
       m.evaluationDuration.observe([], (performance.now() - started) / 1000);
       m.decisions.inc([decision.effect]);
       return encodeDecisionReply(decisionReply({ decision }));
