@@ -12,6 +12,7 @@ export const DEBIAN_PACKAGES = {
   'redis-server': ['redis-server'],
   'clickhouse-server': ['clickhouse-server', 'clickhouse-client'],
   'clickhouse-client': ['clickhouse-server', 'clickhouse-client'],
+  nginx: ['nginx'],
 } as const;
 
 /** A binary the harness knows how to install. */

@@ -68,6 +68,8 @@ export interface TestClickHouse extends TestService {
 export interface StartOptions {
   /** How long the first start (and each restart) may take; default 30 s (60 s for ClickHouse). */
   readonly timeoutMs?: number;
+  /** Keep config, data and logs in this dir (created; kept at exit) instead of a temp dir. */
+  readonly dir?: string;
 }
 
 const START_ATTEMPTS = 5;
@@ -108,7 +110,11 @@ async function restartOnSamePorts(server: ServerProcess, spec: LaunchSpec, ready
   }
 }
 
-function makeDir(kind: string): string {
+function makeDir(kind: string, keep?: string): string {
+  if (keep !== undefined) {
+    mkdirSync(keep, { recursive: true });
+    return keep;
+  }
   const dir = mkdtempSync(join(tmpdir(), `portcullis-${kind}-`));
   trackDir(dir);
   return dir;
@@ -147,7 +153,7 @@ export async function startNats(options: StartOptions & { readonly jetstream?: b
   const jetstream = options.jetstream ?? true;
   const timeoutMs = options.timeoutMs ?? 30_000;
   const { 'nats-server': binary } = await ensureBinaries(['nats-server']);
-  const dir = makeDir('nats');
+  const dir = makeDir('nats', options.dir);
   const logFile = join(dir, 'nats-server.log');
   const server = new ServerProcess('nats-server', [logFile]);
   const launch = (port: number): LaunchSpec => {
@@ -176,7 +182,7 @@ export async function startNats(options: StartOptions & { readonly jetstream?: b
 export async function startRedis(options: StartOptions = {}): Promise<TestRedis> {
   const timeoutMs = options.timeoutMs ?? 30_000;
   const { 'redis-server': binary } = await ensureBinaries(['redis-server']);
-  const dir = makeDir('redis');
+  const dir = makeDir('redis', options.dir);
   const logFile = join(dir, 'redis-server.log');
   const server = new ServerProcess('redis-server', [logFile]);
   const launch = (port: number): LaunchSpec => ({
@@ -275,7 +281,7 @@ const CLICKHOUSE_USERS = `<?xml version="1.0"?>
 export async function startClickHouse(options: StartOptions = {}): Promise<TestClickHouse> {
   const timeoutMs = options.timeoutMs ?? 60_000;
   const { 'clickhouse-server': binary } = await ensureBinaries(['clickhouse-server']);
-  const dir = makeDir('clickhouse');
+  const dir = makeDir('clickhouse', options.dir);
   for (const sub of ['data', 'tmp', 'user_files', 'format_schemas', 'log']) mkdirSync(join(dir, sub));
   writeFileSync(join(dir, 'users.xml'), CLICKHOUSE_USERS);
   const logFile = join(dir, 'log', 'stdout.log');

@@ -9,6 +9,11 @@ import {
   type AuditWriter,
   type SqliteEventLog,
 } from '../../../libs/audit-store/src/index.js';
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import type { AuditWriterObserver } from '../../../libs/audit-store/src/index.js';
+import type { NatsBus } from '../../../libs/bus/src/index.js';
+import { Consumers, Streams } from '../../../libs/contracts/src/index.js';
+import { recordStoredMessages, type PortcullisMetrics } from '../../../libs/observability/src/index.js';
 import { PLATFORM, PlatformMode, serverTls, tokenVerifierFromConfig, type Platform } from '../../runtime/src/index.js';
 
 /**
@@ -48,12 +53,34 @@ export class AuditService implements OnApplicationBootstrap, OnApplicationShutdo
         logger,
         // The dead-letter msgId derives from the bytes: a redelivered bad message is stored once.
         deadLetter: eventLogDeadLetter(log),
+        observer: writerObserver(this.platform.observability.metrics.audit),
       });
+      this.watchHealth(ch.url);
       this.writer.start();
       logger.info('audit role consuming', { clickhouse: ch.url, database: ch.database });
     }
     this.startRetention();
     await this.startApi();
+  }
+
+  /** Readiness: ClickHouse answers /ping. Metrics: the durable consumer's lag, read at scrape time. */
+  private watchHealth(clickHouseUrl: string): void {
+    const { readiness, metrics } = this.platform.observability;
+    const ping = new URL('/ping', clickHouseUrl).href;
+    readiness.add({
+      name: 'clickhouse',
+      check: async () => (await fetch(ping, { signal: AbortSignal.timeout(2000) })).ok,
+    });
+    if (!('connection' in this.platform.handle)) return;
+    const nc = (this.platform.handle as NatsBus).connection;
+    let jsm: JetStreamManager | undefined;
+    const labels = [Streams.audit.name, Consumers.auditWriter];
+    metrics.registry.collect(async () => {
+      jsm ??= await jetstreamManager(nc);
+      const info = await jsm.consumers.info(Streams.audit.name, Consumers.auditWriter);
+      metrics.audit.consumerLag.set(labels, info.num_pending);
+      metrics.audit.consumerAckPending.set(labels, info.num_ack_pending);
+    });
   }
 
   async onApplicationShutdown(): Promise<void> {
@@ -103,4 +130,22 @@ export class AuditService implements OnApplicationBootstrap, OnApplicationShutdo
     const { port } = await this.api.listen();
     logger.info('audit replay API listening', { url: `https://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${port}/v1/audit/replay/` });
   }
+}
+
+/** Batch sizes, insert latency and failures as metrics; one `audit write` span per traced event. */
+function writerObserver(m: PortcullisMetrics['audit']): AuditWriterObserver {
+  return {
+    inserted(rows, messages, startedAtMs, endedAtMs) {
+      m.insertBatchSize.observe([], rows);
+      m.insertDuration.observe([], (endedAtMs - startedAtMs) / 1000);
+      recordStoredMessages(
+        messages.map((msg) => msg.headers),
+        startedAtMs,
+        endedAtMs,
+        { 'db.system.name': 'clickhouse', 'portcullis.batch_rows': rows },
+      );
+    },
+    insertFailed: () => m.insertFailures.inc(),
+    deadLettered: () => m.deadLettered.inc(),
+  };
 }

@@ -125,7 +125,7 @@ export class EdgeService implements OnApplicationBootstrap, BeforeApplicationShu
       connections: this.registry,
       verifier,
       decisions,
-      audit: new AuditPublisher(this.platform.log, config.edge.auditAckTimeout, logger),
+      audit: new AuditPublisher(this.platform.log, config.edge.auditAckTimeout, logger, { metrics: this.platform.observability.metrics.edge }),
       logger,
       upstreamTimeoutMs: config.edge.upstreamTimeout,
       sessionRecording: {
@@ -152,6 +152,7 @@ export class EdgeService implements OnApplicationBootstrap, BeforeApplicationShu
         },
       }),
       maxRequestBodyBytes: config.edge.maxRequestBodyBytes,
+      metrics: this.platform.observability.metrics.edge,
     });
     const registry = this.registry;
     const domain = config.edge.domain;
@@ -163,7 +164,8 @@ export class EdgeService implements OnApplicationBootstrap, BeforeApplicationShu
       devIssuer,
       policyExplain: new PolicyExplainRoute({ verifier, decisions, adminGroups: config.edge.admin.groups, logger }),
       logger,
-      ready: () => this.platform.bus.isConnected(),
+      // The full checks (JetStream stream, …) run on the observability listener's /readyz.
+      ready: () => this.platform.bus.isConnected() && this.platform.observability.readiness.lastReport().ready,
       hostRouting: domain === undefined ? undefined : { domain, kindOf: (name) => registry.get(name)?.type },
     });
     const bound = await this.server.listen();

@@ -3,6 +3,7 @@ import {
   BucketKeys,
   Buckets,
   create,
+  decodeDecisionReply,
   encodePolicyChanged,
   PolicyChangedSchema,
   QueueGroups,
@@ -54,7 +55,14 @@ export class PolicyService implements OnApplicationBootstrap, OnApplicationShutd
   private serve(): void {
     const { bus, logger } = this.platform;
     this.subscriptions = [
-      bus.serve(Subjects.policyDecide(), QueueGroups.policy, (msg) => answerDecisionRequest(this.store.policy, msg.data, new Date())),
+      bus.serve(Subjects.policyDecide(), QueueGroups.policy, (msg) => {
+        const m = this.platform.observability.metrics.policy;
+        const started = performance.now();
+        const reply = answerDecisionRequest(this.store.policy, msg.data, new Date());
+        m.evaluationDuration.observe([], (performance.now() - started) / 1000);
+        m.decisions.inc([decodeDecisionReply(reply).decision?.effect || 'error']);
+        return reply;
+      }),
       bus.serve(Subjects.policyExplain(), QueueGroups.policy, (msg) => answerExplainRequest(this.store.policy, msg.data, new Date())),
     ];
     logger.info('policy role serving decisions', { subject: Subjects.policyDecide(), queue: QueueGroups.policy });

@@ -2,6 +2,7 @@
 export { CONFIG, LOGGER, MESSAGE_BUS, EVENT_LOG, PLATFORM } from './tokens.js';
 export { createPlatform, PlatformMode } from './platform.js';
 export type { Platform } from './platform.js';
+export type { Observability } from './observability.js';
 export { PlatformModule } from './platform.module.js';
 export { serverTls, tokenVerifierFromConfig } from './server-identity.js';
 export { configuredEdgeUrl, createEdgeTokenVerifier, gatewayTls } from './edge-identity.js';

@@ -4,6 +4,7 @@ import { createLogger, type Logger } from '../../../libs/common/src/index.js';
 import { connectNats, createInProcessBus, type BusHandle, type EventLog, type MessageBus } from '../../../libs/bus/src/index.js';
 import { SqliteEventLog } from '../../../libs/audit-store/src/index.js';
 import { Streams } from '../../../libs/contracts/src/index.js';
+import { createObservability, startProcessTracing, type Observability } from './observability.js';
 
 /** Which infrastructure a process runs on. */
 export const PlatformMode = { Embedded: 'embedded', Cluster: 'cluster' } as const;
@@ -21,16 +22,21 @@ export interface Platform {
   readonly bus: MessageBus;
   readonly log: EventLog;
   readonly handle: BusHandle;
+  /** Metrics, readiness checks, the /metrics listener and tracing. */
+  readonly observability: Observability;
   close(): Promise<void>;
 }
 
 /** Connects what the configuration asks for; fails fast with a clear message. */
 export async function createPlatform(config: PortcullisConfig, role: string): Promise<Platform> {
-  const logger = createLogger({ base: { role, node: config.node.id } });
+  const logLevel = config.observability.log.level;
+  const logger = createLogger({ base: { role, node: config.node.id }, ...(logLevel !== undefined ? { level: logLevel } : {}) });
+  const tracing = await startProcessTracing(config, role);
   mkdirSync(config.node.stateDir, { recursive: true, mode: 0o700 });
   if (config.bus.mode === 'embedded') {
     const handle = createInProcessBus();
     const log = await SqliteEventLog.open({ path: config.audit.sqlite.file });
+    const observability = await createObservability(config, role, handle, logger, tracing);
     return {
       mode: PlatformMode.Embedded,
       config,
@@ -38,9 +44,11 @@ export async function createPlatform(config: PortcullisConfig, role: string): Pr
       bus: handle.bus,
       log,
       handle,
+      observability,
       close: async () => {
         await handle.close();
         await log.close();
+        await observability.close();
       },
     };
   }
@@ -67,5 +75,18 @@ export async function createPlatform(config: PortcullisConfig, role: string): Pr
     duplicateWindowMs: s.duplicateWindow,
     replicas: s.replicas,
   });
-  return { mode: PlatformMode.Cluster, config, logger, bus: handle.bus, log: handle.log, handle, close: () => handle.close() };
+  const observability = await createObservability(config, role, handle, logger, tracing);
+  return {
+    mode: PlatformMode.Cluster,
+    config,
+    logger,
+    bus: handle.bus,
+    log: handle.log,
+    handle,
+    observability,
+    close: async () => {
+      await handle.close();
+      await observability.close();
+    },
+  };
 }

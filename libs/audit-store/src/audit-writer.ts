@@ -18,6 +18,16 @@ export interface AuditWriterLogger {
   error(message: string, fields?: Record<string, unknown>): void;
 }
 
+/** Told what the writer did, for metrics and traces; every method is optional work. */
+export interface AuditWriterObserver {
+  /** A batch insert stored `rows` rows of `messages`, from `startedAtMs` to `endedAtMs` (epoch ms). */
+  inserted(rows: number, messages: readonly LogMessage[], startedAtMs: number, endedAtMs: number): void;
+  /** A batch insert failed (it is retried). */
+  insertFailed(): void;
+  /** An undecodable message went to the dead-letter stream. */
+  deadLettered(): void;
+}
+
 /** Options of {@link AuditWriter}. */
 export interface AuditWriterOptions {
   log: EventLog;
@@ -35,6 +45,8 @@ export interface AuditWriterOptions {
   maxBackoffMs?: number;
   /** Durable consumer name (default {@link Consumers.auditWriter}). */
   durable?: string;
+  /** Metrics and tracing hook. */
+  observer?: AuditWriterObserver;
 }
 
 /**
@@ -72,6 +84,7 @@ export class AuditWriter {
   readonly #initialBackoffMs: number;
   readonly #maxBackoffMs: number;
   readonly #durable: string;
+  readonly #observer: AuditWriterObserver | undefined;
   #consumer: LogConsumer | undefined;
   #stopping = false;
   #wakeUp: (() => void) | undefined;
@@ -88,6 +101,7 @@ export class AuditWriter {
     this.#initialBackoffMs = options.initialBackoffMs ?? 100;
     this.#maxBackoffMs = options.maxBackoffMs ?? 5000;
     this.#durable = options.durable ?? Consumers.auditWriter;
+    this.#observer = options.observer;
   }
 
   /** Rows stored and messages dead-lettered since start. */
@@ -131,6 +145,7 @@ export class AuditWriter {
         await this.#deadLetter(msg.data, msg.subject, reason);
         msg.ack();
         this.#deadLettered++;
+        this.#observer?.deadLettered();
         this.#logger.warn('audit event dead-lettered', { subject: msg.subject, seq: msg.seq, reason });
         continue;
       }
@@ -150,10 +165,13 @@ export class AuditWriter {
     let delay = this.#initialBackoffMs;
     for (let attempt = 1; ; attempt++) {
       try {
+        const startedAtMs = Date.now();
         await this.#sink.insert(rows);
+        this.#observer?.inserted(rows.length, messages, startedAtMs, Date.now());
         if (attempt > 1) this.#logger.info('audit sink recovered', { rows: rows.length, attempts: attempt });
         return;
       } catch (error) {
+        this.#observer?.insertFailed();
         if (this.#stopping) throw new WriterStoppingError('audit writer stopped while the sink was failing', { cause: error });
         this.#logger.error('audit insert failed; retrying, events stay in the log', {
           rows: rows.length,

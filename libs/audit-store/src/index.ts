@@ -49,6 +49,6 @@ export type { ClickHouseMigration } from './clickhouse-migrations.js';
 export { ClickHouseAuditSink, ClickHouseSinkError } from './clickhouse-audit-sink.js';
 export type { ClickHouseAuditSinkOptions } from './clickhouse-audit-sink.js';
 export { AuditWriter, eventLogDeadLetter } from './audit-writer.js';
-export type { AuditWriterLogger, AuditWriterOptions, DeadLetter } from './audit-writer.js';
+export type { AuditWriterLogger, AuditWriterObserver, AuditWriterOptions, DeadLetter } from './audit-writer.js';
 export { AuditApiServer } from './audit-api-server.js';
 export type { AuditApiLogger, AuditApiServerOptions, BearerVerifier } from './audit-api-server.js';

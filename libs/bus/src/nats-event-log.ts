@@ -35,6 +35,7 @@ import { toBusError } from './nats-errors.js';
 import { fromNatsHeaders, toNatsHeaders } from './nats-message-bus.js';
 import type { NatsConnectionState } from './nats-message-bus.js';
 import { WakeSignal, backoffMs } from './wake-signal.js';
+import { inSpan, SpanKind, tracingEnabled, withTraceHeaders } from '../../observability/src/tracing.js';
 
 /** Tuning of the JetStream event log; the defaults suit the gateway. */
 export interface NatsEventLogOptions {
@@ -69,11 +70,21 @@ export class NatsEventLog implements EventLog {
     this.fetchExpiresMs = Math.max(1000, opts.fetchExpiresMs ?? 5000);
   }
 
-  async append(
+  append(subject: string, data: Uint8Array, msgId: string, opts?: { timeoutMs?: number; headers?: BusHeaders }): Promise<AppendAck> {
+    if (!tracingEnabled()) return this.publish(subject, data, msgId, opts);
+    // The publish span's context is stored with the message: the consumer's span continues the trace.
+    return inSpan(
+      `jetstream publish ${subject}`,
+      { kind: SpanKind.PRODUCER, attributes: { 'messaging.system': 'nats', 'messaging.destination.name': subject, 'messaging.message.id': msgId } },
+      () => this.publish(subject, data, msgId, { ...opts, headers: withTraceHeaders(opts?.headers) }),
+    );
+  }
+
+  private async publish(
     subject: string,
     data: Uint8Array,
     msgId: string,
-    opts?: { timeoutMs?: number; headers?: BusHeaders },
+    opts?: { timeoutMs?: number; headers?: BusHeaders | undefined },
   ): Promise<AppendAck> {
     const what = `append to ${subject}`;
     const timeout = opts?.timeoutMs ?? this.appendTimeoutMs;

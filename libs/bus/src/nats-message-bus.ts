@@ -7,6 +7,7 @@ import { errorMessage } from './bus-logger.js';
 import type { BusLogger } from './bus-logger.js';
 import { toBusError } from './nats-errors.js';
 import type { ConnectionFacts } from './nats-errors.js';
+import { contextFromHeaders, inSpan, SpanKind, tracingEnabled, withTraceHeaders } from '../../observability/src/tracing.js';
 
 /** Converts port headers to NATS headers; undefined when there are none (saves an allocation). */
 export function toNatsHeaders(h: BusHeaders | undefined): MsgHdrs | undefined {
@@ -61,7 +62,16 @@ export interface NatsConnectionState extends ConnectionFacts {
 export class NatsMessageBus implements MessageBus {
   constructor(private readonly state: NatsConnectionState) {}
 
-  async request(subject: string, data: Uint8Array, opts: { timeoutMs: number; headers?: BusHeaders }): Promise<BusMessage> {
+  request(subject: string, data: Uint8Array, opts: { timeoutMs: number; headers?: BusHeaders }): Promise<BusMessage> {
+    if (!tracingEnabled()) return this.send(subject, data, opts.timeoutMs, opts.headers);
+    // The span's context travels in the headers (traceparent): the responder continues the trace.
+    return inSpan(`nats request ${subject}`, { kind: SpanKind.CLIENT, attributes: { 'messaging.system': 'nats', 'messaging.destination.name': subject } }, () =>
+      this.send(subject, data, opts.timeoutMs, withTraceHeaders(opts.headers)),
+    );
+  }
+
+  private async send(subject: string, data: Uint8Array, timeoutMs: number, headers: BusHeaders | undefined): Promise<BusMessage> {
+    const opts = { timeoutMs, headers };
     const what = `request to ${subject}`;
     // Fail fast while disconnected: nats.js would buffer the request and only time out.
     this.state.assertUsable(what);
@@ -140,9 +150,19 @@ export class NatsMessageBus implements MessageBus {
   }
 
   private async answer(subject: string, msg: Msg, responder: Responder): Promise<void> {
+    if (!tracingEnabled()) return this.answerNow(subject, msg, responder);
+    const message = new NatsBusMessage(msg);
+    return inSpan(
+      `nats serve ${subject}`,
+      { kind: SpanKind.SERVER, parent: contextFromHeaders(message.headers), attributes: { 'messaging.system': 'nats', 'messaging.destination.name': subject } },
+      () => this.answerNow(subject, msg, responder, message),
+    );
+  }
+
+  private async answerNow(subject: string, msg: Msg, responder: Responder, message: BusMessage = new NatsBusMessage(msg)): Promise<void> {
     let body: Uint8Array;
     try {
-      body = await responder(new NatsBusMessage(msg));
+      body = await responder(message);
     } catch (error) {
       const h = natsHeaders();
       h.set(BusWireHeaders.error, headerSafeMessage(errorMessage(error)));

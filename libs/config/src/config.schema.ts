@@ -293,6 +293,20 @@ export const ConfigSchema = z.strictObject({
       path: ['auditorGroups'],
     })
     .prefault({}),
+  observability: z
+    .strictObject({
+      /** /metrics, /healthz, /readyz over plain HTTP; absent = no listener. */
+      listen: z.strictObject({ host: z.string().default('127.0.0.1'), port }).optional(),
+      log: z.strictObject({ level: z.enum(['debug', 'info', 'warn', 'error']).optional() }).prefault({}),
+      otlp: z
+        .strictObject({
+          endpoint: z.url().optional(),
+          serviceName: z.string().regex(/^[A-Za-z0-9_.-]+$/).default('portcullis'),
+          sampleRatio: z.number().min(0).max(1).default(1),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
 });
 
 /** The raw parsed (defaults applied) configuration. */

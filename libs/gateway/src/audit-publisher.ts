@@ -2,6 +2,7 @@ import { Subjects, type EventEnvelope } from '../../contracts/src/index.js';
 import { AuditChain } from '../../audit-store/src/audit-chain.js';
 import type { EventLog } from '../../bus/src/bus.port.js';
 import type { Logger } from '../../common/src/index.js';
+import type { PortcullisMetrics } from '../../observability/src/index.js';
 import { GatewayError, GatewayErrorCode } from './gateway-error.js';
 
 /** Tuning of {@link AuditPublisher}'s background re-appends. */
@@ -15,6 +16,8 @@ export interface AuditPublisherOptions {
   maxPendingRetries?: number;
   /** The chain to seal events with; default one {@link AuditChain} per node id, started lazily. */
   chain?: AuditChain;
+  /** Counts appends the log did not acknowledge (`stage`: admission or background). */
+  metrics?: PortcullisMetrics['edge'];
 }
 
 interface Sealed {
@@ -38,6 +41,7 @@ export class AuditPublisher {
   private readonly chains = new Map<string, AuditChain>();
   private pendingRetries = 0;
   private lostCount = 0;
+  private readonly metrics: PortcullisMetrics['edge'] | undefined;
 
   /** Events given up after every retry (session frames included): a metric to alert on. */
   get lost(): number {
@@ -50,6 +54,7 @@ export class AuditPublisher {
     private readonly logger: Logger,
     options: AuditPublisherOptions = {},
   ) {
+    this.metrics = options.metrics;
     this.retryForMs = options.retryForMs ?? 120_000;
     this.maxPendingRetries = options.maxPendingRetries ?? 50_000;
     if (options.chain !== undefined) this.chains.set('', options.chain);
@@ -60,6 +65,7 @@ export class AuditPublisher {
     const appends = events.map((event) => {
       const sealed = this.seal(event);
       return this.append(sealed).catch((err: unknown) => {
+        this.metrics?.auditPublishFailures.inc(['admission']);
         this.retryLater(sealed, Date.now());
         throw err;
       });
@@ -128,6 +134,7 @@ export class AuditPublisher {
 
   private giveUp(sealed: Sealed, why: string): void {
     this.lostCount++;
+    this.metrics?.auditPublishFailures.inc(['lost']);
     const e = sealed.event;
     this.logger.error('audit event could not be appended: it is lost, and audit verify will report a gap', {
       eventId: e.id,

@@ -25,6 +25,7 @@ import {
 import { assertCleanPath, failureStatus, parseKubeRequest, RequestPathError, type KubeStatus } from '../../kube/src/index.js';
 import { TokenError, TokenErrorCode, tokenHash, unverifiedIssuer, type TokenVerifier } from '../../identity/src/index.js';
 import type { Logger } from '../../common/src/index.js';
+import { endSpan, RequestOutcome, runInSpan, SpanKind, startSpan, type PortcullisMetrics } from '../../observability/src/index.js';
 import type { AuditPublisher } from './audit-publisher.js';
 import type { ConnectionRegistry, UpstreamConnection } from './connection-registry.js';
 import type { DecisionClient } from './decision-client.js';
@@ -67,6 +68,8 @@ export interface EdgePipelineDeps {
   approvals?: ApprovalGate | undefined;
   /** Largest request body the edge buffers (held requests); 413 above. Default 16 MiB. */
   maxRequestBodyBytes?: number;
+  /** Request, decision, audit and upstream metrics (absent in unit tests). */
+  metrics?: PortcullisMetrics['edge'];
 }
 
 /** Session recording limits used when the config says nothing. */
@@ -101,9 +104,16 @@ export class EdgePipeline {
    * Handles one request whose path starts with /k8s/ or /http/. An upgrade request (WebSocket,
    * SPDY) passes `upgrade` (its socket, `res` writing onto it) and takes exactly the same steps.
    */
-  async handle(req: IncomingMessage, res: ServerResponse, kind: 'kubernetes' | 'http', upgrade?: UpgradeSocket): Promise<void> {
-    const started = performance.now();
+  handle(req: IncomingMessage, res: ServerResponse, kind: 'kubernetes' | 'http', upgrade?: UpgradeSocket): Promise<void> {
     const requestId = newEventId();
+    // One trace per request (when tracing is on): the span ends when the response does.
+    const span = startSpan('edge request', { kind: SpanKind.SERVER, attributes: { 'http.request.method': req.method ?? '', 'portcullis.audit_id': requestId } });
+    if (span !== undefined) res.once('close', () => endSpan(span, undefined, { 'http.response.status_code': res.statusCode }));
+    return runInSpan(span, requestId, () => this.serve(req, res, kind, requestId, upgrade));
+  }
+
+  private async serve(req: IncomingMessage, res: ServerResponse, kind: 'kubernetes' | 'http', requestId: string, upgrade?: UpgradeSocket): Promise<void> {
+    const started = performance.now();
     res.setHeader(AUDIT_ID_HEADER, requestId);
     const rawUrl = req.url ?? '/';
     const prefixLen = kind === 'kubernetes' ? 5 : 6; // "/k8s/" | "/http/"
@@ -159,9 +169,11 @@ export class EdgePipeline {
     try {
       ({ decision, cached } = await this.deps.decisions.decide(requestId, identity, attributes, claimsJson));
     } catch (err) {
+      this.deps.metrics?.decisionDuration.observe([], (performance.now() - decideStart) / 1000);
       this.refuse(res, kind, requestId, err, attributes, identity);
       return;
     }
+    this.deps.metrics?.decisionDuration.observe([], (performance.now() - decideStart) / 1000);
     const received = buildEvent(EventType.RequestReceived, create(RequestReceivedSchema, { identity, attributes }), {
       id: requestId,
       correlationId: requestId,
@@ -176,11 +188,14 @@ export class EdgePipeline {
     try {
       await this.deps.audit.record(received, decided);
     } catch (err) {
+      this.deps.metrics?.auditPublishFailures.inc(['request']);
+      this.count(attributes, connection.name, RequestOutcome.AuditUnavailable);
       this.answerError(res, kind, err, requestId);
       return;
     }
 
     const effect = effectOf(decision);
+    this.count(attributes, connection.name, effect);
     let heldBody: Buffer | undefined;
     if (effect === Effect.RequireApproval && this.deps.approvals !== undefined) {
       // Held until a human decides; undefined means the answer (denied, pending, gone) was given.
@@ -340,6 +355,7 @@ export class EdgePipeline {
   ): void {
     const gw = this.answerError(res, kind, err, requestId);
     const connection = this.deps.connections.get(attributes.connection) ? attributes.connection : NO_CONNECTION;
+    this.count(attributes, connection, RequestOutcome.Rejected);
     const event = buildEvent(
       EventType.RequestRejected,
       create(RequestRejectedSchema, {
@@ -352,6 +368,14 @@ export class EdgePipeline {
       { id: requestId, correlationId: requestId, nodeId: this.deps.nodeId, connection },
     );
     this.deps.audit.recordLater(event);
+  }
+
+  /** Counts one answered request; labels are bounded (known connections, parsed verbs, outcomes). */
+  private count(attributes: RequestAttributes, connection: string, outcome: RequestOutcome): void {
+    const m = this.deps.metrics;
+    if (m === undefined) return;
+    const verb = attributes.kube?.verb || attributes.method.toLowerCase();
+    m.requests.inc([connection, verb, outcome]);
   }
 
   /** Writes a GatewayError as a Kubernetes Status (k8s) or JSON error (http). */
@@ -435,8 +459,11 @@ export class EdgePipeline {
               maskedFields,
               maskProfile: plan?.profile.name ?? '',
             };
+      endSpan(upstreamSpan, error, { 'http.response.status_code': status });
       this.complete(connection, requestId, decisionId, status, bytesIn, bytesOut, started, error, forwarded, bodies);
     };
+    const upstreamSpan = startSpan(`upstream ${connection.name}`, { kind: SpanKind.CLIENT, attributes: { 'http.request.method': req.method ?? '', 'portcullis.connection': connection.name } });
+    const upstreamStart = performance.now();
     const upstream = requestFn({
       protocol: connection.url.protocol,
       hostname: connection.url.hostname,
@@ -453,6 +480,7 @@ export class EdgePipeline {
 
     upstream.on('response', (up) => {
       clearTimeout(headerTimer);
+      this.deps.metrics?.upstreamDuration.observe([connection.name], (performance.now() - upstreamStart) / 1000);
       if (plan !== undefined) {
         pipeMaskedResponse(up, res, attributes.method, plan, this.masking, AUDIT_ID_HEADER, requestId, {
           refuse: (err) => this.answerError(res, kind, err, requestId),
@@ -479,6 +507,7 @@ export class EdgePipeline {
         res.end();
       });
       up.on('error', (err) => {
+        this.deps.metrics?.upstreamErrors.inc([connection.name, 'aborted']);
         finish(up.statusCode ?? 502, `upstream response aborted: ${err.message}`, true);
         res.destroy();
       });
@@ -486,6 +515,8 @@ export class EdgePipeline {
     });
     upstream.on('error', (err) => {
       clearTimeout(headerTimer);
+      const timedOut = err instanceof GatewayError && err.code === GatewayErrorCode.UpstreamTimeout;
+      this.deps.metrics?.upstreamErrors.inc([connection.name, timedOut ? 'timeout' : res.headersSent ? 'aborted' : 'unreachable']);
       if (res.headersSent) {
         finish(res.statusCode, `upstream failed mid-response: ${err.message}`, true);
         res.destroy();

@@ -1,0 +1,27 @@
+/**
+ * Observability: the Prometheus metrics registry and the catalogue of Portcullis metrics, the
+ * readiness checks and the `/metrics` `/healthz` `/readyz` listener, and OpenTelemetry tracing
+ * with trace context carried in bus message headers.
+ */
+export { Counter, Gauge, Histogram, MetricsRegistry, PROMETHEUS_CONTENT_TYPE } from './metrics-registry.js';
+export type { Collector } from './metrics-registry.js';
+export { APPROVAL_BUCKETS, BATCH_BUCKETS, LATENCY_BUCKETS, RequestOutcome, createPortcullisMetrics } from './portcullis-metrics.js';
+export type { PortcullisMetrics } from './portcullis-metrics.js';
+export { Readiness } from './health.js';
+export type { ReadinessCheck, ReadinessReport } from './health.js';
+export { ObservabilityServer } from './observability-server.js';
+export {
+  SpanKind,
+  contextFromHeaders,
+  endSpan,
+  inSpan,
+  logContext,
+  recordStoredMessages,
+  runInSpan,
+  startSpan,
+  startTracing,
+  tracingEnabled,
+  withAuditId,
+  withTraceHeaders,
+} from './tracing.js';
+export type { Context, Span, Tracing, TracingOptions } from './tracing.js';
