@@ -119,7 +119,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     const lbUrl = `https://127.0.0.1:${lbPort}`;
     const nodeState = join(stateDir, 'node');
     const policyFile = join(REPO_ROOT, 'examples', 'policy.yaml');
-    const config = (nodeId: string, edgePort: number, obsPort: number): Record<string, unknown> => ({
+    const config = (nodeId: string, edgePort: number, obsPort: number, approvalPort: number): Record<string, unknown> => ({
       node: { id: nodeId, stateDir: nodeState },
       edge: { listen: { host: '127.0.0.1', port: edgePort }, publicUrl: lbUrl, decisionTimeout: '2s', auditAckTimeout: '2s' },
       bus: { mode: 'nats', nats: { servers: [nats.url] } },
@@ -131,13 +131,15 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
       policy: { file: policyFile },
       audit: { sink: 'clickhouse', clickhouse: { url: clickHouse.httpUrl, database: 'portcullis', batchSize: 500, flushInterval: '100ms' } },
       observability: { listen: { host: '127.0.0.1', port: obsPort }, otlp: { endpoint: receiver.url, sampleRatio: 1 } },
+      // Each approval process has its own HTTPS listener (Slack interactions, the approvers' REST API); Redis is shared.
+      approval: { listen: { host: '127.0.0.1', port: approvalPort }, store: 'redis', redis: { url: redis.url } },
     });
 
     const processes: ClusterProcess[] = [];
     const startRole = async (role: string, nodeId: string): Promise<void> => {
-      const [edgePort, obsPort] = [role === 'edge' ? await freePort() : 8443, await freePort()];
+      const [edgePort, obsPort, approvalPort] = [role === 'edge' ? await freePort() : 8443, await freePort(), await freePort()];
       const file = join(stateDir, `${nodeId}.yaml`);
-      writeFileSync(file, stringify(config(nodeId, edgePort, obsPort)));
+      writeFileSync(file, stringify(config(nodeId, edgePort, obsPort, approvalPort)));
       const log = join(stateDir, 'logs', `${nodeId}.log`);
       const p = spawnLogged(process.execPath, [CLI, 'serve', role, '--config', file], log);
       stops.push(() => stopChild(p.child));

@@ -249,8 +249,8 @@ function documentedRbac(): string[] {
 }
 
 describe('deploy/README RBAC matches what the edge sends', () => {
-  test('the userextras rows are exactly the Impersonate-Extra keys in edge-pipeline.ts', () => {
-    const source = readFileSync(join(REPO_ROOT, 'libs/gateway/src/edge-pipeline.ts'), 'utf8');
+  test('the userextras rows are exactly the Impersonate-Extra keys the edge sends (header-hygiene.ts)', () => {
+    const source = readFileSync(join(REPO_ROOT, 'libs/gateway/src/header-hygiene.ts'), 'utf8');
     const sent = [...source.matchAll(/'impersonate-extra-([^']+)'/g)].map((m) => decodeURIComponent(m[1]!)).sort();
     assert.ok(sent.length > 0, 'the edge sends Impersonate-Extra headers');
     const extras = documentedRbac()
