@@ -25,7 +25,7 @@ import {
   type SlackJob,
   type SlackJobQueue,
 } from '../../../libs/approval/src/index.js';
-import { createEdgeTokenVerifier, gatewayTls, PLATFORM, PlatformMode, type Platform } from '../../runtime/src/index.js';
+import { createGatewayTokenVerifier, gatewayTls, PLATFORM, PlatformMode, type Platform } from '../../runtime/src/index.js';
 
 /** What the approval role reports once it listens. */
 export interface ApprovalEndpoint {
@@ -118,8 +118,8 @@ export class ApprovalRoleService implements OnApplicationBootstrap, BeforeApplic
       }
     });
 
-    const verifier = await createEdgeTokenVerifier(config);
-    const tls = await gatewayTls(config, [a.listen.host]);
+    const verifier = await createGatewayTokenVerifier(config);
+    const tls = await gatewayTls(config);
     this.http = new ApprovalHttpServer({
       host: a.listen.host,
       port: a.listen.port,

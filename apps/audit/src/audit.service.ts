@@ -14,7 +14,7 @@ import type { AuditWriterObserver } from '../../../libs/audit-store/src/index.js
 import type { NatsBus } from '../../../libs/bus/src/index.js';
 import { Consumers, Streams } from '../../../libs/contracts/src/index.js';
 import { recordStoredMessages, type PortcullisMetrics } from '../../../libs/observability/src/index.js';
-import { PLATFORM, PlatformMode, serverTls, tokenVerifierFromConfig, type Platform } from '../../runtime/src/index.js';
+import { PLATFORM, PlatformMode, createGatewayTokenVerifier, gatewayTls, type Platform } from '../../runtime/src/index.js';
 
 /**
  * The audit role: in cluster mode, a durable JetStream consumer batch-inserting into ClickHouse
@@ -121,9 +121,9 @@ export class AuditService implements OnApplicationBootstrap, OnApplicationShutdo
     this.api = new AuditApiServer({
       host: listen.host,
       port: listen.port,
-      tls: await serverTls(config, [listen.host]),
+      tls: await gatewayTls(config),
       sink: this.sink,
-      verifier: await tokenVerifierFromConfig(config),
+      verifier: await createGatewayTokenVerifier(config),
       auditorGroups: config.audit.auditorGroups,
       logger,
     });

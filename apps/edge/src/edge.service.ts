@@ -1,8 +1,4 @@
 import { Inject, Injectable, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
-import { join } from 'node:path';
-import type { PortcullisConfig } from '../../../libs/config/src/index.js';
-import { DevIssuer, TokenVerifier, type TrustedIssuer } from '../../../libs/identity/src/index.js';
-import { loadOrCreateDevTls } from '../../../libs/tls/src/index.js';
 import {
   ApprovalGate,
   AuditPublisher,
@@ -11,16 +7,14 @@ import {
   createUpstreamConnection,
   DecisionCache,
   DecisionClient,
-  DEV_ISSUER_PATH,
   EdgePipeline,
   EdgeServer,
   inClusterCredential,
   PolicyExplainRoute,
   type UpstreamConnection,
 } from '../../../libs/gateway/src/index.js';
-import { PLATFORM, type Platform } from '../../runtime/src/index.js';
+import { configuredEdgeUrl, createGatewayTokenVerifier, gatewayTls, openDevIssuer, PLATFORM, type Platform } from '../../runtime/src/index.js';
 import type { BusSubscription } from '../../../libs/bus/src/index.js';
-import { readFileSync } from 'node:fs';
 
 /** Connections added at start-up by the process (the embedded sandbox), on top of the config's. */
 export const EXTRA_CONNECTIONS = Symbol('portcullis.extra-connections');
@@ -53,45 +47,11 @@ export class EdgeService implements OnApplicationBootstrap, BeforeApplicationShu
 
   async onApplicationBootstrap(): Promise<void> {
     const { config, logger } = this.platform;
-    const tls = await edgeTls(config);
+    const tls = await gatewayTls(config);
     const listen = config.edge.listen;
-    const publicUrl = (config.edge.publicUrl ?? `https://${urlHost(listen.host)}:${listen.port}`).replace(/\/$/, '');
-
     const dev = config.identity.devIssuer;
-    const devIssuer = dev.enabled
-      ? await DevIssuer.open({
-          issuer: dev.issuerUrl ?? `${publicUrl}${DEV_ISSUER_PATH}`,
-          audience: dev.audience,
-          audiences: config.connections.flatMap((c) => c.audiences ?? []),
-          tokenLifetimeMs: dev.tokenLifetime,
-          maxTokenLifetimeMs: config.identity.maxTokenLifetime,
-          clients: dev.clients,
-          stateDir: config.node.stateDir,
-        })
-      : undefined;
-    const issuers: TrustedIssuer[] = config.identity.issuers.map((i) => ({
-      issuer: i.issuer,
-      audiences: i.audiences,
-      algorithms: i.algorithms,
-      keys: i.jwksUri !== undefined ? { jwksUri: i.jwksUri } : { discovery: true },
-      subjectClaim: i.subjectClaim,
-      groupsClaim: i.groupsClaim,
-      clientIdClaim: i.clientIdClaim,
-      scopeClaim: i.scopeClaim,
-      requiredClaims: Object.fromEntries(Object.entries(i.requiredClaims).map(([k, v]) => [k, typeof v === 'string' ? [v] : v])),
-      ...(i.caFile !== undefined ? { caPem: readFileSync(i.caFile, 'utf8') } : {}),
-      jwksCacheLifetimeMs: i.jwksCacheLifetime,
-      jwksRefetchCooldownMs: i.jwksRefetchCooldown,
-    }));
-    if (devIssuer) {
-      issuers.push({ issuer: devIssuer.issuer, audiences: [devIssuer.audience], algorithms: ['ES256'], keys: { jwks: devIssuer.jwks() } });
-    }
-    const verifier = new TokenVerifier({
-      issuers,
-      maxTokenLifetimeMs: config.identity.maxTokenLifetime,
-      clockSkewMs: config.identity.clockSkew,
-      connectionAudiences: Object.fromEntries(config.connections.flatMap((c) => (c.audiences !== undefined ? [[c.name, c.audiences]] : []))),
-    });
+    const devIssuer = await openDevIssuer(config);
+    const verifier = await createGatewayTokenVerifier(config, devIssuer);
     this.registry = new ConnectionRegistry([
       ...config.connections.map((c) => {
         // Explicit settings win over what the pod's service account provides.
@@ -169,7 +129,8 @@ export class EdgeService implements OnApplicationBootstrap, BeforeApplicationShu
       hostRouting: domain === undefined ? undefined : { domain, kindOf: (name) => registry.get(name)?.type },
     });
     const bound = await this.server.listen();
-    const url = config.edge.publicUrl ?? `https://${urlHost(listen.host)}:${bound.port}`;
+    // Bound port (listen.port may be 0); the host as clients reach it.
+    const url = config.edge.publicUrl ?? configuredEdgeUrl({ ...config, edge: { ...config.edge, listen: { host: listen.host, port: bound.port } } });
     this.endpointValue = { url: url.replace(/\/$/, ''), caPem: tls.caPem, devIssuerUrl: devIssuer ? devIssuer.issuer : undefined };
     logger.info('edge listening', { url, connections: this.registry.list().map((c) => c.name) });
   }
@@ -180,26 +141,4 @@ export class EdgeService implements OnApplicationBootstrap, BeforeApplicationShu
     await this.policyChanges?.unsubscribe();
     this.registry?.close();
   }
-}
-
-function urlHost(host: string): string {
-  if (host === '0.0.0.0' || host === '::') return '127.0.0.1';
-  return host.includes(':') ? `[${host}]` : host;
-}
-
-/** The configured certificate, or the development CA's (created on first start, then reused). */
-async function edgeTls(config: PortcullisConfig): Promise<{ certPem: string; keyPem: string; caPem: string }> {
-  const t = config.edge.tls;
-  if (t.certFile !== undefined && t.keyFile !== undefined) {
-    const certPem = readFileSync(t.certFile, 'utf8');
-    return { certPem, keyPem: readFileSync(t.keyFile, 'utf8'), caPem: certPem };
-  }
-  const hosts = new Set(['localhost', '127.0.0.1', '::1']);
-  const h = config.edge.listen.host;
-  if (h !== '0.0.0.0' && h !== '::') hosts.add(h);
-  if (config.edge.publicUrl !== undefined) hosts.add(new URL(config.edge.publicUrl).hostname.replace(/^\[|\]$/g, ''));
-  // Host routing: <connection>.<domain> must be covered too.
-  if (config.edge.domain !== undefined) hosts.add(`*.${config.edge.domain}`);
-  const dev = await loadOrCreateDevTls(join(config.node.stateDir, 'tls'), [...hosts]);
-  return { certPem: dev.certPem, keyPem: dev.keyPem, caPem: dev.caPem };
 }

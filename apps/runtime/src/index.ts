@@ -4,5 +4,4 @@ export { createPlatform, PlatformMode } from './platform.js';
 export type { Platform } from './platform.js';
 export type { Observability } from './observability.js';
 export { PlatformModule } from './platform.module.js';
-export { serverTls, tokenVerifierFromConfig } from './server-identity.js';
-export { configuredEdgeUrl, createEdgeTokenVerifier, gatewayTls } from './edge-identity.js';
+export { configuredEdgeUrl, createGatewayTokenVerifier, gatewayTls, openDevIssuer } from './gateway-identity.js';

@@ -1,0 +1,89 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { PortcullisConfig } from '../../../libs/config/src/index.js';
+import { DevIssuer, TokenVerifier, type TrustedIssuer } from '../../../libs/identity/src/index.js';
+import { loadOrCreateDevTls } from '../../../libs/tls/src/index.js';
+
+/** Path of the built-in development issuer under the edge URL (libs/gateway DEV_ISSUER_PATH). */
+const DEV_ISSUER_PATH = '/oidc/dev';
+
+function urlHost(host: string): string {
+  if (host === '0.0.0.0' || host === '::') return '127.0.0.1';
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+/** The edge's public URL as configured (before it listens: the configured port). */
+export function configuredEdgeUrl(config: PortcullisConfig): string {
+  const listen = config.edge.listen;
+  return (config.edge.publicUrl ?? `https://${urlHost(listen.host)}:${listen.port}`).replace(/\/$/, '');
+}
+
+/**
+ * The certificate every Portcullis HTTPS listener presents (edge, approval, audit API): the
+ * configured one (`edge.tls`), or the development CA's server certificate. One host set for every
+ * role — the edge's, the approval and audit listeners', the public URL and `*.<edge.domain>` — so
+ * roles sharing a state dir never re-issue the certificate away from each other.
+ */
+export async function gatewayTls(config: PortcullisConfig): Promise<{ certPem: string; keyPem: string; caPem: string }> {
+  const t = config.edge.tls;
+  if (t.certFile !== undefined && t.keyFile !== undefined) {
+    const certPem = readFileSync(t.certFile, 'utf8');
+    return { certPem, keyPem: readFileSync(t.keyFile, 'utf8'), caPem: certPem };
+  }
+  const hosts = new Set(['localhost', '127.0.0.1', '::1']);
+  for (const h of [config.edge.listen.host, config.approval.listen.host, config.audit.listen?.host]) {
+    if (h !== undefined && h !== '0.0.0.0' && h !== '::') hosts.add(h);
+  }
+  if (config.edge.publicUrl !== undefined) hosts.add(new URL(config.edge.publicUrl).hostname.replace(/^\[|\]$/g, ''));
+  // Host routing: <connection>.<domain> must be covered too.
+  if (config.edge.domain !== undefined) hosts.add(`*.${config.edge.domain}`);
+  const dev = await loadOrCreateDevTls(join(config.node.stateDir, 'tls'), [...hosts]);
+  return { certPem: dev.certPem, keyPem: dev.keyPem, caPem: dev.caPem };
+}
+
+/** The development issuer when enabled (its key is shared through node.stateDir by every role). */
+export async function openDevIssuer(config: PortcullisConfig): Promise<DevIssuer | undefined> {
+  const dev = config.identity.devIssuer;
+  if (!dev.enabled) return undefined;
+  return DevIssuer.open({
+    issuer: dev.issuerUrl ?? `${configuredEdgeUrl(config)}${DEV_ISSUER_PATH}`,
+    audience: dev.audience,
+    audiences: config.connections.flatMap((c) => c.audiences ?? []),
+    tokenLifetimeMs: dev.tokenLifetime,
+    maxTokenLifetimeMs: config.identity.maxTokenLifetime,
+    clients: dev.clients,
+    stateDir: config.node.stateDir,
+  });
+}
+
+/**
+ * The one token verifier every role uses (edge data path, policy explain, approvals REST, audit
+ * replay API): the configured issuers with all their checks (algorithms, audiences, required
+ * claims, lifetime cap, JWKS cache) plus the development issuer when enabled.
+ */
+export async function createGatewayTokenVerifier(config: PortcullisConfig, devIssuer?: DevIssuer): Promise<TokenVerifier> {
+  const dev = devIssuer ?? (await openDevIssuer(config));
+  const issuers: TrustedIssuer[] = config.identity.issuers.map((i) => ({
+    issuer: i.issuer,
+    audiences: i.audiences,
+    algorithms: i.algorithms,
+    keys: i.jwksUri !== undefined ? { jwksUri: i.jwksUri } : { discovery: true },
+    subjectClaim: i.subjectClaim,
+    groupsClaim: i.groupsClaim,
+    clientIdClaim: i.clientIdClaim,
+    scopeClaim: i.scopeClaim,
+    requiredClaims: Object.fromEntries(Object.entries(i.requiredClaims).map(([k, v]) => [k, typeof v === 'string' ? [v] : v])),
+    ...(i.caFile !== undefined ? { caPem: readFileSync(i.caFile, 'utf8') } : {}),
+    jwksCacheLifetimeMs: i.jwksCacheLifetime,
+    jwksRefetchCooldownMs: i.jwksRefetchCooldown,
+  }));
+  if (dev !== undefined) {
+    issuers.push({ issuer: dev.issuer, audiences: [dev.audience], algorithms: ['ES256'], keys: { jwks: dev.jwks() } });
+  }
+  return new TokenVerifier({
+    issuers,
+    maxTokenLifetimeMs: config.identity.maxTokenLifetime,
+    clockSkewMs: config.identity.clockSkew,
+    connectionAudiences: Object.fromEntries(config.connections.flatMap((c) => (c.audiences !== undefined ? [[c.name, c.audiences]] : []))),
+  });
+}
