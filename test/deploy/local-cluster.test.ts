@@ -157,7 +157,10 @@ describe('npm run cluster: three edges behind nginx, two of each role', { timeou
         if (root === undefined) return undefined;
         const inTrace = spans.filter((s) => s.traceId === root.traceId);
         const services = new Set(inTrace.map((s) => s.service));
-        return ['portcullis-edge', 'portcullis-policy', 'portcullis-audit'].every((x) => services.has(x)) ? inTrace : undefined;
+        // Complete once every event the edge published has its audit write (writers batch, so they land over time).
+        const writes = inTrace.filter((s) => s.name === 'audit write').length;
+        const published = inTrace.filter((s) => s.name.startsWith('jetstream publish')).length;
+        return ['portcullis-edge', 'portcullis-policy', 'portcullis-audit'].every((x) => services.has(x)) && writes >= published ? inTrace : undefined;
       },
       30_000,
     );
