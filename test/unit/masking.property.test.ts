@@ -62,6 +62,16 @@ describe('masking property', () => {
     );
   });
 
+  it('regression: an escape straddling a chunk boundary at the end of one unit does not leak into the next', () => {
+    // fast-check found it: the first element ends `\"b\"}}"}` split after the backslash; the next
+    // element `[""]` then saw its closing quote as escaped and the body as truncated.
+    const text = JSON.stringify([{ '   ': false, '    ': '{"kind":"Secret","apiVersion":"v1","data":{"a":"b"}}' }, ['']]);
+    for (let chunk = 1; chunk <= text.length; chunk++) {
+      const { out } = mask(profile, text, chunk, undefined);
+      assert.deepEqual(shape(JSON.parse(out)), shape(JSON.parse(text)), `chunk ${chunk}`);
+    }
+  });
+
   it('any SecretList: no data value survives, and the structure is unchanged', () => {
     const secretValue = fc.string({ minLength: 6, maxLength: 40 }).map((s) => `S!${s}`);
     const item = fc.record({

@@ -246,6 +246,8 @@ export class StreamingJsonMasker {
       this.unit = U.Container;
       this.depth = 1;
       this.inString = false;
+      // A previous unit may have ended right after an escape that straddled a chunk boundary.
+      this.escaped = false;
     } else if (c === 0x22) {
       this.unit = U.String;
       this.inString = true;
