@@ -353,7 +353,7 @@ function banner(config: PortcullisConfig, configPath: string, url: string, issue
     'Next, in a second shell:',
     `  npx portcullis kubeconfig --connection ${conn} --client ${client}${cfgFlag} > ${kc}`,
     `  kubectl --kubeconfig ${kc} get pods`,
-    `  kubectl --kubeconfig ${kc} get secrets -o json`,
+    `  kubectl --kubeconfig ${kc} get secrets -o json            # Secret values come out masked`,
     `  kubectl --kubeconfig ${kc} delete namespace staging      # held for an approval (sre), then 403 "approval pending"`,
     `  npx portcullis approvals list --as-client sre-alice${cfgFlag}`,
     `  npx portcullis approvals approve <id> --reason "cleanup" --as-client sre-alice${cfgFlag}   # then re-run the delete`,
