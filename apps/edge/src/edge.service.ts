@@ -165,6 +165,7 @@ export class EdgeService implements OnApplicationBootstrap, BeforeApplicationShu
       logger,
       ready: () => this.platform.bus.isConnected(),
       hostRouting: domain === undefined ? undefined : { domain, kindOf: (name) => registry.get(name)?.type },
+      headersTimeoutMs: config.edge.headersTimeout,
     });
     const bound = await this.server.listen();
     const url = config.edge.publicUrl ?? `https://${urlHost(listen.host)}:${bound.port}`;
