@@ -59,6 +59,8 @@ rules:
 export interface ClusterOptions {
   /** `approval.pendingTtl`. */
   readonly pendingTtl: string;
+  /** `approval.grantTtl` (default 2m). */
+  readonly grantTtl?: string;
   /** The policy YAML (default: the approval tests' policy). */
   readonly policy?: string;
   /** Policy processes in the queue group (default 1): named `policy`, `policy-2`, … */
@@ -173,7 +175,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     approval: {
       listen: { host: '127.0.0.1', port: approvalPort },
       pendingTtl: opts.pendingTtl,
-      grantTtl: '2m',
+      grantTtl: opts.grantTtl ?? '2m',
       retention: '2m',
       sweepInterval: '500ms',
       redis: { url: redis.url },
