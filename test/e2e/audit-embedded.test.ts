@@ -40,6 +40,8 @@ describe('audit commands on the embedded store', { timeout: 180_000 }, () => {
       },
       policy: { file: join(REPO_ROOT, 'examples', 'policy.yaml') },
       audit: { retention: '400d', listen: { host: '127.0.0.1', port: apiPort }, auditorGroups: ['auditors'] },
+      // Not the default 8444: another embedded test may hold it at the same time.
+      approval: { listen: { host: '127.0.0.1', port: await freePort() } },
     });
     gateway = startPortcullis(['start', '--config', config]);
     await gateway.waitFor(/Stop with Ctrl-C/, 60_000);

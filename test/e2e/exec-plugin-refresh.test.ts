@@ -31,6 +31,8 @@ describe('exec credential plugin refreshes expired tokens', { timeout: 180_000 }
         devIssuer: { enabled: true, tokenLifetime: '3s', clients: [{ id: 'ci-bot', secret: 'dev-secret-ci-bot', subject: 'ci-bot', groups: ['bots'] }] },
       },
       policy: { file: join(REPO_ROOT, 'examples', 'policy.yaml') },
+      // Not the default 8444: another embedded test may hold it at the same time.
+      approval: { listen: { host: '127.0.0.1', port: await freePort() } },
     });
     gateway = startPortcullis(['start', '--config', config]);
     await gateway.waitFor(/Stop with Ctrl-C/, 60_000);

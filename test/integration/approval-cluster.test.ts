@@ -1,5 +1,5 @@
 /**
- * Just-in-time approval in cluster mode (test/support/approval-cluster.ts: two edges, two approval
+ * Just-in-time approval in cluster mode (test/support/cluster.ts: two edges, two approval
  * processes, policy, NATS, Redis, fake Slack, the API-server fixture): held kubectl released by a
  * signed Slack click on the other approval process, retries through the other edge, header
  * binding, the once-grant race, who may approve.
@@ -10,12 +10,12 @@ import { connectNats } from '../../libs/bus/src/index.js';
 import { EventType, Subjects } from '../../libs/contracts/src/index.js';
 import { eventually } from '../support/gateway-https.js';
 import { runPortcullis } from '../support/portcullis-process.js';
-import { approvalIdIn, startApprovalCluster, type ApprovalCluster } from '../support/approval-cluster.js';
+import { approvalIdIn, startCluster, type Cluster } from '../support/cluster.js';
 
 describe('approvals in cluster mode: held, released anywhere, bound to the exact request', { timeout: 300_000 }, () => {
-  let c: ApprovalCluster;
+  let c: Cluster;
   before(async () => {
-    c = await startApprovalCluster({ pendingTtl: '12s' });
+    c = await startCluster({ pendingTtl: '12s' });
   });
   after(async () => {
     await c?.stop();

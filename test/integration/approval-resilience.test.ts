@@ -6,12 +6,12 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { eventually } from '../support/gateway-https.js';
-import { approvalIdIn, SIGNING_SECRET, startApprovalCluster, type ApprovalCluster } from '../support/approval-cluster.js';
+import { approvalIdIn, SIGNING_SECRET, startCluster, type Cluster } from '../support/cluster.js';
 
 describe('approvals in cluster mode: signatures, rate limits, Redis loss, worker crash', { timeout: 300_000 }, () => {
-  let c: ApprovalCluster;
+  let c: Cluster;
   before(async () => {
-    c = await startApprovalCluster({ pendingTtl: '30s' });
+    c = await startCluster({ pendingTtl: '30s' });
   });
   after(async () => {
     await c?.stop();

@@ -127,6 +127,7 @@ export class EdgeService implements OnApplicationBootstrap, BeforeApplicationShu
       // The full checks (JetStream stream, …) run on the observability listener's /readyz.
       ready: () => this.platform.bus.isConnected() && this.platform.observability.readiness.lastReport().ready,
       hostRouting: domain === undefined ? undefined : { domain, kindOf: (name) => registry.get(name)?.type },
+      headersTimeoutMs: config.edge.headersTimeout,
     });
     const bound = await this.server.listen();
     // Bound port (listen.port may be 0); the host as clients reach it.

@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../../common/src/index.js';
+import { SERVER_TLS_OPTIONS } from '../../tls/src/index.js';
 import { describeRequest, type ApprovalRecord } from './approval-record.js';
 import type { ApprovalStore } from './approval-store.port.js';
 import { ApprovalError, ApprovalErrorCode } from './approval-error.js';
@@ -47,7 +48,7 @@ export class ApprovalHttpServer {
   }
 
   async listen(): Promise<{ host: string; port: number }> {
-    const server = createServer({ key: this.opts.tls.keyPem, cert: this.opts.tls.certPem, minVersion: 'TLSv1.2', headersTimeout: 10_000, requestTimeout: 30_000 }, (req, res) => {
+    const server = createServer({ key: this.opts.tls.keyPem, cert: this.opts.tls.certPem, ...SERVER_TLS_OPTIONS, headersTimeout: 10_000, requestTimeout: 30_000, connectionsCheckingInterval: 1_000 }, (req, res) => {
       this.route(req, res).catch((err: unknown) => {
         this.opts.logger.error('approval API request failed', { err });
         if (!res.headersSent) json(res, 500, { error: 'internal', message: 'internal error' });

@@ -8,6 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AuditSink } from './audit-sink.port.js';
 import { loadTimeline } from './audit-replay.js';
+import { SERVER_TLS_OPTIONS } from '../../tls/src/index.js';
 
 /** The slice of the identity verifier the API needs (libs/identity TokenVerifier fits). */
 export interface BearerVerifier {
@@ -48,7 +49,7 @@ export class AuditApiServer {
     if (options.auditorGroups.length === 0) throw new RangeError('AuditApiServer needs at least one auditor group');
     this.#options = options;
     this.#auditors = new Set(options.auditorGroups);
-    this.#server = createServer({ cert: options.tls.certPem, key: options.tls.keyPem }, (req, res) => {
+    this.#server = createServer({ cert: options.tls.certPem, key: options.tls.keyPem, ...SERVER_TLS_OPTIONS, headersTimeout: 10_000, requestTimeout: 30_000, connectionsCheckingInterval: 1_000 }, (req, res) => {
       this.#handle(req, res).catch((err: unknown) => {
         options.logger.warn('audit API request failed', { err: err instanceof Error ? err.message : String(err) });
         if (!res.headersSent) send(res, 500, { error: 'internal', message: 'the audit store could not be read' });

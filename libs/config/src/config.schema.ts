@@ -169,6 +169,9 @@ export const ConfigSchema = z.strictObject({
       decisionTimeout: duration('edge.decisionTimeout').default(2000),
       auditAckTimeout: duration('edge.auditAckTimeout').default(2000),
       upstreamTimeout: duration('edge.upstreamTimeout').default(60_000),
+      headersTimeout: duration('edge.headersTimeout')
+        .refine((ms) => ms >= 100 && ms <= 300_000, 'expected a timeout between 100ms and 5m')
+        .default(15_000),
       maxRequestBodyBytes: z.number().int().positive().default(16 * 1024 * 1024),
       decisionCache: z
         .strictObject({

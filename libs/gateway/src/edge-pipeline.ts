@@ -66,7 +66,7 @@ export interface EdgePipelineDeps {
   masking?: EdgeMasking;
   /** Holds require_approval requests for a human decision; without it they are refused (403). */
   approvals?: ApprovalGate | undefined;
-  /** Largest request body the edge buffers (held requests); 413 above. Default 16 MiB. */
+  /** Largest request body: a larger declared Content-Length is refused (413), and a held request's body is counted as it arrives. Default 16 MiB. */
   maxRequestBodyBytes?: number;
   /** Request, decision, audit and upstream metrics (absent in unit tests). */
   metrics?: PortcullisMetrics['edge'];
@@ -88,9 +88,11 @@ const NO_CONNECTION = '_none';
 export class EdgePipeline {
   private readonly upgrades: UpgradeForwarder;
   private readonly masking: EdgeMasking;
+  private readonly maxBodyBytes: number;
 
   constructor(private readonly deps: EdgePipelineDeps) {
     this.masking = deps.masking ?? defaultEdgeMasking();
+    this.maxBodyBytes = deps.maxRequestBodyBytes ?? 16 * 1024 * 1024;
     this.upgrades = new UpgradeForwarder({
       nodeId: deps.nodeId,
       audit: deps.audit,
@@ -142,6 +144,10 @@ export class EdgePipeline {
         assertCleanPath(upstreamPath);
       } catch (cause) {
         throw new GatewayError(GatewayErrorCode.BadPath, (cause as Error).message, { cause });
+      }
+      // A declared body over the limit is refused before anything else looks at the request.
+      if (attributes.bodyBytes > this.maxBodyBytes) {
+        throw new GatewayError(GatewayErrorCode.BodyTooLarge, `portcullis: the request body (${attributes.bodyBytes} bytes) exceeds edge.maxRequestBodyBytes (${this.maxBodyBytes})`);
       }
       ({ identity, claimsJson } = await this.authenticate(req, connection.name, requestId));
       const q = upstreamPath.indexOf('?');
@@ -262,7 +268,7 @@ export class EdgePipeline {
     try {
       const approvalId = ApprovalGate.approvalIdFrom(req.headers[APPROVAL_HEADER]);
       // An upgrade request (exec, attach, port-forward) has no body to bind: its stream starts after the 101.
-      body = isUpgrade ? Buffer.alloc(0) : await readBody(req, this.deps.maxRequestBodyBytes ?? 16 * 1024 * 1024);
+      body = isUpgrade ? Buffer.alloc(0) : await readBody(req, this.maxBodyBytes);
       const q = upstreamPath.indexOf('?');
       const hash = bodySha256(body);
       await gate.hold(
@@ -403,6 +409,8 @@ export class EdgePipeline {
       'cache-control': 'no-store',
     };
     if (gw.httpStatus === 401) headers['www-authenticate'] = 'Bearer realm="portcullis"';
+    // A refused body is not read: close rather than leave the client's bytes to be parsed as the next request.
+    if (gw.httpStatus === 413) headers['connection'] = 'close';
     // No Retry-After on 503: client-go would silently retry up to ten times and hide the outage.
     res.writeHead(gw.httpStatus, headers);
     res.end(text);

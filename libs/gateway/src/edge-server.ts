@@ -10,6 +10,7 @@ import { AUDIT_ID_HEADER, type EdgePipeline } from './edge-pipeline.js';
 import { POLICY_EXPLAIN_PATH, type PolicyExplainRoute } from './policy-explain-route.js';
 import { newEventId } from '../../contracts/src/index.js';
 import { UPGRADE_PROTOCOLS } from './upgrade-forwarder.js';
+import { SERVER_TLS_OPTIONS } from '../../tls/src/index.js';
 
 /** Connections reachable as `<connection>.<domain>` (SNI and Host), besides the path prefix. */
 export interface HostRouting {
@@ -32,6 +33,8 @@ export interface EdgeServerOptions {
   /** Readiness: true when every dependency the edge needs is connected. */
   ready: () => boolean;
   hostRouting?: HostRouting | undefined;
+  /** How long a client may take to send the request headers before the connection is cut (default 15 s). */
+  headersTimeoutMs?: number | undefined;
 }
 
 type Route = { kind: 'kubernetes' | 'http' } | { refuse: number; message: string } | undefined;
@@ -47,14 +50,17 @@ export class EdgeServer {
 
   /** Starts listening; resolves with the bound address. */
   async listen(): Promise<{ host: string; port: number }> {
+    const headersTimeout = this.opts.headersTimeoutMs ?? 15_000;
     const server = createServer(
       {
         key: this.opts.tls.keyPem,
         cert: this.opts.tls.certPem,
-        minVersion: 'TLSv1.2',
+        ...SERVER_TLS_OPTIONS,
         // Slow-header clients are cut off; long-running responses (watch, logs -f, exec) are not.
-        headersTimeout: 15_000,
+        headersTimeout,
         requestTimeout: 0,
+        // Node checks the header deadline only this often (30 s by default, which let a slow client hold a socket for up to 45 s).
+        connectionsCheckingInterval: Math.min(1_000, headersTimeout),
         // Every event of a watch or log stream leaves at once (no Nagle delay).
         noDelay: true,
         keepAliveTimeout: 65_000,
@@ -73,8 +79,8 @@ export class EdgeServer {
       },
     );
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.routeUpgrade(req, socket, head));
-    server.on('clientError', (err, socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      if (socket.writable) socket.end(CLIENT_ERROR_RESPONSES[err.code ?? ''] ?? CLIENT_ERROR_RESPONSES['']);
       else socket.destroy();
       this.opts.logger.debug('client error', { err });
     });
@@ -119,6 +125,7 @@ export class EdgeServer {
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = req.url ?? '/';
+    if (req.headers.host === undefined) return noHost(res);
     const target = this.target(req);
     if (target !== undefined && 'kind' in target) return this.opts.pipeline.handle(req, res, target.kind);
     res.setHeader(AUDIT_ID_HEADER, newEventId());
@@ -140,6 +147,7 @@ export class EdgeServer {
     res.shouldKeepAlive = false;
     res.assignSocket(socket as Socket);
     res.on('finish', () => socket.end());
+    if (req.headers.host === undefined) return noHost(res);
     const target = this.target(req);
     const protocol = (req.headers.upgrade ?? '').toLowerCase();
     if (target === undefined || !('kind' in target) || !UPGRADE_PROTOCOLS.has(protocol)) {
@@ -165,6 +173,20 @@ export class EdgeServer {
   closeAll(): void {
     this.server?.closeAllConnections();
   }
+}
+
+// What a request the HTTP parser refused gets: 431 for oversized headers, 408 for headers too slow, else 400.
+const CLIENT_ERROR_RESPONSES: Readonly<Record<string, string>> = {
+  HPE_HEADER_OVERFLOW: 'HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n',
+  ERR_HTTP_REQUEST_TIMEOUT: 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n',
+  '': 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n',
+};
+
+// HTTP/1.0 lets a client leave Host out; the edge routes and checks SNI by it, so it is required.
+function noHost(res: ServerResponse): void {
+  res.setHeader(AUDIT_ID_HEADER, newEventId());
+  res.shouldKeepAlive = false;
+  text(res, 400, 'portcullis: a Host header is required\n');
 }
 
 function text(res: ServerResponse, status: number, body: string): void {

@@ -8,3 +8,4 @@ export {
   type ClientCertificateOptions,
 } from './certificate-authority.js';
 export { loadOrCreateDevTls, DEV_TLS_FILES, type DevTls, type DevTlsFile } from './dev-tls-store.js';
+export { SERVER_TLS_OPTIONS } from './server-tls-options.js';

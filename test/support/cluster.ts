@@ -1,8 +1,10 @@
 /**
- * A cluster for the approval acceptance tests, as separate processes on a real nats-server
- * (JetStream) and redis-server: one policy process, two approval processes (each with the Slack
- * worker and its own HTTPS listener), two edges, the Kubernetes API-server fixture upstream and a
- * local fake Slack Web API. Helpers drive real kubectl, the REST API and signed Slack clicks.
+ * A Portcullis cluster for the acceptance, fault and security suites, as separate processes on a
+ * real nats-server (JetStream) and redis-server: policy processes (one queue group), two approval
+ * processes (each with the Slack worker and its own HTTPS listener), two edges, optionally audit
+ * writers on ClickHouse, the Kubernetes API-server fixture upstream and a local fake Slack Web API.
+ * Helpers drive real kubectl, raw requests, the approvers' REST API and signed Slack clicks, and
+ * (re)start any process by name.
  */
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -15,6 +17,18 @@ import { startFakeSlack, type FakeSlack } from './fake-slack.js';
 
 export const SIGNING_SECRET = 'test-signing-secret-0123456789';
 const BOT_TOKEN = 'xoxb-test-bot-token';
+
+/** The development clients every cluster has (id → secret, subject, groups). */
+const CLIENTS = [
+  { id: 'ci-bot', secret: 'ci-bot-secret-123', subject: 'ci-bot', groups: ['bots'] },
+  { id: 'sre-alice', secret: 'sre-alice-secret', subject: 'alice', groups: ['sre'] },
+  { id: 'sre-bob', secret: 'sre-bob-secret-1', subject: 'bob', groups: ['sre'] },
+  { id: 'sre-carol', secret: 'sre-carol-secret', subject: 'carol', groups: ['sre'] },
+  { id: 'dev-dave', secret: 'dev-dave-secret1', subject: 'dave', groups: ['dev'] },
+] as const;
+
+/** Secret values the cluster's configuration holds: none may ever show up in a log or an event. */
+export const CLUSTER_SECRETS: readonly string[] = [SIGNING_SECRET, BOT_TOKEN, ...CLIENTS.map((c) => c.secret)];
 
 const POLICY = `apiVersion: portcullis.dev/v1
 kind: Policy
@@ -41,20 +55,50 @@ rules:
     effect: allow
 `;
 
-/** A running approval cluster and its helpers. */
-export interface ApprovalCluster {
+/** What to run besides the defaults (one policy process, two approval processes, two edges). */
+export interface ClusterOptions {
+  /** `approval.pendingTtl`. */
+  readonly pendingTtl: string;
+  /** `approval.grantTtl` (default 2m). */
+  readonly grantTtl?: string;
+  /** The policy YAML (default: the approval tests' policy). */
+  readonly policy?: string;
+  /** Policy processes in the queue group (default 1): named `policy`, `policy-2`, … */
+  readonly policies?: number;
+  /** Audit writers on ClickHouse, named `audit-1`, `audit-2`, …; each serves the replay API. None by default. */
+  readonly audit?: { readonly clickHouseUrl: string; readonly database: string; readonly writers: number };
+  /** Merged into every config's `edge` section (e.g. `headersTimeout`, `admin`). */
+  readonly edge?: Record<string, unknown>;
+  /** `identity.issuers` besides the development issuer. */
+  readonly issuers?: readonly Record<string, unknown>[];
+  /** The `masking` section. */
+  readonly masking?: Record<string, unknown>;
+  /** Extra development clients. */
+  readonly clients?: readonly { id: string; secret: string; subject: string; groups: string[] }[];
+}
+
+/** A running cluster and its helpers. */
+export interface Cluster {
   readonly nats: TestNats;
   readonly redis: TestRedis;
   readonly fixture: KubeApiServer;
   readonly slack: FakeSlack;
   readonly caPem: string;
-  /** Edge URLs (A, B) and approval listener URLs (1, 2). */
+  /** The temp dir holding configs, state and kubeconfigs. */
+  readonly dir: string;
+  /** Edge URLs (A, B), approval listener URLs (1, 2) and replay API URLs (audit-1, …). */
   readonly edges: readonly string[];
   readonly approvals: readonly string[];
+  readonly auditApis: readonly string[];
   readonly configs: ReadonlyMap<string, string>;
+  /** The current process of each name. */
   readonly procs: ReadonlyMap<string, PortcullisProcess>;
+  /** Every process ever started, in order (restarts included), for crash accounting. */
+  readonly history: readonly { readonly name: string; readonly proc: PortcullisProcess }[];
   /** Starts (or restarts) a named process with its role; resolves with its ready line. */
   start(name: string, role: string): Promise<Record<string, unknown>>;
+  /** A development token for `client` (cached). */
+  token(client: string): Promise<string>;
   /** kubectl as `client` through edge `edge` (0 = A, 1 = B). */
   kube(client: 'ci-bot' | 'sre-bob', edge: number, args: string[]): Promise<{ code: number; stdout: string; stderr: string }>;
   /** The approvers' REST API on approval process `i`, as `client` (undefined: no token). */
@@ -76,9 +120,9 @@ export function approvalIdIn(text: string): string {
   return m[1]!;
 }
 
-/** Starts everything; `pendingTtl` is approval.pendingTtl. */
-export async function startApprovalCluster(opts: { pendingTtl: string }): Promise<ApprovalCluster> {
-  const dir = tempDir('approvals');
+/** Starts everything. */
+export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
+  const dir = tempDir('cluster');
   const [nats, redis, fixture, slack] = await Promise.all([
     startNats({ jetstream: true }),
     startRedis(),
@@ -86,41 +130,52 @@ export async function startApprovalCluster(opts: { pendingTtl: string }): Promis
     startFakeSlack({ botToken: BOT_TOKEN, emails: { U0CAROL: 'carol@example.com' } }),
   ]);
   const procs = new Map<string, PortcullisProcess>();
+  const history: { name: string; proc: PortcullisProcess }[] = [];
   const configs = new Map<string, string>();
   const kubeconfigs = new Map<string, string>();
   const tokens = new Map<string, string>();
   const edges: string[] = [];
   const approvals: string[] = [];
+  const auditApis: string[] = [];
   const tokenFile = join(dir, 'upstream-token');
   const caFile = join(dir, 'upstream-ca.pem');
   writeFileSync(tokenFile, fixture.token, { mode: 0o600 });
   writeFileSync(caFile, fixture.caPem);
   const policyFile = join(dir, 'policy.yaml');
-  writeFileSync(policyFile, POLICY);
+  writeFileSync(policyFile, opts.policy ?? POLICY);
   const [edgeA, edgeB, apprA, apprB] = [await freePort(), await freePort(), await freePort(), await freePort()];
-  const base = (id: string, edgePort: number, approvalPort: number): Record<string, unknown> => ({
+  const writers = opts.audit?.writers ?? 0;
+  const auditPorts: number[] = [];
+  for (let i = 0; i < writers; i++) auditPorts.push(await freePort());
+  const base = (id: string, edgePort: number, approvalPort: number, auditPort?: number): Record<string, unknown> => ({
     node: { id, stateDir: join(dir, 'state') },
-    edge: { listen: { host: '127.0.0.1', port: edgePort }, decisionTimeout: '2s', auditAckTimeout: '2s' },
+    edge: { listen: { host: '127.0.0.1', port: edgePort }, decisionTimeout: '2s', auditAckTimeout: '2s', ...opts.edge },
     bus: { mode: 'nats', nats: { servers: [nats.url] } },
     identity: {
+      ...(opts.issuers !== undefined ? { issuers: opts.issuers } : {}),
       devIssuer: {
         enabled: true,
         issuerUrl: `https://127.0.0.1:${edgeA}/oidc/dev`,
-        clients: [
-          { id: 'ci-bot', secret: 'ci-bot-secret-123', subject: 'ci-bot', groups: ['bots'] },
-          { id: 'sre-alice', secret: 'sre-alice-secret', subject: 'alice', groups: ['sre'] },
-          { id: 'sre-bob', secret: 'sre-bob-secret-1', subject: 'bob', groups: ['sre'] },
-          { id: 'sre-carol', secret: 'sre-carol-secret', subject: 'carol', groups: ['sre'] },
-          { id: 'dev-dave', secret: 'dev-dave-secret1', subject: 'dave', groups: ['dev'] },
-        ],
+        clients: [...CLIENTS, ...(opts.clients ?? [])],
       },
     },
     connections: [{ name: 'prod', type: 'kubernetes', server: fixture.url, caFile, tokenFile }],
     policy: { file: policyFile },
+    ...(opts.masking !== undefined ? { masking: opts.masking } : {}),
+    ...(opts.audit !== undefined
+      ? {
+          audit: {
+            sink: 'clickhouse',
+            clickhouse: { url: opts.audit.clickHouseUrl, database: opts.audit.database, batchSize: 200, flushInterval: '100ms' },
+            ...(auditPort !== undefined ? { listen: { host: '127.0.0.1', port: auditPort } } : {}),
+            auditorGroups: ['auditors'],
+          },
+        }
+      : {}),
     approval: {
       listen: { host: '127.0.0.1', port: approvalPort },
       pendingTtl: opts.pendingTtl,
-      grantTtl: '2m',
+      grantTtl: opts.grantTtl ?? '2m',
       retention: '2m',
       sweepInterval: '500ms',
       redis: { url: redis.url },
@@ -140,19 +195,28 @@ export async function startApprovalCluster(opts: { pendingTtl: string }): Promis
   });
   configs.set('edge-a', writeConfig(dir, 'edge-a.yaml', base('edge-a', edgeA, apprA)));
   configs.set('edge-b', writeConfig(dir, 'edge-b.yaml', base('edge-b', edgeB, apprA)));
-  configs.set('policy', writeConfig(dir, 'policy-role.yaml', base('policy-1', edgeA, apprA)));
+  const policyNames = Array.from({ length: opts.policies ?? 1 }, (_, i) => (i === 0 ? 'policy' : `policy-${i + 1}`));
+  for (const [i, name] of policyNames.entries()) configs.set(name, writeConfig(dir, `${name}-role.yaml`, base(`policy-${i + 1}`, edgeA, apprA)));
   configs.set('approval-1', writeConfig(dir, 'approval-1.yaml', base('approval-1', edgeA, apprA)));
   configs.set('approval-2', writeConfig(dir, 'approval-2.yaml', base('approval-2', edgeA, apprB)));
+  const writerNames = auditPorts.map((port, i) => {
+    configs.set(`audit-${i + 1}`, writeConfig(dir, `audit-${i + 1}.yaml`, base(`audit-${i + 1}`, edgeA, apprA, port)));
+    return `audit-${i + 1}`;
+  });
 
   const start = async (name: string, role: string): Promise<Record<string, unknown>> => {
     const p = startPortcullis(['serve', role, '--config', configs.get(name)!]);
     procs.set(name, p);
+    history.push({ name, proc: p });
     return JSON.parse(await p.waitFor(/"ready":true/, 60_000)) as Record<string, unknown>;
   };
   // The first start creates the development CA and issuer key in the shared state dir.
-  await start('policy', 'policy');
+  await start(policyNames[0]!, 'policy');
+  await Promise.all(policyNames.slice(1).map((n) => start(n, 'policy')));
   const [a1, a2] = await Promise.all([start('approval-1', 'approval'), start('approval-2', 'approval')]);
   approvals.push(String(a1['approvalUrl']), String(a2['approvalUrl']));
+  await Promise.all(writerNames.map((n) => start(n, 'audit')));
+  auditApis.push(...auditPorts.map((port) => `https://127.0.0.1:${port}`));
   const [e1, e2] = await Promise.all([start('edge-a', 'edge'), start('edge-b', 'edge')]);
   edges.push(String(e1['url']), String(e2['url']));
   const caPem = readFileSync(join(dir, 'state', 'tls', 'ca.pem'), 'utf8');
@@ -183,11 +247,15 @@ export async function startApprovalCluster(opts: { pendingTtl: string }): Promis
     fixture,
     slack,
     caPem,
+    dir,
     edges,
     approvals,
+    auditApis,
     configs,
     procs,
+    history,
     start,
+    token,
     kube: (client, edge, args) => kubectl(kubeconfigs.get(`${client}-${edge}`)!, join(dir, `cache-${client}-${edge}`), args),
     async api(i, method, path, client, body) {
       const headers: Record<string, string> = client === undefined ? {} : { authorization: `Bearer ${await token(client)}` };
