@@ -9,7 +9,7 @@
  * 200 MB list streams through the cluster-mode edge while its RSS is sampled.
  *
  * Env: BENCH_ROUNDS (3), BENCH_SECONDS (3 per run), BENCH_TARGETS (comma list), BENCH_PROFILE_DIR
- * (start the cluster-mode edge with --cpu-prof into that dir).
+ * (start the cluster-mode edge with --cpu-prof into that dir), BENCH_SMALL_ONLY=1 (small GETs only).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -28,6 +28,8 @@ const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 3);
 const CONCURRENCY = [1, 16, 64] as const;
 const LIST_CONCURRENCY = 4;
+/** Only the small GETs (for profiling the per-request path): no list, no stream. */
+const SMALL_ONLY = process.env['BENCH_SMALL_ONLY'] === '1';
 const STREAM_BYTES = 200 * 1024 * 1024;
 const SMALL_PATH = '/api/v1/namespaces/default/configmaps/app-config';
 const LIST_PATH = '/api/v1/namespaces/default/secrets';
@@ -193,9 +195,10 @@ async function startCluster(upstream: { url: string; caFile: string; tokenFile: 
     await p.waitFor(/"ready":true/, 60_000);
   }
   const profileDir = process.env['BENCH_PROFILE_DIR'];
-  const env: NodeJS.ProcessEnv = { PORTCULLIS_LOG_LEVEL: 'warn' };
-  if (profileDir !== undefined) env['NODE_OPTIONS'] = `--cpu-prof --cpu-prof-dir=${profileDir}`;
-  const edge = startPortcullis(['serve', 'edge', '--config', edgeConfig], { env });
+  const edge = startPortcullis(['serve', 'edge', '--config', edgeConfig], {
+    env: { PORTCULLIS_LOG_LEVEL: 'warn' },
+    nodeArgs: profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`],
+  });
   procs.push(edge);
   await edge.waitFor(/"ready":true/, 60_000);
   const t = await runPortcullis(['token', '--client', 'bench-bot', '--config', edgeConfig]);
@@ -314,7 +317,7 @@ async function main(): Promise<void> {
   for (const t of order) {
     const b = base.get(t)!;
     await wrk(wrkBin, `${b.url}${SMALL_PATH}`, b.token, 16, 2);
-    await wrk(wrkBin, `${b.url}${LIST_PATH}`, b.token, LIST_CONCURRENCY, 1);
+    if (!SMALL_ONLY) await wrk(wrkBin, `${b.url}${LIST_PATH}`, b.token, LIST_CONCURRENCY, 1);
   }
 
   const cells = new Map<string, Cell>();
@@ -337,7 +340,7 @@ async function main(): Promise<void> {
         process.stderr.write(`round ${round + 1}/${ROUNDS} small c=${concurrency} ${Targets[t]}: ${Math.round(r.rps)} req/s p50 ${r.p50Ms.toFixed(2)} ms p99 ${r.p99Ms.toFixed(2)} ms${r.errors + r.non2xx > 0 ? ` ERRORS ${r.errors}+${r.non2xx}` : ''} (load ${r.load1})\n`);
       }
     }
-    for (const t of rotated) {
+    for (const t of SMALL_ONLY ? [] : rotated) {
       const b = base.get(t)!;
       const r = await wrk(wrkBin, `${b.url}${LIST_PATH}`, b.token, LIST_CONCURRENCY, SECONDS);
       cell('list', LIST_CONCURRENCY, t).runs.push(r);
@@ -347,7 +350,7 @@ async function main(): Promise<void> {
   loads.push(load1());
 
   let stream: Awaited<ReturnType<typeof streamThrough>> | undefined;
-  if (clusterPid !== 0) {
+  if (clusterPid !== 0 && !SMALL_ONLY) {
     stream = await streamThrough(`${clusterUrl}/k8s/bench/api/v1/stream`, edgeCa, edgeToken, clusterPid);
     process.stderr.write(`200 MB stream through the cluster-mode edge: ${stream.mb.toFixed(0)} MB in ${stream.seconds.toFixed(1)} s, RSS growth ${stream.peakGrowthMb.toFixed(1)} MB\n`);
   }
