@@ -157,6 +157,8 @@ async function startEmbedded(upstream: { url: string; caFile: string; tokenFile:
   const config = writeConfig(dir, 'embedded.yaml', {
     node: { id: 'bench-embedded', stateDir: join(edir, 'state') },
     edge: { listen: { host: '127.0.0.1', port } },
+    // The embedded gateway also serves the approval API: a free port, not the shared default.
+    approval: { listen: { host: '127.0.0.1', port: await freePort() } },
     identity: { devIssuer: { enabled: true, tokenLifetime: '1h', clients: [{ id: 'bench-bot', secret: 'bench-bot-secret-1', subject: 'bench-bot', groups: ['bots'] }] } },
     connections: [{ name: 'bench', type: 'kubernetes', server: upstream.url, caFile: upstream.caFile, tokenFile: upstream.tokenFile }],
     sandbox: { enabled: 'never' },
