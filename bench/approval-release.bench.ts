@@ -36,6 +36,7 @@ import {
 import { startNats, startRedis } from '../test/harness/services.js';
 import { startFakeSlack } from '../test/support/fake-slack.js';
 import { edgeRequest } from '../test/support/gateway-https.js';
+import { reportFigures } from './bench-result.js';
 
 const N = Number(process.env['APPROVALS'] ?? 200);
 const SECRET = 'bench-signing-secret';
@@ -188,6 +189,7 @@ async function main(): Promise<void> {
   const f = (x: number): string => `${x.toFixed(1)} ms`;
   console.log(`approval release latency over ${N} approvals (approve click → held request at the upstream)`);
   console.log(`  p50 ${f(pct(release, 50))}  p90 ${f(pct(release, 90))}  p99 ${f(pct(release, 99))}  max ${f(release.at(-1)!)}  (target p99 < 100 ms: ${pct(release, 99) < 100 ? 'met' : 'MISSED'})`);
+  reportFigures('approval-release', { approvals: N, p50Ms: pct(release, 50), p90Ms: pct(release, 90), p99Ms: pct(release, 99), answerP50Ms: pct(answer, 50), answerP99Ms: pct(answer, 99) });
   console.log(`  interaction answered (signature verified, job queued): p50 ${f(pct(answer, 50))}  p99 ${f(pct(answer, 99))}`);
 
   edge.closeAll();

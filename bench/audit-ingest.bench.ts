@@ -31,6 +31,7 @@ import {
 } from '../libs/contracts/src/index.js';
 import { AuditChain, AuditWriter, ClickHouseAuditSink, toAuditRow } from '../libs/audit-store/src/index.js';
 import { startClickHouse, startNats } from '../test/harness/services.js';
+import { reportFigures } from './bench-result.js';
 
 const BACKLOG = Number(process.env['BENCH_BACKLOG'] ?? 150_000);
 const RATE = Number(process.env['BENCH_RATE'] ?? 20_000);
@@ -213,6 +214,7 @@ async function main(): Promise<void> {
       `lag publish→queryable at ${Math.round(published / lagSeconds)} events/s offered (${lags.length} probes): p50 ${Math.round(percentile(lags, 50))} ms, p99 ${Math.round(percentile(lags, 99))} ms, max ${Math.round(lags.at(-1) ?? NaN)} ms (target p99 < 2000 ms)`,
     );
     const [width] = (await clickhouse.query(`SELECT avg(length(payload_json)) FROM ${DATABASE}.audit_events`)).trim().split('\n');
+    reportFigures('audit-ingest', { appendedPerSecond: Math.round(BACKLOG / pubSeconds), storedPerSecond: rate, target: 50_000, lagOfferedPerSecond: Math.round(published / lagSeconds), lagP50Ms: Math.round(percentile(lags, 50)), lagP99Ms: Math.round(percentile(lags, 99)) });
     console.log(`payload_json: ${Math.round(Number(width))} bytes per row on average; batch size ${BATCH}`);
     await sink.close();
   } finally {

@@ -21,6 +21,7 @@ import { DevIssuer, TokenVerifier } from '../libs/identity/src/index.js';
 import { loadOrCreateDevTls } from '../libs/tls/src/index.js';
 import { silentLogger } from '../libs/common/src/index.js';
 import { AuditPublisher, ConnectionRegistry, createUpstreamConnection, DecisionClient, EdgePipeline, EdgeServer } from '../libs/gateway/src/index.js';
+import { reportFigures } from './bench-result.js';
 
 const RUNS = 5;
 const CHUNK = 64 * 1024;
@@ -104,6 +105,7 @@ function throughput(): void {
       plain.push(performance.now() - t);
     }
     const mb = body.length / 1e6;
+    reportFigures(`masker-${kind.toLowerCase()}`, { mb, maskerMBps: mb / (median(masked) / 1000), referenceMBps: mb / (median(plain) / 1000) });
     console.log(`| ${kind}List | ${mb.toFixed(0)} MB | ${(mb / (median(masked) / 1000)).toFixed(0)} MB/s | ${(mb / (median(plain) / 1000)).toFixed(0)} MB/s |`);
   }
 }
@@ -189,6 +191,7 @@ rules:
   console.log('| --- | --- | --- |');
   console.log(`| unmasked (fast path) | ${med('plain').toFixed(2)} ms | ${p95('plain').toFixed(2)} ms |`);
   console.log(`| masked (profile secrets) | ${med('masked').toFixed(2)} ms | ${p95('masked').toFixed(2)} ms |`);
+  reportFigures('masking-edge', { bodyMB: body.length / 1e6, plainMedianMs: med('plain'), maskedMedianMs: med('masked'), addedMs: med('masked') - med('plain') });
   console.log(`| added by masking | ${(med('masked') - med('plain')).toFixed(2)} ms (×${(med('masked') / med('plain')).toFixed(2)}) | |`);
   agent.destroy();
   server.closeAll();
@@ -231,6 +234,7 @@ function peakRss(): void {
   console.log('| input | masked values | time | RSS before | peak RSS | growth |');
   console.log('| --- | --- | --- | --- | --- | --- |');
   const mb = (n: number) => `${(n / 1024 / 1024).toFixed(0)} MiB`;
+  reportFigures('masker-rss', { inputMiB: x.fedBytes / 1048576, growthMiB: (x.peakRss - x.baselineRss) / 1048576, seconds: x.ms / 1000 });
   console.log(`| ${mb(x.fedBytes)} | ${x.masked} | ${(x.ms / 1000).toFixed(1)} s | ${mb(x.baselineRss)} | ${mb(x.peakRss)} | ${mb(x.peakRss - x.baselineRss)} |`);
 }
 

@@ -4,6 +4,7 @@
  */
 import { evaluate, parsePolicy } from '../libs/policy-engine/src/index.js';
 import { generatePolicy, request, RULES } from './bench-workload.js';
+import { reportFigures } from './bench-result.js';
 
 const DECISIONS_PER_RUN = 300_000;
 const RUNS = 5;
@@ -40,3 +41,4 @@ process.stdout.write(
     `policy-engine: ${Math.round(median).toLocaleString('en-US')} decisions/s (median of ${RUNS} runs of ${DECISIONS_PER_RUN.toLocaleString('en-US')}; ` +
     `min ${Math.round(rates[0] ?? 0).toLocaleString('en-US')}, max ${Math.round(rates[rates.length - 1] ?? 0).toLocaleString('en-US')})\n`,
 );
+reportFigures('policy-engine', { rules: RULES, decisionsPerSecond: Math.round(median) });

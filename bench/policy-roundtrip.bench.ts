@@ -16,6 +16,7 @@ import { answerDecisionRequest, parsePolicy } from '../libs/policy-engine/src/in
 import { DecisionCache, DecisionClient } from '../libs/gateway/src/index.js';
 import { startNats } from '../test/harness/services.js';
 import { generatePolicy, request, RULES } from './bench-workload.js';
+import { reportFigures } from './bench-result.js';
 
 const RUN_MS = Number(process.env['BENCH_RUN_MS'] ?? 2000);
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 3);
@@ -123,6 +124,9 @@ async function main(): Promise<void> {
   console.log(`policy round trip over NATS (${url}): DecisionClient.decide → policy role in a worker, ${RULES}-rule policy, 1024 distinct requests; median of ${RUNS} × ${RUN_MS} ms`);
   console.log(line(header));
   for (const r of rows) console.log(line(r));
+  reportFigures('policy-roundtrip', {
+    rows: rows.map(([cache, concurrency, p50Ms, p99Ms, rate, hitRate]) => ({ cache, concurrency: Number(concurrency), p50Ms: Number(p50Ms), p99Ms: Number(p99Ms), decisionsPerSecond: Number((rate ?? '').replaceAll(',', '')), hitRate })),
+  });
 }
 
 if (isMainThread) await main();

@@ -15,9 +15,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request as httpsRequest } from 'node:https';
 import { Redis } from 'ioredis';
-import { connect as natsConnect } from '@nats-io/transport-node';
-import { jetstreamManager } from '@nats-io/jetstream';
-import { Streams } from '../../libs/contracts/src/index.js';
+import { auditMessageEvents, Streams } from '../../libs/contracts/src/index.js';
+import { connectNats } from '../../libs/bus/src/index.js';
 import { startClickHouse, uniqueName, type TestClickHouse } from '../harness/services.js';
 import { approvalIdIn, startCluster, type Cluster } from '../support/cluster.js';
 import { eventually } from '../support/gateway-https.js';
@@ -316,17 +315,19 @@ describe('fault suite: components killed, NATS, Redis and ClickHouse lost under 
     table.add('approvals: 3 pending + 2 granted sentinels, before vs after', statesBefore.join(' '), statesAfter.join(' '), statesAfter.join(' ') === statesBefore.join(' '));
 
     // 4. Audit: every forwarded request has acked events; ClickHouse holds the stream exactly once.
-    const nc = await natsConnect({ servers: c.nats.url });
+    const bus = await connectNats({ servers: [c.nats.url], name: 'fault-suite-audit-count', logger: () => undefined });
     let published = 0;
     let stored = -1;
     try {
-      const jsm = await jetstreamManager(nc);
+      // Events, not messages: group commit puts the events of many requests in one message.
+      const countEvents = async (): Promise<number> =>
+        (await bus.log.snapshot(Streams.audit.name, {})).reduce((n, m) => n + auditMessageEvents(m.subject, m.data).length, 0);
       let last = -1;
       // Background re-appends (events refused during the NATS outage) can still arrive: wait until stable and equal.
       await eventually(
         'ClickHouse to hold exactly the stream',
         async () => {
-          published = (await jsm.streams.info(Streams.audit.name)).state.messages;
+          published = await countEvents();
           stored = await chCount(`SELECT count() FROM ${database}.audit_events FINAL`);
           const settled = stored === published && published === last;
           last = published;
@@ -335,7 +336,7 @@ describe('fault suite: components killed, NATS, Redis and ClickHouse lost under 
         120_000,
       ).catch(() => undefined);
     } finally {
-      await nc.close();
+      await bus.close();
     }
     const distinct = await chCount(`SELECT uniqExact(event_id) FROM ${database}.audit_events FINAL`);
     const physical = await chCount(`SELECT count() FROM ${database}.audit_events`);

@@ -12,7 +12,9 @@ export const DEBIAN_PACKAGES = {
   'redis-server': ['redis-server'],
   'clickhouse-server': ['clickhouse-server', 'clickhouse-client'],
   'clickhouse-client': ['clickhouse-server', 'clickhouse-client'],
+  // The benchmarks' reference proxy and load generator.
   nginx: ['nginx'],
+  wrk: ['wrk'],
 } as const;
 
 /** A binary the harness knows how to install. */

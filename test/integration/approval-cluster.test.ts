@@ -7,7 +7,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connectNats } from '../../libs/bus/src/index.js';
-import { EventType, Subjects } from '../../libs/contracts/src/index.js';
+import { auditMessageEvents, decodeEvent, EventType, Subjects } from '../../libs/contracts/src/index.js';
 import { eventually } from '../support/gateway-https.js';
 import { runPortcullis } from '../support/portcullis-process.js';
 import { approvalIdIn, startCluster, type Cluster } from '../support/cluster.js';
@@ -136,7 +136,13 @@ describe('approvals in cluster mode: held, released anywhere, bound to the exact
     // used would rightly open a new approval instead.
     const watcher = await connectNats({ servers: [c.nats.url], name: 'race-watcher' });
     let decided = 0;
-    const sub = watcher.bus.subscribe(Subjects.auditEvent('prod', EventType.RequestDecided), () => decided++);
+    // The edges group-commit their events: a request.decided arrives alone or in a batch.
+    const sub = watcher.bus.subscribe(Subjects.auditAll(), (m) => {
+      for (const data of auditMessageEvents(m.subject, m.data)) {
+        const e = decodeEvent(data);
+        if (e.connection === 'prod' && e.type === EventType.RequestDecided) decided++;
+      }
+    });
     await watcher.flush();
     const all = Promise.all(Array.from({ length: 50 }, (_, i) => c.raw('ci-bot', i % 2, 'DELETE', path)));
     await eventually('50 decided requests', async () => (decided >= 50 ? true : undefined));

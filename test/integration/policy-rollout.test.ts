@@ -15,7 +15,7 @@ import { freePort, startNats, type TestNats } from '../harness/services.js';
 import { runPortcullis, startPortcullis, tempDir, writeConfig, type PortcullisProcess } from '../support/portcullis-process.js';
 import { eventually } from '../support/gateway-https.js';
 import { connectNats, type NatsBus } from '../../libs/bus/src/index.js';
-import { BucketKeys, Buckets, decodeEvent, Streams, type RequestDecided } from '../../libs/contracts/src/index.js';
+import { auditMessageEvents, BucketKeys, Buckets, decodeEvent, Streams, type RequestDecided } from '../../libs/contracts/src/index.js';
 
 const policyText = (version: string, extraRules = ''): string => `apiVersion: portcullis.dev/v1
 kind: Policy
@@ -85,9 +85,12 @@ describe('policy service: failover, invalid and valid pushes across processes', 
   /** Every request.decided event in the audit stream so far, by request (correlation) id. */
   const decidedEvents = async (ids: ReadonlySet<string>): Promise<Map<string, RequestDecided>> => {
     const found = new Map<string, RequestDecided>();
-    const sub = client.log.read(Streams.audit.name, { startSeq: 1, filterSubject: 'audit.prod.request.decided' }, (m) => {
-      const e = decodeEvent(m.data);
-      if (ids.has(e.correlationId) && e.payload.case === 'requestDecided') found.set(e.correlationId, e.payload.value);
+    // The edge group-commits its events: they arrive one per message or in batches (audit._batch.events).
+    const sub = client.log.read(Streams.audit.name, { startSeq: 1 }, (m) => {
+      for (const data of auditMessageEvents(m.subject, m.data)) {
+        const e = decodeEvent(data);
+        if (e.connection === 'prod' && ids.has(e.correlationId) && e.payload.case === 'requestDecided') found.set(e.correlationId, e.payload.value);
+      }
     });
     try {
       await eventually(`a request.decided event for each of ${ids.size} requests`, async () => (found.size === ids.size ? true : undefined), 20_000);

@@ -8,7 +8,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInProcessBus, type BusHandle, type EventLog } from '../../libs/bus/src/index.js';
-import { decisionReply, decodeDecisionRequest, decodeEvent, encodeDecisionReply, QueueGroups, Streams, Subjects, type EventEnvelope } from '../../libs/contracts/src/index.js';
+import { auditMessageEvents, decisionReply, decodeDecisionRequest, decodeEvent, encodeDecisionReply, QueueGroups, Streams, Subjects, type EventEnvelope } from '../../libs/contracts/src/index.js';
 import { evaluate, parsePolicy } from '../../libs/policy-engine/src/index.js';
 import { DevIssuer, TokenVerifier } from '../../libs/identity/src/index.js';
 import { loadOrCreateDevTls } from '../../libs/tls/src/index.js';
@@ -26,7 +26,7 @@ export class KeepingLog implements EventLog {
   ) {}
   append: EventLog['append'] = async (subject, data, msgId, opts) => {
     const ack = await this.inner.append(subject, data, msgId, opts);
-    if (this.keep) this.appended.push(decodeEvent(data));
+    if (this.keep) for (const e of auditMessageEvents(subject, data)) this.appended.push(decodeEvent(e));
     return ack;
   };
   consume: EventLog['consume'] = (...a) => this.inner.consume(...a);

@@ -28,8 +28,8 @@ export interface PortcullisProcess {
 }
 
 /** Starts `portcullis <args…>` as its own process. */
-export function startPortcullis(args: readonly string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): PortcullisProcess {
-  const child = spawn(process.execPath, [CLI, ...args], {
+export function startPortcullis(args: readonly string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; nodeArgs?: readonly string[] } = {}): PortcullisProcess {
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), CLI, ...args], {
     cwd: opts.cwd ?? REPO_ROOT,
     env: { ...process.env, PORTCULLIS_LOG_LEVEL: 'info', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],

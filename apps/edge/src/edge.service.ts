@@ -85,7 +85,12 @@ export class EdgeService implements OnApplicationBootstrap, BeforeApplicationShu
       connections: this.registry,
       verifier,
       decisions,
-      audit: new AuditPublisher(this.platform.log, config.edge.auditAckTimeout, logger, { metrics: this.platform.observability.metrics.edge }),
+      // JetStream pays per message: group-commit the events of concurrent requests. The embedded
+      // SQLite log already commits one transaction per tick.
+      audit: new AuditPublisher(this.platform.log, config.edge.auditAckTimeout, logger, {
+        metrics: this.platform.observability.metrics.edge,
+        ...(config.bus.mode === 'nats' ? { groupCommit: {} } : {}),
+      }),
       logger,
       upstreamTimeoutMs: config.edge.upstreamTimeout,
       sessionRecording: {

@@ -1,4 +1,4 @@
-import { decodeEvent, encodeEvent, Streams, Subjects, type EventEnvelope } from '../../contracts/src/index.js';
+import { auditMessageEvents, decodeEvent, encodeEvent, Streams, Subjects, type EventEnvelope } from '../../contracts/src/index.js';
 import type { EventLog } from '../../bus/src/index.js';
 import { ApprovalError, ApprovalErrorCode } from './approval-error.js';
 
@@ -28,7 +28,11 @@ export class ApprovalJournal {
     const out: EventEnvelope[] = [];
     for (const m of messages) {
       try {
-        out.push(decodeEvent(m.data));
+        // Approval events are appended one per message; a batch is read all the same.
+        for (const data of auditMessageEvents(m.subject, m.data)) {
+          const event = decodeEvent(data);
+          if (event.type.startsWith('approval.')) out.push(event);
+        }
       } catch {
         // The audit writer dead-letters these; the projection cannot use them either.
       }

@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { EventLog, LogConsumer, LogMessage } from '../../bus/src/bus.port.js';
-import { BusHeaders, Consumers, Streams, Subjects, decodeEvent } from '../../contracts/src/index.js';
+import { BusHeaders, Consumers, Streams, Subjects, auditMessageEvents, decodeEvent } from '../../contracts/src/index.js';
 import { toAuditRow, type AuditRow } from './audit-row.js';
 import type { AuditSink } from './audit-sink.port.js';
 
@@ -135,30 +135,47 @@ export class AuditWriter {
     const seen = new Set<string>();
     const toAck: LogMessage[] = [];
     for (const msg of batch) {
-      let row: AuditRow;
+      // A message is one event, or a group-committed batch of them (audit._batch.events).
+      let entries: Uint8Array[];
       try {
-        row = toAuditRow(decodeEvent(msg.data));
+        entries = auditMessageEvents(msg.subject, msg.data);
       } catch (error) {
-        const reason = error instanceof Error ? error.message : String(error);
-        // Dead-letter first, ack after: if the append fails, the handler throws and the batch
-        // is redelivered, so the message is never dropped silently.
-        await this.#deadLetter(msg.data, msg.subject, reason);
+        await this.#deadLetterOne(msg, msg.data, error);
         msg.ack();
-        this.#deadLettered++;
-        this.#observer?.deadLettered();
-        this.#logger.warn('audit event dead-lettered', { subject: msg.subject, seq: msg.seq, reason });
         continue;
       }
-      toAck.push(msg);
-      // A redelivery inside one batch is written once.
-      if (!seen.has(row.event_id)) {
-        seen.add(row.event_id);
-        rows.push(row);
+      for (const data of entries) {
+        let row: AuditRow;
+        try {
+          row = toAuditRow(decodeEvent(data));
+        } catch (error) {
+          // One bad entry of a batch is dead-lettered alone; the others are stored.
+          await this.#deadLetterOne(msg, data, error);
+          continue;
+        }
+        // A redelivery inside one batch is written once.
+        if (!seen.has(row.event_id)) {
+          seen.add(row.event_id);
+          rows.push(row);
+        }
       }
+      toAck.push(msg);
     }
     if (rows.length > 0) await this.#insertWithRetry(rows, toAck);
     for (const msg of toAck) msg.ack();
     this.#written += rows.length;
+  }
+
+  /**
+   * Dead-letters undecodable bytes first; the message is acked after, so if the dead-letter
+   * append fails the handler throws, the batch is redelivered and nothing is dropped silently.
+   */
+  async #deadLetterOne(msg: LogMessage, data: Uint8Array, error: unknown): Promise<void> {
+    const reason = error instanceof Error ? error.message : String(error);
+    await this.#deadLetter(data, msg.subject, reason);
+    this.#deadLettered++;
+    this.#observer?.deadLettered();
+    this.#logger.warn('audit event dead-lettered', { subject: msg.subject, seq: msg.seq, reason });
   }
 
   async #insertWithRetry(rows: AuditRow[], messages: readonly LogMessage[]): Promise<void> {

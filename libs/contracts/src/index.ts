@@ -16,6 +16,9 @@ export {
   buildEvent,
   encodeEvent,
   decodeEvent,
+  AUDIT_BATCH_SUBJECT,
+  encodeEventBatch,
+  auditMessageEvents,
   newEventId,
   payloadCaseOf,
 } from './events.js';

@@ -1,3 +1,4 @@
+import { AUDIT_BATCH_SUBJECT } from './events.js';
 /** A NATS subject token must not contain separators or wildcards. */
 const SUBJECT_TOKEN = /^[A-Za-z0-9_-]+$/;
 
@@ -24,6 +25,8 @@ export const Subjects = {
     `audit.${token(connection, 'connection')}.${eventType}`,
   /** All audit events (the audit stream's filter). */
   auditAll: (): string => 'audit.>',
+  /** A group-committed batch of an edge's events (an `EventBatch`; see `auditMessageEvents`). */
+  auditBatch: (): string => AUDIT_BATCH_SUBJECT,
   /** Approval events of every connection (the approval role's replay filter). */
   auditApprovalEvents: (): string => 'audit.*.approval.>',
   /**

@@ -1,4 +1,4 @@
-import { Subjects, type EventEnvelope } from '../../contracts/src/index.js';
+import { encodeEventBatch, newEventId, Subjects, type EventEnvelope } from '../../contracts/src/index.js';
 import { AuditChain } from '../../audit-store/src/audit-chain.js';
 import type { EventLog } from '../../bus/src/bus.port.js';
 import type { Logger } from '../../common/src/index.js';
@@ -18,12 +18,40 @@ export interface AuditPublisherOptions {
   chain?: AuditChain;
   /** Counts appends the log did not acknowledge (`stage`: admission or background). */
   metrics?: PortcullisMetrics['edge'];
+  /**
+   * Group commit: the events recorded during one turn of the event loop (the events of every
+   * request handled in it) go out as one message on `audit._batch.events`, and each caller waits
+   * for the ack of the message holding its events. Off: one message per event. Use it where the
+   * log pays per message (JetStream); the embedded SQLite log already commits a tick at a time.
+   */
+  groupCommit?: GroupCommitOptions;
 }
 
+/** Limits of one group-committed message. */
+export interface GroupCommitOptions {
+  /** Most events in one message (default 512). */
+  readonly maxEvents?: number;
+  /** Most encoded bytes in one message (default 256 KiB; NATS refuses messages over its max_payload, 1 MiB by default). */
+  readonly maxBytes?: number;
+}
+
+/** One message for the log: a single event on its own subject, or a batch of them. */
 interface Sealed {
-  readonly event: EventEnvelope;
+  readonly events: readonly EventEnvelope[];
   readonly bytes: Uint8Array;
   readonly subject: string;
+  /** Nats-Msg-Id: the event's id, or the batch's own id. */
+  readonly msgId: string;
+}
+
+/** The batch being filled during this turn of the event loop. */
+interface OpenBatch {
+  readonly events: EventEnvelope[];
+  readonly encoded: Uint8Array[];
+  bytes: number;
+  flushed: boolean;
+  readonly acked: Promise<void>;
+  settle: (err?: unknown) => void;
 }
 
 /**
@@ -33,7 +61,9 @@ interface Sealed {
  * after the response (completion). An event whose append failed — also one whose request was
  * refused for it — is re-appended in the background with the same id and bytes, so that a short
  * JetStream outage leaves no gap in the chain; one still missing after `retryForMs` is logged
- * as lost (and `portcullis audit verify` reports the gap).
+ * as lost (and `portcullis audit verify` reports the gap). With {@link AuditPublisherOptions.groupCommit}
+ * the events of concurrent requests share one message (one ack for all; each waiter still fails
+ * closed when the message holding its events is not acknowledged).
  */
 export class AuditPublisher {
   private readonly retryForMs: number;
@@ -42,6 +72,8 @@ export class AuditPublisher {
   private pendingRetries = 0;
   private lostCount = 0;
   private readonly metrics: PortcullisMetrics['edge'] | undefined;
+  private readonly group: { maxEvents: number; maxBytes: number } | undefined;
+  private open: OpenBatch | undefined;
 
   /** Events given up after every retry (session frames included): a metric to alert on. */
   get lost(): number {
@@ -58,10 +90,25 @@ export class AuditPublisher {
     this.retryForMs = options.retryForMs ?? 120_000;
     this.maxPendingRetries = options.maxPendingRetries ?? 50_000;
     if (options.chain !== undefined) this.chains.set('', options.chain);
+    this.group =
+      options.groupCommit === undefined ? undefined : { maxEvents: options.groupCommit.maxEvents ?? 512, maxBytes: options.groupCommit.maxBytes ?? 256 * 1024 };
   }
 
   /** Appends the events and waits for all acks; GatewayError `audit_unavailable` otherwise. */
   async record(...events: EventEnvelope[]): Promise<void> {
+    if (this.group !== undefined) {
+      let waits: Promise<void>[] = [];
+      for (const event of events) {
+        const acked = this.enqueue(event);
+        if (!waits.includes(acked)) waits = [...waits, acked];
+      }
+      try {
+        await (waits.length === 1 ? waits[0] : Promise.all(waits));
+      } catch (cause) {
+        throw new GatewayError(GatewayErrorCode.AuditUnavailable, 'audit log unavailable: the request was not forwarded', { cause });
+      }
+      return;
+    }
     const appends = events.map((event) => {
       const sealed = this.seal(event);
       return this.append(sealed).catch((err: unknown) => {
@@ -79,6 +126,10 @@ export class AuditPublisher {
 
   /** Appends without holding the caller; retried in the background, then logged loudly as lost. */
   recordLater(event: EventEnvelope): void {
+    if (this.group !== undefined) {
+      void this.enqueue(event); // a failed batch is retried in the background
+      return;
+    }
     const sealed = this.seal(event);
     this.append(sealed).catch(() => this.retryLater(sealed, Date.now()));
   }
@@ -88,7 +139,67 @@ export class AuditPublisher {
     return this.pendingRetries;
   }
 
+  /**
+   * Seals the event now (chain order = call order) and adds it to the open batch; the promise
+   * settles with the ack of the message that carries it. A failed batch is retried in the
+   * background as a whole (same id, same bytes), like a single event.
+   */
+  private enqueue(event: EventEnvelope): Promise<void> {
+    const group = this.group!;
+    const bytes = this.sealBytes(event);
+    let batch = this.open;
+    if (batch !== undefined && batch.events.length > 0 && batch.bytes + bytes.length > group.maxBytes) {
+      this.flush(batch);
+      batch = undefined;
+    }
+    if (batch === undefined) {
+      let settle!: (err?: unknown) => void;
+      const acked = new Promise<void>((resolve, reject) => {
+        settle = (err) => (err === undefined ? resolve() : reject(err));
+      });
+      // Background-only batches (completions) have no waiter: their failure is handled by the retry.
+      acked.catch(() => undefined);
+      batch = { events: [], encoded: [], bytes: 0, flushed: false, acked, settle };
+      this.open = batch;
+      const scheduled = batch;
+      // setImmediate, not a microtask: the requests whose I/O callbacks run in this turn join in.
+      setImmediate(() => this.flush(scheduled));
+    }
+    batch.events.push(event);
+    batch.encoded.push(bytes);
+    batch.bytes += bytes.length;
+    const acked = batch.acked;
+    if (batch.events.length >= group.maxEvents) this.flush(batch);
+    return acked;
+  }
+
+  private flush(batch: OpenBatch): void {
+    if (this.open === batch) this.open = undefined;
+    // Already flushed (a limit flushed it before its setImmediate ran).
+    if (batch.flushed) return;
+    batch.flushed = true;
+    const sealed: Sealed =
+      batch.events.length === 1
+        ? this.single(batch.events[0]!, batch.encoded[0]!)
+        : { events: batch.events, bytes: encodeEventBatch(batch.encoded), subject: Subjects.auditBatch(), msgId: newEventId() };
+    this.append(sealed).then(
+      () => batch.settle(),
+      (err: unknown) => {
+        this.retryLater(sealed, Date.now());
+        batch.settle(err ?? new Error('append failed'));
+      },
+    );
+  }
+
   private seal(event: EventEnvelope): Sealed {
+    return this.single(event, this.sealBytes(event));
+  }
+
+  private single(event: EventEnvelope, bytes: Uint8Array): Sealed {
+    return { events: [event], bytes, subject: Subjects.auditEvent(event.connection, event.type), msgId: event.id };
+  }
+
+  private sealBytes(event: EventEnvelope): Uint8Array {
     const key = this.chains.has('') ? '' : event.nodeId;
     let chain = this.chains.get(key);
     if (chain === undefined) {
@@ -96,12 +207,11 @@ export class AuditPublisher {
       this.chains.set(key, chain);
       this.logger.info('audit chain segment started', { chainId: chain.chainId });
     }
-    const bytes = chain.seal(event);
-    return { event, bytes, subject: Subjects.auditEvent(event.connection, event.type) };
+    return chain.seal(event);
   }
 
   private append(sealed: Sealed): Promise<unknown> {
-    return this.log.append(sealed.subject, sealed.bytes, sealed.event.id, { timeoutMs: this.ackTimeoutMs });
+    return this.log.append(sealed.subject, sealed.bytes, sealed.msgId, { timeoutMs: this.ackTimeoutMs });
   }
 
   private retryLater(sealed: Sealed, firstFailureAt: number): void {
@@ -133,14 +243,14 @@ export class AuditPublisher {
   }
 
   private giveUp(sealed: Sealed, why: string): void {
-    this.lostCount++;
-    this.metrics?.auditPublishFailures.inc(['lost']);
-    const e = sealed.event;
+    this.lostCount += sealed.events.length;
+    this.metrics?.auditPublishFailures.inc(['lost'], sealed.events.length);
+    const first = sealed.events[0];
+    const last = sealed.events.at(-1);
     this.logger.error('audit event could not be appended: it is lost, and audit verify will report a gap', {
-      eventId: e.id,
-      type: e.type,
-      chainId: e.chainId,
-      chainSeq: e.chainSeq,
+      ...(sealed.events.length === 1 ? { eventId: first?.id, type: first?.type } : { batchId: sealed.msgId, events: sealed.events.length }),
+      chainId: first?.chainId,
+      chainSeq: sealed.events.length === 1 ? first?.chainSeq : `${first?.chainSeq}-${last?.chainSeq}`,
       why,
     });
   }

@@ -1,0 +1,389 @@
+/**
+ * What the edge costs per request, against reference proxies, side by side in one run: the same
+ * static HTTPS upstream reached (1) directly, (2) through nginx as a plain TLS reverse proxy with
+ * upstream keep-alive, (3) through a bare Node.js proxy with no checks (undici), (4) through the
+ * Portcullis edge in embedded mode and (5) in cluster mode (separate policy and audit processes,
+ * a real nats-server -js and ClickHouse). Small GETs at 1, 16 and 64 connections and a 1 MB
+ * SecretList (masked by the edges), measured by wrk in its own process; rounds interleave the
+ * targets so the machine's noise falls on all of them alike, and the figures are medians. Then a
+ * 200 MB list streams through the cluster-mode edge while its RSS is sampled.
+ *
+ * Env: BENCH_ROUNDS (3), BENCH_SECONDS (3 per run), BENCH_TARGETS (comma list), BENCH_PROFILE_DIR
+ * (start the cluster-mode edge with --cpu-prof into that dir), BENCH_SMALL_ONLY=1 (small GETs only).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ensureBinaries } from '../test/harness/binaries.js';
+import { freePort, startClickHouse, startNats, uniqueName, type TestClickHouse, type TestNats } from '../test/harness/services.js';
+import { runPortcullis, startPortcullis, tempDir, writeConfig, type PortcullisProcess } from '../test/support/portcullis-process.js';
+import { loadOrCreateDevTls } from '../libs/tls/src/index.js';
+import { reportFigures } from './bench-result.js';
+
+const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
+const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 3);
+const CONCURRENCY = [1, 16, 64] as const;
+const LIST_CONCURRENCY = 4;
+/** Only the small GETs (for profiling the per-request path): no list, no stream. */
+const SMALL_ONLY = process.env['BENCH_SMALL_ONLY'] === '1';
+const STREAM_BYTES = 200 * 1024 * 1024;
+const SMALL_PATH = '/api/v1/namespaces/default/configmaps/app-config';
+const LIST_PATH = '/api/v1/namespaces/default/secrets';
+
+/** The targets, in the order the report lists them. */
+export const Targets = { direct: 'direct', nginx: 'nginx', node: 'bare Node', embedded: 'edge (embedded)', cluster: 'edge (cluster)' } as const;
+type Target = keyof typeof Targets;
+
+/** One wrk run. */
+export interface LoadRun {
+  readonly rps: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly p999Ms: number;
+  readonly errors: number;
+  readonly non2xx: number;
+  readonly requests: number;
+  readonly load1: number;
+}
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const dir = tempDir('bench-proxies');
+const children: ChildProcess[] = [];
+const procs: PortcullisProcess[] = [];
+const services: (TestNats | TestClickHouse)[] = [];
+
+const POLICY = `apiVersion: portcullis.dev/v1
+kind: Policy
+metadata: { name: bench, version: "bench-1" }
+maskingProfiles: [secrets]
+rules:
+  - id: bots-read
+    match: { groups: [bots], verbs: [get, list] }
+    effect: allow
+  - id: bots-secrets-masked
+    match: { groups: [bots], resources: [secrets] }
+    effect: mask
+    mask: secrets
+`;
+
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+const load1 = (): number => Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
+
+function startChild(script: string, args: readonly string[]): Promise<Record<string, string>> {
+  const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(child);
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const nl = out.indexOf('\n');
+      if (nl !== -1) resolve(JSON.parse(out.slice(0, nl)) as Record<string, string>);
+    });
+    child.once('exit', (code) => reject(new Error(`${script} exited (${code})`)));
+  });
+}
+
+async function waitForPort(port: number, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect(port, '127.0.0.1', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`nothing listens on ${port} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** nginx as a plain TLS reverse proxy: one worker (one core, like one Node event loop), keep-alive both ways. */
+async function startNginx(nginx: string, upstreamUrl: string, upstreamCaFile: string): Promise<string> {
+  const ndir = join(dir, 'nginx');
+  mkdirSync(ndir, { recursive: true });
+  const tls = await loadOrCreateDevTls(join(ndir, 'tls'), ['127.0.0.1', 'localhost']);
+  writeFileSync(join(ndir, 'cert.pem'), tls.certPem);
+  writeFileSync(join(ndir, 'key.pem'), tls.keyPem, { mode: 0o600 });
+  const port = await freePort();
+  const up = new URL(upstreamUrl);
+  writeFileSync(
+    join(ndir, 'nginx.conf'),
+    `${process.getuid?.() === 0 ? 'user root;\n' : ''}worker_processes 1;
+pid ${ndir}/nginx.pid;
+error_log ${ndir}/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${ndir}/body; proxy_temp_path ${ndir}/proxy; fastcgi_temp_path ${ndir}/fastcgi; uwsgi_temp_path ${ndir}/uwsgi; scgi_temp_path ${ndir}/scgi;
+  upstream fixture { server ${up.host}; keepalive 128; keepalive_requests 1000000; }
+  server {
+    listen 127.0.0.1:${port} ssl;
+    ssl_certificate ${ndir}/cert.pem;
+    ssl_certificate_key ${ndir}/key.pem;
+    keepalive_requests 1000000;
+    keepalive_timeout 120s;
+    location / {
+      proxy_pass https://fixture;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_ssl_session_reuse on;
+      proxy_ssl_verify on;
+      proxy_ssl_name localhost;
+      proxy_ssl_trusted_certificate ${upstreamCaFile};
+    }
+  }
+}
+`,
+  );
+  const child = spawn(nginx, ['-p', ndir, '-c', join(ndir, 'nginx.conf'), '-g', 'daemon off;'], { stdio: ['ignore', 'inherit', 'inherit'] });
+  children.push(child);
+  await waitForPort(port);
+  return `https://127.0.0.1:${port}`;
+}
+
+/** The edge in embedded mode: `portcullis start` (in-process bus and policy, SQLite audit log). */
+async function startEmbedded(upstream: { url: string; caFile: string; tokenFile: string }, policyFile: string): Promise<{ url: string; token: string; pid: number }> {
+  const port = await freePort();
+  const edir = join(dir, 'embedded');
+  const config = writeConfig(dir, 'embedded.yaml', {
+    node: { id: 'bench-embedded', stateDir: join(edir, 'state') },
+    edge: { listen: { host: '127.0.0.1', port } },
+    // The embedded gateway also serves the approval API: a free port, not the shared default.
+    approval: { listen: { host: '127.0.0.1', port: await freePort() } },
+    identity: { devIssuer: { enabled: true, tokenLifetime: '1h', clients: [{ id: 'bench-bot', secret: 'bench-bot-secret-1', subject: 'bench-bot', groups: ['bots'] }] } },
+    connections: [{ name: 'bench', type: 'kubernetes', server: upstream.url, caFile: upstream.caFile, tokenFile: upstream.tokenFile }],
+    sandbox: { enabled: 'never' },
+    policy: { file: policyFile },
+  });
+  const p = startPortcullis(['start', '--config', config], { env: { PORTCULLIS_LOG_LEVEL: 'warn' } });
+  procs.push(p);
+  await p.waitFor(/Stop with Ctrl-C/, 60_000);
+  const t = await runPortcullis(['token', '--client', 'bench-bot', '--config', config]);
+  if (t.code !== 0) throw new Error(`portcullis token failed: ${t.stderr}`);
+  return { url: `https://127.0.0.1:${port}`, token: t.stdout.trim(), pid: p.child.pid ?? 0 };
+}
+
+/** The edge in cluster mode: policy, audit and edge as separate processes on nats-server -js and ClickHouse. */
+async function startCluster(upstream: { url: string; caFile: string; tokenFile: string }, policyFile: string): Promise<{ url: string; token: string; pid: number }> {
+  const [nats, clickhouse] = await Promise.all([startNats({ jetstream: true }), startClickHouse()]);
+  services.push(nats, clickhouse);
+  const port = await freePort();
+  const cdir = join(dir, 'cluster');
+  const base = (id: string): Record<string, unknown> => ({
+    node: { id, stateDir: join(cdir, 'state') },
+    edge: { listen: { host: '127.0.0.1', port } },
+    bus: { mode: 'nats', nats: { servers: [nats.url] } },
+    identity: {
+      devIssuer: { enabled: true, issuerUrl: `https://127.0.0.1:${port}/oidc/dev`, tokenLifetime: '1h', clients: [{ id: 'bench-bot', secret: 'bench-bot-secret-1', subject: 'bench-bot', groups: ['bots'] }] },
+    },
+    connections: [{ name: 'bench', type: 'kubernetes', server: upstream.url, caFile: upstream.caFile, tokenFile: upstream.tokenFile }],
+    policy: { file: policyFile },
+    audit: { sink: 'clickhouse', clickhouse: { url: clickhouse.httpUrl, database: uniqueName('bench'), batchSize: 5000, flushInterval: '200ms' } },
+  });
+  const roles = writeConfig(dir, 'cluster-roles.yaml', base('bench-roles'));
+  const edgeConfig = writeConfig(dir, 'cluster-edge.yaml', base('bench-edge'));
+  for (const role of ['policy', 'audit']) {
+    const p = startPortcullis(['serve', role, '--config', roles], { env: { PORTCULLIS_LOG_LEVEL: 'warn' } });
+    procs.push(p);
+    await p.waitFor(/"ready":true/, 60_000);
+  }
+  const profileDir = process.env['BENCH_PROFILE_DIR'];
+  const edge = startPortcullis(['serve', 'edge', '--config', edgeConfig], {
+    env: { PORTCULLIS_LOG_LEVEL: 'warn' },
+    nodeArgs: profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`],
+  });
+  procs.push(edge);
+  await edge.waitFor(/"ready":true/, 60_000);
+  const t = await runPortcullis(['token', '--client', 'bench-bot', '--config', edgeConfig]);
+  if (t.code !== 0) throw new Error(`portcullis token failed: ${t.stderr}`);
+  return { url: `https://127.0.0.1:${port}`, token: t.stdout.trim(), pid: edge.child.pid ?? 0 };
+}
+
+const WRK_SCRIPT = `done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('\\n{"requests":%d,"durationUs":%d,"errors":%d,"non2xx":%d,"p50Us":%d,"p99Us":%d,"p999Us":%d}\\n',
+    summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout, e.status,
+    latency:percentile(50), latency:percentile(99), latency:percentile(99.9)))
+end
+`;
+
+async function wrk(binary: string, url: string, token: string, connections: number, seconds: number): Promise<LoadRun> {
+  const script = join(dir, 'report.lua');
+  writeFileSync(script, WRK_SCRIPT);
+  const threads = Math.min(2, connections);
+  const l = load1();
+  const child = spawn(
+    binary,
+    ['-t', String(threads), '-c', String(connections), '-d', `${seconds}s`, '--timeout', '10s', '-s', script, '-H', `Authorization: Bearer ${token}`, '-H', 'Accept: application/json', url],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const [code] = (await once(child, 'exit')) as [number | null];
+  const line = out.trim().split('\n').at(-1) ?? '';
+  if (code !== 0 || !line.startsWith('{')) throw new Error(`wrk failed (${code}): ${out.slice(-500)}`);
+  const r = JSON.parse(line) as { requests: number; durationUs: number; errors: number; non2xx: number; p50Us: number; p99Us: number; p999Us: number };
+  return {
+    rps: r.requests / (r.durationUs / 1e6),
+    p50Ms: r.p50Us / 1000,
+    p99Ms: r.p99Us / 1000,
+    p999Ms: r.p999Us / 1000,
+    errors: r.errors,
+    non2xx: r.non2xx,
+    requests: r.requests,
+    load1: l,
+  };
+}
+
+function rssKb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m?.[1] ?? 0);
+}
+
+async function streamThrough(url: string, ca: string, token: string, pid: number): Promise<{ mb: number; seconds: number; baselineMb: number; peakGrowthMb: number }> {
+  const baseline = rssKb(pid);
+  let peak = baseline;
+  const sampler = setInterval(() => (peak = Math.max(peak, rssKb(pid))), 20);
+  const start = performance.now();
+  const bytes = await new Promise<number>((resolve, reject) => {
+    request(url, { ca, headers: { authorization: `Bearer ${token}` } }, (res) => {
+      let n = 0;
+      res.on('data', (c: Buffer) => (n += c.length));
+      res.on('end', () => (res.statusCode === 200 ? resolve(n) : reject(new Error(`stream answered ${res.statusCode}`))));
+      res.on('error', reject);
+    })
+      .on('error', reject)
+      .end();
+  });
+  clearInterval(sampler);
+  peak = Math.max(peak, rssKb(pid));
+  return { mb: bytes / 1048576, seconds: (performance.now() - start) / 1000, baselineMb: baseline / 1024, peakGrowthMb: (peak - baseline) / 1024 };
+}
+
+interface Cell {
+  readonly scenario: 'small' | 'list';
+  readonly concurrency: number;
+  readonly target: Target;
+  readonly runs: LoadRun[];
+}
+
+async function main(): Promise<void> {
+  const { nginx, wrk: wrkBin } = await ensureBinaries(['nginx', 'wrk']);
+  const up = await startChild(join(here, 'static-upstream.js'), [dir]);
+  const upstreamCaFile = join(dir, 'upstream-ca.pem');
+  const upstreamTokenFile = join(dir, 'upstream-token');
+  writeFileSync(upstreamCaFile, up['ca'] ?? '');
+  writeFileSync(upstreamTokenFile, 'bench-upstream-token', { mode: 0o600 });
+  const policyFile = join(dir, 'policy.yaml');
+  writeFileSync(policyFile, POLICY);
+  const upstream = { url: up['url'] ?? '', caFile: upstreamCaFile, tokenFile: upstreamTokenFile };
+
+  const wanted = new Set((process.env['BENCH_TARGETS'] ?? Object.keys(Targets).join(',')).split(',') as Target[]);
+  const base = new Map<Target, { url: string; token: string }>();
+  let edgeToken = '';
+  let clusterPid = 0;
+  let clusterUrl = '';
+  let edgeCa = '';
+  if (wanted.has('cluster')) {
+    const c = await startCluster(upstream, policyFile);
+    base.set('cluster', { url: `${c.url}/k8s/bench`, token: c.token });
+    edgeToken = c.token;
+    clusterPid = c.pid;
+    clusterUrl = c.url;
+    edgeCa = readFileSync(join(dir, 'cluster', 'state', 'tls', 'ca.pem'), 'utf8');
+  }
+  if (wanted.has('embedded')) {
+    const e = await startEmbedded(upstream, policyFile);
+    base.set('embedded', { url: `${e.url}/k8s/bench`, token: e.token });
+    edgeToken ||= e.token;
+  }
+  // The reference targets get a bearer header of the same size, so every request carries the same bytes.
+  if (wanted.has('direct')) base.set('direct', { url: upstream.url, token: edgeToken });
+  if (wanted.has('nginx')) base.set('nginx', { url: await startNginx(nginx, upstream.url, upstreamCaFile), token: edgeToken });
+  if (wanted.has('node')) {
+    const n = await startChild(join(here, 'bare-proxy.js'), [upstream.url, upstreamCaFile, dir]);
+    base.set('node', { url: n['url'] ?? '', token: edgeToken });
+  }
+  const order = (Object.keys(Targets) as Target[]).filter((t) => base.has(t));
+
+  // Warm up every target (JIT, TLS sessions, upstream pools, the decision cache) before measuring.
+  for (const t of order) {
+    const b = base.get(t)!;
+    await wrk(wrkBin, `${b.url}${SMALL_PATH}`, b.token, 16, 2);
+    if (!SMALL_ONLY) await wrk(wrkBin, `${b.url}${LIST_PATH}`, b.token, LIST_CONCURRENCY, 1);
+  }
+
+  const cells = new Map<string, Cell>();
+  const cell = (scenario: Cell['scenario'], concurrency: number, target: Target): Cell => {
+    const key = `${scenario}/${concurrency}/${target}`;
+    let c = cells.get(key);
+    if (c === undefined) cells.set(key, (c = { scenario, concurrency, target, runs: [] }));
+    return c;
+  };
+  const loads: number[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    loads.push(load1());
+    // Rotate the start so no target always runs first (right after another one's load).
+    const rotated = order.map((_, i) => order[(i + round) % order.length]!);
+    for (const concurrency of CONCURRENCY) {
+      for (const t of rotated) {
+        const b = base.get(t)!;
+        const r = await wrk(wrkBin, `${b.url}${SMALL_PATH}`, b.token, concurrency, SECONDS);
+        cell('small', concurrency, t).runs.push(r);
+        process.stderr.write(`round ${round + 1}/${ROUNDS} small c=${concurrency} ${Targets[t]}: ${Math.round(r.rps)} req/s p50 ${r.p50Ms.toFixed(2)} ms p99 ${r.p99Ms.toFixed(2)} ms${r.errors + r.non2xx > 0 ? ` ERRORS ${r.errors}+${r.non2xx}` : ''} (load ${r.load1})\n`);
+      }
+    }
+    for (const t of SMALL_ONLY ? [] : rotated) {
+      const b = base.get(t)!;
+      const r = await wrk(wrkBin, `${b.url}${LIST_PATH}`, b.token, LIST_CONCURRENCY, SECONDS);
+      cell('list', LIST_CONCURRENCY, t).runs.push(r);
+      process.stderr.write(`round ${round + 1}/${ROUNDS} 1 MB list c=${LIST_CONCURRENCY} ${Targets[t]}: ${Math.round(r.rps)} req/s p50 ${r.p50Ms.toFixed(2)} ms p99 ${r.p99Ms.toFixed(2)} ms${r.errors + r.non2xx > 0 ? ` ERRORS ${r.errors}+${r.non2xx}` : ''}\n`);
+    }
+  }
+  loads.push(load1());
+
+  let stream: Awaited<ReturnType<typeof streamThrough>> | undefined;
+  if (clusterPid !== 0 && !SMALL_ONLY) {
+    stream = await streamThrough(`${clusterUrl}/k8s/bench/api/v1/stream`, edgeCa, edgeToken, clusterPid);
+    process.stderr.write(`200 MB stream through the cluster-mode edge: ${stream.mb.toFixed(0)} MB in ${stream.seconds.toFixed(1)} s, RSS growth ${stream.peakGrowthMb.toFixed(1)} MB\n`);
+  }
+
+  const summary = [...cells.values()].map((c) => ({
+    scenario: c.scenario,
+    concurrency: c.concurrency,
+    target: c.target,
+    label: Targets[c.target],
+    rps: median(c.runs.map((r) => r.rps)),
+    p50Ms: median(c.runs.map((r) => r.p50Ms)),
+    p99Ms: median(c.runs.map((r) => r.p99Ms)),
+    p999Ms: median(c.runs.map((r) => r.p999Ms)),
+    errors: c.runs.reduce((n, r) => n + r.errors + r.non2xx, 0),
+    runs: c.runs,
+  }));
+  reportFigures('proxy-compare', {
+    rounds: ROUNDS,
+    secondsPerRun: SECONDS,
+    listConcurrency: LIST_CONCURRENCY,
+    loadAverage: { min: Math.min(...loads), median: median(loads), max: Math.max(...loads) },
+    cells: summary,
+    ...(stream === undefined ? {} : { stream: { ...stream, targetMb: 64, requestedMb: STREAM_BYTES / 1048576 } }),
+  });
+}
+
+try {
+  await main();
+} finally {
+  await Promise.all(procs.map((p) => p.stop()));
+  for (const c of children) c.kill('SIGTERM');
+  await Promise.all(services.map((s) => s.stop()));
+}
+process.exit(0);
