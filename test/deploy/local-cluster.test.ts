@@ -167,20 +167,19 @@ describe('npm run cluster: three edges behind nginx, two of each role', { timeou
     // A token's first request also publishes identity.authenticated; the request's own spans are the rest.
     const names = (service: string): string[] =>
       [...new Set(trace.filter((s) => s.service === service).map((s) => s.name))].filter((n) => !n.includes('.identity.')).sort();
-    assert.deepEqual(names('portcullis-edge'), [
-      'edge request',
-      'jetstream publish audit.sandbox.request.completed',
-      'jetstream publish audit.sandbox.request.decided',
-      'jetstream publish audit.sandbox.request.received',
-      'nats request portcullis.policy.decide',
-      'upstream sandbox',
-    ]);
+    // The admitting events go out group-committed (audit._batch.events) or one by one, depending on
+    // what else the edge handled in the same turn; the completion follows the response.
+    const edge = names('portcullis-edge');
+    for (const n of ['edge request', 'nats request portcullis.policy.decide', 'upstream sandbox']) assert.ok(edge.includes(n), `edge span ${n} in ${edge.join(', ')}`);
+    assert.ok(edge.every((n) => !n.startsWith('jetstream publish') || /^jetstream publish audit\.(_batch\.events|sandbox\.request\.\w+)$/.test(n)), edge.join(', '));
+    assert.ok(edge.some((n) => n === 'jetstream publish audit._batch.events' || n === 'jetstream publish audit.sandbox.request.received'), 'the admitting events were published');
+    assert.ok(edge.includes('jetstream publish audit.sandbox.request.completed'), 'the completion was published');
     assert.deepEqual(names('portcullis-policy'), ['nats serve portcullis.policy.decide']);
     assert.deepEqual(names('portcullis-audit'), ['audit write']);
     assert.equal(
       trace.filter((s) => s.name === 'audit write').length,
       trace.filter((s) => s.name.startsWith('jetstream publish')).length,
-      'every event the edge published (received, decided, completed, and any identity event) was written',
+      'every message the edge published (a batch or single events) was written',
     );
   });
 
