@@ -139,14 +139,18 @@ export function kubeconfigCommand(
   });
 }
 
-/** `portcullis policy check`: validates a policy file, with line and column for each error. */
-export function policyCheckCommand(file: string): { ok: boolean; output: string } {
-  let text: string;
+/** Reads a text file the user named; a CliError naming the file and the reason otherwise. */
+function readTextFile(file: string): string {
   try {
-    text = readFileSync(file, 'utf8');
+    return readFileSync(file, 'utf8');
   } catch (err) {
     throw new CliError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }
+}
+
+/** `portcullis policy check`: validates a policy file, with line and column for each error. */
+export function policyCheckCommand(file: string): { ok: boolean; output: string } {
+  const text = readTextFile(file);
   const result = parsePolicy(text, { source: file });
   if (result.ok) return { ok: true, output: `${file}: valid (policy ${result.policy.version}, ${result.policy.rules.length} rules)\n` };
   return { ok: false, output: `${result.errors.map((e) => formatPolicyError(e, file)).join('\n')}\n` };
@@ -206,12 +210,7 @@ export async function auditTailCommand(
 
 /** Parses a policy file for push and explain; invalid → CliError listing each error with line and column. */
 function readPolicyFile(file: string): { text: string; policy: CompiledPolicy } {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new CliError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-  }
+  const text = readTextFile(file);
   const result = parsePolicy(text, { source: file });
   if (!result.ok) throw new CliError(`${file} is invalid, nothing was changed:\n${result.errors.map((e) => formatPolicyError(e, file)).join('\n')}`);
   return { text, policy: result.policy };
