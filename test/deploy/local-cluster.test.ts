@@ -105,6 +105,8 @@ describe('npm run cluster: three edges behind nginx, two of each role', { timeou
       if (p.role === 'audit') assert.equal(body.checks['clickhouse'], 'ok');
       const metrics = await (await fetch(`${p.observabilityUrl}/metrics`)).text();
       assert.match(metrics, new RegExp(`^portcullis_build_info\\{version="[^"]+",role="${p.role}"\\} 1$`, 'm'));
+      // The approval role reads its pending projection at scrape time (nothing is pending yet).
+      if (p.role === 'approval') assert.match(metrics, /^portcullis_approvals_pending 0$/m);
     }
   });
 

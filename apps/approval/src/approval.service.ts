@@ -94,6 +94,9 @@ export class ApprovalRoleService implements OnApplicationBootstrap, BeforeApplic
     });
     this.serviceValue = service;
     await service.rebuild();
+    // portcullis_approvals_pending, read from the projection at scrape time.
+    const metrics = this.platform.observability.metrics;
+    metrics.registry.collect(async () => metrics.approval.pending.set([], (await store.listPending()).length));
 
     if (slack.enabled) {
       const handler = new SlackJobHandler({
