@@ -14,6 +14,8 @@ export interface ProxyCell {
   readonly p99Ms: number;
   readonly p999Ms: number;
   readonly errors: number;
+  /** Median CPU time per request (µs) of each process taking part, by role (absent in older results). */
+  readonly cpuUsPerRequest?: Readonly<Record<string, number>>;
 }
 
 /** What proxy-compare reports. */
@@ -102,6 +104,7 @@ function proxyMarkdown(p: ProxyFigures): string[] {
     lines.push('');
   };
   for (const c of concurrencies) table(`Small GET (~400-byte ConfigMap), ${c} connection${c === 1 ? '' : 's'}`, 'small', c);
+  lines.push(...cpuTable(p, 'small', Math.max(...concurrencies)));
   table(`1 MB SecretList, ${p.listConcurrency} connections (masked by the edges; the reference targets pass it through)`, 'list', p.listConcurrency);
   if (p.stream) {
     lines.push(
@@ -109,6 +112,29 @@ function proxyMarkdown(p: ProxyFigures): string[] {
       '',
     );
   }
+  return lines;
+}
+
+/**
+ * Where the CPU goes: per-request CPU time of every process a target needs (from /proc, so it
+ * holds on a busy machine where throughput does not), and the throughput the two cores would
+ * allow if nothing else ran (capacity = cores ÷ total CPU per request, load generator excluded).
+ */
+function cpuTable(p: ProxyFigures, scenario: ProxyCell['scenario'], conc: number): string[] {
+  const cells = [...cellsOf(p, scenario, conc).values()].filter((c) => c.cpuUsPerRequest !== undefined);
+  if (cells.length === 0) return [];
+  const roles = [...new Set(cells.flatMap((c) => Object.keys(c.cpuUsPerRequest!)))].filter((r) => r !== 'wrk');
+  const lines = [`### CPU per request, small GET at ${conc} connections (µs, median of the rounds; from /proc)`, ''];
+  lines.push(`| target | ${roles.join(' | ')} | total without wrk | capacity on 2 cores | wrk |`);
+  lines.push(`| --- | ${roles.map(() => '---:').join(' | ')} | ---: | ---: | ---: |`);
+  for (const t of TARGET_ORDER) {
+    const c = cells.find((x) => x.target === t);
+    if (!c) continue;
+    const cpu = c.cpuUsPerRequest!;
+    const total = roles.reduce((n, r) => n + (cpu[r] ?? 0), 0);
+    lines.push(`| ${c.label} | ${roles.map((r) => (cpu[r] === undefined ? '' : num(cpu[r]))).join(' | ')} | ${num(total)} | ${num(2e6 / total)} req/s | ${num(cpu['wrk'] ?? NaN)} |`);
+  }
+  lines.push('');
   return lines;
 }
 

@@ -8,12 +8,13 @@
  * targets so the machine's noise falls on all of them alike, and the figures are medians. Then a
  * 200 MB list streams through the cluster-mode edge while its RSS is sampled.
  *
- * Env: BENCH_ROUNDS (3), BENCH_SECONDS (3 per run), BENCH_TARGETS (comma list), BENCH_PROFILE_DIR
+ * Env: BENCH_ROUNDS (3), BENCH_SECONDS (3 per run), BENCH_TARGETS (comma list), BENCH_CONCURRENCY
+ * (comma list, default 1,16,64), BENCH_PROFILE_DIR
  * (start the cluster-mode edge with --cpu-prof into that dir), BENCH_SMALL_ONLY=1 (small GETs only).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -26,7 +27,7 @@ import { reportFigures } from './bench-result.js';
 
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 3);
-const CONCURRENCY = [1, 16, 64] as const;
+const CONCURRENCY = (process.env['BENCH_CONCURRENCY'] ?? '1,16,64').split(',').map(Number);
 const LIST_CONCURRENCY = 4;
 /** Only the small GETs (for profiling the per-request path): no list, no stream. */
 const SMALL_ONLY = process.env['BENCH_SMALL_ONLY'] === '1';
@@ -48,7 +49,28 @@ export interface LoadRun {
   readonly non2xx: number;
   readonly requests: number;
   readonly load1: number;
+  /** CPU time per request (µs) of each process taking part, by role; `wrk` is the load generator. */
+  readonly cpuUsPerRequest: Record<string, number>;
 }
+
+/** CPU ticks (user + system, 1/100 s) used so far by a process and its descendants; 0 once it is gone. */
+function cpuTicks(pid: number): number {
+  let ticks = 0;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    ticks += Number(fields[11]) + Number(fields[12]);
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      for (const child of readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean)) ticks += cpuTicks(Number(child));
+    }
+  } catch {
+    // The process ended: its ticks are not counted.
+  }
+  return ticks;
+}
+
+/** Processes whose CPU counts for a target, by role (the load generator is added per run). */
+const cpuRoles = new Map<Target, Record<string, number>>();
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const dir = tempDir('bench-proxies');
@@ -173,7 +195,10 @@ async function startEmbedded(upstream: { url: string; caFile: string; tokenFile:
 }
 
 /** The edge in cluster mode: policy, audit and edge as separate processes on nats-server -js and ClickHouse. */
-async function startCluster(upstream: { url: string; caFile: string; tokenFile: string }, policyFile: string): Promise<{ url: string; token: string; pid: number }> {
+async function startCluster(
+  upstream: { url: string; caFile: string; tokenFile: string },
+  policyFile: string,
+): Promise<{ url: string; token: string; pid: number; roles: Record<string, number> }> {
   const [nats, clickhouse] = await Promise.all([startNats({ jetstream: true }), startClickHouse()]);
   services.push(nats, clickhouse);
   const port = await freePort();
@@ -189,11 +214,13 @@ async function startCluster(upstream: { url: string; caFile: string; tokenFile: 
     policy: { file: policyFile },
     audit: { sink: 'clickhouse', clickhouse: { url: clickhouse.httpUrl, database: uniqueName('bench'), batchSize: 5000, flushInterval: '200ms' } },
   });
+  const rolePids: Record<string, number> = { nats: nats.pid ?? 0, clickhouse: clickhouse.pid ?? 0 };
   const roles = writeConfig(dir, 'cluster-roles.yaml', base('bench-roles'));
   const edgeConfig = writeConfig(dir, 'cluster-edge.yaml', base('bench-edge'));
   for (const role of ['policy', 'audit']) {
     const p = startPortcullis(['serve', role, '--config', roles], { env: { PORTCULLIS_LOG_LEVEL: 'warn' } });
     procs.push(p);
+    rolePids[role] = p.child.pid ?? 0;
     await p.waitFor(/"ready":true/, 60_000);
   }
   const profileDir = process.env['BENCH_PROFILE_DIR'];
@@ -205,7 +232,7 @@ async function startCluster(upstream: { url: string; caFile: string; tokenFile: 
   await edge.waitFor(/"ready":true/, 60_000);
   const t = await runPortcullis(['token', '--client', 'bench-bot', '--config', edgeConfig]);
   if (t.code !== 0) throw new Error(`portcullis token failed: ${t.stderr}`);
-  return { url: `https://127.0.0.1:${port}`, token: t.stdout.trim(), pid: edge.child.pid ?? 0 };
+  return { url: `https://127.0.0.1:${port}`, token: t.stdout.trim(), pid: edge.child.pid ?? 0, roles: { edge: edge.child.pid ?? 0, ...rolePids } };
 }
 
 const WRK_SCRIPT = `done = function(summary, latency, requests)
@@ -216,7 +243,7 @@ const WRK_SCRIPT = `done = function(summary, latency, requests)
 end
 `;
 
-async function wrk(binary: string, url: string, token: string, connections: number, seconds: number): Promise<LoadRun> {
+async function wrk(binary: string, url: string, token: string, connections: number, seconds: number, roles: Record<string, number> = {}): Promise<LoadRun> {
   const script = join(dir, 'report.lua');
   writeFileSync(script, WRK_SCRIPT);
   const threads = Math.min(2, connections);
@@ -226,9 +253,18 @@ async function wrk(binary: string, url: string, token: string, connections: numb
     ['-t', String(threads), '-c', String(connections), '-d', `${seconds}s`, '--timeout', '10s', '-s', script, '-H', `Authorization: Bearer ${token}`, '-H', 'Accept: application/json', url],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
+  const before = Object.fromEntries(Object.entries(roles).map(([role, pid]) => [role, cpuTicks(pid)]));
+  let wrkTicks = 0;
+  // wrk's own ticks are read just before it exits (a reaped process has no /proc entry).
+  const wrkSampler = setInterval(() => (wrkTicks = Math.max(wrkTicks, cpuTicks(child.pid ?? 0))), 100);
   let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stdout.on('data', (d: Buffer) => {
+    wrkTicks = Math.max(wrkTicks, cpuTicks(child.pid ?? 0));
+    out += d.toString();
+  });
   const [code] = (await once(child, 'exit')) as [number | null];
+  clearInterval(wrkSampler);
+  const ticks = Object.fromEntries(Object.entries(roles).map(([role, pid]) => [role, cpuTicks(pid) - (before[role] ?? 0)]));
   const line = out.trim().split('\n').at(-1) ?? '';
   if (code !== 0 || !line.startsWith('{')) throw new Error(`wrk failed (${code}): ${out.slice(-500)}`);
   const r = JSON.parse(line) as { requests: number; durationUs: number; errors: number; non2xx: number; p50Us: number; p99Us: number; p999Us: number };
@@ -241,6 +277,9 @@ async function wrk(binary: string, url: string, token: string, connections: numb
     non2xx: r.non2xx,
     requests: r.requests,
     load1: l,
+    cpuUsPerRequest: Object.fromEntries(
+      Object.entries({ ...ticks, wrk: wrkTicks }).map(([role, t]) => [role, r.requests > 0 ? Math.round((t * 10_000) / r.requests) : NaN]),
+    ),
   };
 }
 
@@ -279,6 +318,7 @@ interface Cell {
 async function main(): Promise<void> {
   const { nginx, wrk: wrkBin } = await ensureBinaries(['nginx', 'wrk']);
   const up = await startChild(join(here, 'static-upstream.js'), [dir]);
+  const upstreamPid = children.at(-1)?.pid ?? 0;
   const upstreamCaFile = join(dir, 'upstream-ca.pem');
   const upstreamTokenFile = join(dir, 'upstream-token');
   writeFileSync(upstreamCaFile, up['ca'] ?? '');
@@ -298,20 +338,29 @@ async function main(): Promise<void> {
     base.set('cluster', { url: `${c.url}/k8s/bench`, token: c.token });
     edgeToken = c.token;
     clusterPid = c.pid;
+    cpuRoles.set('cluster', { ...c.roles, upstream: upstreamPid });
     clusterUrl = c.url;
     edgeCa = readFileSync(join(dir, 'cluster', 'state', 'tls', 'ca.pem'), 'utf8');
   }
   if (wanted.has('embedded')) {
     const e = await startEmbedded(upstream, policyFile);
     base.set('embedded', { url: `${e.url}/k8s/bench`, token: e.token });
+    cpuRoles.set('embedded', { edge: e.pid, upstream: upstreamPid });
     edgeToken ||= e.token;
   }
   // The reference targets get a bearer header of the same size, so every request carries the same bytes.
-  if (wanted.has('direct')) base.set('direct', { url: upstream.url, token: edgeToken });
-  if (wanted.has('nginx')) base.set('nginx', { url: await startNginx(nginx, upstream.url, upstreamCaFile), token: edgeToken });
+  if (wanted.has('direct')) {
+    base.set('direct', { url: upstream.url, token: edgeToken });
+    cpuRoles.set('direct', { upstream: upstreamPid });
+  }
+  if (wanted.has('nginx')) {
+    base.set('nginx', { url: await startNginx(nginx, upstream.url, upstreamCaFile), token: edgeToken });
+    cpuRoles.set('nginx', { proxy: children.at(-1)?.pid ?? 0, upstream: upstreamPid });
+  }
   if (wanted.has('node')) {
     const n = await startChild(join(here, 'bare-proxy.js'), [upstream.url, upstreamCaFile, dir]);
     base.set('node', { url: n['url'] ?? '', token: edgeToken });
+    cpuRoles.set('node', { proxy: children.at(-1)?.pid ?? 0, upstream: upstreamPid });
   }
   const order = (Object.keys(Targets) as Target[]).filter((t) => base.has(t));
 
@@ -337,14 +386,16 @@ async function main(): Promise<void> {
     for (const concurrency of CONCURRENCY) {
       for (const t of rotated) {
         const b = base.get(t)!;
-        const r = await wrk(wrkBin, `${b.url}${SMALL_PATH}`, b.token, concurrency, SECONDS);
+        const r = await wrk(wrkBin, `${b.url}${SMALL_PATH}`, b.token, concurrency, SECONDS, cpuRoles.get(t));
         cell('small', concurrency, t).runs.push(r);
-        process.stderr.write(`round ${round + 1}/${ROUNDS} small c=${concurrency} ${Targets[t]}: ${Math.round(r.rps)} req/s p50 ${r.p50Ms.toFixed(2)} ms p99 ${r.p99Ms.toFixed(2)} ms${r.errors + r.non2xx > 0 ? ` ERRORS ${r.errors}+${r.non2xx}` : ''} (load ${r.load1})\n`);
+        process.stderr.write(
+          `round ${round + 1}/${ROUNDS} small c=${concurrency} ${Targets[t]}: ${Math.round(r.rps)} req/s p50 ${r.p50Ms.toFixed(2)} ms p99 ${r.p99Ms.toFixed(2)} ms${r.errors + r.non2xx > 0 ? ` ERRORS ${r.errors}+${r.non2xx}` : ''} (load ${r.load1}) CPU µs/req ${JSON.stringify(r.cpuUsPerRequest)}\n`,
+        );
       }
     }
     for (const t of SMALL_ONLY ? [] : rotated) {
       const b = base.get(t)!;
-      const r = await wrk(wrkBin, `${b.url}${LIST_PATH}`, b.token, LIST_CONCURRENCY, SECONDS);
+      const r = await wrk(wrkBin, `${b.url}${LIST_PATH}`, b.token, LIST_CONCURRENCY, SECONDS, cpuRoles.get(t));
       cell('list', LIST_CONCURRENCY, t).runs.push(r);
       process.stderr.write(`round ${round + 1}/${ROUNDS} 1 MB list c=${LIST_CONCURRENCY} ${Targets[t]}: ${Math.round(r.rps)} req/s p50 ${r.p50Ms.toFixed(2)} ms p99 ${r.p99Ms.toFixed(2)} ms${r.errors + r.non2xx > 0 ? ` ERRORS ${r.errors}+${r.non2xx}` : ''}\n`);
     }
@@ -367,6 +418,9 @@ async function main(): Promise<void> {
     p99Ms: median(c.runs.map((r) => r.p99Ms)),
     p999Ms: median(c.runs.map((r) => r.p999Ms)),
     errors: c.runs.reduce((n, r) => n + r.errors + r.non2xx, 0),
+    cpuUsPerRequest: Object.fromEntries(
+      [...new Set(c.runs.flatMap((r) => Object.keys(r.cpuUsPerRequest)))].map((role) => [role, median(c.runs.map((r) => r.cpuUsPerRequest[role] ?? NaN))]),
+    ),
     runs: c.runs,
   }));
   reportFigures('proxy-compare', {
