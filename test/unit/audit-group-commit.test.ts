@@ -172,6 +172,49 @@ describe('audit group commit', () => {
     await handle.close();
   });
 
+  test('a completion lingers and rides in the next admission message, in chain order', async () => {
+    const { handle, log } = await setup();
+    const publisher = new AuditPublisher(log, 1000, silentLogger, { groupCommit: { lingerMs: 60_000 }, chain: new AuditChain('edge-1') });
+    await publisher.record(received(1));
+    publisher.recordLater(completed(1));
+    assert.equal(log.appends.length, 1, 'the completion waits for the next admission');
+    await publisher.record(received(2));
+    assert.equal(log.appends.length, 2, 'one message carried the completion and the next admission');
+    const events = eventsOf(log.appends[1]!);
+    assert.deepEqual(
+      events.map((e) => [e.type, e.correlationId, e.chainSeq]),
+      [
+        [EventType.RequestCompleted, 'req-1', 2],
+        [EventType.RequestReceived, 'req-2', 3],
+      ],
+    );
+    await handle.close();
+  });
+
+  test('an idle completion goes out alone after the linger; flush() sends what waits at once', async () => {
+    const { handle, log } = await setup();
+    const quick = new AuditPublisher(log, 1000, silentLogger, { groupCommit: { lingerMs: 5 } });
+    quick.recordLater(completed(1));
+    const deadline = Date.now() + 5000;
+    while (log.appends.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(log.appends.length, 1);
+    assert.equal(log.appends[0]!.subject, Subjects.auditEvent('prod', EventType.RequestCompleted), 'a lone event in the single-event format');
+    assert.equal(log.appends[0]!.msgId, decodeEvent(log.appends[0]!.data).id);
+    const slow = new AuditPublisher(log, 1000, silentLogger, { groupCommit: { lingerMs: 60_000 } });
+    slow.recordLater(completed(2));
+    slow.recordLater(completed(3));
+    assert.equal(log.appends.length, 1);
+    await slow.flush();
+    assert.equal(log.appends.length, 2, 'flush sent both waiting completions in one message');
+    assert.deepEqual(
+      eventsOf(log.appends[1]!).map((e) => e.correlationId),
+      ['req-2', 'req-3'],
+    );
+    const stored = await handle.log.snapshot(Streams.audit.name, {});
+    assert.equal(stored.length, 2, 'flush resolved after the log acknowledged');
+    await handle.close();
+  });
+
   test('a message on the batch subject that is not a batch is refused by name', () => {
     assert.throws(() => auditMessageEvents(Subjects.auditBatch(), new Uint8Array([0xff, 0xff])), /not a protobuf EventBatch/);
     const one = new Uint8Array([1]);

@@ -33,6 +33,7 @@ export class EdgeService implements OnApplicationBootstrap, BeforeApplicationShu
   private registry: ConnectionRegistry | undefined;
   private endpointValue: EdgeEndpoint | undefined;
   private policyChanges: BusSubscription | undefined;
+  private audit: AuditPublisher | undefined;
 
   constructor(
     @Inject(PLATFORM) private readonly platform: Platform,
@@ -87,10 +88,10 @@ export class EdgeService implements OnApplicationBootstrap, BeforeApplicationShu
       decisions,
       // JetStream pays per message: group-commit the events of concurrent requests. The embedded
       // SQLite log already commits one transaction per tick.
-      audit: new AuditPublisher(this.platform.log, config.edge.auditAckTimeout, logger, {
+      audit: (this.audit = new AuditPublisher(this.platform.log, config.edge.auditAckTimeout, logger, {
         metrics: this.platform.observability.metrics.edge,
         ...(config.bus.mode === 'nats' ? { groupCommit: {} } : {}),
-      }),
+      })),
       logger,
       upstreamTimeoutMs: config.edge.upstreamTimeout,
       sessionRecording: {
@@ -144,6 +145,8 @@ export class EdgeService implements OnApplicationBootstrap, BeforeApplicationShu
   async beforeApplicationShutdown(): Promise<void> {
     this.server?.closeAll();
     await this.server?.close();
+    // Completions may still linger for the next group-commit message: send them before the bus closes.
+    await this.audit?.flush();
     await this.policyChanges?.unsubscribe();
     this.registry?.close();
   }
