@@ -117,3 +117,41 @@ describe('NATS bus: outages', () => {
     assert.deepEqual(seen.filter((s) => s === 'after'), ['after']);
   });
 });
+
+describe('NATS event log: what a refused append says', () => {
+  let c: NatsBus;
+  before(async () => {
+    c = await open(uniqueToken('refusals'));
+  });
+  after(async () => {
+    await c.close();
+  });
+
+  it('table: no stream, a JetStream API error, a subject answered by no stream — each a BusError naming why', async () => {
+    const spec = uniqueStream('refusals');
+    await c.log.ensureStream(spec);
+    // A core subscriber that never replies: the publish reaches a listener, but no ack ever comes.
+    const silent = c.bus.subscribe(`${spec.subjectRoot}_silent.x`, () => undefined);
+    await c.connection.flush(); // the subscription is registered at the server
+    const cases: { name: string; append: Promise<unknown>; code: BusError['code']; message: RegExp }[] = [
+      { name: 'no stream captures the subject', append: c.log.append(`${uniqueToken('nostream')}.x`, enc('x'), uniqueToken('id'), { timeoutMs: 2000 }), code: 'unavailable', message: /no JetStream stream answers/ },
+      {
+        name: 'the stream refuses (expected stream mismatch)',
+        append: c.log.append(`${spec.subjectRoot}.x`, enc('x'), uniqueToken('id'), { timeoutMs: 2000, headers: { 'Nats-Expected-Stream': 'NOT_THIS_ONE' } }),
+        code: 'unavailable',
+        message: /JetStream error 10060/,
+      },
+      { name: 'a listener that is not a stream never acks', append: c.log.append(`${spec.subjectRoot}_silent.x`, enc('x'), uniqueToken('id'), { timeoutMs: 300 }), code: 'timeout', message: /timed out after 300 ms/ },
+    ];
+    for (const k of cases) {
+      const error = await rejectsWithBusError(k.append, k.code);
+      assert.match(error.message, k.message, k.name);
+      assert.match(error.message, /^append to /, `${k.name}: names the operation`);
+    }
+    await silent.unsubscribe();
+    // And the log still works after the refusals.
+    const ack = await c.log.append(`${spec.subjectRoot}.x`, enc('ok'), uniqueToken('id'));
+    assert.equal(ack.stream, spec.name);
+    assert.equal(ack.duplicate, false);
+  });
+});

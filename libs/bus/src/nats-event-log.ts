@@ -32,9 +32,10 @@ import type {
 } from './bus.port.js';
 import { errorMessage } from './bus-logger.js';
 import { toBusError } from './nats-errors.js';
-import { fromNatsHeaders, toNatsHeaders } from './nats-message-bus.js';
+import { fromNatsHeaders } from './nats-message-bus.js';
 import type { NatsConnectionState } from './nats-message-bus.js';
 import { WakeSignal, backoffMs } from './wake-signal.js';
+import { JetStreamAckInbox } from './jetstream-acks.js';
 import { inSpan, SpanKind, tracingEnabled, withTraceHeaders } from '../../observability/src/tracing.js';
 
 /** Tuning of the JetStream event log; the defaults suit the gateway. */
@@ -58,6 +59,7 @@ export class NatsEventLog implements EventLog {
   private readonly fetchExpiresMs: number;
   private readonly consumers = new Set<NatsLogConsumer>();
   private readonly readers = new Set<BusSubscription>();
+  private acks: JetStreamAckInbox | undefined;
 
   constructor(
     private readonly state: NatsConnectionState,
@@ -89,13 +91,8 @@ export class NatsEventLog implements EventLog {
     const what = `append to ${subject}`;
     const timeout = opts?.timeoutMs ?? this.appendTimeoutMs;
     this.state.assertUsable(what);
-    try {
-      const h = toNatsHeaders(opts?.headers);
-      const ack = await this.js.publish(subject, data, h === undefined ? { msgID: msgId, timeout } : { msgID: msgId, timeout, headers: h });
-      return { stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate };
-    } catch (error) {
-      throw toBusError(error, what, this.state, timeout);
-    }
+    this.acks ??= new JetStreamAckInbox(this.state.nc, this.state);
+    return this.acks.publish(subject, data, msgId, timeout, opts?.headers, what);
   }
 
   async ensureStream(spec: StreamSpec): Promise<void> {
