@@ -185,7 +185,7 @@ describe('ClickHouse audit sink', () => {
     await client.command({ query: `DROP DATABASE ${database}` });
   });
 
-  it('batch insert throughput (JSONEachRow)', async (t) => {
+  it('batch insert throughput (RowBinary)', async (t) => {
     const database = uniqueName('audit_perf');
     const sink = new ClickHouseAuditSink({ url, database });
     await sink.migrate();
