@@ -162,10 +162,14 @@ ALTER TABLE portcullis.audit_events ON CLUSTER portcullis ADD COLUMN IF NOT EXIS
 ALTER TABLE portcullis.audit_events ON CLUSTER portcullis ADD COLUMN IF NOT EXISTS response_body_sha256 String;
 ALTER TABLE portcullis.audit_events ON CLUSTER portcullis ADD COLUMN IF NOT EXISTS response_body_excerpt String;
 
+-- Migration 5: add payload_pb (signed wire bytes); new rows store it instead of payload_json
+ALTER TABLE portcullis.audit_events ON CLUSTER portcullis ADD COLUMN IF NOT EXISTS payload_pb String;
+
 -- Record migrations 2.. as applied.
 INSERT INTO portcullis.schema_migrations (id, name, applied_at) VALUES (2, 'hash chain columns (chain_id, chain_seq)', now());
 INSERT INTO portcullis.schema_migrations (id, name, applied_at) VALUES (3, 'SIEM view audit_requests_ocsf (OCSF API Activity per request)', now());
 INSERT INTO portcullis.schema_migrations (id, name, applied_at) VALUES (4, 'add masked body columns', now());
+INSERT INTO portcullis.schema_migrations (id, name, applied_at) VALUES (5, 'add payload_pb (signed wire bytes)', now());
 
 -- The audit writers' user: insert and read the audit tables, nothing else.
 -- CREATE USER IF NOT EXISTS portcullis ON CLUSTER portcullis IDENTIFIED WITH sha256_password BY '…';

@@ -24,10 +24,12 @@ import {
   FindingKind,
   OCSF_FLAT_COLUMNS,
   eventHash,
-  eventHashOfJson,
   ocsfFlat,
   runRetention,
+  rowEnvelope,
   toAuditRow,
+  toAuditRowOfWire,
+  withPayloadJson,
   verifyAuditLog,
   type AuditRow,
   type OcsfFlat,
@@ -67,8 +69,16 @@ function request(n: number, at: number, effect: string, verb: string, status: nu
   ];
 }
 
+/** The rows the writer stores: the sealed bytes as received. */
 function sealed(events: EventEnvelope[], chain: AuditChain): AuditRow[] {
-  return events.map((e) => toAuditRow(decodeEvent(chain.seal(e))));
+  return events.map((e) => {
+    const wire = chain.seal(e);
+    return toAuditRowOfWire(decodeEvent(wire), wire);
+  });
+}
+
+function byEventId(rows: readonly AuditRow[]): AuditRow[] {
+  return [...rows].sort((a, b) => a.event_id.localeCompare(b.event_id));
 }
 
 describe('audit evidence on ClickHouse', () => {
@@ -110,7 +120,20 @@ describe('audit evidence on ClickHouse', () => {
     assert.deepEqual(names.slice(names.indexOf('payload_json'), names.indexOf('payload_json') + 3), ['payload_json', 'chain_id', 'chain_seq']);
     const rows = sealed(request(1, T0, 'allow', 'get', 200), new AuditChain('edge-1', T0, 'aaaaaaaa'));
     await sinks[0]!.insert(rows);
-    assert.deepEqual(await sinks[0]!.query({}), rows);
+    assert.deepEqual(await sinks[0]!.query({}), rows.map((r) => withPayloadJson({ ...r })));
+    // Rows written before migration 5 (payload_json, no bytes) read and verify alongside.
+    const legacy = sealed(request(2, T0 + 10, 'deny', 'get', 403), new AuditChain('edge-old', T0, 'cccccccc')).map((r) => ({
+      ...withPayloadJson({ ...r }),
+      payload_pb: new Uint8Array(0),
+    }));
+    await sinks[0]!.insert(legacy);
+    assert.deepEqual(byEventId(await sinks[0]!.query({ correlationId: legacy[0]!.correlation_id })), byEventId(legacy));
+    assert.deepEqual((await verifyAuditLog(sinks[0]!)).findings, []);
+    await command(`ALTER TABLE ${database}.audit_events UPDATE payload_json = replace(payload_json, '"effect":"deny"', '"effect":"allow"') WHERE event_id = '${legacy[1]!.event_id}'`);
+    await mutationsDone(database);
+    const edited = await verifyAuditLog(sinks[0]!);
+    assert.deepEqual(edited.findings.map((f) => [f.kind, f.eventId]), [[FindingKind.Edited, legacy[1]!.event_id]]);
+    assert.match(edited.findings[0]!.message, /its content hashes to [0-9a-f]{64}, but it was signed with [0-9a-f]{64}/);
     await Promise.all(sinks.map((s) => s.close()));
     await command(`DROP DATABASE ${database}`);
   });
@@ -157,7 +180,7 @@ describe('audit evidence on ClickHouse', () => {
     assert.equal(report.findings.length, 5, JSON.stringify(report.findings, null, 1));
 
     // A forgery that re-hashes the edited event still breaks the link to its successor.
-    const { event } = eventHashOfJson(rows[41]!.payload_json);
+    const event = rowEnvelope(rows[41]!);
     if (event.payload.case === 'requestCompleted') event.payload.value.status = 500;
     event.hash = '';
     event.hash = eventHash(event);

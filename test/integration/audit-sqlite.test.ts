@@ -17,7 +17,7 @@ import {
   newEventId,
   type EventEnvelope,
 } from '../../libs/contracts/src/index.js';
-import { migrateSqliteAuditDatabase, openSqliteAuditDatabase, SQLITE_MIGRATIONS, SqliteAuditSink, SqliteEventLog, toAuditRow } from '../../libs/audit-store/src/index.js';
+import { migrateSqliteAuditDatabase, openSqliteAuditDatabase, SQLITE_MIGRATIONS, SqliteAuditSink, SqliteEventLog, toAuditRow, withPayloadJson } from '../../libs/audit-store/src/index.js';
 
 let dir: string;
 before(async () => {
@@ -85,7 +85,7 @@ describe('SqliteEventLog', () => {
       rows.map((r) => r.event_id),
       events.map((e) => e.id),
     );
-    assert.deepEqual(rows[0], toAuditRow(events[0]!));
+    assert.deepEqual(rows[0], withPayloadJson(toAuditRow(events[0]!)));
     assert.equal(await sink.count({ correlationId: 'req-1' }), 2);
     await sink.close();
   });
@@ -239,7 +239,7 @@ describe('SqliteAuditSink', () => {
     await sink.close();
   });
 
-  it('rows stored by the sink are readable by the log (re-encoded from payload_json)', async () => {
+  it('rows stored by the sink are readable by the log (their payload_pb bytes)', async () => {
     const path = join(dir, 'mixed.db');
     const sink = new SqliteAuditSink({ path });
     await sink.migrate();

@@ -1,7 +1,9 @@
 /**
  * The audit hash chain and `audit verify` on the SQLite store: sealing, the canonical hash's
- * stability through the stored JSON, and a table of tamperings (edited column, edited payload,
- * re-hashed forgery, deleted row, reordered pair, duplicated position) with the finding expected.
+ * stability through the stored bytes and the JSON derived from them, and a table of tamperings
+ * (edited column, edited payload, re-hashed forgery, deleted row, reordered pair, duplicated
+ * position) with the finding expected — on rows storing the signed bytes (`payload_pb`) and on
+ * rows written before migration 5 (`payload_json` only).
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
@@ -9,7 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import { toBinary } from '@bufbuild/protobuf';
 import {
+  EventEnvelopeSchema,
   RequestCompletedSchema,
   RequestDecidedSchema,
   RequestReceivedSchema,
@@ -25,8 +29,11 @@ import {
   eventHash,
   eventHashOfJson,
   parseChainId,
+  rowEnvelope,
   toAuditRow,
+  toAuditRowOfWire,
   verifyAuditLog,
+  withPayloadJson,
   type AuditRow,
   type VerifyReport,
 } from '../../libs/audit-store/src/index.js';
@@ -56,8 +63,19 @@ function requestEvents(n: number, at: number, node = 'edge-1'): EventEnvelope[] 
 
 /** Seals events like the edge does and returns the rows the writer would store. */
 function sealedRows(events: EventEnvelope[], chain: AuditChain): AuditRow[] {
-  return events.map((e) => toAuditRow(decodeEvent(chain.seal(e))));
+  return events.map((e) => {
+    const wire = chain.seal(e);
+    return toAuditRowOfWire(decodeEvent(wire), wire);
+  });
 }
+
+/** The same rows as a writer before migration 5 stored them: canonical JSON, no bytes. */
+function legacyRows(rows: AuditRow[]): AuditRow[] {
+  return rows.map((r) => ({ ...withPayloadJson({ ...r }), payload_pb: new Uint8Array(0) }));
+}
+
+/** How a row stores its envelope. */
+type Form = 'payload_pb' | 'payload_json';
 
 async function store(rows: AuditRow[]): Promise<SqliteAuditSink> {
   const sink = new SqliteAuditSink({ path: join(mkdtempSync(join(tmpdir(), 'chain-')), 'audit.db') });
@@ -123,8 +141,11 @@ describe('audit chain: sealing', () => {
             occurredAtMs: T0 + 1,
           });
           for (const e of [received, completed]) {
-            const row = toAuditRow(decodeEvent(chain.seal(e)));
-            assert.equal(eventHashOfJson(row.payload_json).hash, row.hash);
+            const wire = chain.seal(e);
+            const row = toAuditRowOfWire(decodeEvent(wire), wire);
+            assert.equal(eventHash(rowEnvelope(row)), row.hash);
+            // The JSON derived on read (exports, replay) keeps the signed content too.
+            assert.equal(eventHashOfJson(withPayloadJson(row).payload_json).hash, row.hash);
           }
         },
       ),
@@ -133,12 +154,13 @@ describe('audit chain: sealing', () => {
   });
 });
 
-describe('audit verify on the SQLite store', () => {
+for (const form of ['payload_pb', 'payload_json'] as const satisfies readonly Form[]) describe(`audit verify on the SQLite store (envelope in ${form})`, () => {
   const build = (): { rows: AuditRow[]; chain: AuditChain } => {
     const chain = new AuditChain('edge-1', T0, 'feedbeef');
     const events: EventEnvelope[] = [];
     for (let n = 0; n < 20; n++) events.push(...requestEvents(n, T0 + n * 10));
-    return { rows: sealedRows(events, chain), chain };
+    const rows = sealedRows(events, chain);
+    return { rows: form === 'payload_pb' ? rows : legacyRows(rows), chain };
   };
 
   it('passes an untouched log, whatever order the rows were stored in (concurrent edges, two chains)', async () => {
@@ -172,7 +194,10 @@ describe('audit verify on the SQLite store', () => {
     {
       name: 'the stored envelope edited, hash left as it was',
       apply: (db, rows) =>
-        db.prepare(`UPDATE audit_events SET payload_json = replace(payload_json, '"subject":"ci-bot"', '"subject":"alice"'), subject = 'alice' WHERE event_id = ?`).run(rows[3]!.event_id),
+        form === 'payload_json'
+          ? db.prepare(`UPDATE audit_events SET payload_json = replace(payload_json, '"subject":"ci-bot"', '"subject":"alice"'), subject = 'alice' WHERE event_id = ?`).run(rows[3]!.event_id)
+          : // Same length, so the protobuf still decodes: only the content changes.
+            db.prepare(`UPDATE audit_events SET payload_pb = CAST(replace(CAST(payload_pb AS TEXT), 'ci-bot', 'mallet') AS BLOB), subject = 'mallet', client_id = 'mallet' WHERE event_id = ?`).run(rows[3]!.event_id),
       kind: FindingKind.Edited,
       seq: 4,
       message: /its content hashes to [0-9a-f]{64}, but it was signed with [0-9a-f]{64}/,
@@ -180,12 +205,16 @@ describe('audit verify on the SQLite store', () => {
     {
       name: 'a forgery: envelope edited and re-hashed (the next event no longer links)',
       apply: (db, rows) => {
-        const { event } = eventHashOfJson(rows[8]!.payload_json);
+        const event = rowEnvelope(rows[8]!);
         if (event.payload.case === 'requestCompleted') event.payload.value.status = 404;
         event.hash = '';
         event.hash = eventHash(event);
-        const forged = toAuditRow(event);
-        db.prepare(`UPDATE audit_events SET payload_json = ?, hash = ?, status = 404 WHERE event_id = ?`).run(forged.payload_json, forged.hash, rows[8]!.event_id);
+        const forged = withPayloadJson(toAuditRow(event));
+        if (form === 'payload_json') {
+          db.prepare(`UPDATE audit_events SET payload_json = ?, hash = ?, status = 404 WHERE event_id = ?`).run(forged.payload_json, forged.hash, rows[8]!.event_id);
+        } else {
+          db.prepare(`UPDATE audit_events SET payload_pb = ?, hash = ?, status = 404 WHERE event_id = ?`).run(Buffer.from(toBinary(EventEnvelopeSchema, event)), forged.hash, rows[8]!.event_id);
+        }
       },
       kind: FindingKind.BrokenLink,
       seq: 10,

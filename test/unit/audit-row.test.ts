@@ -32,7 +32,11 @@ import {
   sqlIdentifier,
   sqlString,
   sqlUInt,
+  rowEnvelope,
+  rowForJson,
   toAuditRow,
+  toAuditRowOfWire,
+  withPayloadJson,
   type AuditRow,
 } from '../../libs/audit-store/src/index.js';
 
@@ -293,7 +297,7 @@ describe('toAuditRow', () => {
     assert.equal(row.token_id, 'jti-123');
     assert.deepEqual(row.groups, ['ci', 'deployers']);
     assert.equal(row.resource, '');
-    assert.match(row.payload_json, /"tokenLifetimeSeconds":300/);
+    assert.match(withPayloadJson(row).payload_json, /"tokenLifetimeSeconds":300/);
   });
 
   it('maps identity.rejected: reason, claimed issuer, token hash, status, message', () => {
@@ -342,7 +346,7 @@ describe('toAuditRow', () => {
     const row = toAuditRow(GOLDEN['session-frames']!());
     assert.equal(row.bytes_in, 3);
     assert.equal(row.bytes_out, 5);
-    const json = JSON.parse(row.payload_json) as { sessionFrames: { frames: { channel?: number; data: string; truncated?: boolean }[] } };
+    const json = JSON.parse(withPayloadJson(row).payload_json) as { sessionFrames: { frames: { channel?: number; data: string; truncated?: boolean }[] } };
     assert.deepEqual(
       json.sessionFrames.frames.map((f) => [f.channel ?? 0, Buffer.from(f.data, 'base64').toString('latin1'), f.truncated ?? false]),
       [
@@ -411,12 +415,23 @@ describe('toAuditRow', () => {
     assert.equal(row.error, 'upstream reset');
   });
 
-  it('puts the whole envelope in payload_json as canonical protobuf JSON', () => {
-    const row = toAuditRow(GOLDEN['request-received']!());
-    const json = JSON.parse(row.payload_json) as Record<string, unknown>;
+  it('stores the envelope as its signed bytes; readers get payload_json derived from them', () => {
+    const wire = encodeEvent(GOLDEN['request-received']!());
+    const row = toAuditRowOfWire(decodeEvent(wire), wire);
+    assert.equal(row.payload_pb, wire, 'the bytes as received, not a re-encoding');
+    assert.equal(row.payload_json, '', 'no JSON is built on the write path');
+    const json = JSON.parse(withPayloadJson(row).payload_json) as Record<string, unknown>;
     assert.equal(json['id'], '01900000-0000-7000-8000-0000000000a1');
     assert.equal(json['type'], 'request.received');
     assert.ok(json['requestReceived']);
+    assert.equal(rowEnvelope(row).id, json['id']);
+  });
+
+  it('reads rows from before migration 5 (payload_json, no bytes) and refuses a row holding neither', () => {
+    const legacy = { ...withPayloadJson(toAuditRow(GOLDEN['request-received']!())), payload_pb: new Uint8Array(0) };
+    assert.equal(rowEnvelope(legacy).id, '01900000-0000-7000-8000-0000000000a1');
+    assert.equal(withPayloadJson({ ...legacy }).payload_json, legacy.payload_json);
+    assert.throws(() => rowEnvelope({ payload_pb: new Uint8Array(0), payload_json: '' }), /holds no envelope/);
   });
 
   it('fills exactly the declared columns', () => {
@@ -431,16 +446,18 @@ describe('golden event encodings', () => {
       const hexPath = `${FIXTURES}${name}.hex`;
       const rowPath = `${FIXTURES}${name}.row.json`;
       const encoded = hex(encodeEvent(build()));
+      // The row as readers see it (payload_json derived), the stored bytes in hex.
+      const fixtureRow = (row: AuditRow): unknown => ({ ...withPayloadJson(row), payload_pb: hex(row.payload_pb) });
       if (UPDATE) {
         writeFileSync(hexPath, `${encoded}\n`);
-        writeFileSync(rowPath, `${JSON.stringify(toAuditRow(build()), null, 2)}\n`);
+        writeFileSync(rowPath, `${JSON.stringify(fixtureRow(toAuditRow(build())), null, 2)}\n`);
       }
       assert.ok(existsSync(hexPath), `missing fixture ${hexPath}; create it with UPDATE_GOLDEN=1`);
       const fixtureHex = readFileSync(hexPath, 'utf8').trim();
       assert.equal(encoded, fixtureHex, 'the encoder output changed; if intended, regenerate with UPDATE_GOLDEN=1');
       const decoded = decodeEvent(Buffer.from(fixtureHex, 'hex'));
-      const expected = JSON.parse(readFileSync(rowPath, 'utf8')) as AuditRow;
-      assert.deepEqual(toAuditRow(decoded), expected);
+      const expected = JSON.parse(readFileSync(rowPath, 'utf8')) as unknown;
+      assert.deepEqual(fixtureRow(toAuditRow(decoded)), expected);
     });
   }
 });
@@ -514,7 +531,7 @@ describe('formatAuditRow', () => {
     const row = toAuditRow(GOLDEN['request-received']!());
     const line = formatAuditRowJson(row);
     assert.ok(!line.includes('\n'));
-    assert.deepEqual(JSON.parse(line), row);
+    assert.deepEqual(JSON.parse(line), rowForJson(row));
   });
 
   it('formats bytes', () => {

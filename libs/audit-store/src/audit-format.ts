@@ -1,5 +1,5 @@
 /** How `portcullis audit tail` prints rows: one human line each, or one JSON object per line. */
-import type { AuditRow } from './audit-row.js';
+import { rowForJson, type AuditRow } from './audit-row.js';
 
 // Client-controlled text (user agent, names, messages) must not drive the terminal.
  
@@ -68,7 +68,10 @@ export function formatAuditRow(row: AuditRow): string {
   return cleanText(parts.join('  '));
 }
 
-/** The JSON form: the whole row as one line (for `audit tail --json`, jq and SIEM pipes). */
+/**
+ * The JSON form: the whole row as one line (for `audit tail --json`, jq and SIEM pipes). The
+ * stored bytes are left out: `payload_json` carries the same envelope.
+ */
 export function formatAuditRowJson(row: AuditRow): string {
-  return JSON.stringify(row);
+  return JSON.stringify(rowForJson(row));
 }

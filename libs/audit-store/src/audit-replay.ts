@@ -40,8 +40,8 @@ export interface ReplayEvent {
   nodeId: string;
   /** One human line (control characters escaped). */
   summary: string;
-  /** The stored row (without `payload_json`). */
-  row: Omit<AuditRow, 'payload_json'>;
+  /** The stored row (without `payload_json` and `payload_pb`: the payload is below). */
+  row: Omit<AuditRow, 'payload_json' | 'payload_pb'>;
   /** The event's payload as protobuf JSON (`{}` when it has none). */
   payload: Record<string, unknown>;
 }
@@ -86,7 +86,7 @@ export function buildTimeline(id: string, kind: 'session' | 'request', rows: rea
     // A frame carries its offset within its exec stream: place it there, not at its insert time.
     const frameOffset = numberField(payload, 'offsetMs');
     const offsetMs = frameOffset !== undefined ? requestStart.get(row.correlation_id)! - start + frameOffset : row.ts_ms - start;
-    const { payload_json: _omit, ...rest } = row;
+    const { payload_json: _omit, payload_pb: _bytes, ...rest } = row;
     return {
       offsetMs,
       time: new Date(row.ts_ms).toISOString(),

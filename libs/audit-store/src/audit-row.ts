@@ -2,6 +2,7 @@
  * The audit row: one wide, flat row per event, the same columns in ClickHouse and SQLite.
  * Rows of one request are joined by `correlation_id` (the request's Audit-Id).
  */
+import { fromBinary, fromJsonString, toBinary } from '@bufbuild/protobuf';
 import {
   EventEnvelopeSchema,
   toJson,
@@ -20,6 +21,8 @@ export const ColumnKind = {
   UInt16: 'uint16',
   UInt32: 'uint32',
   UInt64: 'uint64',
+  /** Raw bytes (ClickHouse `String`, SQLite `BLOB`). */
+  Bytes: 'bytes',
 } as const;
 export type ColumnKind = (typeof ColumnKind)[keyof typeof ColumnKind];
 
@@ -78,6 +81,7 @@ export const AUDIT_COLUMNS = [
   { name: 'request_body_excerpt', kind: ColumnKind.String, since: 4 },
   { name: 'response_body_sha256', kind: ColumnKind.String, since: 4 },
   { name: 'response_body_excerpt', kind: ColumnKind.String, since: 4 },
+  { name: 'payload_pb', kind: ColumnKind.Bytes, since: 5 },
 ] as const satisfies readonly { name: string; kind: ColumnKind; since?: number }[];
 
 /** The columns a schema version has (`since`: the migration that added the column; absent = 1). */
@@ -155,7 +159,8 @@ export interface AuditRow {
   hash: string;
   /**
    * The envelope as canonical protobuf JSON. Never raw bodies or tokens: events carry only
-   * masked excerpts.
+   * masked excerpts. Stored only by rows written before migration 5; rows read back from a sink
+   * always carry it ({@link withPayloadJson} derives it from `payload_pb`).
    */
   payload_json: string;
   /** The hash chain segment (one per edge process run), empty on events from before chaining. */
@@ -172,6 +177,12 @@ export interface AuditRow {
   response_body_sha256: string;
   /** The masked response, capped (masked responses only). */
   response_body_excerpt: string;
+  /**
+   * The envelope's signed wire encoding (protobuf binary, `hash` included), exactly as the
+   * producer sealed it; empty on rows written before migration 5 (they have `payload_json`).
+   * Stored instead of JSON because building protobuf JSON was a third of the writer's CPU.
+   */
+  payload_pb: Uint8Array;
 }
 
 // Compile-time check that AuditRow and AUDIT_COLUMNS name the same columns.
@@ -226,7 +237,7 @@ function attributeFields(attributes: RequestAttributes | undefined): AttributeFi
 }
 
 /** The row of an event with every payload-dependent column empty. */
-function baseRow(event: EventEnvelope, connection: string): AuditRow {
+function baseRowOf(event: EventEnvelope, connection: string, wire: Uint8Array): AuditRow {
   const tsMs = unsigned(event.occurredAtMs);
   return {
     event_id: event.id,
@@ -257,7 +268,7 @@ function baseRow(event: EventEnvelope, connection: string): AuditRow {
     error: '',
     prev_hash: event.prevHash,
     hash: event.hash,
-    payload_json: JSON.stringify(toJson(EventEnvelopeSchema, event)),
+    payload_json: '',
     chain_id: event.chainId,
     chain_seq: unsigned(event.chainSeq),
     masked_fields: 0,
@@ -265,6 +276,7 @@ function baseRow(event: EventEnvelope, connection: string): AuditRow {
     request_body_excerpt: '',
     response_body_sha256: '',
     response_body_excerpt: '',
+    payload_pb: wire,
   };
 }
 
@@ -276,9 +288,22 @@ function isoOrEmpty(ms: number): string {
  * Maps a decoded event to its audit row. Total: every well-formed envelope maps, numbers are
  * clamped into their column's range. Identity and attribute columns are filled only from the
  * events that carry them; the connection always comes from the envelope.
+ *
+ * `payload_pb` is the event encoded again (same content, same hash); the writer, which has the
+ * bytes as received, uses {@link toAuditRowOfWire} instead.
  */
 export function toAuditRow(event: EventEnvelope): AuditRow {
+  return toAuditRowOfWire(event, toBinary(EventEnvelopeSchema, event));
+}
+
+/**
+ * {@link toAuditRow} with `payload_pb` = `wire`, the event's encoding as received (what the
+ * producer signed), unchanged. `wire` must be the encoding of `event`.
+ */
+export function toAuditRowOfWire(event: EventEnvelope, wire: Uint8Array): AuditRow {
   const payload = event.payload;
+  const bytes = wire;
+  const baseRow = (e: EventEnvelope, connection: string): AuditRow => baseRowOf(e, connection, bytes);
   switch (payload.case) {
     case 'requestReceived': {
       const { identity, attributes } = payload.value;
@@ -413,4 +438,35 @@ export function toAuditRow(event: EventEnvelope): AuditRow {
       // decodeEvent refuses these; a hand-built envelope still gets its envelope columns.
       return baseRow(event, event.connection);
   }
+}
+
+/**
+ * The envelope a stored row holds: decoded from `payload_pb`, or parsed from `payload_json` on
+ * rows written before migration 5. Throws when neither holds an envelope.
+ */
+export function rowEnvelope(row: Pick<AuditRow, 'payload_pb' | 'payload_json'>): EventEnvelope {
+  if (row.payload_pb.length > 0) return fromBinary(EventEnvelopeSchema, row.payload_pb);
+  if (row.payload_json === '') throw new Error('the row holds no envelope (payload_pb and payload_json are both empty)');
+  return fromJsonString(EventEnvelopeSchema, row.payload_json);
+}
+
+/**
+ * A row as readers see it: `payload_json` derived from `payload_pb` when the row stored bytes
+ * (the JSON is built on read, where it is rare, instead of on every insert). A row whose bytes
+ * do not decode keeps an empty `payload_json`; `audit verify` reports it as unreadable.
+ */
+export function withPayloadJson(row: AuditRow): AuditRow {
+  if (row.payload_pb.length === 0) return row;
+  try {
+    row.payload_json = JSON.stringify(toJson(EventEnvelopeSchema, fromBinary(EventEnvelopeSchema, row.payload_pb)));
+  } catch {
+    row.payload_json = '';
+  }
+  return row;
+}
+
+/** The row without its bytes, for JSON output (`payload_json` carries the same content). */
+export function rowForJson(row: AuditRow): Omit<AuditRow, 'payload_pb'> {
+  const { payload_pb: _bytes, ...rest } = row;
+  return rest;
 }

@@ -4,11 +4,10 @@
  * was found. Works on any {@link ChainReader} (ClickHouse, SQLite); memory is bounded per chain
  * (a page of rows plus a window of recent hashes).
  */
-import { AUDIT_COLUMNS, ColumnKind, toAuditRow, type AuditColumnName, type AuditRow } from './audit-row.js';
+import { AUDIT_COLUMNS, ColumnKind, rowEnvelope, toAuditRow, toAuditRowOfWire, type AuditColumnName, type AuditRow } from './audit-row.js';
 import { eventHash, parseChainId } from './audit-chain.js';
 import type { AuditSink, ChainFilter, ChainReader, ChainSummary } from './audit-sink.port.js';
-import { fromJsonString } from '@bufbuild/protobuf';
-import { EventEnvelopeSchema, EventType, type EventEnvelope } from '../../contracts/src/index.js';
+import { EventType, type EventEnvelope } from '../../contracts/src/index.js';
 
 /** What kind of problem a finding is. */
 export const FindingKind = {
@@ -69,8 +68,9 @@ export interface VerifyOptions extends ChainFilter {
 }
 
 // Compared between the stored row and the row rebuilt from the signed envelope. event_time is
-// derived from ts_ms (and not read back from ClickHouse); payload_json is the signed content itself.
-const COMPARED = AUDIT_COLUMNS.filter((c) => c.name !== 'event_time' && c.name !== 'payload_json');
+// derived from ts_ms (and not read back from ClickHouse); payload_pb (or, on rows from before
+// migration 5, payload_json) is the signed content itself.
+const COMPARED = AUDIT_COLUMNS.filter((c) => c.name !== 'event_time' && c.name !== 'payload_json' && c.name !== 'payload_pb');
 const ORDER_COLUMNS = new Set<AuditColumnName>(['chain_seq', 'ts_ms']);
 
 /** Recomputes the chains the filter selects and reports every inconsistency. */
@@ -91,7 +91,7 @@ async function retentionBoundary(sink: Pick<AuditSink, 'query'>): Promise<number
   let boundary = 0;
   for (const row of await sink.query({ type: EventType.AuditRetentionApplied, limit: 100_000 })) {
     try {
-      const event = fromJsonString(EventEnvelopeSchema, row.payload_json);
+      const event = rowEnvelope(row);
       if (event.payload.case === 'auditRetentionApplied') boundary = Math.max(boundary, event.payload.value.droppedBeforeMs);
     } catch {
       // an unreadable retention event is reported by the chain walk; it cannot widen the boundary
@@ -163,9 +163,10 @@ async function verifyChain(
       checked++;
       let event: EventEnvelope;
       try {
-        event = fromJsonString(EventEnvelopeSchema, row.payload_json);
+        event = rowEnvelope(row);
       } catch (err) {
-        add(FindingKind.Unreadable, row, `event ${row.event_id} (chain ${chainId} seq ${row.chain_seq}): payload_json is not an event envelope (${(err as Error).message})`);
+        const column = row.payload_pb.length > 0 ? 'payload_pb' : 'payload_json';
+        add(FindingKind.Unreadable, row, `event ${row.event_id} (chain ${chainId} seq ${row.chain_seq}): ${column} is not an event envelope (${(err as Error).message})`);
         lastSeq = row.chain_seq;
         lastHash = undefined;
         continue;
@@ -177,7 +178,7 @@ async function verifyChain(
       } else if (row.hash !== event.hash) {
         add(FindingKind.Edited, row, `${where}: column hash is ${row.hash || '(empty)'}, the signed envelope says ${event.hash}`);
       }
-      const expected = toAuditRow(event);
+      const expected = row.payload_pb.length > 0 ? toAuditRowOfWire(event, row.payload_pb) : toAuditRow(event);
       const differing = COMPARED.filter((c) => !sameValue(row[c.name], expected[c.name], c.kind));
       const moved = differing.filter((c) => ORDER_COLUMNS.has(c.name));
       const edited = differing.filter((c) => !ORDER_COLUMNS.has(c.name));
@@ -246,7 +247,7 @@ function isoOf(ms: number): string {
 
 function signedHash(row: AuditRow): string {
   try {
-    return fromJsonString(EventEnvelopeSchema, row.payload_json).hash;
+    return rowEnvelope(row).hash;
   } catch {
     return row.hash;
   }

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import type { EventLog, LogConsumer, LogMessage } from '../../bus/src/bus.port.js';
 import { BusHeaders, Consumers, Streams, Subjects, auditMessageEvents, decodeEvent } from '../../contracts/src/index.js';
-import { toAuditRow, type AuditRow } from './audit-row.js';
+import { toAuditRowOfWire, type AuditRow } from './audit-row.js';
 import type { AuditSink } from './audit-sink.port.js';
 
 /** Sends an undecodable message to the dead-letter subject, with the reason. */
@@ -147,7 +147,7 @@ export class AuditWriter {
       for (const data of entries) {
         let row: AuditRow;
         try {
-          row = toAuditRow(decodeEvent(data));
+          row = toAuditRowOfWire(decodeEvent(data), data);
         } catch (error) {
           // One bad entry of a batch is dead-lettered alone; the others are stored.
           await this.#deadLetterOne(msg, data, error);

@@ -23,6 +23,7 @@ const CLICKHOUSE_TYPE: Record<ColumnKind, string> = {
   [ColumnKind.UInt16]: 'UInt16',
   [ColumnKind.UInt32]: 'UInt32',
   [ColumnKind.UInt64]: 'UInt64',
+  [ColumnKind.Bytes]: 'String',
 };
 
 /**
@@ -198,6 +199,16 @@ SETTINGS index_granularity = 8192`,
     addColumns: {
       table: CLICKHOUSE_AUDIT_TABLE,
       columns: columnsAddedIn(4).map((c) => ({ name: c.name, type: CLICKHOUSE_TYPE[c.kind] })),
+    },
+  },
+  {
+    id: 5,
+    // The signed protobuf instead of payload_json on new rows: the JSON is derived when read.
+    name: 'add payload_pb (signed wire bytes)',
+    statements: () => [],
+    addColumns: {
+      table: CLICKHOUSE_AUDIT_TABLE,
+      columns: columnsAddedIn(5).map((c) => ({ name: c.name, type: CLICKHOUSE_TYPE[c.kind] })),
     },
   },
 ];

@@ -2,7 +2,7 @@
  * Audit store: the audit row mapping, the sinks (ClickHouse in cluster mode, SQLite in the
  * embedded mode), the embedded durable event log, the audit writer and `audit tail` formatting.
  */
-export { AUDIT_COLUMNS, ColumnKind, columnsAddedIn, columnsOfVersion, toAuditRow } from './audit-row.js';
+export { AUDIT_COLUMNS, ColumnKind, columnsAddedIn, columnsOfVersion, rowEnvelope, rowForJson, toAuditRow, toAuditRowOfWire, withPayloadJson } from './audit-row.js';
 export type { AuditRow, AuditColumnName } from './audit-row.js';
 export { DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT, monthStartUtc, queryLimit } from './audit-sink.port.js';
 export type {

@@ -4,7 +4,7 @@
  * (`seq`, `msg_id`, `bus_subject`, `headers_json`, `data`).
  */
 import Database from 'better-sqlite3';
-import { AUDIT_COLUMNS, ColumnKind, columnsAddedIn, columnsOfVersion, type AuditRow } from './audit-row.js';
+import { AUDIT_COLUMNS, ColumnKind, columnsAddedIn, columnsOfVersion, withPayloadJson, type AuditRow } from './audit-row.js';
 import {
   monthStartUtc,
   queryLimit,
@@ -29,6 +29,7 @@ const SQLITE_TYPE: Record<ColumnKind, string> = {
   [ColumnKind.UInt16]: 'INTEGER NOT NULL DEFAULT 0',
   [ColumnKind.UInt32]: 'INTEGER NOT NULL DEFAULT 0',
   [ColumnKind.UInt64]: 'INTEGER NOT NULL DEFAULT 0',
+  [ColumnKind.Bytes]: "BLOB NOT NULL DEFAULT x''",
 };
 
 /** A schema step; `id` is stored in `PRAGMA user_version` once applied. */
@@ -70,6 +71,12 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
     id: 3,
     sql: '',
     addColumns: ['masked_fields', 'request_body_sha256', 'request_body_excerpt', 'response_body_sha256', 'response_body_excerpt'],
+  },
+  {
+    id: 4,
+    sql: '',
+    // The signed protobuf instead of payload_json on new rows (as in ClickHouse migration 5).
+    addColumns: columnsAddedIn(5).map((c) => c.name),
   },
 ];
 
@@ -129,7 +136,11 @@ export function sqliteInsertParams(
   };
   for (const column of AUDIT_COLUMNS) {
     const value = row[column.name];
-    params[column.name] = Array.isArray(value) ? JSON.stringify(value) : value;
+    params[column.name] = Array.isArray(value)
+      ? JSON.stringify(value)
+      : value instanceof Uint8Array
+        ? Buffer.from(value.buffer, value.byteOffset, value.byteLength)
+        : value;
   }
   return params;
 }
@@ -147,9 +158,19 @@ export function auditRowFromSqlite(record: Record<string, unknown>): AuditRow {
   const row: Record<string, unknown> = {};
   for (const column of AUDIT_COLUMNS) {
     const value = record[column.name];
-    row[column.name] = column.kind === ColumnKind.StringArray ? (JSON.parse(String(value ?? '[]')) as string[]) : value;
+    row[column.name] =
+      column.kind === ColumnKind.StringArray
+        ? (JSON.parse(String(value ?? '[]')) as string[])
+        : column.kind === ColumnKind.Bytes
+          ? bytesOf(value)
+          : value;
   }
-  return row as unknown as AuditRow;
+  return withPayloadJson(row as unknown as AuditRow);
+}
+
+/** A BLOB as a plain Uint8Array (better-sqlite3 returns a Buffer; NULL from old rows → empty). */
+function bytesOf(value: unknown): Uint8Array {
+  return value instanceof Uint8Array ? Uint8Array.from(value) : new Uint8Array(0);
 }
 
 /** The WHERE clause and parameters of a query. */

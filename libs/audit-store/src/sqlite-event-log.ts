@@ -26,7 +26,7 @@ import {
   decodeEvent,
   encodeEvent,
 } from '../../contracts/src/index.js';
-import { toAuditRow } from './audit-row.js';
+import { toAuditRowOfWire } from './audit-row.js';
 import {
   SQLITE_AUDIT_TABLE,
   SqliteAuditSink,
@@ -59,6 +59,7 @@ interface StoredMessage {
   headers_json: string;
   data: Buffer | null;
   payload_json: string;
+  payload_pb: Buffer | null;
 }
 
 const READ_PAGE = 256;
@@ -143,12 +144,13 @@ export class SqliteEventLog implements EventLog {
     try {
       const event = decodeEvent(data);
       eventId = event.id;
-      params = sqliteInsertParams(toAuditRow(event), {
+      const copy = Buffer.from(data); // a copy: the caller may reuse its buffer before the commit
+      params = sqliteInsertParams(toAuditRowOfWire(event, copy), {
         msgId,
         subject,
         // Stored like JetStream keeps it: the message id travels as a header.
         headers: { ...opts?.headers, [BusHeaders.msgId]: msgId },
-        data: Buffer.from(data), // a copy: the caller may reuse its buffer before the commit
+        data: copy,
       });
     } catch (cause) {
       const reason = cause instanceof Error ? cause.message : String(cause);
@@ -185,7 +187,7 @@ export class SqliteEventLog implements EventLog {
     if (this.#closed) throw new BusError('closed', 'the embedded audit log is closed');
     let last = this.#startAfter(opts);
     const page = this.#db.prepare<[number], StoredMessage>(
-      `SELECT seq, bus_subject, headers_json, data, payload_json FROM ${SQLITE_AUDIT_TABLE} WHERE seq > ? ORDER BY seq LIMIT ${READ_PAGE}`,
+      `SELECT seq, bus_subject, headers_json, data, payload_json, payload_pb FROM ${SQLITE_AUDIT_TABLE} WHERE seq > ? ORDER BY seq LIMIT ${READ_PAGE}`,
     );
     let active = true;
     const pump = (): void => {
@@ -232,7 +234,7 @@ export class SqliteEventLog implements EventLog {
     const glob = opts.filterSubject === undefined ? '*' : opts.filterSubject.replace(/[[\]?]/g, '?').replace(/>/g, '*');
     const rows = this.#db
       .prepare<[number, string], StoredMessage>(
-        `SELECT seq, bus_subject, headers_json, data, payload_json FROM ${SQLITE_AUDIT_TABLE} WHERE seq > ? AND bus_subject GLOB ? ORDER BY seq`,
+        `SELECT seq, bus_subject, headers_json, data, payload_json, payload_pb FROM ${SQLITE_AUDIT_TABLE} WHERE seq > ? AND bus_subject GLOB ? ORDER BY seq`,
       )
       .all(this.#startAfter(opts), glob);
     return Promise.resolve(
@@ -296,8 +298,10 @@ export class SqliteEventLog implements EventLog {
 }
 
 function toBusMessage(row: StoredMessage): BusMessage & { seq: number } {
-  // Rows stored by the sink (not through append) have no bytes: re-encode the canonical JSON.
-  const data = row.data ?? encodeEvent(fromJsonString(EventEnvelopeSchema, row.payload_json));
+  // Rows stored by the sink (not through append) have no bus bytes: their signed bytes, or (rows
+  // from before payload_pb) the canonical JSON encoded again.
+  const data =
+    row.data ?? (row.payload_pb !== null && row.payload_pb.length > 0 ? row.payload_pb : encodeEvent(fromJsonString(EventEnvelopeSchema, row.payload_json)));
   return {
     seq: row.seq,
     subject: row.bus_subject,
