@@ -576,8 +576,9 @@ export class EdgePipeline {
         GatewayErrorCode.BodyTooLarge,
         `portcullis: the request body exceeds edge.maxRequestBodyBytes (${this.maxBodyBytes} bytes); the upstream request was aborted`,
       );
-      // Recorded first: a response already streaming is cut below and must not record itself as a success.
-      finish(gw.httpStatus, gw.message, true);
+      // Recorded first: a response already streaming is cut below and must not record itself as a
+      // success; its status is the one the client saw before the cut.
+      finish(res.headersSent ? res.statusCode : gw.httpStatus, gw.message, true);
       // answerError destroys the client socket when the response has already started.
       this.answerError(res, kind, gw, requestId);
       // Drain what the client still sends so it can read the 413; the socket closes after it (Connection: close).
