@@ -11,11 +11,15 @@ export function redisReadiness(client: Redis, url: string): ReadinessCheck {
   return {
     name: 'redis',
     async check() {
+      const down = (detail: string): Error => new Error(`redis at ${where} unreachable (${detail}): pending approvals can be neither read nor written`);
       // ioredis queues commands while it reconnects: ask for the connection state first, not a PING that would wait.
-      if (client.status !== 'ready') {
-        throw new Error(`redis at ${where} unreachable (connection ${client.status}): pending approvals can be neither read nor written`);
+      if (client.status !== 'ready') throw down(`connection ${client.status}`);
+      try {
+        await client.ping();
+      } catch (err) {
+        // The server went away between the state check and the PING.
+        throw down((err as Error).message.slice(0, 80));
       }
-      await client.ping();
       return true;
     },
   };
