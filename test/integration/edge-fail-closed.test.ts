@@ -9,16 +9,14 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startKubeApiServer, type KubeApiServer } from '../fixture/kube-apiserver/index.js';
-import { createInProcessBus, BusError, type BusHandle, type EventLog } from '../../libs/bus/src/index.js';
+import { createInProcessBus, type BusHandle } from '../../libs/bus/src/index.js';
 import {
   decisionReply,
   decodeDecisionRequest,
-  decodeEvent,
   encodeDecisionReply,
   QueueGroups,
   Streams,
   Subjects,
-  type EventEnvelope,
 } from '../../libs/contracts/src/index.js';
 import { evaluate, parsePolicy, type CompiledPolicy } from '../../libs/policy-engine/src/index.js';
 import { DevIssuer, TokenVerifier } from '../../libs/identity/src/index.js';
@@ -33,6 +31,7 @@ import {
   EdgeServer,
 } from '../../libs/gateway/src/index.js';
 import { edgeRequest, eventually } from '../support/gateway-https.js';
+import { RecordingLog } from '../support/recording-log.js';
 
 const POLICY = `apiVersion: portcullis.dev/v1
 kind: Policy
@@ -51,27 +50,10 @@ rules:
     effect: allow
 `;
 
-/** An event log whose appends can be made to fail, recording what was appended. */
-class SwitchableLog implements EventLog {
-  failing = false;
-  readonly appended: EventEnvelope[] = [];
-  constructor(private readonly inner: EventLog) {}
-  append: EventLog['append'] = async (subject, data, msgId, opts) => {
-    if (this.failing) throw new BusError('timeout', 'no ack');
-    const ack = await this.inner.append(subject, data, msgId, opts);
-    this.appended.push(decodeEvent(data));
-    return ack;
-  };
-  consume: EventLog['consume'] = (...a) => this.inner.consume(...a);
-  read: EventLog['read'] = (...a) => this.inner.read(...a);
-  snapshot: EventLog['snapshot'] = (...a) => this.inner.snapshot(...a);
-  ensureStream: EventLog['ensureStream'] = (s) => this.inner.ensureStream(s);
-}
-
 describe('edge pipeline fails closed', { timeout: 60_000 }, () => {
   let fixture: KubeApiServer;
   let handle: BusHandle;
-  let log: SwitchableLog;
+  let log: RecordingLog;
   let server: EdgeServer;
   let url: string;
   let ca: string;
@@ -83,7 +65,7 @@ describe('edge pipeline fails closed', { timeout: 60_000 }, () => {
     fixture = await startKubeApiServer();
     handle = createInProcessBus();
     await handle.log.ensureStream({ name: Streams.audit.name, subjects: Streams.audit.subjects, maxAgeMs: 0, duplicateWindowMs: 60_000, replicas: 1 });
-    log = new SwitchableLog(handle.log);
+    log = new RecordingLog(handle.log);
     const parsed = parsePolicy(POLICY);
     assert.ok(parsed.ok);
     const policy: CompiledPolicy = parsed.policy;

@@ -14,11 +14,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UnsecuredJWT, type JWTPayload } from 'jose';
 import { startKubeApiServer, type KubeApiServer } from '../fixture/kube-apiserver/index.js';
-import { createInProcessBus, type BusHandle, type EventLog } from '../../libs/bus/src/index.js';
+import { createInProcessBus, type BusHandle } from '../../libs/bus/src/index.js';
 import {
   decisionReply,
   decodeDecisionRequest,
-  decodeEvent,
   encodeDecisionReply,
   EventEnvelopeSchema,
   QueueGroups,
@@ -42,6 +41,7 @@ import {
 } from '../../libs/gateway/src/index.js';
 import { edgeRequest, eventually } from '../support/gateway-https.js';
 import { startFakeOidcProvider, type FakeOidcProvider, type ProviderKey } from '../support/fake-oidc-provider.js';
+import { RecordingLog } from '../support/recording-log.js';
 
 const POLICY = `apiVersion: portcullis.dev/v1
 kind: Policy
@@ -55,21 +55,6 @@ rules:
     match: { groups: [bots] }
     effect: allow
 `;
-
-/** Records every appended event. */
-class RecordingLog implements EventLog {
-  readonly appended: EventEnvelope[] = [];
-  constructor(private readonly inner: EventLog) {}
-  append: EventLog['append'] = async (subject, data, msgId, opts) => {
-    const ack = await this.inner.append(subject, data, msgId, opts);
-    this.appended.push(decodeEvent(data));
-    return ack;
-  };
-  consume: EventLog['consume'] = (...a) => this.inner.consume(...a);
-  snapshot: EventLog['snapshot'] = (...a) => this.inner.snapshot(...a);
-  read: EventLog['read'] = (...a) => this.inner.read(...a);
-  ensureStream: EventLog['ensureStream'] = (s) => this.inner.ensureStream(s);
-}
 
 /** A logger that keeps every line (with its fields serialized), for the leak checks. */
 function recordingLogger(lines: string[]): Logger {

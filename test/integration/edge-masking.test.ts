@@ -15,16 +15,14 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { startKubeApiServer, type KubeApiServer } from '../fixture/kube-apiserver/index.js';
-import { createInProcessBus, type BusHandle, type EventLog } from '../../libs/bus/src/index.js';
+import { createInProcessBus, type BusHandle } from '../../libs/bus/src/index.js';
 import {
   decisionReply,
   decodeDecisionRequest,
-  decodeEvent,
   encodeDecisionReply,
   QueueGroups,
   Streams,
   Subjects,
-  type EventEnvelope,
 } from '../../libs/contracts/src/index.js';
 import { evaluate, parsePolicy } from '../../libs/policy-engine/src/index.js';
 import { DevIssuer, TokenVerifier } from '../../libs/identity/src/index.js';
@@ -36,6 +34,7 @@ import { edgeRequest, eventually } from '../support/gateway-https.js';
 import { kubectl, tempDir } from '../support/portcullis-process.js';
 import { sharedClickHouseUrl, uniqueName } from '../harness/services.js';
 import { leakForms, leaksIn } from '../support/leak-corpus.js';
+import { RecordingLog } from '../support/recording-log.js';
 
 const POLICY = `apiVersion: portcullis.dev/v1
 kind: Policy
@@ -68,23 +67,6 @@ const PLANTED = {
 } as const;
 const ALL_PLANTED = Object.values(PLANTED);
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
-
-/** An event log that keeps every appended message's bytes, to search them. */
-class RecordingLog implements EventLog {
-  readonly bytes: Buffer[] = [];
-  readonly events: EventEnvelope[] = [];
-  constructor(private readonly inner: EventLog) {}
-  append: EventLog['append'] = async (subject, data, msgId, opts) => {
-    const ack = await this.inner.append(subject, data, msgId, opts);
-    this.bytes.push(Buffer.from(data));
-    this.events.push(decodeEvent(data));
-    return ack;
-  };
-  consume: EventLog['consume'] = (...a) => this.inner.consume(...a);
-  snapshot: EventLog['snapshot'] = (...a) => this.inner.snapshot(...a);
-  read: EventLog['read'] = (...a) => this.inner.read(...a);
-  ensureStream: EventLog['ensureStream'] = (s) => this.inner.ensureStream(s);
-}
 
 type Script = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
 
@@ -264,7 +246,7 @@ current-context: edge
       noLeak(r.stdout, 'create secret output');
       assert.equal(fixture.store.get('secrets', 'default', 'created')?.['data'] !== undefined, true, 'the secret was really created');
       const completed = await eventually('the create completion', async () =>
-        log.events.find((e) => e.payload.case === 'requestCompleted' && e.payload.value.requestBody?.contentType.includes('protobuf') === true),
+        log.appended.find((e) => e.payload.case === 'requestCompleted' && e.payload.value.requestBody?.contentType.includes('protobuf') === true),
       );
       assert.equal(completed.payload.case, 'requestCompleted');
       const body = completed.payload.case === 'requestCompleted' ? completed.payload.value.requestBody : undefined;
@@ -368,7 +350,7 @@ current-context: edge
       );
       assert.match(res.message, /aborted|socket hang up|ECONNRESET/);
       const completed = await eventually('the failed completion', async () =>
-        log.events.find((e) => e.payload.case === 'requestCompleted' && e.payload.value.error.includes('object_too_large')),
+        log.appended.find((e) => e.payload.case === 'requestCompleted' && e.payload.value.error.includes('object_too_large')),
       );
       assert.ok(completed);
     });
@@ -438,7 +420,7 @@ current-context: edge
       const res = await get('/k8s/k/api/v1/namespaces/default/secrets');
       assert.equal(res.status, 200);
       const id = String(res.headers['audit-id']);
-      const completed = await eventually('completion', async () => log.events.find((e) => e.correlationId === id && e.payload.case === 'requestCompleted'));
+      const completed = await eventually('completion', async () => log.appended.find((e) => e.correlationId === id && e.payload.case === 'requestCompleted'));
       assert.equal(completed.payload.case, 'requestCompleted');
       if (completed.payload.case !== 'requestCompleted') return;
       const v = completed.payload.value;
@@ -452,15 +434,15 @@ current-context: edge
     test('no planted value anywhere in the event log, the SQLite store or ClickHouse', async () => {
       // Everything above ran through the edge; let the last completions land.
       await eventually('completions of every request', async () => {
-        const received = log.events.filter((e) => e.type === 'request.received').length;
-        const done = log.events.filter((e) => e.type === 'request.completed').length;
+        const received = log.appended.filter((e) => e.type === 'request.received').length;
+        const done = log.appended.filter((e) => e.type === 'request.completed').length;
         return done >= received ? true : undefined;
       });
-      assert.ok(log.events.length > 50);
+      assert.ok(log.appended.length > 50);
       const forms = ALL_PLANTED.flatMap(leakForms);
       for (const bytes of log.bytes) for (const f of forms) assert.equal(bytes.includes(Buffer.from(f)), false, `an event holds ${f}`);
 
-      const rows = log.events.map(toAuditRow);
+      const rows = log.appended.map(toAuditRow);
       const sqlite = new SqliteAuditSink({ path: join(dir, 'audit.db') });
       await sqlite.migrate();
       await sqlite.insert(rows);

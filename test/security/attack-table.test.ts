@@ -102,6 +102,17 @@ function rawTls(port: number, ca: string, bytes: string | Buffer, waitMs = 5000)
   });
 }
 
+/** A chunked request body of `size` bytes (64 KiB chunks) with its final zero-length chunk. */
+function chunkedBody(size: number): string {
+  const chunk = 64 * 1024;
+  let out = '';
+  for (let left = size; left > 0; left -= chunk) {
+    const n = Math.min(chunk, left);
+    out += `${n.toString(16)}\r\n${'a'.repeat(n)}\r\n`;
+  }
+  return `${out}0\r\n\r\n`;
+}
+
 /** A TLS handshake with client options; resolves with the negotiated protocol/cipher or the error. */
 function handshake(port: number, opts: ConnectionOptions): Promise<{ ok: boolean; detail: string; code: string }> {
   return new Promise((resolve) => {
@@ -387,6 +398,8 @@ describe('security suite: attacks refused, secrets never leaked', { timeout: 600
       ['HTTP/1.0 without Host', `GET /k8s/prod/api/v1/namespaces/default/pods HTTP/1.0\r\n${auth}\r\n`, [400]],
       ['HTTP/1.1 without Host', `GET /k8s/prod/api/v1/namespaces/default/pods HTTP/1.1\r\n${auth}\r\n`, [400]],
       [`body over edge.maxRequestBodyBytes (declared ${MAX_BODY * 2} bytes)`, post(`Content-Length: ${MAX_BODY * 2}\r\n`, '{"apiVersion":"v1"'), [413]],
+      // No Content-Length to refuse up front: the edge counts the bytes and aborts the upstream request at the cap.
+      [`body over edge.maxRequestBodyBytes (chunked, ${MAX_BODY * 2} bytes, no length declared)`, post('Transfer-Encoding: chunked\r\n', chunkedBody(MAX_BODY * 2)), [413]],
     ];
     const forwarded = c.fixture.requests.length;
     for (const [name, bytes, want] of cases) {
@@ -396,6 +409,9 @@ describe('security suite: attacks refused, secrets never leaked', { timeout: 600
       table.add(`http: ${name}`, `${want.join(' or ')}, one response, connection closed`, `${status}, ${responses} response(s)${r.closed ? ', closed' : ', left open'}`, want.includes(status) && responses === 1 && r.closed);
     }
     table.add('http: malformed requests reaching the upstream', '0', String(forwardedSince(forwarded)), forwardedSince(forwarded) === 0);
+    // The chunked over-cap body was streaming upstream when the cap was reached: the upstream must see it cut off, never whole.
+    const cut = await eventually('the upstream to see the chunked over-cap body cut off', async () => c.fixture.incompleteRequests.find((r) => r.method === 'POST'), 10_000).catch(() => undefined);
+    table.add('http: chunked over-cap body as the upstream saw it', `aborted with at most ${MAX_BODY} bytes, never complete`, cut === undefined ? 'no aborted request seen' : `aborted after ${cut.bodyBytes} bytes`, cut !== undefined && cut.bodyBytes <= MAX_BODY);
     const slow = await rawTls(edgePort, c.caPem, `GET /k8s/prod/api/v1/namespaces/default/pods HTTP/1.1\r\nHost: 127.0.0.1\r\n${auth}`, HEADERS_TIMEOUT_MS + 10_000);
     const limit = HEADERS_TIMEOUT_MS + 2500;
     table.add(`http: slow headers (edge.headersTimeout ${HEADERS_TIMEOUT_MS} ms)`, `connection cut within ${limit} ms (408)`, `${slow.closed ? `cut after ${slow.ms} ms` : 'still open'} ${statusOf(slow.text) || 'no answer'}`, slow.closed && slow.ms <= limit);

@@ -7,33 +7,16 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInProcessBus, type BusHandle, type EventLog } from '../../libs/bus/src/index.js';
-import { auditMessageEvents, decisionReply, decodeDecisionRequest, decodeEvent, encodeDecisionReply, QueueGroups, Streams, Subjects, type EventEnvelope } from '../../libs/contracts/src/index.js';
+import { createInProcessBus, type BusHandle, type MessageBus } from '../../libs/bus/src/index.js';
+import { decisionReply, decodeDecisionRequest, encodeDecisionReply, QueueGroups, Streams, Subjects } from '../../libs/contracts/src/index.js';
 import { evaluate, parsePolicy } from '../../libs/policy-engine/src/index.js';
 import { DevIssuer, TokenVerifier } from '../../libs/identity/src/index.js';
 import { loadOrCreateDevTls } from '../../libs/tls/src/index.js';
 import { silentLogger } from '../../libs/common/src/index.js';
-import { AuditPublisher, ConnectionRegistry, createUpstreamConnection, DecisionClient, EdgePipeline, EdgeServer, type SessionRecordingOptions } from '../../libs/gateway/src/index.js';
+import { ApprovalGate, AuditPublisher, ConnectionRegistry, createUpstreamConnection, DecisionClient, EdgePipeline, EdgeServer, type SessionRecordingOptions } from '../../libs/gateway/src/index.js';
 import type { KubeApiServer } from '../fixture/kube-apiserver/index.js';
 import { trackProcess, untrackProcess } from '../harness/process-reaper.js';
-
-/** An event log that keeps a decoded copy of every appended event. */
-export class KeepingLog implements EventLog {
-  readonly appended: EventEnvelope[] = [];
-  constructor(
-    private readonly inner: EventLog,
-    private readonly keep = true,
-  ) {}
-  append: EventLog['append'] = async (subject, data, msgId, opts) => {
-    const ack = await this.inner.append(subject, data, msgId, opts);
-    if (this.keep) for (const e of auditMessageEvents(subject, data)) this.appended.push(decodeEvent(e));
-    return ack;
-  };
-  consume: EventLog['consume'] = (...a) => this.inner.consume(...a);
-  snapshot: EventLog['snapshot'] = (...a) => this.inner.snapshot(...a);
-  read: EventLog['read'] = (...a) => this.inner.read(...a);
-  ensureStream: EventLog['ensureStream'] = (s) => this.inner.ensureStream(s);
-}
+import { RecordingLog } from './recording-log.js';
 
 /** A running edge. */
 export interface TestEdge {
@@ -41,7 +24,9 @@ export interface TestEdge {
   readonly port: number;
   readonly ca: string;
   readonly token: string;
-  readonly log: KeepingLog;
+  readonly log: RecordingLog;
+  /** The in-process bus the edge asks policy (and, with `approvals`, the approval gate) on. */
+  readonly bus: MessageBus;
   readonly dir: string;
   /** A kubeconfig (bearer token) for `server`, written to a file; `proxyUrl` for host-routed names. */
   kubeconfig(server: string, opts?: { namespace?: string; proxyUrl?: string }): string;
@@ -58,6 +43,10 @@ export interface TestEdgeOptions {
   readonly domain?: string;
   /** Keep decoded copies of appended events for assertions (default true; benches turn it off). */
   readonly keepEvents?: boolean;
+  /** `edge.maxRequestBodyBytes` (default: the pipeline's 16 MiB). */
+  readonly maxRequestBodyBytes?: number;
+  /** Hold require_approval requests at an approval gate on `bus` (the test serves `portcullis.approval.gate`). */
+  readonly approvals?: boolean;
 }
 
 /** Starts an edge over `connections` with `policy`; the token belongs to client `bot` in group `bots`. */
@@ -65,7 +54,7 @@ export async function startTestEdge(opts: TestEdgeOptions): Promise<TestEdge> {
   const dir = mkdtempSync(join(tmpdir(), 'kube-edge-'));
   const handle: BusHandle = createInProcessBus();
   await handle.log.ensureStream({ name: Streams.audit.name, subjects: Streams.audit.subjects, maxAgeMs: 0, duplicateWindowMs: 60_000, replicas: 1 });
-  const log = new KeepingLog(handle.log, opts.keepEvents ?? true);
+  const log = new RecordingLog(handle.log, { keep: opts.keepEvents ?? true });
   const parsed = parsePolicy(opts.policy);
   if (!parsed.ok) throw new Error(`bad test policy: ${JSON.stringify(parsed.errors)}`);
   const policy = parsed.policy;
@@ -100,6 +89,8 @@ export async function startTestEdge(opts: TestEdgeOptions): Promise<TestEdge> {
     logger: silentLogger,
     upstreamTimeoutMs: opts.upstreamTimeoutMs ?? 5_000,
     ...(opts.sessionRecording === undefined ? {} : { sessionRecording: opts.sessionRecording }),
+    ...(opts.maxRequestBodyBytes === undefined ? {} : { maxRequestBodyBytes: opts.maxRequestBodyBytes }),
+    ...(opts.approvals === true ? { approvals: new ApprovalGate({ bus: handle.bus, timeoutMs: 2_000 }) } : {}),
   });
   const domain = opts.domain;
   const server = new EdgeServer({
@@ -120,6 +111,7 @@ export async function startTestEdge(opts: TestEdgeOptions): Promise<TestEdge> {
     ca: tls.caPem,
     token,
     log,
+    bus: handle.bus,
     dir,
     kubeconfig(serverUrl, kc = {}) {
       const file = join(dir, `kubeconfig-${++n}.yaml`);

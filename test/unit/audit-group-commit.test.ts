@@ -9,7 +9,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { createInProcessBus, type BusHandle, type EventLog } from '../../libs/bus/src/index.js';
+import { createInProcessBus, type BusHandle } from '../../libs/bus/src/index.js';
 import {
   auditMessageEvents,
   buildEvent,
@@ -26,27 +26,12 @@ import {
 import { AuditChain, AuditWriter, eventHash, SqliteAuditSink } from '../../libs/audit-store/src/index.js';
 import { AuditPublisher, GatewayError } from '../../libs/gateway/src/index.js';
 import { silentLogger } from '../../libs/common/src/index.js';
-
-/** A log that records every append and can be made to fail. */
-class RecordingLog implements EventLog {
-  readonly appends: { subject: string; data: Uint8Array; msgId: string }[] = [];
-  failing = false;
-  constructor(private readonly inner: EventLog) {}
-  append: EventLog['append'] = async (subject, data, msgId, opts) => {
-    this.appends.push({ subject, data, msgId });
-    if (this.failing) throw new Error('JetStream unavailable (test)');
-    return this.inner.append(subject, data, msgId, opts);
-  };
-  consume: EventLog['consume'] = (...a) => this.inner.consume(...a);
-  snapshot: EventLog['snapshot'] = (...a) => this.inner.snapshot(...a);
-  read: EventLog['read'] = (...a) => this.inner.read(...a);
-  ensureStream: EventLog['ensureStream'] = (s) => this.inner.ensureStream(s);
-}
+import { RecordingLog } from '../support/recording-log.js';
 
 async function setup(): Promise<{ handle: BusHandle; log: RecordingLog }> {
   const handle = createInProcessBus({ logger: () => undefined });
   await handle.log.ensureStream({ name: Streams.audit.name, subjects: Streams.audit.subjects, maxAgeMs: 0, duplicateWindowMs: 60_000, replicas: 1 });
-  return { handle, log: new RecordingLog(handle.log) };
+  return { handle, log: new RecordingLog(handle.log, { failure: () => new Error('JetStream unavailable (test)') }) };
 }
 
 function received(i: number): EventEnvelope {
@@ -69,8 +54,8 @@ describe('audit group commit', () => {
     const { handle, log } = await setup();
     const publisher = new AuditPublisher(log, 1000, silentLogger, { groupCommit: {}, chain: new AuditChain('edge-1') });
     await Promise.all(Array.from({ length: 50 }, (_, i) => publisher.record(received(i), completed(i))));
-    assert.equal(log.appends.length, 1, 'one message for the turn');
-    const [msg] = log.appends;
+    assert.equal(log.attempts.length, 1, 'one message for the turn');
+    const [msg] = log.attempts;
     assert.equal(msg!.subject, Subjects.auditBatch());
     assert.notEqual(msg!.msgId, 'req-0', 'the batch has its own message id');
     const events = eventsOf(msg!);
@@ -96,10 +81,10 @@ describe('audit group commit', () => {
     const publisher = new AuditPublisher(log, 1000, silentLogger, { groupCommit: {} });
     await publisher.record(received(1));
     assert.deepEqual(
-      log.appends.map((a) => [a.subject, a.msgId]),
+      log.attempts.map((a) => [a.subject, a.msgId]),
       [[Subjects.auditEvent('prod', EventType.RequestReceived), 'req-1']],
     );
-    assert.equal(decodeEvent(log.appends[0]!.data).id, 'req-1');
+    assert.equal(decodeEvent(log.attempts[0]!.data).id, 'req-1');
     await handle.close();
   });
 
@@ -113,12 +98,12 @@ describe('audit group commit', () => {
       assert.equal(r.status, 'rejected');
       assert.ok(r.reason instanceof GatewayError && r.reason.code === 'audit_unavailable', String(r.reason));
     }
-    const failed = log.appends[0]!;
+    const failed = log.attempts[0]!;
     log.failing = false;
     const deadline = Date.now() + 5000;
     while (publisher.retrying > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     assert.equal(publisher.retrying, 0);
-    const retries = log.appends.filter((a) => a.msgId === failed.msgId);
+    const retries = log.attempts.filter((a) => a.msgId === failed.msgId);
     assert.ok(retries.length >= 2, 'retried under the same message id');
     for (const r of retries) assert.deepEqual(r.data, failed.data, 'same bytes');
     const stored = await handle.log.snapshot(Streams.audit.name, {});
@@ -133,7 +118,7 @@ describe('audit group commit', () => {
     const all = Promise.all([publisher.record(received(1), completed(1)), publisher.record(received(2), completed(2))]);
     await all;
     assert.deepEqual(
-      log.appends.map((a) => eventsOf(a).length),
+      log.attempts.map((a) => eventsOf(a).length),
       [3, 1],
     );
     await handle.close();

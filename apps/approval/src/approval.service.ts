@@ -1,5 +1,6 @@
 import { Inject, Injectable, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
 import { Redis } from 'ioredis';
+import { redisReadiness } from './redis-readiness.js';
 import {
   ApprovalGateReplySchema,
   create,
@@ -66,8 +67,10 @@ export class ApprovalRoleService implements OnApplicationBootstrap, BeforeApplic
     const { config, logger, bus, log } = this.platform;
     const a = config.approval;
     const useRedis = a.store === 'redis' || (a.store === 'auto' && this.platform.mode === PlatformMode.Cluster);
-    const store: ApprovalStore = useRedis ? new RedisApprovalStore(redisClient(a.redis.url), { keyPrefix: a.redis.keyPrefix }) : new MemoryApprovalStore();
+    const redis = useRedis ? redisClient(a.redis.url) : undefined;
+    const store: ApprovalStore = redis !== undefined ? new RedisApprovalStore(redis, { keyPrefix: a.redis.keyPrefix }) : new MemoryApprovalStore();
     this.store = store;
+    if (redis !== undefined) this.platform.observability.readiness.add(redisReadiness(redis, a.redis.url));
     const slack = a.slack;
     let notifier: SlackApprovalNotifier | undefined;
     let handle: ((job: SlackJob) => Promise<void>) | undefined;

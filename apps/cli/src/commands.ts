@@ -37,6 +37,9 @@ import {
   type VerifyReport,
 } from '../../../libs/audit-store/src/index.js';
 import { parseDuration } from '../../../libs/config/src/index.js';
+import { ClientTrustSource, type ClientTrust } from '../../../libs/tls/src/index.js';
+// The one rule for what clients trust, shared with the roles that serve the certificate (light: no Nest).
+import { edgeClientTrust } from '../../runtime/src/gateway-identity.js';
 import { CLI_SCRIPT } from './config-file.js';
 import { postForm } from './https-form.js';
 import { requestJson } from './https-json.js';
@@ -60,13 +63,31 @@ export function edgeUrl(config: PortcullisConfig): string {
   return `https://${host}:${config.edge.listen.port}`;
 }
 
-/** The CA clients should trust for the edge: the configured certificate's chain or the development CA. */
-export function edgeCaPem(config: PortcullisConfig): string {
-  const file = config.edge.tls.certFile ?? join(config.node.stateDir, 'tls', 'ca.pem');
+/**
+ * What clients should trust for the edge: the development CA, or for a configured certificate
+ * `edge.tls.caBundleFile`, the certificate itself when self-signed, else nothing (system roots).
+ */
+export function edgeTrust(config: PortcullisConfig): ClientTrust {
+  const certFile = config.edge.tls.certFile;
+  if (certFile !== undefined) {
+    try {
+      return edgeClientTrust(config, readTextFile(certFile));
+    } catch (err) {
+      if (err instanceof CliError) throw err;
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new CliError(code !== undefined ? `cannot read edge.tls.caBundleFile ${config.edge.tls.caBundleFile ?? ''}: ${code}` : (err as Error).message);
+    }
+  }
+  const file = join(config.node.stateDir, 'tls', 'ca.pem');
   if (!existsSync(file)) {
     throw new CliError(`no CA for the edge at ${file}: start the gateway once (npm start) so it creates its development CA`);
   }
-  return readFileSync(file, 'utf8');
+  return { caPem: readFileSync(file, 'utf8'), source: ClientTrustSource.DevCa };
+}
+
+/** The CA the CLI trusts for the edge; undefined: the system's roots. */
+export function edgeCaPem(config: PortcullisConfig): string | undefined {
+  return edgeTrust(config).caPem;
 }
 
 /** `portcullis token`: a short-lived token from the development issuer. */
@@ -108,12 +129,16 @@ export async function tokenCommand(
   })}\n`;
 }
 
-/** `portcullis kubeconfig`: a kubeconfig that fetches short-lived tokens through an exec plugin. */
+/**
+ * `portcullis kubeconfig`: a kubeconfig that fetches short-lived tokens through an exec plugin.
+ * When the edge's certificate chains to a CA clients already trust, the cluster carries no
+ * certificate-authority-data and a comment at the top says why.
+ */
 export function kubeconfigCommand(
   config: PortcullisConfig,
   configPath: string,
   opts: { connection: string; client: string; namespace?: string | undefined; hostRouting?: boolean },
-): string {
+): { kubeconfig: string; notice?: string } {
   const conn = config.connections.find((c) => c.name === opts.connection && c.type === 'kubernetes');
   if (conn === undefined && opts.connection !== 'sandbox') {
     throw new CliError(`no kubernetes connection named ${JSON.stringify(opts.connection)} in ${configPath}`);
@@ -125,11 +150,17 @@ export function kubeconfigCommand(
     const base = new URL(edgeUrl(config));
     hostUrl = `https://${opts.connection}.${domain}${base.port === '' ? '' : `:${base.port}`}`;
   }
-  return renderKubeconfig({
+  const trust = edgeTrust(config);
+  const notice =
+    trust.caPem === undefined
+      ? `certificate-authority-data left out: edge.tls.certFile (${config.edge.tls.certFile ?? ''}) is not self-signed and no edge.tls.caBundleFile is configured, so kubectl verifies the edge with the system's trusted roots`
+      : undefined;
+  // The notice goes into the file too: whoever reads the kubeconfig later sees why it has no CA.
+  const kubeconfig = (notice === undefined ? '' : `# ${notice}.\n`) + renderKubeconfig({
     edgeUrl: edgeUrl(config),
     ...(hostUrl !== undefined ? { serverUrl: hostUrl } : {}),
     connection: opts.connection,
-    caPem: edgeCaPem(config),
+    caPem: trust.caPem,
     exec: {
       command: process.execPath,
       // A connection with its own audiences gets tokens minted for it (a token for another connection is refused there).
@@ -137,6 +168,7 @@ export function kubeconfigCommand(
     },
     ...(opts.namespace !== undefined ? { namespace: opts.namespace } : {}),
   });
+  return notice === undefined ? { kubeconfig } : { kubeconfig, notice };
 }
 
 /** Reads a text file the user named; a CliError naming the file and the reason otherwise. */

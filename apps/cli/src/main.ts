@@ -91,9 +91,9 @@ async function main(argv: string[]): Promise<number> {
       });
       if (values.connection === undefined || values.client === undefined) throw new CliError('kubeconfig: --connection and --client are required', 2);
       const { config, path } = loadCliConfig(values.config);
-      process.stdout.write(
-        kubeconfigCommand(config, path, { connection: values.connection, client: values.client, namespace: values.namespace, hostRouting: values['host-routing'] }),
-      );
+      const kc = kubeconfigCommand(config, path, { connection: values.connection, client: values.client, namespace: values.namespace, hostRouting: values['host-routing'] });
+      process.stdout.write(kc.kubeconfig);
+      if (kc.notice !== undefined) process.stderr.write(`portcullis kubeconfig: ${kc.notice}\n`);
       return 0;
     }
     case 'policy':

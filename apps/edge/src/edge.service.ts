@@ -22,7 +22,8 @@ export const EXTRA_CONNECTIONS = Symbol('portcullis.extra-connections');
 /** What the edge reports once it listens. */
 export interface EdgeEndpoint {
   url: string;
-  caPem: string;
+  /** The CA clients should trust; undefined when the configured certificate chains to their system roots. */
+  caPem: string | undefined;
   devIssuerUrl: string | undefined;
 }
 

@@ -2,7 +2,16 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PortcullisConfig } from '../../../libs/config/src/index.js';
 import { DevIssuer, TokenVerifier, type TrustedIssuer } from '../../../libs/identity/src/index.js';
-import { loadOrCreateDevTls } from '../../../libs/tls/src/index.js';
+import { clientTrustFor, ClientTrustSource, loadOrCreateDevTls, type ClientTrust } from '../../../libs/tls/src/index.js';
+
+/** The certificate every HTTPS listener presents, and what clients should trust for it. */
+export interface GatewayTls {
+  readonly certPem: string;
+  readonly keyPem: string;
+  /** The CA to hand to clients; undefined when the certificate chains to a CA clients already trust. */
+  readonly caPem: string | undefined;
+  readonly trust: ClientTrustSource;
+}
 
 /** Path of the built-in development issuer under the edge URL (libs/gateway DEV_ISSUER_PATH). */
 const DEV_ISSUER_PATH = '/oidc/dev';
@@ -24,11 +33,12 @@ export function configuredEdgeUrl(config: PortcullisConfig): string {
  * role — the edge's, the approval and audit listeners', the public URL and `*.<edge.domain>` — so
  * roles sharing a state dir never re-issue the certificate away from each other.
  */
-export async function gatewayTls(config: PortcullisConfig): Promise<{ certPem: string; keyPem: string; caPem: string }> {
+export async function gatewayTls(config: PortcullisConfig): Promise<GatewayTls> {
   const t = config.edge.tls;
   if (t.certFile !== undefined && t.keyFile !== undefined) {
     const certPem = readFileSync(t.certFile, 'utf8');
-    return { certPem, keyPem: readFileSync(t.keyFile, 'utf8'), caPem: certPem };
+    const trust = edgeClientTrust(config, certPem);
+    return { certPem, keyPem: readFileSync(t.keyFile, 'utf8'), caPem: trust.caPem, trust: trust.source };
   }
   const hosts = new Set(['localhost', '127.0.0.1', '::1']);
   for (const h of [config.edge.listen.host, config.approval.listen.host, config.audit.listen?.host]) {
@@ -38,7 +48,17 @@ export async function gatewayTls(config: PortcullisConfig): Promise<{ certPem: s
   // Host routing: <connection>.<domain> must be covered too.
   if (config.edge.domain !== undefined) hosts.add(`*.${config.edge.domain}`);
   const dev = await loadOrCreateDevTls(join(config.node.stateDir, 'tls'), [...hosts]);
-  return { certPem: dev.certPem, keyPem: dev.keyPem, caPem: dev.caPem };
+  return { certPem: dev.certPem, keyPem: dev.keyPem, caPem: dev.caPem, trust: ClientTrustSource.DevCa };
+}
+
+/**
+ * What clients should trust for a configured certificate (`edge.tls.certFile`, its PEM given):
+ * `edge.tls.caBundleFile`, else the certificate when self-signed, else nothing (system roots).
+ */
+export function edgeClientTrust(config: PortcullisConfig, certPem: string): ClientTrust {
+  const t = config.edge.tls;
+  const bundle = t.caBundleFile === undefined ? undefined : readFileSync(t.caBundleFile, 'utf8');
+  return clientTrustFor(certPem, bundle, { cert: `edge.tls.certFile ${t.certFile ?? ''}`.trim(), ...(t.caBundleFile === undefined ? {} : { caBundle: `edge.tls.caBundleFile ${t.caBundleFile}` }) });
 }
 
 /** The development issuer when enabled (its key is shared through node.stateDir by every role). */

@@ -4,4 +4,4 @@ export { createPlatform, PlatformMode } from './platform.js';
 export type { Platform } from './platform.js';
 export type { Observability } from './observability.js';
 export { PlatformModule } from './platform.module.js';
-export { configuredEdgeUrl, createGatewayTokenVerifier, gatewayTls, openDevIssuer } from './gateway-identity.js';
+export { configuredEdgeUrl, createGatewayTokenVerifier, edgeClientTrust, gatewayTls, openDevIssuer, type GatewayTls } from './gateway-identity.js';

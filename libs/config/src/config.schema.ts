@@ -163,8 +163,14 @@ export const ConfigSchema = z.strictObject({
       listen: z.strictObject({ host: z.string().default('127.0.0.1'), port: port.default(8443) }).prefault({}),
       publicUrl: z.url().optional(),
       tls: z
-        .strictObject({ certFile: z.string().optional(), keyFile: z.string().optional() })
+        .strictObject({
+          certFile: z.string().optional(),
+          keyFile: z.string().optional(),
+          // The CA clients should trust for certFile (kubeconfig certificate-authority-data); not a client-certificate CA.
+          caBundleFile: z.string().optional(),
+        })
         .refine((t) => (t.certFile === undefined) === (t.keyFile === undefined), 'certFile and keyFile go together')
+        .refine((t) => t.caBundleFile === undefined || t.certFile !== undefined, 'caBundleFile names the CA of a configured certificate: set certFile and keyFile too')
         .prefault({}),
       decisionTimeout: duration('edge.decisionTimeout').default(2000),
       auditAckTimeout: duration('edge.auditAckTimeout').default(2000),

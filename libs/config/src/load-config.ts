@@ -87,6 +87,7 @@ export function parseConfig(
       tls: {
         ...(cfg.edge.tls.certFile !== undefined ? { certFile: abs(cfg.edge.tls.certFile) } : {}),
         ...(cfg.edge.tls.keyFile !== undefined ? { keyFile: abs(cfg.edge.tls.keyFile) } : {}),
+        ...(cfg.edge.tls.caBundleFile !== undefined ? { caBundleFile: abs(cfg.edge.tls.caBundleFile) } : {}),
       },
     },
     connections: cfg.connections.map((c) => ({

@@ -66,7 +66,7 @@ export interface EdgePipelineDeps {
   masking?: EdgeMasking;
   /** Holds require_approval requests for a human decision; without it they are refused (403). */
   approvals?: ApprovalGate | undefined;
-  /** Largest request body: a larger declared Content-Length is refused (413), and a held request's body is counted as it arrives. Default 16 MiB. */
+  /** Largest request body: a larger declared Content-Length is refused (413); a chunked body is counted as it arrives (held: buffered and refused; forwarded: the upstream request is aborted). Default 16 MiB. */
   maxRequestBodyBytes?: number;
   /** Request, decision, audit and upstream metrics (absent in unit tests). */
   metrics?: PortcullisMetrics['edge'];
@@ -290,8 +290,9 @@ export class EdgePipeline {
         this.complete(connection, requestId, decisionId, 499, 0, 0, started, 'client disconnected while held for approval', false);
         return;
       }
-      this.answerError(res, kind, err, requestId);
-      this.complete(connection, requestId, decisionId, res.statusCode, 0, 0, started, '', false);
+      const gw = this.answerError(res, kind, err, requestId);
+      // Approval answers (pending, denied) are outcomes, not failures; an oversized body is a failure and says so.
+      this.complete(connection, requestId, decisionId, res.statusCode, 0, 0, started, gw.code === GatewayErrorCode.BodyTooLarge ? gw.message : '', false);
       return;
     }
     res.off('close', onClose);
@@ -455,6 +456,7 @@ export class EdgePipeline {
     let bytesIn = 0;
     let bytesOut = 0;
     let finished = false;
+    let bodyRefused = false;
     const finish = (status: number, error: string, forwarded: boolean, response?: ExchangeBodies['responseBody'], maskedFields = 0): void => {
       if (finished) return;
       finished = true;
@@ -523,6 +525,8 @@ export class EdgePipeline {
     });
     upstream.on('error', (err) => {
       clearTimeout(headerTimer);
+      // The edge cut the upstream request itself (body over the cap): already answered and recorded.
+      if (bodyRefused) return;
       const timedOut = err instanceof GatewayError && err.code === GatewayErrorCode.UpstreamTimeout;
       this.deps.metrics?.upstreamErrors.inc([connection.name, timedOut ? 'timeout' : res.headersSent ? 'aborted' : 'unreachable']);
       if (res.headersSent) {
@@ -549,13 +553,44 @@ export class EdgePipeline {
       upstream.end(body);
       return;
     }
-    req.on('data', (chunk: Buffer) => {
+    // A declared Content-Length over the cap was refused before the decision; a chunked body is
+    // counted here, and the chunk that would cross the cap is never written upstream.
+    const onData = (chunk: Buffer): void => {
+      if (bytesIn + chunk.length > this.maxBodyBytes) {
+        refuseBody();
+        return;
+      }
       bytesIn += chunk.length;
       recorder?.add(chunk);
       if (!upstream.write(chunk)) req.pause();
+    };
+    const refuseBody = (): void => {
+      bodyRefused = true;
+      clearTimeout(headerTimer);
+      req.off('data', onData);
+      // Destroying the upstream request cuts its body short (no final chunk): the upstream sees an
+      // aborted request, never a complete truncated one.
+      upstream.destroy();
+      this.deps.metrics?.upstreamErrors.inc([connection.name, 'body_too_large']);
+      const gw = new GatewayError(
+        GatewayErrorCode.BodyTooLarge,
+        `portcullis: the request body exceeds edge.maxRequestBodyBytes (${this.maxBodyBytes} bytes); the upstream request was aborted`,
+      );
+      // Recorded first: a response already streaming is cut below and must not record itself as a
+      // success; its status is the one the client saw before the cut.
+      finish(res.headersSent ? res.statusCode : gw.httpStatus, gw.message, true);
+      // answerError destroys the client socket when the response has already started.
+      this.answerError(res, kind, gw, requestId);
+      // Drain what the client still sends so it can read the 413; the socket closes after it (Connection: close).
+      req.resume();
+    };
+    req.on('data', onData);
+    upstream.on('drain', () => {
+      if (!bodyRefused) req.resume();
     });
-    upstream.on('drain', () => req.resume());
-    req.on('end', () => upstream.end());
+    req.on('end', () => {
+      if (!bodyRefused) upstream.end();
+    });
     req.on('error', () => upstream.destroy());
   }
 

@@ -7,7 +7,8 @@ export interface KubeconfigSpec {
   connection: string;
   /** The cluster's server URL when it is not `<edgeUrl>/k8s/<connection>` (host routing: https://<connection>.<domain>:<port>). */
   serverUrl?: string;
-  caPem: string;
+  /** The CA to trust for the edge; undefined: none written, clients use their system roots. */
+  caPem: string | undefined;
   /** The exec credential plugin: command and args that print an ExecCredential. */
   exec: { command: string; args: string[]; env?: { name: string; value: string }[] };
   namespace?: string;
@@ -27,7 +28,7 @@ export function renderKubeconfig(spec: KubeconfigSpec): string {
         name,
         cluster: {
           server: spec.serverUrl ?? `${spec.edgeUrl.replace(/\/$/, '')}/k8s/${spec.connection}`,
-          'certificate-authority-data': Buffer.from(spec.caPem).toString('base64'),
+          ...(spec.caPem !== undefined ? { 'certificate-authority-data': Buffer.from(spec.caPem).toString('base64') } : {}),
         },
       },
     ],

@@ -37,7 +37,7 @@ export interface PortcullisMetrics {
     readonly decisionDuration: Histogram;
     /** labels: stage (`request`: before forwarding, fails closed; `completion`: after retries, lost) */
     readonly auditPublishFailures: Counter;
-    /** labels: connection, reason (`unreachable`, `timeout`, `aborted`) */
+    /** labels: connection, reason (`unreachable`, `timeout`, `aborted`, `body_too_large`: the edge aborted a streamed body over the cap) */
     readonly upstreamErrors: Counter;
     /** labels: connection. Time to the upstream's response headers. */
     readonly upstreamDuration: Histogram;

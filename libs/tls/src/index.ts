@@ -9,3 +9,4 @@ export {
 } from './certificate-authority.js';
 export { loadOrCreateDevTls, DEV_TLS_FILES, type DevTls, type DevTlsFile } from './dev-tls-store.js';
 export { SERVER_TLS_OPTIONS } from './server-tls-options.js';
+export { clientTrustFor, isSelfSigned, parseCertificates, ClientTrustError, ClientTrustSource, type ClientTrust } from './client-trust.js';
