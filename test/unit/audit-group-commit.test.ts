@@ -162,10 +162,10 @@ describe('audit group commit', () => {
     const publisher = new AuditPublisher(log, 1000, silentLogger, { groupCommit: { lingerMs: 60_000 }, chain: new AuditChain('edge-1') });
     await publisher.record(received(1));
     publisher.recordLater(completed(1));
-    assert.equal(log.appends.length, 1, 'the completion waits for the next admission');
+    assert.equal(log.attempts.length, 1, 'the completion waits for the next admission');
     await publisher.record(received(2));
-    assert.equal(log.appends.length, 2, 'one message carried the completion and the next admission');
-    const events = eventsOf(log.appends[1]!);
+    assert.equal(log.attempts.length, 2, 'one message carried the completion and the next admission');
+    const events = eventsOf(log.attempts[1]!);
     assert.deepEqual(
       events.map((e) => [e.type, e.correlationId, e.chainSeq]),
       [
@@ -181,18 +181,18 @@ describe('audit group commit', () => {
     const quick = new AuditPublisher(log, 1000, silentLogger, { groupCommit: { lingerMs: 5 } });
     quick.recordLater(completed(1));
     const deadline = Date.now() + 5000;
-    while (log.appends.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-    assert.equal(log.appends.length, 1);
-    assert.equal(log.appends[0]!.subject, Subjects.auditEvent('prod', EventType.RequestCompleted), 'a lone event in the single-event format');
-    assert.equal(log.appends[0]!.msgId, decodeEvent(log.appends[0]!.data).id);
+    while (log.attempts.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(log.attempts.length, 1);
+    assert.equal(log.attempts[0]!.subject, Subjects.auditEvent('prod', EventType.RequestCompleted), 'a lone event in the single-event format');
+    assert.equal(log.attempts[0]!.msgId, decodeEvent(log.attempts[0]!.data).id);
     const slow = new AuditPublisher(log, 1000, silentLogger, { groupCommit: { lingerMs: 60_000 } });
     slow.recordLater(completed(2));
     slow.recordLater(completed(3));
-    assert.equal(log.appends.length, 1);
+    assert.equal(log.attempts.length, 1);
     await slow.flush();
-    assert.equal(log.appends.length, 2, 'flush sent both waiting completions in one message');
+    assert.equal(log.attempts.length, 2, 'flush sent both waiting completions in one message');
     assert.deepEqual(
-      eventsOf(log.appends[1]!).map((e) => e.correlationId),
+      eventsOf(log.attempts[1]!).map((e) => e.correlationId),
       ['req-2', 'req-3'],
     );
     const stored = await handle.log.snapshot(Streams.audit.name, {});
