@@ -1,6 +1,6 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import { Transform, type Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
 import {
   buildEvent,
   create,
@@ -49,6 +49,7 @@ import {
   type EdgeMasking,
   type ExchangeBodies,
   type MaskPlan,
+  type UpstreamResponse,
 } from './response-masking.js';
 
 /** What the pipeline needs; every piece is a port or a pure helper. */
@@ -452,7 +453,6 @@ export class EdgePipeline {
     const recorder = requestBodyRecorder(req, this.masking);
     if (body !== undefined) recorder?.add(body);
     const basePath = connection.url.pathname.replace(/\/$/, '');
-    const requestFn = connection.url.protocol === 'https:' ? httpsRequest : httpRequest;
     let bytesIn = 0;
     let bytesOut = 0;
     let finished = false;
@@ -474,103 +474,17 @@ export class EdgePipeline {
     };
     const upstreamSpan = startSpan(`upstream ${connection.name}`, { kind: SpanKind.CLIENT, attributes: { 'http.request.method': req.method ?? '', 'portcullis.connection': connection.name } });
     const upstreamStart = performance.now();
-    const upstream = requestFn({
-      protocol: connection.url.protocol,
-      hostname: connection.url.hostname,
-      port: connection.url.port,
-      method: req.method,
-      path: basePath + upstreamPath,
-      headers,
-      agent: connection.agent,
-    });
+    const abort = new AbortController();
     const headerTimer = setTimeout(() => {
-      upstream.destroy(new GatewayError(GatewayErrorCode.UpstreamTimeout, `portcullis: the upstream did not answer within ${Math.round(this.deps.upstreamTimeoutMs / 1000)}s`));
+      abort.abort(new GatewayError(GatewayErrorCode.UpstreamTimeout, `portcullis: the upstream did not answer within ${Math.round(this.deps.upstreamTimeoutMs / 1000)}s`));
     }, this.deps.upstreamTimeoutMs);
     headerTimer.unref();
 
-    upstream.on('response', (up) => {
-      clearTimeout(headerTimer);
-      this.deps.metrics?.upstreamDuration.observe([connection.name], (performance.now() - upstreamStart) / 1000);
-      if (plan !== undefined) {
-        pipeMaskedResponse(up, res, attributes.method, plan, this.masking, AUDIT_ID_HEADER, requestId, {
-          refuse: (err) => this.answerError(res, kind, err, requestId),
-          finish: (status, error, sent, response, maskedFields) => {
-            bytesOut = sent;
-            finish(status, error, true, response, maskedFields);
-          },
-        });
-        return;
-      }
-      const outHeaders = clientResponseHeaders(up.headers);
-      outHeaders[AUDIT_ID_HEADER.toLowerCase()] = requestId;
-      res.writeHead(up.statusCode ?? 502, outHeaders);
-      // A stream (no length: watch, logs -f) may not send a body byte for a long time, so its
-      // headers go out at once; a sized response sends them with its body, in one TLS record.
-      if (up.headers['content-length'] === undefined) res.flushHeaders();
-      // Stream with back-pressure: pause the upstream while the client is slow.
-      up.on('data', (chunk: Buffer) => {
-        bytesOut += chunk.length;
-        if (!res.write(chunk)) up.pause();
-      });
-      res.on('drain', () => up.resume());
-      up.on('end', () => {
-        res.end();
-      });
-      up.on('error', (err) => {
-        this.deps.metrics?.upstreamErrors.inc([connection.name, 'aborted']);
-        finish(up.statusCode ?? 502, `upstream response aborted: ${err.message}`, true);
-        res.destroy();
-      });
-      res.on('finish', () => finish(up.statusCode ?? 502, '', true));
-    });
-    upstream.on('error', (err) => {
-      clearTimeout(headerTimer);
-      // The edge cut the upstream request itself (body over the cap): already answered and recorded.
-      if (bodyRefused) return;
-      const timedOut = err instanceof GatewayError && err.code === GatewayErrorCode.UpstreamTimeout;
-      this.deps.metrics?.upstreamErrors.inc([connection.name, timedOut ? 'timeout' : res.headersSent ? 'aborted' : 'unreachable']);
-      if (res.headersSent) {
-        finish(res.statusCode, `upstream failed mid-response: ${err.message}`, true);
-        res.destroy();
-        return;
-      }
-      const gw =
-        err instanceof GatewayError
-          ? err
-          : new GatewayError(GatewayErrorCode.UpstreamUnreachable, `portcullis: upstream ${connection.name} unreachable (${(err as NodeJS.ErrnoException).code ?? err.message})`, { cause: err });
-      this.answerError(res, kind, gw, requestId);
-      finish(gw.httpStatus, gw.message, false);
-    });
-    // A client that goes away cancels the upstream request (watches, logs -f).
-    res.on('close', () => {
-      if (!res.writableFinished) {
-        upstream.destroy();
-        finish(res.statusCode, 'client disconnected', true);
-      }
-    });
-    if (body !== undefined) {
-      bytesIn = body.length;
-      upstream.end(body);
-      return;
-    }
     // A declared Content-Length over the cap was refused before the decision; a chunked body is
-    // counted here, and the chunk that would cross the cap is never written upstream.
-    const onData = (chunk: Buffer): void => {
-      if (bytesIn + chunk.length > this.maxBodyBytes) {
-        refuseBody();
-        return;
-      }
-      bytesIn += chunk.length;
-      recorder?.add(chunk);
-      if (!upstream.write(chunk)) req.pause();
-    };
+    // counted as it streams, and the chunk that would cross the cap is never sent upstream.
     const refuseBody = (): void => {
       bodyRefused = true;
       clearTimeout(headerTimer);
-      req.off('data', onData);
-      // Destroying the upstream request cuts its body short (no final chunk): the upstream sees an
-      // aborted request, never a complete truncated one.
-      upstream.destroy();
       this.deps.metrics?.upstreamErrors.inc([connection.name, 'body_too_large']);
       const gw = new GatewayError(
         GatewayErrorCode.BodyTooLarge,
@@ -584,14 +498,117 @@ export class EdgePipeline {
       // Drain what the client still sends so it can read the 413; the socket closes after it (Connection: close).
       req.resume();
     };
-    req.on('data', onData);
-    upstream.on('drain', () => {
-      if (!bodyRefused) req.resume();
+    let requestBody: Buffer | Readable | undefined;
+    if (body !== undefined) {
+      bytesIn = body.length;
+      requestBody = body;
+    } else if (hasRequestBody(req)) {
+      const maxBytes = this.maxBodyBytes;
+      const counted = new Transform({
+        transform(chunk: Buffer, _encoding, done) {
+          if (bytesIn + chunk.length > maxBytes) {
+            req.unpipe(counted);
+            refuseBody();
+            // Failing the body stream makes undici abort the request mid-body: the upstream sees an
+            // aborted request, never a complete truncated one.
+            done(new GatewayError(GatewayErrorCode.BodyTooLarge, 'request body over the cap'));
+            return;
+          }
+          bytesIn += chunk.length;
+          recorder?.add(chunk);
+          done(null, chunk);
+        },
+      });
+      req.pipe(counted);
+      req.on('error', (err) => counted.destroy(err));
+      counted.on('error', ignoreError); // undici reports it on the request too
+      requestBody = counted;
+    } else {
+      // No body: whatever the client still sends (nothing, for a GET) is read and dropped.
+      req.resume();
+    }
+    // A client that goes away cancels the upstream request (watches, logs -f).
+    res.on('close', () => {
+      if (!res.writableFinished) {
+        abort.abort();
+        finish(res.statusCode, 'client disconnected', true);
+      }
     });
-    req.on('end', () => {
-      if (!bodyRefused) upstream.end();
-    });
-    req.on('error', () => upstream.destroy());
+
+    connection.pool
+      .request({
+        method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
+        path: basePath + upstreamPath,
+        headers: headers as Record<string, string | string[]>,
+        body: requestBody ?? null,
+        signal: abort.signal,
+      })
+      .then(
+        (up) => {
+          clearTimeout(headerTimer);
+          // Aborting (client gone, body refused) errors the body stream: the paths below that care
+          // listen for it; this keeps an abort nobody waits for from becoming an uncaught error.
+          up.body.on('error', ignoreError);
+          this.deps.metrics?.upstreamDuration.observe([connection.name], (performance.now() - upstreamStart) / 1000);
+          if (finished) {
+            // Answered already (body refused, client gone): drop the response.
+            up.body.destroy();
+            return;
+          }
+          const response: UpstreamResponse = { statusCode: up.statusCode, headers: up.headers as IncomingHttpHeaders, body: up.body };
+          if (plan !== undefined) {
+            pipeMaskedResponse(response, res, attributes.method, plan, this.masking, AUDIT_ID_HEADER, requestId, {
+              refuse: (err) => this.answerError(res, kind, err, requestId),
+              finish: (status, error, sent, masked, maskedFields) => {
+                bytesOut = sent;
+                finish(status, error, true, masked, maskedFields);
+              },
+            });
+            return;
+          }
+          const outHeaders = clientResponseHeaders(response.headers);
+          outHeaders[AUDIT_ID_HEADER.toLowerCase()] = requestId;
+          res.writeHead(up.statusCode, outHeaders);
+          // A stream (no length: watch, logs -f) may not send a body byte for a long time, so its
+          // headers go out at once; a sized response sends them with its body, in one TLS record.
+          if (response.headers['content-length'] === undefined) res.flushHeaders();
+          // Stream with back-pressure: pause the upstream while the client is slow.
+          up.body.on('data', (chunk: Buffer) => {
+            bytesOut += chunk.length;
+            if (!res.write(chunk)) up.body.pause();
+          });
+          res.on('drain', () => up.body.resume());
+          up.body.on('end', () => {
+            res.end();
+          });
+          up.body.on('error', (err) => {
+            if (finished) return; // the edge cut it (client gone, body refused)
+            this.deps.metrics?.upstreamErrors.inc([connection.name, 'aborted']);
+            finish(up.statusCode, `upstream response aborted: ${err.message}`, true);
+            res.destroy();
+          });
+          res.on('finish', () => finish(up.statusCode, '', true));
+        },
+        (err: unknown) => {
+          clearTimeout(headerTimer);
+          // The edge cut the upstream request itself (body over the cap, client gone): already answered and recorded.
+          if (bodyRefused || finished) return;
+          const cause = abort.signal.aborted && abort.signal.reason instanceof GatewayError ? abort.signal.reason : err;
+          const timedOut = cause instanceof GatewayError && cause.code === GatewayErrorCode.UpstreamTimeout;
+          this.deps.metrics?.upstreamErrors.inc([connection.name, timedOut ? 'timeout' : res.headersSent ? 'aborted' : 'unreachable']);
+          if (res.headersSent) {
+            finish(res.statusCode, `upstream failed mid-response: ${(cause as Error).message}`, true);
+            res.destroy();
+            return;
+          }
+          const gw =
+            cause instanceof GatewayError
+              ? cause
+              : new GatewayError(GatewayErrorCode.UpstreamUnreachable, `portcullis: upstream ${connection.name} unreachable (${upstreamErrorCode(cause)})`, { cause });
+          this.answerError(res, kind, gw, requestId);
+          finish(gw.httpStatus, gw.message, false);
+        },
+      );
   }
 
   private complete(
@@ -628,6 +645,23 @@ export class EdgePipeline {
     );
     this.deps.audit.recordLater(event);
   }
+}
+
+/** For streams whose errors are reported elsewhere. */
+function ignoreError(): void {}
+
+/** Whether the client sends a body: a length above zero, or any transfer coding (chunked). */
+function hasRequestBody(req: IncomingMessage): boolean {
+  return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+}
+
+/** The short reason an upstream could not be reached: the socket or TLS error code, else the message. */
+function upstreamErrorCode(err: unknown): string {
+  const e = err as NodeJS.ErrnoException & { cause?: unknown };
+  // undici wraps socket failures (UND_ERR_SOCKET, UND_ERR_CONNECT_TIMEOUT) around the system error.
+  const inner = e.cause as NodeJS.ErrnoException | undefined;
+  if (typeof e.code === 'string' && e.code.startsWith('UND_ERR_') && typeof inner?.code === 'string') return inner.code;
+  return typeof e.code === 'string' ? e.code : e instanceof Error ? e.message : String(err);
 }
 
 /** Reads a request body up to `max` bytes; GatewayError `body_too_large` (413) above. */

@@ -3,9 +3,9 @@
  * response is piped through the streaming masker. Anything the masker cannot read is withheld
  * with a 502 Status — never passed through. The request body's audit copy is masked here too.
  */
-import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
-import type { Transform } from 'node:stream';
+import type { Readable, Transform } from 'node:stream';
 import type { RequestAttributes } from '../../contracts/src/index.js';
 import {
   BodyRecorder,
@@ -179,6 +179,13 @@ function decoderFor(encoding: string): Transform | undefined | 'unsupported' {
   }
 }
 
+/** An upstream response: status, headers and the body stream. */
+export interface UpstreamResponse {
+  readonly statusCode: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: Readable;
+}
+
 /**
  * Pipes an upstream response through the masker to the client. Headers are sent with the first
  * masked bytes (a failure before them is a clean 502 Status; after them the connection is cut,
@@ -186,7 +193,7 @@ function decoderFor(encoding: string): Transform | undefined | 'unsupported' {
  * written event by event, with back-pressure on the upstream.
  */
 export function pipeMaskedResponse(
-  up: IncomingMessage,
+  up: UpstreamResponse,
   res: ServerResponse,
   method: string,
   plan: MaskPlan,
@@ -195,7 +202,7 @@ export function pipeMaskedResponse(
   requestId: string,
   hooks: MaskedResponseHooks,
 ): void {
-  const status = up.statusCode ?? 502;
+  const status = up.statusCode;
   const contentType = typeof up.headers['content-type'] === 'string' ? up.headers['content-type'] : '';
   const mediaType = (contentType.split(';')[0] ?? '').trim().toLowerCase();
   const encoding = (typeof up.headers['content-encoding'] === 'string' ? up.headers['content-encoding'] : '').trim().toLowerCase();
@@ -210,13 +217,13 @@ export function pipeMaskedResponse(
   const noBody = method === 'HEAD' || status === 204 || status === 304 || up.headers['content-length'] === '0';
   if (noBody) {
     res.writeHead(status, outHeaders);
-    up.resume();
-    up.on('end', () => res.end());
+    up.body.resume();
+    up.body.on('end', () => res.end());
     res.on('finish', () => hooks.finish(status, '', 0, undefined, 0));
     return;
   }
   const withhold = (why: string): void => {
-    up.destroy();
+    up.body.destroy();
     const err = new GatewayError(GatewayErrorCode.UnmaskableResponse, `portcullis: ${why}; the response was withheld because it could not be masked`);
     hooks.refuse(err);
     hooks.finish(err.httpStatus, err.message, 0, undefined, 0);
@@ -252,7 +259,7 @@ export function pipeMaskedResponse(
   const fail = (err: unknown): void => {
     if (failed) return;
     failed = true;
-    up.destroy();
+    up.body.destroy();
     const code = err instanceof MaskingError ? err.code : MaskingErrorCode.InvalidJson;
     const message = err instanceof MaskingError ? err.message : `the upstream body could not be decoded (${(err as Error).message})`;
     if (!res.headersSent) {
@@ -268,7 +275,7 @@ export function pipeMaskedResponse(
     res.writeHead(status, outHeaders);
     res.flushHeaders();
   }
-  const source: NodeJS.ReadableStream = decoder === undefined ? up : up.pipe(decoder);
+  const source: NodeJS.ReadableStream = decoder === undefined ? up.body : up.body.pipe(decoder);
   if (decoder !== undefined) decoder.on('error', fail);
   source.on('data', (chunk: Buffer) => {
     if (failed) return;
@@ -279,9 +286,9 @@ export function pipeMaskedResponse(
       fail(err);
       return;
     }
-    if (!send(text)) up.pause();
+    if (!send(text)) up.body.pause();
   });
-  res.on('drain', () => up.resume());
+  res.on('drain', () => up.body.resume());
   source.on('end', () => {
     if (failed) return;
     let text: string;
@@ -295,7 +302,7 @@ export function pipeMaskedResponse(
     if (!res.headersSent) res.writeHead(status, outHeaders);
     res.end();
   });
-  up.on('error', (err) => {
+  up.body.on('error', (err) => {
     if (failed) return;
     failed = true;
     res.destroy();
@@ -304,7 +311,7 @@ export function pipeMaskedResponse(
   res.on('finish', () => end(''));
   res.on('close', () => {
     if (!res.writableFinished) {
-      up.destroy();
+      up.body.destroy();
       end('client disconnected');
     }
   });
