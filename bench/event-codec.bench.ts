@@ -176,6 +176,10 @@ for (const [label, base, ours] of rows) {
   console.log(`${label.padEnd(34)}${us(base).toFixed(2).padStart(13)}${us(ours).toFixed(2).padStart(10)}${`${ratio.toFixed(1)}×`.padStart(9)}`);
   figures[label] = { protobufEsUs: us(base), codecUs: us(ours), ratio };
 }
+const plainBase = us('encode protobuf-es') + us('decode protobuf-es');
+const plainOurs = us('encode codec') + us('decode codec');
+console.log(`${'encode + decode'.padEnd(34)}${plainBase.toFixed(2).padStart(13)}${plainOurs.toFixed(2).padStart(10)}${`${(plainBase / plainOurs).toFixed(1)}×`.padStart(9)}`);
+figures['encode + decode'] = { protobufEsUs: plainBase, codecUs: plainOurs, ratio: plainBase / plainOurs };
 const encDecBase = us('seal protobuf-es') + us('decode protobuf-es');
 const encDecOurs = us('seal codec') + us('decode codec');
 console.log(`${'seal + decode'.padEnd(34)}${encDecBase.toFixed(2).padStart(13)}${encDecOurs.toFixed(2).padStart(10)}${`${(encDecBase / encDecOurs).toFixed(1)}×`.padStart(9)}`);

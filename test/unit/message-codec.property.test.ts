@@ -158,7 +158,7 @@ class Gen {
     return m;
   }
   child(desc: DescMessage, depth: number): Msg {
-    return depth <= 0 || this.chance(0.25) ? (create(desc) as unknown as Msg) : this.message(desc, depth - 1);
+    return depth <= 0 || this.chance(0.25) ? create(desc) : this.message(desc, depth - 1);
   }
   setField(m: Msg, f: DescField, depth: number): void {
     switch (f.fieldKind) {

@@ -354,7 +354,7 @@ function releaseScratch(): void {
 
 /** The protobuf binary encoding of `message`, byte for byte what protobuf-es' `toBinary` returns. */
 export function encodeMessage<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): Uint8Array {
-  if (!encodeToScratch(schema, message as unknown as Msg)) return toBinary(schema, message);
+  if (!encodeToScratch(schema, message)) return toBinary(schema, message);
   const out = buf.slice(0, pos);
   releaseScratch();
   return out;
@@ -370,7 +370,7 @@ export function withEncodedMessage<Desc extends DescMessage, R>(
   message: MessageShape<Desc>,
   use: (bytes: Uint8Array) => R,
 ): R {
-  if (!encodeToScratch(schema, message as unknown as Msg)) return use(toBinary(schema, message));
+  if (!encodeToScratch(schema, message)) return use(toBinary(schema, message));
   const bytes = buf.subarray(0, pos);
   try {
     return use(bytes);
@@ -389,8 +389,8 @@ let rlen = 0;
 let rview: DataView | undefined;
 const LITTLE_ENDIAN = endianness() === 'LE';
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-/** Short ASCII strings are built in JS; past this a native decode is cheaper. */
-const ASCII_JS_MAX = 48;
+/** Short ASCII strings are built in JS; past this the native decoder was cheaper (bench:codec). */
+const ASCII_JS_MAX = 12;
 
 function truncated(): never {
   throw new MessageDecodeError('premature end of data');
