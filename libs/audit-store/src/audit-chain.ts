@@ -15,11 +15,13 @@
  * `payload_json` (canonical protobuf JSON), clears `hash`, encodes and hashes again.
  *
  * Only this module may depend on the chain's layout; the edge uses {@link AuditChain.seal} on its
- * hot path (one encode, one SHA-256, one copy).
+ * hot path (one encode, one SHA-256, one copy). seal encodes with the contracts' compiled codec
+ * (`withEncodedMessage`: the same bytes as `toBinary`, a fraction of the CPU); {@link eventHash},
+ * which the verifier uses, keeps protobuf-es' `toBinary` as the independent reference.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { clone, fromJsonString, toBinary } from '@bufbuild/protobuf';
-import { EventEnvelopeSchema, type EventEnvelope } from '../../contracts/src/index.js';
+import { EventEnvelopeSchema, withEncodedMessage, type EventEnvelope } from '../../contracts/src/index.js';
 
 /** Field number of `EventEnvelope.hash` (appended to the canonical bytes on the wire). */
 const HASH_FIELD_TAG = (11 << 3) | 2;
@@ -28,6 +30,8 @@ const HASH_HEX_LENGTH = 64;
 
 /** SHA-256 (hex) of an envelope's canonical encoding: its protobuf binary with `hash` cleared. */
 export function eventHash(event: EventEnvelope): string {
+  // protobuf-es' own encoder on purpose: the verifier stays the reference for the codec that
+  // seal() uses, so a divergence shows up as findings instead of agreeing with itself.
   if (event.hash === '') return sha256Hex(toBinary(EventEnvelopeSchema, event));
   const copy = clone(EventEnvelopeSchema, event);
   copy.hash = '';
@@ -40,6 +44,7 @@ export function eventHashOfJson(payloadJson: string): { event: EventEnvelope; ha
   return { event, hash: eventHash(event) };
 }
 
+/** Hex SHA-256 (createHash: the one-shot `crypto.hash` is Node ≥ 21.7). */
 function sha256Hex(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
@@ -96,15 +101,19 @@ export class AuditChain {
     event.chainSeq = ++this.#seq;
     event.prevHash = this.#lastHash;
     event.hash = '';
-    const canonical = toBinary(EventEnvelopeSchema, event);
-    const hash = sha256Hex(canonical);
-    event.hash = hash;
-    this.#lastHash = hash;
-    const wire = new Uint8Array(canonical.length + 2 + HASH_HEX_LENGTH);
-    wire.set(canonical, 0);
-    wire[canonical.length] = HASH_FIELD_TAG;
-    wire[canonical.length + 1] = HASH_HEX_LENGTH;
-    for (let i = 0; i < HASH_HEX_LENGTH; i++) wire[canonical.length + 2 + i] = hash.charCodeAt(i);
+    // The canonical bytes are a view of the codec's scratch buffer: hashed, then copied once into
+    // the wire message.
+    const wire = withEncodedMessage(EventEnvelopeSchema, event, (canonical) => {
+      const hash = sha256Hex(canonical);
+      event.hash = hash;
+      const out = new Uint8Array(canonical.length + 2 + HASH_HEX_LENGTH);
+      out.set(canonical, 0);
+      out[canonical.length] = HASH_FIELD_TAG;
+      out[canonical.length + 1] = HASH_HEX_LENGTH;
+      for (let i = 0; i < HASH_HEX_LENGTH; i++) out[canonical.length + 2 + i] = hash.charCodeAt(i);
+      return out;
+    });
+    this.#lastHash = event.hash;
     return wire;
   }
 }

@@ -23,6 +23,7 @@ export {
   payloadCaseOf,
 } from './events.js';
 export type { EventPayloadMap, EventMeta } from './events.js';
+export { encodeMessage, decodeMessage, withEncodedMessage, MessageDecodeError } from './message-codec.js';
 export {
   Effect,
   effectOf,
