@@ -9,7 +9,7 @@
  * 200 MB list streams through the cluster-mode edge while its RSS is sampled.
  *
  * Env: BENCH_ROUNDS (3), BENCH_SECONDS (3 per run), BENCH_TARGETS (comma list), BENCH_CONCURRENCY
- * (comma list, default 1,16,64), BENCH_PROFILE_DIR
+ * (comma list, default 1,16,64), BENCH_BARE_NODE_HTTP=1 (the bare proxy with node:https instead of undici), BENCH_PROFILE_DIR
  * (start the cluster-mode edge with --cpu-prof into that dir), BENCH_SMALL_ONLY=1 (small GETs only).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -358,7 +358,7 @@ async function main(): Promise<void> {
     cpuRoles.set('nginx', { proxy: children.at(-1)?.pid ?? 0, upstream: upstreamPid });
   }
   if (wanted.has('node')) {
-    const n = await startChild(join(here, 'bare-proxy.js'), [upstream.url, upstreamCaFile, dir]);
+    const n = await startChild(join(here, process.env['BENCH_BARE_NODE_HTTP'] === '1' ? 'bare-proxy-node-http.js' : 'bare-proxy.js'), [upstream.url, upstreamCaFile, dir]);
     base.set('node', { url: n['url'] ?? '', token: edgeToken });
     cpuRoles.set('node', { proxy: children.at(-1)?.pid ?? 0, upstream: upstreamPid });
   }
