@@ -16,6 +16,8 @@ export interface ProxyCell {
   readonly errors: number;
   /** Median CPU time per request (µs) of each process taking part, by role (absent in older results). */
   readonly cpuUsPerRequest?: Readonly<Record<string, number>>;
+  /** Cluster-mode edge: its mean waits per request (ms) from its own histograms. */
+  readonly edgeWaitsMs?: { readonly decision: number; readonly auditAck: number; readonly upstream: number };
 }
 
 /** What proxy-compare reports. */
@@ -102,6 +104,13 @@ function proxyMarkdown(p: ProxyFigures): string[] {
       );
     }
     lines.push('');
+    const w = cells.get('cluster')?.edgeWaitsMs;
+    if (w) {
+      lines.push(
+        `Inside the cluster-mode edge, mean per request (its own histograms): policy decision ${ms(w.decision)} ms, waiting for the audit ack ${ms(w.auditAck)} ms, upstream to response headers ${ms(w.upstream)} ms.`,
+        '',
+      );
+    }
   };
   for (const c of concurrencies) table(`Small GET (~400-byte ConfigMap), ${c} connection${c === 1 ? '' : 's'}`, 'small', c);
   lines.push(...cpuTable(p, 'small', Math.max(...concurrencies)));

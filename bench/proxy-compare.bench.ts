@@ -51,7 +51,49 @@ export interface LoadRun {
   readonly load1: number;
   /** CPU time per request (µs) of each process taking part, by role; `wrk` is the load generator. */
   readonly cpuUsPerRequest: Record<string, number>;
+  /** Cluster-mode edge only: its own mean waits per request (ms), from its /metrics histograms. */
+  readonly edgeWaitsMs?: EdgeWaits;
 }
+
+/** Mean waits inside the edge per request: policy decision, audit ack, upstream response headers. */
+export interface EdgeWaits {
+  readonly decision: number;
+  readonly auditAck: number;
+  readonly upstream: number;
+}
+
+const WAIT_HISTOGRAMS = {
+  decision: 'portcullis_edge_decision_duration_seconds',
+  auditAck: 'portcullis_edge_audit_ack_duration_seconds',
+  upstream: 'portcullis_edge_upstream_duration_seconds',
+} as const;
+
+/** Sums and counts of the edge's wait histograms (all label sets added up). */
+async function scrapeWaits(metricsUrl: string): Promise<Record<keyof EdgeWaits, { sum: number; count: number }>> {
+  const text = await (await fetch(metricsUrl)).text();
+  const out = {} as Record<keyof EdgeWaits, { sum: number; count: number }>;
+  for (const [key, name] of Object.entries(WAIT_HISTOGRAMS) as [keyof EdgeWaits, string][]) {
+    let sum = 0;
+    let count = 0;
+    for (const m of text.matchAll(new RegExp(`^${name}_(sum|count)(?:\\{[^}]*\\})? ([0-9.eE+-]+)$`, 'gm'))) {
+      if (m[1] === 'sum') sum += Number(m[2]);
+      else count += Number(m[2]);
+    }
+    out[key] = { sum, count };
+  }
+  return out;
+}
+
+function meanWaits(before: Awaited<ReturnType<typeof scrapeWaits>>, after: Awaited<ReturnType<typeof scrapeWaits>>): EdgeWaits {
+  const mean = (k: keyof EdgeWaits): number => {
+    const n = after[k].count - before[k].count;
+    return n > 0 ? Math.round(((after[k].sum - before[k].sum) / n) * 1e6) / 1e3 : NaN;
+  };
+  return { decision: mean('decision'), auditAck: mean('auditAck'), upstream: mean('upstream') };
+}
+
+/** The cluster-mode edge's /metrics, once started. */
+let clusterMetricsUrl: string | undefined;
 
 /** CPU ticks (user + system, 1/100 s) used so far by a process and its descendants; 0 once it is gone. */
 function cpuTicks(pid: number): number {
@@ -216,7 +258,9 @@ async function startCluster(
   });
   const rolePids: Record<string, number> = { nats: nats.pid ?? 0, clickhouse: clickhouse.pid ?? 0 };
   const roles = writeConfig(dir, 'cluster-roles.yaml', base('bench-roles'));
-  const edgeConfig = writeConfig(dir, 'cluster-edge.yaml', base('bench-edge'));
+  const metricsPort = await freePort();
+  const edgeConfig = writeConfig(dir, 'cluster-edge.yaml', { ...base('bench-edge'), observability: { listen: { host: '127.0.0.1', port: metricsPort } } });
+  clusterMetricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
   for (const role of ['policy', 'audit']) {
     const p = startPortcullis(['serve', role, '--config', roles], { env: { PORTCULLIS_LOG_LEVEL: 'warn' } });
     procs.push(p);
@@ -386,10 +430,12 @@ async function main(): Promise<void> {
     for (const concurrency of CONCURRENCY) {
       for (const t of rotated) {
         const b = base.get(t)!;
-        const r = await wrk(wrkBin, `${b.url}${SMALL_PATH}`, b.token, concurrency, SECONDS, cpuRoles.get(t));
+        const waitsBefore = t === 'cluster' && clusterMetricsUrl !== undefined ? await scrapeWaits(clusterMetricsUrl) : undefined;
+        let r = await wrk(wrkBin, `${b.url}${SMALL_PATH}`, b.token, concurrency, SECONDS, cpuRoles.get(t));
+        if (waitsBefore !== undefined) r = { ...r, edgeWaitsMs: meanWaits(waitsBefore, await scrapeWaits(clusterMetricsUrl!)) };
         cell('small', concurrency, t).runs.push(r);
         process.stderr.write(
-          `round ${round + 1}/${ROUNDS} small c=${concurrency} ${Targets[t]}: ${Math.round(r.rps)} req/s p50 ${r.p50Ms.toFixed(2)} ms p99 ${r.p99Ms.toFixed(2)} ms${r.errors + r.non2xx > 0 ? ` ERRORS ${r.errors}+${r.non2xx}` : ''} (load ${r.load1}) CPU µs/req ${JSON.stringify(r.cpuUsPerRequest)}\n`,
+          `round ${round + 1}/${ROUNDS} small c=${concurrency} ${Targets[t]}: ${Math.round(r.rps)} req/s p50 ${r.p50Ms.toFixed(2)} ms p99 ${r.p99Ms.toFixed(2)} ms${r.errors + r.non2xx > 0 ? ` ERRORS ${r.errors}+${r.non2xx}` : ''} (load ${r.load1}) CPU µs/req ${JSON.stringify(r.cpuUsPerRequest)}${r.edgeWaitsMs ? ` edge waits ms ${JSON.stringify(r.edgeWaitsMs)}` : ''}\n`,
         );
       }
     }
@@ -421,6 +467,15 @@ async function main(): Promise<void> {
     cpuUsPerRequest: Object.fromEntries(
       [...new Set(c.runs.flatMap((r) => Object.keys(r.cpuUsPerRequest)))].map((role) => [role, median(c.runs.map((r) => r.cpuUsPerRequest[role] ?? NaN))]),
     ),
+    ...(c.runs.some((r) => r.edgeWaitsMs !== undefined)
+      ? {
+          edgeWaitsMs: {
+            decision: median(c.runs.map((r) => r.edgeWaitsMs?.decision ?? NaN)),
+            auditAck: median(c.runs.map((r) => r.edgeWaitsMs?.auditAck ?? NaN)),
+            upstream: median(c.runs.map((r) => r.edgeWaitsMs?.upstream ?? NaN)),
+          },
+        }
+      : {}),
     runs: c.runs,
   }));
   reportFigures('proxy-compare', {

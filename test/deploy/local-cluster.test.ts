@@ -135,11 +135,15 @@ describe('npm run cluster: three edges behind nginx, two of each role', { timeou
 
     // The edges' own counters add up to what kubectl did.
     let allowed = 0;
+    let acked = 0;
     for (const p of info.processes.filter((x) => x.role === 'edge')) {
       const text = await (await fetch(`${p.observabilityUrl}/metrics`)).text();
       for (const m of text.matchAll(/^portcullis_edge_requests_total\{connection="sandbox",verb="list",decision="allow"\} (\d+)$/gm)) allowed += Number(m[1]);
+      for (const m of text.matchAll(/^portcullis_edge_audit_ack_duration_seconds_count (\d+)$/gm)) acked += Number(m[1]);
     }
     assert.ok(allowed >= 4, `4 pod lists counted as allowed over the edges (counted ${allowed})`);
+    // Every admitted request waited for the log's ack of its admission events, and the wait was measured.
+    assert.ok(acked >= allowed, `audit ack waits observed for every admitted request (${acked} of ${allowed})`);
   });
 
   test('one request, one trace: spans from the edge, the policy role and the audit role', async () => {

@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform, type Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import {
@@ -192,8 +192,10 @@ export class EdgePipeline {
       create(RequestDecidedSchema, { decision, cached, decisionLatencyUs: Math.round((performance.now() - decideStart) * 1000) }),
       { correlationId: requestId, causationId: requestId, nodeId: this.deps.nodeId, connection: connection.name },
     );
+    const auditStart = performance.now();
     try {
       await this.deps.audit.record(received, decided);
+      this.deps.metrics?.auditAckDuration.observe([], (performance.now() - auditStart) / 1000);
     } catch (err) {
       this.deps.metrics?.auditPublishFailures.inc(['request']);
       this.count(attributes, connection.name, RequestOutcome.AuditUnavailable);
@@ -555,7 +557,7 @@ export class EdgePipeline {
             up.body.destroy();
             return;
           }
-          const response: UpstreamResponse = { statusCode: up.statusCode, headers: up.headers as IncomingHttpHeaders, body: up.body };
+          const response: UpstreamResponse = { statusCode: up.statusCode, headers: up.headers, body: up.body };
           if (plan !== undefined) {
             pipeMaskedResponse(response, res, attributes.method, plan, this.masking, AUDIT_ID_HEADER, requestId, {
               refuse: (err) => this.answerError(res, kind, err, requestId),

@@ -36,6 +36,8 @@ export interface PortcullisMetrics {
     /** labels: none. Edge-side decision round trip (NATS request-reply to policy). */
     readonly decisionDuration: Histogram;
     /** labels: stage (`request`: before forwarding, fails closed; `completion`: after retries, lost) */
+    /** labels: none. Wait for the log's ack of a request's admission events (the fail-closed gate). */
+    readonly auditAckDuration: Histogram;
     readonly auditPublishFailures: Counter;
     /** labels: connection, reason (`unreachable`, `timeout`, `aborted`, `body_too_large`: the edge aborted a streamed body over the cap) */
     readonly upstreamErrors: Counter;
@@ -80,6 +82,11 @@ export function createPortcullisMetrics(opts: { role: string; version: string })
     edge: {
       requests: r.counter('portcullis_edge_requests_total', 'Requests answered by the edge, by connection, verb and decision.', ['connection', 'verb', 'decision']),
       decisionDuration: r.histogram('portcullis_edge_decision_duration_seconds', 'Time the edge waited for a policy decision.', LATENCY_BUCKETS),
+      auditAckDuration: r.histogram(
+        'portcullis_edge_audit_ack_duration_seconds',
+        'Time a request waited for the durable log to acknowledge its admission events (request.received, request.decided) before it was forwarded.',
+        LATENCY_BUCKETS,
+      ),
       auditPublishFailures: r.counter('portcullis_edge_audit_publish_failures_total', 'Audit events the durable log did not acknowledge.', ['stage']),
       upstreamErrors: r.counter('portcullis_edge_upstream_errors_total', 'Forwarded requests that failed at the upstream.', ['connection', 'reason']),
       upstreamDuration: r.histogram('portcullis_edge_upstream_duration_seconds', 'Time to the upstream response headers.', LATENCY_BUCKETS, ['connection']),
