@@ -38,6 +38,12 @@ export interface AuditWriterOptions {
   batchSize?: number;
   /** Longest wait to fill a batch (default 200 ms). */
   maxWaitMs?: number;
+  /**
+   * Batches handled at once by this process (default 2): consumers of the same durable, so one
+   * batch is decoded while another waits for its insert. Each batch is still acked only after its
+   * own insert.
+   */
+  lanes?: number;
   logger: AuditWriterLogger;
   /** First retry delay after a failed insert (default 100 ms), doubled up to `maxBackoffMs`. */
   initialBackoffMs?: number;
@@ -85,9 +91,10 @@ export class AuditWriter {
   readonly #maxBackoffMs: number;
   readonly #durable: string;
   readonly #observer: AuditWriterObserver | undefined;
-  #consumer: LogConsumer | undefined;
+  readonly #lanes: number;
+  #consumers: LogConsumer[] | undefined;
   #stopping = false;
-  #wakeUp: (() => void) | undefined;
+  readonly #wakeUps = new Set<() => void>();
   #written = 0;
   #deadLettered = 0;
 
@@ -102,6 +109,7 @@ export class AuditWriter {
     this.#maxBackoffMs = options.maxBackoffMs ?? 5000;
     this.#durable = options.durable ?? Consumers.auditWriter;
     this.#observer = options.observer;
+    this.#lanes = Math.max(1, Math.floor(options.lanes ?? 2));
   }
 
   /** Rows stored and messages dead-lettered since start. */
@@ -111,23 +119,21 @@ export class AuditWriter {
 
   /** Starts consuming. The sink must be migrated. */
   start(): void {
-    if (this.#consumer !== undefined) throw new Error('AuditWriter already started');
+    if (this.#consumers !== undefined) throw new Error('AuditWriter already started');
     this.#stopping = false;
-    this.#consumer = this.#log.consume(
-      Streams.audit.name,
-      { durable: this.#durable, batchSize: this.#batchSize, maxWaitMs: this.#maxWaitMs },
-      (batch) => this.#handle(batch),
+    this.#consumers = Array.from({ length: this.#lanes }, () =>
+      this.#log.consume(Streams.audit.name, { durable: this.#durable, batchSize: this.#batchSize, maxWaitMs: this.#maxWaitMs }, (batch) => this.#handle(batch)),
     );
-    this.#logger.info('audit writer started', { stream: Streams.audit.name, durable: this.#durable });
+    this.#logger.info('audit writer started', { stream: Streams.audit.name, durable: this.#durable, lanes: this.#lanes });
   }
 
   /** Stops consuming; a batch being retried is abandoned unacknowledged (it is redelivered). */
   async stop(): Promise<void> {
     this.#stopping = true;
-    this.#wakeUp?.();
-    const consumer = this.#consumer;
-    this.#consumer = undefined;
-    await consumer?.stop();
+    for (const wake of [...this.#wakeUps]) wake();
+    const consumers = this.#consumers ?? [];
+    this.#consumers = undefined;
+    await Promise.all(consumers.map((c) => c.stop()));
   }
 
   async #handle(batch: readonly LogMessage[]): Promise<void> {
@@ -204,17 +210,19 @@ export class AuditWriter {
     }
   }
 
-  /** Waits `ms`, or less if stop() is called. */
+  /** Waits `ms`, or less if stop() is called (each lane may be pausing). */
   #pause(ms: number): Promise<void> {
+    let wake: (() => void) | undefined;
     return new Promise<void>((resolve) => {
       const timer = setTimeout(done, ms);
       function done(): void {
         clearTimeout(timer);
         resolve();
       }
-      this.#wakeUp = done;
+      wake = done;
+      this.#wakeUps.add(done);
     }).finally(() => {
-      this.#wakeUp = undefined;
+      if (wake !== undefined) this.#wakeUps.delete(wake);
     });
   }
 }
