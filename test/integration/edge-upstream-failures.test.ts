@@ -1,0 +1,143 @@
+/**
+ * What a client sees, and what the audit log records, when the upstream fails — for the undici
+ * forward path: refused connection, an untrusted certificate, no response headers within
+ * `upstreamTimeout`, and a response cut off mid-body. Each row: the status (a Kubernetes Status
+ * naming the cause, or a cut connection once the response has started) and the request.completed
+ * event's status, error and `forwarded` flag. Scripted TLS upstreams on loopback; nothing is mocked.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ServerResponse } from 'node:http';
+import { request } from 'node:https';
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadOrCreateDevTls } from '../../libs/tls/src/index.js';
+import { EventType, type EventEnvelope } from '../../libs/contracts/src/index.js';
+import { freePort } from '../harness/services.js';
+import { startTestEdge, type TestEdge } from '../support/kube-edge.js';
+import { eventually } from '../support/gateway-https.js';
+
+const POLICY = `apiVersion: portcullis.dev/v1
+kind: Policy
+metadata: { name: upstream-failures, version: "u1" }
+rules:
+  - id: bots
+    match: { groups: [bots] }
+    effect: allow
+`;
+
+interface Outcome {
+  /** HTTP status, or 0 when the connection was cut before a complete response. */
+  readonly status: number;
+  readonly auditId: string;
+  readonly body: string;
+}
+
+function get(edge: TestEdge, path: string): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const req = request(`${edge.url}${path}`, { ca: edge.ca, headers: { authorization: `Bearer ${edge.token}` }, timeout: 20_000 }, (res) => {
+      const chunks: Buffer[] = [];
+      const auditId = String(res.headers['audit-id'] ?? '');
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, auditId, body: Buffer.concat(chunks).toString('utf8') }));
+      // A response cut mid-body: the client sees an aborted stream, not a complete answer.
+      res.on('error', () => resolve({ status: 0, auditId, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('aborted', () => resolve({ status: 0, auditId, body: Buffer.concat(chunks).toString('utf8') }));
+    });
+    req.on('timeout', () => req.destroy(new Error('no answer within 20s')));
+    req.on('error', () => resolve({ status: 0, auditId: '', body: '' }));
+    req.end();
+  });
+}
+
+describe('edge: upstream failures (undici forward path)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'edge-upstream-failures-'));
+  const servers: Server[] = [];
+  let edge: TestEdge;
+
+  before(async () => {
+    const trusted = await loadOrCreateDevTls(join(dir, 'trusted'), ['127.0.0.1', 'localhost']);
+    const stranger = await loadOrCreateDevTls(join(dir, 'stranger'), ['127.0.0.1', 'localhost']);
+    const listen = async (tls: { certPem: string; keyPem: string }, handler: Parameters<typeof createServer>[1]): Promise<string> => {
+      const server = createServer({ cert: tls.certPem, key: tls.keyPem }, handler);
+      servers.push(server);
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      return `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    };
+    const ok = (_req: unknown, res: ServerResponse): void => {
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"kind":"Status","status":"Success"}');
+    };
+    // Accepts the request and never answers.
+    const silent = await listen(trusted, () => undefined);
+    // Promises 1 MB, sends a little, then cuts the connection.
+    const cut = await listen(trusted, (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(1024 * 1024) });
+      res.write('{"kind":"ConfigMapList","items":[');
+      setImmediate(() => res.socket?.destroy());
+    });
+    const untrusted = await listen(stranger, ok);
+    const refused = `https://127.0.0.1:${await freePort()}`;
+    const as = (url: string) => ({ url, caPem: trusted.caPem, token: 'gateway-token' });
+    edge = await startTestEdge({
+      connections: { refused: as(refused), untrusted: as(untrusted), silent: as(silent), cut: as(cut) },
+      policy: POLICY,
+      upstreamTimeoutMs: 400,
+    });
+  });
+
+  after(async () => {
+    await edge.close();
+    for (const s of servers) {
+      s.closeAllConnections();
+      s.close();
+    }
+  });
+
+  const completedOf = (auditId: string): Promise<EventEnvelope> =>
+    eventually(`request.completed for ${auditId}`, async () => edge.log.appended.find((x) => x.type === EventType.RequestCompleted && x.correlationId === auditId));
+
+  const rows: {
+    name: string;
+    connection: string;
+    status: number;
+    message?: RegExp;
+    completed: { status: number; error: RegExp; forwarded: boolean };
+  }[] = [
+    { name: 'connection refused', connection: 'refused', status: 502, message: /upstream refused unreachable \(ECONNREFUSED\)/, completed: { status: 502, error: /ECONNREFUSED/, forwarded: false } },
+    {
+      name: 'certificate from a CA the connection does not trust',
+      connection: 'untrusted',
+      status: 502,
+      message: /upstream untrusted unreachable \((SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|DEPTH_ZERO_SELF_SIGNED_CERT|UNABLE_TO_GET_ISSUER_CERT_LOCALLY)\)/,
+      completed: { status: 502, error: /unreachable/, forwarded: false },
+    },
+    { name: 'no response headers within upstreamTimeout', connection: 'silent', status: 504, message: /did not answer within/, completed: { status: 504, error: /did not answer within/, forwarded: false } },
+    { name: 'response cut off mid-body', connection: 'cut', status: 0, completed: { status: 200, error: /upstream (response aborted|failed mid-response)/, forwarded: true } },
+  ];
+
+  for (const row of rows) {
+    test(`${row.name}: ${row.status === 0 ? 'the client connection is cut' : row.status}, and request.completed says why`, async () => {
+      const started = Date.now();
+      const res = await get(edge, `/k8s/${row.connection}/api/v1/namespaces/default/configmaps`);
+      assert.equal(res.status, row.status, `${row.name}: ${res.body}`);
+      assert.ok(res.auditId !== '', 'every answer carries an Audit-Id');
+      if (row.message !== undefined) {
+        const s = JSON.parse(res.body) as { kind: string; code: number; message: string };
+        assert.equal(s.kind, 'Status');
+        assert.equal(s.code, row.status);
+        assert.match(s.message, row.message);
+        assert.doesNotMatch(s.message, /gateway-token/, 'the gateway credential never reaches the client');
+      }
+      assert.ok(Date.now() - started < 10_000, 'answered well before the client gives up');
+      const done = await completedOf(res.auditId);
+      assert.equal(done.payload.case, 'requestCompleted');
+      if (done.payload.case !== 'requestCompleted') return;
+      assert.equal(done.payload.value.status, row.completed.status);
+      assert.match(done.payload.value.error, row.completed.error);
+      assert.equal(done.payload.value.forwarded, row.completed.forwarded);
+    });
+  }
+});
