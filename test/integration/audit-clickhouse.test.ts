@@ -283,18 +283,18 @@ describe('AuditWriter', () => {
     await real.close();
   });
 
-  it('two lanes: a batch is stored while another still waits for its insert; each is acked after its own insert', async () => {
-    const database = uniqueName('audit_lanes');
+  it('two inserts in flight: a batch is stored while another still waits for its insert; each is acked after its own insert', async () => {
+    const database = uniqueName('audit_overlap');
     const real = new ClickHouseAuditSink({ url: clickhouse.httpUrl, database });
     await real.migrate();
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
     let blocked = false;
-    // The batch holding lanes-1 waits at the gate, as if ClickHouse were slow for it.
+    // The batch holding overlap-1 waits at the gate, as if ClickHouse were slow for it.
     const slow: AuditSink = {
       migrate: () => real.migrate(),
       insert: async (rows) => {
-        if (rows.some((r) => r.correlation_id === 'lanes-1')) {
+        if (rows.some((r) => r.correlation_id === 'overlap-1')) {
           blocked = true;
           await gate;
         }
@@ -309,18 +309,18 @@ describe('AuditWriter', () => {
       applyRetention: (plan) => real.applyRetention(plan),
       close: () => real.close(),
     };
-    const writer = new AuditWriter({ log: bus.log, sink: slow, logger: recordingLogger(), batchSize: 3, maxWaitMs: 20, lanes: 2, durable: uniqueName('w') });
+    const writer = new AuditWriter({ log: bus.log, sink: slow, logger: recordingLogger(), batchSize: 3, maxWaitMs: 20, insertsInFlight: 2, durable: uniqueName('w') });
     writer.start();
-    await publish(events('lanes-1', T0 + 3000));
-    await until(() => blocked, 'the lanes-1 batch to wait in its insert');
-    await publish(events('lanes-2', T0 + 3100));
-    // With one lane this never happens: the second batch would queue behind the first.
-    await until(async () => (await real.count({ correlationId: 'lanes-2' })) === 3, 'lanes-2 stored while lanes-1 waits', 3000);
-    assert.equal(await real.count({ correlationId: 'lanes-1' }), 0, 'lanes-1 is still waiting for its insert');
+    await publish(events('overlap-1', T0 + 3000));
+    await until(() => blocked, 'the overlap-1 batch to wait in its insert');
+    await publish(events('overlap-2', T0 + 3100));
+    // With one insert in flight this never happens: the second batch would queue behind the first.
+    await until(async () => (await real.count({ correlationId: 'overlap-2' })) === 3, 'overlap-2 stored while overlap-1 waits', 3000);
+    assert.equal(await real.count({ correlationId: 'overlap-1' }), 0, 'overlap-1 is still waiting for its insert');
     const writtenBefore = writer.stats.written;
     release();
-    await until(async () => (await real.count({ correlationId: 'lanes-1' })) === 3, 'lanes-1 stored after the gate opens');
-    await until(() => writer.stats.written >= writtenBefore + 3, 'lanes-1 acknowledged');
+    await until(async () => (await real.count({ correlationId: 'overlap-1' })) === 3, 'overlap-1 stored after the gate opens');
+    await until(() => writer.stats.written >= writtenBefore + 3, 'overlap-1 acknowledged');
     await writer.stop();
     await real.close();
   });

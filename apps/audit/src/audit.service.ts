@@ -50,7 +50,7 @@ export class AuditService implements OnApplicationBootstrap, OnApplicationShutdo
         sink,
         batchSize: ch.batchSize,
         maxWaitMs: ch.flushInterval,
-        lanes: ch.lanes,
+        insertsInFlight: ch.insertsInFlight,
         logger,
         // The dead-letter msgId derives from the bytes: a redelivered bad message is stored once.
         deadLetter: eventLogDeadLetter(log),

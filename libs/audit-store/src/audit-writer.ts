@@ -39,11 +39,12 @@ export interface AuditWriterOptions {
   /** Longest wait to fill a batch (default 200 ms). */
   maxWaitMs?: number;
   /**
-   * Batches handled at once by this process (default 2): consumers of the same durable, so one
-   * batch is decoded while another waits for its insert. Each batch is still acked only after its
-   * own insert.
+   * Inserts in flight at once (default 2): when a batch's insert is under way, the next batch is
+   * decoded and inserted too, instead of waiting. It only matters when batches queue up (a backlog,
+   * a high rate): a batch that comes every flush interval still finds the previous insert done.
+   * Each batch is acked only after its own insert.
    */
-  lanes?: number;
+  insertsInFlight?: number;
   logger: AuditWriterLogger;
   /** First retry delay after a failed insert (default 100 ms), doubled up to `maxBackoffMs`. */
   initialBackoffMs?: number;
@@ -91,8 +92,9 @@ export class AuditWriter {
   readonly #maxBackoffMs: number;
   readonly #durable: string;
   readonly #observer: AuditWriterObserver | undefined;
-  readonly #lanes: number;
-  #consumers: LogConsumer[] | undefined;
+  readonly #maxInFlight: number;
+  readonly #inFlight = new Set<Promise<void>>();
+  #consumer: LogConsumer | undefined;
   #stopping = false;
   readonly #wakeUps = new Set<() => void>();
   #written = 0;
@@ -109,7 +111,7 @@ export class AuditWriter {
     this.#maxBackoffMs = options.maxBackoffMs ?? 5000;
     this.#durable = options.durable ?? Consumers.auditWriter;
     this.#observer = options.observer;
-    this.#lanes = Math.max(1, Math.floor(options.lanes ?? 2));
+    this.#maxInFlight = Math.max(1, Math.floor(options.insertsInFlight ?? 2));
   }
 
   /** Rows stored and messages dead-lettered since start. */
@@ -119,21 +121,25 @@ export class AuditWriter {
 
   /** Starts consuming. The sink must be migrated. */
   start(): void {
-    if (this.#consumers !== undefined) throw new Error('AuditWriter already started');
+    if (this.#consumer !== undefined) throw new Error('AuditWriter already started');
     this.#stopping = false;
-    this.#consumers = Array.from({ length: this.#lanes }, () =>
-      this.#log.consume(Streams.audit.name, { durable: this.#durable, batchSize: this.#batchSize, maxWaitMs: this.#maxWaitMs }, (batch) => this.#handle(batch)),
+    this.#consumer = this.#log.consume(
+      Streams.audit.name,
+      { durable: this.#durable, batchSize: this.#batchSize, maxWaitMs: this.#maxWaitMs },
+      (batch) => this.#handle(batch),
     );
-    this.#logger.info('audit writer started', { stream: Streams.audit.name, durable: this.#durable, lanes: this.#lanes });
+    this.#logger.info('audit writer started', { stream: Streams.audit.name, durable: this.#durable, insertsInFlight: this.#maxInFlight });
   }
 
   /** Stops consuming; a batch being retried is abandoned unacknowledged (it is redelivered). */
   async stop(): Promise<void> {
     this.#stopping = true;
     for (const wake of [...this.#wakeUps]) wake();
-    const consumers = this.#consumers ?? [];
-    this.#consumers = undefined;
-    await Promise.all(consumers.map((c) => c.stop()));
+    const consumer = this.#consumer;
+    this.#consumer = undefined;
+    await consumer?.stop();
+    // Inserts already sent finish (and ack); ones retrying gave up above and are redelivered.
+    await Promise.allSettled([...this.#inFlight]);
   }
 
   async #handle(batch: readonly LogMessage[]): Promise<void> {
@@ -167,9 +173,21 @@ export class AuditWriter {
       }
       toAck.push(msg);
     }
-    if (rows.length > 0) await this.#insertWithRetry(rows, toAck);
-    for (const msg of toAck) msg.ack();
-    this.#written += rows.length;
+    const stored = (async () => {
+      if (rows.length > 0) await this.#insertWithRetry(rows, toAck);
+      for (const msg of toAck) msg.ack();
+      this.#written += rows.length;
+    })();
+    if (this.#maxInFlight === 1) return stored;
+    // Runs on while the consumer hands over the next batch; a failure that ends it (the writer
+    // stopping mid-retry) leaves its messages unacked, so they are redelivered.
+    const tracked = stored.catch((error: unknown) => {
+      if (!(error instanceof WriterStoppingError)) this.#logger.error('audit insert abandoned; its events stay in the log', { error: String(error) });
+    });
+    this.#inFlight.add(tracked);
+    void tracked.finally(() => this.#inFlight.delete(tracked));
+    // Back-pressure: at most #maxInFlight inserts at once.
+    while (this.#inFlight.size >= this.#maxInFlight) await Promise.race(this.#inFlight);
   }
 
   /**
@@ -210,7 +228,7 @@ export class AuditWriter {
     }
   }
 
-  /** Waits `ms`, or less if stop() is called (each lane may be pausing). */
+  /** Waits `ms`, or less if stop() is called (each insert in flight may be pausing). */
   #pause(ms: number): Promise<void> {
     let wake: (() => void) | undefined;
     return new Promise<void>((resolve) => {

@@ -280,7 +280,7 @@ export const ConfigSchema = z.strictObject({
           password: z.string().default(''),
           batchSize: z.number().int().min(1).max(100_000).default(5000),
           flushInterval: duration('audit.clickhouse.flushInterval').default(200),
-          lanes: z.number().int().min(1).max(16).default(2),
+          insertsInFlight: z.number().int().min(1).max(16).default(2),
         })
         .prefault({}),
       retention: z
