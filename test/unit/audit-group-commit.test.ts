@@ -200,6 +200,34 @@ describe('audit group commit', () => {
     await handle.close();
   });
 
+  test('the writer inserts a batch of group-committed messages in chunks of about maxInsertRows rows, all stored once', async () => {
+    const { handle } = await setup();
+    const chain = new AuditChain('edge-1');
+    for (let m = 0; m < 5; m++) {
+      const sealed = Array.from({ length: 4 }, (_, i) => chain.seal(received(m * 4 + i)));
+      await handle.log.append(Subjects.auditBatch(), encodeEventBatch(sealed), `batch-chunks-${m}`);
+    }
+    const real = new SqliteAuditSink({ path: join(mkdtempSync(join(tmpdir(), 'group-commit-')), 'audit.db') });
+    await real.migrate();
+    const inserts: number[] = [];
+    const sink = Object.assign(Object.create(real) as SqliteAuditSink, {
+      insert: async (rows: Parameters<SqliteAuditSink['insert']>[0]) => {
+        inserts.push(rows.length);
+        await real.insert(rows);
+      },
+    });
+    // Five messages of four events in one delivered batch; a chunk closes at a message boundary once it holds 6 rows or more.
+    const writer = new AuditWriter({ log: handle.log, sink, logger: silentLogger, batchSize: 100, maxWaitMs: 20, maxInsertRows: 6 });
+    writer.start();
+    const deadline = Date.now() + 5000;
+    while (writer.stats.written < 20 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await writer.stop();
+    assert.deepEqual(inserts, [8, 8, 4]);
+    assert.equal((await real.query({})).length, 20, 'every event stored once');
+    await real.close();
+    await handle.close();
+  });
+
   test('a message on the batch subject that is not a batch is refused by name', () => {
     assert.throws(() => auditMessageEvents(Subjects.auditBatch(), new Uint8Array([0xff, 0xff])), /not a protobuf EventBatch/);
     const one = new Uint8Array([1]);

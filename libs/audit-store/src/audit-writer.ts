@@ -34,8 +34,15 @@ export interface AuditWriterOptions {
   sink: AuditSink;
   /** Default: {@link eventLogDeadLetter} on `log`. */
   deadLetter?: DeadLetter;
-  /** Largest batch inserted at once (default 1000). */
+  /** Messages fetched per batch (default 1000). */
   batchSize?: number;
+  /**
+   * Most rows in one insert (default 100,000, about 100 MB of rows): a batch of group-committed
+   * messages carries up to 512 events per message, so a batch of `batchSize` messages could
+   * otherwise hold millions of rows at once. ClickHouse pays per insert (a new part of every
+   * column, merged later), so the cap is large: smaller inserts cost it several times more per row.
+   */
+  maxInsertRows?: number;
   /** Longest wait to fill a batch (default 200 ms). */
   maxWaitMs?: number;
   /**
@@ -93,6 +100,7 @@ export class AuditWriter {
   readonly #durable: string;
   readonly #observer: AuditWriterObserver | undefined;
   readonly #maxInFlight: number;
+  readonly #maxInsertRows: number;
   readonly #inFlight = new Set<Promise<void>>();
   #consumer: LogConsumer | undefined;
   #stopping = false;
@@ -112,6 +120,7 @@ export class AuditWriter {
     this.#durable = options.durable ?? Consumers.auditWriter;
     this.#observer = options.observer;
     this.#maxInFlight = Math.max(1, Math.floor(options.insertsInFlight ?? 2));
+    this.#maxInsertRows = Math.max(1, Math.floor(options.maxInsertRows ?? 100_000));
   }
 
   /** Rows stored and messages dead-lettered since start. */
@@ -142,10 +151,25 @@ export class AuditWriter {
     await Promise.allSettled([...this.#inFlight]);
   }
 
+  /**
+   * Decodes the batch into rows and inserts them, in chunks of at most `maxInsertRows` rows (a
+   * batch of group-committed messages can hold far more events than messages). Each chunk is
+   * inserted as soon as it is decoded (up to `insertsInFlight` at once) and its messages are acked
+   * after that insert.
+   */
   async #handle(batch: readonly LogMessage[]): Promise<void> {
-    const rows: AuditRow[] = [];
-    const seen = new Set<string>();
-    const toAck: LogMessage[] = [];
+    let rows: AuditRow[] = [];
+    let seen = new Set<string>();
+    let toAck: LogMessage[] = [];
+    const flushChunk = async (): Promise<void> => {
+      if (rows.length === 0 && toAck.length === 0) return;
+      const chunk = rows;
+      const acks = toAck;
+      rows = [];
+      seen = new Set<string>();
+      toAck = [];
+      await this.#store(chunk, acks);
+    };
     for (const msg of batch) {
       // A message is one event, or a group-committed batch of them (audit._batch.events).
       let entries: Uint8Array[];
@@ -165,22 +189,28 @@ export class AuditWriter {
           await this.#deadLetterOne(msg, data, error);
           continue;
         }
-        // A redelivery inside one batch is written once.
+        // A redelivery inside one chunk is written once (across chunks, the store collapses it).
         if (!seen.has(row.event_id)) {
           seen.add(row.event_id);
           rows.push(row);
         }
       }
       toAck.push(msg);
+      if (rows.length >= this.#maxInsertRows) await flushChunk();
     }
+    await flushChunk();
+  }
+
+  /** Inserts one chunk and then acks its messages; returns once fewer than `insertsInFlight` inserts run. */
+  async #store(rows: AuditRow[], toAck: LogMessage[]): Promise<void> {
     const stored = (async () => {
       if (rows.length > 0) await this.#insertWithRetry(rows, toAck);
       for (const msg of toAck) msg.ack();
       this.#written += rows.length;
     })();
     if (this.#maxInFlight === 1) return stored;
-    // Runs on while the consumer hands over the next batch; a failure that ends it (the writer
-    // stopping mid-retry) leaves its messages unacked, so they are redelivered.
+    // Runs on while the next chunk is decoded; a failure that ends it (the writer stopping
+    // mid-retry) leaves its messages unacked, so they are redelivered.
     const tracked = stored.catch((error: unknown) => {
       if (!(error instanceof WriterStoppingError)) this.#logger.error('audit insert abandoned; its events stay in the log', { error: String(error) });
     });
