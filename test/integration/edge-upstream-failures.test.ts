@@ -141,3 +141,77 @@ describe('edge: upstream failures (undici forward path)', () => {
     });
   }
 });
+
+describe('edge: the body cap once the upstream has started answering', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'edge-cap-after-response-'));
+  const CAP = 64 * 1024;
+  let upstream: Server;
+  let edge: TestEdge;
+  /** What the upstream saw of each request body: bytes, and whether it ended cleanly or was cut. */
+  const seen: { bytes: number; outcome: 'complete' | 'aborted' }[] = [];
+
+  before(async () => {
+    const tls = await loadOrCreateDevTls(join(dir, 'tls'), ['127.0.0.1', 'localhost']);
+    // Answers at once (headers and a first chunk), then keeps reading the request body.
+    upstream = createServer({ cert: tls.certPem, key: tls.keyPem }, (req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('{"kind":"Status",');
+      let bytes = 0;
+      let ended = false;
+      req.on('data', (c: Buffer) => (bytes += c.length));
+      req.on('end', () => {
+        ended = true;
+        seen.push({ bytes, outcome: 'complete' });
+        res.end('"status":"Success"}');
+      });
+      req.on('close', () => {
+        if (!ended) seen.push({ bytes, outcome: 'aborted' });
+      });
+    });
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    const url = `https://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+    edge = await startTestEdge({ connections: { early: { url, caPem: tls.caPem, token: 'gateway-token' } }, policy: POLICY, maxRequestBodyBytes: CAP });
+  });
+
+  after(async () => {
+    await edge.close();
+    upstream.closeAllConnections();
+    upstream.close();
+  });
+
+  test('a chunked body crossing the cap after the response started: the client connection is cut, the upstream sees an aborted body, request.completed keeps the status the client saw', async () => {
+    const outcome = await new Promise<{ status: number; auditId: string; complete: boolean }>((resolve, reject) => {
+      const req = request(
+        `${edge.url}/k8s/early/api/v1/namespaces/default/configmaps`,
+        { method: 'POST', ca: edge.ca, headers: { authorization: `Bearer ${edge.token}`, 'content-type': 'application/json' }, timeout: 20_000 },
+        (res) => {
+          const status = res.statusCode ?? 0;
+          const auditId = String(res.headers['audit-id'] ?? '');
+          // The answer has started: now send the rest of the body, well past the cap.
+          const piece = Buffer.alloc(16 * 1024, 0x20);
+          for (let i = 0; i < 8; i++) req.write(piece);
+          req.end();
+          res.resume();
+          res.on('end', () => resolve({ status, auditId, complete: res.complete }));
+          res.on('error', () => resolve({ status, auditId, complete: false }));
+          res.on('aborted', () => resolve({ status, auditId, complete: false }));
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error('no answer within 20s')));
+      req.on('error', (err) => (err.message.includes('20s') ? reject(err) : undefined));
+      req.write('{"apiVersion":"v1","kind":"ConfigMap",');
+    });
+    assert.equal(outcome.status, 200, 'the upstream had answered before the cap was reached');
+    assert.equal(outcome.complete, false, 'the client never receives a complete response');
+    const done = await eventually(`request.completed for ${outcome.auditId}`, async () =>
+      edge.log.appended.find((x) => x.type === EventType.RequestCompleted && x.correlationId === outcome.auditId),
+    );
+    assert.equal(done.payload.case, 'requestCompleted');
+    if (done.payload.case !== 'requestCompleted') return;
+    assert.equal(done.payload.value.status, 200, 'the status the client saw, not 413');
+    assert.match(done.payload.value.error, /exceeds edge\.maxRequestBodyBytes/);
+    const upstreamSaw = await eventually('the upstream to see the request end', async () => seen.at(-1));
+    assert.equal(upstreamSaw.outcome, 'aborted', 'the upstream never saw a complete body');
+    assert.ok(upstreamSaw.bytes <= CAP, `the upstream got at most the cap (${upstreamSaw.bytes} bytes)`);
+  });
+});
