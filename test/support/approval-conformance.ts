@@ -146,7 +146,8 @@ export function describeApprovalConformance(target: StoreTarget): void {
     });
 
     it('a quorum of two distinct approvers; a denial is final', async () => {
-      const t = await setup();
+      const decided: [string, number][] = [];
+      const t = await setup({ onDecided: (outcome, waitedMs) => decided.push([outcome, waitedMs]) });
       const { approvalId } = await t.service.gate(gateRequest('quorum', { quorum: 2 }));
       const notices: string[] = [];
       t.handle.bus.subscribe('portcullis.approval.decided.>', (m) => notices.push(decodeApprovalDecisionNotice(m.data).state));
@@ -162,6 +163,8 @@ export function describeApprovalConformance(target: StoreTarget): void {
       assert.deepEqual([retry.state, retry.approvalId, retry.decidedBy, retry.reason], [ApprovalGateState.Denied, denied.approvalId, 'alice', 'not today']);
       await new Promise((r) => setImmediate(r));
       assert.deepEqual(notices, ['granted', 'denied']);
+      // Timed for portcullis_approval_wait_duration_seconds: the partial approval ends nothing.
+      assert.deepEqual(decided.map(([o]) => o), ['approved', 'denied']);
       await t.close();
     });
 
@@ -194,12 +197,14 @@ export function describeApprovalConformance(target: StoreTarget): void {
     });
 
     it('pending approvals expire: the sweep records approval.expired and retries are refused', async () => {
-      const t = await setup();
+      const decided: [string, number][] = [];
+      const t = await setup({ onDecided: (outcome, waitedMs) => decided.push([outcome, waitedMs]) });
       const { approvalId } = await t.service.gate(gateRequest('slow'));
       t.clock.advance(59_000);
       assert.equal(await t.service.expireDue(), 0);
       t.clock.advance(2_000);
       assert.equal(await t.service.expireDue(), 1);
+      assert.deepEqual(decided, [['expired', 61_000]], 'the wait is timed from the request to the expiry');
       assert.equal((await t.service.gate(gateRequest('slow'))).state, ApprovalGateState.Expired);
       await assert.rejects(t.service.decide(approvalId, alice, 'approve', 'late'), (e: unknown) => e instanceof ApprovalError && e.code === 'already_decided');
       await t.close();

@@ -94,6 +94,7 @@ export class ApprovalRoleService implements OnApplicationBootstrap, BeforeApplic
       rebuildLookbackMs: a.rebuildLookback,
       breakGlassGroups: a.breakGlassGroups,
       notifier,
+      onDecided: (outcome, waitedMs) => this.platform.observability.metrics.approval.waitDuration.observe([outcome], waitedMs / 1000),
     });
     this.serviceValue = service;
     await service.rebuild();

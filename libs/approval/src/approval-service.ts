@@ -70,8 +70,13 @@ export interface ApprovalServiceOptions {
   /** Members approve alone, whatever the rule's groups and quorum. */
   breakGlassGroups: readonly string[];
   notifier?: ApprovalNotifier | undefined;
+  /** Told when an approval ends pending, with how long it waited (for portcullis_approval_wait_duration_seconds). */
+  onDecided?: (outcome: ApprovalOutcome, waitedMs: number) => void;
   now?: () => number;
 }
+
+/** How an approval stopped waiting. */
+export type ApprovalOutcome = 'approved' | 'denied' | 'expired';
 
 /**
  * The approval state machine over the durable log and the projection: opens one approval per
@@ -328,6 +333,9 @@ export class ApprovalService {
   /** Releases whichever edge holds the request, and updates the Slack message. */
   private announce(record: ApprovalRecord): void {
     const state = record.state === ApprovalState.Granted ? 'granted' : record.state;
+    const outcome: ApprovalOutcome | undefined =
+      record.state === ApprovalState.Granted ? 'approved' : record.state === ApprovalState.Denied ? 'denied' : record.state === ApprovalState.Expired ? 'expired' : undefined;
+    if (outcome !== undefined) this.opts.onDecided?.(outcome, Math.max(0, this.now() - record.requestedAtMs));
     try {
       this.opts.bus.publish(Subjects.approvalDecided(record.id), encodeApprovalDecisionNotice(create(ApprovalDecisionNoticeSchema, { approvalId: record.id, state })));
     } catch (err) {

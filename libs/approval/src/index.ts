@@ -14,7 +14,7 @@ export type { RedisApprovalStoreOptions } from './redis-approval-store.js';
 export { ApprovalJournal } from './approval-journal.js';
 export { ApprovalError, ApprovalErrorCode } from './approval-error.js';
 export { ApprovalService, Verdict } from './approval-service.js';
-export type { Approver, ApprovalNotifier, ApprovalServiceOptions } from './approval-service.js';
+export type { Approver, ApprovalNotifier, ApprovalOutcome, ApprovalServiceOptions } from './approval-service.js';
 export { slackSignature, verifySlackSignature, SlackSignatureProblem, SLACK_MAX_AGE_MS } from './slack-signature.js';
 export { SlackWebClient, SlackApiError, APPROVAL_METADATA_EVENT } from './slack-client.js';
 export type { PostedMessage } from './slack-client.js';
