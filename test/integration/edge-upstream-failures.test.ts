@@ -79,10 +79,16 @@ describe('edge: upstream failures (undici forward path)', () => {
       setImmediate(() => res.socket?.destroy());
     });
     const untrusted = await listen(stranger, ok);
+    // Reads the whole body and answers with what it got (and whether it was asked to continue).
+    const echo = await listen(trusted, (req, res) => {
+      let bytes = 0;
+      req.on('data', (c: Buffer) => (bytes += c.length));
+      req.on('end', () => res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify({ bytes, expect: req.headers['expect'] ?? null })));
+    });
     const refused = `https://127.0.0.1:${await freePort()}`;
     const as = (url: string) => ({ url, caPem: trusted.caPem, token: 'gateway-token' });
     edge = await startTestEdge({
-      connections: { refused: as(refused), untrusted: as(untrusted), silent: as(silent), cut: as(cut) },
+      connections: { refused: as(refused), untrusted: as(untrusted), silent: as(silent), cut: as(cut), echo: as(echo) },
       policy: POLICY,
       upstreamTimeoutMs: 400,
     });
@@ -117,6 +123,37 @@ describe('edge: upstream failures (undici forward path)', () => {
     { name: 'no response headers within upstreamTimeout', connection: 'silent', status: 504, message: /did not answer within/, completed: { status: 504, error: /did not answer within/, forwarded: false } },
     { name: 'response cut off mid-body', connection: 'cut', status: 0, completed: { status: 200, error: /upstream (response aborted|failed mid-response)/, forwarded: true } },
   ];
+
+  test('a client that sends Expect: 100-continue (curl does, for bodies over 1 KiB) gets its 100 from the edge and its body forwarded', async () => {
+    const body = Buffer.from(JSON.stringify({ kind: 'ConfigMap', data: { pad: 'x'.repeat(4096) } }));
+    const result = await new Promise<{ status: number; continued: boolean; body: string }>((resolve, reject) => {
+      let continued = false;
+      const req = request(
+        `${edge.url}/k8s/echo/api/v1/namespaces/default/configmaps`,
+        {
+          method: 'POST',
+          ca: edge.ca,
+          headers: { authorization: `Bearer ${edge.token}`, 'content-type': 'application/json', 'content-length': String(body.length), expect: '100-continue' },
+          timeout: 20_000,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, continued, body: Buffer.concat(chunks).toString('utf8') }));
+        },
+      );
+      // The body goes only after the 100: a gateway that never sends it would hang the client.
+      req.on('continue', () => {
+        continued = true;
+        req.end(body);
+      });
+      req.on('timeout', () => req.destroy(new Error('no answer within 20s')));
+      req.on('error', reject);
+    });
+    assert.equal(result.continued, true, 'the edge answered 100 Continue');
+    assert.equal(result.status, 201, result.body);
+    assert.deepEqual(JSON.parse(result.body), { bytes: body.length, expect: null });
+  });
 
   for (const row of rows) {
     test(`${row.name}: ${row.status === 0 ? 'the client connection is cut' : row.status}, and request.completed says why`, async () => {

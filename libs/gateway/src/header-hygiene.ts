@@ -46,7 +46,9 @@ export function upstreamRequestHeaders(incoming: IncomingHttpHeaders): OutgoingH
   for (const [name, value] of Object.entries(incoming)) {
     if (value === undefined) continue;
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || named.has(lower) || isIdentityHeader(lower) || lower === 'host') continue;
+    // `Expect: 100-continue` is answered to the client by the edge's own server (Node sends the 100
+    // itself); upstream, the body follows at once, so the header is not forwarded.
+    if (HOP_BY_HOP.has(lower) || named.has(lower) || isIdentityHeader(lower) || lower === 'host' || lower === 'expect') continue;
     out[name] = value;
   }
   return out;
