@@ -56,6 +56,22 @@ function events(correlationId: string, at: number, session = 'sess-a'): EventEnv
   ];
 }
 
+/** `real` with its insert replaced (a sink that fails or stalls on purpose); every other call goes to `real`. */
+function withInsert(real: AuditSink, insert: AuditSink['insert']): AuditSink {
+  return {
+    migrate: () => real.migrate(),
+    insert,
+    query: (f) => real.query(f),
+    count: (f) => real.count(f),
+    chains: (f) => real.chains(f),
+    chainRows: (c, from, to) => real.chainRows(c, from, to),
+    unchainedCount: (f) => real.unchainedCount(f),
+    retentionPlan: (cutoff) => real.retentionPlan(cutoff),
+    applyRetention: (plan) => real.applyRetention(plan),
+    close: () => real.close(),
+  };
+}
+
 /** Polls `check` until it returns true; rejects at the deadline (no fixed sleeps). */
 async function until(check: () => Promise<boolean> | boolean, what: string, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -256,21 +272,10 @@ describe('AuditWriter', () => {
     await real.migrate();
     let calls = 0;
     // Stores the rows, then fails as if the response never arrived: the writer must retry.
-    const flaky: AuditSink = {
-      migrate: () => real.migrate(),
-      insert: async (rows) => {
-        await real.insert(rows);
-        if (++calls === 1) throw new Error('connection reset after the insert');
-      },
-      query: (f) => real.query(f),
-      count: (f) => real.count(f),
-      chains: (f) => real.chains(f),
-      chainRows: (c, from, to) => real.chainRows(c, from, to),
-      unchainedCount: (f) => real.unchainedCount(f),
-      retentionPlan: (cutoff) => real.retentionPlan(cutoff),
-      applyRetention: (plan) => real.applyRetention(plan),
-      close: () => real.close(),
-    };
+    const flaky = withInsert(real, async (rows) => {
+      await real.insert(rows);
+      if (++calls === 1) throw new Error('connection reset after the insert');
+    });
     const writer = new AuditWriter({ log: bus.log, sink: flaky, logger: recordingLogger(), batchSize: 100, maxWaitMs: 20, initialBackoffMs: 10, durable: uniqueName('w') });
     const published = events('lost-1', T0 + 1000);
     writer.start();
@@ -291,24 +296,13 @@ describe('AuditWriter', () => {
     const gate = new Promise<void>((resolve) => (release = resolve));
     let blocked = false;
     // The batch holding overlap-1 waits at the gate, as if ClickHouse were slow for it.
-    const slow: AuditSink = {
-      migrate: () => real.migrate(),
-      insert: async (rows) => {
-        if (rows.some((r) => r.correlation_id === 'overlap-1')) {
-          blocked = true;
-          await gate;
-        }
-        await real.insert(rows);
-      },
-      query: (f) => real.query(f),
-      count: (f) => real.count(f),
-      chains: (f) => real.chains(f),
-      chainRows: (c, a, b) => real.chainRows(c, a, b),
-      unchainedCount: (f) => real.unchainedCount(f),
-      retentionPlan: (cutoff) => real.retentionPlan(cutoff),
-      applyRetention: (plan) => real.applyRetention(plan),
-      close: () => real.close(),
-    };
+    const slow = withInsert(real, async (rows) => {
+      if (rows.some((r) => r.correlation_id === 'overlap-1')) {
+        blocked = true;
+        await gate;
+      }
+      await real.insert(rows);
+    });
     const writer = new AuditWriter({ log: bus.log, sink: slow, logger: recordingLogger(), batchSize: 3, maxWaitMs: 20, insertsInFlight: 2, durable: uniqueName('w') });
     writer.start();
     await publish(events('overlap-1', T0 + 3000));
