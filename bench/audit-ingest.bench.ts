@@ -25,7 +25,6 @@
  * BENCH_BATCH (5000), BENCH_GROUP (32), BENCH_SHAPES (single,batched).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { connectNats, type NatsBus } from '../libs/bus/src/index.js';
 import {
@@ -47,6 +46,7 @@ import { AuditChain, AuditWriter, ClickHouseAuditSink, toAuditRowOfWire, withPay
 import { encodeRowBinary } from '../libs/audit-store/src/clickhouse-row-binary.js';
 import { startClickHouse, startNats } from '../test/harness/services.js';
 import { reportFigures } from './bench-result.js';
+import { cpuSeconds } from './proc-cpu.js';
 
 const BACKLOG = Number(process.env['BENCH_BACKLOG'] ?? 150_000);
 const RATE = Number(process.env['BENCH_RATE'] ?? 10_000);
@@ -58,7 +58,6 @@ const WRITER_SCRIPT = process.env['BENCH_WRITER'];
 const DATABASE = 'bench_audit';
 const silent = { info: () => {}, warn: () => {}, error: (m: string, f?: Record<string, unknown>) => console.error(m, f) };
 /** Clock ticks per second of /proc/<pid>/stat (USER_HZ: 100 on Linux). */
-const CLK_TCK = 100;
 
 type Shape = 'single' | 'batched';
 /** One request's three events, shaped like the edge's (identity, Kubernetes attributes, decision). */
@@ -100,18 +99,6 @@ async function publish(bus: NatsBus, chain: AuditChain, events: EventEnvelope[],
     appends.push(bus.log.append(Subjects.auditBatch(), encodeEventBatch(wire), newEventId(), { timeoutMs: 30_000 }));
   }
   await Promise.all(appends);
-}
-
-/** utime + stime of a process in seconds (0 when it is gone). */
-function cpuSeconds(pid: number | undefined): number {
-  if (pid === undefined) return 0;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
-  } catch {
-    return 0;
-  }
 }
 
 /** Per-row CPU of the writer's own work, now and as it was (median of 5 × 20,000 rows). */
@@ -238,7 +225,7 @@ async function measureShape(
   const pubSeconds = (performance.now() - pubStart) / 1000;
   console.log(`[${shape}] appended ${BACKLOG} events as ${label} in ${pubSeconds.toFixed(1)} s (${Math.round(BACKLOG / pubSeconds)} events/s, acked)`);
   const drainers = await startWriters(nats.url, clickhouse.httpUrl);
-  const cpu0 = drainers.pids.map(cpuSeconds);
+  const cpu0 = drainers.pids.map((pid) => cpuSeconds(pid));
   const ch0 = cpuSeconds(clickhouse.pid);
   const nats0 = cpuSeconds(nats.pid);
   const drainStart = performance.now();
@@ -248,7 +235,7 @@ async function measureShape(
     stored = await count();
   }
   const drainSeconds = (performance.now() - drainStart) / 1000;
-  const writerCpu = drainers.pids.map(cpuSeconds).reduce((n, c, i) => n + c - cpu0[i]!, 0);
+  const writerCpu = drainers.pids.map((pid) => cpuSeconds(pid)).reduce((n, c, i) => n + c - cpu0[i]!, 0);
   const chCpu = cpuSeconds(clickhouse.pid) - ch0;
   const natsCpu = cpuSeconds(nats.pid) - nats0;
   await drainers.stop();

@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadOrCreateDevTls } from '../libs/tls/src/index.js';
+import { streamConfigMapList } from './configmap-stream.js';
 
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 5);
 const REQUESTS = Number(process.env['BENCH_REQUESTS'] ?? 4000);
@@ -57,25 +58,7 @@ function rssKb(pid: number): number {
 /** An upstream serving one ConfigMapList of about `bytes`, generated chunk by chunk with back-pressure. */
 async function bigListUpstream(bytes: number): Promise<{ url: string; caPem: string; token: string; close: () => void }> {
   const tls = await loadOrCreateDevTls(join(dir, 'big-tls'), ['127.0.0.1']);
-  const item = (i: number): string => JSON.stringify({ metadata: { name: `cm-${i}`, namespace: 'bench', resourceVersion: String(i) }, data: { payload: 'x'.repeat(900) } });
-  const server = createServer({ cert: tls.certPem, key: tls.keyPem }, (_req, res) => {
-    res.writeHead(200, { 'content-type': 'application/json' });
-    res.write('{"kind":"ConfigMapList","apiVersion":"v1","metadata":{"resourceVersion":"1"},"items":[');
-    let sent = 0;
-    let i = 0;
-    const pump = (): void => {
-      while (sent < bytes) {
-        const chunk = Array.from({ length: 64 }, () => item(i++)).join(',') + (sent + 70_000 < bytes ? ',' : '');
-        sent += chunk.length;
-        if (!res.write(chunk)) {
-          res.once('drain', pump);
-          return;
-        }
-      }
-      res.end(']}');
-    };
-    pump();
-  });
+  const server = createServer({ cert: tls.certPem, key: tls.keyPem }, (_req, res) => streamConfigMapList(res, bytes));
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   return { url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`, caPem: tls.caPem, token: 'bench', close: () => server.close() };

@@ -14,7 +14,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -24,6 +24,7 @@ import { freePort, startClickHouse, startNats, uniqueName, type TestClickHouse, 
 import { runPortcullis, startPortcullis, tempDir, writeConfig, type PortcullisProcess } from '../test/support/portcullis-process.js';
 import { loadOrCreateDevTls } from '../libs/tls/src/index.js';
 import { reportFigures } from './bench-result.js';
+import { cpuSeconds } from './proc-cpu.js';
 
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 3);
@@ -94,22 +95,6 @@ function meanWaits(before: Awaited<ReturnType<typeof scrapeWaits>>, after: Await
 
 /** The cluster-mode edge's /metrics, once started. */
 let clusterMetricsUrl: string | undefined;
-
-/** CPU ticks (user + system, 1/100 s) used so far by a process and its descendants; 0 once it is gone. */
-function cpuTicks(pid: number): number {
-  let ticks = 0;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    ticks += Number(fields[11]) + Number(fields[12]);
-    for (const tid of readdirSync(`/proc/${pid}/task`)) {
-      for (const child of readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean)) ticks += cpuTicks(Number(child));
-    }
-  } catch {
-    // The process ended: its ticks are not counted.
-  }
-  return ticks;
-}
 
 /** Processes whose CPU counts for a target, by role (the load generator is added per run). */
 const cpuRoles = new Map<Target, Record<string, number>>();
@@ -297,18 +282,18 @@ async function wrk(binary: string, url: string, token: string, connections: numb
     ['-t', String(threads), '-c', String(connections), '-d', `${seconds}s`, '--timeout', '10s', '-s', script, '-H', `Authorization: Bearer ${token}`, '-H', 'Accept: application/json', url],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
-  const before = Object.fromEntries(Object.entries(roles).map(([role, pid]) => [role, cpuTicks(pid)]));
-  let wrkTicks = 0;
-  // wrk's own ticks are read just before it exits (a reaped process has no /proc entry).
-  const wrkSampler = setInterval(() => (wrkTicks = Math.max(wrkTicks, cpuTicks(child.pid ?? 0))), 100);
+  const before = Object.fromEntries(Object.entries(roles).map(([role, pid]) => [role, cpuSeconds(pid, true)]));
+  let wrkSeconds = 0;
+  // wrk's own CPU is read just before it exits (a reaped process has no /proc entry).
+  const wrkSampler = setInterval(() => (wrkSeconds = Math.max(wrkSeconds, cpuSeconds(child.pid ?? 0, true))), 100);
   let out = '';
   child.stdout.on('data', (d: Buffer) => {
-    wrkTicks = Math.max(wrkTicks, cpuTicks(child.pid ?? 0));
+    wrkSeconds = Math.max(wrkSeconds, cpuSeconds(child.pid ?? 0, true));
     out += d.toString();
   });
   const [code] = (await once(child, 'exit')) as [number | null];
   clearInterval(wrkSampler);
-  const ticks = Object.fromEntries(Object.entries(roles).map(([role, pid]) => [role, cpuTicks(pid) - (before[role] ?? 0)]));
+  const used = Object.fromEntries(Object.entries(roles).map(([role, pid]) => [role, cpuSeconds(pid, true) - (before[role] ?? 0)]));
   const line = out.trim().split('\n').at(-1) ?? '';
   if (code !== 0 || !line.startsWith('{')) throw new Error(`wrk failed (${code}): ${out.slice(-500)}`);
   const r = JSON.parse(line) as { requests: number; durationUs: number; errors: number; non2xx: number; p50Us: number; p99Us: number; p999Us: number };
@@ -322,7 +307,7 @@ async function wrk(binary: string, url: string, token: string, connections: numb
     requests: r.requests,
     load1: l,
     cpuUsPerRequest: Object.fromEntries(
-      Object.entries({ ...ticks, wrk: wrkTicks }).map(([role, t]) => [role, r.requests > 0 ? Math.round((t * 10_000) / r.requests) : NaN]),
+      Object.entries({ ...used, wrk: wrkSeconds }).map(([role, t]) => [role, r.requests > 0 ? Math.round((t * 1e6) / r.requests) : NaN]),
     ),
   };
 }

@@ -7,10 +7,10 @@
  */
 import { once } from 'node:events';
 import { createServer } from 'node:https';
-import type { ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { loadOrCreateDevTls } from '../libs/tls/src/index.js';
+import { streamConfigMapList } from './configmap-stream.js';
 
 const dir = process.argv[2] ?? '.';
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
@@ -43,31 +43,9 @@ const list = secretList(1024 * 1024);
 
 const tls = await loadOrCreateDevTls(join(dir, 'upstream-tls'), ['127.0.0.1', 'localhost']);
 const STREAM_BYTES = 200 * 1024 * 1024;
-const streamItem = (i: number): string => JSON.stringify({ metadata: { name: `cm-${i}`, namespace: 'bench', resourceVersion: String(i) }, data: { payload: 'x'.repeat(900) } });
-
-/** `…/stream`: a 200 MB ConfigMapList without a length, generated chunk by chunk with back-pressure. */
-function streamList(res: ServerResponse): void {
-  res.writeHead(200, { 'content-type': 'application/json' });
-  res.write('{"kind":"ConfigMapList","apiVersion":"v1","metadata":{"resourceVersion":"1"},"items":[');
-  let sent = 0;
-  let i = 0;
-  const pump = (): void => {
-    while (sent < STREAM_BYTES) {
-      const chunk = Array.from({ length: 64 }, () => streamItem(i++)).join(',') + (sent + 70_000 < STREAM_BYTES ? ',' : '');
-      sent += chunk.length;
-      if (!res.write(chunk)) {
-        res.once('drain', pump);
-        return;
-      }
-    }
-    res.end(']}');
-  };
-  pump();
-}
-
 const server = createServer({ cert: tls.certPem, key: tls.keyPem, keepAliveTimeout: 120_000 }, (req, res) => {
   if (req.url?.endsWith('/stream') === true) {
-    streamList(res);
+    streamConfigMapList(res, STREAM_BYTES);
     return;
   }
   const body = req.url?.endsWith('/secrets') === true ? list : small;
