@@ -7,7 +7,7 @@
  * timeouts. Same wire protocol as `js.publish`: `Nats-Msg-Id` for de-duplication, the PubAck
  * JSON (or an API error) in the reply, a 503 status when no stream listens.
  */
-import { createInbox, headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from '@nats-io/nats-core';
+import { createInbox, headers as natsHeaders, type Msg, type NatsConnection } from '@nats-io/nats-core';
 import { BusError, type AppendAck, type BusHeaders } from './bus.port.js';
 
 interface Pending {
@@ -33,7 +33,6 @@ interface PubAckJson {
 /** Publishes to JetStream and resolves with the stream's acknowledgement. */
 export class JetStreamAckInbox {
   private readonly prefix: string;
-  private readonly subscription: Subscription;
   private readonly pending = new Map<string, Pending>();
   private next = 0;
   private sweeper: NodeJS.Timeout | undefined;
@@ -44,7 +43,8 @@ export class JetStreamAckInbox {
     private readonly facts: AckConnectionFacts,
   ) {
     this.prefix = createInbox();
-    this.subscription = nc.subscribe(`${this.prefix}.*`, { callback: (err, msg) => (err === null ? this.onReply(msg) : this.failAll(err)) });
+    // Lives as long as the connection (nats.js re-subscribes after a reconnect); pending acks time out.
+    nc.subscribe(`${this.prefix}.*`, { callback: (err, msg) => (err === null ? this.onReply(msg) : this.failAll(err)) });
   }
 
   /** Publishes `data` on `subject` with `Nats-Msg-Id: msgId`; resolves with the ack, rejects with a {@link BusError}. */
@@ -63,14 +63,6 @@ export class JetStreamAckInbox {
         reject(new BusError('unavailable', `${what} failed: ${(error as Error).message}`, { cause: error }));
       }
     });
-  }
-
-  /** Rejects everything pending and stops listening for acks. */
-  close(): void {
-    this.subscription.unsubscribe();
-    this.failAll(new Error('the bus connection is closed'));
-    if (this.sweeper !== undefined) clearInterval(this.sweeper);
-    this.sweeper = undefined;
   }
 
   private onReply(msg: Msg): void {
