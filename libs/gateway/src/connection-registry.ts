@@ -9,6 +9,8 @@ export interface UpstreamConnection {
   readonly name: string;
   readonly type: 'kubernetes' | 'http';
   readonly url: URL;
+  /** The server URL's path without its trailing slash: prefixed to every upstream path. */
+  readonly basePath: string;
   /** Upgrades (exec, attach, port-forward, WebSocket) go through node:http with this agent. */
   readonly agent: HttpsAgent | HttpAgent;
   /**
@@ -141,6 +143,7 @@ export function createUpstreamConnection(spec: UpstreamConnectionSpec): Upstream
     name: spec.name,
     type: spec.type,
     url,
+    basePath: url.pathname.replace(/\/$/, ''),
     agent,
     pool,
     impersonate: spec.impersonate ?? spec.type === 'kubernetes',

@@ -454,7 +454,6 @@ export class EdgePipeline {
     if (plan !== undefined) rewriteAcceptForMasking(headers);
     const recorder = requestBodyRecorder(req, this.masking);
     if (body !== undefined) recorder?.add(body);
-    const basePath = connection.url.pathname.replace(/\/$/, '');
     let bytesIn = 0;
     let bytesOut = 0;
     let finished = false;
@@ -540,7 +539,7 @@ export class EdgePipeline {
     connection.pool
       .request({
         method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
-        path: basePath + upstreamPath,
+        path: connection.basePath + upstreamPath,
         headers: headers as Record<string, string | string[]>,
         body: requestBody ?? null,
         signal: abort.signal,

@@ -81,7 +81,7 @@ export class UpgradeForwarder {
       hostname: connection.url.hostname,
       port: connection.url.port,
       method: req.method,
-      path: connection.url.pathname.replace(/\/$/, '') + u.upstreamPath,
+      path: connection.basePath + u.upstreamPath,
       headers,
       agent: connection.agent,
     });
