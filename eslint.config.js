@@ -1,6 +1,14 @@
 // Lint rules that catch what the compiler does not: floating promises, misused async callbacks,
-// non-exhaustive switches over unions, and type-only imports written as value imports.
+// non-exhaustive switches over unions, type-only imports written as value imports — and the
+// monorepo's boundaries: a lib is used through its package name and entry points
+// (libs/<lib>/package.json), never by a path into its src/; libs are plain TypeScript (no Nest);
+// product code never imports test code.
 import tseslint from 'typescript-eslint';
+
+const intoAnotherLib = { regex: '(^|/)libs/[a-z0-9-]+/src(/|$)', message: 'import the lib by name (@portcullis/<lib>, or an entry point its package.json exports), not by a path into its src/' };
+const outOfThisLib = { regex: '^(\\.\\./){2,}[a-z0-9-]+/src(/|$)', message: 'another lib is imported by name (@portcullis/<lib>), not by a path into its src/' };
+const testCode = { regex: '^(\\.\\./)+test/', message: 'product code (apps/, libs/) never imports from test/' };
+const nest = { regex: '^@nestjs/', message: 'libs are plain TypeScript: Nest wiring lives in apps/' };
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'libs/contracts/src/gen/**', '**/*.js', '**/*.mjs'] },
@@ -22,6 +30,16 @@ export default tseslint.config(
       '@typescript-eslint/consistent-type-imports': ['error', { fixStyle: 'inline-type-imports' }],
       '@typescript-eslint/await-thenable': 'error',
       '@typescript-eslint/no-unnecessary-type-assertion': 'error',
+      'no-restricted-imports': ['error', { patterns: [intoAnotherLib] }],
     },
+  },
+  {
+    files: ['apps/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [intoAnotherLib, testCode] }] },
+  },
+  {
+    // libs/contracts/src/gen is generated and nested: its own relative imports stay inside the lib.
+    files: ['libs/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [intoAnotherLib, outOfThisLib, testCode, nest] }] },
   },
 );

@@ -15,13 +15,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
-import { connectNats } from '../libs/bus/src/index.js';
-import { decisionReply, decodeDecisionRequest, encodeDecisionReply, QueueGroups, Streams, Subjects, ApprovalGateReplySchema, create, decodeApprovalGateRequest, encodeApprovalGateReply } from '../libs/contracts/src/index.js';
-import { evaluate, parsePolicy } from '../libs/policy-engine/src/index.js';
-import { DevIssuer, TokenVerifier } from '../libs/identity/src/index.js';
-import { loadOrCreateDevTls } from '../libs/tls/src/index.js';
-import { silentLogger } from '../libs/common/src/index.js';
-import { ApprovalGate, AuditPublisher, ConnectionRegistry, createUpstreamConnection, DecisionClient, EdgePipeline, EdgeServer } from '../libs/gateway/src/index.js';
+import { connectNats } from '@portcullis/bus';
+import { decisionReply, decodeDecisionRequest, encodeDecisionReply, QueueGroups, Streams, Subjects, ApprovalGateReplySchema, create, decodeApprovalGateRequest, encodeApprovalGateReply } from '@portcullis/contracts';
+import { evaluate, parsePolicy } from '@portcullis/policy-engine';
+import { DevIssuer, TokenVerifier } from '@portcullis/identity';
+import { loadOrCreateDevTls } from '@portcullis/tls';
+import { silentLogger } from '@portcullis/common';
+import { ApprovalGate, AuditPublisher, ConnectionRegistry, createUpstreamConnection, DecisionClient, EdgePipeline, EdgeServer } from '@portcullis/gateway';
 import {
   ApprovalError,
   ApprovalHttpServer,
@@ -32,7 +32,7 @@ import {
   SlackApprovalNotifier,
   SlackJobHandler,
   SlackWebClient,
-} from '../libs/approval/src/index.js';
+} from '@portcullis/approval';
 import { startNats, startRedis } from '../test/harness/services.js';
 import { startFakeSlack } from '../test/support/fake-slack.js';
 import { edgeRequest } from '../test/support/gateway-https.js';

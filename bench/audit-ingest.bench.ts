@@ -26,7 +26,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { connectNats, type NatsBus } from '../libs/bus/src/index.js';
+import { connectNats, type NatsBus } from '@portcullis/bus';
 import {
   RequestCompletedSchema,
   RequestDecidedSchema,
@@ -41,9 +41,9 @@ import {
   newEventId,
   toJson,
   type EventEnvelope,
-} from '../libs/contracts/src/index.js';
-import { AuditChain, AuditWriter, ClickHouseAuditSink, toAuditRowOfWire, withPayloadJson } from '../libs/audit-store/src/index.js';
-import { encodeRowBinary } from '../libs/audit-store/src/clickhouse-row-binary.js';
+} from '@portcullis/contracts';
+import { AuditChain, AuditWriter, ClickHouseAuditSink, toAuditRowOfWire, withPayloadJson } from '@portcullis/audit-store';
+import { encodeRowBinary } from '@portcullis/audit-store/pure';
 import { startClickHouse, startNats } from '../test/harness/services.js';
 import { reportFigures } from './bench-result.js';
 import { cpuSeconds } from './proc-cpu.js';

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { Agent, createServer, request } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { loadOrCreateDevTls } from '../libs/tls/src/index.js';
+import { loadOrCreateDevTls } from '@portcullis/tls';
 
 const [upstreamUrl = '', caFile = '', dir = '.'] = process.argv.slice(2);
 const up = new URL(upstreamUrl);

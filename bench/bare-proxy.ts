@@ -9,7 +9,7 @@ import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Pool } from 'undici';
-import { loadOrCreateDevTls } from '../libs/tls/src/index.js';
+import { loadOrCreateDevTls } from '@portcullis/tls';
 
 const [upstreamUrl = '', caFile = '', dir = '.'] = process.argv.slice(2);
 const pool = new Pool(upstreamUrl, { connections: 128, pipelining: 1, connect: { ca: readFileSync(caFile, 'utf8') } });

@@ -10,7 +10,7 @@ import {
   create,
   type Identity,
   type RequestAttributes,
-} from '../libs/contracts/src/index.js';
+} from '@portcullis/contracts';
 
 export const RULES = 500;
 

@@ -6,8 +6,8 @@
  *   node dist/bench/bus-roundtrip.js                 # starts its own nats-server -js
  *   BENCH_NATS_URL=nats://127.0.0.1:4222 node dist/bench/bus-roundtrip.js
  */
-import { connectNats } from '../libs/bus/src/index.js';
-import type { BusLogger, NatsBus } from '../libs/bus/src/index.js';
+import { connectNats } from '@portcullis/bus';
+import type { BusLogger, NatsBus } from '@portcullis/bus';
 import { startNats, uniqueName } from '../test/harness/services.js';
 
 const RUN_MS = Number(process.env['BENCH_RUN_MS'] ?? 1000);

@@ -23,8 +23,8 @@ import {
   RequestDecidedSchema,
   RequestReceivedSchema,
   type EventEnvelope,
-} from '../libs/contracts/src/index.js';
-import { AuditChain } from '../libs/audit-store/src/index.js';
+} from '@portcullis/contracts';
+import { AuditChain } from '@portcullis/audit-store';
 import { reportFigures } from './bench-result.js';
 
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 15);

@@ -15,7 +15,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadOrCreateDevTls } from '../libs/tls/src/index.js';
+import { loadOrCreateDevTls } from '@portcullis/tls';
 import { streamConfigMapList } from './configmap-stream.js';
 
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 5);

@@ -2,7 +2,7 @@
  * In-process policy engine throughput: decisions per second on a generated 500-rule policy,
  * median of 5 runs. Run: `npm run build && node dist/bench/policy-engine.bench.js`.
  */
-import { evaluate, parsePolicy } from '../libs/policy-engine/src/index.js';
+import { evaluate, parsePolicy } from '@portcullis/policy-engine';
 import { generatePolicy, request, RULES } from './bench-workload.js';
 import { reportFigures } from './bench-result.js';
 

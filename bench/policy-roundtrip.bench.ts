@@ -10,10 +10,10 @@
  *   BENCH_NATS_URL=nats://127.0.0.1:4222 node dist/bench/policy-roundtrip.bench.js
  */
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { connectNats, type BusLogger } from '../libs/bus/src/index.js';
-import { QueueGroups, Subjects } from '../libs/contracts/src/index.js';
-import { answerDecisionRequest, parsePolicy } from '../libs/policy-engine/src/index.js';
-import { DecisionCache, DecisionClient } from '../libs/gateway/src/index.js';
+import { connectNats, type BusLogger } from '@portcullis/bus';
+import { QueueGroups, Subjects } from '@portcullis/contracts';
+import { answerDecisionRequest, parsePolicy } from '@portcullis/policy-engine';
+import { DecisionCache, DecisionClient } from '@portcullis/gateway';
 import { startNats } from '../test/harness/services.js';
 import { generatePolicy, request, RULES } from './bench-workload.js';
 import { reportFigures } from './bench-result.js';

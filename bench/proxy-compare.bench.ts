@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { ensureBinaries } from '../test/harness/binaries.js';
 import { freePort, startClickHouse, startNats, uniqueName, type TestClickHouse, type TestNats } from '../test/harness/services.js';
 import { runPortcullis, startPortcullis, tempDir, writeConfig, type PortcullisProcess } from '../test/support/portcullis-process.js';
-import { loadOrCreateDevTls } from '../libs/tls/src/index.js';
+import { loadOrCreateDevTls } from '@portcullis/tls';
 import { reportFigures } from './bench-result.js';
 import { cpuSeconds } from './proc-cpu.js';
 

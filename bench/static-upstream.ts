@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { loadOrCreateDevTls } from '../libs/tls/src/index.js';
+import { loadOrCreateDevTls } from '@portcullis/tls';
 import { streamConfigMapList } from './configmap-stream.js';
 
 const dir = process.argv[2] ?? '.';

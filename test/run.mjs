@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm test`: build, check for import cycles, start one shared nats-server (JetStream),
+// `npm test`: build (scripts/build.mjs), check for import cycles, start one shared nats-server (JetStream),
 // redis-server and clickhouse-server (installing them with apt-get if missing and root), run every
 // compiled test file with node's test runner, stop the servers, exit with the runner's code.
 //
@@ -18,10 +18,10 @@
 // PORTCULLIS_TEST_CLICKHOUSE_URL (see test/harness/services.ts: sharedNatsUrl() and friends).
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { build } from '../scripts/build.mjs';
 import { reportImportCycles } from './harness/check-import-cycles.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -33,11 +33,10 @@ const log = (message) => console.log(`\n[npm test] ${message}`);
 // 1. Build. A type error fails the run, but the emitted output is still tested so one broken
 //    file does not hide every other result.
 {
-  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
   const started = Date.now();
-  log('building (tsc -p tsconfig.build.json)');
-  const build = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
-  if (build.status !== 0) failures.push(`build failed (tsc exit ${build.status ?? build.signal})`);
+  log('building (scripts/build.mjs: tsc -p tsconfig.build.json, then the @portcullis/* links)');
+  const status = build();
+  if (status !== 0) failures.push(`build failed (tsc exit ${status})`);
   log(`build took ${Date.now() - started} ms`);
 }
 

@@ -72,7 +72,7 @@ describe('deploy/Dockerfile', () => {
     const prod = stages.find((s) => s.name === 'prod-deps')!;
     assert.ok(prod.lines.some((l) => /npm ci --omit=dev --ignore-scripts/.test(l) && /npm rebuild better-sqlite3/.test(l)));
     const build = stages.find((s) => s.name === 'build')!;
-    assert.ok(build.lines.some((l) => /tsc -p tsconfig\.build\.json/.test(l)));
+    assert.ok(build.lines.some((l) => /node scripts\/build\.mjs/.test(l)), 'the build stage runs scripts/build.mjs (tsc, then the library links)');
     assert.match(runtime.lines.find((l) => /^ENTRYPOINT/i.test(l)) ?? '', /"node", "\/app\/bin\/portcullis\.js"/);
     assert.ok(runtime.lines.some((l) => /^ENV NODE_ENV=production$/.test(l)));
   });
@@ -103,8 +103,21 @@ describe('deploy/Dockerfile', () => {
       for (const m of src.matchAll(/(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+'([^']+)'|import\('([^']+)'\)|^import\s+'([^']+)'/gm)) {
         const spec = m[1] ?? m[2] ?? m[3]!;
         if (spec.startsWith('.')) visit(resolve(dirname(file), spec));
+        else if (spec.startsWith('@portcullis/')) visit(libraryEntry(spec));
         else if (!spec.startsWith('node:')) packages.add(spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]!);
       }
+    };
+    // A library by name resolves through dist/node_modules/@portcullis/<lib> (which must be copied
+    // too) to an entry point its package.json exports.
+    const libraryEntry = (spec: string): string => {
+      const [, lib = '', ...sub] = spec.split('/');
+      const link = `dist/node_modules/@portcullis/${lib}`;
+      assert.ok(copiedDist.some((d) => link.startsWith(`${d}/`)), `${spec} resolves through ${link}, which is not copied into the image`);
+      const pkgFile = join(REPO_ROOT, 'dist/libs', lib, 'package.json');
+      const exportsMap = (JSON.parse(readFileSync(pkgFile, 'utf8')) as { exports: Record<string, string> }).exports;
+      const target = exportsMap[sub.length === 0 ? '.' : `./${sub.join('/')}`];
+      assert.ok(target !== undefined, `${spec} is not an entry point of ${pkgFile}`);
+      return resolve(dirname(pkgFile), target);
     };
     visit(join(REPO_ROOT, 'dist/apps/cli/src/main.js'));
     assert.ok(seen.size > 50, `followed ${seen.size} modules`);

@@ -9,9 +9,9 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { parseConfig } from '../../libs/config/src/index.js';
-import { parsePolicy } from '../../libs/policy-engine/src/index.js';
-import { CLICKHOUSE_MIGRATIONS, migrationsTableDdl } from '../../libs/audit-store/src/index.js';
+import { parseConfig } from '@portcullis/config';
+import { parsePolicy } from '@portcullis/policy-engine';
+import { CLICKHOUSE_MIGRATIONS, migrationsTableDdl } from '@portcullis/audit-store';
 import { REPO_ROOT } from '../support/portcullis-process.js';
 
 type Obj = Record<string, unknown>;

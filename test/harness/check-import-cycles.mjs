@@ -1,21 +1,33 @@
 // Circular-import check over compiled output (STYLE.md 8). Plain JS so it runs without a build
-// step of its own. Only static relative imports count: `import type` is already erased in dist/,
-// and a dynamic import() does not take part in module-evaluation order.
+// step of its own. Static relative imports and the libraries' package names (`@portcullis/<lib>`
+// and its entry points, resolved through dist/libs/<lib>/package.json) count: `import type` is
+// already erased in dist/, and a dynamic import() does not take part in module-evaluation order.
 //
 // Usage: node test/harness/check-import-cycles.mjs [dir=dist]   (exit 1 and print cycles if any)
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-// `import x from './a.js'`, `import './a.js'`, `import {\n a \n} from "../b.js"`, `export * from './c.js'`
+// `import x from './a.js'`, `import './a.js'`, `import {\n a \n} from "../b.js"`, `export * from '@portcullis/bus'`
 const STATIC_SPECIFIER =
-  /(?:^|[\n;}])[ \t]*(?:import|export)\b(?:[\s\w*{},$]*?\bfrom)?\s*(['"])(\.{1,2}\/[^'"\n]+)\1/g;
+  /(?:^|[\n;}])[ \t]*(?:import|export)\b(?:[\s\w*{},$]*?\bfrom)?\s*(['"])(\.{1,2}\/[^'"\n]+|@portcullis\/[^'"\n]+)\1/g;
 
-/** Relative specifiers imported statically by a module's source text. */
+/** Relative and `@portcullis/…` specifiers imported statically by a module's source text. */
 export function staticRelativeImports(source) {
   const found = [];
   for (const match of source.matchAll(STATIC_SPECIFIER)) found.push(match[2]);
   return found;
+}
+
+/** The file a specifier names: relative to the importer, or a lib entry point from its package.json exports. */
+function resolveSpecifier(dir, importer, spec) {
+  const bare = spec.split(/[?#]/)[0];
+  if (!bare.startsWith('@portcullis/')) return resolve(dirname(importer), bare);
+  const [, lib, ...sub] = bare.split('/');
+  const pkgFile = join(resolve(dir), 'libs', lib, 'package.json');
+  if (!existsSync(pkgFile)) return undefined;
+  const target = JSON.parse(readFileSync(pkgFile, 'utf8')).exports?.[sub.length === 0 ? '.' : `./${sub.join('/')}`];
+  return typeof target === 'string' ? resolve(dirname(pkgFile), target) : undefined;
 }
 
 function listJs(dir, out = []) {
@@ -41,8 +53,8 @@ export function findImportCycles(dir, options = {}) {
   const edges = new Map();
   for (const file of files) {
     const targets = staticRelativeImports(readFileSync(file, 'utf8'))
-      .map((spec) => resolve(dirname(file), spec.split(/[?#]/)[0]))
-      .filter((target) => known.has(target));
+      .map((spec) => resolveSpecifier(dir, file, spec))
+      .filter((target) => target !== undefined && known.has(target));
     edges.set(file, [...new Set(targets)]);
   }
 

@@ -1,7 +1,7 @@
 /** The approval service over the Redis projection (real redis-server, a key prefix per run). */
 import { after } from 'node:test';
 import { Redis } from 'ioredis';
-import { RedisApprovalStore, type ApprovalStore } from '../../libs/approval/src/index.js';
+import { RedisApprovalStore, type ApprovalStore } from '@portcullis/approval';
 import { sharedRedisUrl, uniqueName } from '../harness/services.js';
 import { describeApprovalConformance, type FakeClock } from '../support/approval-conformance.js';
 

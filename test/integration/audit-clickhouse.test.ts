@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createClient, type ClickHouseClient } from '@clickhouse/client';
-import { createInProcessBus } from '../../libs/bus/src/index.js';
-import type { BusHandle } from '../../libs/bus/src/index.js';
+import { createInProcessBus } from '@portcullis/bus';
+import type { BusHandle } from '@portcullis/bus';
 import {
   BusHeaders,
   RequestCompletedSchema,
@@ -15,7 +15,7 @@ import {
   encodeEvent,
   newEventId,
   type EventEnvelope,
-} from '../../libs/contracts/src/index.js';
+} from '@portcullis/contracts';
 import {
   AUDIT_COLUMNS,
   AuditWriter,
@@ -27,7 +27,7 @@ import {
   type AuditRow,
   type AuditSink,
   type AuditWriterLogger,
-} from '../../libs/audit-store/src/index.js';
+} from '@portcullis/audit-store';
 import { sharedClickHouseUrl, startClickHouse, uniqueName, type TestClickHouse } from '../harness/services.js';
 
 const T0 = Date.UTC(2026, 5, 30, 23, 59, 59, 990); // a month boundary inside the data

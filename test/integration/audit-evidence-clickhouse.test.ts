@@ -16,7 +16,7 @@ import {
   create,
   decodeEvent,
   type EventEnvelope,
-} from '../../libs/contracts/src/index.js';
+} from '@portcullis/contracts';
 import {
   AuditChain,
   CLICKHOUSE_MIGRATIONS,
@@ -33,7 +33,7 @@ import {
   verifyAuditLog,
   type AuditRow,
   type OcsfFlat,
-} from '../../libs/audit-store/src/index.js';
+} from '@portcullis/audit-store';
 import { sharedClickHouseUrl, uniqueName } from '../harness/services.js';
 
 const T0 = Date.UTC(2026, 5, 1, 12, 0, 0, 0);

@@ -16,8 +16,8 @@ import {
   encodeEvent,
   newEventId,
   type EventEnvelope,
-} from '../../libs/contracts/src/index.js';
-import { migrateSqliteAuditDatabase, openSqliteAuditDatabase, SQLITE_MIGRATIONS, SqliteAuditSink, SqliteEventLog, toAuditRow, withPayloadJson } from '../../libs/audit-store/src/index.js';
+} from '@portcullis/contracts';
+import { migrateSqliteAuditDatabase, openSqliteAuditDatabase, SQLITE_MIGRATIONS, SqliteAuditSink, SqliteEventLog, toAuditRow, withPayloadJson } from '@portcullis/audit-store';
 
 let dir: string;
 before(async () => {

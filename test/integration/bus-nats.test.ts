@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { BusError, connectNats } from '../../libs/bus/src/index.js';
-import type { BusLogger, NatsBus } from '../../libs/bus/src/index.js';
+import { BusError, connectNats } from '@portcullis/bus';
+import type { BusLogger, NatsBus } from '@portcullis/bus';
 import { freePort, sharedNatsUrl, startNats } from '../harness/services.js';
 import type { TestNats } from '../harness/services.js';
 import { describeBusConformance, rejectsWithBusError, uniqueStream, uniqueToken, waitFor } from '../support/bus-conformance.js';

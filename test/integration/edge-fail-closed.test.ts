@@ -9,7 +9,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startKubeApiServer, type KubeApiServer } from '../fixture/kube-apiserver/index.js';
-import { createInProcessBus, type BusHandle } from '../../libs/bus/src/index.js';
+import { createInProcessBus, type BusHandle } from '@portcullis/bus';
 import {
   decisionReply,
   decodeDecisionRequest,
@@ -17,11 +17,11 @@ import {
   QueueGroups,
   Streams,
   Subjects,
-} from '../../libs/contracts/src/index.js';
-import { evaluate, parsePolicy, type CompiledPolicy } from '../../libs/policy-engine/src/index.js';
-import { DevIssuer, TokenVerifier } from '../../libs/identity/src/index.js';
-import { loadOrCreateDevTls } from '../../libs/tls/src/index.js';
-import { silentLogger } from '../../libs/common/src/index.js';
+} from '@portcullis/contracts';
+import { evaluate, parsePolicy, type CompiledPolicy } from '@portcullis/policy-engine';
+import { DevIssuer, TokenVerifier } from '@portcullis/identity';
+import { loadOrCreateDevTls } from '@portcullis/tls';
+import { silentLogger } from '@portcullis/common';
 import {
   AuditPublisher,
   ConnectionRegistry,
@@ -29,7 +29,7 @@ import {
   DecisionClient,
   EdgePipeline,
   EdgeServer,
-} from '../../libs/gateway/src/index.js';
+} from '@portcullis/gateway';
 import { edgeRequest, eventually } from '../support/gateway-https.js';
 import { RecordingLog } from '../support/recording-log.js';
 

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UnsecuredJWT, type JWTPayload } from 'jose';
 import { startKubeApiServer, type KubeApiServer } from '../fixture/kube-apiserver/index.js';
-import { createInProcessBus, type BusHandle } from '../../libs/bus/src/index.js';
+import { createInProcessBus, type BusHandle } from '@portcullis/bus';
 import {
   decisionReply,
   decodeDecisionRequest,
@@ -25,11 +25,11 @@ import {
   Subjects,
   toJson,
   type EventEnvelope,
-} from '../../libs/contracts/src/index.js';
-import { evaluate, parsePolicy, withClaims } from '../../libs/policy-engine/src/index.js';
-import { TokenVerifier } from '../../libs/identity/src/index.js';
-import { createCertificateAuthority, issueClientCertificate, loadOrCreateDevTls } from '../../libs/tls/src/index.js';
-import type { Logger } from '../../libs/common/src/index.js';
+} from '@portcullis/contracts';
+import { evaluate, parsePolicy, withClaims } from '@portcullis/policy-engine';
+import { TokenVerifier } from '@portcullis/identity';
+import { createCertificateAuthority, issueClientCertificate, loadOrCreateDevTls } from '@portcullis/tls';
+import type { Logger } from '@portcullis/common';
 import {
   AuditPublisher,
   ConnectionRegistry,
@@ -38,7 +38,7 @@ import {
   EdgePipeline,
   EdgeServer,
   inClusterCredential,
-} from '../../libs/gateway/src/index.js';
+} from '@portcullis/gateway';
 import { edgeRequest, eventually } from '../support/gateway-https.js';
 import { startFakeOidcProvider, type FakeOidcProvider, type ProviderKey } from '../support/fake-oidc-provider.js';
 import { RecordingLog } from '../support/recording-log.js';

@@ -15,7 +15,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { startKubeApiServer, type KubeApiServer } from '../fixture/kube-apiserver/index.js';
-import { createInProcessBus, type BusHandle } from '../../libs/bus/src/index.js';
+import { createInProcessBus, type BusHandle } from '@portcullis/bus';
 import {
   decisionReply,
   decodeDecisionRequest,
@@ -23,13 +23,13 @@ import {
   QueueGroups,
   Streams,
   Subjects,
-} from '../../libs/contracts/src/index.js';
-import { evaluate, parsePolicy } from '../../libs/policy-engine/src/index.js';
-import { DevIssuer, TokenVerifier } from '../../libs/identity/src/index.js';
-import { loadOrCreateDevTls } from '../../libs/tls/src/index.js';
-import { silentLogger } from '../../libs/common/src/index.js';
-import { AuditPublisher, ConnectionRegistry, createEdgeMasking, createUpstreamConnection, DecisionClient, EdgePipeline, EdgeServer } from '../../libs/gateway/src/index.js';
-import { ClickHouseAuditSink, SqliteAuditSink, toAuditRow, AUDIT_COLUMNS } from '../../libs/audit-store/src/index.js';
+} from '@portcullis/contracts';
+import { evaluate, parsePolicy } from '@portcullis/policy-engine';
+import { DevIssuer, TokenVerifier } from '@portcullis/identity';
+import { loadOrCreateDevTls } from '@portcullis/tls';
+import { silentLogger } from '@portcullis/common';
+import { AuditPublisher, ConnectionRegistry, createEdgeMasking, createUpstreamConnection, DecisionClient, EdgePipeline, EdgeServer } from '@portcullis/gateway';
+import { ClickHouseAuditSink, SqliteAuditSink, toAuditRow, AUDIT_COLUMNS } from '@portcullis/audit-store';
 import { edgeRequest, eventually } from '../support/gateway-https.js';
 import { kubectl, tempDir } from '../support/portcullis-process.js';
 import { sharedClickHouseUrl, uniqueName } from '../harness/services.js';

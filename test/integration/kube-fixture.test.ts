@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
-import { createCertificateAuthority, issueClientCertificate } from '../../libs/tls/src/index.js';
+import { createCertificateAuthority, issueClientCertificate } from '@portcullis/tls';
 import { kubeconfigFor, startKubeApiServer, type KubeApiServer, type RecordedRequest } from '../fixture/kube-apiserver/index.js';
 
 const KUBECTL = process.env['KUBECTL'] ?? '/usr/bin/kubectl';

@@ -8,12 +8,12 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInProcessBus, type BusHandle, type KeyValueStore } from '../../libs/bus/src/index.js';
-import { BucketKeys, Buckets, QueueGroups, Subjects } from '../../libs/contracts/src/index.js';
-import { answerExplainRequest } from '../../libs/policy-engine/src/index.js';
-import { DevIssuer, TokenVerifier } from '../../libs/identity/src/index.js';
-import { loadOrCreateDevTls } from '../../libs/tls/src/index.js';
-import { silentLogger, type Logger } from '../../libs/common/src/index.js';
+import { createInProcessBus, type BusHandle, type KeyValueStore } from '@portcullis/bus';
+import { BucketKeys, Buckets, QueueGroups, Subjects } from '@portcullis/contracts';
+import { answerExplainRequest } from '@portcullis/policy-engine';
+import { DevIssuer, TokenVerifier } from '@portcullis/identity';
+import { loadOrCreateDevTls } from '@portcullis/tls';
+import { silentLogger, type Logger } from '@portcullis/common';
 import {
   AuditPublisher,
   ConnectionRegistry,
@@ -22,7 +22,7 @@ import {
   EdgeServer,
   PolicyExplainRoute,
   POLICY_EXPLAIN_PATH,
-} from '../../libs/gateway/src/index.js';
+} from '@portcullis/gateway';
 import { PolicyStore } from '../../apps/policy/src/policy-store.js';
 import { edgeRequest, eventually } from '../support/gateway-https.js';
 

@@ -14,8 +14,8 @@ import { startKubeApiServer, type KubeApiServer } from '../fixture/kube-apiserve
 import { freePort, startNats, type TestNats } from '../harness/services.js';
 import { runPortcullis, startPortcullis, tempDir, writeConfig, type PortcullisProcess } from '../support/portcullis-process.js';
 import { eventually } from '../support/gateway-https.js';
-import { connectNats, type NatsBus } from '../../libs/bus/src/index.js';
-import { auditMessageEvents, BucketKeys, Buckets, decodeEvent, Streams, type RequestDecided } from '../../libs/contracts/src/index.js';
+import { connectNats, type NatsBus } from '@portcullis/bus';
+import { auditMessageEvents, BucketKeys, Buckets, decodeEvent, Streams, type RequestDecided } from '@portcullis/contracts';
 
 const policyText = (version: string, extraRules = ''): string => `apiVersion: portcullis.dev/v1
 kind: Policy

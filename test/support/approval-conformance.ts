@@ -14,9 +14,9 @@ import {
   RequestAttributesSchema,
   Streams,
   type ApprovalGateRequest,
-} from '../../libs/contracts/src/index.js';
-import { createInProcessBus, type BusHandle } from '../../libs/bus/src/index.js';
-import { silentLogger } from '../../libs/common/src/index.js';
+} from '@portcullis/contracts';
+import { createInProcessBus, type BusHandle } from '@portcullis/bus';
+import { silentLogger } from '@portcullis/common';
 import {
   ApprovalError,
   ApprovalJournal,
@@ -24,7 +24,7 @@ import {
   requestFingerprint,
   type ApprovalStore,
   type ApprovalServiceOptions,
-} from '../../libs/approval/src/index.js';
+} from '@portcullis/approval';
 
 /** A clock tests move by hand. */
 export class FakeClock {

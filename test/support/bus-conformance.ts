@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, describe, it } from 'node:test';
-import { BusError } from '../../libs/bus/src/index.js';
-import type { BusHandle, LogMessage, StreamSpec } from '../../libs/bus/src/index.js';
+import { BusError } from '@portcullis/bus';
+import type { BusHandle, LogMessage, StreamSpec } from '@portcullis/bus';
 
 /** A bus implementation under test. */
 export interface ConformanceTarget {

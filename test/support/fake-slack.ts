@@ -7,7 +7,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { slackSignature } from '../../libs/approval/src/slack-signature.js';
+import { slackSignature } from '@portcullis/approval/pure';
 
 /** One Web API call as the fake received it. */
 export interface SlackCall {

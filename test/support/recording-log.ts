@@ -3,8 +3,8 @@
  * JetStream) and keeps what was appended, for assertions; its appends can be made to fail like an
  * append JetStream never acknowledged.
  */
-import { BusError, type EventLog } from '../../libs/bus/src/index.js';
-import { auditMessageEvents, decodeEvent, type EventEnvelope } from '../../libs/contracts/src/index.js';
+import { BusError, type EventLog } from '@portcullis/bus';
+import { auditMessageEvents, decodeEvent, type EventEnvelope } from '@portcullis/contracts';
 
 /** One append as the log was asked for it. */
 export interface RecordedAppend {

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { create, IdentitySchema, RequestAttributesSchema } from '../../libs/contracts/src/index.js';
+import { create, IdentitySchema, RequestAttributesSchema } from '@portcullis/contracts';
 import {
   bodyExcerpt,
   bodySha256,
@@ -10,7 +10,7 @@ import {
   slackSignature,
   verifySlackSignature,
   type ApprovalStore,
-} from '../../libs/approval/src/index.js';
+} from '@portcullis/approval';
 import { describeApprovalConformance, type FakeClock } from '../support/approval-conformance.js';
 
 describeApprovalConformance({

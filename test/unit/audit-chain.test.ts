@@ -21,7 +21,7 @@ import {
   create,
   decodeEvent,
   type EventEnvelope,
-} from '../../libs/contracts/src/index.js';
+} from '@portcullis/contracts';
 import {
   AuditChain,
   FindingKind,
@@ -36,7 +36,7 @@ import {
   withPayloadJson,
   type AuditRow,
   type VerifyReport,
-} from '../../libs/audit-store/src/index.js';
+} from '@portcullis/audit-store';
 
 const T0 = Date.UTC(2026, 5, 1, 12, 0, 0, 0);
 

@@ -9,7 +9,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { createInProcessBus, type BusHandle } from '../../libs/bus/src/index.js';
+import { createInProcessBus, type BusHandle } from '@portcullis/bus';
 import {
   auditMessageEvents,
   buildEvent,
@@ -22,10 +22,10 @@ import {
   Streams,
   Subjects,
   type EventEnvelope,
-} from '../../libs/contracts/src/index.js';
-import { AuditChain, AuditWriter, eventHash, SqliteAuditSink } from '../../libs/audit-store/src/index.js';
-import { AuditPublisher, GatewayError } from '../../libs/gateway/src/index.js';
-import { silentLogger } from '../../libs/common/src/index.js';
+} from '@portcullis/contracts';
+import { AuditChain, AuditWriter, eventHash, SqliteAuditSink } from '@portcullis/audit-store';
+import { AuditPublisher, GatewayError } from '@portcullis/gateway';
+import { silentLogger } from '@portcullis/common';
 import { RecordingLog } from '../support/recording-log.js';
 
 async function setup(): Promise<{ handle: BusHandle; log: RecordingLog }> {

@@ -23,7 +23,7 @@ import {
   decodeEvent,
   encodeEvent,
   type EventEnvelope,
-} from '../../libs/contracts/src/index.js';
+} from '@portcullis/contracts';
 import {
   AUDIT_COLUMNS,
   formatAuditRow,
@@ -38,7 +38,7 @@ import {
   toAuditRowOfWire,
   withPayloadJson,
   type AuditRow,
-} from '../../libs/audit-store/src/index.js';
+} from '@portcullis/audit-store';
 
 // Compiled to dist/test/unit; fixtures stay in the source tree.
 const FIXTURES = fileURLToPath(new URL('../../../test/fixtures/events/', import.meta.url));

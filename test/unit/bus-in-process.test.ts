@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { createInProcessBus } from '../../libs/bus/src/index.js';
-import type { BusHandle, BusLogger } from '../../libs/bus/src/index.js';
+import { createInProcessBus } from '@portcullis/bus';
+import type { BusHandle, BusLogger } from '@portcullis/bus';
 import { describeBusConformance, rejectsWithBusError, uniqueStream, uniqueToken, waitFor } from '../support/bus-conformance.js';
 
 const quiet: BusLogger = () => undefined;

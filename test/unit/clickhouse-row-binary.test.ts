@@ -5,8 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { AUDIT_COLUMNS, type AuditRow } from '../../libs/audit-store/src/audit-row.js';
-import { encodeRowBinary } from '../../libs/audit-store/src/clickhouse-row-binary.js';
+import { AUDIT_COLUMNS, encodeRowBinary, type AuditRow } from '@portcullis/audit-store/pure';
 
 const column = (name: string): (typeof AUDIT_COLUMNS)[number] => {
   const c = AUDIT_COLUMNS.find((x) => x.name === name);

@@ -6,7 +6,7 @@ import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { ConfigError, loadConfigFile, parseConfig, type PortcullisConfig } from '../../libs/config/src/index.js';
+import { ConfigError, loadConfigFile, parseConfig, type PortcullisConfig } from '@portcullis/config';
 
 /** Repository root (tests run from dist/test/unit). */
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));

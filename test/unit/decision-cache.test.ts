@@ -11,9 +11,9 @@ import {
   type Decision,
   type Identity,
   type RequestAttributes,
-} from '../../libs/contracts/src/index.js';
-import { DecisionCache, decisionCacheKey } from '../../libs/gateway/src/index.js';
-import { decisionStableForMs, evaluate, MAX_CACHE_AGE_MS } from '../../libs/policy-engine/src/index.js';
+} from '@portcullis/contracts';
+import { DecisionCache, decisionCacheKey } from '@portcullis/gateway';
+import { decisionStableForMs, evaluate, MAX_CACHE_AGE_MS } from '@portcullis/policy-engine';
 import { kube, mustParse, nonResource, who } from './policy-engine.fixtures.js';
 
 const decision = (ruleId: string, version = 'v1', effect = 'allow'): Decision => create(DecisionSchema, { effect, ruleId, policyVersion: version });

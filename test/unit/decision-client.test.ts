@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { createInProcessBus } from '../../libs/bus/src/index.js';
-import { create, encodePolicyChanged, PolicyChangedSchema, QueueGroups, Subjects } from '../../libs/contracts/src/index.js';
-import { answerDecisionRequest, type CompiledPolicy } from '../../libs/policy-engine/src/index.js';
-import { DecisionCache, DecisionClient, GatewayError } from '../../libs/gateway/src/index.js';
+import { createInProcessBus } from '@portcullis/bus';
+import { create, encodePolicyChanged, PolicyChangedSchema, QueueGroups, Subjects } from '@portcullis/contracts';
+import { answerDecisionRequest, type CompiledPolicy } from '@portcullis/policy-engine';
+import { DecisionCache, DecisionClient, GatewayError } from '@portcullis/gateway';
 import { kube, mustParse, who } from './policy-engine.fixtures.js';
 
 const policy = (version: string, effect: string): CompiledPolicy =>

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { addImpersonationHeaders, clientResponseHeaders, IMPERSONATE_EXTRA, upstreamRequestHeaders } from '../../libs/gateway/src/header-hygiene.js';
+import { addImpersonationHeaders, clientResponseHeaders, IMPERSONATE_EXTRA, upstreamRequestHeaders } from '@portcullis/gateway';
 
 /** What the upstream would receive for a raw request, as the echo server reports it. */
 interface Echo {

@@ -7,9 +7,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { exportJWK, generateKeyPair, SignJWT, type JWK, type JWTPayload } from 'jose';
-import { JwksCache, TokenError, TokenErrorCode, TokenVerifier, type JsonFetcher } from '../../libs/identity/src/index.js';
-import { withClaims } from '../../libs/policy-engine/src/index.js';
-import { create, IdentitySchema } from '../../libs/contracts/src/index.js';
+import { JwksCache, TokenError, TokenErrorCode, TokenVerifier, type JsonFetcher } from '@portcullis/identity';
+import { withClaims } from '@portcullis/policy-engine';
+import { create, IdentitySchema } from '@portcullis/contracts';
 
 const ISSUER = 'https://idp.test';
 

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { assertCleanPath, MAX_PATH_BYTES, parseKubeRequest, RequestPathError } from '../../libs/kube/src/index.js';
-import type { KubeAttributes } from '../../libs/contracts/src/index.js';
+import { assertCleanPath, MAX_PATH_BYTES, parseKubeRequest, RequestPathError } from '@portcullis/kube';
+import type { KubeAttributes } from '@portcullis/contracts';
 
 /**
  * One request and what k8s.io/apiserver pkg/endpoints/request/requestinfo.go (NewRequestInfo,

@@ -6,7 +6,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { MaskingProfile, StreamingJsonMasker } from '../../libs/masking/src/index.js';
+import { MaskingProfile, StreamingJsonMasker } from '@portcullis/masking';
 
 type Shape = string | { [k: string]: Shape } | Shape[];
 

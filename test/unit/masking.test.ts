@@ -20,8 +20,8 @@ import {
   StreamingJsonMasker,
   ValueDetectors,
   ValueMasker,
-} from '../../libs/masking/src/index.js';
-import { rewriteAcceptForMasking } from '../../libs/gateway/src/index.js';
+} from '@portcullis/masking';
+import { rewriteAcceptForMasking } from '@portcullis/gateway';
 import { LEAK_CORPUS, leaksIn, P } from '../support/leak-corpus.js';
 
 const CHUNK_SIZES = [1, 2, 3, 7, 64, 1000, Number.MAX_SAFE_INTEGER];

@@ -18,8 +18,8 @@ import {
   EventEnvelopeSchema,
   MessageDecodeError,
   AUDIT_BATCH_SUBJECT,
-} from '../../libs/contracts/src/index.js';
-import { AuditChain, eventHash } from '../../libs/audit-store/src/index.js';
+} from '@portcullis/contracts';
+import { AuditChain, eventHash } from '@portcullis/audit-store';
 
 /** mulberry32: a fixed seed makes every run check the same cases. */
 function prng(seed: number): () => number {

@@ -18,8 +18,8 @@ import {
   startTracing,
   tracingEnabled,
   withTraceHeaders,
-} from '../../libs/observability/src/index.js';
-import { createLogger } from '../../libs/common/src/index.js';
+} from '@portcullis/observability';
+import { createLogger } from '@portcullis/common';
 
 describe('MetricsRegistry', () => {
   test('renders counters, gauges and histograms in the Prometheus text format', async () => {

@@ -8,8 +8,8 @@ import {
   RequestAttributesSchema,
   create,
   type RequestAttributes,
-} from '../../libs/contracts/src/index.js';
-import { parsePolicy, type CompiledPolicy, type PolicyIdentity } from '../../libs/policy-engine/src/index.js';
+} from '@portcullis/contracts';
+import { parsePolicy, type CompiledPolicy, type PolicyIdentity } from '@portcullis/policy-engine';
 
 /** Repository root (tests run from dist/test/unit). */
 export const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));

@@ -7,7 +7,7 @@ import {
   evaluate,
   explain,
   type CompiledPolicy,
-} from '../../libs/policy-engine/src/index.js';
+} from '@portcullis/policy-engine';
 import { kube, nonResource, who } from './policy-engine.fixtures.js';
 
 const VOCAB = {

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { RequestAttributes } from '../../libs/contracts/src/index.js';
+import type { RequestAttributes } from '@portcullis/contracts';
 import {
   DEFAULT_DENY_RULE_ID,
   evaluate,
   explain,
   type CompiledPolicy,
   type PolicyIdentity,
-} from '../../libs/policy-engine/src/index.js';
+} from '@portcullis/policy-engine';
 import { http, kube, loadPolicy, mustParse, nonResource, who } from './policy-engine.fixtures.js';
 
 const EXAMPLE = loadPolicy('examples/policy.yaml');

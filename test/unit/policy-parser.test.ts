@@ -10,7 +10,7 @@ import {
   parsePolicy,
   policyJsonSchemaText,
   type PolicyError,
-} from '../../libs/policy-engine/src/index.js';
+} from '@portcullis/policy-engine';
 import { repoRoot } from './policy-engine.fixtures.js';
 
 const HEADER = `apiVersion: portcullis.dev/v1

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
-import { evaluate } from '../../libs/policy-engine/src/index.js';
+import { evaluate } from '@portcullis/policy-engine';
 import { kube, mustParse, repoRoot, who } from './policy-engine.fixtures.js';
 
 const readme = readFileSync(`${repoRoot}README.md`, 'utf8');

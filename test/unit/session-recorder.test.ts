@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { SessionRecorder, WebSocketFrameError, WebSocketFrameReader, isRecordableProtocol } from '../../libs/gateway/src/index.js';
-import type { SessionFrame } from '../../libs/contracts/src/index.js';
+import { SessionRecorder, WebSocketFrameError, WebSocketFrameReader, isRecordableProtocol } from '@portcullis/gateway';
+import type { SessionFrame } from '@portcullis/contracts';
 
 /** One WebSocket frame as a client (masked) or a server (unmasked) writes it. */
 function frame(opcode: number, payload: Buffer, opts: { masked?: boolean; fin?: boolean } = {}): Buffer {

@@ -13,7 +13,7 @@ import {
   TokenVerifier,
   type DevIssuerClient,
   type DevIssuerOptions,
-} from '../../libs/identity/src/index.js';
+} from '@portcullis/identity';
 
 const ISSUER = 'https://127.0.0.1:8443/oidc/dev';
 const AUDIENCE = 'portcullis';

@@ -8,8 +8,8 @@ import {
   encodeApprovalGateReply,
   QueueGroups,
   Subjects,
-} from '../../../libs/contracts/src/index.js';
-import type { BusSubscription } from '../../../libs/bus/src/index.js';
+} from '@portcullis/contracts';
+import type { BusSubscription } from '@portcullis/bus';
 import {
   ApprovalError,
   ApprovalHttpServer,
@@ -25,7 +25,7 @@ import {
   type ApprovalStore,
   type SlackJob,
   type SlackJobQueue,
-} from '../../../libs/approval/src/index.js';
+} from '@portcullis/approval';
 import { createGatewayTokenVerifier, gatewayTls, PLATFORM, PlatformMode, type Platform } from '../../runtime/src/index.js';
 
 /** What the approval role reports once it listens. */

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { ReadinessCheck } from '../../../libs/observability/src/index.js';
+import type { ReadinessCheck } from '@portcullis/observability';
 
 /**
  * `/readyz` check `redis` of an approval role that keeps its projection in Redis: not ready while

@@ -8,12 +8,12 @@ import {
   type AuditSink,
   type AuditWriter,
   type SqliteEventLog,
-} from '../../../libs/audit-store/src/index.js';
+} from '@portcullis/audit-store';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
-import type { AuditWriterObserver } from '../../../libs/audit-store/src/index.js';
-import type { NatsBus } from '../../../libs/bus/src/index.js';
-import { Consumers, Streams } from '../../../libs/contracts/src/index.js';
-import { recordStoredMessages, type PortcullisMetrics } from '../../../libs/observability/src/index.js';
+import type { AuditWriterObserver } from '@portcullis/audit-store';
+import type { NatsBus } from '@portcullis/bus';
+import { Consumers, Streams } from '@portcullis/contracts';
+import { recordStoredMessages, type PortcullisMetrics } from '@portcullis/observability';
 import { PLATFORM, PlatformMode, createGatewayTokenVerifier, gatewayTls, type Platform } from '../../runtime/src/index.js';
 
 /**
@@ -40,7 +40,7 @@ export class AuditService implements OnApplicationBootstrap, OnApplicationShutdo
     } else {
       const ch = config.audit.clickhouse;
       // Loaded only in cluster mode: the embedded gateway never pays for the ClickHouse client.
-      const { AuditWriter, ClickHouseAuditSink, eventLogDeadLetter } = await import('../../../libs/audit-store/src/index.js');
+      const { AuditWriter, ClickHouseAuditSink, eventLogDeadLetter } = await import('@portcullis/audit-store');
       const sink = new ClickHouseAuditSink({ url: ch.url, database: ch.database, username: ch.username, password: ch.password });
       this.sink = sink;
       this.ownsSink = true;

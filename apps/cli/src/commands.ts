@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DEV_ISSUER_PATH, renderKubeconfig } from '../../../libs/gateway/src/index.js';
-import type { PortcullisConfig } from '../../../libs/config/src/index.js';
+import { DEV_ISSUER_PATH, renderKubeconfig } from '@portcullis/gateway';
+import type { PortcullisConfig } from '@portcullis/config';
 import {
   describeRequest,
   explain,
@@ -13,10 +13,10 @@ import {
   type CompiledPolicy,
   type ExplainSpec,
   type ExplanationView,
-} from '../../../libs/policy-engine/src/index.js';
-import { BucketKeys, Buckets, DecisionSchema, toJson } from '../../../libs/contracts/src/index.js';
-import { connectNats, type NatsBus } from '../../../libs/bus/src/index.js';
-import { DecisionClient, GatewayError } from '../../../libs/gateway/src/index.js';
+} from '@portcullis/policy-engine';
+import { BucketKeys, Buckets, DecisionSchema, toJson } from '@portcullis/contracts';
+import { connectNats, type NatsBus } from '@portcullis/bus';
+import { DecisionClient, GatewayError } from '@portcullis/gateway';
 import {
   AuditChain,
   chainedRecorder,
@@ -35,9 +35,9 @@ import {
   type AuditSink,
   type RetentionPlan,
   type VerifyReport,
-} from '../../../libs/audit-store/src/index.js';
-import { parseDuration } from '../../../libs/config/src/index.js';
-import { ClientTrustSource, type ClientTrust } from '../../../libs/tls/src/index.js';
+} from '@portcullis/audit-store';
+import { parseDuration } from '@portcullis/config';
+import { ClientTrustSource, type ClientTrust } from '@portcullis/tls';
 // The one rule for what clients trust, shared with the roles that serve the certificate (light: no Nest).
 import { edgeClientTrust } from '../../runtime/src/gateway-identity.js';
 import { CLI_SCRIPT } from './config-file.js';
@@ -198,7 +198,7 @@ export async function openAuditReader(config: PortcullisConfig): Promise<AuditSi
     return sink;
   }
   const ch = config.audit.clickhouse;
-  const { ClickHouseAuditSink } = await import('../../../libs/audit-store/src/index.js');
+  const { ClickHouseAuditSink } = await import('@portcullis/audit-store');
   return new ClickHouseAuditSink({ url: ch.url, database: ch.database, username: ch.username, password: ch.password });
 }
 

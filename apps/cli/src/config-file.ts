@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadConfigFile, type PortcullisConfig } from '../../../libs/config/src/index.js';
+import { loadConfigFile, type PortcullisConfig } from '@portcullis/config';
 
 /** The repository / package root (dist/apps/cli/src → ../../../..). */
 export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');

@@ -1,10 +1,11 @@
 import { parseArgs } from 'node:util';
 import type { INestApplicationContext } from '@nestjs/common';
-import { ConfigError, type PortcullisConfig } from '../../../libs/config/src/index.js';
-import { createUpstreamConnection, type UpstreamConnection } from '../../../libs/gateway/src/index.js';
+import { ConfigError, type PortcullisConfig } from '@portcullis/config';
+import { createUpstreamConnection, type UpstreamConnection } from '@portcullis/gateway';
 import { createPlatform, type Platform } from '../../runtime/src/index.js';
 import { EdgeService } from '../../edge/src/edge.service.js';
 import { ApprovalRoleService } from '../../approval/src/approval.service.js';
+// eslint-disable-next-line no-restricted-imports -- temporary: the sandbox moves out of test/ into a lib (issue 15, point 4)
 import { startKubeApiServer, type KubeApiServer } from '../../../test/fixture/kube-apiserver/index.js';
 import { ALL_ROLES, bootRoles, Role } from './roles.js';
 import { loadCliConfig, PACKAGE_ROOT } from './config-file.js';

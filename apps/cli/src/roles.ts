@@ -6,7 +6,7 @@ import { EdgeModule } from '../../edge/src/edge.module.js';
 import { PolicyModule } from '../../policy/src/policy.module.js';
 import { ApprovalModule } from '../../approval/src/approval.module.js';
 import { AuditModule } from '../../audit/src/audit.module.js';
-import type { UpstreamConnection } from '../../../libs/gateway/src/index.js';
+import type { UpstreamConnection } from '@portcullis/gateway';
 
 /** The roles a process can run. */
 export const Role = { Edge: 'edge', Policy: 'policy', Approval: 'approval', Audit: 'audit' } as const;

@@ -1,5 +1,5 @@
 import { Module, type DynamicModule } from '@nestjs/common';
-import type { UpstreamConnection } from '../../../libs/gateway/src/index.js';
+import type { UpstreamConnection } from '@portcullis/gateway';
 import { EdgeService, EXTRA_CONNECTIONS } from './edge.service.js';
 
 /** The edge role. */

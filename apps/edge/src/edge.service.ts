@@ -12,9 +12,9 @@ import {
   inClusterCredential,
   PolicyExplainRoute,
   type UpstreamConnection,
-} from '../../../libs/gateway/src/index.js';
+} from '@portcullis/gateway';
 import { configuredEdgeUrl, createGatewayTokenVerifier, gatewayTls, openDevIssuer, PLATFORM, type Platform } from '../../runtime/src/index.js';
-import type { BusSubscription } from '../../../libs/bus/src/index.js';
+import type { BusSubscription } from '@portcullis/bus';
 
 /** Connections added at start-up by the process (the embedded sandbox), on top of the config's. */
 export const EXTRA_CONNECTIONS = Symbol('portcullis.extra-connections');

@@ -1,8 +1,8 @@
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { formatPolicyError, parsePolicy, type CompiledPolicy } from '../../../libs/policy-engine/src/index.js';
-import type { KeyValueStore } from '../../../libs/bus/src/index.js';
-import type { Logger } from '../../../libs/common/src/index.js';
+import { formatPolicyError, parsePolicy, type CompiledPolicy } from '@portcullis/policy-engine';
+import type { KeyValueStore } from '@portcullis/bus';
+import type { Logger } from '@portcullis/common';
 
 /** Longest wait at start-up for the bucket's current value before serving without it. */
 const FIRST_BUNDLE_TIMEOUT_MS = 10_000;

@@ -8,9 +8,9 @@ import {
   PolicyChangedSchema,
   QueueGroups,
   Subjects,
-} from '../../../libs/contracts/src/index.js';
-import { answerDecisionRequest, answerExplainRequest } from '../../../libs/policy-engine/src/index.js';
-import type { BusSubscription } from '../../../libs/bus/src/index.js';
+} from '@portcullis/contracts';
+import { answerDecisionRequest, answerExplainRequest } from '@portcullis/policy-engine';
+import type { BusSubscription } from '@portcullis/bus';
 import { PLATFORM, type Platform } from '../../runtime/src/index.js';
 import { PolicyStore } from './policy-store.js';
 

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { PortcullisConfig } from '../../../libs/config/src/index.js';
-import { DevIssuer, TokenVerifier, type TrustedIssuer } from '../../../libs/identity/src/index.js';
-import { clientTrustFor, ClientTrustSource, loadOrCreateDevTls, type ClientTrust } from '../../../libs/tls/src/index.js';
+import type { PortcullisConfig } from '@portcullis/config';
+import { DevIssuer, TokenVerifier, type TrustedIssuer } from '@portcullis/identity';
+import { clientTrustFor, ClientTrustSource, loadOrCreateDevTls, type ClientTrust } from '@portcullis/tls';
 
 /** The certificate every HTTPS listener presents, and what clients should trust for it. */
 export interface GatewayTls {

@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
-import type { PortcullisConfig } from '../../../libs/config/src/index.js';
-import type { Logger } from '../../../libs/common/src/index.js';
-import type { BusHandle, NatsBus } from '../../../libs/bus/src/index.js';
-import { Streams } from '../../../libs/contracts/src/index.js';
+import type { PortcullisConfig } from '@portcullis/config';
+import type { Logger } from '@portcullis/common';
+import type { BusHandle, NatsBus } from '@portcullis/bus';
+import { Streams } from '@portcullis/contracts';
 import {
   createPortcullisMetrics,
   ObservabilityServer,
@@ -11,7 +11,7 @@ import {
   startTracing,
   type PortcullisMetrics,
   type Tracing,
-} from '../../../libs/observability/src/index.js';
+} from '@portcullis/observability';
 
 /** One process's metrics, readiness checks, optional listener and optional tracer. */
 export interface Observability {

@@ -1,9 +1,9 @@
 import { mkdirSync } from 'node:fs';
-import type { PortcullisConfig } from '../../../libs/config/src/index.js';
-import { createLogger, type Logger } from '../../../libs/common/src/index.js';
-import { connectNats, createInProcessBus, type BusHandle, type EventLog, type MessageBus } from '../../../libs/bus/src/index.js';
-import { SqliteEventLog } from '../../../libs/audit-store/src/index.js';
-import { Streams } from '../../../libs/contracts/src/index.js';
+import type { PortcullisConfig } from '@portcullis/config';
+import { createLogger, type Logger } from '@portcullis/common';
+import { connectNats, createInProcessBus, type BusHandle, type EventLog, type MessageBus } from '@portcullis/bus';
+import { SqliteEventLog } from '@portcullis/audit-store';
+import { Streams } from '@portcullis/contracts';
 import { createObservability, startProcessTracing, type Observability } from './observability.js';
 
 /** Which infrastructure a process runs on. */

@@ -1,8 +1,8 @@
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Logger } from '../../common/src/index.js';
-import { SERVER_TLS_OPTIONS } from '../../tls/src/index.js';
+import type { Logger } from '@portcullis/common';
+import { SERVER_TLS_OPTIONS } from '@portcullis/tls';
 import { describeRequest, type ApprovalRecord } from './approval-record.js';
 import type { ApprovalStore } from './approval-store.port.js';
 import { ApprovalError, ApprovalErrorCode } from './approval-error.js';

@@ -1,5 +1,5 @@
-import { auditMessageEvents, decodeEvent, encodeEvent, Streams, Subjects, type EventEnvelope } from '../../contracts/src/index.js';
-import type { EventLog } from '../../bus/src/index.js';
+import { auditMessageEvents, decodeEvent, encodeEvent, Streams, Subjects, type EventEnvelope } from '@portcullis/contracts';
+import type { EventLog } from '@portcullis/bus';
 import { ApprovalError, ApprovalErrorCode } from './approval-error.js';
 
 /**

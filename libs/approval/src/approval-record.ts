@@ -6,7 +6,7 @@
  *      │ ╲──denied──▶ denied                  └─ window: consumed events count uses until the grant ends
  *      └──expired──▶ expired
  */
-import type { EventEnvelope } from '../../contracts/src/index.js';
+import type { EventEnvelope } from '@portcullis/contracts';
 
 /** Where an approval stands. */
 export const ApprovalState = {

@@ -16,9 +16,9 @@ import {
   type ApprovalGateReply,
   type ApprovalGateRequest,
   type EventEnvelope,
-} from '../../contracts/src/index.js';
-import type { MessageBus } from '../../bus/src/index.js';
-import type { Logger } from '../../common/src/index.js';
+} from '@portcullis/contracts';
+import type { MessageBus } from '@portcullis/bus';
+import type { Logger } from '@portcullis/common';
 import {
   applyApprovalEvent,
   ApprovalScope,

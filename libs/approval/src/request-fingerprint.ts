@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Identity, RequestAttributes } from '../../contracts/src/index.js';
+import type { Identity, RequestAttributes } from '@portcullis/contracts';
 
 /** SHA-256 (hex) of a request body; the empty body has a hash too. */
 export function bodySha256(body: Uint8Array): string {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Logger } from '../../common/src/index.js';
+import type { Logger } from '@portcullis/common';
 import { ApprovalState, type ApprovalRecord } from './approval-record.js';
 import type { ApprovalStore } from './approval-store.port.js';
 import { ApprovalError, ApprovalErrorCode } from './approval-error.js';

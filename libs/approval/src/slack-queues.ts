@@ -1,6 +1,6 @@
 import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
-import type { Logger } from '../../common/src/index.js';
+import type { Logger } from '@portcullis/common';
 import { SlackApiError } from './slack-client.js';
 import { slackJobId, type SlackJob, type SlackJobQueue } from './slack-jobs.js';
 

@@ -8,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AuditSink } from './audit-sink.port.js';
 import { loadTimeline } from './audit-replay.js';
-import { SERVER_TLS_OPTIONS } from '../../tls/src/index.js';
+import { SERVER_TLS_OPTIONS } from '@portcullis/tls';
 
 /** The slice of the identity verifier the API needs (libs/identity TokenVerifier fits). */
 export interface BearerVerifier {

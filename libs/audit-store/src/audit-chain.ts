@@ -21,7 +21,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { clone, fromJsonString, toBinary } from '@bufbuild/protobuf';
-import { EventEnvelopeSchema, withEncodedMessage, type EventEnvelope } from '../../contracts/src/index.js';
+import { EventEnvelopeSchema, withEncodedMessage, type EventEnvelope } from '@portcullis/contracts';
 
 /** Field number of `EventEnvelope.hash` (appended to the canonical bytes on the wire). */
 const HASH_FIELD_TAG = (11 << 3) | 2;

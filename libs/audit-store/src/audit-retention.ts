@@ -4,8 +4,8 @@
  * the cutoff (now − `audit.retention`). The run is recorded as an `audit.retention_applied` event
  * **before** anything is dropped: no record, no deletion.
  */
-import { buildEvent, create, AuditRetentionAppliedSchema, EventType, Subjects, type EventEnvelope } from '../../contracts/src/index.js';
-import type { EventLog } from '../../bus/src/bus.port.js';
+import { buildEvent, create, AuditRetentionAppliedSchema, EventType, Subjects, type EventEnvelope } from '@portcullis/contracts';
+import type { EventLog } from '@portcullis/bus/pure';
 import { type AuditChain } from './audit-chain.js';
 import type { RetentionPlan, RetentionStore } from './audit-sink.port.js';
 

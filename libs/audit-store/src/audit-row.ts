@@ -10,7 +10,7 @@ import {
   type EventEnvelope,
   type Identity,
   type RequestAttributes,
-} from '../../contracts/src/index.js';
+} from '@portcullis/contracts';
 
 /** Storage kinds of a column; each sink maps them to its own types. */
 export const ColumnKind = {

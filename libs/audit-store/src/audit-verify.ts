@@ -7,7 +7,7 @@
 import { AUDIT_COLUMNS, ColumnKind, rowEnvelope, toAuditRow, toAuditRowOfWire, type AuditColumnName, type AuditRow } from './audit-row.js';
 import { eventHash, parseChainId } from './audit-chain.js';
 import type { AuditSink, ChainFilter, ChainReader, ChainSummary } from './audit-sink.port.js';
-import { EventType, type EventEnvelope } from '../../contracts/src/index.js';
+import { EventType, type EventEnvelope } from '@portcullis/contracts';
 
 /** What kind of problem a finding is. */
 export const FindingKind = {

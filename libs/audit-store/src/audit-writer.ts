@@ -3,8 +3,8 @@
  * log, exactly-once as seen by queries (the sinks collapse redelivered events by id).
  */
 import { createHash } from 'node:crypto';
-import type { EventLog, LogConsumer, LogMessage } from '../../bus/src/bus.port.js';
-import { BusHeaders, Consumers, Streams, Subjects, auditMessageEvents, decodeEvent } from '../../contracts/src/index.js';
+import type { EventLog, LogConsumer, LogMessage } from '@portcullis/bus/pure';
+import { BusHeaders, Consumers, Streams, Subjects, auditMessageEvents, decodeEvent } from '@portcullis/contracts';
 import { toAuditRowOfWire, type AuditRow } from './audit-row.js';
 import type { AuditSink } from './audit-sink.port.js';
 

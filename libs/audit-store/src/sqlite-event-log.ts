@@ -16,8 +16,8 @@ import type {
   LogConsumer,
   LogMessage,
   StreamSpec,
-} from '../../bus/src/bus.port.js';
-import { BusError } from '../../bus/src/bus.port.js';
+} from '@portcullis/bus/pure';
+import { BusError } from '@portcullis/bus/pure';
 import {
   BusHeaders,
   EventDecodeError,
@@ -25,7 +25,7 @@ import {
   Streams,
   decodeEvent,
   encodeEvent,
-} from '../../contracts/src/index.js';
+} from '@portcullis/contracts';
 import { toAuditRowOfWire } from './audit-row.js';
 import {
   SQLITE_AUDIT_TABLE,

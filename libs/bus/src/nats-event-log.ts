@@ -36,7 +36,7 @@ import { fromNatsHeaders } from './nats-message-bus.js';
 import type { NatsConnectionState } from './nats-message-bus.js';
 import { WakeSignal, backoffMs } from './wake-signal.js';
 import { JetStreamAckInbox } from './jetstream-acks.js';
-import { inSpan, SpanKind, tracingEnabled, withTraceHeaders } from '../../observability/src/tracing.js';
+import { inSpan, SpanKind, tracingEnabled, withTraceHeaders } from '@portcullis/observability';
 
 /** Tuning of the JetStream event log; the defaults suit the gateway. */
 export interface NatsEventLogOptions {

@@ -7,7 +7,7 @@ import { errorMessage } from './bus-logger.js';
 import type { BusLogger } from './bus-logger.js';
 import { toBusError } from './nats-errors.js';
 import type { ConnectionFacts } from './nats-errors.js';
-import { contextFromHeaders, inSpan, SpanKind, tracingEnabled, withTraceHeaders } from '../../observability/src/tracing.js';
+import { contextFromHeaders, inSpan, SpanKind, tracingEnabled, withTraceHeaders } from '@portcullis/observability';
 
 /** Converts port headers to NATS headers; undefined when there are none (saves an allocation). */
 export function toNatsHeaders(h: BusHeaders | undefined): MsgHdrs | undefined {

@@ -1,5 +1,5 @@
 import { pino, stdTimeFunctions, type Logger as PinoLogger } from 'pino';
-import { logContext } from '../../observability/src/tracing.js';
+import { logContext } from '@portcullis/observability';
 
 /** Log levels, lowest first. */
 export const LogLevel = { debug: 10, info: 20, warn: 30, error: 40 } as const;

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
-import { JsonPathRule } from '../../masking/src/json-path-rule.js';
+import { JsonPathRule } from '@portcullis/masking';
 
 const duration = (what: string) =>
   z.string().transform((text, ctx) => {

@@ -10,8 +10,8 @@ import {
   type Decision,
   type Identity,
   type RequestAttributes,
-} from '../../contracts/src/index.js';
-import { BusError, type BusSubscription, type MessageBus } from '../../bus/src/bus.port.js';
+} from '@portcullis/contracts';
+import { BusError, type BusSubscription, type MessageBus } from '@portcullis/bus/pure';
 import { GatewayError, GatewayErrorCode } from './gateway-error.js';
 
 /** The header a client names its approval with. */

@@ -1,8 +1,8 @@
-import { encodeEventBatch, newEventId, Subjects, type EventEnvelope } from '../../contracts/src/index.js';
-import { AuditChain } from '../../audit-store/src/audit-chain.js';
-import type { EventLog } from '../../bus/src/bus.port.js';
-import type { Logger } from '../../common/src/index.js';
-import type { PortcullisMetrics } from '../../observability/src/index.js';
+import { encodeEventBatch, newEventId, Subjects, type EventEnvelope } from '@portcullis/contracts';
+import { AuditChain } from '@portcullis/audit-store/pure';
+import type { EventLog } from '@portcullis/bus/pure';
+import type { Logger } from '@portcullis/common';
+import type { PortcullisMetrics } from '@portcullis/observability';
 import { GatewayError, GatewayErrorCode } from './gateway-error.js';
 
 /** Tuning of {@link AuditPublisher}'s background re-appends. */

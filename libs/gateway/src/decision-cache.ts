@@ -7,7 +7,7 @@
  * says the decision holds (time windows), and nothing is cached from a request that was in flight
  * while the policy changed.
  */
-import type { Decision, Identity, RequestAttributes } from '../../contracts/src/index.js';
+import type { Decision, Identity, RequestAttributes } from '@portcullis/contracts';
 
 /** Options of a {@link DecisionCache}. */
 export interface DecisionCacheOptions {

@@ -11,8 +11,8 @@ import {
   type ExplainReply,
   type Identity,
   type RequestAttributes,
-} from '../../contracts/src/index.js';
-import { BusError, type BusSubscription, type MessageBus } from '../../bus/src/bus.port.js';
+} from '@portcullis/contracts';
+import { BusError, type BusSubscription, type MessageBus } from '@portcullis/bus/pure';
 import { decisionCacheKey, type DecisionCache } from './decision-cache.js';
 import { GatewayError, GatewayErrorCode } from './gateway-error.js';
 

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { DevIssuerError, type DevIssuer } from '../../identity/src/index.js';
+import { DevIssuerError, type DevIssuer } from '@portcullis/identity';
 
 /** Path prefix of the development issuer on the edge. */
 export const DEV_ISSUER_PATH = '/oidc/dev';

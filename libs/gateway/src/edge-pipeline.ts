@@ -21,18 +21,17 @@ import {
   type EventEnvelope,
   type Identity,
   type RequestAttributes,
-} from '../../contracts/src/index.js';
-import { assertCleanPath, failureStatus, parseKubeRequest, RequestPathError, type KubeStatus } from '../../kube/src/index.js';
-import { TokenError, TokenErrorCode, tokenHash, unverifiedIssuer, type TokenVerifier } from '../../identity/src/index.js';
-import type { Logger } from '../../common/src/index.js';
-import { endSpan, RequestOutcome, runInSpan, SpanKind, startSpan, type PortcullisMetrics } from '../../observability/src/index.js';
+} from '@portcullis/contracts';
+import { assertCleanPath, failureStatus, parseKubeRequest, RequestPathError, type KubeStatus } from '@portcullis/kube';
+import { TokenError, TokenErrorCode, tokenHash, unverifiedIssuer, type TokenVerifier } from '@portcullis/identity';
+import type { Logger } from '@portcullis/common';
+import { endSpan, RequestOutcome, runInSpan, SpanKind, startSpan, type PortcullisMetrics } from '@portcullis/observability';
 import type { AuditPublisher } from './audit-publisher.js';
 import type { ConnectionRegistry, UpstreamConnection } from './connection-registry.js';
 import type { DecisionClient } from './decision-client.js';
 import { APPROVAL_HEADER, ApprovalGate } from './approval-gate.js';
-// The pure pieces only: the approval library's index also loads Redis and BullMQ.
-import { bodySha256, requestFingerprint } from '../../approval/src/request-fingerprint.js';
-import { bodyExcerpt } from '../../approval/src/body-excerpt.js';
+// The pure entry point: the approval library's index also loads Redis and BullMQ.
+import { bodyExcerpt, bodySha256, requestFingerprint } from '@portcullis/approval/pure';
 import { GatewayError, GatewayErrorCode } from './gateway-error.js';
 import { clientResponseHeaders } from './header-hygiene.js';
 import { gatewayRequestHeaders } from './upstream-headers.js';

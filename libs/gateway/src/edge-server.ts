@@ -3,14 +3,14 @@ import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import type { DevIssuer } from '../../identity/src/index.js';
-import type { Logger } from '../../common/src/index.js';
+import type { DevIssuer } from '@portcullis/identity';
+import type { Logger } from '@portcullis/common';
 import { DEV_ISSUER_PATH, handleDevIssuer } from './dev-issuer-routes.js';
 import { AUDIT_ID_HEADER, type EdgePipeline } from './edge-pipeline.js';
 import { POLICY_EXPLAIN_PATH, type PolicyExplainRoute } from './policy-explain-route.js';
-import { newEventId } from '../../contracts/src/index.js';
+import { newEventId } from '@portcullis/contracts';
 import { UPGRADE_PROTOCOLS } from './upgrade-forwarder.js';
-import { SERVER_TLS_OPTIONS } from '../../tls/src/index.js';
+import { SERVER_TLS_OPTIONS } from '@portcullis/tls';
 
 /** Connections reachable as `<connection>.<domain>` (SNI and Host), besides the path prefix. */
 export interface HostRouting {

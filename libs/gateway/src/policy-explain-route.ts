@@ -1,8 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { DecisionSchema, toJson } from '../../contracts/src/index.js';
-import { TokenError, TokenErrorCode, type TokenVerifier } from '../../identity/src/index.js';
-import { ExplainSpecSchema, explainInput, formatExplanation } from '../../policy-engine/src/index.js';
-import type { Logger } from '../../common/src/index.js';
+import { DecisionSchema, toJson } from '@portcullis/contracts';
+import { TokenError, TokenErrorCode, type TokenVerifier } from '@portcullis/identity';
+import { ExplainSpecSchema, explainInput, formatExplanation } from '@portcullis/policy-engine';
+import type { Logger } from '@portcullis/common';
 import type { DecisionClient } from './decision-client.js';
 import { GatewayError } from './gateway-error.js';
 

@@ -6,7 +6,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import type { Readable, Transform } from 'node:stream';
-import type { RequestAttributes } from '../../contracts/src/index.js';
+import type { RequestAttributes } from '@portcullis/contracts';
 import {
   BodyRecorder,
   MaskingError,
@@ -19,7 +19,7 @@ import {
   type BodyExcerpt,
   type MaskingProfileSpec,
   type MaskTarget,
-} from '../../masking/src/index.js';
+} from '@portcullis/masking';
 import { GatewayError, GatewayErrorCode } from './gateway-error.js';
 import { clientResponseHeaders } from './header-hygiene.js';
 

@@ -3,7 +3,7 @@
  * stdout, stderr, status, resize), batched into session.frames payloads, capped per session.
  * It only observes copies of the bytes: the data path never waits for it.
  */
-import { create, SessionFrameSchema, type SessionFrame } from '../../contracts/src/index.js';
+import { create, SessionFrameSchema, type SessionFrame } from '@portcullis/contracts';
 import { WebSocketFrameReader, WsOpcode } from './websocket-frame-reader.js';
 
 /** Limits of the recording. */

@@ -17,8 +17,8 @@ import {
   SessionFramesSchema,
   SessionStartedSchema,
   type RequestAttributes,
-} from '../../contracts/src/index.js';
-import type { Logger } from '../../common/src/index.js';
+} from '@portcullis/contracts';
+import type { Logger } from '@portcullis/common';
 import type { AuditPublisher } from './audit-publisher.js';
 import type { UpstreamConnection } from './connection-registry.js';
 import { GatewayError, GatewayErrorCode } from './gateway-error.js';

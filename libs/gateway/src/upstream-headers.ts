@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import type { Identity } from '../../contracts/src/index.js';
+import type { Identity } from '@portcullis/contracts';
 import type { UpstreamConnection } from './connection-registry.js';
 import { addImpersonationHeaders, upstreamRequestHeaders } from './header-hygiene.js';
 

@@ -8,7 +8,7 @@ import {
   type JWTPayload,
   type JWTVerifyGetKey,
 } from 'jose';
-import { create, IdentitySchema, type Identity } from '../../contracts/src/index.js';
+import { create, IdentitySchema, type Identity } from '@portcullis/contracts';
 import { TokenError, TokenErrorCode } from './identity-error.js';
 import { httpsJsonFetcher, JwksCache, type JsonFetcher } from './jwks-cache.js';
 

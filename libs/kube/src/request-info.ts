@@ -1,4 +1,4 @@
-import { create, KubeAttributesSchema, type KubeAttributes } from '../../contracts/src/index.js';
+import { create, KubeAttributesSchema, type KubeAttributes } from '@portcullis/contracts';
 
 /** Longest request path (with query) the gateway accepts. */
 export const MAX_PATH_BYTES = 8192;

@@ -3,7 +3,7 @@
  * here, plus a bitset index over literal match values, so evaluation only runs cheap predicates
  * on the few rules that can possibly match.
  */
-import type { Identity, KubeAttributes, RequestAttributes, HttpAttributes } from '../../contracts/src/index.js';
+import type { Identity, KubeAttributes, RequestAttributes, HttpAttributes } from '@portcullis/contracts';
 import { parseDurationSeconds } from './duration.js';
 import { GlobSet } from './glob.js';
 import type { ApprovalDocument, PolicyDocument, RuleDocument, RuleEffect } from './policy-schema.js';

@@ -12,7 +12,7 @@ import {
   type Decision,
   type Identity,
   type RequestAttributes,
-} from '../../contracts/src/index.js';
+} from '@portcullis/contracts';
 import type { TraceEntry } from './policy-engine.js';
 
 const name = z.string().max(1024);

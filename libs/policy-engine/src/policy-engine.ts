@@ -13,7 +13,7 @@ import {
   create,
   type Decision,
   type RequestAttributes,
-} from '../../contracts/src/index.js';
+} from '@portcullis/contracts';
 import {
   TIME_FIELD,
   kubeOf,

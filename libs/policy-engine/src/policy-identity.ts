@@ -1,4 +1,4 @@
-import type { Identity } from '../../contracts/src/index.js';
+import type { Identity } from '@portcullis/contracts';
 import type { PolicyIdentity } from './compiled-policy.js';
 
 /**

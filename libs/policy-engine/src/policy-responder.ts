@@ -11,7 +11,7 @@ import {
   decodeExplainRequest,
   encodeDecisionReply,
   encodeExplainReply,
-} from '../../contracts/src/index.js';
+} from '@portcullis/contracts';
 import type { CompiledPolicy } from './compiled-policy.js';
 import { decisionStableForMs, describeRequest, evaluate, explain } from './policy-engine.js';
 import { withClaims } from './policy-identity.js';

@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
-import { clientTrustFor, ClientTrustError, ClientTrustSource, createCertificateAuthority, issueServerCertificate, type CertificateKeyPair } from '../../../libs/tls/src/index.js';
-import { parseConfig, type PortcullisConfig } from '../../../libs/config/src/index.js';
+import { clientTrustFor, ClientTrustError, ClientTrustSource, createCertificateAuthority, issueServerCertificate, type CertificateKeyPair } from '@portcullis/tls';
+import { parseConfig, type PortcullisConfig } from '@portcullis/config';
 import { kubeconfigCommand } from '../../../apps/cli/src/commands.js';
 
 const FILES = { cert: 'tls.crt', caBundle: 'ca.pem' };

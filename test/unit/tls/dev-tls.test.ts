@@ -12,7 +12,7 @@ import {
   issueClientCertificate,
   issueServerCertificate,
   loadOrCreateDevTls,
-} from '../../../libs/tls/src/index.js';
+} from '@portcullis/tls';
 
 interface HandshakeResult {
   readonly authorized: boolean;

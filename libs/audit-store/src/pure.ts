@@ -1,0 +1,9 @@
+/**
+ * The audit store's pure entry point (`@portcullis/audit-store/pure`): the hash chain every
+ * recorder seals events into, and the audit row mapping, without loading SQLite or ClickHouse.
+ */
+export { AuditChain, eventHash, eventHashOfJson, parseChainId } from './audit-chain.js';
+export type { ChainIdParts } from './audit-chain.js';
+export { AUDIT_COLUMNS, ColumnKind, columnsAddedIn, columnsOfVersion, rowEnvelope, rowForJson, toAuditRow, toAuditRowOfWire, withPayloadJson } from './audit-row.js';
+export type { AuditRow, AuditColumnName } from './audit-row.js';
+export { encodeRowBinary } from './clickhouse-row-binary.js';

@@ -1,0 +1,19 @@
+/**
+ * The bus library's pure entry point (`@portcullis/bus/pure`): the ports and their error type,
+ * for code that implements or calls a port without loading the NATS client.
+ */
+export { BusError, BusErrorCode } from './bus.port.js';
+export type {
+  AppendAck,
+  BusHeaders,
+  BusMessage,
+  BusSubscription,
+  ConsumeOptions,
+  EventLog,
+  KeyValueStore,
+  LogConsumer,
+  LogMessage,
+  MessageBus,
+  Responder,
+  StreamSpec,
+} from './bus.port.js';
