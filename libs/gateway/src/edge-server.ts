@@ -33,6 +33,12 @@ export interface EdgeServerOptions {
   /** Readiness: true when every dependency the edge needs is connected. */
   ready: () => boolean;
   hostRouting?: HostRouting | undefined;
+  /**
+   * Everything that is not the data path (`/k8s/…`, `/http/…`, host-routed): the admin surfaces
+   * (health, the development issuer, policy explain), served by the Nest HTTP adapter. The
+   * response already carries an `Audit-Id`. Absent: the built-in routes below.
+   */
+  admin?: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
   /** How long a client may take to send the request headers before the connection is cut (default 15 s). */
   headersTimeoutMs?: number | undefined;
 }
@@ -130,6 +136,7 @@ export class EdgeServer {
     if (target !== undefined && 'kind' in target) return this.opts.pipeline.handle(req, res, target.kind);
     res.setHeader(AUDIT_ID_HEADER, newEventId());
     if (target !== undefined) return text(res, target.refuse, `${target.message}\n`);
+    if (this.opts.admin !== undefined) return this.opts.admin(req, res);
     const path = url.split('?')[0] ?? '/';
     if (path === '/healthz') return text(res, 200, 'ok');
     if (path === '/readyz') return this.opts.ready() ? text(res, 200, 'ok') : text(res, 503, 'not ready');
