@@ -42,8 +42,8 @@ export interface BenchResults {
   readonly failed: string[];
 }
 
-const TARGET_ORDER = ['direct', 'nginx', 'node', 'embedded', 'cluster'] as const;
-const COLORS: Record<string, string> = { direct: '#7f7f7f', nginx: '#2ca02c', node: '#1f77b4', embedded: '#ff7f0e', cluster: '#d62728' };
+const TARGET_ORDER = ['direct', 'nginx', 'node', 'embedded', 'cluster', 'embeddedBase', 'clusterBase'] as const;
+const COLORS: Record<string, string> = { direct: '#7f7f7f', nginx: '#2ca02c', node: '#1f77b4', embedded: '#ff7f0e', cluster: '#d62728', embeddedBase: '#ffbb78', clusterBase: '#ff9896' };
 
 const num = (x: number, digits = 0): string => (Number.isFinite(x) ? x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '–');
 const ms = (x: number): string => (Number.isFinite(x) ? (x < 10 ? x.toFixed(2) : x.toFixed(1)) : '–');

@@ -8,6 +8,11 @@
  * targets so the machine's noise falls on all of them alike, and the figures are medians. Then a
  * 200 MB list streams through the cluster-mode edge while its RSS is sampled.
  *
+ * Side by side with an earlier build: BENCH_BASELINE=<dir of a built checkout> (`git worktree add
+ * ../baseline <commit> && cd ../baseline && npm ci`) adds the targets `embeddedBase` and
+ * `clusterBase` — the same two edges run from that build's bin/portcullis.js, in the same rounds —
+ * and prints, per concurrency, the new build's CPU per request and latency against the baseline's.
+ *
  * Env: BENCH_ROUNDS (3), BENCH_SECONDS (3 per run), BENCH_TARGETS (comma list), BENCH_CONCURRENCY
  * (comma list, default 1,16,64), BENCH_BARE_NODE_HTTP=1 (the bare proxy with node:https instead of undici), BENCH_PROFILE_DIR
  * (start the cluster-mode edge with --cpu-prof into that dir), BENCH_SMALL_ONLY=1 (small GETs only).
@@ -19,6 +24,7 @@ import { request } from 'node:https';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { existsSync } from 'node:fs';
 import { ensureBinaries } from '../test/harness/binaries.js';
 import { freePort, startClickHouse, startNats, uniqueName, type TestClickHouse, type TestNats } from '../test/harness/services.js';
 import { runPortcullis, startPortcullis, tempDir, writeConfig, type PortcullisProcess } from '../test/support/portcullis-process.js';
@@ -37,8 +43,34 @@ const SMALL_PATH = '/api/v1/namespaces/default/configmaps/app-config';
 const LIST_PATH = '/api/v1/namespaces/default/secrets';
 
 /** The targets, in the order the report lists them. */
-export const Targets = { direct: 'direct', nginx: 'nginx', node: 'bare Node', embedded: 'edge (embedded)', cluster: 'edge (cluster)' } as const;
+export const Targets = {
+  direct: 'direct',
+  nginx: 'nginx',
+  node: 'bare Node',
+  embedded: 'edge (embedded)',
+  cluster: 'edge (cluster)',
+  embeddedBase: 'edge (embedded, baseline build)',
+  clusterBase: 'edge (cluster, baseline build)',
+} as const;
 type Target = keyof typeof Targets;
+
+/** A built checkout of an earlier commit to run side by side (BENCH_BASELINE), or undefined. */
+const BASELINE_CLI = ((): string | undefined => {
+  const dir = process.env['BENCH_BASELINE'];
+  if (dir === undefined || dir === '') return undefined;
+  const cli = join(dir, 'bin', 'portcullis.js');
+  if (!existsSync(join(dir, 'dist', 'apps', 'cli', 'src', 'main.js'))) throw new Error(`BENCH_BASELINE=${dir}: no built checkout there (run npm ci in it)`);
+  return cli;
+})();
+
+/** Which build an edge target runs: this checkout's, or the baseline's. */
+interface EdgeBuild {
+  /** Names the dirs, node ids and configs apart. */
+  readonly key: string;
+  /** The CLI entry point; undefined = this checkout's. */
+  readonly cli?: string | undefined;
+}
+const THIS_BUILD: EdgeBuild = { key: '' };
 
 /** One wrk run. */
 export interface LoadRun {
@@ -93,8 +125,8 @@ function meanWaits(before: Awaited<ReturnType<typeof scrapeWaits>>, after: Await
   return { decision: mean('decision'), auditAck: mean('auditAck'), upstream: mean('upstream') };
 }
 
-/** The cluster-mode edge's /metrics, once started. */
-let clusterMetricsUrl: string | undefined;
+/** Each cluster-mode edge's /metrics, once started. */
+const clusterMetricsUrls = new Map<Target, string>();
 
 /** Processes whose CPU counts for a target, by role (the load generator is added per run). */
 const cpuRoles = new Map<Target, Record<string, number>>();
@@ -200,11 +232,11 @@ http {
 }
 
 /** The edge in embedded mode: `portcullis start` (in-process bus and policy, SQLite audit log). */
-async function startEmbedded(upstream: { url: string; caFile: string; tokenFile: string }, policyFile: string): Promise<{ url: string; token: string; pid: number }> {
+async function startEmbedded(upstream: { url: string; caFile: string; tokenFile: string }, policyFile: string, build: EdgeBuild = THIS_BUILD): Promise<{ url: string; token: string; pid: number }> {
   const port = await freePort();
-  const edir = join(dir, 'embedded');
-  const config = writeConfig(dir, 'embedded.yaml', {
-    node: { id: 'bench-embedded', stateDir: join(edir, 'state') },
+  const edir = join(dir, `embedded${build.key}`);
+  const config = writeConfig(dir, `embedded${build.key}.yaml`, {
+    node: { id: `bench-embedded${build.key}`, stateDir: join(edir, 'state') },
     edge: { listen: { host: '127.0.0.1', port } },
     // The embedded gateway also serves the approval API: a free port, not the shared default.
     approval: { listen: { host: '127.0.0.1', port: await freePort() } },
@@ -213,10 +245,10 @@ async function startEmbedded(upstream: { url: string; caFile: string; tokenFile:
     sandbox: { enabled: 'never' },
     policy: { file: policyFile },
   });
-  const p = startPortcullis(['start', '--config', config], { env: { PORTCULLIS_LOG_LEVEL: 'warn' } });
+  const p = startPortcullis(['start', '--config', config], { env: { PORTCULLIS_LOG_LEVEL: 'warn' }, cli: build.cli });
   procs.push(p);
   await p.waitFor(/Stop with Ctrl-C/, 60_000);
-  const t = await runPortcullis(['token', '--client', 'bench-bot', '--config', config]);
+  const t = await runPortcullis(['token', '--client', 'bench-bot', '--config', config], { cli: build.cli });
   if (t.code !== 0) throw new Error(`portcullis token failed: ${t.stderr}`);
   return { url: `https://127.0.0.1:${port}`, token: t.stdout.trim(), pid: p.child.pid ?? 0 };
 }
@@ -225,11 +257,13 @@ async function startEmbedded(upstream: { url: string; caFile: string; tokenFile:
 async function startCluster(
   upstream: { url: string; caFile: string; tokenFile: string },
   policyFile: string,
+  target: Target,
+  build: EdgeBuild = THIS_BUILD,
 ): Promise<{ url: string; token: string; pid: number; roles: Record<string, number> }> {
   const [nats, clickhouse] = await Promise.all([startNats({ jetstream: true }), startClickHouse()]);
   services.push(nats, clickhouse);
   const port = await freePort();
-  const cdir = join(dir, 'cluster');
+  const cdir = join(dir, `cluster${build.key}`);
   const base = (id: string): Record<string, unknown> => ({
     node: { id, stateDir: join(cdir, 'state') },
     edge: { listen: { host: '127.0.0.1', port } },
@@ -242,12 +276,12 @@ async function startCluster(
     audit: { sink: 'clickhouse', clickhouse: { url: clickhouse.httpUrl, database: uniqueName('bench'), batchSize: 5000, flushInterval: '200ms' } },
   });
   const rolePids: Record<string, number> = { nats: nats.pid ?? 0, clickhouse: clickhouse.pid ?? 0 };
-  const roles = writeConfig(dir, 'cluster-roles.yaml', base('bench-roles'));
+  const roles = writeConfig(dir, `cluster${build.key}-roles.yaml`, base(`bench-roles${build.key}`));
   const metricsPort = await freePort();
-  const edgeConfig = writeConfig(dir, 'cluster-edge.yaml', { ...base('bench-edge'), observability: { listen: { host: '127.0.0.1', port: metricsPort } } });
-  clusterMetricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
+  const edgeConfig = writeConfig(dir, `cluster${build.key}-edge.yaml`, { ...base(`bench-edge${build.key}`), observability: { listen: { host: '127.0.0.1', port: metricsPort } } });
+  clusterMetricsUrls.set(target, `http://127.0.0.1:${metricsPort}/metrics`);
   for (const role of ['policy', 'audit']) {
-    const p = startPortcullis(['serve', role, '--config', roles], { env: { PORTCULLIS_LOG_LEVEL: 'warn' } });
+    const p = startPortcullis(['serve', role, '--config', roles], { env: { PORTCULLIS_LOG_LEVEL: 'warn' }, cli: build.cli });
     procs.push(p);
     rolePids[role] = p.child.pid ?? 0;
     await p.waitFor(/"ready":true/, 60_000);
@@ -256,10 +290,11 @@ async function startCluster(
   const edge = startPortcullis(['serve', 'edge', '--config', edgeConfig], {
     env: { PORTCULLIS_LOG_LEVEL: 'warn' },
     nodeArgs: profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`],
+    cli: build.cli,
   });
   procs.push(edge);
   await edge.waitFor(/"ready":true/, 60_000);
-  const t = await runPortcullis(['token', '--client', 'bench-bot', '--config', edgeConfig]);
+  const t = await runPortcullis(['token', '--client', 'bench-bot', '--config', edgeConfig], { cli: build.cli });
   if (t.code !== 0) throw new Error(`portcullis token failed: ${t.stderr}`);
   return { url: `https://127.0.0.1:${port}`, token: t.stdout.trim(), pid: edge.child.pid ?? 0, roles: { edge: edge.child.pid ?? 0, ...rolePids } };
 }
@@ -337,6 +372,49 @@ async function streamThrough(url: string, ca: string, token: string, pid: number
   return { mb: bytes / 1048576, seconds: (performance.now() - start) / 1000, baselineMb: baseline / 1024, peakGrowthMb: (peak - baseline) / 1024 };
 }
 
+/** One summary cell, as main() builds it. */
+interface SummaryCell {
+  readonly scenario: 'small' | 'list';
+  readonly concurrency: number;
+  readonly target: Target;
+  readonly rps: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly cpuUsPerRequest: Record<string, number>;
+  readonly runs: readonly LoadRun[];
+}
+
+/**
+ * This build against the baseline, same run: the edge process's CPU per request (median of the
+ * rounds, with the spread of the per-round ratios), that CPU as a multiple of the bare Node proxy's,
+ * and p50/p99 latency. Ratios measured side by side hold on a shared machine; absolutes do not.
+ */
+export function baselineComparison(cells: readonly SummaryCell[]): string {
+  const lines = ['', 'This build vs the baseline build (same rounds, interleaved):'];
+  const find = (scenario: string, conc: number, t: Target): SummaryCell | undefined => cells.find((c) => c.scenario === scenario && c.concurrency === conc && c.target === t);
+  const edgeCpu = (c: SummaryCell | undefined, run?: LoadRun): number => (run ?? c)?.cpuUsPerRequest['edge'] ?? NaN;
+  const proxyCpu = (c: SummaryCell | undefined): number => c?.cpuUsPerRequest['proxy'] ?? NaN;
+  for (const scenario of ['small', 'list'] as const) {
+    for (const conc of [...new Set(cells.filter((c) => c.scenario === scenario).map((c) => c.concurrency))].sort((a, b) => a - b)) {
+      const node = find(scenario, conc, 'node');
+      for (const [now, then] of [['embedded', 'embeddedBase'], ['cluster', 'clusterBase']] as const) {
+        const a = find(scenario, conc, now);
+        const b = find(scenario, conc, then);
+        if (a === undefined || b === undefined) continue;
+        // Per-round ratio of edge CPU: rounds ran back to back, so each pair saw the same machine.
+        const ratios = a.runs.map((r, i) => edgeCpu(undefined, r) / edgeCpu(undefined, b.runs[i])).filter(Number.isFinite).sort((x, y) => x - y);
+        const spread = ratios.length > 0 ? ` (rounds ${ratios.map((x) => x.toFixed(2)).join(', ')})` : '';
+        lines.push(
+          `  ${scenario} c=${conc} ${now}: edge CPU ${edgeCpu(a).toFixed(0)} vs ${edgeCpu(b).toFixed(0)} µs/req = ×${(edgeCpu(a) / edgeCpu(b)).toFixed(2)}${spread}; ` +
+            `×bare Node ${(edgeCpu(a) / proxyCpu(node)).toFixed(2)} vs ${(edgeCpu(b) / proxyCpu(node)).toFixed(2)}; ` +
+            `p50 ${a.p50Ms.toFixed(2)} vs ${b.p50Ms.toFixed(2)} ms, p99 ${a.p99Ms.toFixed(2)} vs ${b.p99Ms.toFixed(2)} ms, ${Math.round(a.rps)} vs ${Math.round(b.rps)} req/s`,
+        );
+      }
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
+
 interface Cell {
   readonly scenario: 'small' | 'list';
   readonly concurrency: number;
@@ -356,14 +434,17 @@ async function main(): Promise<void> {
   writeFileSync(policyFile, POLICY);
   const upstream = { url: up['url'] ?? '', caFile: upstreamCaFile, tokenFile: upstreamTokenFile };
 
-  const wanted = new Set((process.env['BENCH_TARGETS'] ?? Object.keys(Targets).join(',')).split(',') as Target[]);
+  const defaultTargets = (Object.keys(Targets) as Target[]).filter((t) => BASELINE_CLI !== undefined || (t !== 'embeddedBase' && t !== 'clusterBase'));
+  const wanted = new Set((process.env['BENCH_TARGETS'] ?? defaultTargets.join(',')).split(',') as Target[]);
+  if ((wanted.has('embeddedBase') || wanted.has('clusterBase')) && BASELINE_CLI === undefined) throw new Error('the baseline targets need BENCH_BASELINE=<dir of a built checkout>');
+  const baseline: EdgeBuild = { key: '-baseline', cli: BASELINE_CLI };
   const base = new Map<Target, { url: string; token: string }>();
   let edgeToken = '';
   let clusterPid = 0;
   let clusterUrl = '';
   let edgeCa = '';
   if (wanted.has('cluster')) {
-    const c = await startCluster(upstream, policyFile);
+    const c = await startCluster(upstream, policyFile, 'cluster');
     base.set('cluster', { url: `${c.url}/k8s/bench`, token: c.token });
     edgeToken = c.token;
     clusterPid = c.pid;
@@ -375,6 +456,18 @@ async function main(): Promise<void> {
     const e = await startEmbedded(upstream, policyFile);
     base.set('embedded', { url: `${e.url}/k8s/bench`, token: e.token });
     cpuRoles.set('embedded', { edge: e.pid, upstream: upstreamPid });
+    edgeToken ||= e.token;
+  }
+  if (wanted.has('clusterBase')) {
+    const c = await startCluster(upstream, policyFile, 'clusterBase', baseline);
+    base.set('clusterBase', { url: `${c.url}/k8s/bench`, token: c.token });
+    cpuRoles.set('clusterBase', { ...c.roles, upstream: upstreamPid });
+    edgeToken ||= c.token;
+  }
+  if (wanted.has('embeddedBase')) {
+    const e = await startEmbedded(upstream, policyFile, baseline);
+    base.set('embeddedBase', { url: `${e.url}/k8s/bench`, token: e.token });
+    cpuRoles.set('embeddedBase', { edge: e.pid, upstream: upstreamPid });
     edgeToken ||= e.token;
   }
   // The reference targets get a bearer header of the same size, so every request carries the same bytes.
@@ -415,9 +508,10 @@ async function main(): Promise<void> {
     for (const concurrency of CONCURRENCY) {
       for (const t of rotated) {
         const b = base.get(t)!;
-        const waitsBefore = t === 'cluster' && clusterMetricsUrl !== undefined ? await scrapeWaits(clusterMetricsUrl) : undefined;
+        const metricsUrl = clusterMetricsUrls.get(t);
+        const waitsBefore = metricsUrl !== undefined ? await scrapeWaits(metricsUrl) : undefined;
         let r = await wrk(wrkBin, `${b.url}${SMALL_PATH}`, b.token, concurrency, SECONDS, cpuRoles.get(t));
-        if (waitsBefore !== undefined) r = { ...r, edgeWaitsMs: meanWaits(waitsBefore, await scrapeWaits(clusterMetricsUrl!)) };
+        if (waitsBefore !== undefined && metricsUrl !== undefined) r = { ...r, edgeWaitsMs: meanWaits(waitsBefore, await scrapeWaits(metricsUrl)) };
         cell('small', concurrency, t).runs.push(r);
         process.stderr.write(
           `round ${round + 1}/${ROUNDS} small c=${concurrency} ${Targets[t]}: ${Math.round(r.rps)} req/s p50 ${r.p50Ms.toFixed(2)} ms p99 ${r.p99Ms.toFixed(2)} ms${r.errors + r.non2xx > 0 ? ` ERRORS ${r.errors}+${r.non2xx}` : ''} (load ${r.load1}) CPU µs/req ${JSON.stringify(r.cpuUsPerRequest)}${r.edgeWaitsMs ? ` edge waits ms ${JSON.stringify(r.edgeWaitsMs)}` : ''}\n`,
@@ -463,6 +557,7 @@ async function main(): Promise<void> {
       : {}),
     runs: c.runs,
   }));
+  if (BASELINE_CLI !== undefined) process.stderr.write(baselineComparison(summary));
   reportFigures('proxy-compare', {
     rounds: ROUNDS,
     secondsPerRun: SECONDS,

@@ -27,9 +27,12 @@ export interface PortcullisProcess {
   readonly exited: Promise<number | null>;
 }
 
-/** Starts `portcullis <args…>` as its own process. */
-export function startPortcullis(args: readonly string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; nodeArgs?: readonly string[] } = {}): PortcullisProcess {
-  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), CLI, ...args], {
+/**
+ * Starts `portcullis <args…>` as its own process. `cli` runs another build's entry point instead
+ * (the benches compare an earlier build side by side).
+ */
+export function startPortcullis(args: readonly string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; nodeArgs?: readonly string[]; cli?: string } = {}): PortcullisProcess {
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), opts.cli ?? CLI, ...args], {
     cwd: opts.cwd ?? REPO_ROOT,
     env: { ...process.env, PORTCULLIS_LOG_LEVEL: 'info', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -93,9 +96,9 @@ export function startPortcullis(args: readonly string[], opts: { env?: NodeJS.Pr
   };
 }
 
-/** Runs a portcullis command to completion. */
-export function runPortcullis(args: readonly string[], opts: { env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return runFile(process.execPath, [CLI, ...args], opts.env);
+/** Runs a portcullis command to completion (`cli`: another build's entry point). */
+export function runPortcullis(args: readonly string[], opts: { env?: NodeJS.ProcessEnv; cli?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return runFile(process.execPath, [opts.cli ?? CLI, ...args], opts.env);
 }
 
 /** Runs kubectl with its own discovery cache dir; never throws on a non-zero exit. */
