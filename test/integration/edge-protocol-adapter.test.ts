@@ -60,8 +60,8 @@ const maskTargets: RequestAttributes[] = [];
 
 /**
  * A toy protocol for HTTP connections: `/toy/<connection>/call/<tool>` reads as the path
- * `/tools/<tool>` (so the policy sees the toy's reading, not the raw path), and a refusal is one
- * line of text.
+ * `/tools/<tool>` (so the policy sees the toy's reading, not the raw path), a request is named
+ * as the tool it calls, and a refusal is one line of text.
  */
 const toyProtocol: ProtocolAdapter = {
   kind: ConnectionKind.Http,
@@ -71,6 +71,9 @@ const toyProtocol: ProtocolAdapter = {
     if (tool === undefined) throw Object.assign(new Error('not a toy call'), { toy: true });
     attributes.http = create(HttpAttributesSchema, { method: attributes.method, path: `/tools/${tool}`, query: '' });
     attributes.kube = create(KubeAttributesSchema, {});
+  },
+  describe(attributes: RequestAttributes): string {
+    return `call the ${attributes.http?.path.slice('/tools/'.length) ?? ''} tool`;
   },
   refusalContentType: 'text/plain; charset=utf-8',
   refusalBody(err: GatewayError, message: string, requestId: string): string {
@@ -173,11 +176,14 @@ describe('a protocol adapter plugs into the edge', { timeout: 60_000 }, () => {
     assert.equal(received.case === 'requestReceived' && received.value.attributes?.connectionType, ConnectionKind.Http);
   });
 
-  test('its reading decides: the policy denies /tools/admin, answered in the toy format, nothing forwarded', async () => {
+  test('its reading decides: the policy denies /tools/admin, named and answered in the toy format, nothing forwarded', async () => {
     const res = await call('/toy/api/call/admin');
     assert.equal(res.status, 403);
     assert.equal(res.headers['content-type'], 'text/plain; charset=utf-8');
-    assert.match(res.body, new RegExp(`^toy refused \\(${GatewayErrorCode.Denied}\\) \\[${String(res.headers['audit-id'])}\\]: portcullis: .*rule no-admin-tool`));
+    assert.equal(
+      res.body,
+      `toy refused (${GatewayErrorCode.Denied}) [${String(res.headers['audit-id'])}]: portcullis: bot may not call the admin tool (rule no-admin-tool, policy t1): the admin tool is not for bots\n`,
+    );
     assert.deepEqual(seen, []);
   });
 

@@ -31,7 +31,6 @@ import { defaultEdgeMasking, type EdgeMasking } from './response-masking.js';
 import type { SessionRecordingOptions } from './session-recorder.js';
 import { UpgradeForwarder, type UpgradeSocket } from './upgrade-forwarder.js';
 
-export { AUDIT_ID_HEADER } from './edge-responses.js';
 
 /** What the pipeline needs; every piece is a port or a pure helper. */
 export interface EdgePipelineDeps {
@@ -228,7 +227,7 @@ export class EdgePipeline {
   private refuseByDecision(ctx: EdgeRequest, effect: Effect): void {
     const err =
       effect === Effect.Deny
-        ? new GatewayError(GatewayErrorCode.Denied, denyMessage(ctx.decision, ctx.attributes, ctx.identity!))
+        ? new GatewayError(GatewayErrorCode.Denied, denyMessage(ctx.decision, ctx.protocol.describe(ctx.attributes), ctx.identity!))
         : new GatewayError(GatewayErrorCode.ApprovalRequired, approvalsOffMessage(ctx.decision));
     ctx.fail(err);
     ctx.complete(ctx.res.statusCode, '', false);

@@ -3,7 +3,7 @@
  * the request's protocol, and the messages of the refusals a decision causes.
  */
 import type { ServerResponse } from 'node:http';
-import type { Decision, Identity, RequestAttributes } from '@portcullis/contracts';
+import type { Decision, Identity } from '@portcullis/contracts';
 import type { GatewayError } from './gateway-error.js';
 import type { ProtocolAdapter } from './protocol-adapter.js';
 
@@ -36,13 +36,8 @@ export function writeRefusal(res: ServerResponse, protocol: ProtocolAdapter, gw:
   res.end(text);
 }
 
-/** Why a denied request was denied: who may not do what, under which rule and policy version. */
-export function denyMessage(decision: Decision, attributes: RequestAttributes, identity: Identity): string {
-  const k = attributes.kube;
-  const what =
-    k?.isResourceRequest === true
-      ? `${k.verb} ${k.subresource ? `${k.resource}/${k.subresource}` : k.resource}${k.name ? ` ${k.name}` : ''}${k.namespace ? ` in namespace ${k.namespace}` : ''}`
-      : `${attributes.method} ${k?.path || attributes.http?.path || ''}`;
+/** Why a denied request was denied: who may not do `what`, under which rule and policy version. */
+export function denyMessage(decision: Decision, what: string, identity: Identity): string {
   const why = decision.message ? `: ${decision.message}` : '';
   return `portcullis: ${identity.subject} may not ${what} (rule ${decision.ruleId}, policy ${decision.policyVersion})${why}`;
 }

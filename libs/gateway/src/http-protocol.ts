@@ -18,6 +18,9 @@ export const httpProtocol: ProtocolAdapter = {
     attributes.http = create(HttpAttributesSchema, { method: attributes.method, path, query: query.toString() });
     attributes.kube = create(KubeAttributesSchema, {});
   },
+  describe(attributes: RequestAttributes): string {
+    return `${attributes.method} ${attributes.http?.path ?? ''}`;
+  },
   refusalContentType: 'application/json',
   refusalBody(err: GatewayError, message: string, requestId: string): string {
     return JSON.stringify({ error: err.code, message, auditId: requestId });

@@ -36,6 +36,11 @@ export const kubernetesProtocol: ProtocolAdapter = {
       throw cause;
     }
   },
+  describe(attributes: RequestAttributes): string {
+    const k = attributes.kube;
+    if (k?.isResourceRequest !== true) return `${attributes.method} ${k?.path ?? ''}`;
+    return `${k.verb} ${k.subresource ? `${k.resource}/${k.subresource}` : k.resource}${k.name ? ` ${k.name}` : ''}${k.namespace ? ` in namespace ${k.namespace}` : ''}`;
+  },
   refusalContentType: 'application/json',
   refusalBody(err: GatewayError, message: string): string {
     return JSON.stringify(failureStatus(err.httpStatus, message, err.details));

@@ -1,7 +1,7 @@
 /**
  * What differs from one protocol the edge serves to the next, behind one small interface: the
  * server routes by an adapter's prefix, the pipeline asks the request's adapter what the request
- * asks for, how to word a refusal and what the masker reads. Neither holds a per-protocol branch,
+ * asks for, how to name it and word a refusal, and what the masker reads. Neither holds a per-protocol branch,
  * so a new protocol (MCP is next) is one adapter file and a line in {@link DEFAULT_PROTOCOLS}.
  */
 import type { RequestAttributes } from '@portcullis/contracts';
@@ -22,6 +22,8 @@ export interface ProtocolAdapter {
    * without its query, and the query. A path the protocol refuses is a GatewayError (`bad_path`).
    */
   readAttributes(attributes: RequestAttributes, path: string, query: URLSearchParams): void;
+  /** What the request does, for the messages that name it (`delete pods web-1 in namespace prod`, `POST /v1/users`). */
+  describe(attributes: RequestAttributes): string;
   /** The media type of a refusal's body. */
   readonly refusalContentType: string;
   /** A refusal's body; `message` is the error's message, starting with `portcullis:`. */
