@@ -3,11 +3,12 @@ import { join } from 'node:path';
 import { Agent as HttpsAgent } from 'node:https';
 import { Agent as HttpAgent } from 'node:http';
 import { Pool } from 'undici';
+import { ConnectionKind } from './connection-kind.js';
 
 /** A connection the edge can forward to, with the gateway's own credential for it. */
 export interface UpstreamConnection {
   readonly name: string;
-  readonly type: 'kubernetes' | 'http';
+  readonly type: ConnectionKind;
   readonly url: URL;
   /** The server URL's path without its trailing slash: prefixed to every upstream path. */
   readonly basePath: string;
@@ -29,7 +30,7 @@ export interface UpstreamConnection {
 /** How to build one connection. */
 export interface UpstreamConnectionSpec {
   name: string;
-  type: 'kubernetes' | 'http';
+  type: ConnectionKind;
   server: string;
   caPem?: string;
   caFile?: string;
@@ -146,7 +147,7 @@ export function createUpstreamConnection(spec: UpstreamConnectionSpec): Upstream
     basePath: url.pathname.replace(/\/$/, ''),
     agent,
     pool,
-    impersonate: spec.impersonate ?? spec.type === 'kubernetes',
+    impersonate: spec.impersonate ?? spec.type === ConnectionKind.Kubernetes,
     impersonationPrefix: spec.impersonationPrefix ?? 'portcullis:',
     credential,
     ...(spec.label !== undefined ? { label: spec.label } : {}),

@@ -6,7 +6,10 @@ import type { TLSSocket } from 'node:tls';
 import type { DevIssuer } from '@portcullis/identity';
 import type { Logger } from '@portcullis/common';
 import { DEV_ISSUER_PATH, handleDevIssuer } from './dev-issuer-routes.js';
-import { AUDIT_ID_HEADER, type EdgePipeline } from './edge-pipeline.js';
+import type { ConnectionKind } from './connection-kind.js';
+import type { EdgePipeline } from './edge-pipeline.js';
+import { AUDIT_ID_HEADER } from './edge-responses.js';
+import { routeFromHost, routeFromPath, type EdgeRoute } from './edge-route.js';
 import { POLICY_EXPLAIN_PATH, type PolicyExplainRoute } from './policy-explain-route.js';
 import { newEventId } from '@portcullis/contracts';
 import { UPGRADE_PROTOCOLS } from './upgrade-forwarder.js';
@@ -17,7 +20,7 @@ export interface HostRouting {
   /** The gateway domain, e.g. `portcullis.example.com`, lower-case, without a leading dot. */
   readonly domain: string;
   /** The type of the connection named `name`, undefined when there is none. */
-  readonly kindOf: (name: string) => 'kubernetes' | 'http' | undefined;
+  readonly kindOf: (name: string) => ConnectionKind | undefined;
 }
 
 /** What the edge server needs. */
@@ -43,16 +46,25 @@ export interface EdgeServerOptions {
   headersTimeoutMs?: number | undefined;
 }
 
-type Route = { kind: 'kubernetes' | 'http' } | { refuse: number; message: string } | undefined;
+/** A request the server refuses itself, before the pipeline: the status and the reason. */
+interface Refusal {
+  readonly refuse: number;
+  readonly message: string;
+}
 
 /**
- * The edge's HTTPS server. Plain Node on the hot path (no framework per request): routes
- * `/k8s/<connection>/…`, `/http/<connection>/…`, the development issuer, `/healthz` and `/readyz`.
+ * The edge's HTTPS server. Plain Node on the hot path (no framework per request): resolves each
+ * data-path request (`/k8s/<connection>/…`, `/http/<connection>/…` — the pipeline's protocols —
+ * or host-routed) to a route for the pipeline; serves the development issuer, `/healthz` and `/readyz`.
  */
 export class EdgeServer {
   private server: Server | undefined;
+  /** Where upgrades are served, for the refusal of one that is not. */
+  private readonly upgradeHint: string;
 
-  constructor(private readonly opts: EdgeServerOptions) {}
+  constructor(private readonly opts: EdgeServerOptions) {
+    this.upgradeHint = opts.pipeline.protocols.all.map((p) => `${p.prefix}<connection>/`).join(' and ');
+  }
 
   /** Starts listening; resolves with the bound address. */
   async listen(): Promise<{ host: string; port: number }> {
@@ -103,10 +115,11 @@ export class EdgeServer {
   }
 
   /**
-   * Which pipeline a request goes to: `<connection>.<domain>` (the URL is rewritten to the
-   * connection's prefix form, so the pipeline sees one shape), else `/k8s/…` or `/http/…`.
+   * Where a request goes: `<connection>.<domain>` (the whole URL goes upstream), else the protocol
+   * whose prefix the path starts with; undefined when neither (admin routes, not found).
    */
-  private target(req: IncomingMessage): Route {
+  private target(req: IncomingMessage): EdgeRoute | Refusal | undefined {
+    const protocols = this.opts.pipeline.protocols;
     const routing = this.opts.hostRouting;
     const url = req.url ?? '/';
     if (routing !== undefined) {
@@ -119,21 +132,18 @@ export class EdgeServer {
         // The TLS name and the Host must name the same connection: no reaching one through another's session.
         if (typeof sni === 'string' && sni.toLowerCase() !== host) return { refuse: 421, message: `portcullis: the TLS server name ${JSON.stringify(sni)} does not match the Host ${JSON.stringify(host)}` };
         if (name.includes('.') || !url.startsWith('/')) return { refuse: 400, message: 'portcullis: bad host-routed request' };
-        const kind = routing.kindOf(name) ?? 'kubernetes';
-        req.url = `/${kind === 'kubernetes' ? 'k8s' : 'http'}/${name}${url}`;
-        return { kind };
+        return routeFromHost(protocols.forKind(routing.kindOf(name)), name, url);
       }
     }
-    if (url.startsWith('/k8s/')) return { kind: 'kubernetes' };
-    if (url.startsWith('/http/')) return { kind: 'http' };
-    return undefined;
+    const protocol = protocols.byPath(url);
+    return protocol === undefined ? undefined : routeFromPath(protocol, url);
   }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = req.url ?? '/';
     if (req.headers.host === undefined) return noHost(res);
     const target = this.target(req);
-    if (target !== undefined && 'kind' in target) return this.opts.pipeline.handle(req, res, target.kind);
+    if (target !== undefined && 'protocol' in target) return this.opts.pipeline.handle(req, res, target);
     res.setHeader(AUDIT_ID_HEADER, newEventId());
     if (target !== undefined) return text(res, target.refuse, `${target.message}\n`);
     if (this.opts.admin !== undefined) return this.opts.admin(req, res);
@@ -157,12 +167,12 @@ export class EdgeServer {
     if (req.headers.host === undefined) return noHost(res);
     const target = this.target(req);
     const protocol = (req.headers.upgrade ?? '').toLowerCase();
-    if (target === undefined || !('kind' in target) || !UPGRADE_PROTOCOLS.has(protocol)) {
+    if (target === undefined || !('protocol' in target) || !UPGRADE_PROTOCOLS.has(protocol)) {
       res.setHeader(AUDIT_ID_HEADER, newEventId());
-      const refusal = target !== undefined && !('kind' in target) ? target : { refuse: 400, message: `portcullis: cannot upgrade to ${JSON.stringify(protocol.slice(0, 32))} here; upgrades (websocket, SPDY/3.1) are served under /k8s/<connection>/ and /http/<connection>/` };
+      const refusal = target !== undefined && !('protocol' in target) ? target : { refuse: 400, message: `portcullis: cannot upgrade to ${JSON.stringify(protocol.slice(0, 32))} here; upgrades (websocket, SPDY/3.1) are served under ${this.upgradeHint}` };
       return text(res, refusal.refuse, `${refusal.message}\n`);
     }
-    this.opts.pipeline.handle(req, res, target.kind, { socket, head }).catch((err: unknown) => {
+    this.opts.pipeline.handle(req, res, target, { socket, head }).catch((err: unknown) => {
       this.opts.logger.error('unhandled error in upgrade', { err });
       socket.destroy();
     });

@@ -1,10 +1,21 @@
 /** The edge's gateway logic: request pipeline, upstream connections, header hygiene, errors. */
-export { EdgePipeline, AUDIT_ID_HEADER, DEFAULT_SESSION_RECORDING } from './edge-pipeline.js';
+export { EdgePipeline, DEFAULT_SESSION_RECORDING } from './edge-pipeline.js';
 export type { EdgePipelineDeps } from './edge-pipeline.js';
+export { AUDIT_ID_HEADER } from './edge-responses.js';
+export type { EdgeRequest } from './edge-request.js';
+export { routeFromPath } from './edge-route.js';
+export type { EdgeRoute } from './edge-route.js';
+export { ConnectionKind } from './connection-kind.js';
+export { DEFAULT_PROTOCOLS, ProtocolTable } from './protocol-adapter.js';
+export type { ProtocolAdapter } from './protocol-adapter.js';
+export { kubernetesProtocol } from './kubernetes-protocol.js';
+export { httpProtocol } from './http-protocol.js';
 export { EdgeServer } from './edge-server.js';
 export type { EdgeServerOptions, HostRouting } from './edge-server.js';
+export { HttpForwarder } from './http-forwarder.js';
+export type { HttpForwarderDeps } from './http-forwarder.js';
 export { UpgradeForwarder, UPGRADE_PROTOCOLS } from './upgrade-forwarder.js';
-export type { UpgradeSocket, UpgradeRequest, UpgradeForwarderDeps } from './upgrade-forwarder.js';
+export type { UpgradeSocket, UpgradeForwarderDeps } from './upgrade-forwarder.js';
 export { SessionRecorder, isRecordableProtocol } from './session-recorder.js';
 export type { SessionRecordingOptions, SessionSummary } from './session-recorder.js';
 export { WebSocketFrameReader, WebSocketFrameError, WsOpcode } from './websocket-frame-reader.js';
@@ -26,5 +37,5 @@ export type { ApprovalGateOptions, HeldRequest, Admitted } from './approval-gate
 export { DEV_ISSUER_PATH } from './dev-issuer-routes.js';
 export { renderKubeconfig } from './kubeconfig.js';
 export type { KubeconfigSpec } from './kubeconfig.js';
-export { createEdgeMasking, defaultEdgeMasking, rewriteAcceptForMasking, maskTargetFor } from './response-masking.js';
+export { createEdgeMasking, defaultEdgeMasking, rewriteAcceptForMasking } from './response-masking.js';
 export type { EdgeMasking, MaskPlan, ExchangeBodies } from './response-masking.js';

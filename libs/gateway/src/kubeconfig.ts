@@ -1,4 +1,5 @@
 import { stringify } from 'yaml';
+import { kubernetesProtocol } from './kubernetes-protocol.js';
 
 /** What a kubeconfig for one Portcullis connection needs. */
 export interface KubeconfigSpec {
@@ -27,7 +28,7 @@ export function renderKubeconfig(spec: KubeconfigSpec): string {
       {
         name,
         cluster: {
-          server: spec.serverUrl ?? `${spec.edgeUrl.replace(/\/$/, '')}/k8s/${spec.connection}`,
+          server: spec.serverUrl ?? `${spec.edgeUrl.replace(/\/$/, '')}${kubernetesProtocol.prefix}${spec.connection}`,
           ...(spec.caPem !== undefined ? { 'certificate-authority-data': Buffer.from(spec.caPem).toString('base64') } : {}),
         },
       },

@@ -6,7 +6,6 @@
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import type { Readable, Transform } from 'node:stream';
-import type { RequestAttributes } from '@portcullis/contracts';
 import {
   BodyRecorder,
   MaskingError,
@@ -20,6 +19,7 @@ import {
   type MaskingProfileSpec,
   type MaskTarget,
 } from '@portcullis/masking';
+import { AUDIT_ID_FIELD } from './edge-responses.js';
 import { GatewayError, GatewayErrorCode } from './gateway-error.js';
 import { clientResponseHeaders } from './header-hygiene.js';
 
@@ -63,27 +63,6 @@ export function defaultEdgeMasking(): EdgeMasking {
   });
 }
 
-const KIND_OF_RESOURCE: Readonly<Record<string, string>> = {
-  secrets: 'Secret',
-  configmaps: 'ConfigMap',
-  pods: 'Pod',
-  deployments: 'Deployment',
-  statefulsets: 'StatefulSet',
-  daemonsets: 'DaemonSet',
-  replicasets: 'ReplicaSet',
-  jobs: 'Job',
-  cronjobs: 'CronJob',
-  serviceaccounts: 'ServiceAccount',
-};
-
-/** What the masker reads a request's bodies as. */
-export function maskTargetFor(kind: 'kubernetes' | 'http', attributes: RequestAttributes): MaskTarget {
-  if (kind === 'http') return { mode: 'generic' };
-  const k = attributes.kube;
-  const hint = k?.resource === 'serviceaccounts' && k.subresource === 'token' ? 'TokenRequest' : KIND_OF_RESOURCE[k?.resource ?? ''];
-  return { mode: 'kubernetes', kindHint: hint };
-}
-
 /** The masking of one request whose decision named a profile. */
 export interface MaskPlan {
   readonly profile: MaskingProfile;
@@ -91,9 +70,9 @@ export interface MaskPlan {
 }
 
 /** Resolves the decision's profile; a profile this gateway lacks is a refusal (fail closed). */
-export function planMasking(masking: EdgeMasking, profileName: string, kind: 'kubernetes' | 'http', attributes: RequestAttributes): MaskPlan {
+export function planMasking(masking: EdgeMasking, profileName: string, target: MaskTarget): MaskPlan {
   try {
-    return { profile: masking.profiles.get(profileName), target: maskTargetFor(kind, attributes) };
+    return { profile: masking.profiles.get(profileName), target };
   } catch (cause) {
     throw new GatewayError(GatewayErrorCode.MaskingUnavailable, `portcullis: ${(cause as Error).message}; the request was not forwarded`, { cause });
   }
@@ -154,13 +133,20 @@ export function auditRequestBody(recorder: BodyRecorder, req: IncomingMessage, m
   return maskRequestBody(recorder.finish(), contentType, plan?.profile ?? masking.auditProfile, plan?.target ?? target, masking.excerptBytes);
 }
 
-/** How {@link pipeMaskedResponse} reports back to the pipeline. */
-export interface MaskedResponseHooks {
-  /** Answers a refusal (a Status) while no header was sent. */
-  refuse(err: GatewayError): void;
-  /** The exchange ended: status, error ('' on success), bytes sent, body details. */
-  finish(status: number, error: string, bytesOut: number, response: BodyExcerpt | undefined, maskedFields: number): void;
+/** The exchange a masked response belongs to (the request's context satisfies it). */
+export interface MaskedExchange {
+  readonly res: ServerResponse;
+  /** The request's id, sent as its Audit-Id. */
+  readonly id: string;
+  readonly attributes: { readonly method: string };
+  /** Response bytes sent to the client: set when the masked response ends. */
+  bytesOut: number;
+  /** Answers a refusal (while no header was sent). */
+  fail(err: GatewayError): unknown;
 }
+
+/** How a masked response ends: status, error ('' on success), the audited excerpt and the masked field count. */
+export type MaskedResponseEnd<T extends MaskedExchange> = (exchange: T, status: number, error: string, response: BodyExcerpt | undefined, maskedFields: number) => void;
 
 function decoderFor(encoding: string): Transform | undefined | 'unsupported' {
   switch (encoding) {
@@ -192,127 +178,160 @@ export interface UpstreamResponse {
  * so a client never receives unmasked or half-masked JSON as if complete). Watch streams are
  * written event by event, with back-pressure on the upstream.
  */
-export function pipeMaskedResponse(
-  up: UpstreamResponse,
-  res: ServerResponse,
-  method: string,
-  plan: MaskPlan,
-  masking: EdgeMasking,
-  auditIdHeader: string,
-  requestId: string,
-  hooks: MaskedResponseHooks,
-): void {
-  const status = up.statusCode;
-  const contentType = typeof up.headers['content-type'] === 'string' ? up.headers['content-type'] : '';
-  const mediaType = (contentType.split(';')[0] ?? '').trim().toLowerCase();
-  const encoding = (typeof up.headers['content-encoding'] === 'string' ? up.headers['content-encoding'] : '').trim().toLowerCase();
-  const outHeaders = clientResponseHeaders(up.headers);
-  for (const name of Object.keys(outHeaders)) {
-    const lower = name.toLowerCase();
-    if (lower === 'content-length' || lower === 'content-encoding' || lower === 'content-md5' || lower === 'digest') delete outHeaders[name];
-  }
-  outHeaders[auditIdHeader.toLowerCase()] = requestId;
-  outHeaders['x-portcullis-masked'] = plan.profile.name;
+export function pipeMaskedResponse<T extends MaskedExchange>(up: UpstreamResponse, exchange: T, plan: MaskPlan, masking: EdgeMasking, onEnd: MaskedResponseEnd<T>): void {
+  new MaskedResponse(up, exchange, plan, masking, onEnd).start();
+}
 
-  const noBody = method === 'HEAD' || status === 204 || status === 304 || up.headers['content-length'] === '0';
-  if (noBody) {
-    res.writeHead(status, outHeaders);
+/** One masked response on its way to the client. */
+class MaskedResponse<T extends MaskedExchange> {
+  private readonly status: number;
+  private readonly contentType: string;
+  private readonly outHeaders: OutgoingHttpHeaders;
+  private masker!: StreamingJsonMasker;
+  private excerpt!: ResponseExcerpt;
+  private bytesOut = 0;
+  private failed = false;
+  private done = false;
+
+  constructor(
+    private readonly up: UpstreamResponse,
+    private readonly x: T,
+    private readonly plan: MaskPlan,
+    private readonly masking: EdgeMasking,
+    private readonly onEnd: MaskedResponseEnd<T>,
+  ) {
+    this.status = up.statusCode;
+    this.contentType = typeof up.headers['content-type'] === 'string' ? up.headers['content-type'] : '';
+    this.outHeaders = clientResponseHeaders(up.headers);
+    for (const name of Object.keys(this.outHeaders)) {
+      const lower = name.toLowerCase();
+      if (lower === 'content-length' || lower === 'content-encoding' || lower === 'content-md5' || lower === 'digest') delete this.outHeaders[name];
+    }
+    this.outHeaders[AUDIT_ID_FIELD] = x.id;
+    this.outHeaders['x-portcullis-masked'] = plan.profile.name;
+  }
+
+  /** Relays a bodiless answer, withholds what the masker cannot read, or streams the body through the masker. */
+  start(): void {
+    const { up, x } = this;
+    if (x.attributes.method === 'HEAD' || this.status === 204 || this.status === 304 || up.headers['content-length'] === '0') {
+      this.relayEmpty();
+      return;
+    }
+    const mediaType = (this.contentType.split(';')[0] ?? '').trim().toLowerCase();
+    if (mediaType !== 'application/json' && !mediaType.endsWith('+json')) {
+      this.withhold(`the upstream answered ${JSON.stringify(mediaType || 'no content type')} to a masked request (profile ${this.plan.profile.name})`);
+      return;
+    }
+    const encoding = (typeof up.headers['content-encoding'] === 'string' ? up.headers['content-encoding'] : '').trim().toLowerCase();
+    const decoder = decoderFor(encoding);
+    if (decoder === 'unsupported') {
+      this.withhold(`the upstream used content encoding ${JSON.stringify(encoding.slice(0, 40))}, which the masker cannot decode`);
+      return;
+    }
+    this.stream(decoder);
+  }
+
+  private relayEmpty(): void {
+    const { up, x } = this;
+    x.res.writeHead(this.status, this.outHeaders);
     up.body.resume();
-    up.body.on('end', () => res.end());
-    res.on('finish', () => hooks.finish(status, '', 0, undefined, 0));
-    return;
-  }
-  const withhold = (why: string): void => {
-    up.body.destroy();
-    const err = new GatewayError(GatewayErrorCode.UnmaskableResponse, `portcullis: ${why}; the response was withheld because it could not be masked`);
-    hooks.refuse(err);
-    hooks.finish(err.httpStatus, err.message, 0, undefined, 0);
-  };
-  if (mediaType !== 'application/json' && !mediaType.endsWith('+json')) {
-    withhold(`the upstream answered ${JSON.stringify(mediaType || 'no content type')} to a masked request (profile ${plan.profile.name})`);
-    return;
-  }
-  const decoder = decoderFor(encoding);
-  if (decoder === 'unsupported') {
-    withhold(`the upstream used content encoding ${JSON.stringify(encoding.slice(0, 40))}, which the masker cannot decode`);
-    return;
+    up.body.on('end', () => x.res.end());
+    x.res.on('finish', () => this.onEnd(x, this.status, '', undefined, 0));
   }
 
-  const masker = new StreamingJsonMasker(plan.profile, { ...plan.target, maxObjectBytes: masking.maxObjectBytes });
-  const excerpt = new ResponseExcerpt(masking.excerptBytes);
-  let bytesOut = 0;
-  let failed = false;
-  let done = false;
-  const isStream = /stream=watch/i.test(contentType);
-  const end = (error: string): void => {
-    if (done) return;
-    done = true;
-    hooks.finish(res.headersSent ? res.statusCode : status, error, bytesOut, excerpt.finish(contentType, masker.maskedFields), masker.maskedFields);
-  };
-  const send = (text: string): boolean => {
+  private withhold(why: string): void {
+    this.up.body.destroy();
+    const err = new GatewayError(GatewayErrorCode.UnmaskableResponse, `portcullis: ${why}; the response was withheld because it could not be masked`);
+    this.x.fail(err);
+    this.onEnd(this.x, err.httpStatus, err.message, undefined, 0);
+  }
+
+  private stream(decoder: Transform | undefined): void {
+    const { up, x } = this;
+    const res = x.res;
+    this.masker = new StreamingJsonMasker(this.plan.profile, { ...this.plan.target, maxObjectBytes: this.masking.maxObjectBytes });
+    this.excerpt = new ResponseExcerpt(this.masking.excerptBytes);
+    // A watch stream's headers go out at once: the first event may be minutes away.
+    if (/stream=watch/i.test(this.contentType)) {
+      res.writeHead(this.status, this.outHeaders);
+      res.flushHeaders();
+    }
+    const source: NodeJS.ReadableStream = decoder === undefined ? up.body : up.body.pipe(decoder);
+    if (decoder !== undefined) decoder.on('error', (err) => this.fail(err));
+    source.on('data', (chunk: Buffer) => this.push(chunk));
+    res.on('drain', () => up.body.resume());
+    source.on('end', () => this.flushEnd());
+    up.body.on('error', (err) => {
+      if (this.failed) return;
+      this.failed = true;
+      res.destroy();
+      this.end(`upstream response aborted: ${err.message}`);
+    });
+    res.on('finish', () => this.end(''));
+    res.on('close', () => {
+      if (!res.writableFinished) {
+        up.body.destroy();
+        this.end('client disconnected');
+      }
+    });
+  }
+
+  private push(chunk: Buffer): void {
+    if (this.failed) return;
+    let text: string;
+    try {
+      text = this.masker.push(chunk);
+    } catch (err) {
+      this.fail(err);
+      return;
+    }
+    if (!this.send(text)) this.up.body.pause();
+  }
+
+  private flushEnd(): void {
+    if (this.failed) return;
+    let text: string;
+    try {
+      text = this.masker.end();
+    } catch (err) {
+      this.fail(err);
+      return;
+    }
+    this.send(text);
+    if (!this.x.res.headersSent) this.x.res.writeHead(this.status, this.outHeaders);
+    this.x.res.end();
+  }
+
+  private send(text: string): boolean {
     if (text.length === 0) return true;
-    if (!res.headersSent) res.writeHead(status, outHeaders);
-    excerpt.add(text);
-    bytesOut += Buffer.byteLength(text);
+    const res = this.x.res;
+    if (!res.headersSent) res.writeHead(this.status, this.outHeaders);
+    this.excerpt.add(text);
+    this.bytesOut += Buffer.byteLength(text);
     return res.write(text);
-  };
-  const fail = (err: unknown): void => {
-    if (failed) return;
-    failed = true;
-    up.body.destroy();
+  }
+
+  private fail(err: unknown): void {
+    if (this.failed) return;
+    this.failed = true;
+    this.up.body.destroy();
     const code = err instanceof MaskingError ? err.code : MaskingErrorCode.InvalidJson;
     const message = err instanceof MaskingError ? err.message : `the upstream body could not be decoded (${(err as Error).message})`;
-    if (!res.headersSent) {
-      hooks.refuse(new GatewayError(GatewayErrorCode.UnmaskableResponse, `portcullis: ${message}; the response was withheld because it could not be masked`));
-      end(`masking failed: ${code}`);
+    if (!this.x.res.headersSent) {
+      this.x.fail(new GatewayError(GatewayErrorCode.UnmaskableResponse, `portcullis: ${message}; the response was withheld because it could not be masked`));
+      this.end(`masking failed: ${code}`);
       return;
     }
-    res.destroy();
-    end(`masking failed mid-response: ${code}`);
-  };
-  // A watch stream's headers go out at once: the first event may be minutes away.
-  if (isStream) {
-    res.writeHead(status, outHeaders);
-    res.flushHeaders();
+    this.x.res.destroy();
+    this.end(`masking failed mid-response: ${code}`);
   }
-  const source: NodeJS.ReadableStream = decoder === undefined ? up.body : up.body.pipe(decoder);
-  if (decoder !== undefined) decoder.on('error', fail);
-  source.on('data', (chunk: Buffer) => {
-    if (failed) return;
-    let text: string;
-    try {
-      text = masker.push(chunk);
-    } catch (err) {
-      fail(err);
-      return;
-    }
-    if (!send(text)) up.body.pause();
-  });
-  res.on('drain', () => up.body.resume());
-  source.on('end', () => {
-    if (failed) return;
-    let text: string;
-    try {
-      text = masker.end();
-    } catch (err) {
-      fail(err);
-      return;
-    }
-    send(text);
-    if (!res.headersSent) res.writeHead(status, outHeaders);
-    res.end();
-  });
-  up.body.on('error', (err) => {
-    if (failed) return;
-    failed = true;
-    res.destroy();
-    end(`upstream response aborted: ${err.message}`);
-  });
-  res.on('finish', () => end(''));
-  res.on('close', () => {
-    if (!res.writableFinished) {
-      up.body.destroy();
-      end('client disconnected');
-    }
-  });
+
+  private end(error: string): void {
+    if (this.done) return;
+    this.done = true;
+    const res = this.x.res;
+    this.x.bytesOut = this.bytesOut;
+    this.onEnd(this.x, res.headersSent ? res.statusCode : this.status, error, this.excerpt.finish(this.contentType, this.masker.maskedFields), this.masker.maskedFields);
+  }
 }

@@ -5,7 +5,7 @@
  * upstream's 101 the bytes flow both ways unchanged, with back-pressure. exec and attach over a
  * channel protocol are recorded frame by frame as session events, without the data path waiting.
  */
-import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Duplex } from 'node:stream';
@@ -16,14 +16,16 @@ import {
   SessionEndedSchema,
   SessionFramesSchema,
   SessionStartedSchema,
-  type RequestAttributes,
+  type EventMeta,
 } from '@portcullis/contracts';
 import type { Logger } from '@portcullis/common';
 import type { AuditPublisher } from './audit-publisher.js';
-import type { UpstreamConnection } from './connection-registry.js';
+import type { EdgeRequest } from './edge-request.js';
+import { AUDIT_ID_FIELD, AUDIT_ID_HEADER } from './edge-responses.js';
 import { GatewayError, GatewayErrorCode } from './gateway-error.js';
 import { clientResponseHeaders } from './header-hygiene.js';
 import { isRecordableProtocol, SessionRecorder, type SessionRecordingOptions } from './session-recorder.js';
+import { gatewayRequestHeaders } from './upstream-headers.js';
 
 /** The client side of an upgrade request: its socket and the bytes read past the headers. */
 export interface UpgradeSocket {
@@ -33,24 +35,6 @@ export interface UpgradeSocket {
 
 /** Upgrade protocols the edge carries (lower-case `Upgrade` values). */
 export const UPGRADE_PROTOCOLS: ReadonlySet<string> = new Set(['websocket', 'spdy/3.1']);
-
-/** One admitted upgrade request, ready to go upstream. */
-export interface UpgradeRequest {
-  readonly req: IncomingMessage;
-  /** Writes an HTTP response onto the client socket (refusals, the upstream's non-101 answer). */
-  readonly res: ServerResponse;
-  readonly upgrade: UpgradeSocket;
-  readonly connection: UpstreamConnection;
-  readonly upstreamPath: string;
-  /** The upstream request headers after hygiene, with the gateway credential and impersonation. */
-  readonly headers: OutgoingHttpHeaders;
-  readonly attributes: RequestAttributes;
-  readonly requestId: string;
-  /** The request.decided event id. */
-  readonly causationId: string;
-  readonly answerError: (err: unknown) => void;
-  readonly complete: (status: number, bytesIn: number, bytesOut: number, error: string, forwarded: boolean) => void;
-}
 
 /** What the forwarder needs. */
 export interface UpgradeForwarderDeps {
@@ -67,10 +51,13 @@ const SESSION_SUBRESOURCES = new Set(['exec', 'attach', 'portforward', 'proxy'])
 export class UpgradeForwarder {
   constructor(private readonly deps: UpgradeForwarderDeps) {}
 
-  /** Sends the upgrade upstream; on 101 splices the two sockets, otherwise relays the answer. */
-  forward(u: UpgradeRequest): void {
-    const { connection, req, res } = u;
-    const headers = { ...u.headers };
+  /**
+   * Sends an admitted upgrade request upstream with the gateway's headers; on 101 splices the two
+   * sockets, otherwise relays the answer. Its end is recorded through `ctx.complete`.
+   */
+  forward(ctx: EdgeRequest): void {
+    const { connection, req } = ctx;
+    const headers = gatewayRequestHeaders(req.headers, connection, ctx.identity!, ctx.id);
     headers['connection'] = 'Upgrade';
     headers['upgrade'] = req.headers.upgrade ?? '';
     // No WebSocket extensions: the recorder reads frames as sent, and compression under TLS leaks (CRIME).
@@ -81,7 +68,7 @@ export class UpgradeForwarder {
       hostname: connection.url.hostname,
       port: connection.url.port,
       method: req.method,
-      path: connection.basePath + u.upstreamPath,
+      path: connection.basePath + ctx.route.upstreamPath,
       headers,
       agent: connection.agent,
     });
@@ -91,76 +78,116 @@ export class UpgradeForwarder {
     timer.unref();
     let answered = false;
     // The client may leave before the upstream answers.
-    u.upgrade.socket.once('close', () => {
+    ctx.upgrade!.socket.once('close', () => {
       if (!answered) upstream.destroy();
     });
-
     upstream.on('upgrade', (upRes: IncomingMessage, upSocket: Duplex, upHead: Buffer) => {
       clearTimeout(timer);
       answered = true;
-      this.splice(u, upRes, upSocket, upHead);
+      this.splice(ctx, upRes, upSocket, upHead);
     });
     upstream.on('response', (upRes: IncomingMessage) => {
-      // Refused upstream (404 pod, 400 bad options, 403 RBAC): relayed as the plain response it is.
       clearTimeout(timer);
       answered = true;
-      const out = clientResponseHeaders(upRes.headers);
-      out['audit-id'] = u.requestId;
-      out['connection'] = 'close';
-      res.writeHead(upRes.statusCode ?? 502, out);
-      let bytesOut = 0;
-      upRes.on('data', (c: Buffer) => {
-        bytesOut += c.length;
-      });
-      upRes.pipe(res);
-      res.on('finish', () => u.complete(upRes.statusCode ?? 502, 0, bytesOut, '', true));
+      relayRefusal(ctx, upRes);
     });
     upstream.on('error', (err) => {
       clearTimeout(timer);
       if (answered) return;
       answered = true;
-      const gw =
-        err instanceof GatewayError
-          ? err
-          : new GatewayError(GatewayErrorCode.UpstreamUnreachable, `portcullis: upstream ${connection.name} unreachable (${(err as NodeJS.ErrnoException).code ?? err.message})`, { cause: err });
-      u.answerError(gw);
-      u.complete(gw.httpStatus, 0, 0, gw.message, false);
+      unreachable(ctx, err);
     });
     upstream.end();
   }
 
-  private splice(u: UpgradeRequest, upRes: IncomingMessage, upSocket: Duplex, upHead: Buffer): void {
-    const client = u.upgrade.socket;
+  private splice(ctx: EdgeRequest, upRes: IncomingMessage, upSocket: Duplex, upHead: Buffer): void {
+    const client = ctx.upgrade!.socket;
     const started = performance.now();
-    u.res.detachSocket(client as Parameters<ServerResponse['detachSocket']>[0]);
+    ctx.res.detachSocket(client as Parameters<ServerResponse['detachSocket']>[0]);
     if (client.destroyed) {
       upSocket.destroy();
-      u.complete(101, 0, 0, 'client disconnected before the upgrade', true);
+      ctx.complete(101, 'client disconnected before the upgrade', true);
       return;
     }
     setNoDelay(client);
     setNoDelay(upSocket);
+    client.write(switchingProtocolsHead(upRes, ctx.id));
+    new UpgradedSession(ctx, this.deps, client, upSocket, started).start(upRes, upHead);
+  }
+}
 
-    // The 101 as the upstream sent it (names as sent), plus the request's Audit-Id.
-    let head = `HTTP/1.1 101 ${upRes.statusMessage || 'Switching Protocols'}\r\n`;
-    const raw = upRes.rawHeaders;
-    for (let i = 0; i + 1 < raw.length; i += 2) {
-      const name = raw[i] ?? '';
-      const lower = name.toLowerCase();
-      if (lower === 'audit-id' || lower === 'sec-websocket-extensions') continue;
-      head += `${name}: ${raw[i + 1] ?? ''}\r\n`;
-    }
-    head += `Audit-Id: ${u.requestId}\r\n\r\n`;
-    client.write(head);
+/** A refusal from the upstream (404 pod, 400 bad options, 403 RBAC): relayed as the plain response it is. */
+function relayRefusal(ctx: EdgeRequest, upRes: IncomingMessage): void {
+  const status = upRes.statusCode ?? 502;
+  const out = clientResponseHeaders(upRes.headers);
+  out[AUDIT_ID_FIELD] = ctx.id;
+  out['connection'] = 'close';
+  ctx.res.writeHead(status, out);
+  upRes.on('data', (c: Buffer) => {
+    ctx.bytesOut += c.length;
+  });
+  upRes.pipe(ctx.res);
+  ctx.res.on('finish', () => ctx.complete(status, '', true));
+}
 
-    const transport = (u.req.headers.upgrade ?? '').toLowerCase() === 'websocket' ? 'websocket' : 'spdy';
+/** The upstream could not be reached (or did not answer in time): answered, nothing was forwarded. */
+function unreachable(ctx: EdgeRequest, err: Error): void {
+  const gw =
+    err instanceof GatewayError
+      ? err
+      : new GatewayError(GatewayErrorCode.UpstreamUnreachable, `portcullis: upstream ${ctx.connection.name} unreachable (${(err as NodeJS.ErrnoException).code ?? err.message})`, { cause: err });
+  ctx.fail(gw);
+  ctx.complete(gw.httpStatus, gw.message, false);
+}
+
+/** The 101 as the upstream sent it (names as sent, extensions dropped), plus the request's Audit-Id. */
+function switchingProtocolsHead(upRes: IncomingMessage, requestId: string): string {
+  let head = `HTTP/1.1 101 ${upRes.statusMessage || 'Switching Protocols'}\r\n`;
+  const raw = upRes.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i] ?? '';
+    const lower = name.toLowerCase();
+    if (lower === AUDIT_ID_FIELD || lower === 'sec-websocket-extensions') continue;
+    head += `${name}: ${raw[i + 1] ?? ''}\r\n`;
+  }
+  return `${head}${AUDIT_ID_HEADER}: ${requestId}\r\n\r\n`;
+}
+
+/**
+ * One upgraded session: the bytes flow both ways unchanged (pipe() pauses the faster side), counted;
+ * session.started and session.ended frame it, and exec/attach over a channel protocol is recorded.
+ */
+class UpgradedSession {
+  private recorder: SessionRecorder | undefined;
+  private meta!: EventMeta;
+  private startedEventId = '';
+  private ended = false;
+
+  constructor(
+    private readonly ctx: EdgeRequest,
+    private readonly deps: UpgradeForwarderDeps,
+    private readonly client: Duplex,
+    private readonly upSocket: Duplex,
+    private readonly started: number,
+  ) {}
+
+  start(upRes: IncomingMessage, upHead: Buffer): void {
+    this.announce(upRes);
+    this.carry(upHead);
+  }
+
+  /** session.started, and the recorder when the session is recordable. */
+  private announce(upRes: IncomingMessage): void {
+    const ctx = this.ctx;
+    const transport = (ctx.req.headers.upgrade ?? '').toLowerCase() === 'websocket' ? 'websocket' : 'spdy';
     const protocolHeader = transport === 'websocket' ? upRes.headers['sec-websocket-protocol'] : upRes.headers['x-stream-protocol-version'];
     const protocol = (Array.isArray(protocolHeader) ? protocolHeader[0] : protocolHeader) ?? '';
-    const kube = u.attributes.kube;
+    const kube = ctx.attributes.kube;
     const sub = kube?.resource === 'pods' && SESSION_SUBRESOURCES.has(kube.subresource) ? kube.subresource : 'other';
     const recorded = transport === 'websocket' && (sub === 'exec' || sub === 'attach') && isRecordableProtocol(protocol);
-    const meta = { correlationId: u.requestId, causationId: u.causationId, sessionId: u.requestId, nodeId: this.deps.nodeId, connection: u.connection.name };
-    const query = new URLSearchParams(u.upstreamPath.includes('?') ? u.upstreamPath.slice(u.upstreamPath.indexOf('?') + 1) : '');
+    this.meta = { correlationId: ctx.id, causationId: ctx.decidedId, sessionId: ctx.id, nodeId: this.deps.nodeId, connection: ctx.connection.name };
+    const path = ctx.route.upstreamPath;
+    const query = new URLSearchParams(path.includes('?') ? path.slice(path.indexOf('?') + 1) : '');
     const startedEvent = buildEvent(
       EventType.SessionStarted,
       create(SessionStartedSchema, {
@@ -174,84 +201,88 @@ export class UpgradeForwarder {
         recorded,
         recordLimitBytes: recorded ? this.deps.recording.maxBytes : 0,
       }),
-      meta,
+      this.meta,
     );
+    this.startedEventId = startedEvent.id;
     this.deps.audit.recordLater(startedEvent);
-    const recorder = recorded
-      ? new SessionRecorder(protocol, started, this.deps.recording, (sequence, frames) => {
-          this.deps.audit.recordLater(buildEvent(EventType.SessionFrames, create(SessionFramesSchema, { sequence, frames }), { ...meta, causationId: startedEvent.id }));
-        })
-      : undefined;
+    if (recorded) {
+      this.recorder = new SessionRecorder(protocol, this.started, this.deps.recording, (sequence, frames) => {
+        this.deps.audit.recordLater(buildEvent(EventType.SessionFrames, create(SessionFramesSchema, { sequence, frames }), { ...this.meta, causationId: this.startedEventId }));
+      });
+    }
+  }
 
-    let bytesIn = 0;
-    let bytesOut = 0;
+  private carry(upHead: Buffer): void {
+    const { ctx, client, upSocket } = this;
     client.on('data', (c: Buffer) => {
-      bytesIn += c.length;
-      recorder?.fromClient(c);
+      ctx.bytesIn += c.length;
+      this.recorder?.fromClient(c);
     });
     upSocket.on('data', (c: Buffer) => {
-      bytesOut += c.length;
-      recorder?.fromServer(c);
+      ctx.bytesOut += c.length;
+      this.recorder?.fromServer(c);
     });
     if (upHead.length > 0) {
-      bytesOut += upHead.length;
-      recorder?.fromServer(upHead);
+      ctx.bytesOut += upHead.length;
+      this.recorder?.fromServer(upHead);
       client.write(upHead);
     }
-    if (u.upgrade.head.length > 0) {
-      bytesIn += u.upgrade.head.length;
-      recorder?.fromClient(u.upgrade.head);
-      upSocket.write(u.upgrade.head);
+    const clientHead = ctx.upgrade!.head;
+    if (clientHead.length > 0) {
+      ctx.bytesIn += clientHead.length;
+      this.recorder?.fromClient(clientHead);
+      upSocket.write(clientHead);
     }
     // pipe() pauses the faster side while the other cannot keep up.
     client.pipe(upSocket);
     upSocket.pipe(client);
-
-    let ended = false;
-    const end = (error: string): void => {
-      if (ended) return;
-      ended = true;
-      const summary = recorder?.finish();
-      const durationMs = Math.round(performance.now() - started);
-      this.deps.audit.recordLater(
-        buildEvent(
-          EventType.SessionEnded,
-          create(SessionEndedSchema, {
-            exitCode: summary?.exitCode ?? -1,
-            status: summary?.status ?? '',
-            message: summary?.message ?? '',
-            bytesIn,
-            bytesOut,
-            durationMs,
-            recordedBytes: summary?.recordedBytes ?? 0,
-            truncated: summary?.truncated ?? false,
-            frameBatches: summary?.batches ?? 0,
-            error: error || summary?.error || '',
-          }),
-          { ...meta, causationId: startedEvent.id },
-        ),
-      );
-      u.complete(101, bytesIn, bytesOut, error, true);
-    };
     // Either side closing ends the session normally; only socket errors are reported as errors.
     upSocket.on('close', () => {
       // Let what is buffered reach the client, then make sure the socket goes.
       client.end();
       setTimeout(() => client.destroy(), 5_000).unref();
-      end('');
+      this.end('');
     });
     client.on('close', () => {
       upSocket.destroy();
-      end('');
+      this.end('');
     });
-    const onError = (side: string) => (err: Error) => {
-      this.deps.logger.debug('upgraded session error', { auditId: u.requestId, side, err });
-      client.destroy();
-      upSocket.destroy();
-      end(`${side} error: ${err.message}`);
-    };
-    client.on('error', onError('client'));
-    upSocket.on('error', onError('upstream'));
+    client.on('error', (err) => this.failed('client', err));
+    upSocket.on('error', (err) => this.failed('upstream', err));
+  }
+
+  private failed(side: string, err: Error): void {
+    this.deps.logger.debug('upgraded session error', { auditId: this.ctx.id, side, err });
+    this.client.destroy();
+    this.upSocket.destroy();
+    this.end(`${side} error: ${err.message}`);
+  }
+
+  /** session.ended with the recording's summary, then request.completed. */
+  private end(error: string): void {
+    if (this.ended) return;
+    this.ended = true;
+    const ctx = this.ctx;
+    const summary = this.recorder?.finish();
+    this.deps.audit.recordLater(
+      buildEvent(
+        EventType.SessionEnded,
+        create(SessionEndedSchema, {
+          exitCode: summary?.exitCode ?? -1,
+          status: summary?.status ?? '',
+          message: summary?.message ?? '',
+          bytesIn: ctx.bytesIn,
+          bytesOut: ctx.bytesOut,
+          durationMs: Math.round(performance.now() - this.started),
+          recordedBytes: summary?.recordedBytes ?? 0,
+          truncated: summary?.truncated ?? false,
+          frameBatches: summary?.batches ?? 0,
+          error: error || summary?.error || '',
+        }),
+        { ...this.meta, causationId: this.startedEventId },
+      ),
+    );
+    ctx.complete(101, error, true);
   }
 }
 
