@@ -9,7 +9,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:https';
-import { startKubeApiServer, type KubeApiServer } from '../fixture/kube-apiserver/index.js';
+import { startKubeApiServer, type KubeApiServer } from '@portcullis/kube-sandbox';
 import { ApprovalGateState, create, ApprovalGateReplySchema, decodeApprovalGateRequest, encodeApprovalGateReply, QueueGroups, Subjects, newEventId, type EventEnvelope } from '@portcullis/contracts';
 import { startTestEdge, type TestEdge } from '../support/kube-edge.js';
 import { eventually } from '../support/gateway-https.js';

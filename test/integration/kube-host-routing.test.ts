@@ -12,7 +12,7 @@ import { connect as netConnect, type AddressInfo, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { startKubeApiServer, type KubeApiServer } from '../fixture/kube-apiserver/index.js';
+import { startKubeApiServer, type KubeApiServer } from '@portcullis/kube-sandbox';
 import { kubectl, tempDir } from '../support/portcullis-process.js';
 import { startTestEdge, type TestEdge } from '../support/kube-edge.js';
 

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { Agent, request } from 'node:https';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startKubeApiServer, type KubeApiServer } from '../fixture/kube-apiserver/index.js';
+import { startKubeApiServer, type KubeApiServer } from '@portcullis/kube-sandbox';
 import { freePort, startNats, type TestNats } from '../harness/services.js';
 import { runPortcullis, startPortcullis, tempDir, writeConfig, type PortcullisProcess } from '../support/portcullis-process.js';
 import { eventually } from '../support/gateway-https.js';

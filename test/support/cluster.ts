@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startKubeApiServer, type KubeApiServer } from '../fixture/kube-apiserver/index.js';
+import { startKubeApiServer, type KubeApiServer } from '@portcullis/kube-sandbox';
 import { freePort, startNats, startRedis, type TestNats, type TestRedis } from '../harness/services.js';
 import { kubectl, runPortcullis, startPortcullis, tempDir, writeConfig, type PortcullisProcess } from './portcullis-process.js';
 import { edgeRequest } from './gateway-https.js';

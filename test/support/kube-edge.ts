@@ -14,7 +14,7 @@ import { DevIssuer, TokenVerifier } from '@portcullis/identity';
 import { loadOrCreateDevTls } from '@portcullis/tls';
 import { silentLogger } from '@portcullis/common';
 import { ApprovalGate, AuditPublisher, ConnectionRegistry, createUpstreamConnection, DecisionClient, EdgePipeline, EdgeServer, type SessionRecordingOptions } from '@portcullis/gateway';
-import type { KubeApiServer } from '../fixture/kube-apiserver/index.js';
+import type { KubeApiServer } from '@portcullis/kube-sandbox';
 import { trackProcess, untrackProcess } from '../harness/process-reaper.js';
 import { RecordingLog } from './recording-log.js';
 

@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
 import { createCertificateAuthority, issueClientCertificate } from '@portcullis/tls';
-import { kubeconfigFor, startKubeApiServer, type KubeApiServer, type RecordedRequest } from '../fixture/kube-apiserver/index.js';
+import { kubeconfigFor, startKubeApiServer, type KubeApiServer, type RecordedRequest } from '@portcullis/kube-sandbox';
 
 const KUBECTL = process.env['KUBECTL'] ?? '/usr/bin/kubectl';
 
@@ -387,7 +387,7 @@ describe('kube-apiserver fixture authentication and process mode', () => {
   it('main.ts runs the fixture as a process, prints its URL and CA, and stops on SIGTERM', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'kube-fixture-main-'));
     const tokenFile = join(dir, 'token');
-    const mainPath = new URL('../fixture/kube-apiserver/main.js', import.meta.url);
+    const mainPath = new URL('../../apps/sandbox/src/main.js', import.meta.url);
     const child = spawn(process.execPath, [mainPath.pathname, '--port', '0', '--cert-dir', join(dir, 'certs'), '--token-file', tokenFile], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
