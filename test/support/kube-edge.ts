@@ -1,5 +1,5 @@
 /**
- * An in-process edge in front of API-server fixtures, for data-path tests with real kubectl and
+ * An in-process edge in front of sandbox API servers, for data-path tests with real kubectl and
  * @kubernetes/client-node: in-process bus, a real policy engine answering over it, an event log
  * that keeps every appended event for assertions, the development issuer for tokens.
  */
