@@ -3,7 +3,7 @@
  * `nodejs_heap_used_bytes` samples the heap at scrape time, garbage included, so it saw-tooths
  * with the allocation rate; this one only moves when what survives a full collection moves.
  */
-import { PerformanceObserver, constants, type PerformanceEntry } from 'node:perf_hooks';
+import { PerformanceObserver, constants, type NodeGCPerformanceDetail, type PerformanceEntry } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
 
 /** What the observer has seen so far. */
@@ -38,6 +38,7 @@ function onMajorGc(): void {
 }
 
 function isMajorGc(entry: PerformanceEntry): boolean {
-  const detail = entry.detail as { kind?: number } | null | undefined;
+  // Node sets `detail` (NodeGCPerformanceDetail) on gc entries; the base type does not declare it.
+  const detail = (entry as PerformanceEntry & { readonly detail?: Partial<NodeGCPerformanceDetail> | null }).detail;
   return detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR;
 }
