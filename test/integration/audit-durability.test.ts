@@ -75,7 +75,7 @@ describe('audit durability: writer SIGKILLed and ClickHouse stopped under load',
   };
 
   before(async () => {
-    [nats, clickhouse, fixture] = await Promise.all([startNats({ jetstream: true }), startClickHouse(), startKubeApiServer()]);
+    [nats, clickhouse, fixture] = await Promise.all([startNats({ jetstream: true }), startClickHouse(), startKubeApiServer({ requestLog: { max: 100_000 } })]);
     const tokenFile = join(dir, 'upstream-token');
     const caFile = join(dir, 'upstream-ca.pem');
     writeFileSync(tokenFile, fixture.token, { mode: 0o600 });

@@ -70,7 +70,7 @@ describe('cluster mode: two edges, policy and audit as processes on NATS and Cli
   before(async () => {
     nats = await startNats({ jetstream: true });
     chUrl = await sharedClickHouseUrl();
-    fixture = await startKubeApiServer();
+    fixture = await startKubeApiServer({ requestLog: { max: 10_000 } });
     const tokenFile = join(dir, 'upstream-token');
     const caFile = join(dir, 'upstream-ca.pem');
     writeFileSync(tokenFile, fixture.token, { mode: 0o600 });

@@ -69,7 +69,7 @@ describe('edge.maxRequestBodyBytes on forwarded and held requests', { timeout: 9
   let gateAsked = 0;
 
   before(async () => {
-    fixture = await startKubeApiServer();
+    fixture = await startKubeApiServer({ requestLog: { max: 10_000 } });
     edge = await startTestEdge({ connections: { k: fixture }, policy: POLICY, maxRequestBodyBytes: CAP, approvals: true });
     // The approval role, reduced to "granted": a held request whose body fits is forwarded once.
     edge.bus.serve(Subjects.approvalGate(), QueueGroups.approval, (msg) => {

@@ -51,7 +51,7 @@ describe('Kubernetes data path through the edge', { timeout: 180_000 }, () => {
 
   before(async () => {
     dir = tempDir('kube-data-path');
-    fixture = await startKubeApiServer();
+    fixture = await startKubeApiServer({ requestLog: { max: 10_000 } });
     edge = await startTestEdge({
       connections: { k: fixture },
       policy: POLICY,

@@ -37,7 +37,7 @@ describe('connections by path and by host name; discovery caches never mix', { t
   before(async () => {
     dir = tempDir('host-routing');
     withWidgets = await startKubeApiServer();
-    withoutWidgets = await startKubeApiServer({ customResources: false });
+    withoutWidgets = await startKubeApiServer({ customResources: false, requestLog: { max: 10_000 } });
     edge = await startTestEdge({ connections: { a: withWidgets, b: withoutWidgets }, policy: POLICY, domain: DOMAIN });
     proxy = createServer((_req, res) => res.writeHead(405).end());
     proxy.on('connect', (req, client: Socket, head: Buffer) => {

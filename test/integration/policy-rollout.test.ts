@@ -112,7 +112,7 @@ describe('policy service: failover, invalid and valid pushes across processes', 
 
   before(async () => {
     nats = await startNats({ jetstream: true });
-    fixture = await startKubeApiServer();
+    fixture = await startKubeApiServer({ requestLog: { max: 10_000 } });
     const tokenFile = join(dir, 'upstream-token');
     const caFile = join(dir, 'upstream-ca.pem');
     writeFileSync(tokenFile, fixture.token, { mode: 0o600 });

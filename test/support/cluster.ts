@@ -126,7 +126,8 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const [nats, redis, fixture, slack] = await Promise.all([
     startNats({ jetstream: true }),
     startRedis(),
-    startKubeApiServer(),
+    // The suites assert what reached the upstream: a bounded record, far above what one suite sends.
+    startKubeApiServer({ requestLog: { max: 50_000 } }),
     startFakeSlack({ botToken: BOT_TOKEN, emails: { U0CAROL: 'carol@example.com' } }),
   ]);
   const procs = new Map<string, PortcullisProcess>();
