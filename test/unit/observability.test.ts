@@ -113,10 +113,10 @@ describe('nodejs_heap_used_after_gc_bytes', () => {
   // A real major GC on demand: --expose-gc set at run time, gc() taken from a fresh context.
   setFlagsFromString('--expose-gc');
   const gc = runInNewContext('gc') as () => void;
-  const scrape = async (m: ReturnType<typeof createPortcullisMetrics>): Promise<{ afterGc: number; used: number }> => {
+  const scrape = async (m: ReturnType<typeof createPortcullisMetrics>): Promise<{ afterGc: number; used: number; majorGcs: number }> => {
     const text = await m.registry.render();
     const value = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
-    return { afterGc: value('nodejs_heap_used_after_gc_bytes'), used: value('nodejs_heap_used_bytes') };
+    return { afterGc: value('nodejs_heap_used_after_gc_bytes'), used: value('nodejs_heap_used_bytes'), majorGcs: value('nodejs_major_gcs_total') };
   };
   const afterNextMajorGc = async (m: ReturnType<typeof createPortcullisMetrics>): Promise<number> => {
     const seen = observeHeapAfterGc()().majorGcs;
@@ -146,6 +146,7 @@ describe('nodejs_heap_used_after_gc_bytes', () => {
     let garbage: string[] | undefined = Array.from({ length: 20_000 }, (_, i) => `garbage-${i}`.repeat(50));
     const sampled = await scrape(m);
     assert.equal(sampled.afterGc, grown, 'no major GC, no change');
+    assert.ok(sampled.majorGcs >= 2, `nodejs_major_gcs_total counts the collections (${sampled.majorGcs})`);
     assert.ok(sampled.used > grown, 'the sampled heap includes the new garbage');
     garbage = undefined;
 
