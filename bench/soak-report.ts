@@ -91,6 +91,14 @@ export function trend(points: readonly { x: number; y: number }[], warmup: numbe
   };
 }
 
+/**
+ * A process's verdict. `rss-rising`: RSS rose beyond its noise while the heap after GC stayed flat
+ * — off-heap memory (Buffers) or the allocator's high-water mark; a short soak cannot tell a slow
+ * off-heap leak from a plateau it has not reached yet, so it is reported, not called flat.
+ */
+export const Verdict = { Flat: 'flat', Growing: 'growing', RssRising: 'rss-rising' } as const;
+export type Verdict = (typeof Verdict)[keyof typeof Verdict];
+
 /** The two series of one process. */
 export interface ProcessTrend {
   readonly mode: SoakMode['mode'];
@@ -98,8 +106,16 @@ export interface ProcessTrend {
   readonly what: string;
   readonly rss: SeriesTrend | undefined;
   readonly heapAfterGc: SeriesTrend | undefined;
+  /** Undefined when neither series could be fitted. */
+  readonly verdict: Verdict | undefined;
   /** Flat when every series it has is flat; undefined when none could be fitted. */
   readonly flat: boolean | undefined;
+}
+
+function verdictOf(rss: SeriesTrend | undefined, heap: SeriesTrend | undefined): Verdict | undefined {
+  if (heap !== undefined && !heap.flat) return Verdict.Growing;
+  if (rss !== undefined && !rss.flat) return heap === undefined ? Verdict.Growing : Verdict.RssRising;
+  return rss === undefined && heap === undefined ? undefined : Verdict.Flat;
 }
 
 /**
@@ -119,8 +135,8 @@ export function analyse(f: SoakFigures): ProcessTrend[] {
       const warmup = warmupOf(m, name);
       const rss = trend(m.samples.map((s) => ({ x: s.requests, y: s.rssMb[name] ?? NaN })), warmup);
       const heap = trend(m.samples.map((s) => ({ x: s.requests, y: s.heapAfterGcMb[name] ?? NaN })), warmup);
-      const fitted = [rss, heap].filter((t): t is SeriesTrend => t !== undefined);
-      out.push({ mode: m.mode, process: name, what, rss, heapAfterGc: heap, flat: fitted.length === 0 ? undefined : fitted.every((t) => t.flat) });
+      const verdict = verdictOf(rss, heap);
+      out.push({ mode: m.mode, process: name, what, rss, heapAfterGc: heap, verdict, flat: verdict === undefined ? undefined : verdict === Verdict.Flat });
     }
   }
   return out;
@@ -138,8 +154,18 @@ function trendCell(t: SeriesTrend | undefined): string {
 /** The Markdown report. */
 export function renderSoakMarkdown(f: SoakFigures, svgFile: string): string {
   const trends = analyse(f);
-  const verdicts = trends.filter((t) => t.flat !== undefined);
-  const allFlat = verdicts.length > 0 && verdicts.every((t) => t.flat === true);
+  const named = (v: Verdict): string => trends.filter((t) => t.verdict === v).map((t) => `${t.mode}/${t.process}`).join(', ');
+  const growing = named(Verdict.Growing);
+  const rssRising = named(Verdict.RssRising);
+  const judged = trends.some((t) => t.verdict !== undefined);
+  const overall =
+    growing !== ''
+      ? `**Verdict: GROWING** — heap after GC growing in ${growing}${rssRising === '' ? '' : `; RSS rising (heap flat) in ${rssRising}`}.`
+      : rssRising !== ''
+        ? `**Verdict: heap flat; RSS rising in ${rssRising}** — the live heap after GC stays within noise in every process once warmed up; the RSS of ${rssRising} rose beyond its noise while its heap did not (off-heap memory or the allocator's high-water mark — soak longer to tell a plateau from a slow off-heap leak).`
+        : judged
+          ? '**Verdict: flat** — every process’s RSS and heap after GC stay within noise once warmed up.'
+          : '**Verdict: n/a** — too few samples after warm-up.';
   const lines: string[] = [`# Soak: memory over requests served, ${f.date}`, ''];
   if (f.note !== undefined) lines.push(`> ${f.note}`, '');
   lines.push(
@@ -147,7 +173,7 @@ export function renderSoakMarkdown(f: SoakFigures, svgFile: string): string {
     '',
     `![RSS and heap after GC over requests served](${svgFile})`,
     '',
-    `**Verdict: ${allFlat ? 'flat' : 'GROWING'}** — ${allFlat ? 'every process’s RSS and heap after GC stay within noise once warmed up' : `growing: ${verdicts.filter((t) => t.flat === false).map((t) => `${t.mode}/${t.process}`).join(', ')}`}.`,
+    overall,
     '',
     `Slope: least squares over the samples after warm-up (the first quarter of the requests, or until the process's first major GC if later), in MB per 100k requests. Flat when what the slope adds up to across that window is within the noise (twice the residuals' standard deviation, at least ${FLAT_FLOOR_MB} MB). Heap after GC is \`nodejs_heap_used_after_gc_bytes\` from each process's \`/metrics\` (the live set after the latest major GC${f.modes.some((m) => m.forcedGc === true) ? '; before each sample a full GC was forced through the process\'s inspector, so it is the live set at that moment' : ''}); RSS is \`/proc/<pid>/status\` VmRSS, read after it.`,
     '',
@@ -163,7 +189,8 @@ export function renderSoakMarkdown(f: SoakFigures, svgFile: string): string {
       '| --- | --- | ---: | ---: | --- | ---: | ---: | --- |',
     );
     for (const t of trends.filter((x) => x.mode === m.mode)) {
-      lines.push(`| ${t.process} (${t.what}) | ${trendCell(t.rss)} | ${trendCell(t.heapAfterGc)} | ${t.flat === undefined ? 'n/a' : t.flat ? 'flat' : '**growing**'} |`);
+      const verdict = t.verdict === undefined ? 'n/a' : t.verdict === Verdict.Flat ? 'flat' : t.verdict === Verdict.Growing ? '**growing**' : 'RSS rising, heap flat';
+      lines.push(`| ${t.process} (${t.what}) | ${trendCell(t.rss)} | ${trendCell(t.heapAfterGc)} | ${verdict} |`);
     }
     lines.push('');
   }
@@ -180,7 +207,7 @@ export function renderSoakSvg(f: SoakFigures): string {
   const left = 70;
   const right = 250;
   const plotW = W - left - right;
-  const top1 = 60;
+  const top1 = 80;
   const h = 220;
   const top2 = top1 + h + 70;
   const H = top2 + h + 60;
@@ -239,7 +266,7 @@ export function renderSoakSvg(f: SoakFigures): string {
     out.push(`<line x1="${W - right + 20}" y1="${ly + 5}" x2="${W - right + 44}" y2="${ly + 5}" stroke="${se.color}" stroke-width="2"${se.dash === '' ? '' : ` stroke-dasharray="${se.dash}"`}/>`);
     out.push(`<text x="${W - right + 50}" y="${ly + 9}">${esc(`${se.mode.mode}: ${se.name}`)}</text>`);
     const slope = (st: SeriesTrend | undefined): string => (st === undefined ? 'n/a' : `${signedMb(st.slopePer100k)}`);
-    out.push(`<text x="${W - right + 50}" y="${ly + 24}" font-size="10" fill="#555">MB/100k: RSS ${slope(t?.rss)}, heap ${slope(t?.heapAfterGc)}${t?.flat === false ? ' — growing' : t?.flat === true ? ' — flat' : ''}</text>`);
+    out.push(`<text x="${W - right + 50}" y="${ly + 24}" font-size="10" fill="#555">MB/100k: RSS ${slope(t?.rss)}, heap ${slope(t?.heapAfterGc)}${t?.verdict === undefined ? '' : ` — ${t.verdict === Verdict.RssRising ? 'RSS rising' : t.verdict}`}</text>`);
   });
   out.push(`<text x="${left}" y="${H - 12}" fill="#555">commit ${esc(f.commit)}, Node ${esc(f.node)}, ${f.cpus} CPUs; solid: embedded (portcullis start, sandbox in-process); dashed: cluster (roles as processes on NATS + ClickHouse)</text>`);
   out.push('</svg>', '');

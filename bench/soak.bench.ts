@@ -363,11 +363,11 @@ async function main(): Promise<void> {
   writeFileSync(join(outDir, `${name}.json`), `${JSON.stringify(figures, null, 2)}\n`);
   writeReports(outDir, name, figures, env['BENCH_SOAK_NAME'] === undefined);
   const trends = analyse(figures);
-  reportFigures('soak', { trends: trends.map((t) => ({ mode: t.mode, process: t.process, flat: t.flat, rssSlopePer100k: t.rss?.slopePer100k, heapSlopePer100k: t.heapAfterGc?.slopePer100k })) });
+  reportFigures('soak', { trends: trends.map((t) => ({ mode: t.mode, process: t.process, verdict: t.verdict, rssSlopePer100k: t.rss?.slopePer100k, heapSlopePer100k: t.heapAfterGc?.slopePer100k })) });
   process.stdout.write(`wrote bench/results/${name}.{json,md,svg}\n`);
   for (const t of trends) {
     process.stdout.write(
-      `${t.mode}/${t.process}: RSS ${t.rss?.slopePer100k.toFixed(1) ?? 'n/a'} MB/100k, heap after GC ${t.heapAfterGc?.slopePer100k.toFixed(1) ?? 'n/a'} MB/100k → ${t.flat === undefined ? 'n/a' : t.flat ? 'flat' : 'GROWING'}\n`,
+      `${t.mode}/${t.process}: RSS ${t.rss?.slopePer100k.toFixed(1) ?? 'n/a'} MB/100k, heap after GC ${t.heapAfterGc?.slopePer100k.toFixed(1) ?? 'n/a'} MB/100k → ${t.verdict ?? 'n/a'}\n`,
     );
   }
 }

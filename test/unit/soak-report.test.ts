@@ -66,6 +66,25 @@ describe('soak report', () => {
     assert.match(md, /\| p \(serve edge\) \| (19[89]|20[01])\.\d → (19[89]|20[01])\.\d \|/);
   });
 
+  test('RSS rising while the heap after GC stays flat is reported as such, not called flat', () => {
+    const mode: SoakMode = {
+      mode: 'cluster',
+      label: 'cluster',
+      processes: { p: 'serve audit' },
+      // The allocator's high-water mark steps up by 15 MB; the live heap does not move.
+      samples: samples(20, 5000, (x, i) => (x < 50_000 ? 120 : 135) + jitter(i) / 2, (_x, i) => 36 + jitter(i) / 4),
+      warmupRequests: 20_000,
+      requestsPerSecond: 1000,
+      errors: 0,
+      forcedGc: true,
+    };
+    const [t] = analyse(figures(mode));
+    assert.equal(t?.verdict, 'rss-rising');
+    assert.equal(t.flat, false);
+    assert.equal(t.heapAfterGc?.flat, true);
+    assert.match(renderSoakMarkdown(figures(mode), 'x.svg'), /\*\*Verdict: heap flat; RSS rising in cluster\/p\*\*/);
+  });
+
   test('the report says GROWING and names the process; the chart has a line per process and panel', () => {
     const mode: SoakMode = {
       mode: 'embedded',
@@ -78,7 +97,7 @@ describe('soak report', () => {
       forcedGc: true,
     };
     const md = renderSoakMarkdown(figures(mode), 'x.svg');
-    assert.match(md, /\*\*Verdict: GROWING\*\* — growing: embedded\/p\./);
+    assert.match(md, /\*\*Verdict: GROWING\*\* — heap after GC growing in embedded\/p\./);
     assert.match(md, /\| \*\*growing\*\* \|$/m);
     assert.match(md, /a full GC was forced/);
     const svg = renderSoakSvg(figures(mode));
