@@ -85,7 +85,7 @@ async function streamThrough(url: string, ca: string, token: string, edgePid: nu
 }
 
 try {
-  const fixture = await startChild(join(here, '../test/fixture/kube-apiserver/main.js'), ['--port', '0', '--cert-dir', join(dir, 'fixture-tls')]);
+  const fixture = await startChild(join(here, '../apps/sandbox/src/main.js'), ['--port', '0', '--cert-dir', join(dir, 'fixture-tls')]);
   const big = await bigListUpstream(BIG_LIST_BYTES);
   const fx = { url: fixture.info['url'] ?? '', caPem: fixture.info['ca'] ?? '', token: fixture.info['token'] ?? '' };
   const edge = await startChild(join(here, 'kube-edge-process.js'), [JSON.stringify({ k: fx, big: { url: big.url, caPem: big.caPem, token: big.token } })]);

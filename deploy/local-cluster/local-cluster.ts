@@ -20,7 +20,7 @@ import { ensureBinaries, freePort, startClickHouse, startNats, startRedis, type 
 /** Repository root (dist/deploy/local-cluster → ../../..). */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const CLI = join(REPO_ROOT, 'bin', 'portcullis.js');
-const FIXTURE = join(REPO_ROOT, 'dist', 'test', 'fixture', 'kube-apiserver', 'main.js');
+const SANDBOX = join(REPO_ROOT, 'dist', 'apps', 'sandbox', 'src', 'main.js');
 const MARKER = '.portcullis-local-cluster';
 
 /** Options of {@link startLocalCluster}. */
@@ -83,7 +83,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   const replicas = opts.replicas ?? 2;
   const stateDir = resolve(opts.stateDir);
   prepareStateDir(stateDir);
-  if (!existsSync(FIXTURE)) throw new Error(`${FIXTURE} is missing: build first (npm run build)`);
+  if (!existsSync(SANDBOX)) throw new Error(`${SANDBOX} is missing: build first (npm run build)`);
 
   const stops: (() => Promise<void>)[] = [];
   const stopAll = async (): Promise<void> => {
@@ -107,7 +107,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     progress('starting the Kubernetes API-server fixture (the upstream)');
     const upstreamDir = join(stateDir, 'upstream');
     mkdirSync(upstreamDir, { recursive: true });
-    const fixture = spawnLogged(process.execPath, [FIXTURE, '--cert-dir', upstreamDir, '--token-file', join(upstreamDir, 'token')], join(stateDir, 'logs', 'kube-apiserver.log'));
+    const fixture = spawnLogged(process.execPath, [SANDBOX, '--cert-dir', upstreamDir, '--token-file', join(upstreamDir, 'token')], join(stateDir, 'logs', 'kube-apiserver.log'));
     stops.push(() => stopChild(fixture.child));
     const fixtureInfo = JSON.parse(await fixture.line(/^\{"url"/, 30_000)) as { url: string; ca: string };
     writeFileSync(join(upstreamDir, 'ca.pem'), fixtureInfo.ca);

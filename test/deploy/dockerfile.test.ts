@@ -2,7 +2,8 @@
  * deploy/Dockerfile, checked structurally (Docker cannot run on the development machines):
  * multi-stage, pinned base, production dependencies only, non-root, and everything the runtime
  * stage copies is enough for the CLI to load — every module the compiled CLI reaches is in the
- * copied dist/ directories, and every package it imports is a production dependency.
+ * copied dist/ directories, and every package it imports is a production dependency — and no test
+ * or bench code reaches the image (the sandbox API server is product code in libs/kube-sandbox).
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -86,6 +87,19 @@ describe('deploy/Dockerfile', () => {
     for (const entry of ['node_modules', 'dist', '.portcullis', '.git']) assert.ok(ignore.includes(entry), `.dockerignore lists ${entry}`);
   });
 
+  test('no test or bench code reaches the image: neither stage copies test/ or bench/, the runtime stage nothing under dist/test or dist/bench', () => {
+    const copies = stages.flatMap((s) => s.lines.filter((l) => /^COPY\s/i.test(l)).map((l) => ({ stage: s.name, parts: l.split(/\s+/).slice(1).filter((p) => !p.startsWith('--')) })));
+    for (const { stage, parts } of copies) {
+      for (const src of parts.slice(0, -1)) {
+        const path = src.replace(/^\/src\//, '').replace(/^\.\//, '');
+        assert.doesNotMatch(path, /^(dist\/)?(test|bench)(\/|$)/, `stage ${stage} copies ${src}: test and bench code stay out of the image`);
+        assert.ok(!['.', 'dist', 'dist/'].includes(path), `stage ${stage} copies all of ${src}, test code included`);
+      }
+    }
+    const ignore = readFileSync(join(REPO_ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim());
+    for (const entry of ['test', 'bench']) assert.ok(ignore.includes(entry), `.dockerignore lists ${entry}: the build context carries no ${entry} code`);
+  });
+
   test('the copied dist/ directories hold every module the CLI loads, and its packages are production dependencies', () => {
     const copiedDist = runtime.lines
       .filter((l) => /^COPY --from=build \/src\/dist\//.test(l))
@@ -121,6 +135,9 @@ describe('deploy/Dockerfile', () => {
     };
     visit(join(REPO_ROOT, 'dist/apps/cli/src/main.js'));
     assert.ok(seen.size > 50, `followed ${seen.size} modules`);
+    const loaded = [...seen].map((f) => relative(REPO_ROOT, f));
+    assert.deepEqual(loaded.filter((f) => /^dist\/(test|bench)\//.test(f)), [], 'the CLI loads no test or bench module');
+    assert.ok(loaded.includes('dist/libs/kube-sandbox/src/kube-apiserver.js'), 'the CLI reaches the embedded sandbox through dist/libs (@portcullis/kube-sandbox)');
     for (const p of packages) assert.ok(p in pkg.dependencies, `${p} is imported at run time, so it must be in dependencies (the image omits devDependencies)`);
   });
 });

@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startKubeApiServer, type KubeApiServer } from '../fixture/kube-apiserver/index.js';
+import { startKubeApiServer, type KubeApiServer } from '@portcullis/kube-sandbox';
 import { freePort, startClickHouse, startNats, uniqueName, type TestClickHouse, type TestNats } from '../harness/services.js';
 import { runPortcullis, startPortcullis, tempDir, writeConfig, type PortcullisProcess } from '../support/portcullis-process.js';
 import { edgeRequest, eventually } from '../support/gateway-https.js';
@@ -75,7 +75,7 @@ describe('audit durability: writer SIGKILLed and ClickHouse stopped under load',
   };
 
   before(async () => {
-    [nats, clickhouse, fixture] = await Promise.all([startNats({ jetstream: true }), startClickHouse(), startKubeApiServer()]);
+    [nats, clickhouse, fixture] = await Promise.all([startNats({ jetstream: true }), startClickHouse(), startKubeApiServer({ requestLog: { max: 100_000 } })]);
     const tokenFile = join(dir, 'upstream-token');
     const caFile = join(dir, 'upstream-ca.pem');
     writeFileSync(tokenFile, fixture.token, { mode: 0o600 });

@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startKubeApiServer, type KubeApiServer } from '../fixture/kube-apiserver/index.js';
+import { startKubeApiServer, type KubeApiServer } from '@portcullis/kube-sandbox';
 import { freePort, sharedClickHouseUrl, startNats, uniqueName, type TestNats } from '../harness/services.js';
 import { kubectl, REPO_ROOT, runPortcullis, startPortcullis, tempDir, writeConfig, type PortcullisProcess } from '../support/portcullis-process.js';
 import { edgeRequest, eventually } from '../support/gateway-https.js';
@@ -70,7 +70,7 @@ describe('cluster mode: two edges, policy and audit as processes on NATS and Cli
   before(async () => {
     nats = await startNats({ jetstream: true });
     chUrl = await sharedClickHouseUrl();
-    fixture = await startKubeApiServer();
+    fixture = await startKubeApiServer({ requestLog: { max: 10_000 } });
     const tokenFile = join(dir, 'upstream-token');
     const caFile = join(dir, 'upstream-ca.pem');
     writeFileSync(tokenFile, fixture.token, { mode: 0o600 });

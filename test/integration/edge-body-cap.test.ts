@@ -9,7 +9,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:https';
-import { startKubeApiServer, type KubeApiServer } from '../fixture/kube-apiserver/index.js';
+import { startKubeApiServer, type KubeApiServer } from '@portcullis/kube-sandbox';
 import { ApprovalGateState, create, ApprovalGateReplySchema, decodeApprovalGateRequest, encodeApprovalGateReply, QueueGroups, Subjects, newEventId, type EventEnvelope } from '@portcullis/contracts';
 import { startTestEdge, type TestEdge } from '../support/kube-edge.js';
 import { eventually } from '../support/gateway-https.js';
@@ -69,7 +69,7 @@ describe('edge.maxRequestBodyBytes on forwarded and held requests', { timeout: 9
   let gateAsked = 0;
 
   before(async () => {
-    fixture = await startKubeApiServer();
+    fixture = await startKubeApiServer({ requestLog: { max: 10_000 } });
     edge = await startTestEdge({ connections: { k: fixture }, policy: POLICY, maxRequestBodyBytes: CAP, approvals: true });
     // The approval role, reduced to "granted": a held request whose body fits is forwarded once.
     edge.bus.serve(Subjects.approvalGate(), QueueGroups.approval, (msg) => {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startKubeApiServer, type KubeApiServer } from '../fixture/kube-apiserver/index.js';
+import { startKubeApiServer, type KubeApiServer } from '@portcullis/kube-sandbox';
 import { createInProcessBus, type BusHandle } from '@portcullis/bus';
 import {
   decisionReply,
@@ -62,7 +62,7 @@ describe('edge pipeline fails closed', { timeout: 60_000 }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'edge-fail-closed-'));
 
   before(async () => {
-    fixture = await startKubeApiServer();
+    fixture = await startKubeApiServer({ requestLog: { max: 10_000 } });
     handle = createInProcessBus();
     await handle.log.ensureStream({ name: Streams.audit.name, subjects: Streams.audit.subjects, maxAgeMs: 0, duplicateWindowMs: 60_000, replicas: 1 });
     log = new RecordingLog(handle.log);

@@ -13,7 +13,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UnsecuredJWT, type JWTPayload } from 'jose';
-import { startKubeApiServer, type KubeApiServer } from '../fixture/kube-apiserver/index.js';
+import { startKubeApiServer, type KubeApiServer } from '@portcullis/kube-sandbox';
 import { createInProcessBus, type BusHandle } from '@portcullis/bus';
 import {
   decisionReply,
@@ -102,8 +102,8 @@ describe('machine identity through the edge', { timeout: 120_000 }, () => {
 
     const clientCa = await createCertificateAuthority('upstream client CA');
     const clientCert = await issueClientCertificate(clientCa, { commonName: 'portcullis-edge' });
-    fixture = await startKubeApiServer();
-    mtlsFixture = await startKubeApiServer({ clientCaPem: clientCa.certPem });
+    fixture = await startKubeApiServer({ requestLog: { max: 10_000 } });
+    mtlsFixture = await startKubeApiServer({ clientCaPem: clientCa.certPem, requestLog: { max: 10_000 } });
     // A pod's service-account mount, in a temp dir.
     const saDir = join(dir, 'serviceaccount');
     mkdirSync(saDir);
@@ -275,7 +275,10 @@ describe('machine identity through the edge', { timeout: 120_000 }, () => {
     assert.equal(fixture.requests.length, 2);
     for (const [i, req] of fixture.requests.entries()) {
       const auditId = String((i === 0 ? r1 : r2).headers['audit-id']);
-      assert.equal(req.user?.startsWith(`token:${fixture.token.slice(0, 4)}`), true, 'the gateway credential authenticated the call');
+      assert.equal(req.user, 'token:#1', 'the gateway credential authenticated the call');
+      // The sandbox records a fingerprint of the Authorization credential, never the credential.
+      assert.equal(req.authorization?.fingerprint, fixture.fingerprint(fixture.token), 'the gateway credential reached the upstream');
+      assert.notEqual(req.authorization?.fingerprint, fixture.fingerprint(token), 'the client token did not');
       assert.deepEqual(req.impersonation, {
         user: 'portcullis:deploy-bot',
         groups: ['portcullis:bots', 'portcullis:deployers'],
@@ -358,7 +361,7 @@ describe('machine identity through the edge', { timeout: 120_000 }, () => {
     const m = await call(token, '/k8s/mtls/api/v1/namespaces/default/pods');
     assert.equal(m.status, 200, m.body);
     assert.equal(mtlsFixture.requests[0]?.user, 'portcullis-edge', 'authenticated by the client certificate');
-    assert.equal(mtlsFixture.requests[0]?.headers['authorization'], undefined, 'no bearer token at all on the mTLS connection');
+    assert.equal(mtlsFixture.requests[0]?.authorization, undefined, 'no Authorization header at all on the mTLS connection');
     assert.equal(mtlsFixture.requests[0]?.impersonation?.user, 'portcullis:deploy-bot');
     const p = await call(token, '/k8s/pod/api/v1/namespaces/default/pods');
     assert.equal(p.status, 200, p.body);

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { CoreV1Api, Exec, KubeConfig, Watch, type V1Pod, type V1Status } from '@kubernetes/client-node';
-import { startKubeApiServer, type KubeApiServer } from '../fixture/kube-apiserver/index.js';
+import { startKubeApiServer, type KubeApiServer } from '@portcullis/kube-sandbox';
 import type { EventEnvelope, SessionEnded, SessionFrames, SessionStarted } from '@portcullis/contracts';
 import { edgeRequest, eventually } from '../support/gateway-https.js';
 import { kubectl, tempDir } from '../support/portcullis-process.js';
@@ -51,7 +51,7 @@ describe('Kubernetes data path through the edge', { timeout: 180_000 }, () => {
 
   before(async () => {
     dir = tempDir('kube-data-path');
-    fixture = await startKubeApiServer();
+    fixture = await startKubeApiServer({ requestLog: { max: 10_000 } });
     edge = await startTestEdge({
       connections: { k: fixture },
       policy: POLICY,

@@ -12,7 +12,7 @@ import { connect as netConnect, type AddressInfo, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { startKubeApiServer, type KubeApiServer } from '../fixture/kube-apiserver/index.js';
+import { startKubeApiServer, type KubeApiServer } from '@portcullis/kube-sandbox';
 import { kubectl, tempDir } from '../support/portcullis-process.js';
 import { startTestEdge, type TestEdge } from '../support/kube-edge.js';
 
@@ -37,7 +37,7 @@ describe('connections by path and by host name; discovery caches never mix', { t
   before(async () => {
     dir = tempDir('host-routing');
     withWidgets = await startKubeApiServer();
-    withoutWidgets = await startKubeApiServer({ customResources: false });
+    withoutWidgets = await startKubeApiServer({ customResources: false, requestLog: { max: 10_000 } });
     edge = await startTestEdge({ connections: { a: withWidgets, b: withoutWidgets }, policy: POLICY, domain: DOMAIN });
     proxy = createServer((_req, res) => res.writeHead(405).end());
     proxy.on('connect', (req, client: Socket, head: Buffer) => {

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { Agent, request } from 'node:https';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startKubeApiServer, type KubeApiServer } from '../fixture/kube-apiserver/index.js';
+import { startKubeApiServer, type KubeApiServer } from '@portcullis/kube-sandbox';
 import { freePort, startNats, type TestNats } from '../harness/services.js';
 import { runPortcullis, startPortcullis, tempDir, writeConfig, type PortcullisProcess } from '../support/portcullis-process.js';
 import { eventually } from '../support/gateway-https.js';
@@ -112,7 +112,7 @@ describe('policy service: failover, invalid and valid pushes across processes', 
 
   before(async () => {
     nats = await startNats({ jetstream: true });
-    fixture = await startKubeApiServer();
+    fixture = await startKubeApiServer({ requestLog: { max: 10_000 } });
     const tokenFile = join(dir, 'upstream-token');
     const caFile = join(dir, 'upstream-ca.pem');
     writeFileSync(tokenFile, fixture.token, { mode: 0o600 });

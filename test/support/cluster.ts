@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startKubeApiServer, type KubeApiServer } from '../fixture/kube-apiserver/index.js';
+import { startKubeApiServer, type KubeApiServer } from '@portcullis/kube-sandbox';
 import { freePort, startNats, startRedis, type TestNats, type TestRedis } from '../harness/services.js';
 import { kubectl, runPortcullis, startPortcullis, tempDir, writeConfig, type PortcullisProcess } from './portcullis-process.js';
 import { edgeRequest } from './gateway-https.js';
@@ -126,7 +126,8 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const [nats, redis, fixture, slack] = await Promise.all([
     startNats({ jetstream: true }),
     startRedis(),
-    startKubeApiServer(),
+    // The suites assert what reached the upstream: a bounded record, far above what one suite sends.
+    startKubeApiServer({ requestLog: { max: 50_000 } }),
     startFakeSlack({ botToken: BOT_TOKEN, emails: { U0CAROL: 'carol@example.com' } }),
   ]);
   const procs = new Map<string, PortcullisProcess>();

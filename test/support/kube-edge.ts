@@ -1,5 +1,5 @@
 /**
- * An in-process edge in front of API-server fixtures, for data-path tests with real kubectl and
+ * An in-process edge in front of sandbox API servers, for data-path tests with real kubectl and
  * @kubernetes/client-node: in-process bus, a real policy engine answering over it, an event log
  * that keeps every appended event for assertions, the development issuer for tokens.
  */
@@ -14,7 +14,7 @@ import { DevIssuer, TokenVerifier } from '@portcullis/identity';
 import { loadOrCreateDevTls } from '@portcullis/tls';
 import { silentLogger } from '@portcullis/common';
 import { ApprovalGate, AuditPublisher, ConnectionRegistry, createUpstreamConnection, DecisionClient, EdgePipeline, EdgeServer, type SessionRecordingOptions } from '@portcullis/gateway';
-import type { KubeApiServer } from '../fixture/kube-apiserver/index.js';
+import type { KubeApiServer } from '@portcullis/kube-sandbox';
 import { trackProcess, untrackProcess } from '../harness/process-reaper.js';
 import { RecordingLog } from './recording-log.js';
 

@@ -40,9 +40,9 @@ import {
   type AuditRow,
 } from '@portcullis/audit-store';
 
-// Compiled to dist/test/unit; fixtures stay in the source tree.
-const FIXTURES = fileURLToPath(new URL('../../../test/fixtures/events/', import.meta.url));
-// UPDATE_GOLDEN=1 rewrites the fixtures (review the diff: an encoding change is a contract change).
+// Compiled to dist/test/unit; the golden event data stays in the source tree (test/golden).
+const FIXTURES = fileURLToPath(new URL('../../../test/golden/events/', import.meta.url));
+// UPDATE_GOLDEN=1 rewrites the golden files (review the diff: an encoding change is a contract change).
 const UPDATE = process.env['UPDATE_GOLDEN'] === '1';
 
 const T0 = Date.UTC(2026, 0, 2, 3, 4, 5, 678);

@@ -6,9 +6,12 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import {
   createPortcullisMetrics,
   MetricsRegistry,
+  observeHeapAfterGc,
   ObservabilityServer,
   Readiness,
   RequestOutcome,
@@ -97,12 +100,60 @@ describe('the Portcullis metric catalogue', () => {
       if (type === 'counter') assert.match(name, /_total$/, `${name}: counters end in _total`);
       else assert.doesNotMatch(name, /_total$/, `${name}: only counters end in _total`);
       if (/duration|latency|delay/.test(name)) assert.match(name, /_seconds$/, `${name}: durations in seconds`);
-      if (name.startsWith('portcullis_')) assert.ok(readme.includes(`\`${name}\``), `${name} is documented in README.md`);
+      assert.ok(readme.includes(`\`${name}\``), `${name} is documented in README.md`);
     }
     assert.match(text, /^portcullis_edge_requests_total\{connection="prod",verb="get",decision="allow"\} 1$/m);
     // Label-less metrics exist from the start, so alerts on them work before the first event.
     assert.match(text, /^portcullis_approvals_pending 0$/m);
     assert.match(text, /^portcullis_audit_insert_failures_total 0$/m);
+  });
+});
+
+describe('nodejs_heap_used_after_gc_bytes', () => {
+  // A real major GC on demand: --expose-gc set at run time, gc() taken from a fresh context.
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const scrape = async (m: ReturnType<typeof createPortcullisMetrics>): Promise<{ afterGc: number; used: number; majorGcs: number }> => {
+    const text = await m.registry.render();
+    const value = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+    return { afterGc: value('nodejs_heap_used_after_gc_bytes'), used: value('nodejs_heap_used_bytes'), majorGcs: value('nodejs_major_gcs_total') };
+  };
+  const afterNextMajorGc = async (m: ReturnType<typeof createPortcullisMetrics>): Promise<number> => {
+    const seen = observeHeapAfterGc()().majorGcs;
+    gc();
+    // The gc entry is delivered asynchronously, after the collection.
+    const deadline = Date.now() + 5_000;
+    while (observeHeapAfterGc()().majorGcs === seen) {
+      assert.ok(Date.now() < deadline, 'a major GC is observed within 5 s');
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    return (await scrape(m)).afterGc;
+  };
+
+  test('is the live set after a major GC: it rises by what survives and falls back when that is released, garbage not counted', async () => {
+    const m = createPortcullisMetrics({ role: 'edge', version: 't' });
+    await scrape(m); // the first scrape starts the observation
+    const base = await afterNextMajorGc(m);
+    assert.ok(base > 0, `a live heap after GC (${base})`);
+
+    const RETAINED = 40 * 1024 * 1024;
+    // 40 arrays of 128 Ki doubles (1 MiB each) on the V8 heap (Buffers would be off-heap).
+    let kept: number[][] | undefined = Array.from({ length: 40 }, (_, i) => Array.from({ length: 128 * 1024 }, (_, j) => i + j + 0.5));
+    const grown = await afterNextMajorGc(m);
+    assert.ok(grown - base > RETAINED * 0.8, `retained ~40 MB: ${((grown - base) / 1e6).toFixed(1)} MB more after GC`);
+
+    // Garbage allocated after the GC raises the sampled heap, not the after-GC value.
+    let garbage: string[] | undefined = Array.from({ length: 20_000 }, (_, i) => `garbage-${i}`.repeat(50));
+    const sampled = await scrape(m);
+    assert.equal(sampled.afterGc, grown, 'no major GC, no change');
+    assert.ok(sampled.majorGcs >= 2, `nodejs_major_gcs_total counts the collections (${sampled.majorGcs})`);
+    assert.ok(sampled.used > grown, 'the sampled heap includes the new garbage');
+    garbage = undefined;
+
+    kept = undefined;
+    const released = await afterNextMajorGc(m);
+    assert.ok(grown - released > RETAINED * 0.8, `released ~40 MB: ${((grown - released) / 1e6).toFixed(1)} MB less after GC`);
+    assert.equal(kept ?? garbage, undefined);
   });
 });
 

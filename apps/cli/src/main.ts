@@ -5,8 +5,7 @@ import { createUpstreamConnection, type UpstreamConnection } from '@portcullis/g
 import { createPlatform, type Platform } from '../../runtime/src/index.js';
 import { EdgeService } from '../../edge/src/edge.service.js';
 import { ApprovalRoleService } from '../../approval/src/approval.service.js';
-// eslint-disable-next-line no-restricted-imports -- temporary: the sandbox moves out of test/ into a lib (issue 15, point 4)
-import { startKubeApiServer, type KubeApiServer } from '../../../test/fixture/kube-apiserver/index.js';
+import { startKubeApiServer, type KubeApiServer } from '@portcullis/kube-sandbox';
 import { ALL_ROLES, bootRoles, Role } from './roles.js';
 import { loadCliConfig, PACKAGE_ROOT } from './config-file.js';
 import {

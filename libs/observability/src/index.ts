@@ -7,6 +7,8 @@ export { Counter, Gauge, Histogram, MetricsRegistry, PROMETHEUS_CONTENT_TYPE } f
 export type { Collector } from './metrics-registry.js';
 export { APPROVAL_BUCKETS, BATCH_BUCKETS, LATENCY_BUCKETS, RequestOutcome, createPortcullisMetrics } from './portcullis-metrics.js';
 export type { PortcullisMetrics } from './portcullis-metrics.js';
+export { observeHeapAfterGc } from './heap-after-gc.js';
+export type { HeapAfterGc } from './heap-after-gc.js';
 export { Readiness } from './health.js';
 export type { ReadinessCheck, ReadinessReport } from './health.js';
 export { ObservabilityServer } from './observability-server.js';

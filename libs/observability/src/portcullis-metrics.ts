@@ -5,6 +5,7 @@
  * a role updates only its own.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { observeHeapAfterGc, type HeapAfterGc } from './heap-after-gc.js';
 import { MetricsRegistry, type Counter, type Gauge, type Histogram } from './metrics-registry.js';
 
 /** Latency buckets (seconds) for sub-millisecond to multi-second hops. */
@@ -117,13 +118,21 @@ function registerProcessMetrics(r: MetricsRegistry): void {
   let cpuSeen = 0;
   const rss = r.gauge('process_resident_memory_bytes', 'Resident memory size in bytes.');
   const heap = r.gauge('nodejs_heap_used_bytes', 'V8 heap in use, in bytes.');
+  const heapAfterGc = r.gauge('nodejs_heap_used_after_gc_bytes', 'V8 heap in use right after the latest major GC (the live set), in bytes; 0 until the first major GC since the first scrape.');
+  const majorGcs = r.counter('nodejs_major_gcs_total', 'Major (mark-compact) GCs since the first scrape: says whether nodejs_heap_used_after_gc_bytes is fresh.');
+  let majorGcsSeen = 0;
   const lag = r.gauge('nodejs_eventloop_delay_p99_seconds', 'The 99th percentile of event-loop delay since the last scrape, in seconds.');
   let delay: ReturnType<typeof monitorEventLoopDelay> | undefined;
+  let afterGc: (() => HeapAfterGc) | undefined;
   r.collect(() => {
     // Sampling starts with the first scrape: a process nobody scrapes pays nothing.
     if (delay === undefined) {
       delay = monitorEventLoopDelay({ resolution: 20 });
       delay.enable();
+    }
+    if (afterGc === undefined) {
+      afterGc = observeHeapAfterGc();
+      majorGcsSeen = afterGc().majorGcs;
     }
     const u = process.cpuUsage();
     const total = (u.user + u.system) / 1e6;
@@ -132,6 +141,10 @@ function registerProcessMetrics(r: MetricsRegistry): void {
     const m = process.memoryUsage();
     rss.set([], m.rss);
     heap.set([], m.heapUsed);
+    const gcs = afterGc();
+    if (gcs.bytes !== undefined) heapAfterGc.set([], gcs.bytes);
+    majorGcs.inc([], gcs.majorGcs - majorGcsSeen);
+    majorGcsSeen = gcs.majorGcs;
     lag.set([], delay.percentile(99) / 1e9);
     delay.reset();
   });

@@ -3,14 +3,16 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
-import { request } from 'node:https';
+import { Agent, request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { getHeapStatistics, setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { after, before, describe, it } from 'node:test';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
 import { createCertificateAuthority, issueClientCertificate } from '@portcullis/tls';
-import { kubeconfigFor, startKubeApiServer, type KubeApiServer, type RecordedRequest } from '../fixture/kube-apiserver/index.js';
+import { kubeconfigFor, startKubeApiServer, type KubeApiServer, type RecordedRequest } from '@portcullis/kube-sandbox';
 
 const KUBECTL = process.env['KUBECTL'] ?? '/usr/bin/kubectl';
 
@@ -97,10 +99,10 @@ function findRequest(requests: readonly RecordedRequest[], method: string, pathP
   return found;
 }
 
-describe('kube-apiserver fixture with real kubectl', () => {
+describe('the sandbox API server with real kubectl', () => {
   before(async () => {
     workDir = await mkdtemp(join(tmpdir(), 'kube-fixture-test-'));
-    api = await startKubeApiServer();
+    api = await startKubeApiServer({ requestLog: { max: 10_000 } });
     kubeconfigPath = join(workDir, 'kubeconfig');
     await writeFile(kubeconfigPath, kubeconfigFor({ url: api.url, caPem: api.caPem, token: api.token }), { mode: 0o600 });
   });
@@ -124,7 +126,7 @@ describe('kube-apiserver fixture with real kubectl', () => {
     const list = findRequest(seen, 'GET', '/api/v1/pods');
     assert.match(String(list.headers['accept']), /as=Table;v=v1;g=meta\.k8s\.io/);
     assert.equal(list.path, '/api/v1/pods?limit=500');
-    assert.ok(seen.every((r) => r.user === `token:${api.token.slice(0, 4)}...`));
+    assert.ok(seen.every((r) => r.user === 'token:#1' && r.authorization?.sandboxToken === true && r.authorization.fingerprint === api.fingerprint(api.token)));
   });
 
   it('get ns lists the seeded namespaces as Active', async () => {
@@ -277,9 +279,9 @@ describe('kube-apiserver fixture with real kubectl', () => {
   });
 });
 
-describe('kube-apiserver fixture protocol details', () => {
+describe('the sandbox API server: protocol details', () => {
   before(async () => {
-    api = await startKubeApiServer({ tokens: ['protocol-token', 'second-token'] });
+    api = await startKubeApiServer({ tokens: ['protocol-token', 'second-token'], requestLog: { max: 10_000 } });
   });
   after(async () => {
     await api.close();
@@ -295,7 +297,7 @@ describe('kube-apiserver fixture protocol details', () => {
     assert.equal((await raw('GET', '/version', { token: null })).status, 200);
     const second = await raw('GET', '/api/v1/namespaces', { token: 'second-token' });
     assert.equal(second.status, 200);
-    assert.equal(api.requests.at(-1)?.user, 'token:seco...');
+    assert.equal(api.requests.at(-1)?.user, 'token:#2');
   });
 
   it('serves Table with full objects on includeObject=Object and legacy discovery for plain JSON', async () => {
@@ -362,12 +364,141 @@ describe('kube-apiserver fixture protocol details', () => {
   });
 });
 
-describe('kube-apiserver fixture authentication and process mode', () => {
+describe('the sandbox request log: none by default, bounded when asked for, never a credential', () => {
+  before(async () => {
+    workDir = await mkdtemp(join(tmpdir(), 'sandbox-request-log-'));
+  });
+  after(async () => {
+    await rm(workDir, { recursive: true, force: true });
+  });
+  // A real full GC on demand, to read the live heap: --expose-gc set at run time.
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const liveHeap = (): number => {
+    gc();
+    gc();
+    return getHeapStatistics().used_heap_size;
+  };
+  /** `n` GETs over a few keep-alive connections, each with a 8 KiB header (what a request record would hold). */
+  const load = async (server: KubeApiServer, n: number): Promise<void> => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 4, ca: server.caPem });
+    const padding = 'p'.repeat(8 * 1024);
+    let next = 0;
+    try {
+      await Promise.all(
+        Array.from({ length: 4 }, async () => {
+          while (next < n) {
+            next++;
+            await new Promise<void>((resolve, reject) => {
+              request(`${server.url}/api/v1/namespaces/default/configmaps`, { agent, headers: { authorization: `Bearer ${server.token}`, 'x-padding': padding } }, (res) => {
+                res.resume();
+                res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`status ${res.statusCode}`))));
+              })
+                .once('error', reject)
+                .end();
+            });
+          }
+        }),
+      );
+    } finally {
+      agent.destroy();
+    }
+  };
+
+  it('keeps nothing per request by default: 2000 requests with 8 KiB headers leave the live heap where it was, and the record cannot be read', async () => {
+    const server = await startKubeApiServer({ seed: true });
+    try {
+      await load(server, 300); // warm-up: JIT, TLS, pools
+      const before = liveHeap();
+      await load(server, 2000);
+      const grown = liveHeap() - before;
+      // Keeping each request's headers would hold ≥ 16 MB here.
+      assert.ok(grown < 4 * 1024 * 1024, `the live heap grew ${(grown / 1048576).toFixed(1)} MB over 2000 requests`);
+      for (const read of [() => server.requests, () => server.incompleteRequests, () => server.execSessions, () => server.portForwards, () => server.clearRequests()]) {
+        assert.throws(read, /keeps no request log: start it with requestLog/);
+      }
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('requestLog: { max } keeps the newest max requests, oldest first, in bounded memory', async () => {
+    const server = await startKubeApiServer({ requestLog: { max: 3 } });
+    try {
+      for (const ns of ['default', 'kube-system', 'staging', 'prod', 'default']) assert.equal((await raw('GET', `/api/v1/namespaces/${ns}/pods`, { server })).status, 200);
+      assert.deepEqual(server.requests.map((r) => r.path), ['/api/v1/namespaces/staging/pods', '/api/v1/namespaces/prod/pods', '/api/v1/namespaces/default/pods']);
+      const before = liveHeap();
+      await load(server, 1000);
+      assert.ok(liveHeap() - before < 4 * 1024 * 1024, 'a full ring holds at most max records');
+      assert.equal(server.requests.length, 3);
+      server.clearRequests();
+      assert.deepEqual(server.requests, []);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('records what the credential was — which sandbox token, or a fingerprint of a foreign one — never the credential', async () => {
+    const tokens = ['first-sandbox-token-0123456789', 'second-sandbox-token-0123456789'];
+    const foreign = 'a-client-token-that-must-not-be-kept';
+    const server = await startKubeApiServer({ tokens, requestLog: { max: 10 } });
+    try {
+      assert.equal((await raw('GET', '/api/v1/namespaces', { server, token: tokens[1]!, headers: { 'Proxy-Authorization': `Basic ${Buffer.from('u:proxy-secret').toString('base64')}` } })).status, 200);
+      assert.equal((await raw('GET', '/api/v1/namespaces', { server, token: foreign })).status, 401);
+      assert.equal((await raw('GET', '/version', { server, token: null })).status, 200);
+      const [good, bad, anonymous] = server.requests;
+      assert.equal(good?.user, 'token:#2', 'named by position, not by a prefix of the token');
+      assert.deepEqual(good?.authorization, { scheme: 'Bearer', sandboxToken: true, fingerprint: server.fingerprint(tokens[1]!) });
+      assert.deepEqual(bad?.authorization, { scheme: 'Bearer', sandboxToken: false, fingerprint: server.fingerprint(foreign) });
+      assert.notEqual(bad?.authorization?.fingerprint, server.fingerprint(tokens[0]!));
+      assert.equal(bad?.user, undefined);
+      assert.equal(anonymous?.authorization, undefined);
+      for (const r of server.requests) {
+        assert.equal(r.headers['authorization'], undefined);
+        assert.equal(r.headers['proxy-authorization'], undefined);
+      }
+      const everything = JSON.stringify(server.requests);
+      for (const secret of [...tokens, foreign, 'proxy-secret', Buffer.from('u:proxy-secret').toString('base64'), tokens[1]!.slice(0, 4)]) {
+        assert.ok(!everything.includes(secret), `the record holds no part of ${secret.slice(0, 6)}…`);
+      }
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('bounds exec sessions too: the newest max sessions, stdin cut at 64 KiB', async () => {
+    const server = await startKubeApiServer({ requestLog: { max: 2 } });
+    const config = join(workDir, 'exec-log-kubeconfig');
+    await writeFile(config, kubeconfigFor({ url: server.url, caPem: server.caPem, token: server.token }), { mode: 0o600 });
+    try {
+      for (const word of ['one', 'two']) assert.equal((await kubectl(['exec', '-n', 'default', 'nginx-7c5ddbdf54-x8f9k', '--', 'echo', word], config)).code, 0);
+      const big = `${'x'.repeat(100 * 1024)}\n`;
+      const child = spawn(KUBECTL, ['--kubeconfig', config, '--cache-dir', join(workDir, `cache-${++cacheCounter}`), 'exec', '-i', '-n', 'default', 'nginx-7c5ddbdf54-x8f9k', '--', 'cat'], {
+        env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: workDir },
+        stdio: ['pipe', 'pipe', 'inherit'],
+      });
+      let echoed = 0;
+      child.stdout.on('data', (d: Buffer) => (echoed += d.length));
+      child.stdin.end(big);
+      const [code] = (await once(child, 'exit')) as [number | null];
+      assert.equal(code, 0);
+      assert.equal(echoed, big.length, 'cat echoed all of stdin: the cap is on the record, not the session');
+      const sessions = server.execSessions;
+      assert.deepEqual(sessions.map((s) => s.command.join(' ')), ['echo two', 'cat']);
+      assert.equal(sessions[1]?.stdin.length, 64 * 1024);
+      assert.equal(sessions[1]?.exitCode, 0);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('the sandbox API server: authentication and process mode', () => {
   it('authenticates client certificates signed by clientCaPem as their CN', async () => {
     const clientCa = await createCertificateAuthority('upstream client CA');
     const client = await issueClientCertificate(clientCa, { commonName: 'portcullis-edge', organizations: ['system:masters'] });
     const stranger = await issueClientCertificate(await createCertificateAuthority('other CA'), { commonName: 'mallory' });
-    const server = await startKubeApiServer({ clientCaPem: clientCa.certPem, seed: false });
+    const server = await startKubeApiServer({ clientCaPem: clientCa.certPem, seed: false, requestLog: { max: 100 } });
     try {
       const ok = await raw('GET', '/api/v1/namespaces', { server, token: null, clientCert: client, headers: { 'Impersonate-User': 'ci-bot', 'Impersonate-Group': 'ci' } });
       assert.equal(ok.status, 200);
@@ -384,10 +515,10 @@ describe('kube-apiserver fixture authentication and process mode', () => {
     }
   });
 
-  it('main.ts runs the fixture as a process, prints its URL and CA, and stops on SIGTERM', async () => {
+  it('apps/sandbox runs it as a process, prints its URL and CA, and stops on SIGTERM', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'kube-fixture-main-'));
     const tokenFile = join(dir, 'token');
-    const mainPath = new URL('../fixture/kube-apiserver/main.js', import.meta.url);
+    const mainPath = new URL('../../apps/sandbox/src/main.js', import.meta.url);
     const child = spawn(process.execPath, [mainPath.pathname, '--port', '0', '--cert-dir', join(dir, 'certs'), '--token-file', tokenFile], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
