@@ -17,7 +17,7 @@ import type {
   LogMessage,
   StreamSpec,
 } from '@portcullis/bus/pure';
-import { BusError } from '@portcullis/bus/pure';
+import { BusError, subjectMatches } from '@portcullis/bus/pure';
 import {
   BusHeaders,
   EventDecodeError,
@@ -63,19 +63,6 @@ interface StoredMessage {
 }
 
 const READ_PAGE = 256;
-
-/** True when a NATS subject matches a filter with `*` and `>` wildcards. */
-export function subjectMatches(filter: string, subject: string): boolean {
-  const f = filter.split('.');
-  const s = subject.split('.');
-  for (let i = 0; i < f.length; i++) {
-    const token = f[i];
-    if (token === '>') return s.length > i;
-    if (i >= s.length) return false;
-    if (token !== '*' && token !== s[i]) return false;
-  }
-  return f.length === s.length;
-}
 
 /**
  * The audit stream ({@link Streams.audit}) kept in SQLite. Holds only audit events: an append

@@ -17,6 +17,7 @@ export type {
   Responder,
   StreamSpec,
 } from './bus.port.js';
+export { isPublishSubject, subjectMatches } from './subject-match.js';
 export { BusWireHeaders } from './bus-handle.js';
 export type { BusHandle } from './bus-handle.js';
 export { BusLogLevel, consoleJsonLogger } from './bus-logger.js';
