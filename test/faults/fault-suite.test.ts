@@ -17,6 +17,7 @@ import { request as httpsRequest } from 'node:https';
 import { Redis } from 'ioredis';
 import { auditMessageEvents, Streams } from '@portcullis/contracts';
 import { connectNats } from '@portcullis/bus';
+import { silentLogger } from '@portcullis/common';
 import { startClickHouse, uniqueName, type TestClickHouse } from '../harness/services.js';
 import { approvalIdIn, startCluster, type Cluster } from '../support/cluster.js';
 import { eventually } from '../support/gateway-https.js';
@@ -315,7 +316,7 @@ describe('fault suite: components killed, NATS, Redis and ClickHouse lost under 
     table.add('approvals: 3 pending + 2 granted sentinels, before vs after', statesBefore.join(' '), statesAfter.join(' '), statesAfter.join(' ') === statesBefore.join(' '));
 
     // 4. Audit: every forwarded request has acked events; ClickHouse holds the stream exactly once.
-    const bus = await connectNats({ servers: [c.nats.url], name: 'fault-suite-audit-count', logger: () => undefined });
+    const bus = await connectNats({ servers: [c.nats.url], name: 'fault-suite-audit-count', logger: silentLogger });
     let published = 0;
     let stored = -1;
     try {

@@ -15,6 +15,7 @@ import { freePort, startNats, type TestNats } from '../harness/services.js';
 import { runPortcullis, startPortcullis, tempDir, writeConfig, type PortcullisProcess } from '../support/portcullis-process.js';
 import { eventually } from '../support/gateway-https.js';
 import { connectNats, type NatsBus } from '@portcullis/bus';
+import { silentLogger } from '@portcullis/common';
 import { auditMessageEvents, BucketKeys, Buckets, decodeEvent, Streams, type RequestDecided } from '@portcullis/contracts';
 
 const policyText = (version: string, extraRules = ''): string => `apiVersion: portcullis.dev/v1
@@ -151,7 +152,7 @@ describe('policy service: failover, invalid and valid pushes across processes', 
     token = t.stdout.trim();
     caPem = readFileSync(join(dir, 'state', 'tls', 'ca.pem'), 'utf8');
     agent = new Agent({ keepAlive: true, maxSockets: 16 });
-    client = await connectNats({ servers: [nats.url], name: 'policy-rollout-test', logger: () => undefined });
+    client = await connectNats({ servers: [nats.url], name: 'policy-rollout-test', logger: silentLogger });
   });
 
   after(async () => {

@@ -29,7 +29,7 @@ import { silentLogger } from '@portcullis/common';
 import { RecordingLog } from '../support/recording-log.js';
 
 async function setup(): Promise<{ handle: BusHandle; log: RecordingLog }> {
-  const handle = createInProcessBus({ logger: () => undefined });
+  const handle = createInProcessBus({ logger: silentLogger });
   await handle.log.ensureStream({ name: Streams.audit.name, subjects: Streams.audit.subjects, maxAgeMs: 0, duplicateWindowMs: 60_000, replicas: 1 });
   return { handle, log: new RecordingLog(handle.log, { failure: () => new Error('JetStream unavailable (test)') }) };
 }

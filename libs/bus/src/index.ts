@@ -20,8 +20,6 @@ export type {
 export { isPublishSubject, subjectMatches } from './subject-match.js';
 export { BusWireHeaders } from './bus-handle.js';
 export type { BusHandle } from './bus-handle.js';
-export { BusLogLevel, consoleJsonLogger } from './bus-logger.js';
-export type { BusLogger } from './bus-logger.js';
 export { connectNats } from './nats-connection.js';
 export type { NatsBus, NatsBusOptions } from './nats-connection.js';
 export type { NatsEventLogOptions } from './nats-event-log.js';

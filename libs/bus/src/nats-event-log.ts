@@ -30,7 +30,7 @@ import type {
   LogMessage,
   StreamSpec,
 } from './bus.port.js';
-import { errorMessage } from './bus-logger.js';
+import { errorMessage } from './error-message.js';
 import { toBusError } from './nats-errors.js';
 import { fromNatsHeaders } from './nats-message-bus.js';
 import type { NatsConnectionState } from './nats-message-bus.js';
@@ -169,11 +169,11 @@ export class NatsEventLog implements EventLog {
         try {
           handler({ subject: m.subject, data: m.data, headers: fromNatsHeaders(m.headers), seq: m.seq });
         } catch (error) {
-          this.state.logger('error', 'log reader handler threw', { stream, seq: m.seq, error: errorMessage(error) });
+          this.state.logger.error('log reader handler threw', { stream, seq: m.seq, error: errorMessage(error) });
         }
       }
     })().catch((error: unknown) => {
-      if (!stopped) this.state.logger('error', 'log reader failed', { stream, error: errorMessage(error) });
+      if (!stopped) this.state.logger.error('log reader failed', { stream, error: errorMessage(error) });
     });
     const sub: BusSubscription = {
       unsubscribe: async () => {
@@ -317,7 +317,7 @@ class NatsLogConsumer {
   }
 
   private log(level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown> = {}): void {
-    this.state.logger(level, msg, { stream: this.stream, durable: this.opts.durable, ...fields });
+    this.state.logger[level](msg, { stream: this.stream, durable: this.opts.durable, ...fields });
   }
 
   private async run(): Promise<void> {
