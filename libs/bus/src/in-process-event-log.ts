@@ -1,4 +1,4 @@
-import { BusError } from './bus.port.js';
+import { BusError, FULL_EVENT_LOG_CAPABILITIES } from './bus.port.js';
 import type {
   AppendAck,
   BusHeaders,
@@ -65,6 +65,7 @@ const DEFAULT_ACK_WAIT_MS = 30_000;
  * the ack wait, and ordered reads. Timers are unref'd and cleared on close.
  */
 export class InProcessEventLog implements EventLog {
+  readonly capabilities = FULL_EVENT_LOG_CAPABILITIES;
   private closed = false;
   private readonly streams = new Map<string, MemoryStream>();
   private readonly signal = new WakeSignal();

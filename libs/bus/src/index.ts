@@ -2,7 +2,7 @@
  * The bus library: the ports (core messaging, the durable event log, KV), their NATS
  * implementations and the in-process ones for the embedded mode. Every export is listed by name.
  */
-export { BusError, BusErrorCode } from './bus.port.js';
+export { BusError, BusErrorCode, FULL_EVENT_LOG_CAPABILITIES } from './bus.port.js';
 export type {
   AppendAck,
   BusHeaders,
@@ -10,6 +10,7 @@ export type {
   BusSubscription,
   ConsumeOptions,
   EventLog,
+  EventLogCapabilities,
   KeyValueStore,
   LogConsumer,
   LogMessage,

@@ -30,6 +30,7 @@ import type {
   LogMessage,
   StreamSpec,
 } from './bus.port.js';
+import { FULL_EVENT_LOG_CAPABILITIES } from './bus.port.js';
 import { errorMessage } from './error-message.js';
 import { toBusError } from './nats-errors.js';
 import { fromNatsHeaders } from './nats-message-bus.js';
@@ -54,6 +55,7 @@ const MIN_MAX_ACK_PENDING = 10_000;
 
 /** {@link EventLog} over JetStream. */
 export class NatsEventLog implements EventLog {
+  readonly capabilities = FULL_EVENT_LOG_CAPABILITIES;
   private readonly appendTimeoutMs: number;
   private readonly nakDelayMs: number;
   private readonly fetchExpiresMs: number;
