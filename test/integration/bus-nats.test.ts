@@ -5,7 +5,8 @@ import type { NatsBus } from '@portcullis/bus';
 import { createLogger, silentLogger, type Logger } from '@portcullis/common';
 import { freePort, sharedNatsUrl, startNats } from '../harness/services.js';
 import type { TestNats } from '../harness/services.js';
-import { describeBusConformance, rejectsWithBusError, uniqueStream, uniqueToken, waitFor } from '../support/bus-conformance.js';
+import { describeBusConformance, rejectsWithBusError, uniqueStream, uniqueToken } from '../support/bus-conformance.js';
+import { eventually } from '../support/eventually.js';
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
@@ -55,7 +56,7 @@ describe('NATS bus: outages', () => {
     c.bus.serve(subject, 'q', (m) => m.data);
     await c.flush();
     await nats.kill();
-    await waitFor('the client to notice', () => !c.bus.isConnected());
+    await eventually('the client to notice', () => !c.bus.isConnected());
     const started = Date.now();
     const results = await Promise.allSettled([
       c.bus.request(subject, enc('x'), { timeoutMs: 500 }),
@@ -67,7 +68,7 @@ describe('NATS bus: outages', () => {
       assert.ok(r.reason instanceof BusError && r.reason.code === 'unavailable', String(r.reason));
     }
     await nats.restart();
-    await waitFor('the reconnect', () => c.bus.isConnected(), 15_000);
+    await eventually('the reconnect', () => c.bus.isConnected(), 15_000);
     assert.equal(dec((await c.bus.request(subject, enc('back'), { timeoutMs: 2000 })).data), 'back');
     const ack = await c.log.append(`${spec.subjectRoot}.x`, enc('x'), uniqueToken('id'), { timeoutMs: 2000 });
     assert.equal(ack.duplicate, false);
@@ -94,7 +95,7 @@ describe('NATS bus: outages', () => {
     assert.ok(error instanceof BusError);
     assert.ok(Date.now() - started < 2000);
     await nats.restart();
-    await waitFor('the reconnect', () => c.bus.isConnected() && server.bus.isConnected(), 15_000);
+    await eventually('the reconnect', () => c.bus.isConnected() && server.bus.isConnected(), 15_000);
   });
 
   it('a durable consumer survives a NATS restart: messages appended afterwards come through', async () => {
@@ -109,21 +110,13 @@ describe('NATS bus: outages', () => {
       }
     });
     await producer.log.append(`${spec.subjectRoot}.e`, enc('before'), uniqueToken('id'));
-    await waitFor('the message before the restart', () => seen.includes('before'));
+    await eventually('the message before the restart', () => seen.includes('before'));
     await nats.kill();
     await nats.restart();
-    await waitFor('both clients back', () => producer.bus.isConnected() && consumerSide.bus.isConnected(), 15_000);
+    await eventually('both clients back', () => producer.bus.isConnected() && consumerSide.bus.isConnected(), 15_000);
     // The stream may need a moment after a crash to accept writes again: retry with a deadline.
-    const deadline = Date.now() + 15_000;
-    for (;;) {
-      try {
-        await producer.log.append(`${spec.subjectRoot}.e`, enc('after'), 'after-restart', { timeoutMs: 1000 });
-        break;
-      } catch (error) {
-        if (Date.now() > deadline) throw error;
-      }
-    }
-    await waitFor('the message after the restart', () => seen.includes('after'), 30_000);
+    await eventually('the stream to accept an append after the restart', () => producer.log.append(`${spec.subjectRoot}.e`, enc('after'), 'after-restart', { timeoutMs: 1000 }), 15_000);
+    await eventually('the message after the restart', () => seen.includes('after'), 30_000);
     await consumer.stop();
     assert.deepEqual(seen.filter((s) => s === 'after'), ['after']);
   });

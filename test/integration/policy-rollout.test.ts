@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { startKubeApiServer, type KubeApiServer } from '../fixture/kube-apiserver/index.js';
 import { freePort, startNats, type TestNats } from '../harness/services.js';
 import { runPortcullis, startPortcullis, tempDir, writeConfig, type PortcullisProcess } from '../support/portcullis-process.js';
-import { eventually } from '../support/gateway-https.js';
+import { eventually } from '../support/eventually.js';
 import { connectNats, type NatsBus } from '@portcullis/bus';
 import { silentLogger } from '@portcullis/common';
 import { auditMessageEvents, BucketKeys, Buckets, decodeEvent, Streams, type RequestDecided } from '@portcullis/contracts';
@@ -186,14 +186,7 @@ describe('policy service: failover, invalid and valid pushes across processes', 
     const countAtKill = answers.length;
     await eventually('200 more answers after the kill', async () => (answers.length >= countAtKill + 200 ? true : undefined), 60_000);
     // Keep the load on until well past the decision timeout, so late errors would show.
-    await new Promise<void>((resolve) => {
-      const check = setInterval(() => {
-        if (performance.now() - killedAt > DECISION_TIMEOUT_MS * 3) {
-          clearInterval(check);
-          resolve();
-        }
-      }, 50);
-    });
+    await eventually('three decision timeouts to pass since the kill', () => performance.now() - killedAt > DECISION_TIMEOUT_MS * 3);
     stop = true;
     await Promise.all(loops);
 

@@ -10,6 +10,7 @@ import { after, describe, it } from 'node:test';
 import { BusError, FULL_EVENT_LOG_CAPABILITIES } from '@portcullis/bus';
 import type { BusHandle, EventLog, EventLogCapabilities, LogMessage, StreamSpec } from '@portcullis/bus';
 import { EventDecodeError } from '@portcullis/contracts';
+import { eventually } from './eventually.js';
 
 /** A bus implementation under test. */
 export interface ConformanceTarget {
@@ -28,15 +29,6 @@ const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
 /** A token unique to this call, safe in subjects, stream and durable names. */
 export function uniqueToken(prefix: string): string {
   return `${prefix}_${process.pid}_${randomBytes(4).toString('hex')}`;
-}
-
-/** Polls `check` every 10 ms until it is true; fails naming `what` after `timeoutMs`. */
-export async function waitFor(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 /** Asserts that `promise` rejects with a BusError of `code`; returns it. */
@@ -157,7 +149,7 @@ export function describeBusConformance(target: ConformanceTarget): void {
       await receiver.flush();
       sender.bus.publish(`${root}.a1.decided`, enc('one'), { K: 'v' });
       sender.bus.publish(`${root}.a2.x.decided`, enc('two'));
-      await waitFor('broadcasts', () => tail.length === 2);
+      await eventually('broadcasts', () => tail.length === 2);
       assert.deepEqual(star, [`${root}.a1.decided`]);
       assert.deepEqual(tail, [`${root}.a1.decided=one=v`, `${root}.a2.x.decided=two=`]);
       await Promise.all([s1.unsubscribe(), s2.unsubscribe()]);
@@ -184,17 +176,17 @@ export function describeBusConformance(target: ConformanceTarget): void {
 
       const seen: Array<string | undefined> = [];
       const w = kvB.watch('policy', (e) => seen.push(e === undefined ? undefined : `${dec(e.value)}@${e.revision}`));
-      await waitFor('the current value', () => seen.length === 1);
+      await eventually('the current value', () => seen.length === 1);
       const r2 = await kvA.put('policy', enc('v2'));
-      await waitFor('the change', () => seen.length === 2);
+      await eventually('the change', () => seen.length === 2);
       assert.deepEqual(seen, [`v1@${r1}`, `v2@${r2}`]);
       assert.ok(r2 > r1);
 
       const missing: Array<string | undefined> = [];
       const w2 = kvB.watch('absent', (e) => missing.push(e === undefined ? undefined : dec(e.value)));
-      await waitFor('the empty current value', () => missing.length === 1);
+      await eventually('the empty current value', () => missing.length === 1);
       await kvA.put('absent', enc('now'));
-      await waitFor('the first value', () => missing.length === 2);
+      await eventually('the first value', () => missing.length === 2);
       assert.deepEqual(missing, [undefined, 'now']);
       await Promise.all([w.unsubscribe(), w2.unsubscribe()]);
     });
@@ -289,7 +281,7 @@ export function describeEventLogConformance(target: EventLogTarget): void {
       const reader = h.read(spec.name, { startSeq: first.seq, filterSubject: `${spec.subjectRoot}.>` }, (m) =>
         seen.push({ seq: m.seq, data: label(m.data), kind: m.headers['X-Kind'], msgId: m.headers['Nats-Msg-Id'] }),
       );
-      await waitFor('both messages', () => seen.length >= 2);
+      await eventually('both messages', () => seen.length >= 2);
       await reader.unsubscribe();
       assert.deepEqual(seen, [
         { seq: first.seq, data: 'one', kind: 'first', msgId: id },
@@ -321,13 +313,13 @@ export function describeEventLogConformance(target: EventLogTarget): void {
 
       const fromSeq: string[] = [];
       const r1 = h.read(spec.name, { startSeq: seqs[1]!, filterSubject: `${spec.subjectRoot}.a` }, (m) => fromSeq.push(`${m.seq}:${label(m.data)}`));
-      await waitFor('reads from the second message', () => fromSeq.length >= 3);
+      await eventually('reads from the second message', () => fromSeq.length >= 3);
       const fromTime: string[] = [];
       const r2 = h.read(spec.name, { startTimeMs: cut, filterSubject: `${spec.subjectRoot}.>` }, (m) => fromTime.push(label(m.data)));
-      await waitFor('reads from the cut', () => fromTime.length >= 2);
+      await eventually('reads from the cut', () => fromTime.length >= 2);
       // Live: a reader keeps following the stream.
       await append('a', 'a5');
-      await waitFor('the live message', () => fromSeq.length >= 4 && fromTime.length >= 3);
+      await eventually('the live message', () => fromSeq.length >= 4 && fromTime.length >= 3);
       await Promise.all([r1.unsubscribe(), r2.unsubscribe()]);
       assert.deepEqual(fromSeq, [`${seqs[1]}:a2`, `${seqs[2]}:a3`, `${seqs[4]}:a4`, `${seqs[5]}:a5`]);
       assert.deepEqual(fromTime, ['b1', 'a4', 'a5']);
@@ -380,7 +372,7 @@ export function describeEventLogConformance(target: EventLogTarget): void {
       const consumers = [member(a, 'a'), member(b, 'b')];
       const n = 100;
       await Promise.all(Array.from({ length: n }, (_, i) => producer.append(`${spec.subjectRoot}.e`, payload(`m${i}`), uniqueToken('id'))));
-      await waitFor('every message handled', () => handled.size === n, 20_000);
+      await eventually('every message handled', () => handled.size === n, 20_000);
       await Promise.all(consumers.map((c) => c.stop()));
       assert.deepEqual([...handled.values()].filter((count) => count !== 1), [], 'each message exactly once');
       assert.equal(byMember.a + byMember.b, n);
@@ -404,7 +396,7 @@ export function describeEventLogConformance(target: EventLogTarget): void {
           m.ack();
         }
       });
-      await waitFor('redelivery', () => done.length === 3, 15_000);
+      await eventually('redelivery', () => done.length === 3, 15_000);
       await consumer.stop();
       assert.equal(failures, 1);
       assert.deepEqual(done[0], { body: 'ok-1', deliveryCount: 1 });
@@ -423,7 +415,7 @@ export function describeEventLogConformance(target: EventLogTarget): void {
         deliveries.push(m.deliveryCount);
         if (m.deliveryCount >= 2) m.ack(); // the first delivery is "lost"
       });
-      await waitFor('the redelivery', () => deliveries.length >= 2, 10_000);
+      await eventually('the redelivery', () => deliveries.length >= 2, 10_000);
       await consumer.stop();
       assert.deepEqual(deliveries, [1, 2]);
     });
@@ -440,12 +432,12 @@ export function describeEventLogConformance(target: EventLogTarget): void {
         for (const m of batch) m.ack();
         lastHandledAt = Date.now();
       });
-      await waitFor('the backlog', () => sizes.reduce((a, b) => a + b, 0) === 10);
+      await eventually('the backlog', () => sizes.reduce((a, b) => a + b, 0) === 10);
       assert.ok(sizes.every((s) => s <= 4), `batches ${sizes.join(',')}`);
       assert.equal(sizes[0], 4, `the backlog fills the first batch: ${sizes.join(',')}`);
       const sentAt = Date.now();
       await h.append(`${spec.subjectRoot}.e`, payload('lone'), uniqueToken('id'));
-      await waitFor('the lone message', () => sizes.reduce((a, b) => a + b, 0) === 11);
+      await eventually('the lone message', () => sizes.reduce((a, b) => a + b, 0) === 11);
       const latency = lastHandledAt - sentAt;
       assert.ok(latency < 1000, `idle latency ${latency} ms`);
       await consumer.stop();
@@ -464,7 +456,7 @@ export function describeEventLogConformance(target: EventLogTarget): void {
         for (const m of batch) m.ack();
         finished = true;
       });
-      await waitFor('the handler to start', () => started);
+      await eventually('the handler to start', () => started);
       await consumer.stop();
       assert.equal(finished, true);
     });

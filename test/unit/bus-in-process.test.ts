@@ -3,7 +3,8 @@ import { describe, it } from 'node:test';
 import { createInProcessBus } from '@portcullis/bus';
 import type { BusHandle } from '@portcullis/bus';
 import { silentLogger } from '@portcullis/common';
-import { describeBusConformance, rejectsWithBusError, uniqueStream, uniqueToken, waitFor } from '../support/bus-conformance.js';
+import { describeBusConformance, rejectsWithBusError, uniqueStream, uniqueToken } from '../support/bus-conformance.js';
+import { eventually } from '../support/eventually.js';
 
 const world = createInProcessBus({ logger: silentLogger, eventLog: { nakDelayMs: 100 } });
 
@@ -34,8 +35,8 @@ describe('in-process bus specifics', () => {
     const spec = { ...uniqueStream('dupwin'), duplicateWindowMs: 50 };
     await h.log.ensureStream(spec);
     const first = await h.log.append(`${spec.subjectRoot}.x`, enc('x'), 'same');
-    const deadline = Date.now() + 60;
-    await waitFor('60 ms', () => Date.now() >= deadline);
+    const windowEnds = Date.now() + 60;
+    await eventually('the 50 ms de-duplication window to pass', () => Date.now() >= windowEnds);
     const second = await h.log.append(`${spec.subjectRoot}.x`, enc('x'), 'same');
     assert.equal(second.duplicate, false);
     assert.equal(second.seq, first.seq + 1);
