@@ -20,7 +20,7 @@ import { decisionReply, decodeDecisionRequest, encodeDecisionReply, QueueGroups,
 import { evaluate, parsePolicy } from '@portcullis/policy-engine';
 import { DevIssuer, TokenVerifier } from '@portcullis/identity';
 import { loadOrCreateDevTls } from '@portcullis/tls';
-import { silentLogger } from '@portcullis/common';
+import { listenUrl, silentLogger } from '@portcullis/common';
 import { ApprovalGate, AuditPublisher, ConnectionRegistry, createUpstreamConnection, DecisionClient, EdgePipeline, EdgeServer } from '@portcullis/gateway';
 import {
   ApprovalError,
@@ -40,6 +40,8 @@ import { reportFigures } from './bench-result.js';
 
 const N = Number(process.env['APPROVALS'] ?? 200);
 const SECRET = 'bench-signing-secret';
+/** Where every listener of the bench binds; URLs are built from it. */
+const HOST = '127.0.0.1';
 const POLICY = `apiVersion: portcullis.dev/v1
 kind: Policy
 metadata: { name: bench, version: "b1" }
@@ -78,7 +80,7 @@ async function main(): Promise<void> {
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end('{"kind":"Status","status":"Success"}');
   });
-  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+  await new Promise<void>((r) => upstream.listen(0, HOST, r));
 
   // The approval role.
   const store = new RedisApprovalStore(new Redis(redis.url), { keyPrefix: 'bench:' });
@@ -114,7 +116,7 @@ async function main(): Promise<void> {
     }
   });
   const approvals = new ApprovalHttpServer({
-    host: '127.0.0.1',
+    host: HOST,
     port: 0,
     tls,
     service,
@@ -136,7 +138,7 @@ async function main(): Promise<void> {
   });
   const token = (await issuer.issue({ clientId: 'bot', clientSecret: 'bot-secret-123' })).accessToken;
   const edge = new EdgeServer({
-    host: '127.0.0.1',
+    host: HOST,
     port: 0,
     tls,
     logger: silentLogger,
@@ -144,7 +146,7 @@ async function main(): Promise<void> {
     pipeline: new EdgePipeline({
       nodeId: 'bench-edge',
       connections: new ConnectionRegistry([
-        createUpstreamConnection({ name: 'k', type: 'kubernetes', server: `https://127.0.0.1:${(upstream.address() as AddressInfo).port}`, caPem: tls.caPem, token: 'upstream' }),
+        createUpstreamConnection({ name: 'k', type: 'kubernetes', server: listenUrl('https', HOST, (upstream.address() as AddressInfo).port), caPem: tls.caPem, token: 'upstream' }),
       ]),
       verifier: new TokenVerifier({ issuers: [{ issuer: issuer.issuer, audiences: ['portcullis'], algorithms: ['ES256'], keys: { jwks: issuer.jwks() } }], maxTokenLifetimeMs: 3_600_000, clockSkewMs: 5000 }),
       decisions: new DecisionClient(handle.bus, 2000),
@@ -159,7 +161,7 @@ async function main(): Promise<void> {
   const run = async (i: number, tag: string): Promise<{ releaseMs: number; answerMs: number }> => {
     const name = `${tag}-${i}`;
     const arrived = new Promise<number>((r) => arrivals.set(name, r));
-    const held = edgeRequest(`https://127.0.0.1:${edgePort}/k8s/k/api/v1/namespaces/${name}`, { method: 'DELETE', ca: tls.caPem, headers: { authorization: `Bearer ${token}` } });
+    const held = edgeRequest(`${listenUrl('https', HOST, edgePort)}/k8s/k/api/v1/namespaces/${name}`, { method: 'DELETE', ca: tls.caPem, headers: { authorization: `Bearer ${token}` } });
     let id: string | undefined;
     while (id === undefined) {
       id = slack.messages.find((m) => m.text.includes(`namespaces ${name}`))?.metadata?.event_payload?.['approval_id'] as string | undefined;
@@ -167,7 +169,7 @@ async function main(): Promise<void> {
     }
     const click = slack.interaction({ approvalId: id, action: 'approve', userId: 'U0ALICE', signingSecret: SECRET });
     const t0 = performance.now();
-    const answer = await slack.send(`https://127.0.0.1:${approvalPort}/slack/interactions`, click, tls.caPem);
+    const answer = await slack.send(`${listenUrl('https', HOST, approvalPort)}/slack/interactions`, click, tls.caPem);
     if (answer.status !== 200) throw new Error(`interaction refused: ${answer.status} ${answer.body}`);
     const t1 = await arrived;
     const res = await held;

@@ -27,6 +27,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { connectNats, type NatsBus } from '@portcullis/bus';
+import { createLogger } from '@portcullis/common';
 import {
   RequestCompletedSchema,
   RequestDecidedSchema,
@@ -56,7 +57,8 @@ const GROUP = Number(process.env['BENCH_GROUP'] ?? 32);
 const SHAPES = (process.env['BENCH_SHAPES'] ?? 'single,batched').split(',') as Shape[];
 const WRITER_SCRIPT = process.env['BENCH_WRITER'];
 const DATABASE = 'bench_audit';
-const silent = { info: () => {}, warn: () => {}, error: (m: string, f?: Record<string, unknown>) => console.error(m, f) };
+/** Benches print results on stdout; only errors are logged (stderr). */
+const logger = createLogger({ level: 'error' });
 /** Clock ticks per second of /proc/<pid>/stat (USER_HZ: 100 on Linux). */
 
 type Shape = 'single' | 'batched';
@@ -151,10 +153,10 @@ function percentile(sorted: number[], p: number): number {
 
 /** The writer process: the real AuditWriter draining the stream into ClickHouse. */
 async function writerMain(natsUrl: string, chUrl: string): Promise<void> {
-  const bus = await connectNats({ servers: [natsUrl], name: `bench-writer-${process.pid}`, logger: () => {} });
+  const bus = await connectNats({ servers: [natsUrl], name: `bench-writer-${process.pid}`, logger });
   const sink = new ClickHouseAuditSink({ url: chUrl, database: DATABASE });
   await sink.migrate();
-  const writer = new AuditWriter({ log: bus.log, sink, batchSize: BATCH, maxWaitMs: 200, logger: silent });
+  const writer = new AuditWriter({ log: bus.log, sink, batchSize: BATCH, maxWaitMs: 200, logger });
   writer.start();
   process.stdout.write('ready\n');
   process.once('SIGTERM', () => {
@@ -313,7 +315,7 @@ async function measureShape(
 
 async function main(): Promise<void> {
   const [nats, clickhouse] = await Promise.all([startNats({ jetstream: true }), startClickHouse()]);
-  const bus = await connectNats({ servers: [nats.url], name: 'bench-publisher', logger: () => {} });
+  const bus = await connectNats({ servers: [nats.url], name: 'bench-publisher', logger });
   try {
     await bus.log.ensureStream({ name: Streams.audit.name, subjects: Streams.audit.subjects, maxAgeMs: 0, duplicateWindowMs: 120_000, replicas: 1 });
     await bus.log.ensureStream({ name: Streams.deadLetter.name, subjects: Streams.deadLetter.subjects, maxAgeMs: 0, duplicateWindowMs: 120_000, replicas: 1 });

@@ -7,13 +7,13 @@
  *   BENCH_NATS_URL=nats://127.0.0.1:4222 node dist/bench/bus-roundtrip.js
  */
 import { connectNats } from '@portcullis/bus';
-import type { BusLogger, NatsBus } from '@portcullis/bus';
+import type { NatsBus } from '@portcullis/bus';
+import { silentLogger } from '@portcullis/common';
 import { startNats, uniqueName } from '../test/harness/services.js';
 
 const RUN_MS = Number(process.env['BENCH_RUN_MS'] ?? 1000);
 const RUNS = 5;
 const CONCURRENCY = [1, 64] as const;
-const quiet: BusLogger = () => undefined;
 
 /** Runs `op` from `concurrency` loops for RUN_MS; returns completed ops per second. */
 async function opsPerSecond(concurrency: number, op: () => Promise<unknown>): Promise<number> {
@@ -39,7 +39,7 @@ function median(values: number[]): number {
 async function main(): Promise<void> {
   const own = process.env['BENCH_NATS_URL'] === undefined ? await startNats({ jetstream: true }) : undefined;
   const url = process.env['BENCH_NATS_URL'] ?? own?.url ?? '';
-  const responder = await connectNats({ servers: [url], name: 'bench-responder', logger: quiet });
+  const responder = await connectNats({ servers: [url], name: 'bench-responder', logger: silentLogger });
   const subject = `${uniqueName('bench')}.echo`;
   responder.bus.serve(subject, 'bench', (m) => m.data);
   await responder.flush();
@@ -50,7 +50,7 @@ async function main(): Promise<void> {
   // Both clients live side by side and the runs alternate, so stream growth and machine noise hit both alike.
   const clients = new Map<boolean, NatsBus>();
   for (const noAsyncTraces of [true, false]) {
-    clients.set(noAsyncTraces, await connectNats({ servers: [url], name: `bench-client-${noAsyncTraces}`, logger: quiet, noAsyncTraces }));
+    clients.set(noAsyncTraces, await connectNats({ servers: [url], name: `bench-client-${noAsyncTraces}`, logger: silentLogger, noAsyncTraces }));
   }
   const samples = new Map<string, { req: number[]; app: number[] }>();
   let seq = 0;

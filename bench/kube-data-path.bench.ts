@@ -15,6 +15,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { listenUrl } from '@portcullis/common';
 import { loadOrCreateDevTls } from '@portcullis/tls';
 import { streamConfigMapList } from './configmap-stream.js';
 
@@ -61,7 +62,8 @@ async function bigListUpstream(bytes: number): Promise<{ url: string; caPem: str
   const server = createServer({ cert: tls.certPem, key: tls.keyPem }, (_req, res) => streamConfigMapList(res, bytes));
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  return { url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`, caPem: tls.caPem, token: 'bench', close: () => server.close() };
+  const bound = server.address() as AddressInfo;
+  return { url: listenUrl('https', bound.address, bound.port), caPem: tls.caPem, token: 'bench', close: () => server.close() };
 }
 
 async function streamThrough(url: string, ca: string, token: string, edgePid: number): Promise<{ bytes: number; seconds: number; peakGrowthMb: number; baselineMb: number }> {

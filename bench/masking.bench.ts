@@ -19,7 +19,7 @@ import { decisionReply, decodeDecisionRequest, encodeDecisionReply, QueueGroups,
 import { evaluate, parsePolicy } from '@portcullis/policy-engine';
 import { DevIssuer, TokenVerifier } from '@portcullis/identity';
 import { loadOrCreateDevTls } from '@portcullis/tls';
-import { silentLogger } from '@portcullis/common';
+import { listenUrl, silentLogger } from '@portcullis/common';
 import { AuditPublisher, ConnectionRegistry, createUpstreamConnection, DecisionClient, EdgePipeline, EdgeServer } from '@portcullis/gateway';
 import { reportFigures } from './bench-result.js';
 
@@ -119,7 +119,7 @@ async function edgeLatency(): Promise<void> {
   });
   upstream.listen(0, '127.0.0.1');
   await once(upstream, 'listening');
-  const port = (upstream.address() as { port: number }).port;
+  const bound = upstream.address() as { address: string; port: number };
   const handle = createInProcessBus();
   await handle.log.ensureStream({ name: Streams.audit.name, subjects: Streams.audit.subjects, maxAgeMs: 0, duplicateWindowMs: 60_000, replicas: 1 });
   const parsed = parsePolicy(`apiVersion: portcullis.dev/v1
@@ -147,7 +147,7 @@ rules:
     ready: () => true,
     pipeline: new EdgePipeline({
       nodeId: 'bench',
-      connections: new ConnectionRegistry(['masked', 'plain'].map((name) => createUpstreamConnection({ name, type: 'kubernetes', server: `http://127.0.0.1:${port}`, impersonate: false }))),
+      connections: new ConnectionRegistry(['masked', 'plain'].map((name) => createUpstreamConnection({ name, type: 'kubernetes', server: listenUrl('http', bound.address, bound.port), impersonate: false }))),
       verifier: new TokenVerifier({ issuers: [{ issuer: issuer.issuer, audiences: ['p'], algorithms: ['ES256'], keys: { jwks: issuer.jwks() } }], maxTokenLifetimeMs: 3_600_000, clockSkewMs: 5_000 }),
       decisions: new DecisionClient(handle.bus, 2_000),
       audit: new AuditPublisher(handle.log, 2_000, silentLogger),

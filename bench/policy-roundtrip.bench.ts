@@ -10,7 +10,8 @@
  *   BENCH_NATS_URL=nats://127.0.0.1:4222 node dist/bench/policy-roundtrip.bench.js
  */
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { connectNats, type BusLogger } from '@portcullis/bus';
+import { connectNats } from '@portcullis/bus';
+import { silentLogger } from '@portcullis/common';
 import { QueueGroups, Subjects } from '@portcullis/contracts';
 import { answerDecisionRequest, parsePolicy } from '@portcullis/policy-engine';
 import { DecisionCache, DecisionClient } from '@portcullis/gateway';
@@ -21,7 +22,7 @@ import { reportFigures } from './bench-result.js';
 const RUN_MS = Number(process.env['BENCH_RUN_MS'] ?? 2000);
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 3);
 const CONCURRENCY = [1, 16, 64] as const;
-const quiet: BusLogger = () => undefined;
+const quiet = silentLogger;
 
 function compiledPolicy() {
   const parsed = parsePolicy(generatePolicy(), { source: 'bench' });

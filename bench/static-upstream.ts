@@ -9,6 +9,7 @@ import { once } from 'node:events';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { listenUrl } from '@portcullis/common';
 import { loadOrCreateDevTls } from '@portcullis/tls';
 import { streamConfigMapList } from './configmap-stream.js';
 
@@ -54,5 +55,6 @@ const server = createServer({ cert: tls.certPem, key: tls.keyPem, keepAliveTimeo
 });
 server.listen(0, '127.0.0.1');
 await once(server, 'listening');
-process.stdout.write(`${JSON.stringify({ url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`, ca: tls.caPem, listBytes: list.length })}\n`);
+const bound = server.address() as AddressInfo;
+process.stdout.write(`${JSON.stringify({ url: listenUrl('https', bound.address, bound.port), ca: tls.caPem, listBytes: list.length })}\n`);
 process.once('SIGTERM', () => process.exit(0));

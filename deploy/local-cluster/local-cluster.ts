@@ -14,6 +14,7 @@ import type { AddressInfo } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
+import { listenUrl, urlHost } from '@portcullis/common';
 import { trackProcess, untrackProcess } from '../../test/harness/process-reaper.js';
 import { ensureBinaries, freePort, startClickHouse, startNats, startRedis, type TestService } from '../../test/harness/services.js';
 
@@ -22,6 +23,8 @@ export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..
 const CLI = join(REPO_ROOT, 'bin', 'portcullis.js');
 const SANDBOX = join(REPO_ROOT, 'dist', 'apps', 'sandbox', 'src', 'main.js');
 const MARKER = '.portcullis-local-cluster';
+/** Where every listener of the local cluster binds; URLs are built from it. */
+const HOST = '127.0.0.1';
 
 /** Options of {@link startLocalCluster}. */
 export interface LocalClusterOptions {
@@ -116,12 +119,12 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     stops.push(() => receiver.close());
 
     const lbPort = opts.lbPort === 0 ? await freePort() : opts.lbPort;
-    const lbUrl = `https://127.0.0.1:${lbPort}`;
+    const lbUrl = listenUrl('https', HOST, lbPort);
     const nodeState = join(stateDir, 'node');
     const policyFile = join(REPO_ROOT, 'examples', 'policy.yaml');
     const config = (nodeId: string, edgePort: number, obsPort: number, approvalPort: number): Record<string, unknown> => ({
       node: { id: nodeId, stateDir: nodeState },
-      edge: { listen: { host: '127.0.0.1', port: edgePort }, publicUrl: lbUrl, decisionTimeout: '2s', auditAckTimeout: '2s' },
+      edge: { listen: { host: HOST, port: edgePort }, publicUrl: lbUrl, decisionTimeout: '2s', auditAckTimeout: '2s' },
       bus: { mode: 'nats', nats: { servers: [nats.url] } },
       identity: { devIssuer: { enabled: true, issuerUrl: `${lbUrl}/oidc/dev`, clients: DEV_CLIENTS } },
       connections: [
@@ -130,9 +133,9 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
       sandbox: { enabled: 'never' },
       policy: { file: policyFile },
       audit: { sink: 'clickhouse', clickhouse: { url: clickHouse.httpUrl, database: 'portcullis', batchSize: 500, flushInterval: '100ms' } },
-      observability: { listen: { host: '127.0.0.1', port: obsPort }, otlp: { endpoint: receiver.url, sampleRatio: 1 } },
+      observability: { listen: { host: HOST, port: obsPort }, otlp: { endpoint: receiver.url, sampleRatio: 1 } },
       // Each approval process has its own HTTPS listener (Slack interactions, the approvers' REST API); Redis is shared.
-      approval: { listen: { host: '127.0.0.1', port: approvalPort }, store: 'redis', redis: { url: redis.url } },
+      approval: { listen: { host: HOST, port: approvalPort }, store: 'redis', redis: { url: redis.url } },
     });
 
     const processes: ClusterProcess[] = [];
@@ -149,8 +152,8 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
         nodeId,
         config: file,
         log,
-        observabilityUrl: `http://127.0.0.1:${obsPort}`,
-        ...(ready.url !== undefined ? { url: `https://127.0.0.1:${edgePort}` } : {}),
+        observabilityUrl: listenUrl('http', HOST, obsPort),
+        ...(ready.url !== undefined ? { url: listenUrl('https', HOST, edgePort) } : {}),
         pid: p.child.pid,
       });
     };
@@ -289,7 +292,7 @@ ${servers}
     keepalive 32;
   }
   server {
-    listen 127.0.0.1:${port} ssl;
+    listen ${urlHost(HOST)}:${port} ssl;
     ssl_certificate ${join(tls, 'server.pem')};
     ssl_certificate_key ${join(tls, 'server-key.pem')};
     client_max_body_size 16m;
@@ -354,10 +357,10 @@ export async function startOtlpReceiver(file: string): Promise<{ url: string; fi
       res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const port = (server.address() as AddressInfo).port;
+  await new Promise<void>((r) => server.listen(0, HOST, () => r()));
+  const bound = server.address() as AddressInfo;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: listenUrl('http', bound.address, bound.port),
     file,
     close: async () => {
       server.closeAllConnections();

@@ -11,7 +11,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { trackProcess, untrackProcess } from '../harness/process-reaper.js';
 import { kubectl, REPO_ROOT, runPortcullis, tempDir } from '../support/portcullis-process.js';
-import { edgeRequest, eventually } from '../support/gateway-https.js';
+import { edgeRequest } from '../support/gateway-https.js';
+import { eventually } from '../support/eventually.js';
 
 interface ClusterInfo {
   url: string;

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { freePort } from '../harness/services.js';
 import { REPO_ROOT, runPortcullis, startPortcullis, tempDir, writeConfig, type PortcullisProcess } from '../support/portcullis-process.js';
-import { edgeRequest, eventually } from '../support/gateway-https.js';
+import { edgeRequest } from '../support/gateway-https.js';
+import { eventually } from '../support/eventually.js';
 
 describe('audit commands on the embedded store', { timeout: 180_000 }, () => {
   const dir = tempDir('audit-embedded');

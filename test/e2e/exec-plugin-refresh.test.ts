@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { freePort } from '../harness/services.js';
 import { kubectl, REPO_ROOT, runPortcullis, startPortcullis, tempDir, writeConfig, type PortcullisProcess } from '../support/portcullis-process.js';
-import { eventually } from '../support/gateway-https.js';
+import { eventually } from '../support/eventually.js';
 
 type Row = Record<string, unknown>;
 

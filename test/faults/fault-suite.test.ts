@@ -17,9 +17,10 @@ import { request as httpsRequest } from 'node:https';
 import { Redis } from 'ioredis';
 import { auditMessageEvents, Streams } from '@portcullis/contracts';
 import { connectNats } from '@portcullis/bus';
+import { silentLogger } from '@portcullis/common';
 import { startClickHouse, uniqueName, type TestClickHouse } from '../harness/services.js';
 import { approvalIdIn, startCluster, type Cluster } from '../support/cluster.js';
-import { eventually } from '../support/gateway-https.js';
+import { eventually } from '../support/eventually.js';
 import type { PortcullisProcess } from '../support/portcullis-process.js';
 import { ResultTable } from '../support/result-table.js';
 
@@ -250,21 +251,18 @@ describe('fault suite: components killed, NATS, Redis and ClickHouse lost under 
         await c.nats.restart();
         const back = Date.now();
         const botToken = await c.token('ci-bot');
-        // Probe each edge until it serves again; measured from the moment NATS answers.
+        // Probe each edge until it serves again; measured from the moment NATS answers (-1: not within a minute).
         await Promise.all(
           [0, 1].map(async (e) => {
-            for (;;) {
-              const o = await send(c, botToken, 'read', e, 'GET', '/api/v1/namespaces/default/pods');
-              if (o.status === 200) {
-                recovery[e] = o.t1 - back;
-                return;
-              }
-              if (Date.now() - back > 60_000) {
-                recovery[e] = -1;
-                return;
-              }
-              await new Promise((r) => setTimeout(r, 100));
-            }
+            const served = await eventually(
+              `edge ${e} to serve again after NATS came back`,
+              async () => {
+                const o = await send(c, botToken, 'read', e, 'GET', '/api/v1/namespaces/default/pods');
+                return o.status === 200 ? o : undefined;
+              },
+              { timeoutMs: 60_000, intervalMs: 100 },
+            ).catch(() => undefined);
+            recovery[e] = served === undefined ? -1 : served.t1 - back;
           }),
         );
       });
@@ -315,7 +313,7 @@ describe('fault suite: components killed, NATS, Redis and ClickHouse lost under 
     table.add('approvals: 3 pending + 2 granted sentinels, before vs after', statesBefore.join(' '), statesAfter.join(' '), statesAfter.join(' ') === statesBefore.join(' '));
 
     // 4. Audit: every forwarded request has acked events; ClickHouse holds the stream exactly once.
-    const bus = await connectNats({ servers: [c.nats.url], name: 'fault-suite-audit-count', logger: () => undefined });
+    const bus = await connectNats({ servers: [c.nats.url], name: 'fault-suite-audit-count', logger: silentLogger });
     let published = 0;
     let stored = -1;
     try {
@@ -333,7 +331,7 @@ describe('fault suite: components killed, NATS, Redis and ClickHouse lost under 
           last = published;
           return settled ? true : undefined;
         },
-        120_000,
+        { timeoutMs: 120_000, intervalMs: 100 },
       ).catch(() => undefined);
     } finally {
       await bus.close();

@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connectNats } from '@portcullis/bus';
 import { auditMessageEvents, decodeEvent, EventType, Subjects } from '@portcullis/contracts';
-import { eventually } from '../support/gateway-https.js';
+import { eventually } from '../support/eventually.js';
 import { runPortcullis } from '../support/portcullis-process.js';
 import { approvalIdIn, startCluster, type Cluster } from '../support/cluster.js';
 

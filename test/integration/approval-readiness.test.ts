@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { freePort, startNats, startRedis, type TestNats, type TestRedis } from '../harness/services.js';
 import { startPortcullis, tempDir, writeConfig, type PortcullisProcess } from '../support/portcullis-process.js';
-import { eventually } from '../support/gateway-https.js';
+import { eventually } from '../support/eventually.js';
 
 interface ReadyAnswer {
   readonly status: number;

@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
-import { eventually } from '../support/gateway-https.js';
+import { eventually } from '../support/eventually.js';
 import { approvalIdIn, SIGNING_SECRET, startCluster, type Cluster } from '../support/cluster.js';
 
 describe('approvals in cluster mode: signatures, rate limits, Redis loss, worker crash', { timeout: 300_000 }, () => {

@@ -29,6 +29,7 @@ import {
   type AuditWriterLogger,
 } from '@portcullis/audit-store';
 import { sharedClickHouseUrl, startClickHouse, uniqueName, type TestClickHouse } from '../harness/services.js';
+import { eventually } from '../support/eventually.js';
 
 const T0 = Date.UTC(2026, 5, 30, 23, 59, 59, 990); // a month boundary inside the data
 
@@ -70,16 +71,6 @@ function withInsert(real: AuditSink, insert: AuditSink['insert']): AuditSink {
     applyRetention: (plan) => real.applyRetention(plan),
     close: () => real.close(),
   };
-}
-
-/** Polls `check` until it returns true; rejects at the deadline (no fixed sleeps). */
-async function until(check: () => Promise<boolean> | boolean, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 function recordingLogger(): AuditWriterLogger & { lines: { level: string; message: string }[] } {
@@ -254,12 +245,12 @@ describe('AuditWriter', () => {
     writer.start();
     const published = [...events('w-1', T0), ...events('w-2', T0 + 50), ...events('w-3', T0 + 90)];
     await publish(published);
-    await until(() => logger.lines.filter((l) => l.level === 'error').length >= 2, 'failed insert attempts');
+    await eventually('failed insert attempts', () => logger.lines.filter((l) => l.level === 'error').length >= 2, 30_000);
     assert.equal(writer.stats.written, 0);
 
     await clickhouse.restart();
-    await until(async () => (await sink.count({})) === published.length, 'the events to land');
-    await until(() => writer.stats.written === published.length, 'the writer to ack');
+    await eventually('the events to land', async () => (await sink.count({})) === published.length, 30_000);
+    await eventually('the writer to ack', () => writer.stats.written === published.length, 30_000);
     assert.deepEqual(byId(await sink.query({})), byId(published.map((e) => withPayloadJson(toAuditRow(e)))));
     assert.ok(logger.lines.some((l) => l.message === 'audit sink recovered'));
     await writer.stop();
@@ -281,7 +272,7 @@ describe('AuditWriter', () => {
     writer.start();
     // This durable starts at the beginning of the stream: it also sees the previous test's events.
     await publish(published);
-    await until(async () => (await real.count({ correlationId: 'lost-1' })) === 3 && calls >= 2, 'the retried insert');
+    await eventually('the retried insert', async () => (await real.count({ correlationId: 'lost-1' })) === 3 && calls >= 2, 30_000);
     assert.equal(await real.count({ correlationId: 'lost-1' }), 3);
     assert.deepEqual(byId(await real.query({ correlationId: 'lost-1' })), byId(published.map((e) => withPayloadJson(toAuditRow(e)))));
     await writer.stop();
@@ -306,15 +297,15 @@ describe('AuditWriter', () => {
     const writer = new AuditWriter({ log: bus.log, sink: slow, logger: recordingLogger(), batchSize: 3, maxWaitMs: 20, insertsInFlight: 2, durable: uniqueName('w') });
     writer.start();
     await publish(events('overlap-1', T0 + 3000));
-    await until(() => blocked, 'the overlap-1 batch to wait in its insert');
+    await eventually('the overlap-1 batch to wait in its insert', () => blocked, 30_000);
     await publish(events('overlap-2', T0 + 3100));
     // With one insert in flight this never happens: the second batch would queue behind the first.
-    await until(async () => (await real.count({ correlationId: 'overlap-2' })) === 3, 'overlap-2 stored while overlap-1 waits', 3000);
+    await eventually('overlap-2 stored while overlap-1 waits', async () => (await real.count({ correlationId: 'overlap-2' })) === 3, 3000);
     assert.equal(await real.count({ correlationId: 'overlap-1' }), 0, 'overlap-1 is still waiting for its insert');
     const writtenBefore = writer.stats.written;
     release();
-    await until(async () => (await real.count({ correlationId: 'overlap-1' })) === 3, 'overlap-1 stored after the gate opens');
-    await until(() => writer.stats.written >= writtenBefore + 3, 'overlap-1 acknowledged');
+    await eventually('overlap-1 stored after the gate opens', async () => (await real.count({ correlationId: 'overlap-1' })) === 3, 30_000);
+    await eventually('overlap-1 acknowledged', () => writer.stats.written >= writtenBefore + 3, 30_000);
     await writer.stop();
     await real.close();
   });
@@ -332,8 +323,8 @@ describe('AuditWriter', () => {
     await bus.log.append('audit.prod.request.received', garbage, `garbage-${newEventId()}`);
     const good = events('dlq-1', T0 + 2000);
     await publish(good);
-    await until(() => dead.length === 1, 'the dead letter');
-    await until(async () => (await sink.count({ correlationId: 'dlq-1' })) === 3, 'the good events');
+    await eventually('the dead letter', () => dead.length === 1, 30_000);
+    await eventually('the good events', async () => (await sink.count({ correlationId: 'dlq-1' })) === 3, 30_000);
     const [letter] = dead;
     assert.equal(letter?.subject, Subjects.auditDeadLetter());
     assert.deepEqual(letter?.data, garbage);

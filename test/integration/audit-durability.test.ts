@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { startKubeApiServer, type KubeApiServer } from '@portcullis/kube-sandbox';
 import { freePort, startClickHouse, startNats, uniqueName, type TestClickHouse, type TestNats } from '../harness/services.js';
 import { runPortcullis, startPortcullis, tempDir, writeConfig, type PortcullisProcess } from '../support/portcullis-process.js';
-import { edgeRequest, eventually } from '../support/gateway-https.js';
+import { edgeRequest } from '../support/gateway-https.js';
+import { eventually } from '../support/eventually.js';
 
 const POLICY = `apiVersion: portcullis.dev/v1
 kind: Policy

@@ -35,6 +35,7 @@ import {
   type OcsfFlat,
 } from '@portcullis/audit-store';
 import { sharedClickHouseUrl, uniqueName } from '../harness/services.js';
+import { eventually } from '../support/eventually.js';
 
 const T0 = Date.UTC(2026, 5, 1, 12, 0, 0, 0);
 
@@ -97,13 +98,9 @@ describe('audit evidence on ClickHouse', () => {
   const select = async <T>(query: string): Promise<T[]> => (await client.query({ query, format: 'JSONEachRow' })).json<T>();
   /** ALTER … DELETE is a mutation: wait until ClickHouse has applied it. */
   const mutationsDone = async (database: string): Promise<void> => {
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      const [r] = await select<{ n: number | string }>(`SELECT count() AS n FROM system.mutations WHERE database = '${database}' AND is_done = 0`);
-      if (Number(r?.n ?? 0) === 0) return;
-      if (Date.now() > deadline) throw new Error('mutation not done');
-      await new Promise((res) => setTimeout(res, 50));
-    }
+    const pending = async (): Promise<number> => Number((await select<{ n: number | string }>(`SELECT count() AS n FROM system.mutations WHERE database = '${database}' AND is_done = 0`))[0]?.n ?? 0);
+    let left = 0;
+    await eventually(`the mutations of ${database} to be done`, async () => (left = await pending()) === 0, { timeoutMs: 30_000, seen: () => `${left} pending` });
   };
 
   it('a table of the first schema gains the chain columns; migrating again and concurrently is a no-op', async () => {

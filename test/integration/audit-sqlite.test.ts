@@ -18,6 +18,7 @@ import {
   type EventEnvelope,
 } from '@portcullis/contracts';
 import { migrateSqliteAuditDatabase, openSqliteAuditDatabase, SQLITE_MIGRATIONS, SqliteAuditSink, SqliteEventLog, toAuditRow, withPayloadJson } from '@portcullis/audit-store';
+import { eventually } from '../support/eventually.js';
 
 let dir: string;
 before(async () => {
@@ -50,15 +51,6 @@ function completed(i: number, correlationId = `req-${i}`): EventEnvelope {
 
 function append(log: SqliteEventLog, event: EventEnvelope): ReturnType<SqliteEventLog['append']> {
   return log.append(Subjects.auditEvent(event.connection, event.type), encodeEvent(event), event.id);
-}
-
-/** Resolves once `check()` holds, polling each tick; rejects at the deadline. */
-async function until(check: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setImmediate(resolve));
-  }
 }
 
 describe('SqliteEventLog', () => {
@@ -152,10 +144,10 @@ describe('SqliteEventLog', () => {
     const sub = log.read(Streams.audit.name, {}, (msg) =>
       seen.push({ seq: msg.seq, subject: msg.subject, id: decodeEvent(msg.data).id, msgId: msg.headers[BusHeaders.msgId] }),
     );
-    await until(() => seen.length === 2, 'the stored messages');
+    await eventually('the stored messages', () => seen.length === 2);
     const later = [received(2), completed(2)];
     await Promise.all(later.map((e) => append(log, e)));
-    await until(() => seen.length === 4, 'the new messages');
+    await eventually('the new messages', () => seen.length === 4);
     assert.deepEqual(
       seen.map((s) => s.seq),
       [1, 2, 3, 4],
@@ -171,7 +163,7 @@ describe('SqliteEventLog', () => {
     const b = log.read(Streams.audit.name, { filterSubject: 'audit.*.request.completed' }, (msg) => onlyCompleted.push(msg.seq));
     const c: number[] = [];
     const fromTime = log.read(Streams.audit.name, { startTimeMs: T0 + 2 }, (msg) => c.push(msg.seq));
-    await until(() => fromThree.length === 2 && onlyCompleted.length === 2 && c.length === 3, 'the filtered reads');
+    await eventually('the filtered reads', () => fromThree.length === 2 && onlyCompleted.length === 2 && c.length === 3);
     assert.deepEqual(fromThree, [3, 4]);
     assert.deepEqual(onlyCompleted, [2, 4]);
     assert.deepEqual(c, [2, 3, 4], 'from the first event at or after the start time');
@@ -203,7 +195,7 @@ describe('SqliteEventLog', () => {
     const sub = reader.read(Streams.audit.name, {}, (msg) => seen.push(decodeEvent(msg.data).id));
     const event = received(42);
     await append(writer, event);
-    await until(() => seen.length === 1, 'the polled message');
+    await eventually('the polled message', () => seen.length === 1);
     assert.deepEqual(seen, [event.id]);
     await sub.unsubscribe();
     await reader.close();
@@ -248,7 +240,7 @@ describe('SqliteAuditSink', () => {
     const log = await SqliteEventLog.open({ sink });
     const seen: EventEnvelope[] = [];
     const sub = log.read(Streams.audit.name, {}, (msg) => seen.push(decodeEvent(msg.data)));
-    await until(() => seen.length === 1, 'the sink row');
+    await eventually('the sink row', () => seen.length === 1);
     assert.deepEqual(toAuditRow(seen[0]!), toAuditRow(event));
     await sub.unsubscribe();
     await log.close();

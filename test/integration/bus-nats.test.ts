@@ -1,18 +1,19 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { BusError, connectNats } from '@portcullis/bus';
-import type { BusLogger, NatsBus } from '@portcullis/bus';
+import type { NatsBus } from '@portcullis/bus';
+import { createLogger, silentLogger, type Logger } from '@portcullis/common';
 import { freePort, sharedNatsUrl, startNats } from '../harness/services.js';
 import type { TestNats } from '../harness/services.js';
-import { describeBusConformance, rejectsWithBusError, uniqueStream, uniqueToken, waitFor } from '../support/bus-conformance.js';
+import { describeBusConformance, rejectsWithBusError, uniqueStream, uniqueToken } from '../support/bus-conformance.js';
+import { eventually } from '../support/eventually.js';
 
-const quiet: BusLogger = () => undefined;
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
 
 let url: string | undefined;
-const open = async (name: string, servers?: string[]): Promise<NatsBus> =>
-  connectNats({ servers: servers ?? [(url ??= await sharedNatsUrl())], name, logger: quiet, reconnectWaitMs: 100, eventLog: { nakDelayMs: 100 } });
+const open = async (name: string, servers?: string[], logger: Logger = silentLogger): Promise<NatsBus> =>
+  connectNats({ servers: servers ?? [(url ??= await sharedNatsUrl())], name, logger, reconnectWaitMs: 100, eventLog: { nakDelayMs: 100 } });
 
 describeBusConformance({
   name: 'NATS',
@@ -23,8 +24,8 @@ describeBusConformance({
 describe('NATS bus: outages', () => {
   let nats: TestNats;
   const clients: NatsBus[] = [];
-  const client = async (): Promise<NatsBus> => {
-    const c = await open(uniqueToken('outage'), [nats.url]);
+  const client = async (logger?: Logger): Promise<NatsBus> => {
+    const c = await open(uniqueToken('outage'), [nats.url], logger);
     clients.push(c);
     return c;
   };
@@ -39,21 +40,23 @@ describe('NATS bus: outages', () => {
   it('fails start-up clearly when NATS is unreachable', async () => {
     const port = await freePort();
     const error = await rejectsWithBusError(
-      connectNats({ servers: [`nats://127.0.0.1:${port}`], name: 'nobody', logger: quiet, connectTimeoutMs: 1000 }),
+      connectNats({ servers: [`nats://127.0.0.1:${port}`], name: 'nobody', logger: silentLogger, connectTimeoutMs: 1000 }),
       'unavailable',
     );
     assert.match(error.message, new RegExp(`127\\.0\\.0\\.1:${port}`));
   });
 
   it('request and append while NATS is down fail with a BusError within the timeout, then work again', async () => {
-    const c = await client();
+    // The client's status goes through the process's (pino) logger: one JSON line per event.
+    const lines: Record<string, unknown>[] = [];
+    const c = await client(createLogger({ level: 'debug', base: { role: 'test' }, write: (line) => lines.push(JSON.parse(line) as Record<string, unknown>) }));
     const spec = uniqueStream('outage_down');
     await c.log.ensureStream(spec);
     const subject = `${uniqueToken('down')}.x`;
     c.bus.serve(subject, 'q', (m) => m.data);
     await c.flush();
     await nats.kill();
-    await waitFor('the client to notice', () => !c.bus.isConnected());
+    await eventually('the client to notice', () => !c.bus.isConnected());
     const started = Date.now();
     const results = await Promise.allSettled([
       c.bus.request(subject, enc('x'), { timeoutMs: 500 }),
@@ -65,10 +68,19 @@ describe('NATS bus: outages', () => {
       assert.ok(r.reason instanceof BusError && r.reason.code === 'unavailable', String(r.reason));
     }
     await nats.restart();
-    await waitFor('the reconnect', () => c.bus.isConnected(), 15_000);
+    await eventually('the reconnect', () => c.bus.isConnected(), 15_000);
     assert.equal(dec((await c.bus.request(subject, enc('back'), { timeoutMs: 2000 })).data), 'back');
     const ack = await c.log.append(`${spec.subjectRoot}.x`, enc('x'), uniqueToken('id'), { timeoutMs: 2000 });
     assert.equal(ack.duplicate, false);
+    const status = lines.filter((l) => l['msg'] === 'NATS disconnected' || l['msg'] === 'NATS reconnected');
+    assert.deepEqual(
+      status.map((l) => [l['level'], l['msg'], l['component'], l['role']]),
+      [
+        ['warn', 'NATS disconnected', 'bus', 'test'],
+        ['info', 'NATS reconnected', 'bus', 'test'],
+      ],
+    );
+    assert.ok(lines.some((l) => l['msg'] === 'NATS reconnecting' && l['level'] === 'debug'), 'reconnect attempts are logged at debug');
   });
 
   it('a request in flight when NATS dies fails within its timeout (no hang)', async () => {
@@ -83,7 +95,7 @@ describe('NATS bus: outages', () => {
     assert.ok(error instanceof BusError);
     assert.ok(Date.now() - started < 2000);
     await nats.restart();
-    await waitFor('the reconnect', () => c.bus.isConnected() && server.bus.isConnected(), 15_000);
+    await eventually('the reconnect', () => c.bus.isConnected() && server.bus.isConnected(), 15_000);
   });
 
   it('a durable consumer survives a NATS restart: messages appended afterwards come through', async () => {
@@ -98,21 +110,13 @@ describe('NATS bus: outages', () => {
       }
     });
     await producer.log.append(`${spec.subjectRoot}.e`, enc('before'), uniqueToken('id'));
-    await waitFor('the message before the restart', () => seen.includes('before'));
+    await eventually('the message before the restart', () => seen.includes('before'));
     await nats.kill();
     await nats.restart();
-    await waitFor('both clients back', () => producer.bus.isConnected() && consumerSide.bus.isConnected(), 15_000);
+    await eventually('both clients back', () => producer.bus.isConnected() && consumerSide.bus.isConnected(), 15_000);
     // The stream may need a moment after a crash to accept writes again: retry with a deadline.
-    const deadline = Date.now() + 15_000;
-    for (;;) {
-      try {
-        await producer.log.append(`${spec.subjectRoot}.e`, enc('after'), 'after-restart', { timeoutMs: 1000 });
-        break;
-      } catch (error) {
-        if (Date.now() > deadline) throw error;
-      }
-    }
-    await waitFor('the message after the restart', () => seen.includes('after'), 30_000);
+    await eventually('the stream to accept an append after the restart', () => producer.log.append(`${spec.subjectRoot}.e`, enc('after'), 'after-restart', { timeoutMs: 1000 }), 15_000);
+    await eventually('the message after the restart', () => seen.includes('after'), 30_000);
     await consumer.stop();
     assert.deepEqual(seen.filter((s) => s === 'after'), ['after']);
   });

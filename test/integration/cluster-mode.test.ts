@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { startKubeApiServer, type KubeApiServer } from '@portcullis/kube-sandbox';
 import { freePort, sharedClickHouseUrl, startNats, uniqueName, type TestNats } from '../harness/services.js';
 import { kubectl, REPO_ROOT, runPortcullis, startPortcullis, tempDir, writeConfig, type PortcullisProcess } from '../support/portcullis-process.js';
-import { edgeRequest, eventually } from '../support/gateway-https.js';
+import { edgeRequest } from '../support/gateway-https.js';
+import { eventually } from '../support/eventually.js';
 
 interface Row {
   event_id: string;

@@ -12,7 +12,7 @@ import { request } from 'node:https';
 import { startKubeApiServer, type KubeApiServer } from '@portcullis/kube-sandbox';
 import { ApprovalGateState, create, ApprovalGateReplySchema, decodeApprovalGateRequest, encodeApprovalGateReply, QueueGroups, Subjects, newEventId, type EventEnvelope } from '@portcullis/contracts';
 import { startTestEdge, type TestEdge } from '../support/kube-edge.js';
-import { eventually } from '../support/gateway-https.js';
+import { eventually } from '../support/eventually.js';
 
 const CAP = 64 * 1024;
 const POLICY = `apiVersion: portcullis.dev/v1

@@ -39,7 +39,8 @@ import {
   EdgeServer,
   inClusterCredential,
 } from '@portcullis/gateway';
-import { edgeRequest, eventually } from '../support/gateway-https.js';
+import { edgeRequest } from '../support/gateway-https.js';
+import { eventually } from '../support/eventually.js';
 import { startFakeOidcProvider, type FakeOidcProvider, type ProviderKey } from '../support/fake-oidc-provider.js';
 import { RecordingLog } from '../support/recording-log.js';
 

@@ -18,7 +18,7 @@ import { loadOrCreateDevTls } from '@portcullis/tls';
 import { EventType, type EventEnvelope } from '@portcullis/contracts';
 import { freePort } from '../harness/services.js';
 import { startTestEdge, type TestEdge } from '../support/kube-edge.js';
-import { eventually } from '../support/gateway-https.js';
+import { eventually } from '../support/eventually.js';
 
 const POLICY = `apiVersion: portcullis.dev/v1
 kind: Policy

@@ -15,7 +15,8 @@ import { after, before, describe, test } from 'node:test';
 import { CoreV1Api, Exec, KubeConfig, Watch, type V1Pod, type V1Status } from '@kubernetes/client-node';
 import { startKubeApiServer, type KubeApiServer } from '@portcullis/kube-sandbox';
 import type { EventEnvelope, SessionEnded, SessionFrames, SessionStarted } from '@portcullis/contracts';
-import { edgeRequest, eventually } from '../support/gateway-https.js';
+import { edgeRequest } from '../support/gateway-https.js';
+import { eventually } from '../support/eventually.js';
 import { kubectl, tempDir } from '../support/portcullis-process.js';
 import { spawnKubectl, startTestEdge, type TestEdge } from '../support/kube-edge.js';
 

@@ -24,7 +24,8 @@ import {
   POLICY_EXPLAIN_PATH,
 } from '@portcullis/gateway';
 import { PolicyStore } from '../../apps/policy/src/policy-store.js';
-import { edgeRequest, eventually } from '../support/gateway-https.js';
+import { edgeRequest } from '../support/gateway-https.js';
+import { eventually } from '../support/eventually.js';
 
 const policy = (version: string, rules = ''): string => `apiVersion: portcullis.dev/v1
 kind: Policy

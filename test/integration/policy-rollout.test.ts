@@ -13,8 +13,9 @@ import { join } from 'node:path';
 import { startKubeApiServer, type KubeApiServer } from '@portcullis/kube-sandbox';
 import { freePort, startNats, type TestNats } from '../harness/services.js';
 import { runPortcullis, startPortcullis, tempDir, writeConfig, type PortcullisProcess } from '../support/portcullis-process.js';
-import { eventually } from '../support/gateway-https.js';
+import { eventually } from '../support/eventually.js';
 import { connectNats, type NatsBus } from '@portcullis/bus';
+import { silentLogger } from '@portcullis/common';
 import { auditMessageEvents, BucketKeys, Buckets, decodeEvent, Streams, type RequestDecided } from '@portcullis/contracts';
 
 const policyText = (version: string, extraRules = ''): string => `apiVersion: portcullis.dev/v1
@@ -151,7 +152,7 @@ describe('policy service: failover, invalid and valid pushes across processes', 
     token = t.stdout.trim();
     caPem = readFileSync(join(dir, 'state', 'tls', 'ca.pem'), 'utf8');
     agent = new Agent({ keepAlive: true, maxSockets: 16 });
-    client = await connectNats({ servers: [nats.url], name: 'policy-rollout-test', logger: () => undefined });
+    client = await connectNats({ servers: [nats.url], name: 'policy-rollout-test', logger: silentLogger });
   });
 
   after(async () => {
@@ -185,14 +186,7 @@ describe('policy service: failover, invalid and valid pushes across processes', 
     const countAtKill = answers.length;
     await eventually('200 more answers after the kill', async () => (answers.length >= countAtKill + 200 ? true : undefined), 60_000);
     // Keep the load on until well past the decision timeout, so late errors would show.
-    await new Promise<void>((resolve) => {
-      const check = setInterval(() => {
-        if (performance.now() - killedAt > DECISION_TIMEOUT_MS * 3) {
-          clearInterval(check);
-          resolve();
-        }
-      }, 50);
-    });
+    await eventually('three decision timeouts to pass since the kill', () => performance.now() - killedAt > DECISION_TIMEOUT_MS * 3);
     stop = true;
     await Promise.all(loops);
 

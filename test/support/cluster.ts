@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { listenUrl } from '@portcullis/common';
 import { startKubeApiServer, type KubeApiServer } from '@portcullis/kube-sandbox';
 import { freePort, startNats, startRedis, type TestNats, type TestRedis } from '../harness/services.js';
 import { kubectl, runPortcullis, startPortcullis, tempDir, writeConfig, type PortcullisProcess } from './portcullis-process.js';
@@ -17,6 +18,8 @@ import { startFakeSlack, type FakeSlack } from './fake-slack.js';
 
 export const SIGNING_SECRET = 'test-signing-secret-0123456789';
 const BOT_TOKEN = 'xoxb-test-bot-token';
+/** Where every role of the cluster listens; URLs are built from it. */
+const HOST = '127.0.0.1';
 
 /** The development clients every cluster has (id → secret, subject, groups). */
 const CLIENTS = [
@@ -150,13 +153,13 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   for (let i = 0; i < writers; i++) auditPorts.push(await freePort());
   const base = (id: string, edgePort: number, approvalPort: number, auditPort?: number): Record<string, unknown> => ({
     node: { id, stateDir: join(dir, 'state') },
-    edge: { listen: { host: '127.0.0.1', port: edgePort }, decisionTimeout: '2s', auditAckTimeout: '2s', ...opts.edge },
+    edge: { listen: { host: HOST, port: edgePort }, decisionTimeout: '2s', auditAckTimeout: '2s', ...opts.edge },
     bus: { mode: 'nats', nats: { servers: [nats.url] } },
     identity: {
       ...(opts.issuers !== undefined ? { issuers: opts.issuers } : {}),
       devIssuer: {
         enabled: true,
-        issuerUrl: `https://127.0.0.1:${edgeA}/oidc/dev`,
+        issuerUrl: `${listenUrl('https', HOST, edgeA)}/oidc/dev`,
         clients: [...CLIENTS, ...(opts.clients ?? [])],
       },
     },
@@ -168,13 +171,13 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
           audit: {
             sink: 'clickhouse',
             clickhouse: { url: opts.audit.clickHouseUrl, database: opts.audit.database, batchSize: 200, flushInterval: '100ms' },
-            ...(auditPort !== undefined ? { listen: { host: '127.0.0.1', port: auditPort } } : {}),
+            ...(auditPort !== undefined ? { listen: { host: HOST, port: auditPort } } : {}),
             auditorGroups: ['auditors'],
           },
         }
       : {}),
     approval: {
-      listen: { host: '127.0.0.1', port: approvalPort },
+      listen: { host: HOST, port: approvalPort },
       pendingTtl: opts.pendingTtl,
       grantTtl: opts.grantTtl ?? '2m',
       retention: '2m',
@@ -217,7 +220,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const [a1, a2] = await Promise.all([start('approval-1', 'approval'), start('approval-2', 'approval')]);
   approvals.push(String(a1['approvalUrl']), String(a2['approvalUrl']));
   await Promise.all(writerNames.map((n) => start(n, 'audit')));
-  auditApis.push(...auditPorts.map((port) => `https://127.0.0.1:${port}`));
+  auditApis.push(...auditPorts.map((port) => listenUrl('https', HOST, port)));
   const [e1, e2] = await Promise.all([start('edge-a', 'edge'), start('edge-b', 'edge')]);
   edges.push(String(e1['url']), String(e2['url']));
   const caPem = readFileSync(join(dir, 'state', 'tls', 'ca.pem'), 'utf8');

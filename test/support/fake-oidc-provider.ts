@@ -1,6 +1,7 @@
 import type { JsonWebKey } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { listenUrl } from '@portcullis/common';
 import { exportJWK, generateKeyPair, SignJWT, type JWK, type JWTHeaderParameters, type JWTPayload } from 'jose';
 
 /** A signing key of the fake provider. */
@@ -48,7 +49,8 @@ export async function startFakeOidcProvider(tls: { certPem: string; keyPem: stri
     send(404, { error: 'not_found' });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  issuer = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const bound = server.address() as AddressInfo;
+  issuer = listenUrl('https', bound.address, bound.port);
   return {
     issuer,
     get published() {

@@ -8,6 +8,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { slackSignature } from '@portcullis/approval/pure';
+import { listenUrl } from '@portcullis/common';
 
 /** One Web API call as the fake received it. */
 export interface SlackCall {
@@ -161,7 +162,8 @@ export async function startFakeSlack(opts: { botToken: string; channels?: Record
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const bound = server.address() as AddressInfo;
+  base = listenUrl('http', bound.address, bound.port);
 
   return {
     apiUrl: `${base}/api`,

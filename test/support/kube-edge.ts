@@ -12,7 +12,7 @@ import { decisionReply, decodeDecisionRequest, encodeDecisionReply, QueueGroups,
 import { evaluate, parsePolicy } from '@portcullis/policy-engine';
 import { DevIssuer, TokenVerifier } from '@portcullis/identity';
 import { loadOrCreateDevTls } from '@portcullis/tls';
-import { silentLogger } from '@portcullis/common';
+import { listenUrl, silentLogger } from '@portcullis/common';
 import { ApprovalGate, AuditPublisher, ConnectionRegistry, createUpstreamConnection, DecisionClient, EdgePipeline, EdgeServer, type SessionRecordingOptions } from '@portcullis/gateway';
 import type { KubeApiServer } from '@portcullis/kube-sandbox';
 import { trackProcess, untrackProcess } from '../harness/process-reaper.js';
@@ -93,8 +93,9 @@ export async function startTestEdge(opts: TestEdgeOptions): Promise<TestEdge> {
     ...(opts.approvals === true ? { approvals: new ApprovalGate({ bus: handle.bus, timeoutMs: 2_000 }) } : {}),
   });
   const domain = opts.domain;
+  const host = '127.0.0.1';
   const server = new EdgeServer({
-    host: '127.0.0.1',
+    host,
     port: 0,
     tls,
     pipeline,
@@ -103,7 +104,7 @@ export async function startTestEdge(opts: TestEdgeOptions): Promise<TestEdge> {
     hostRouting: domain === undefined ? undefined : { domain, kindOf: (name) => registry.get(name)?.type },
   });
   const bound = await server.listen();
-  const url = `https://127.0.0.1:${bound.port}`;
+  const url = listenUrl('https', host, bound.port);
   let n = 0;
   return {
     url,

@@ -42,6 +42,11 @@ export class RecordingLog implements EventLog {
     this.failure = opts.failure ?? (() => new BusError('timeout', 'no ack'));
   }
 
+  /** The wrapped log's: recording offers no more and no less. */
+  get capabilities(): EventLog['capabilities'] {
+    return this.inner.capabilities;
+  }
+
   append: EventLog['append'] = async (subject, data, msgId, opts) => {
     if (this.keep) this.attempts.push({ subject, data, msgId });
     if (this.failing) throw this.failure();

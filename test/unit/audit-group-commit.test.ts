@@ -26,10 +26,11 @@ import {
 import { AuditChain, AuditWriter, eventHash, SqliteAuditSink } from '@portcullis/audit-store';
 import { AuditPublisher, GatewayError } from '@portcullis/gateway';
 import { silentLogger } from '@portcullis/common';
+import { eventually } from '../support/eventually.js';
 import { RecordingLog } from '../support/recording-log.js';
 
 async function setup(): Promise<{ handle: BusHandle; log: RecordingLog }> {
-  const handle = createInProcessBus({ logger: () => undefined });
+  const handle = createInProcessBus({ logger: silentLogger });
   await handle.log.ensureStream({ name: Streams.audit.name, subjects: Streams.audit.subjects, maxAgeMs: 0, duplicateWindowMs: 60_000, replicas: 1 });
   return { handle, log: new RecordingLog(handle.log, { failure: () => new Error('JetStream unavailable (test)') }) };
 }
@@ -100,9 +101,7 @@ describe('audit group commit', () => {
     }
     const failed = log.attempts[0]!;
     log.failing = false;
-    const deadline = Date.now() + 5000;
-    while (publisher.retrying > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    assert.equal(publisher.retrying, 0);
+    await eventually('the background retries to finish', () => publisher.retrying === 0, { timeoutMs: 5000, seen: () => `${publisher.retrying} retrying` });
     const retries = log.attempts.filter((a) => a.msgId === failed.msgId);
     assert.ok(retries.length >= 2, 'retried under the same message id');
     for (const r of retries) assert.deepEqual(r.data, failed.data, 'same bytes');
@@ -145,8 +144,7 @@ describe('audit group commit', () => {
       },
     });
     writer.start();
-    const deadline = Date.now() + 5000;
-    while (writer.stats.written < 5 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await eventually('5 events written', () => writer.stats.written >= 5, { timeoutMs: 5000, seen: () => writer.stats });
     await writer.stop();
     const rows = await sink.query({});
     // Four batched events (the first one twice in the batch) and the single one, each once.
@@ -180,8 +178,7 @@ describe('audit group commit', () => {
     const { handle, log } = await setup();
     const quick = new AuditPublisher(log, 1000, silentLogger, { groupCommit: { lingerMs: 5 } });
     quick.recordLater(completed(1));
-    const deadline = Date.now() + 5000;
-    while (log.attempts.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    await eventually('the lingering completion to go out', () => log.attempts.length > 0, 5000);
     assert.equal(log.attempts.length, 1);
     assert.equal(log.attempts[0]!.subject, Subjects.auditEvent('prod', EventType.RequestCompleted), 'a lone event in the single-event format');
     assert.equal(log.attempts[0]!.msgId, decodeEvent(log.attempts[0]!.data).id);
@@ -219,8 +216,7 @@ describe('audit group commit', () => {
     // Five messages of four events in one delivered batch; a chunk closes at a message boundary once it holds 6 rows or more.
     const writer = new AuditWriter({ log: handle.log, sink, logger: silentLogger, batchSize: 100, maxWaitMs: 20, maxInsertRows: 6 });
     writer.start();
-    const deadline = Date.now() + 5000;
-    while (writer.stats.written < 20 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await eventually('20 events written', () => writer.stats.written >= 20, { timeoutMs: 5000, seen: () => writer.stats });
     await writer.stop();
     assert.deepEqual(inserts, [8, 8, 4]);
     assert.equal((await real.query({})).length, 20, 'every event stored once');

@@ -120,8 +120,9 @@ describe('parseConfig: defaults and freezing', () => {
   });
 
   test('durations are parsed into milliseconds', () => {
-    const cfg = parse({ edge: { decisionTimeout: '500ms', upstreamTimeout: '5m' }, bus: { auditStream: { maxAge: '7d' } }, identity: { clockSkew: '1h' } });
+    const cfg = parse({ edge: { decisionTimeout: '500ms', upstreamTimeout: '5m', headersTimeout: '1m30s' }, bus: { auditStream: { maxAge: '7d' } }, identity: { clockSkew: '1h' } });
     assert.equal(cfg.edge.decisionTimeout, 500);
+    assert.equal(cfg.edge.headersTimeout, 90_000, 'compound durations, as in policies');
     assert.equal(cfg.edge.upstreamTimeout, 300_000);
     assert.equal(cfg.bus.auditStream.maxAge, 7 * 86_400_000);
     assert.equal(cfg.identity.clockSkew, 3_600_000);
@@ -244,6 +245,9 @@ const BAD_CONFIGS: readonly BadConfig[] = [
   { name: 'policy.source kv in embedded mode', raw: { policy: { source: 'kv' } }, says: ['policy.source', 'needs bus.mode: nats', 'got "kv"'] },
   { name: 'policy.source git', raw: { bus: { mode: 'nats' }, policy: { source: 'git' } }, says: ['policy.source', /"kv"/, /"file"/, 'got "git"'] },
   { name: 'decision cache ttl of zero', raw: { edge: { decisionCache: { ttl: '0s' } } }, says: ['edge.decisionCache.ttl', 'between 1ms and 5m'] },
+  { name: 'headers timeout under its range', raw: { edge: { headersTimeout: '50ms' } }, says: ['edge.headersTimeout', 'expected a duration between 100ms and 5m', 'got "50ms"'] },
+  { name: 'audit retention under a day', raw: { audit: { retention: '12h' } }, says: ['audit.retention', 'expected a duration of at least 1d', 'got "12h"'] },
+  { name: 'duration with units out of order', raw: { approval: { grantTtl: '30m1h' } }, says: ['approval.grantTtl', 'largest first', 'got "30m1h"'] },
   { name: 'decision cache ttl of an hour', raw: { edge: { decisionCache: { ttl: '1h' } } }, says: ['edge.decisionCache.ttl', 'between 1ms and 5m'] },
   { name: 'decision cache without a bound', raw: { edge: { decisionCache: { maxEntries: 0 } } }, says: ['edge.decisionCache.maxEntries', />=1/, 'got 0'] },
   { name: 'admin groups as a string', raw: { edge: { admin: { groups: 'sre' } } }, says: ['edge.admin.groups', /expected array/, 'got "sre"'] },

@@ -152,12 +152,17 @@ describe('parsePolicy errors carry path, line and column', () => {
   - id: a
     effect: require_approval
     approval: { approverGroups: [sre], scope: window, ttl: 15x, wait: 0s }
+  - id: b
+    effect: require_approval
+    approval: { approverGroups: [sre], scope: window, ttl: 1m1h, wait: 1500ms }
 `);
     assert.deepEqual(
       errors.map((e) => [e.path, e.message]),
       [
-        ['rules[0].approval.ttl', 'must be a duration such as "30s", "15m", "1h" or "1h30m"'],
-        ['rules[0].approval.wait', 'must be greater than zero'],
+        ['rules[0].approval.ttl', 'expected a duration such as 30s, 15m, 1h or 1h30m (whole numbers with units d, h, m, s or ms, largest first), got "15x"'],
+        ['rules[0].approval.wait', 'expected a duration of at least 1s, got "0s"'],
+        ['rules[1].approval.ttl', 'expected a duration such as 30s, 15m, 1h or 1h30m (whole numbers with units d, h, m, s or ms, largest first), got "1m1h"'],
+        ['rules[1].approval.wait', 'expected a whole number of seconds (no ms part), got "1500ms"'],
       ],
     );
     assert.equal(errors[0]!.line, 7);
@@ -310,7 +315,11 @@ describe('building blocks', () => {
     assert.equal(parseDurationSeconds('1h'), 3600);
     assert.equal(parseDurationSeconds('1h30m'), 5400);
     assert.equal(parseDurationSeconds('2d'), 172800);
-    for (const bad of ['', '0s', '15', 'm', '1m1h', '1.5h', '-1s']) assert.equal(parseDurationSeconds(bad), undefined, bad);
+    // The shared grammar (as the config writes it): ms parts, when they add up to whole seconds.
+    assert.equal(parseDurationSeconds('2000ms'), 2);
+    assert.equal(parseDurationSeconds('1m30s'), 90);
+    assert.equal(parseDurationSeconds('1d1h1m1s'), 90061);
+    for (const bad of ['', '0s', '0ms', '15', 'm', '1m1h', '1.5h', '-1s', '1500ms', '1s500ms', '1h 30m', '30S']) assert.equal(parseDurationSeconds(bad), undefined, bad);
   });
 
   test('globs', () => {

@@ -37,6 +37,7 @@ import {
   type VerifyReport,
 } from '@portcullis/audit-store';
 import { parseDuration } from '@portcullis/config';
+import { silentLogger } from '@portcullis/common';
 import { ClientTrustSource, type ClientTrust } from '@portcullis/tls';
 // The one rule for what clients trust, shared with the roles that serve the certificate (light: no Nest).
 import { edgeClientTrust } from '../../runtime/src/gateway-identity.js';
@@ -255,7 +256,7 @@ async function connectCluster(config: PortcullisConfig, what: string): Promise<N
     return await connectNats({
       servers: [...nats.servers],
       name: `portcullis-cli-${what}`,
-      logger: () => undefined,
+      logger: silentLogger,
       ...(nats.user !== undefined ? { user: nats.user } : {}),
       ...(nats.password !== undefined ? { pass: nats.password } : {}),
       ...(nats.token !== undefined ? { token: nats.token } : {}),

@@ -34,7 +34,7 @@ export async function createPlatform(config: PortcullisConfig, role: string): Pr
   const tracing = await startProcessTracing(config, role);
   mkdirSync(config.node.stateDir, { recursive: true, mode: 0o700 });
   if (config.bus.mode === 'embedded') {
-    const handle = createInProcessBus();
+    const handle = createInProcessBus({ logger });
     const log = await SqliteEventLog.open({ path: config.audit.sqlite.file });
     const observability = await createObservability(config, role, handle, logger, tracing);
     return {
@@ -56,6 +56,7 @@ export async function createPlatform(config: PortcullisConfig, role: string): Pr
   const handle = await connectNats({
     servers: [...nats.servers],
     name: `portcullis-${role}-${config.node.id}`,
+    logger,
     ...(nats.user !== undefined ? { user: nats.user } : {}),
     ...(nats.password !== undefined ? { pass: nats.password } : {}),
     ...(nats.token !== undefined ? { token: nats.token } : {}),

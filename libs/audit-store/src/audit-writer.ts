@@ -4,6 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { EventLog, LogConsumer, LogMessage } from '@portcullis/bus/pure';
+import type { Logger } from '@portcullis/common';
 import { BusHeaders, Consumers, Streams, Subjects, auditMessageEvents, decodeEvent } from '@portcullis/contracts';
 import { toAuditRowOfWire, type AuditRow } from './audit-row.js';
 import type { AuditSink } from './audit-sink.port.js';
@@ -11,12 +12,8 @@ import type { AuditSink } from './audit-sink.port.js';
 /** Sends an undecodable message to the dead-letter subject, with the reason. */
 export type DeadLetter = (data: Uint8Array, subject: string, reason: string) => Promise<void>;
 
-/** What the writer reports; structured fields, no event contents. */
-export interface AuditWriterLogger {
-  info(message: string, fields?: Record<string, unknown>): void;
-  warn(message: string, fields?: Record<string, unknown>): void;
-  error(message: string, fields?: Record<string, unknown>): void;
-}
+/** The part of the process's {@link Logger} the writer reports through; structured fields, no event contents. */
+export type AuditWriterLogger = Pick<Logger, 'info' | 'warn' | 'error'>;
 
 /** Told what the writer did, for metrics and traces; every method is optional work. */
 export interface AuditWriterObserver {

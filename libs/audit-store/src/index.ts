@@ -34,7 +34,7 @@ export {
   openSqliteAuditDatabase,
 } from './sqlite-audit-sink.js';
 export type { SqliteAuditSinkOptions, SqliteDatabase } from './sqlite-audit-sink.js';
-export { SqliteEventLog, subjectMatches } from './sqlite-event-log.js';
+export { SqliteEventLog } from './sqlite-event-log.js';
 export type { SqliteEventLogOptions } from './sqlite-event-log.js';
 export { cleanText, formatAuditRow, formatAuditRowJson, formatBytes } from './audit-format.js';
 export {

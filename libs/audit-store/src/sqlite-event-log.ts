@@ -3,6 +3,13 @@
  * *is* the insert into the SQLite audit store. Appends that arrive in the same tick share one
  * transaction (group commit), so a burst costs one fsync, and every caller's promise resolves
  * only after that commit.
+ *
+ * It passes the bus conformance suite with a narrower contract, declared in
+ * {@link SqliteEventLog.capabilities}: one stream ({@link Streams.audit}), audit event envelopes
+ * only, no durable consumers (nothing needs one: the append already stored the row). Beyond that:
+ * de-duplication holds for ever (message id and event id), not for a window; `startTimeMs`
+ * compares the event's occurred-at time; stream settings (max age, replicas) are not its business
+ * (the audit retention job deletes old rows).
  */
 import { fromJsonString } from '@bufbuild/protobuf';
 import type Database from 'better-sqlite3';
@@ -13,11 +20,12 @@ import type {
   BusSubscription,
   ConsumeOptions,
   EventLog,
+  EventLogCapabilities,
   LogConsumer,
   LogMessage,
   StreamSpec,
 } from '@portcullis/bus/pure';
-import { BusError } from '@portcullis/bus/pure';
+import { BusError, subjectMatches } from '@portcullis/bus/pure';
 import {
   BusHeaders,
   EventDecodeError,
@@ -64,24 +72,18 @@ interface StoredMessage {
 
 const READ_PAGE = 256;
 
-/** True when a NATS subject matches a filter with `*` and `>` wildcards. */
-export function subjectMatches(filter: string, subject: string): boolean {
-  const f = filter.split('.');
-  const s = subject.split('.');
-  for (let i = 0; i < f.length; i++) {
-    const token = f[i];
-    if (token === '>') return s.length > i;
-    if (i >= s.length) return false;
-    if (token !== '*' && token !== s[i]) return false;
-  }
-  return f.length === s.length;
-}
-
 /**
  * The audit stream ({@link Streams.audit}) kept in SQLite. Holds only audit events: an append
  * that is not a decodable event envelope is rejected (the edge then fails closed).
  */
 export class SqliteEventLog implements EventLog {
+  /** What it offers of the {@link EventLog} contract (see the module comment). */
+  static readonly capabilities: EventLogCapabilities = Object.freeze({
+    durableConsumers: false,
+    streams: Object.freeze([Streams.audit.name]),
+    payloads: 'event-envelopes',
+  });
+  readonly capabilities = SqliteEventLog.capabilities;
   /** The store behind the log, for queries (`audit tail`, replay). */
   readonly sink: SqliteAuditSink;
   readonly #ownsSink: boolean;
@@ -139,6 +141,9 @@ export class SqliteEventLog implements EventLog {
    */
   append(subject: string, data: Uint8Array, msgId: string, opts?: { timeoutMs?: number; headers?: BusHeaderMap }): Promise<AppendAck> {
     if (this.#closed) return Promise.reject(new BusError('closed', 'the embedded audit log is closed'));
+    if (!Streams.audit.subjects.some((pattern) => subjectMatches(pattern, subject))) {
+      return Promise.reject(new BusError('unavailable', `append to ${subject} failed: no stream captures the subject (the embedded audit log holds only ${Streams.audit.name}, ${Streams.audit.subjects.join(', ')})`));
+    }
     let params: SqliteAuditInsert;
     let eventId: string;
     try {
@@ -242,8 +247,11 @@ export class SqliteEventLog implements EventLog {
     );
   }
 
-  /** Nothing to create: the table exists once the log is open. */
-  ensureStream(_spec: StreamSpec): Promise<void> {
+  /** Nothing to create for the audit stream: the table exists once the log is open. Any other stream is refused. */
+  ensureStream(spec: StreamSpec): Promise<void> {
+    if (spec.name !== Streams.audit.name) {
+      return Promise.reject(new BusError('unavailable', `ensureStream(${spec.name}) failed: the embedded audit log holds only ${Streams.audit.name}`));
+    }
     return Promise.resolve();
   }
 

@@ -88,19 +88,56 @@ export interface LogConsumer {
   stop(): Promise<void>;
 }
 
-/** The durable, de-duplicating event log (JetStream in cluster mode). */
+/**
+ * What an {@link EventLog} offers of the full contract. JetStream and the in-process log offer
+ * all of it ({@link FULL_EVENT_LOG_CAPABILITIES}); the embedded mode's SQLite audit log is the
+ * audit store itself and offers less: one stream, audit events only, no durable consumers. The
+ * bus conformance suite runs against every implementation with the capabilities it declares, and
+ * checks the documented refusal where one is absent. Callers check a capability, not the mode.
+ */
+export interface EventLogCapabilities {
+  /** `consume` runs durable consumers shared by name. Without: `consume` throws a BusError `unavailable`. */
+  readonly durableConsumers: boolean;
+  /**
+   * `'any'`: the streams `ensureStream` creates. A list: the only streams the log holds, whatever
+   * `ensureStream` is asked (another stream is refused with a BusError `unavailable`, as is an
+   * append to a subject none of them captures).
+   */
+  readonly streams: 'any' | readonly string[];
+  /**
+   * `'any'`: `append` stores any bytes. `'event-envelopes'`: only encoded audit event envelopes;
+   * other bytes are refused with the contracts' `EventDecodeError` (not a BusError), nothing stored.
+   */
+  readonly payloads: 'any' | 'event-envelopes';
+}
+
+/** The whole {@link EventLog} contract (JetStream, the in-process log). */
+export const FULL_EVENT_LOG_CAPABILITIES: EventLogCapabilities = Object.freeze({ durableConsumers: true, streams: 'any', payloads: 'any' });
+
+/**
+ * The durable, de-duplicating event log (JetStream in cluster mode). An implementation that
+ * offers less than what is written here declares it in {@link EventLog.capabilities}.
+ */
 export interface EventLog {
+  /** What this log offers of the contract; absent means all of it ({@link FULL_EVENT_LOG_CAPABILITIES}). */
+  readonly capabilities?: EventLogCapabilities;
   /**
    * Appends and waits for the durable acknowledgement. `msgId` de-duplicates retries within the
-   * stream's window. Rejects with a {@link BusError} when no acknowledgement came.
+   * stream's window (the SQLite log: for ever, by message id and by event id). Rejects with a
+   * {@link BusError} when no acknowledgement came or no stream captures the subject.
    */
   append(subject: string, data: Uint8Array, msgId: string, opts?: { timeoutMs?: number; headers?: BusHeaders }): Promise<AppendAck>;
   /**
    * Runs a durable consumer: the handler receives batches and acks each message itself
    * (after the data is safe elsewhere). A handler that throws naks the whole batch.
+   * Only where {@link EventLogCapabilities.durableConsumers}.
    */
   consume(stream: string, opts: ConsumeOptions, handler: (batch: readonly LogMessage[]) => Promise<void>): LogConsumer;
-  /** Reads messages from `startSeq` on without a durable consumer (for tail/replay). */
+  /**
+   * Reads messages from `startSeq` (or from `startTimeMs`) on without a durable consumer, then
+   * follows the stream (for tail/replay). `startTimeMs` is when the message was stored; the
+   * SQLite audit log compares the event's own occurred-at time, which is when the edge sealed it.
+   */
   read(stream: string, opts: { startSeq?: number; startTimeMs?: number; filterSubject?: string }, handler: (msg: BusMessage & { seq: number }) => void): BusSubscription;
   /**
    * Reads every message stored right now whose subject matches `filterSubject` (from
@@ -108,7 +145,10 @@ export interface EventLog {
    * with the end of the stream: the approval role rebuilds its projection from it.
    */
   snapshot(stream: string, opts: { startTimeMs?: number; filterSubject?: string }): Promise<(BusMessage & { seq: number })[]>;
-  /** Creates or updates the streams this process relies on. */
+  /**
+   * Creates or updates the streams this process relies on. A log with a fixed list of
+   * {@link EventLogCapabilities.streams} creates nothing: it resolves for those, refuses others.
+   */
   ensureStream(spec: StreamSpec): Promise<void>;
 }
 

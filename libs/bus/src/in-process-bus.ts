@@ -1,8 +1,7 @@
 import { BusError } from './bus.port.js';
 import type { KeyValueStore } from './bus.port.js';
 import type { BusHandle } from './bus-handle.js';
-import { consoleJsonLogger } from './bus-logger.js';
-import type { BusLogger } from './bus-logger.js';
+import { createLogger, type Logger } from '@portcullis/common';
 import { InProcessEventLog } from './in-process-event-log.js';
 import type { InProcessEventLogOptions } from './in-process-event-log.js';
 import { InProcessKeyValueStore } from './in-process-kv-store.js';
@@ -10,8 +9,11 @@ import { InProcessMessageBus } from './in-process-message-bus.js';
 
 /** Options of the in-process bus. */
 export interface InProcessBusOptions {
-  /** Where handler failures are reported. Default: JSON lines on stderr. */
-  readonly logger?: BusLogger;
+  /**
+   * The process's logger: handler failures are reported through it (as `component: bus`).
+   * Default: a logger of its own on stderr; pass the process's one.
+   */
+  readonly logger?: Logger;
   /** Event log tuning. */
   readonly eventLog?: InProcessEventLogOptions;
 }
@@ -22,7 +24,7 @@ export interface InProcessBusOptions {
  * after `close()`.
  */
 export function createInProcessBus(opts: InProcessBusOptions = {}): BusHandle {
-  const logger = opts.logger ?? consoleJsonLogger;
+  const logger = (opts.logger ?? createLogger()).child({ component: 'bus' });
   const bus = new InProcessMessageBus(logger);
   const log = new InProcessEventLog(logger, opts.eventLog);
   const buckets = new Map<string, InProcessKeyValueStore>();

@@ -1,4 +1,4 @@
-import { BusError } from './bus.port.js';
+import { BusError, FULL_EVENT_LOG_CAPABILITIES } from './bus.port.js';
 import type {
   AppendAck,
   BusHeaders,
@@ -10,8 +10,8 @@ import type {
   LogMessage,
   StreamSpec,
 } from './bus.port.js';
-import { errorMessage } from './bus-logger.js';
-import type { BusLogger } from './bus-logger.js';
+import { errorMessage } from './error-message.js';
+import type { Logger } from '@portcullis/common';
 import { subjectMatches } from './subject-match.js';
 import { WakeSignal, backoffMs } from './wake-signal.js';
 
@@ -65,6 +65,7 @@ const DEFAULT_ACK_WAIT_MS = 30_000;
  * the ack wait, and ordered reads. Timers are unref'd and cleared on close.
  */
 export class InProcessEventLog implements EventLog {
+  readonly capabilities = FULL_EVENT_LOG_CAPABILITIES;
   private closed = false;
   private readonly streams = new Map<string, MemoryStream>();
   private readonly signal = new WakeSignal();
@@ -73,7 +74,7 @@ export class InProcessEventLog implements EventLog {
   private timer: NodeJS.Timeout | undefined;
   private timerDueMs = Infinity;
 
-  constructor(private readonly logger: BusLogger, opts: InProcessEventLogOptions = {}) {
+  constructor(private readonly logger: Logger, opts: InProcessEventLogOptions = {}) {
     this.nakDelayMs = opts.nakDelayMs ?? 500;
   }
 
@@ -154,7 +155,7 @@ export class InProcessEventLog implements EventLog {
           failures = 0;
         } catch (error) {
           const unsettled = batch.filter((m) => !m.settled);
-          this.logger('warn', 'log batch handler failed; redelivering', {
+          this.logger.warn('log batch handler failed; redelivering', {
             stream,
             durable: opts.durable,
             error: errorMessage(error),
@@ -167,7 +168,7 @@ export class InProcessEventLog implements EventLog {
         }
       }
     };
-    const done = run().catch((error: unknown) => this.logger('error', 'log consumer crashed', { stream, error: errorMessage(error) }));
+    const done = run().catch((error: unknown) => this.logger.error('log consumer crashed', { stream, error: errorMessage(error) }));
     const handle = {
       stop: async (): Promise<void> => {
         stopped = true;
@@ -200,7 +201,7 @@ export class InProcessEventLog implements EventLog {
             try {
               handler({ subject: m.subject, data: m.data.slice(), headers: m.headers, seq: m.seq });
             } catch (error) {
-              this.logger('error', 'log reader handler threw', { stream: streamName, seq: m.seq, error: errorMessage(error) });
+              this.logger.error('log reader handler threw', { stream: streamName, seq: m.seq, error: errorMessage(error) });
             }
           }
         }

@@ -1,7 +1,7 @@
 import { BusError } from './bus.port.js';
 import type { BusSubscription, KeyValueStore } from './bus.port.js';
-import { errorMessage } from './bus-logger.js';
-import type { BusLogger } from './bus-logger.js';
+import { errorMessage } from './error-message.js';
+import type { Logger } from '@portcullis/common';
 
 type Entry = { value: Uint8Array; revision: number } | undefined;
 type Watcher = (entry: Entry, revision: number) => void;
@@ -18,7 +18,7 @@ export class InProcessKeyValueStore implements KeyValueStore {
 
   constructor(
     private readonly bucket: string,
-    private readonly logger: BusLogger,
+    private readonly logger: Logger,
   ) {}
 
   get(key: string): Promise<Entry> {
@@ -50,7 +50,7 @@ export class InProcessKeyValueStore implements KeyValueStore {
       try {
         handler(entry);
       } catch (error) {
-        this.logger('error', 'kv watch handler threw', { bucket: this.bucket, key, error: errorMessage(error) });
+        this.logger.error('kv watch handler threw', { bucket: this.bucket, key, error: errorMessage(error) });
       }
     };
     let set = this.watchers.get(key);

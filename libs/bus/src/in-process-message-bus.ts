@@ -1,7 +1,7 @@
 import { BusError } from './bus.port.js';
 import type { BusHeaders, BusMessage, BusSubscription, MessageBus, Responder } from './bus.port.js';
-import { errorMessage } from './bus-logger.js';
-import type { BusLogger } from './bus-logger.js';
+import { errorMessage } from './error-message.js';
+import type { Logger } from '@portcullis/common';
 import { isPublishSubject, subjectMatches } from './subject-match.js';
 
 interface Server {
@@ -38,7 +38,7 @@ export class InProcessMessageBus implements MessageBus {
   private readonly pendingRequests = new Set<(error: BusError) => void>();
   private inboxSeq = 0;
 
-  constructor(private readonly logger: BusLogger) {}
+  constructor(private readonly logger: Logger) {}
 
   request(subject: string, data: Uint8Array, opts: { timeoutMs: number; headers?: BusHeaders }): Promise<BusMessage> {
     const what = `request to ${subject}`;
@@ -92,14 +92,14 @@ export class InProcessMessageBus implements MessageBus {
         try {
           sub.handler(msg);
         } catch (error) {
-          this.logger('error', 'subscriber threw', { subject, error: errorMessage(error) });
+          this.logger.error('subscriber threw', { subject, error: errorMessage(error) });
         }
       });
     }
     // A queue group also gets broadcasts, one member each; the answer goes nowhere.
     for (const server of this.pickQueueMembers(subject)) {
       this.run(server, message(subject, data, headers), () => undefined, (error) =>
-        this.logger('warn', 'responder threw on a broadcast', { subject, error: errorMessage(error) }),
+        this.logger.warn('responder threw on a broadcast', { subject, error: errorMessage(error) }),
       );
     }
   }

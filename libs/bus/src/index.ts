@@ -2,7 +2,7 @@
  * The bus library: the ports (core messaging, the durable event log, KV), their NATS
  * implementations and the in-process ones for the embedded mode. Every export is listed by name.
  */
-export { BusError, BusErrorCode } from './bus.port.js';
+export { BusError, BusErrorCode, FULL_EVENT_LOG_CAPABILITIES } from './bus.port.js';
 export type {
   AppendAck,
   BusHeaders,
@@ -10,6 +10,7 @@ export type {
   BusSubscription,
   ConsumeOptions,
   EventLog,
+  EventLogCapabilities,
   KeyValueStore,
   LogConsumer,
   LogMessage,
@@ -17,10 +18,9 @@ export type {
   Responder,
   StreamSpec,
 } from './bus.port.js';
+export { isPublishSubject, subjectMatches } from './subject-match.js';
 export { BusWireHeaders } from './bus-handle.js';
 export type { BusHandle } from './bus-handle.js';
-export { BusLogLevel, consoleJsonLogger } from './bus-logger.js';
-export type { BusLogger } from './bus-logger.js';
 export { connectNats } from './nats-connection.js';
 export type { NatsBus, NatsBusOptions } from './nats-connection.js';
 export type { NatsEventLogOptions } from './nats-event-log.js';

@@ -5,8 +5,8 @@ import { Kvm } from '@nats-io/kv';
 import { BusError } from './bus.port.js';
 import type { EventLog, KeyValueStore, MessageBus } from './bus.port.js';
 import type { BusHandle } from './bus-handle.js';
-import { consoleJsonLogger, errorMessage } from './bus-logger.js';
-import type { BusLogger } from './bus-logger.js';
+import { createLogger, type Logger } from '@portcullis/common';
+import { errorMessage } from './error-message.js';
 import { NatsEventLog } from './nats-event-log.js';
 import type { NatsEventLogOptions } from './nats-event-log.js';
 import { NatsKeyValueStore } from './nats-kv-store.js';
@@ -32,8 +32,12 @@ export interface NatsBusOptions {
    * true: measured +45 % proxy throughput; only the benchmark turns it off.
    */
   readonly noAsyncTraces?: boolean;
-  /** Where reconnects and consumer retries are reported. Default: JSON lines on stderr. */
-  readonly logger?: BusLogger;
+  /**
+   * The process's logger: the client's status (disconnects, reconnects, slow consumers, server
+   * errors…) and consumer retries are reported through it (as `component: bus`). Default: a
+   * logger of its own on stderr; pass the process's one.
+   */
+  readonly logger?: Logger;
   /** JetStream event log tuning. */
   readonly eventLog?: NatsEventLogOptions;
   /** How long `close()` waits for in-flight work to drain. Default 5000 ms. */
@@ -53,7 +57,7 @@ export interface NatsBus extends BusHandle {
  * disconnected fail fast with `unavailable`.
  */
 export async function connectNats(opts: NatsBusOptions): Promise<NatsBus> {
-  const logger = opts.logger ?? consoleJsonLogger;
+  const logger = (opts.logger ?? createLogger()).child({ component: 'bus' });
   let nc: NatsConnection;
   try {
     nc = await connect({
@@ -96,19 +100,39 @@ export async function connectNats(opts: NatsBusOptions): Promise<NatsBus> {
       switch (s.type) {
         case 'disconnect':
           connected = false;
-          logger('warn', 'NATS disconnected', { server: s.server, name: opts.name });
+          logger.warn('NATS disconnected', { server: s.server, name: opts.name });
           break;
         case 'reconnect':
           connected = true;
-          logger('info', 'NATS reconnected', { server: s.server, name: opts.name });
+          logger.info('NATS reconnected', { server: s.server, name: opts.name });
+          break;
+        case 'reconnecting':
+          logger.debug('NATS reconnecting', { name: opts.name });
+          break;
+        case 'forceReconnect':
+          logger.info('NATS reconnect forced', { name: opts.name });
+          break;
+        case 'staleConnection':
+          logger.warn('NATS connection stale (pings unanswered); reconnecting', { name: opts.name });
+          break;
+        case 'ldm':
+          logger.warn('NATS server entering lame duck mode; clients will move', { server: s.server, name: opts.name });
+          break;
+        case 'update':
+          logger.info('NATS cluster servers changed', { added: s.added ?? [], deleted: s.deleted ?? [], name: opts.name });
+          break;
+        case 'slowConsumer':
+          logger.warn('NATS slow consumer: messages pending in the client', { subject: s.sub.getSubject(), pending: s.pending, name: opts.name });
+          break;
+        case 'error':
+          logger.error('NATS error', { error: errorMessage(s.error), name: opts.name });
+          break;
+        case 'ping':
+          logger.debug('NATS ping outstanding', { pendingPings: s.pendingPings, name: opts.name });
           break;
         case 'close':
           connected = false;
-          break;
-        case 'error':
-          logger('error', 'NATS error', { error: errorMessage(s.error), name: opts.name });
-          break;
-        default:
+          if (closing === undefined) logger.warn('NATS connection closed', { name: opts.name });
           break;
       }
     }

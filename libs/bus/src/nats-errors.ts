@@ -1,7 +1,7 @@
 import { errors as natsErrors, RequestError } from '@nats-io/nats-core';
 import { JetStreamApiError } from '@nats-io/jetstream';
 import { BusError } from './bus.port.js';
-import { errorMessage } from './bus-logger.js';
+import { errorMessage } from './error-message.js';
 
 /** What the error mapper needs to know about the connection at the time of failure. */
 export interface ConnectionFacts {

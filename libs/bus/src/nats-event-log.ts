@@ -30,7 +30,8 @@ import type {
   LogMessage,
   StreamSpec,
 } from './bus.port.js';
-import { errorMessage } from './bus-logger.js';
+import { FULL_EVENT_LOG_CAPABILITIES } from './bus.port.js';
+import { errorMessage } from './error-message.js';
 import { toBusError } from './nats-errors.js';
 import { fromNatsHeaders } from './nats-message-bus.js';
 import type { NatsConnectionState } from './nats-message-bus.js';
@@ -54,6 +55,7 @@ const MIN_MAX_ACK_PENDING = 10_000;
 
 /** {@link EventLog} over JetStream. */
 export class NatsEventLog implements EventLog {
+  readonly capabilities = FULL_EVENT_LOG_CAPABILITIES;
   private readonly appendTimeoutMs: number;
   private readonly nakDelayMs: number;
   private readonly fetchExpiresMs: number;
@@ -169,11 +171,11 @@ export class NatsEventLog implements EventLog {
         try {
           handler({ subject: m.subject, data: m.data, headers: fromNatsHeaders(m.headers), seq: m.seq });
         } catch (error) {
-          this.state.logger('error', 'log reader handler threw', { stream, seq: m.seq, error: errorMessage(error) });
+          this.state.logger.error('log reader handler threw', { stream, seq: m.seq, error: errorMessage(error) });
         }
       }
     })().catch((error: unknown) => {
-      if (!stopped) this.state.logger('error', 'log reader failed', { stream, error: errorMessage(error) });
+      if (!stopped) this.state.logger.error('log reader failed', { stream, error: errorMessage(error) });
     });
     const sub: BusSubscription = {
       unsubscribe: async () => {
@@ -317,7 +319,7 @@ class NatsLogConsumer {
   }
 
   private log(level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown> = {}): void {
-    this.state.logger(level, msg, { stream: this.stream, durable: this.opts.durable, ...fields });
+    this.state.logger[level](msg, { stream: this.stream, durable: this.opts.durable, ...fields });
   }
 
   private async run(): Promise<void> {

@@ -1,7 +1,7 @@
 import type { KV, KvWatchEntry } from '@nats-io/kv';
 import type { QueuedIterator } from '@nats-io/nats-core';
 import type { BusSubscription, KeyValueStore } from './bus.port.js';
-import { errorMessage } from './bus-logger.js';
+import { errorMessage } from './error-message.js';
 import { toBusError } from './nats-errors.js';
 import type { NatsConnectionState } from './nats-message-bus.js';
 
@@ -54,7 +54,7 @@ export class NatsKeyValueStore implements KeyValueStore {
       try {
         handler(entry);
       } catch (error) {
-        this.state.logger('error', 'kv watch handler threw', { bucket: this.bucket, key, error: errorMessage(error) });
+        this.state.logger.error('kv watch handler threw', { bucket: this.bucket, key, error: errorMessage(error) });
       }
     };
     const run = (async () => {
@@ -71,7 +71,7 @@ export class NatsKeyValueStore implements KeyValueStore {
         emit(e.operation === 'PUT' ? { value: e.value, revision: e.revision } : undefined, e.revision);
       }
     })().catch((error: unknown) => {
-      if (!stopped) this.state.logger('error', 'kv watch failed', { bucket: this.bucket, key, error: errorMessage(error) });
+      if (!stopped) this.state.logger.error('kv watch failed', { bucket: this.bucket, key, error: errorMessage(error) });
     });
     const sub: BusSubscription = {
       unsubscribe: async () => {

@@ -3,8 +3,8 @@ import type { Msg, MsgHdrs, NatsConnection, Subscription } from '@nats-io/nats-c
 import { BusError } from './bus.port.js';
 import type { BusHeaders, BusMessage, BusSubscription, MessageBus, Responder } from './bus.port.js';
 import { BusWireHeaders, headerSafeMessage } from './bus-handle.js';
-import { errorMessage } from './bus-logger.js';
-import type { BusLogger } from './bus-logger.js';
+import { errorMessage } from './error-message.js';
+import type { Logger } from '@portcullis/common';
 import { toBusError } from './nats-errors.js';
 import type { ConnectionFacts } from './nats-errors.js';
 import { contextFromHeaders, inSpan, SpanKind, tracingEnabled, withTraceHeaders } from '@portcullis/observability';
@@ -51,7 +51,7 @@ export class NatsBusMessage implements BusMessage {
 /** The connection state the NATS bus pieces share (owned by `connectNats`). */
 export interface NatsConnectionState extends ConnectionFacts {
   readonly nc: NatsConnection;
-  readonly logger: BusLogger;
+  readonly logger: Logger;
   /** Throws the BusError a call should fail with right now (closed / disconnected), if any. */
   assertUsable(what: string): void;
   /** Closes the whole connection (the bus, the log and KV share it). */
@@ -116,7 +116,7 @@ export class NatsMessageBus implements MessageBus {
       try {
         handler(new NatsBusMessage(msg));
       } catch (error) {
-        this.state.logger('error', 'subscriber threw', { subject: msg.subject, error: errorMessage(error) });
+        this.state.logger.error('subscriber threw', { subject: msg.subject, error: errorMessage(error) });
       }
     });
     return { unsubscribe: () => this.stopSubscription(sub, undefined) };
@@ -138,7 +138,7 @@ export class NatsMessageBus implements MessageBus {
         ...(queue === undefined ? {} : { queue }),
         callback: (err, msg) => {
           if (err !== null) {
-            this.state.logger('error', 'subscription failed', { subject, queue, error: errorMessage(err) });
+            this.state.logger.error('subscription failed', { subject, queue, error: errorMessage(err) });
             return;
           }
           onMsg(msg);
@@ -178,7 +178,7 @@ export class NatsMessageBus implements MessageBus {
       msg.respond(body, h === undefined ? undefined : { headers: h });
     } catch (error) {
       // The connection went away while we worked; the requester times out or sees unavailable.
-      this.state.logger('warn', 'could not send a reply', { subject, error: errorMessage(error) });
+      this.state.logger.warn('could not send a reply', { subject, error: errorMessage(error) });
     }
   }
 

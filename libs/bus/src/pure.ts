@@ -1,8 +1,9 @@
 /**
- * The bus library's pure entry point (`@portcullis/bus/pure`): the ports and their error type,
- * for code that implements or calls a port without loading the NATS client.
+ * The bus library's pure entry point (`@portcullis/bus/pure`): the ports, their error type and
+ * NATS subject matching, for code that implements or calls a port without loading the NATS client.
  */
-export { BusError, BusErrorCode } from './bus.port.js';
+export { BusError, BusErrorCode, FULL_EVENT_LOG_CAPABILITIES } from './bus.port.js';
+export { isPublishSubject, subjectMatches } from './subject-match.js';
 export type {
   AppendAck,
   BusHeaders,
@@ -10,6 +11,7 @@ export type {
   BusSubscription,
   ConsumeOptions,
   EventLog,
+  EventLogCapabilities,
   KeyValueStore,
   LogConsumer,
   LogMessage,

@@ -1,12 +1,13 @@
 import { z } from 'zod';
-import { parseDuration } from './duration.js';
+import { checkDuration, DurationError, type DurationLimits } from '@portcullis/common/pure';
 import { JsonPathRule } from '@portcullis/masking';
 
-const duration = (what: string) =>
+/** A duration of the one grammar (`@portcullis/common`), in ms; the issue names what is allowed (the loader adds the value). */
+const duration = (limits?: DurationLimits) =>
   z.string().transform((text, ctx) => {
-    const ms = parseDuration(text);
-    if (ms === undefined) {
-      ctx.addIssue({ code: 'custom', message: `expected a duration such as 500ms, 30s, 5m, 1h or 30d for ${what}`, input: text });
+    const ms = checkDuration(text, limits);
+    if (ms instanceof DurationError) {
+      ctx.addIssue({ code: 'custom', message: ms.expected, input: text });
       return z.NEVER;
     }
     return ms;
@@ -40,8 +41,8 @@ const issuer = z.strictObject({
   clientIdClaim: z.string().default('client_id'),
   scopeClaim: z.string().default('scope'),
   requiredClaims: z.record(z.string().min(1), z.union([z.string(), z.array(z.string()).min(1)])).default({}),
-  jwksCacheLifetime: duration('jwksCacheLifetime').default(600_000),
-  jwksRefetchCooldown: duration('jwksRefetchCooldown').default(30_000),
+  jwksCacheLifetime: duration().default(600_000),
+  jwksRefetchCooldown: duration().default(30_000),
 });
 
 /** The upstream credential fields every connection type shares. */
@@ -120,12 +121,12 @@ const approval = z
   .strictObject({
     listen: z.strictObject({ host: z.string().default('127.0.0.1'), port: port.default(8444) }).prefault({}),
     publicUrl: z.url().optional(),
-    gateTimeout: duration('approval.gateTimeout').default(2000),
-    pendingTtl: duration('approval.pendingTtl').default(15 * 60_000),
-    grantTtl: duration('approval.grantTtl').default(15 * 60_000),
-    retention: duration('approval.retention').default(10 * 60_000),
-    rebuildLookback: duration('approval.rebuildLookback').default(24 * 3_600_000),
-    sweepInterval: duration('approval.sweepInterval').default(1000),
+    gateTimeout: duration().default(2000),
+    pendingTtl: duration().default(15 * 60_000),
+    grantTtl: duration().default(15 * 60_000),
+    retention: duration().default(10 * 60_000),
+    rebuildLookback: duration().default(24 * 3_600_000),
+    sweepInterval: duration().default(1000),
     breakGlassGroups: z.array(z.string().min(1)).default([]),
     store: z.enum(['auto', 'memory', 'redis']).default('auto'),
     redis: z
@@ -142,7 +143,7 @@ const approval = z
         signingSecret: z.string().default(''),
         users: z.array(slackUser).default([]),
         maxAttempts: z.number().int().min(1).max(100).default(12),
-        jobLockTimeout: duration('approval.slack.jobLockTimeout').default(30_000),
+        jobLockTimeout: duration().default(30_000),
         queue: z.string().regex(/^[A-Za-z0-9_-]+$/).default('portcullis-slack'),
       })
       .refine((s) => !s.enabled || (s.botToken !== '' && s.signingSecret !== ''), 'slack.enabled needs botToken and signingSecret')
@@ -172,19 +173,15 @@ export const ConfigSchema = z.strictObject({
         .refine((t) => (t.certFile === undefined) === (t.keyFile === undefined), 'certFile and keyFile go together')
         .refine((t) => t.caBundleFile === undefined || t.certFile !== undefined, 'caBundleFile names the CA of a configured certificate: set certFile and keyFile too')
         .prefault({}),
-      decisionTimeout: duration('edge.decisionTimeout').default(2000),
-      auditAckTimeout: duration('edge.auditAckTimeout').default(2000),
-      upstreamTimeout: duration('edge.upstreamTimeout').default(60_000),
-      headersTimeout: duration('edge.headersTimeout')
-        .refine((ms) => ms >= 100 && ms <= 300_000, 'expected a timeout between 100ms and 5m')
-        .default(15_000),
+      decisionTimeout: duration().default(2000),
+      auditAckTimeout: duration().default(2000),
+      upstreamTimeout: duration().default(60_000),
+      headersTimeout: duration({ minMs: 100, maxMs: 300_000 }).default(15_000),
       maxRequestBodyBytes: z.number().int().positive().default(16 * 1024 * 1024),
       decisionCache: z
         .strictObject({
           enabled: z.boolean().default(true),
-          ttl: duration('edge.decisionCache.ttl')
-            .refine((ms) => ms >= 1 && ms <= 300_000, 'expected a ttl between 1ms and 5m')
-            .default(5000),
+          ttl: duration({ minMs: 1, maxMs: 300_000 }).default(5000),
           maxEntries: z.number().int().min(1).max(1_000_000).default(10_000),
         })
         .prefault({}),
@@ -200,7 +197,7 @@ export const ConfigSchema = z.strictObject({
       sessionRecording: z
         .strictObject({
           maxBytes: z.number().int().min(0).default(1024 * 1024),
-          flushInterval: duration('edge.sessionRecording.flushInterval').default(200),
+          flushInterval: duration().default(200),
           flushBytes: z.number().int().positive().default(64 * 1024),
         })
         .prefault({}),
@@ -219,8 +216,8 @@ export const ConfigSchema = z.strictObject({
         .prefault({}),
       auditStream: z
         .strictObject({
-          maxAge: duration('bus.auditStream.maxAge').default(30 * 86_400_000),
-          duplicateWindow: duration('bus.auditStream.duplicateWindow').default(120_000),
+          maxAge: duration().default(30 * 86_400_000),
+          duplicateWindow: duration().default(120_000),
           replicas: z.number().int().min(1).max(5).default(1),
         })
         .prefault({}),
@@ -228,14 +225,14 @@ export const ConfigSchema = z.strictObject({
     .prefault({}),
   identity: z
     .strictObject({
-      maxTokenLifetime: duration('identity.maxTokenLifetime').default(3_600_000),
-      clockSkew: duration('identity.clockSkew').default(30_000),
+      maxTokenLifetime: duration().default(3_600_000),
+      clockSkew: duration().default(30_000),
       issuers: z.array(issuer).default([]),
       devIssuer: z
         .strictObject({
           enabled: z.boolean().default(false),
           issuerUrl: z.url().optional(),
-          tokenLifetime: duration('identity.devIssuer.tokenLifetime').default(300_000),
+          tokenLifetime: duration().default(300_000),
           audience: z.string().default('portcullis'),
           clients: z.array(devClient).default([]),
         })
@@ -279,22 +276,22 @@ export const ConfigSchema = z.strictObject({
           username: z.string().default('default'),
           password: z.string().default(''),
           batchSize: z.number().int().min(1).max(100_000).default(5000),
-          flushInterval: duration('audit.clickhouse.flushInterval').default(200),
+          flushInterval: duration().default(200),
           insertsInFlight: z.number().int().min(1).max(16).default(2),
         })
         .prefault({}),
       retention: z
         .string()
         .transform((text, ctx) => {
-          const ms = parseDuration(text);
-          if (ms === undefined || ms < 86_400_000) {
-            ctx.addIssue({ code: 'custom', message: 'expected a duration of at least 1d for audit.retention, such as 400d', input: text });
+          const ms = checkDuration(text, { minMs: 86_400_000 });
+          if (ms instanceof DurationError) {
+            ctx.addIssue({ code: 'custom', message: `${ms.expected}, such as 400d`, input: text });
             return z.NEVER;
           }
           return { ms, text };
         })
         .optional(),
-      retentionCheckInterval: duration('audit.retentionCheckInterval').default(3_600_000),
+      retentionCheckInterval: duration().default(3_600_000),
       listen: z.strictObject({ host: z.string().default('127.0.0.1'), port }).optional(),
       auditorGroups: z.array(z.string().min(1)).default([]),
     })

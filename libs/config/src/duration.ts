@@ -1,9 +1,11 @@
-const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
-const DURATION = /^(\d+)(ms|s|m|h|d)$/;
+import { checkDuration, DurationError, type DurationLimits } from '@portcullis/common/pure';
 
-/** Parses "250ms", "30s", "5m", "1h", "30d" into milliseconds; undefined when malformed. */
-export function parseDuration(text: string): number | undefined {
-  const m = DURATION.exec(text.trim());
-  if (!m) return undefined;
-  return Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS];
+/**
+ * Parses a duration of the one grammar (`@portcullis/common`: `500ms`, `30s`, `5m`, `1h30m`,
+ * `30d`) into milliseconds; undefined when it is not one or is outside `limits`. For a message
+ * that names the value and what is allowed, use `checkDuration` from `@portcullis/common`.
+ */
+export function parseDuration(text: string, limits?: DurationLimits): number | undefined {
+  const result = checkDuration(text, limits);
+  return result instanceof DurationError ? undefined : result;
 }

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { Agent as HttpsAgent } from 'node:https';
 import { Agent as HttpAgent } from 'node:http';
 import { Pool } from 'undici';
+import { urlHost } from '@portcullis/common';
 import { ConnectionKind } from './connection-kind.js';
 
 /** A connection the edge can forward to, with the gateway's own credential for it. */
@@ -97,7 +98,7 @@ export function inClusterCredential(
   for (const f of [tokenFile, caFile]) {
     if (!existsSync(f)) throw new InClusterConfigError(`inCluster: ${f} does not exist (is the service-account token mounted?)`);
   }
-  return { server: `https://${host.includes(':') ? `[${host}]` : host}:${port}`, tokenFile, caFile };
+  return { server: `https://${urlHost(host)}:${port}`, tokenFile, caFile };
 }
 
 /** Builds an upstream connection: its keep-alive agent trusts only the configured CA. */

@@ -1,11 +1,22 @@
-/** Durations in policy documents: `30s`, `15m`, `1h`, `1h30m`, `2d` (units d, h, m, s, in that order). */
-export const DURATION_PATTERN = /^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/;
+/**
+ * Durations in policy documents (`approval.wait`, `approval.ttl`): the one grammar of
+ * `@portcullis/common` (`30s`, `15m`, `1h30m`, `2d`), counted in whole seconds, at least 1s.
+ */
+import { checkDuration, DURATION_PATTERN, DurationError, type DurationLimits } from '@portcullis/common/pure';
 
-/** Parses a duration into whole seconds; `undefined` when malformed or zero. */
+export { DURATION_PATTERN };
+
+/** What a policy accepts of the grammar: whole seconds, more than zero. */
+export const POLICY_DURATION_LIMITS: DurationLimits = { minMs: 1000, wholeSeconds: true };
+
+/** Why `text` is not a policy duration (naming the value and what is allowed), or undefined. */
+export function policyDurationError(text: string): string | undefined {
+  const result = checkDuration(text, POLICY_DURATION_LIMITS);
+  return result instanceof DurationError ? result.message : undefined;
+}
+
+/** Parses a policy duration into whole seconds; `undefined` when malformed, zero or not whole seconds. */
 export function parseDurationSeconds(text: string): number | undefined {
-  const m = DURATION_PATTERN.exec(text);
-  if (!m || text === '') return undefined;
-  const [, d, h, min, s] = m;
-  const seconds = Number(d ?? 0) * 86_400 + Number(h ?? 0) * 3_600 + Number(min ?? 0) * 60 + Number(s ?? 0);
-  return seconds > 0 && Number.isSafeInteger(seconds) ? seconds : undefined;
+  const result = checkDuration(text, POLICY_DURATION_LIMITS);
+  return result instanceof DurationError ? undefined : result / 1000;
 }

@@ -6,7 +6,7 @@
  * `parsePolicy` with the same error format.
  */
 import { z } from 'zod';
-import { DURATION_PATTERN, parseDurationSeconds } from './duration.js';
+import { DURATION_PATTERN, policyDurationError } from './duration.js';
 import { globError } from './glob.js';
 import { DAY_PATTERN, HOURS_PATTERN, parseHours, timeZoneError } from './time-window.js';
 
@@ -52,13 +52,13 @@ const glob = z
     if (error !== undefined) ctx.issues.push({ code: 'custom', message: error, input: ctx.value });
   });
 const globs = (description: string) => z.array(glob).min(1).meta({ description });
+// The pattern is the grammar (it goes into the JSON Schema); the check adds the policy's limits.
 const duration = z
   .string()
-  .regex(DURATION_PATTERN, { error: 'must be a duration such as "30s", "15m", "1h" or "1h30m"' })
+  .regex(DURATION_PATTERN, { error: (issue) => policyDurationError(String(issue.input)) })
   .check((ctx) => {
-    if (DURATION_PATTERN.test(ctx.value) && parseDurationSeconds(ctx.value) === undefined) {
-      ctx.issues.push({ code: 'custom', message: 'must be greater than zero', input: ctx.value });
-    }
+    const error = DURATION_PATTERN.test(ctx.value) ? policyDurationError(ctx.value) : undefined;
+    if (error !== undefined) ctx.issues.push({ code: 'custom', message: error, input: ctx.value });
   });
 
 const httpMatch = strict(
