@@ -35,7 +35,8 @@ import {
   type GatewayError,
   type ProtocolAdapter,
 } from '@portcullis/gateway';
-import { edgeRequest, eventually } from '../support/gateway-https.js';
+import { edgeRequest } from '../support/gateway-https.js';
+import { eventually } from '../support/eventually.js';
 import { RecordingLog } from '../support/recording-log.js';
 
 const POLICY = `apiVersion: portcullis.dev/v1
