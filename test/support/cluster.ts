@@ -214,24 +214,33 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     history.push({ name, proc: p });
     return JSON.parse(await p.waitFor(/"ready":true/, 60_000)) as Record<string, unknown>;
   };
-  // The first start creates the development CA and issuer key in the shared state dir.
-  await start(policyNames[0]!, 'policy');
-  await Promise.all(policyNames.slice(1).map((n) => start(n, 'policy')));
-  const [a1, a2] = await Promise.all([start('approval-1', 'approval'), start('approval-2', 'approval')]);
-  approvals.push(String(a1['approvalUrl']), String(a2['approvalUrl']));
-  await Promise.all(writerNames.map((n) => start(n, 'audit')));
-  auditApis.push(...auditPorts.map((port) => listenUrl('https', HOST, port)));
-  const [e1, e2] = await Promise.all([start('edge-a', 'edge'), start('edge-b', 'edge')]);
-  edges.push(String(e1['url']), String(e2['url']));
-  const caPem = readFileSync(join(dir, 'state', 'tls', 'ca.pem'), 'utf8');
-  for (const client of ['ci-bot', 'sre-bob']) {
-    for (const [i, edge] of ['edge-a', 'edge-b'].entries()) {
-      const kc = await runPortcullis(['kubeconfig', '--connection', 'prod', '--client', client, '--config', configs.get(edge)!]);
-      assert.equal(kc.code, 0, kc.stderr);
-      const file = join(dir, `kubeconfig-${client}-${i}`);
-      writeFileSync(file, kc.stdout);
-      kubeconfigs.set(`${client}-${i}`, file);
+  // A start-up that fails half way (a port taken between freePort() and the bind, a role that
+  // exits) stops what it started, so the test file fails at once instead of hanging on open handles.
+  let caPem: string;
+  try {
+    // The first start creates the development CA and issuer key in the shared state dir.
+    await start(policyNames[0]!, 'policy');
+    await Promise.all(policyNames.slice(1).map((n) => start(n, 'policy')));
+    const [a1, a2] = await Promise.all([start('approval-1', 'approval'), start('approval-2', 'approval')]);
+    approvals.push(String(a1['approvalUrl']), String(a2['approvalUrl']));
+    await Promise.all(writerNames.map((n) => start(n, 'audit')));
+    auditApis.push(...auditPorts.map((port) => listenUrl('https', HOST, port)));
+    const [e1, e2] = await Promise.all([start('edge-a', 'edge'), start('edge-b', 'edge')]);
+    edges.push(String(e1['url']), String(e2['url']));
+    caPem = readFileSync(join(dir, 'state', 'tls', 'ca.pem'), 'utf8');
+    for (const client of ['ci-bot', 'sre-bob']) {
+      for (const [i, edge] of ['edge-a', 'edge-b'].entries()) {
+        const kc = await runPortcullis(['kubeconfig', '--connection', 'prod', '--client', client, '--config', configs.get(edge)!]);
+        assert.equal(kc.code, 0, kc.stderr);
+        const file = join(dir, `kubeconfig-${client}-${i}`);
+        writeFileSync(file, kc.stdout);
+        kubeconfigs.set(`${client}-${i}`, file);
+      }
     }
+  } catch (err) {
+    await Promise.all([...procs.values()].map((p) => p.stop()));
+    await Promise.all([fixture.close(), slack.close(), nats.stop(), redis.stop()]);
+    throw err;
   }
 
   const token = async (client: string): Promise<string> => {
