@@ -169,6 +169,30 @@ describe('portcullis CLI usage', { timeout: 180_000 }, () => {
     }
   });
 
+  test('policy explain: -o json as --json printed it, -o yaml the same data; --at takes the documented forms', async () => {
+    const base = ['policy', 'explain', '--as', 'ci-bot', '--group', 'bots', '--connection', 'sandbox', 'delete', 'namespaces', 'staging', '--policy', join(REPO_ROOT, 'examples', 'policy.yaml')];
+    const [json, alias, yaml, text, ago, iso, epoch, bad] = await Promise.all([
+      runPortcullis([...base, '-o', 'json']),
+      runPortcullis([...base, '--json']),
+      runPortcullis([...base, '-o', 'yaml']),
+      runPortcullis(base),
+      runPortcullis([...base, '--at', '1h30m', '-o', 'json']),
+      runPortcullis([...base, '--at', '2026-06-01T14:00:00+02:00', '-o', 'json']),
+      runPortcullis([...base, '--at', '1780315200', '-o', 'json']),
+      runPortcullis([...base, '--at', 'last tuesday']),
+    ]);
+    for (const r of [json, alias, yaml, text, ago, iso, epoch]) assert.equal(r.code, 0, r.stderr);
+    assert.equal(alias.stdout, json.stdout);
+    const data = JSON.parse(json.stdout) as { decision: { effect: string; ruleId: string }; trace: unknown[] };
+    assert.equal(data.decision.ruleId, 'delete-namespace-needs-sre');
+    assert.ok(data.trace.length > 1);
+    const { parse } = await import('yaml');
+    assert.deepEqual(parse(yaml.stdout), data);
+    assert.match(text.stdout, /^decision: REQUIRE_APPROVAL by rule delete-namespace-needs-sre$/m);
+    for (const r of [ago, iso, epoch]) assert.equal((JSON.parse(r.stdout) as typeof data).decision.ruleId, 'delete-namespace-needs-sre');
+    assertUsageError(bad, /^portcullis: --at: expected a duration back from now .* got "last tuesday"$/m);
+  });
+
   test('policy check: valid and invalid, as text and as data; exit 1 for problems', async () => {
     const dir = tempDir('cli-policy');
     const bad = join(dir, 'bad.yaml');
