@@ -45,7 +45,7 @@ function assertUsageError(r: Run, message: RegExp): void {
   assert.equal(r.stdout, '', 'nothing on stdout');
 }
 
-describe('portcullis CLI usage', { timeout: 180_000 }, () => {
+describe('portcullis CLI usage', { timeout: 280_000 }, () => {
   test('--help for every command and subcommand: a usage line, described options and an example', async () => {
     const helps = new Map<string, string>();
     let level: string[][] = [[]];
@@ -149,7 +149,7 @@ describe('portcullis CLI usage', { timeout: 180_000 }, () => {
     assertUsageError(format, /argument 'xml' is invalid\. Allowed choices are table, wide, json, yaml/);
     assertUsageError(since, /--since: expected a duration back from now \(10m, 2h, 7d, 1h30m\), an ISO 8601 date or time .*epoch seconds .* got "yesterday"/);
     assertUsageError(limit, /'--limit <n>' argument '0' is invalid\. expected an integer 1-100000/);
-    assertUsageError(role, /'edgy' is invalid for argument 'roles'\. Allowed choices are policy, approval, audit, edge, all/);
+    assertUsageError(role, /'edgy' is invalid for argument 'roles'\. Allowed choices are edge, policy, approval, audit, all/);
     assertUsageError(missing, /required option '--connection <name>' not specified/);
     assertUsageError(jsonAndYaml, /--json is -o json: it cannot be combined with -o yaml/);
     assertUsageError(extra, /too many arguments for 'check'/);
@@ -193,7 +193,7 @@ describe('portcullis CLI usage', { timeout: 180_000 }, () => {
     assertUsageError(bad, /^portcullis: --at: expected a duration back from now .* got "last tuesday"$/m);
   });
 
-  test('policy check: valid and invalid, as text and as data; exit 1 for problems', async () => {
+  test('policy check: valid and invalid, as text (problems on stderr) and as data (on stdout); exit 1 for problems', async () => {
     const dir = tempDir('cli-policy');
     const bad = join(dir, 'bad.yaml');
     const { writeFileSync } = await import('node:fs');
@@ -216,8 +216,8 @@ describe('portcullis CLI usage', { timeout: 180_000 }, () => {
     assert.match(broken.stderr, /bad\.yaml:6:\d+: rules\[0\]\.effect/);
     assert.equal(brokenYaml.code, 1);
     const { parse } = await import('yaml');
-    const problems = parse(brokenYaml.stderr) as { valid: boolean; errors: { line: number; path: string }[] };
+    const problems = parse(brokenYaml.stdout) as { valid: boolean; errors: { line: number; path: string }[] };
     assert.equal(problems.valid, false);
-    assert.ok(problems.errors.some((e) => e.line === 6 && e.path === 'rules[0].effect'), brokenYaml.stderr);
+    assert.ok(problems.errors.some((e) => e.line === 6 && e.path === 'rules[0].effect'), brokenYaml.stdout);
   });
 });

@@ -118,7 +118,7 @@ function replayCommand(): Command {
 function verifyCommand(): Command {
   const command = new Command('verify')
     .summary('find edited, deleted or reordered events (hash chains)')
-    .description('Recomputes the hash chains of the audit log and names every edited, deleted or reordered event. Exit code 1 when it finds any (printed on stderr).')
+    .description('Recomputes the hash chains of the audit log and names every edited, deleted or reordered event. Exit code 1 when it finds any (as text, printed on stderr).')
     .option('--session <id>', 'only the chains holding this session')
     .option('--request <audit-id>', 'only the chains holding this request')
     .option('--since <time>', `only events from this time: ${TIME_FORMS} (default: the beginning)`)
@@ -135,7 +135,8 @@ function verifyCommand(): Command {
       };
       const { config } = loadCliConfig(opts.config);
       const r = await auditVerifyCommand(config, { session: opts.session, request: opts.request, node: opts.node, ...window, format });
-      (r.ok ? process.stdout : process.stderr).write(r.output);
+      // Data goes to stdout either way (the exit code says whether it found problems); the text's problems to stderr.
+      (r.ok || format !== OutputFormat.Text ? process.stdout : process.stderr).write(r.output);
       process.exitCode = r.ok ? ExitCode.Ok : ExitCode.Failure;
     });
   return withExamples(command, [

@@ -34,14 +34,16 @@ export function createPolicyCommand(): Command {
 function checkCommand(): Command {
   const command = new Command('check')
     .summary('validate a policy file')
-    .description('Validates a policy file: every error with its line and column. Exit code 1 when it is invalid.')
+    .description('Validates a policy file: every error with its line and column. Exit code 1 when it is invalid (as text, the errors go to stderr).')
     .argument('<file>', 'the policy file (YAML)')
     .addOption(outputOption([OutputFormat.Text, OutputFormat.Json, OutputFormat.Yaml], 'the result'))
     .action((file: string, opts: { output: string }) => {
       const r = policyCheckCommand(file);
       const format = opts.output as OutputFormat;
-      const output = format === OutputFormat.Json ? `${JSON.stringify(r.result)}\n` : format === OutputFormat.Yaml ? toYaml(r.result) : r.output;
-      (r.ok ? process.stdout : process.stderr).write(output);
+      // Data goes to stdout either way (the exit code says whether it is valid); the text's problems to stderr.
+      if (format === OutputFormat.Json) process.stdout.write(`${JSON.stringify(r.result)}\n`);
+      else if (format === OutputFormat.Yaml) process.stdout.write(toYaml(r.result));
+      else (r.ok ? process.stdout : process.stderr).write(r.output);
       process.exitCode = r.ok ? ExitCode.Ok : ExitCode.Failure;
     });
   return withExamples(command, [
