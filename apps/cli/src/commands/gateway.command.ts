@@ -98,14 +98,15 @@ async function start(configFlag: string | undefined): Promise<void> {
 
 /** `portcullis serve <role…|all>`: cluster-mode roles on NATS/JetStream. */
 async function serve(names: readonly string[], configFlag: string | undefined): Promise<void> {
+  const { config, path } = loadCliConfig(configFlag);
+  if (config.bus.mode !== 'nats') throw new CliError(`${path} sets bus.mode: embedded — "serve" runs cluster roles on NATS; use "portcullis start" for the embedded gateway`, 2);
   const { createPlatform, bootRoles, ALL_ROLES, Role, EdgeService, ApprovalRoleService } = await gatewayModules();
+  // Commander checked the names against ROLE_NAMES.
   const roles = new Set<Role>();
   for (const p of names) {
     if (p === 'all') ALL_ROLES.forEach((r) => roles.add(r));
     else roles.add(p as Role);
   }
-  const { config, path } = loadCliConfig(configFlag);
-  if (config.bus.mode !== 'nats') throw new CliError(`${path} sets bus.mode: embedded — "serve" runs cluster roles on NATS; use "portcullis start" for the embedded gateway`, 2);
   const platform = await createPlatform(config, [...roles].join('+'));
   const app = await bootRoles(platform, [...roles]);
   const ready: Record<string, unknown> = { roles: [...roles], config: path };
