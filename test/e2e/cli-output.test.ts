@@ -193,6 +193,10 @@ describe('CLI output against the embedded gateway', { timeout: 240_000 }, () => 
     assert.match(completed?.['DURATION'] ?? '', /^\d+ ms$/);
     assert.match(completed?.['BYTES-OUT'] ?? '', /^[\d.]+ k?B$/);
     assert.equal(completed?.['NODE'], 'cli-output-1');
+    const none = await cli('audit', 'tail', '--request', 'no-such-request');
+    assert.equal(none.code, 0, none.stderr);
+    assert.equal(none.stdout, '', 'no table when there is nothing to show');
+    assert.match(none.stderr, /^no audit events since \d{4}-\d\d-\d\dT[\d:.]+Z for request no-such-request$/m);
   });
 
   test('audit tail, replay, verify: -o json as before (--json), -o yaml the same data', async () => {

@@ -73,7 +73,11 @@ function tailCommand(): Command {
       const sinceMs = parseTimeArg(opts.since, '--since');
       const stopped = stopOnSigint();
       const { config } = loadCliConfig(opts.config);
-      await auditTailCommand(config, { follow: opts.follow === true, format, sinceMs, limit: opts.limit, request: opts.request }, (l) => process.stdout.write(`${l}\n`), stopped);
+      const shown = await auditTailCommand(config, { follow: opts.follow === true, format, sinceMs, limit: opts.limit, request: opts.request }, (l) => process.stdout.write(`${l}\n`), stopped);
+      // Like kubectl's "No resources found": said on stderr, so the table on stdout stays empty for scripts.
+      if (shown === 0 && (format === OutputFormat.Table || format === OutputFormat.Wide)) {
+        process.stderr.write(`no audit events since ${new Date(sinceMs).toISOString()}${opts.request !== undefined ? ` for request ${opts.request}` : ''}\n`);
+      }
     });
   return withExamples(command, [
     ['portcullis audit tail', 'the last 10 minutes, as a table'],
@@ -202,13 +206,13 @@ export async function openAuditReader(config: PortcullisConfig): Promise<AuditSi
   return new ClickHouseAuditSink({ url: ch.url, database: ch.database, username: ch.username, password: ch.password });
 }
 
-/** `portcullis audit tail`: recent events, then (with --follow) new ones as they land. */
+/** `portcullis audit tail`: recent events, then (with --follow) new ones as they land; how many it printed. */
 export async function auditTailCommand(
   config: PortcullisConfig,
   opts: { follow: boolean; format: OutputFormat; sinceMs: number; limit: number; request?: string | undefined },
   write: (line: string) => void,
   stopped: () => boolean,
-): Promise<void> {
+): Promise<number> {
   const sink = await openAuditReader(config);
   const print = rowPrinter(opts.format, write);
   try {
@@ -221,12 +225,14 @@ export async function auditTailCommand(
       })
     ).slice(-opts.limit);
     let last: AuditRow | undefined;
+    let shown = 0;
     for (;;) {
       print(rows);
+      shown += rows.length;
       last = rows.at(-1) ?? last;
-      if (!opts.follow || stopped()) return;
+      if (!opts.follow || stopped()) return shown;
       await new Promise((r) => setTimeout(r, FOLLOW_POLL_MS));
-      if (stopped()) return;
+      if (stopped()) return shown;
       rows = await sink.query({
         ...(last !== undefined ? { afterTsMs: last.ts_ms, afterEventId: last.event_id } : { sinceMs: opts.sinceMs }),
         limit: 1000,
