@@ -147,5 +147,11 @@ describe('audit commands on the embedded store', { timeout: 180_000 }, () => {
     assert.equal(r.code, 1);
     assert.match(r.stderr, /^edited: event \S+ \(request\.decided, chain embedded-1\/\S+ seq \d+\): column effect is "allow", the signed event says "deny"/m);
     assert.match(r.stderr, /FAILED: 1 problem — 43 events in 1 chain checked/);
+    // As data, the report goes to stdout (for jq); the exit code still says it failed.
+    const json = await cli('audit', 'verify', '-o', 'json');
+    assert.equal(json.code, 1);
+    const report = JSON.parse(json.stdout) as { findings: { kind: string }[]; eventsChecked: number };
+    assert.equal(report.findings.length, 1);
+    assert.equal(report.eventsChecked, 43);
   });
 });

@@ -75,7 +75,9 @@ describe('embedded gateway: npm start, then the printed commands', { timeout: 18
       assert.equal(r.code, 0, r.stderr);
       return /delete namespaces staging/.test(r.stdout) ? r.stdout : undefined;
     });
-    const id = /^([0-9a-f-]{36}) +pending +ci-bot wants to delete namespaces staging +rule delete-namespace-needs-sre/m.exec(listed)?.[1];
+    // A table like kubectl get: a header row, then ID, STATE, REQUESTER, REQUEST, RULE, … per approval.
+    assert.match(listed, /^ID +STATE +REQUESTER +REQUEST +RULE +APPROVALS +EXPIRES$/m);
+    const id = /^([0-9a-f-]{36}) +pending +ci-bot +delete namespaces staging +delete-namespace-needs-sre +0\/1 +in \d/m.exec(listed)?.[1];
     assert.ok(id, listed);
     const noReason = await runPortcullis(['approvals', 'approve', id, '--as-client', 'sre-alice', '--config', config]);
     assert.notEqual(noReason.code, 0);

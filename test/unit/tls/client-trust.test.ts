@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
 import { clientTrustFor, ClientTrustError, ClientTrustSource, createCertificateAuthority, issueServerCertificate, type CertificateKeyPair } from '@portcullis/tls';
 import { parseConfig, type PortcullisConfig } from '@portcullis/config';
-import { kubeconfigCommand } from '../../../apps/cli/src/commands.js';
+import { kubeconfigCommand } from '../../../apps/cli/src/commands/kubeconfig.command.js';
 
 const FILES = { cert: 'tls.crt', caBundle: 'ca.pem' };
 
