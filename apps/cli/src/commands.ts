@@ -40,6 +40,7 @@ import { parseDuration } from '@portcullis/config';
 import { ClientTrustSource, type ClientTrust } from '@portcullis/tls';
 // The one rule for what clients trust, shared with the roles that serve the certificate (light: no Nest).
 import { edgeClientTrust } from '../../runtime/src/gateway-identity.js';
+import { createLogger } from '@portcullis/common';
 import { CLI_SCRIPT } from './config-file.js';
 import { postForm } from './https-form.js';
 import { requestJson } from './https-json.js';
@@ -472,8 +473,8 @@ export async function auditRetentionCommand(config: PortcullisConfig, opts: { dr
       const plan = await runRetention(sink, { retentionMs: retention.ms, retentionText: retention.text, dryRun: true, nodeId: config.node.id });
       return { plan, lines: formatRetentionPlan(plan, true) };
     }
-    const { createPlatform } = await import('../../runtime/src/index.js');
-    const platform = await createPlatform(config, 'cli');
+    const { connectProcessBus } = await import('../../runtime/src/process-bus.js');
+    const platform = await connectProcessBus(config, 'cli', createLogger({ base: { role: 'cli', node: config.node.id } }));
     try {
       const plan = await runRetention(sink, {
         retentionMs: retention.ms,

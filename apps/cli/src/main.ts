@@ -1,13 +1,9 @@
 import { parseArgs } from 'node:util';
-import type { INestApplicationContext } from '@nestjs/common';
 import { ConfigError, type PortcullisConfig } from '@portcullis/config';
 import { createUpstreamConnection, type UpstreamConnection } from '@portcullis/gateway';
-import { createPlatform, type Platform } from '../../runtime/src/index.js';
-import { EdgeService } from '../../edge/src/edge.service.js';
-import { ApprovalRoleService } from '../../approval/src/approval.service.js';
 // eslint-disable-next-line no-restricted-imports -- temporary: the sandbox moves out of test/ into a lib (issue 15, point 4)
 import { startKubeApiServer, type KubeApiServer } from '../../../test/fixture/kube-apiserver/index.js';
-import { ALL_ROLES, bootRoles, Role } from './roles.js';
+import { ALL_ROLES, type Role, runUntilSignal, startProcess } from './roles.js';
 import { loadCliConfig, PACKAGE_ROOT } from './config-file.js';
 import {
   approvalsCommand,
@@ -287,23 +283,23 @@ async function start(args: string[]): Promise<number> {
   if (config.bus.mode !== 'embedded') {
     throw new CliError(`${path} sets bus.mode: nats — "start" runs the embedded gateway; use "portcullis serve all" for cluster mode`, 2);
   }
-  const platform = await createPlatform(config, 'embedded');
   let sandbox: KubeApiServer | undefined;
   const extra: UpstreamConnection[] = [];
   const hasKube = config.connections.some((c) => c.type === 'kubernetes');
   if (config.sandbox.enabled === 'always' || (config.sandbox.enabled === 'auto' && !hasKube)) {
     if (config.connections.some((c) => c.name === 'sandbox')) throw new CliError('a configured connection is named "sandbox": rename it or set sandbox.enabled: never', 2);
     sandbox = await startKubeApiServer({ host: '127.0.0.1', port: 0 });
-    platform.logger.warn('SANDBOX: connection "sandbox" is an in-memory fake Kubernetes API server for trying Portcullis — not a real cluster', {
-      sandbox: true,
-      url: sandbox.url,
-    });
     extra.push(createUpstreamConnection({ name: 'sandbox', type: 'kubernetes', server: sandbox.url, caPem: sandbox.caPem, token: sandbox.token, label: 'sandbox' }));
   }
-  const app = await bootRoles(platform, ALL_ROLES, extra);
-  const endpoint = app.get(EdgeService).endpoint;
-  process.stdout.write(banner(config, path, endpoint.url, endpoint.devIssuerUrl, sandbox !== undefined, app.get(ApprovalRoleService).endpoint.url));
-  await untilSignal(app, platform, async () => sandbox?.close());
+  const running = await startProcess({ config, roles: ALL_ROLES, label: 'embedded', extraConnections: extra }).catch(async (err: unknown) => {
+    await sandbox?.close();
+    throw err;
+  });
+  if (sandbox !== undefined) {
+    running.logger.warn('SANDBOX: connection "sandbox" is an in-memory fake Kubernetes API server for trying Portcullis — not a real cluster', { sandbox: true, url: sandbox.url });
+  }
+  process.stdout.write(banner(config, path, running.edgeUrl ?? '', running.devIssuerUrl, sandbox !== undefined, running.approvalUrl ?? ''));
+  await runUntilSignal(running, async () => sandbox?.close());
   return 0;
 }
 
@@ -319,13 +315,12 @@ async function serve(args: string[]): Promise<number> {
   }
   const { config, path } = loadCliConfig(values.config);
   if (config.bus.mode !== 'nats') throw new CliError(`${path} sets bus.mode: embedded — "serve" runs cluster roles on NATS; use "portcullis start" for the embedded gateway`, 2);
-  const platform = await createPlatform(config, [...roles].join('+'));
-  const app = await bootRoles(platform, [...roles]);
+  const running = await startProcess({ config, roles: [...roles] });
   const ready: Record<string, unknown> = { roles: [...roles], config: path };
-  if (roles.has(Role.Edge)) ready['url'] = app.get(EdgeService).endpoint.url;
-  if (roles.has(Role.Approval)) ready['approvalUrl'] = app.get(ApprovalRoleService).endpoint.url;
+  if (running.edgeUrl !== undefined) ready['url'] = running.edgeUrl;
+  if (running.approvalUrl !== undefined) ready['approvalUrl'] = running.approvalUrl;
   process.stdout.write(`${JSON.stringify({ ready: true, ...ready })}\n`);
-  await untilSignal(app, platform);
+  await runUntilSignal(running);
   return 0;
 }
 
@@ -363,20 +358,6 @@ function banner(config: PortcullisConfig, configPath: string, url: string, issue
     'Stop with Ctrl-C.',
     '',
   ].join('\n');
-}
-
-async function untilSignal(app: INestApplicationContext, platform: Platform, extra?: () => Promise<unknown>): Promise<void> {
-  await new Promise<void>((resolve) => {
-    const stop = (): void => resolve();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
-  platform.logger.info('shutting down');
-  const hard = setTimeout(() => process.exit(1), 10_000);
-  hard.unref();
-  await app.close();
-  await extra?.();
-  await platform.close();
 }
 
 main(process.argv.slice(2)).then(

@@ -1,7 +1,7 @@
 /** The edge's gateway logic: request pipeline, upstream connections, header hygiene, errors. */
 export { EdgePipeline, AUDIT_ID_HEADER, DEFAULT_SESSION_RECORDING } from './edge-pipeline.js';
 export type { EdgePipelineDeps } from './edge-pipeline.js';
-export { EdgeServer } from './edge-server.js';
+export { EdgeServer, EDGE_NOT_FOUND } from './edge-server.js';
 export type { EdgeServerOptions, HostRouting } from './edge-server.js';
 export { UpgradeForwarder, UPGRADE_PROTOCOLS } from './upgrade-forwarder.js';
 export type { UpgradeSocket, UpgradeRequest, UpgradeForwarderDeps } from './upgrade-forwarder.js';
@@ -15,15 +15,13 @@ export { DecisionClient } from './decision-client.js';
 export type { DecisionOutcome } from './decision-client.js';
 export { DecisionCache, decisionCacheKey } from './decision-cache.js';
 export type { DecisionCacheOptions, DecisionCacheStats } from './decision-cache.js';
-export { PolicyExplainRoute, POLICY_EXPLAIN_PATH } from './policy-explain-route.js';
-export type { PolicyExplainRouteOptions } from './policy-explain-route.js';
 export { AuditPublisher } from './audit-publisher.js';
 export { GatewayError, GatewayErrorCode } from './gateway-error.js';
 export type { GatewayErrorDetails } from './gateway-error.js';
 export { upstreamRequestHeaders, clientResponseHeaders, addImpersonationHeaders, IMPERSONATE_EXTRA } from './header-hygiene.js';
 export { ApprovalGate, APPROVAL_HEADER } from './approval-gate.js';
 export type { ApprovalGateOptions, HeldRequest, Admitted } from './approval-gate.js';
-export { DEV_ISSUER_PATH } from './dev-issuer-routes.js';
+export { DEV_ISSUER_PATH, POLICY_EXPLAIN_PATH } from './admin-paths.js';
 export { renderKubeconfig } from './kubeconfig.js';
 export type { KubeconfigSpec } from './kubeconfig.js';
 export { createEdgeMasking, defaultEdgeMasking, rewriteAcceptForMasking, maskTargetFor } from './response-masking.js';
