@@ -3,7 +3,7 @@ import { ConfigError, type PortcullisConfig } from '@portcullis/config';
 import { createUpstreamConnection, type UpstreamConnection } from '@portcullis/gateway';
 // eslint-disable-next-line no-restricted-imports -- temporary: the sandbox moves out of test/ into a lib (issue 15, point 4)
 import { startKubeApiServer, type KubeApiServer } from '../../../test/fixture/kube-apiserver/index.js';
-import { ALL_ROLES, type Role, runUntilSignal, startProcess } from './roles.js';
+import { ALL_ROLES, type Role } from './roles.js';
 import { loadCliConfig, PACKAGE_ROOT } from './config-file.js';
 import {
   approvalsCommand,
@@ -291,6 +291,8 @@ async function start(args: string[]): Promise<number> {
     sandbox = await startKubeApiServer({ host: '127.0.0.1', port: 0 });
     extra.push(createUpstreamConnection({ name: 'sandbox', type: 'kubernetes', server: sandbox.url, caPem: sandbox.caPem, token: sandbox.token, label: 'sandbox' }));
   }
+  // Loaded here: the other commands never pay for Nest.
+  const { runUntilSignal, startProcess } = await import('../../runtime/src/start-process.js');
   const running = await startProcess({ config, roles: ALL_ROLES, label: 'embedded', extraConnections: extra }).catch(async (err: unknown) => {
     await sandbox?.close();
     throw err;
@@ -315,6 +317,7 @@ async function serve(args: string[]): Promise<number> {
   }
   const { config, path } = loadCliConfig(values.config);
   if (config.bus.mode !== 'nats') throw new CliError(`${path} sets bus.mode: embedded — "serve" runs cluster roles on NATS; use "portcullis start" for the embedded gateway`, 2);
+  const { runUntilSignal, startProcess } = await import('../../runtime/src/start-process.js');
   const running = await startProcess({ config, roles: [...roles] });
   const ready: Record<string, unknown> = { roles: [...roles], config: path };
   if (running.edgeUrl !== undefined) ready['url'] = running.edgeUrl;

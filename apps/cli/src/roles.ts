@@ -1,3 +1,2 @@
-/** The roles `serve` and `start` run, and the process bootstrap that composes them (apps/runtime). */
+/** The roles `serve` and `start` run (the process bootstrap that composes them is apps/runtime/src/start-process.ts). */
 export { ALL_ROLES, Role } from '../../runtime/src/roles.js';
-export { runUntilSignal, startProcess } from '../../runtime/src/start-process.js';

@@ -30,6 +30,7 @@ export { BodyTooLargeError, ReadBodyPipe } from './http/request-body.js';
 export { AuthenticationError, AuthenticationFailure, BearerAuthGuard, Caller, CallerForbiddenError, GroupsGuard } from './http/bearer-auth.guard.js';
 export { CLOSE_CONNECTION, JsonNoStore, sendJson, sendText } from './http/admin-response.js';
 export { ReadinessHealth } from './readiness-health.js';
+export { ProcessExceptionFilter } from './process-exception.filter.js';
 export { connectProcessBus } from './process-bus.js';
 export type { ProcessBus } from './process-bus.js';
 export { configuredEdgeUrl, createGatewayTokenVerifier, edgeClientTrust, gatewayTls, openDevIssuer, type GatewayTls } from './gateway-identity.js';
