@@ -17,7 +17,7 @@ import {
   type SlackJobQueue,
 } from '@portcullis/approval';
 import { CLOCK, CONFIG, EVENT_LOG, LOGGER, MESSAGE_BUS, METRICS, READINESS, type Clock } from '../../runtime/src/index.js';
-import { redisReadiness } from './redis-readiness.js';
+import { redisAddress, redisReadiness } from './redis-readiness.js';
 
 /** The pending-approval projection (`ApprovalStore`): Redis in cluster mode (or when configured), memory when embedded. */
 export const APPROVAL_STORE = Symbol('portcullis.approval-store');
@@ -54,11 +54,17 @@ export const approvalProviders: Provider[] = [
   {
     provide: APPROVAL_STORE,
     inject: [CONFIG, READINESS, CLOCK],
-    useFactory: (config: PortcullisConfig, readiness: Readiness, clock: Clock): ApprovalStore => {
+    useFactory: async (config: PortcullisConfig, readiness: Readiness, clock: Clock): Promise<ApprovalStore> => {
       if (!usesRedis(config)) return new MemoryApprovalStore(clock);
-      const redis = new Redis(config.approval.redis.url, { maxRetriesPerRequest: 2, enableOfflineQueue: true });
+      const url = config.approval.redis.url;
+      const redis = new Redis(url, { maxRetriesPerRequest: 2, enableOfflineQueue: true });
       redis.on('error', () => undefined); // commands fail (→ the edge fails closed); ioredis reconnects
-      readiness.add(redisReadiness(redis, config.approval.redis.url));
+      // Fail start-up with the server's name, not ioredis' retry counter.
+      await redis.ping().catch((err: unknown) => {
+        redis.disconnect();
+        throw new Error(`cannot reach Redis at ${redisAddress(url)} (approval.redis.url): ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      });
+      readiness.add(redisReadiness(redis, url));
       return new RedisApprovalStore(redis, { keyPrefix: config.approval.redis.keyPrefix });
     },
   },
