@@ -144,11 +144,20 @@ async function responderWorker(data: ResponderData): Promise<(command: Command) 
     worker.once('message', () => resolve());
     worker.once('error', reject);
   });
+  let pending: { readonly on: 'message' | 'exit'; resolve(): void; reject(err: unknown): void } | undefined;
+  const settle = (on: 'message' | 'exit', err?: unknown): void => {
+    const p = pending;
+    pending = undefined;
+    if (p === undefined) return;
+    if (err === undefined && p.on === on) p.resolve();
+    else p.reject(err ?? new Error('the responder thread exited'));
+  };
+  worker.on('message', () => settle('message'));
+  worker.on('exit', () => settle('exit'));
+  worker.on('error', (err) => settle('message', err));
   return (command) =>
     new Promise<void>((resolve, reject) => {
-      if (command === 'stop') worker.once('exit', () => resolve());
-      else worker.once('message', () => resolve());
-      worker.once('error', reject);
+      pending = { on: command === 'stop' ? 'exit' : 'message', resolve, reject };
       worker.postMessage(command);
     });
 }

@@ -2,8 +2,8 @@ import { Inject, Injectable, type BeforeApplicationShutdown, type OnApplicationB
 import type { PortcullisConfig } from '@portcullis/config';
 import type { Logger } from '@portcullis/common';
 import type { MessageBus } from '@portcullis/bus';
-import { BucketKeys, Buckets, create, decodeDecisionReply, encodePolicyChanged, PolicyChangedSchema, QueueGroups, Subjects } from '@portcullis/contracts';
-import { answerDecisionRequest, answerExplainRequest, PolicyStore } from '@portcullis/policy-engine';
+import { BucketKeys, Buckets, create, encodePolicyChanged, PolicyChangedSchema, QueueGroups, Subjects } from '@portcullis/contracts';
+import { answerDecision, answerExplainRequest, PolicyStore } from '@portcullis/policy-engine';
 import type { PortcullisMetrics } from '@portcullis/observability';
 import { BusServeGate, CLOCK, CONFIG, KV_STORES, LOGGER, MESSAGE_BUS, METRICS, type Clock, type HeldQueue, type KvStores } from '../../runtime/src/index.js';
 
@@ -55,9 +55,9 @@ export class PolicyService implements OnApplicationBootstrap, BeforeApplicationS
   decide(request: Uint8Array): Uint8Array {
     const m = this.metrics.policy;
     const started = performance.now();
-    const reply = answerDecisionRequest(this.store.policy, request, new Date(this.clock()));
+    const { reply, effect } = answerDecision(this.store.policy, request, new Date(this.clock()));
     m.evaluationDuration.observe([], (performance.now() - started) / 1000);
-    m.decisions.inc([decodeDecisionReply(reply).decision?.effect || 'error']);
+    m.decisions.inc([effect]);
     return reply;
   }
 

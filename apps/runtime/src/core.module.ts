@@ -3,6 +3,7 @@ import { TerminusModule } from '@nestjs/terminus';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { PortcullisConfig } from '@portcullis/config';
 import type { Logger } from '@portcullis/common';
+import type { MessageBus } from '@portcullis/bus';
 import { Streams } from '@portcullis/contracts';
 import { createPortcullisMetrics, Readiness, type Tracing } from '@portcullis/observability';
 import type { DevIssuer } from '@portcullis/identity';
@@ -102,8 +103,8 @@ export class CoreModule {
       { provide: READINESS, inject: [PROCESS_BUS], useFactory: (bus: ProcessBus) => processReadiness(bus) },
       {
         provide: BusTransportStrategy,
-        inject: [PROCESS_BUS, BusServeGate],
-        useFactory: (bus: ProcessBus, gate: BusServeGate) => new BusTransportStrategy({ bus: bus.handle.bus, flush: () => bus.handle.flush(), gate, logger }),
+        inject: [MESSAGE_BUS, PROCESS_BUS, BusServeGate],
+        useFactory: (bus: MessageBus, processBus: ProcessBus, gate: BusServeGate) => new BusTransportStrategy({ bus, flush: () => processBus.handle.flush(), gate, logger }),
       },
       BusServeGate,
       HttpListeners,

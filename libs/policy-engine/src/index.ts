@@ -9,7 +9,7 @@ export { evaluate, explain, describeRequest, decisionStableForMs, DEFAULT_DENY_R
 export { ExplainSpecSchema, explainInput, explainView, formatExplanation, parseExplainSpec } from './explain-request.js';
 export { PolicyStore, claimedVersion } from './policy-store.js';
 export type { ExplainSpec, ExplanationView, ExplainTraceView } from './explain-request.js';
-export { answerDecisionRequest, answerExplainRequest, MAX_CACHE_AGE_MS } from './policy-responder.js';
+export { answerDecision, answerDecisionRequest, answerExplainRequest, MAX_CACHE_AGE_MS } from './policy-responder.js';
 export type { TraceEntry, Explanation } from './policy-engine.js';
 export { CompiledPolicy, APPROVAL_DEFAULTS } from './compiled-policy.js';
 export { withClaims } from './policy-identity.js';
