@@ -9,9 +9,11 @@
  * - `new`: the policy role as it runs (`portcullis serve policy`: startProcess, PolicyController
  *   on the BusTransportStrategy, its metrics included).
  *
- * Runs are interleaved (old, new, then new, old, …): one responder serves while the other is
- * paused. The client cycles through 1024 distinct requests, so with the cache on the steady state
- * is hits (the first pass of each run is misses). Medians of RUNS, with the spread (min–max).
+ * Samples are interleaved: for every concurrency and cache setting, each responder in turn (the
+ * order alternating) serves a short warm-up and then the sample while the other is paused, so both
+ * see the same machine. The client cycles through 1024 distinct requests, so with the cache on the
+ * steady state is hits (the first pass of each sample is misses). Medians of RUNS, with the spread
+ * (min–max).
  *
  *   npm run bench:policy                              # builds, then this and the engine bench
  *   node dist/bench/policy-roundtrip.bench.js         # starts its own nats-server (JetStream)
@@ -27,6 +29,7 @@ import { parseConfig } from '@portcullis/config';
 import { silentLogger } from '@portcullis/common';
 import { answerDecisionRequest, parsePolicy } from '@portcullis/policy-engine';
 import { DecisionCache, DecisionClient } from '@portcullis/gateway';
+import { BusTransportStrategy } from '../apps/runtime/src/index.js';
 import { Role } from '../apps/runtime/src/roles.js';
 import { startProcess, type RunningProcess } from '../apps/runtime/src/start-process.js';
 import { startNats } from '../test/harness/services.js';
@@ -67,28 +70,26 @@ async function oldResponder(data: ResponderData): Promise<{ serve(): Promise<voi
   };
 }
 
-/** The `new` responder: the policy role as `serve policy` runs it. */
-function newResponder(data: ResponderData): { serve(): Promise<void>; pause(): Promise<void>; stop(): Promise<void> } {
+/** The `new` responder: the policy role as `serve policy` runs it; paused by closing its transport (it drains), resumed by listening again. */
+async function newResponder(data: ResponderData): Promise<{ serve(): Promise<void>; pause(): Promise<void>; stop(): Promise<void> }> {
   const file = join(data.dir, 'policy.yaml');
   writeFileSync(file, generatePolicy());
   const config = parseConfig(
     { node: { id: 'bench-policy-new', stateDir: join(data.dir, 'state') }, bus: { mode: 'nats', nats: { servers: [data.url] } }, policy: { source: 'file', file } },
     { configDir: data.dir },
   );
-  let running: RunningProcess | undefined;
+  const running: RunningProcess = await startProcess({ config, roles: [Role.Policy], label: 'bench-policy', logger: silentLogger });
+  const transport = running.app.get(BusTransportStrategy);
+  await transport.close();
   return {
-    async serve() {
-      running = await startProcess({ config, roles: [Role.Policy], label: 'bench-policy', logger: silentLogger });
-    },
-    async pause() {
-      await running?.close();
-    },
-    stop: () => Promise.resolve(),
+    serve: () => new Promise<void>((resolve, reject) => transport.listen((err) => (err === undefined ? resolve() : reject(err)))),
+    pause: () => transport.close(),
+    stop: () => running.close(),
   };
 }
 
 async function responderThread(data: ResponderData): Promise<void> {
-  const responder = data.kind === 'old' ? await oldResponder(data) : newResponder(data);
+  const responder = data.kind === 'old' ? await oldResponder(data) : await newResponder(data);
   parentPort?.on('message', (command: Command) => {
     const done = command === 'serve' ? responder.serve() : command === 'pause' ? responder.pause() : responder.stop();
     void done.then(
@@ -175,20 +176,21 @@ async function main(): Promise<void> {
   const clients = { off: new DecisionClient(handle.bus, 5_000), on: new DecisionClient(handle.bus, 5_000, cache) } as const;
 
   const samples = new Map<string, Sample[]>();
+  let turn = 0;
   for (let r = 0; r < RUNS; r++) {
-    // Interleaved, the order alternating: neither responder always runs on a warmer machine.
-    for (const kind of r % 2 === 0 ? RESPONDERS : [...RESPONDERS].reverse()) {
-      await responders[kind]('serve');
-      await run(clients.off, undefined, 16, Math.min(RUN_MS, 1000)); // warm the JIT and the connections
-      for (const concurrency of CONCURRENCY) {
-        for (const mode of ['off', 'on'] as const) {
+    for (const concurrency of CONCURRENCY) {
+      for (const mode of ['off', 'on'] as const) {
+        // Back to back, the order alternating: neither responder always runs on a warmer machine.
+        for (const kind of turn++ % 2 === 0 ? RESPONDERS : [...RESPONDERS].reverse()) {
+          await responders[kind]('serve');
+          await run(clients.off, undefined, 16, Math.min(RUN_MS / 4, 500)); // warm the JIT and the connections
           const key = `${kind}/${mode}/${concurrency}`;
           const list = samples.get(key) ?? [];
           samples.set(key, list);
           list.push(await run(clients[mode], mode === 'on' ? cache : undefined, concurrency));
+          await responders[kind]('pause');
         }
       }
-      await responders[kind]('pause');
     }
   }
   await handle.close();
@@ -234,7 +236,7 @@ async function main(): Promise<void> {
   const line = (cells: string[]): string => cells.map((c, i) => c.padStart(widths[i] ?? 0)).join('  ');
   console.log(
     `policy round trip over NATS (${url}): DecisionClient.decide → a policy responder in a worker, ${RULES}-rule policy, 1024 distinct requests; ` +
-      `old = bus.serve + answerDecisionRequest, new = the policy role on @nestjs/microservices (BusTransportStrategy); ms, median of ${RUNS} interleaved × ${RUN_MS} ms`,
+      `old = bus.serve + answerDecisionRequest, new = the policy role on @nestjs/microservices (BusTransportStrategy); ms, median of ${RUNS} interleaved samples of ${RUN_MS} ms`,
   );
   console.log(line(header));
   for (const r of rows) console.log(line(r));

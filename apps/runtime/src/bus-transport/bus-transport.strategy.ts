@@ -53,7 +53,9 @@ export class BusTransportStrategy extends Server implements CustomTransportStrat
     super();
   }
 
+  /** Subscribes every handler (again, after a `close()`: the transport can pause and resume). */
   listen(callback: (err?: unknown) => void): void {
+    this.closed = false;
     this.start().then(
       () => callback(),
       (err: unknown) => callback(err),
