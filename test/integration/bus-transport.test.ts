@@ -11,7 +11,7 @@ import { NestFactory } from '@nestjs/core';
 import { Ctx, MessagePattern, Payload } from '@nestjs/microservices';
 import { BusError, connectNats, createInProcessBus, type BusHandle, type BusLogger } from '@portcullis/bus';
 import { silentLogger } from '@portcullis/common';
-import { type BusContext, BusServeGate, BusTransportStrategy, ProcessExceptionFilter } from '../../apps/runtime/src/index.js';
+import { BusRequest, BusServeGate, BusTransportStrategy, ProcessExceptionFilter, type BusContext } from '../../apps/runtime/src/index.js';
 import { sharedNatsUrl } from '../harness/services.js';
 import { uniqueToken, waitFor } from '../support/bus-conformance.js';
 
@@ -51,6 +51,12 @@ function busController(prefix: string, slow: { current: Slow | undefined }, serv
     @MessagePattern(`${prefix}.held`, { queue: `${prefix}-held` })
     held(): Uint8Array {
       return enc('held no more');
+    }
+
+    // What the roles use: the raw arguments, no pipes pass.
+    @BusRequest(`${prefix}.raw`, `${prefix}-q`)
+    raw(request: Uint8Array, ctx: BusContext): Uint8Array {
+      return enc(`raw:${dec(request)}:${ctx.getSubject()}`);
     }
   }
   return TestBusController;
@@ -107,11 +113,12 @@ for (const kind of kinds) {
       if (server !== client) await server.close();
     });
 
-    test('request bytes in, reply bytes out (headers readable); a thrown error reaches the requester as `remote` with its message', async () => {
+    test('request bytes in, reply bytes out (headers readable, @BusRequest gets them raw); a thrown error reaches the requester as `remote` with its message', async () => {
       const prefix = uniqueToken('t');
       await start(prefix);
       const reply = await client.bus.request(`${prefix}.echo`, enc('hello'), { timeoutMs: 2000, headers: { 'x-test': 'h1' } });
       assert.equal(dec(reply.data), 'echo:hello:h1');
+      assert.equal(dec((await client.bus.request(`${prefix}.raw`, enc('bytes'), { timeoutMs: 2000 })).data), `raw:bytes:${prefix}.raw`);
       await assert.rejects(client.bus.request(`${prefix}.fail`, enc('x'), { timeoutMs: 2000 }), (err: unknown) => {
         assert.ok(err instanceof BusError, String(err));
         assert.equal(err.code, 'remote');

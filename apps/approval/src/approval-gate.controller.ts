@@ -1,10 +1,9 @@
 import { Catch, Controller, Inject, UseFilters, type ArgumentsHost, type RpcExceptionFilter } from '@nestjs/common';
-import { MessagePattern, Payload } from '@nestjs/microservices';
 import { of, type Observable } from 'rxjs';
 import { ApprovalGateReplySchema, create, decodeApprovalGateRequest, encodeApprovalGateReply, QueueGroups, Subjects } from '@portcullis/contracts';
 import type { Logger } from '@portcullis/common';
 import { ApprovalError, ApprovalService } from '@portcullis/approval';
-import { LOGGER } from '../../runtime/src/index.js';
+import { BusRequest, LOGGER } from '../../runtime/src/index.js';
 
 /**
  * The gate's typed errors as the reply the edge reads (`error`, the edge fails closed): an
@@ -27,8 +26,8 @@ export class ApprovalGateErrorFilter implements RpcExceptionFilter<unknown> {
 export class ApprovalGateController {
   constructor(@Inject(ApprovalService) private readonly approvals: ApprovalService) {}
 
-  @MessagePattern(Subjects.approvalGate(), { queue: QueueGroups.approval })
-  async gate(@Payload() request: Uint8Array): Promise<Uint8Array> {
+  @BusRequest(Subjects.approvalGate(), QueueGroups.approval)
+  async gate(request: Uint8Array): Promise<Uint8Array> {
     return encodeApprovalGateReply(await this.approvals.gate(decodeApprovalGateRequest(request)));
   }
 }

@@ -1,6 +1,6 @@
 import { Controller, Inject } from '@nestjs/common';
-import { MessagePattern, Payload } from '@nestjs/microservices';
 import { QueueGroups, Subjects } from '@portcullis/contracts';
+import { BusRequest } from '../../runtime/src/index.js';
 import { PolicyService } from './policy.service.js';
 
 /**
@@ -11,13 +11,13 @@ import { PolicyService } from './policy.service.js';
 export class PolicyController {
   constructor(@Inject(PolicyService) private readonly policy: PolicyService) {}
 
-  @MessagePattern(Subjects.policyDecide(), { queue: QueueGroups.policy })
-  decide(@Payload() request: Uint8Array): Uint8Array {
+  @BusRequest(Subjects.policyDecide(), QueueGroups.policy)
+  decide(request: Uint8Array): Uint8Array {
     return this.policy.decide(request);
   }
 
-  @MessagePattern(Subjects.policyExplain(), { queue: QueueGroups.policy })
-  explain(@Payload() request: Uint8Array): Uint8Array {
+  @BusRequest(Subjects.policyExplain(), QueueGroups.policy)
+  explain(request: Uint8Array): Uint8Array {
     return this.policy.explain(request);
   }
 }

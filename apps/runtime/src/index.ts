@@ -23,6 +23,7 @@ export type { Clock, KvStores } from './tokens.js';
 export { BusServeGate } from './bus-transport/bus-serve-gate.js';
 export type { HeldQueue } from './bus-transport/bus-serve-gate.js';
 export { BUS_TRANSPORT, BusContext, BusTransportStrategy } from './bus-transport/bus-transport.strategy.js';
+export { BusRequest } from './bus-transport/bus-request.decorator.js';
 export { HttpListeners } from './http/http-listeners.js';
 export type { HostedListener, OwnListenerSpec, RequestHandler } from './http/http-listeners.js';
 export { Listener, ListenerController, OnListener } from './http/listener.js';
