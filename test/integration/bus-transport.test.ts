@@ -6,14 +6,19 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Controller, Module, type INestMicroservice } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Ctx, MessagePattern, Payload } from '@nestjs/microservices';
 import { BusError, connectNats, createInProcessBus, type BusHandle, type BusLogger } from '@portcullis/bus';
 import { silentLogger } from '@portcullis/common';
+import { decodeDecisionRequest, Subjects } from '@portcullis/contracts';
 import { BusRequest, BusServeGate, BusTransportStrategy, ProcessExceptionFilter, type BusContext } from '../../apps/runtime/src/index.js';
 import { sharedNatsUrl } from '../harness/services.js';
 import { uniqueToken, waitFor } from '../support/bus-conformance.js';
+import { Role, startTestProcess, testConfig } from '../support/nest-process.js';
 
 const quiet: BusLogger = () => undefined;
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -177,3 +182,31 @@ for (const kind of kinds) {
     });
   });
 }
+
+describe('the bus transport in a process (hybrid application, the process-wide exception filter)', { timeout: 60_000 }, () => {
+  test('a role handler that throws (undecodable request bytes) reaches the requester as `remote` with its own message, as bus.serve did', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bus-transport-'));
+    writeFileSync(join(dir, 'policy.yaml'), 'apiVersion: portcullis.dev/v1\nkind: Policy\nmetadata: { name: t, version: "1" }\nrules: []\n');
+    const bus = createInProcessBus({ logger: quiet });
+    const proc = await startTestProcess({ config: testConfig({ policy: { file: join(dir, 'policy.yaml') } }, dir), roles: [Role.Policy], bus });
+    try {
+      const garbage = new Uint8Array([0xff, 0xff, 0xff, 0xff]);
+      let expected = '';
+      try {
+        decodeDecisionRequest(garbage);
+      } catch (err) {
+        expected = (err as Error).message;
+      }
+      assert.notEqual(expected, '', 'the bytes do not decode');
+      await assert.rejects(bus.bus.request(Subjects.policyDecide(), garbage, { timeoutMs: 2000 }), (err: unknown) => {
+        assert.ok(err instanceof BusError, String(err));
+        assert.equal(err.code, 'remote');
+        assert.equal(err.message, expected);
+        return true;
+      });
+    } finally {
+      await proc.close();
+      await bus.close();
+    }
+  });
+});
