@@ -5,7 +5,8 @@
  * HTTPS listener verifying the signature, BullMQ to the Slack worker, the decision appended to
  * JetStream and projected in Redis, the NATS broadcast releasing the edge, the edge consuming the
  * once-grant (Redis Lua + JetStream append) and forwarding. One process holds the edge, the
- * approval role and the worker (they share its event loop: a pessimistic setup).
+ * approval role (the Nest application `serve approval` runs) and its worker (they share its event
+ * loop: a pessimistic setup).
  *
  * Run: `npm run bench:approval` (N=200; APPROVALS=… to change).
  */
@@ -14,28 +15,17 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { Redis } from 'ioredis';
 import { connectNats } from '@portcullis/bus';
-import { decisionReply, decodeDecisionRequest, encodeDecisionReply, QueueGroups, Streams, Subjects, ApprovalGateReplySchema, create, decodeApprovalGateRequest, encodeApprovalGateReply } from '@portcullis/contracts';
+import { decisionReply, decodeDecisionRequest, encodeDecisionReply, QueueGroups, Streams, Subjects } from '@portcullis/contracts';
 import { evaluate, parsePolicy } from '@portcullis/policy-engine';
 import { DevIssuer, TokenVerifier } from '@portcullis/identity';
 import { loadOrCreateDevTls } from '@portcullis/tls';
 import { listenUrl, silentLogger } from '@portcullis/common';
 import { ApprovalGate, AuditPublisher, ConnectionRegistry, createUpstreamConnection, DecisionClient, EdgePipeline, EdgeServer } from '@portcullis/gateway';
-import {
-  ApprovalError,
-  ApprovalHttpServer,
-  ApprovalJournal,
-  ApprovalService,
-  BullMqSlackQueue,
-  RedisApprovalStore,
-  SlackApprovalNotifier,
-  SlackJobHandler,
-  SlackWebClient,
-} from '@portcullis/approval';
 import { startNats, startRedis } from '../test/harness/services.js';
 import { startFakeSlack } from '../test/support/fake-slack.js';
 import { edgeRequest } from '../test/support/gateway-https.js';
+import { Role, startTestProcess, testConfig, testTls } from '../test/support/nest-process.js';
 import { reportFigures } from './bench-result.js';
 
 const N = Number(process.env['APPROVALS'] ?? 200);
@@ -82,50 +72,29 @@ async function main(): Promise<void> {
   });
   await new Promise<void>((r) => upstream.listen(0, HOST, r));
 
-  // The approval role.
-  const store = new RedisApprovalStore(new Redis(redis.url), { keyPrefix: 'bench:' });
-  const queue = new BullMqSlackQueue({ redisUrl: redis.url, name: 'bench-slack', retry: { maxAttempts: 5, backoffMs: 200 }, lockDurationMs: 30_000, logger: silentLogger });
-  const service = new ApprovalService({
-    store,
-    journal: new ApprovalJournal(handle.log, 2000),
-    bus: handle.bus,
-    nodeId: 'bench',
-    logger: silentLogger,
-    pendingTtlMs: 600_000,
-    grantTtlMs: 600_000,
-    retentionMs: 600_000,
-    rebuildLookbackMs: 3_600_000,
-    breakGlassGroups: [],
-    notifier: new SlackApprovalNotifier(queue, silentLogger),
+  // The approval role: the Nest application `portcullis serve approval` runs (its own NATS connection).
+  const approval = await startTestProcess({
+    config: testConfig(
+      {
+        bus: { mode: 'nats', nats: { servers: [nats.url] } },
+        approval: {
+          listen: { host: '127.0.0.1', port: 0 },
+          store: 'redis',
+          redis: { url: redis.url, keyPrefix: 'bench:' },
+          pendingTtl: '10m',
+          grantTtl: '10m',
+          retention: '10m',
+          rebuildLookback: '1h',
+          slack: { enabled: true, apiUrl: slack.apiUrl, botToken: 'xoxb-bench', signingSecret: SECRET, queue: 'bench-slack', users: [{ slackUserId: 'U0ALICE', subject: 'alice', groups: ['sre'] }] },
+        },
+      },
+      dir,
+    ),
+    roles: [Role.Approval],
+    tls: testTls(tls),
   });
-  await service.rebuild();
-  const worker = new SlackJobHandler({
-    service,
-    store,
-    client: new SlackWebClient({ apiUrl: slack.apiUrl, botToken: 'xoxb-bench' }),
-    users: [{ slackUserId: 'U0ALICE', subject: 'alice', groups: ['sre'] }],
-    logger: silentLogger,
-    messageTtlMs: 3_600_000,
-  });
-  queue.start((job) => worker.handle(job));
-  handle.bus.serve(Subjects.approvalGate(), QueueGroups.approval, async (msg) => {
-    try {
-      return encodeApprovalGateReply(await service.gate(decodeApprovalGateRequest(msg.data)));
-    } catch (err) {
-      return encodeApprovalGateReply(create(ApprovalGateReplySchema, { error: err instanceof ApprovalError ? err.message : 'internal' }));
-    }
-  });
-  const approvals = new ApprovalHttpServer({
-    host: HOST,
-    port: 0,
-    tls,
-    service,
-    store,
-    authenticate: () => Promise.reject(new Error('not used')),
-    slack: { signingSecret: SECRET, queue },
-    logger: silentLogger,
-  });
-  const approvalPort = (await approvals.listen()).port;
+  const approvalPort = approval.port('approval');
+  if (approvalPort === undefined) throw new Error('the approval role has no listener');
 
   // The edge.
   const issuer = await DevIssuer.open({
@@ -142,7 +111,6 @@ async function main(): Promise<void> {
     port: 0,
     tls,
     logger: silentLogger,
-    ready: () => true,
     pipeline: new EdgePipeline({
       nodeId: 'bench-edge',
       connections: new ConnectionRegistry([
@@ -196,9 +164,7 @@ async function main(): Promise<void> {
 
   edge.closeAll();
   await edge.close();
-  await approvals.close();
-  await queue.close();
-  await store.close();
+  await approval.close();
   await handle.close();
   upstream.closeAllConnections();
   upstream.close();

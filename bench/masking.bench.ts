@@ -144,7 +144,6 @@ rules:
     port: 0,
     tls,
     logger: silentLogger,
-    ready: () => true,
     pipeline: new EdgePipeline({
       nodeId: 'bench',
       connections: new ConnectionRegistry(['masked', 'plain'].map((name) => createUpstreamConnection({ name, type: 'kubernetes', server: listenUrl('http', bound.address, bound.port), impersonate: false }))),

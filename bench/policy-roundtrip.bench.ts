@@ -1,20 +1,37 @@
 /**
  * The edge's decision round trip over NATS under load: p50/p99 latency of `DecisionClient.decide`
- * at concurrency 1, 16 and 64, with the edge's decision cache off and on. The policy role runs in
- * a worker thread (its own event loop, its own NATS connection) answering from the generated
- * 500-rule policy; the client cycles through 1024 distinct requests, so with the cache on the
- * steady state is hits (the first pass of each run is misses). Runs alternate, median of RUNS.
+ * at concurrency 1, 16 and 64, with the edge's decision cache off and on, for two policy
+ * responders side by side on the same nats-server, each in its own worker thread (its own event
+ * loop, its own NATS connection), answering from the generated 500-rule policy:
+ *
+ * - `old`: `bus.serve` + `answerDecisionRequest`, the responder before the policy role moved onto
+ *   @nestjs/microservices;
+ * - `new`: the policy role as it runs (`portcullis serve policy`: startProcess, PolicyController
+ *   on the BusTransportStrategy, its metrics included).
+ *
+ * Samples are interleaved: for every concurrency and cache setting, each responder in turn (the
+ * order alternating) serves a short warm-up and then the sample while the other is paused, so both
+ * see the same machine. The client cycles through 1024 distinct requests, so with the cache on the
+ * steady state is hits (the first pass of each sample is misses). Medians of RUNS, with the spread
+ * (min–max).
  *
  *   npm run bench:policy                              # builds, then this and the engine bench
- *   node dist/bench/policy-roundtrip.bench.js         # starts its own nats-server
- *   BENCH_NATS_URL=nats://127.0.0.1:4222 node dist/bench/policy-roundtrip.bench.js
+ *   node dist/bench/policy-roundtrip.bench.js         # starts its own nats-server (JetStream)
+ *   BENCH_NATS_URL=nats://127.0.0.1:4222 BENCH_RUNS=5 node dist/bench/policy-roundtrip.bench.js
  */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { connectNats } from '@portcullis/bus';
+import { connectNats, type BusSubscription } from '@portcullis/bus';
 import { silentLogger } from '@portcullis/common';
 import { QueueGroups, Subjects } from '@portcullis/contracts';
+import { parseConfig } from '@portcullis/config';
 import { answerDecisionRequest, parsePolicy } from '@portcullis/policy-engine';
 import { DecisionCache, DecisionClient } from '@portcullis/gateway';
+import { BusTransportStrategy } from '../apps/runtime/src/index.js';
+import { Role } from '../apps/runtime/src/roles.js';
+import { startProcess, type RunningProcess } from '../apps/runtime/src/start-process.js';
 import { startNats } from '../test/harness/services.js';
 import { generatePolicy, request, RULES } from './bench-workload.js';
 import { reportFigures } from './bench-result.js';
@@ -22,24 +39,67 @@ import { reportFigures } from './bench-result.js';
 const RUN_MS = Number(process.env['BENCH_RUN_MS'] ?? 2000);
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 3);
 const CONCURRENCY = [1, 16, 64] as const;
-const quiet = silentLogger;
+const RESPONDERS = ['old', 'new'] as const;
+type Responder = (typeof RESPONDERS)[number];
 
-function compiledPolicy() {
-  const parsed = parsePolicy(generatePolicy(), { source: 'bench' });
-  if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors.slice(0, 5)));
-  return parsed.policy;
+/** What the main thread tells a responder, and what it answers. */
+type Command = 'serve' | 'pause' | 'stop';
+interface ResponderData {
+  readonly url: string;
+  readonly kind: Responder;
+  readonly dir: string;
 }
 
-/** The policy role: answers decisions in the queue group until told to stop. */
-async function responder(url: string): Promise<void> {
-  const policy = compiledPolicy();
-  const bus = await connectNats({ servers: [url], name: 'bench-policy', logger: quiet });
-  bus.bus.serve(Subjects.policyDecide(), QueueGroups.policy, (m) => answerDecisionRequest(policy, m.data, new Date()));
-  await bus.flush();
-  parentPort?.postMessage('ready');
-  parentPort?.once('message', () => {
-    void bus.close().then(() => process.exit(0));
+/** The `old` responder: a queue subscription answering with the pure responder. */
+async function oldResponder(data: ResponderData): Promise<{ serve(): Promise<void>; pause(): Promise<void>; stop(): Promise<void> }> {
+  const parsed = parsePolicy(generatePolicy(), { source: 'bench' });
+  if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors.slice(0, 5)));
+  const policy = parsed.policy;
+  const bus = await connectNats({ servers: [data.url], name: 'bench-policy-old', logger: silentLogger });
+  let sub: BusSubscription | undefined;
+  return {
+    async serve() {
+      sub = bus.bus.serve(Subjects.policyDecide(), QueueGroups.policy, (m) => answerDecisionRequest(policy, m.data, new Date()));
+      await bus.flush();
+    },
+    async pause() {
+      await sub?.unsubscribe();
+    },
+    stop: () => bus.close(),
+  };
+}
+
+/** The `new` responder: the policy role as `serve policy` runs it; paused by closing its transport (it drains), resumed by listening again. */
+async function newResponder(data: ResponderData): Promise<{ serve(): Promise<void>; pause(): Promise<void>; stop(): Promise<void> }> {
+  const file = join(data.dir, 'policy.yaml');
+  writeFileSync(file, generatePolicy());
+  const config = parseConfig(
+    { node: { id: 'bench-policy-new', stateDir: join(data.dir, 'state') }, bus: { mode: 'nats', nats: { servers: [data.url] } }, policy: { source: 'file', file } },
+    { configDir: data.dir },
+  );
+  const running: RunningProcess = await startProcess({ config, roles: [Role.Policy], label: 'bench-policy', logger: silentLogger });
+  const transport = running.app.get(BusTransportStrategy);
+  await transport.close();
+  return {
+    serve: () => new Promise<void>((resolve, reject) => transport.listen((err) => (err === undefined ? resolve() : reject(err)))),
+    pause: () => transport.close(),
+    stop: () => running.close(),
+  };
+}
+
+async function responderThread(data: ResponderData): Promise<void> {
+  const responder = data.kind === 'old' ? await oldResponder(data) : await newResponder(data);
+  parentPort?.on('message', (command: Command) => {
+    const done = command === 'serve' ? responder.serve() : command === 'pause' ? responder.pause() : responder.stop();
+    void done.then(
+      () => (command === 'stop' ? process.exit(0) : parentPort?.postMessage(command)),
+      (err: unknown) => {
+        console.error(err);
+        process.exit(1);
+      },
+    );
   });
+  parentPort?.postMessage('ready');
 }
 
 interface Sample {
@@ -49,13 +109,13 @@ interface Sample {
   hitRate: number;
 }
 
-async function run(client: DecisionClient, cache: DecisionCache | undefined, concurrency: number): Promise<Sample> {
+async function run(client: DecisionClient, cache: DecisionCache | undefined, concurrency: number, ms = RUN_MS): Promise<Sample> {
   const requests = Array.from({ length: 1024 }, (_, i) => request(i));
   cache?.invalidate();
   if (cache !== undefined) Object.assign(cache.stats, { hits: 0, misses: 0 });
   const latencies: number[] = [];
   let next = 0;
-  const until = performance.now() + RUN_MS;
+  const until = performance.now() + ms;
   const started = performance.now();
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
@@ -75,60 +135,120 @@ async function run(client: DecisionClient, cache: DecisionCache | undefined, con
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+const spread = (xs: number[]): string => `${Math.min(...xs).toFixed(3)}–${Math.max(...xs).toFixed(3)}`;
 
-async function main(): Promise<void> {
-  const own = process.env['BENCH_NATS_URL'] === undefined ? await startNats({ jetstream: false }) : undefined;
-  const url = process.env['BENCH_NATS_URL'] ?? own?.url ?? '';
-  const worker = new Worker(new URL(import.meta.url), { workerData: { url } });
+/** Starts a responder thread and returns a way to send it commands (resolving on its answer). */
+async function responderWorker(data: ResponderData): Promise<(command: Command) => Promise<void>> {
+  const worker = new Worker(new URL(import.meta.url), { workerData: data });
   await new Promise<void>((resolve, reject) => {
     worker.once('message', () => resolve());
     worker.once('error', reject);
   });
-  const handle = await connectNats({ servers: [url], name: 'bench-edge', logger: quiet });
+  let pending: { readonly on: 'message' | 'exit'; resolve(): void; reject(err: unknown): void } | undefined;
+  const settle = (on: 'message' | 'exit', err?: unknown): void => {
+    const p = pending;
+    pending = undefined;
+    if (p === undefined) return;
+    if (err === undefined && p.on === on) p.resolve();
+    else p.reject(err ?? new Error('the responder thread exited'));
+  };
+  worker.on('message', () => settle('message'));
+  worker.on('exit', () => settle('exit'));
+  worker.on('error', (err) => settle('message', err));
+  return (command) =>
+    new Promise<void>((resolve, reject) => {
+      pending = { on: command === 'stop' ? 'exit' : 'message', resolve, reject };
+      worker.postMessage(command);
+    });
+}
+
+async function main(): Promise<void> {
+  const own = process.env['BENCH_NATS_URL'] === undefined ? await startNats({ jetstream: true }) : undefined;
+  const url = process.env['BENCH_NATS_URL'] ?? own?.url ?? '';
+  const dir = mkdtempSync(join(tmpdir(), 'bench-policy-'));
+  const responders = {
+    old: await responderWorker({ url, kind: 'old', dir }),
+    new: await responderWorker({ url, kind: 'new', dir }),
+  } as const;
+  const handle = await connectNats({ servers: [url], name: 'bench-edge', logger: silentLogger });
   const cache = new DecisionCache({ ttlMs: 5_000, maxEntries: 10_000 });
   const clients = { off: new DecisionClient(handle.bus, 5_000), on: new DecisionClient(handle.bus, 5_000, cache) } as const;
 
-  await run(clients.off, undefined, 16); // warm the JIT and the connections
   const samples = new Map<string, Sample[]>();
+  let turn = 0;
   for (let r = 0; r < RUNS; r++) {
     for (const concurrency of CONCURRENCY) {
       for (const mode of ['off', 'on'] as const) {
-        const key = `${mode}/${concurrency}`;
-        const list = samples.get(key) ?? [];
-        samples.set(key, list);
-        list.push(await run(clients[mode], mode === 'on' ? cache : undefined, concurrency));
+        // Back to back, the order alternating: neither responder always runs on a warmer machine.
+        for (const kind of turn++ % 2 === 0 ? RESPONDERS : [...RESPONDERS].reverse()) {
+          await responders[kind]('serve');
+          await run(clients.off, undefined, 16, Math.min(RUN_MS / 4, 500)); // warm the JIT and the connections
+          const key = `${kind}/${mode}/${concurrency}`;
+          const list = samples.get(key) ?? [];
+          samples.set(key, list);
+          list.push(await run(clients[mode], mode === 'on' ? cache : undefined, concurrency));
+          await responders[kind]('pause');
+        }
       }
     }
   }
   await handle.close();
-  worker.postMessage('stop');
-  await new Promise((resolve) => worker.once('exit', resolve));
+  await Promise.all(RESPONDERS.map((k) => responders[k]('stop')));
   if (own !== undefined) await own.stop();
 
-  const header = ['cache', 'concurrency', 'p50 ms', 'p99 ms', 'decisions/s', 'hit rate'];
+  const of = (kind: Responder, mode: string, concurrency: number): Sample[] => samples.get(`${kind}/${mode}/${concurrency}`) ?? [];
+  const header = ['cache', 'conc.', 'old p50', 'new p50', 'p50 new/old', 'old p99', 'new p99', 'p99 new/old', 'new decisions/s', 'hit rate', 'spread p50 old | new', 'spread p99 old | new'];
   const rows: string[][] = [];
+  const comparison: Record<string, unknown>[] = [];
   for (const mode of ['off', 'on'] as const) {
     for (const concurrency of CONCURRENCY) {
-      const s = samples.get(`${mode}/${concurrency}`) ?? [];
+      const o = of('old', mode, concurrency);
+      const n = of('new', mode, concurrency);
+      const p = (xs: Sample[], k: 'p50' | 'p99'): number => median(xs.map((x) => x[k]));
+      const ratio50 = p(n, 'p50') / p(o, 'p50');
+      const ratio99 = p(n, 'p99') / p(o, 'p99');
       rows.push([
         mode,
         String(concurrency),
-        median(s.map((x) => x.p50)).toFixed(3),
-        median(s.map((x) => x.p99)).toFixed(3),
-        Math.round(median(s.map((x) => x.rate))).toLocaleString('en-US'),
-        mode === 'on' ? `${(median(s.map((x) => x.hitRate)) * 100).toFixed(1)}%` : '-',
+        p(o, 'p50').toFixed(3),
+        p(n, 'p50').toFixed(3),
+        ratio50.toFixed(3),
+        p(o, 'p99').toFixed(3),
+        p(n, 'p99').toFixed(3),
+        ratio99.toFixed(3),
+        Math.round(median(n.map((x) => x.rate))).toLocaleString('en-US'),
+        mode === 'on' ? `${(median(n.map((x) => x.hitRate)) * 100).toFixed(1)}%` : '-',
+        `${spread(o.map((x) => x.p50))} | ${spread(n.map((x) => x.p50))}`,
+        `${spread(o.map((x) => x.p99))} | ${spread(n.map((x) => x.p99))}`,
       ]);
+      comparison.push({
+        cache: mode,
+        concurrency,
+        old: { p50Ms: p(o, 'p50'), p99Ms: p(o, 'p99'), decisionsPerSecond: median(o.map((x) => x.rate)) },
+        new: { p50Ms: p(n, 'p50'), p99Ms: p(n, 'p99'), decisionsPerSecond: median(n.map((x) => x.rate)) },
+        p50Ratio: ratio50,
+        p99Ratio: ratio99,
+      });
     }
   }
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]): string => cells.map((c, i) => c.padStart(widths[i] ?? 0)).join('  ');
-  console.log(`policy round trip over NATS (${url}): DecisionClient.decide → policy role in a worker, ${RULES}-rule policy, 1024 distinct requests; median of ${RUNS} × ${RUN_MS} ms`);
+  console.log(
+    `policy round trip over NATS (${url}): DecisionClient.decide → a policy responder in a worker, ${RULES}-rule policy, 1024 distinct requests; ` +
+      `old = bus.serve + answerDecisionRequest, new = the policy role on @nestjs/microservices (BusTransportStrategy); ms, median of ${RUNS} interleaved samples of ${RUN_MS} ms`,
+  );
   console.log(line(header));
   for (const r of rows) console.log(line(r));
+  const worst = Math.max(...comparison.filter((c) => c['cache'] === 'off').flatMap((c) => [c['p50Ratio'] as number, c['p99Ratio'] as number]));
+  console.log(`worst new/old ratio with the cache off: ${worst.toFixed(3)} (goal ≤ 1.100)`);
   reportFigures('policy-roundtrip', {
-    rows: rows.map(([cache, concurrency, p50Ms, p99Ms, rate, hitRate]) => ({ cache, concurrency: Number(concurrency), p50Ms: Number(p50Ms), p99Ms: Number(p99Ms), decisionsPerSecond: Number((rate ?? '').replaceAll(',', '')), hitRate })),
+    rows: comparison.map((c) => {
+      const n = c['new'] as { p50Ms: number; p99Ms: number; decisionsPerSecond: number };
+      return { cache: c['cache'], concurrency: c['concurrency'], p50Ms: Number(n.p50Ms.toFixed(3)), p99Ms: Number(n.p99Ms.toFixed(3)), decisionsPerSecond: Math.round(n.decisionsPerSecond) };
+    }),
+    comparison,
   });
 }
 
 if (isMainThread) await main();
-else await responder((workerData as { url: string }).url);
+else await responderThread(workerData as ResponderData);

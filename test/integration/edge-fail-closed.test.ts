@@ -103,7 +103,7 @@ describe('edge pipeline fails closed', { timeout: 60_000 }, () => {
       logger: silentLogger,
       upstreamTimeoutMs: 5_000,
     });
-    server = new EdgeServer({ host: '127.0.0.1', port: 0, tls, pipeline, logger: silentLogger, ready: () => true });
+    server = new EdgeServer({ host: '127.0.0.1', port: 0, tls, pipeline, logger: silentLogger });
     const bound = await server.listen();
     url = `https://127.0.0.1:${bound.port}`;
   });

@@ -149,7 +149,7 @@ describe('machine identity through the edge', { timeout: 120_000 }, () => {
       logger,
       upstreamTimeoutMs: 5_000,
     });
-    server = new EdgeServer({ host: '127.0.0.1', port: 0, tls, pipeline, logger, ready: () => true });
+    server = new EdgeServer({ host: '127.0.0.1', port: 0, tls, pipeline, logger });
     url = `https://127.0.0.1:${(await server.listen()).port}`;
   });
 

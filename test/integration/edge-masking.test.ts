@@ -172,7 +172,7 @@ describe('masking at the edge', { timeout: 180_000 }, () => {
       upstreamTimeoutMs: 10_000,
       masking: createEdgeMasking({ profiles: { secrets: {} }, auditProfile: 'secrets', maxObjectBytes: 8 * 1024 * 1024, requestCaptureBytes: 1024 * 1024, excerptBytes: 4096 }),
     });
-    server = new EdgeServer({ host: '127.0.0.1', port: 0, tls, pipeline, logger: silentLogger, ready: () => true });
+    server = new EdgeServer({ host: '127.0.0.1', port: 0, tls, pipeline, logger: silentLogger });
     const bound = await server.listen();
     url = `https://127.0.0.1:${bound.port}`;
     const kc = (connection: string) => `apiVersion: v1

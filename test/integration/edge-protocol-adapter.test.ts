@@ -142,7 +142,7 @@ describe('a protocol adapter plugs into the edge', { timeout: 60_000 }, () => {
       upstreamTimeoutMs: 5_000,
       protocols: [...DEFAULT_PROTOCOLS, toyProtocol],
     });
-    server = new EdgeServer({ host: '127.0.0.1', port: 0, tls, pipeline, logger: silentLogger, ready: () => true });
+    server = new EdgeServer({ host: '127.0.0.1', port: 0, tls, pipeline, logger: silentLogger });
     url = `https://127.0.0.1:${(await server.listen()).port}`;
   });
 

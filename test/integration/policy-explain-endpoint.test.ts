@@ -1,7 +1,8 @@
 /**
  * The policy role's store following a KV bucket (in-process bus: the same port the NATS KV
- * implements), and the edge's administrative `POST /admin/policy/explain` answered by it over the
- * bus: refused to anonymous callers and to callers outside the admin groups.
+ * implements), and the edge's administrative `POST /admin/policy/explain` (the edge role's Nest
+ * controller on its listener) answered by it over the bus: refused to anonymous callers and to
+ * callers outside the admin groups.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,22 +11,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInProcessBus, type BusHandle, type KeyValueStore } from '@portcullis/bus';
 import { BucketKeys, Buckets, QueueGroups, Subjects } from '@portcullis/contracts';
-import { answerExplainRequest } from '@portcullis/policy-engine';
+import { answerExplainRequest, PolicyStore } from '@portcullis/policy-engine';
 import { DevIssuer, TokenVerifier } from '@portcullis/identity';
 import { loadOrCreateDevTls } from '@portcullis/tls';
 import { silentLogger, type Logger } from '@portcullis/common';
-import {
-  AuditPublisher,
-  ConnectionRegistry,
-  DecisionClient,
-  EdgePipeline,
-  EdgeServer,
-  PolicyExplainRoute,
-  POLICY_EXPLAIN_PATH,
-} from '@portcullis/gateway';
-import { PolicyStore } from '../../apps/policy/src/policy-store.js';
+import { POLICY_EXPLAIN_PATH } from '@portcullis/gateway';
 import { edgeRequest } from '../support/gateway-https.js';
 import { eventually } from '../support/eventually.js';
+import { Role, startTestProcess, testConfig, testTls, type RunningProcess } from '../support/nest-process.js';
 
 const policy = (version: string, rules = ''): string => `apiVersion: portcullis.dev/v1
 kind: Policy
@@ -117,7 +110,7 @@ describe('policy store following the KV bundle', () => {
 
 describe('POST /admin/policy/explain', { timeout: 60_000 }, () => {
   let handle: BusHandle;
-  let server: EdgeServer;
+  let edge: RunningProcess;
   let url: string;
   let ca: string;
   const tokens: Record<string, string> = {};
@@ -152,31 +145,19 @@ describe('POST /admin/policy/explain', { timeout: 60_000 }, () => {
       maxTokenLifetimeMs: 3_600_000,
       clockSkewMs: 5_000,
     });
-    const decisions = new DecisionClient(handle.bus, 300);
-    const pipeline = new EdgePipeline({
-      nodeId: 'edge-explain',
-      connections: new ConnectionRegistry([]),
+    // The edge role as it runs (its Nest controller on the edge listener), with the test's bus, verifier and certificate.
+    edge = await startTestProcess({
+      config: testConfig({ edge: { listen: { host: '127.0.0.1', port: 0 }, decisionTimeout: '300ms', admin: { groups: ['policy-admins'] } }, sandbox: { enabled: 'never' } }, dir),
+      roles: [Role.Edge],
+      bus: handle,
       verifier,
-      decisions,
-      audit: new AuditPublisher(handle.log, 300, silentLogger),
-      logger: silentLogger,
-      upstreamTimeoutMs: 1_000,
+      tls: testTls(tls),
     });
-    server = new EdgeServer({
-      host: '127.0.0.1',
-      port: 0,
-      tls,
-      pipeline,
-      policyExplain: new PolicyExplainRoute({ verifier, decisions, adminGroups: ['policy-admins'], logger: silentLogger }),
-      logger: silentLogger,
-      ready: () => true,
-    });
-    url = `https://127.0.0.1:${(await server.listen()).port}${POLICY_EXPLAIN_PATH}`;
+    url = `${edge.edgeUrl}${POLICY_EXPLAIN_PATH}`;
   });
 
   after(async () => {
-    server.closeAll();
-    await server.close();
+    await edge.close();
     await handle.close();
   });
 

@@ -100,7 +100,6 @@ export async function startTestEdge(opts: TestEdgeOptions): Promise<TestEdge> {
     tls,
     pipeline,
     logger: silentLogger,
-    ready: () => true,
     hostRouting: domain === undefined ? undefined : { domain, kindOf: (name) => registry.get(name)?.type },
   });
   const bound = await server.listen();

@@ -1,6 +1,8 @@
 /**
- * The metrics registry's exposition format, the catalogue's names, readiness, the listener, and
- * the pino logger behind the Logger port (fields, redaction, trace and audit ids while tracing).
+ * The metrics registry's exposition format, the catalogue's names, readiness, the observability
+ * listener (a Nest controller on the process's Fastify adapter, with Terminus over the Readiness
+ * checks), and the pino logger behind the Logger port (fields, redaction, trace and audit ids
+ * while tracing).
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,7 +14,6 @@ import {
   createPortcullisMetrics,
   MetricsRegistry,
   observeHeapAfterGc,
-  ObservabilityServer,
   Readiness,
   RequestOutcome,
   runInSpan,
@@ -24,6 +25,8 @@ import {
 } from '@portcullis/observability';
 import { createLogger } from '@portcullis/common';
 import { eventually } from '../support/eventually.js';
+import { METRICS, READINESS } from '../../apps/runtime/src/index.js';
+import { createInProcessBus, startTestProcess, testConfig } from '../support/nest-process.js';
 
 describe('MetricsRegistry', () => {
   test('renders counters, gauges and histograms in the Prometheus text format', async () => {
@@ -161,9 +164,18 @@ describe('Readiness and the observability listener', () => {
     let natsUp = true;
     readiness.add({ name: 'bus', check: () => natsUp });
     readiness.add({ name: 'clickhouse', check: () => Promise.reject(new Error('connection refused')) });
-    const server = new ObservabilityServer(m.registry, readiness);
-    const port = await server.listen('127.0.0.1', 0);
-    const base = `http://127.0.0.1:${port}`;
+    // A process with no role: the observability listener only, with the test's metrics and checks.
+    const bus = createInProcessBus();
+    const proc = await startTestProcess({
+      config: testConfig({ observability: { listen: { host: '127.0.0.1', port: 0 } } }),
+      roles: [],
+      bus,
+      overrides: [
+        { provide: METRICS, useValue: m },
+        { provide: READINESS, useValue: readiness },
+      ],
+    });
+    const base = `http://127.0.0.1:${proc.port('observability')}`;
     try {
       assert.equal((await fetch(`${base}/healthz`)).status, 200);
       const notReady = await fetch(`${base}/readyz`);
@@ -176,8 +188,13 @@ describe('Readiness and the observability listener', () => {
       assert.match(await metrics.text(), /^portcullis_build_info\{version="t",role="policy"\} 1$/m);
       assert.equal((await fetch(`${base}/nope`)).status, 404);
       assert.equal((await fetch(`${base}/metrics`, { method: 'POST' })).status, 405);
+      const head = await fetch(`${base}/metrics`, { method: 'HEAD' });
+      assert.equal(head.status, 200);
+      assert.equal(await head.text(), '');
+      assert.equal((await fetch(`${base}/healthz`)).headers.get('cache-control'), 'no-store');
     } finally {
-      await server.close();
+      await proc.close();
+      await bus.close();
     }
   });
 });

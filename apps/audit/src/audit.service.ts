@@ -1,79 +1,79 @@
-import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, type BeforeApplicationShutdown, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import type { PortcullisConfig } from '@portcullis/config';
+import type { Logger } from '@portcullis/common';
+import type { EventLog } from '@portcullis/bus';
+import { Consumers, Streams } from '@portcullis/contracts';
 import {
-  AuditApiServer,
   AuditChain,
+  AuditWriter,
   chainedRecorder,
+  eventLogDeadLetter,
   formatRetentionPlan,
   runRetention,
   type AuditSink,
-  type AuditWriter,
-  type SqliteEventLog,
+  type AuditWriterObserver,
 } from '@portcullis/audit-store';
-import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
-import type { AuditWriterObserver } from '@portcullis/audit-store';
-import type { NatsBus } from '@portcullis/bus';
-import { Consumers, Streams } from '@portcullis/contracts';
-import { recordStoredMessages, type PortcullisMetrics } from '@portcullis/observability';
-import { PLATFORM, PlatformMode, createGatewayTokenVerifier, gatewayTls, type Platform } from '../../runtime/src/index.js';
+import { recordStoredMessages, type PortcullisMetrics, type Readiness } from '@portcullis/observability';
+import { CONFIG, EVENT_LOG, LOGGER, METRICS, NATS_CONNECTION, READINESS } from '../../runtime/src/index.js';
+import { AUDIT_SINK } from './audit.providers.js';
 
 /**
  * The audit role: in cluster mode, a durable JetStream consumer batch-inserting into ClickHouse
  * (acks after the insert); in the embedded mode the SQLite log is the store itself. In both, the
- * retention job (`audit.retention`) and the replay API (`audit.listen`).
+ * retention job (`audit.retention`); the replay API is AuditReplayController's.
  */
 @Injectable()
-export class AuditService implements OnApplicationBootstrap, OnApplicationShutdown {
+export class AuditService implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown {
   private writer: AuditWriter | undefined;
-  private sink: AuditSink | undefined;
-  private ownsSink = false;
-  private api: AuditApiServer | undefined;
   private retentionTimer: NodeJS.Timeout | undefined;
   private retentionRun: Promise<void> | undefined;
 
-  constructor(@Inject(PLATFORM) private readonly platform: Platform) {}
+  constructor(
+    @Inject(CONFIG) private readonly config: PortcullisConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(EVENT_LOG) private readonly log: EventLog,
+    @Inject(AUDIT_SINK) private readonly sink: AuditSink,
+    @Inject(METRICS) private readonly metrics: PortcullisMetrics,
+    @Inject(READINESS) private readonly readiness: Readiness,
+    @Inject(NATS_CONNECTION) private readonly nats: NatsConnection | undefined,
+  ) {}
 
-  async onApplicationBootstrap(): Promise<void> {
-    const { config, logger, log } = this.platform;
-    if (this.platform.mode === PlatformMode.Embedded) {
+  onApplicationBootstrap(): void {
+    const { config, logger } = this;
+    if (config.bus.mode === 'embedded') {
       logger.info('audit role: embedded mode writes events straight into the SQLite store', { file: config.audit.sqlite.file });
-      this.sink = (log as SqliteEventLog).sink;
     } else {
       const ch = config.audit.clickhouse;
-      // Loaded only in cluster mode: the embedded gateway never pays for the ClickHouse client.
-      const { AuditWriter, ClickHouseAuditSink, eventLogDeadLetter } = await import('@portcullis/audit-store');
-      const sink = new ClickHouseAuditSink({ url: ch.url, database: ch.database, username: ch.username, password: ch.password });
-      this.sink = sink;
-      this.ownsSink = true;
-      await sink.migrate();
       this.writer = new AuditWriter({
-        log,
-        sink,
+        log: this.log,
+        sink: this.sink,
         batchSize: ch.batchSize,
         maxWaitMs: ch.flushInterval,
         insertsInFlight: ch.insertsInFlight,
         logger,
         // The dead-letter msgId derives from the bytes: a redelivered bad message is stored once.
-        deadLetter: eventLogDeadLetter(log),
-        observer: writerObserver(this.platform.observability.metrics.audit),
+        deadLetter: eventLogDeadLetter(this.log),
+        observer: writerObserver(this.metrics.audit),
       });
       this.watchHealth(ch.url);
       this.writer.start();
       logger.info('audit role consuming', { clickhouse: ch.url, database: ch.database });
     }
     this.startRetention();
-    await this.startApi();
   }
 
   /** Readiness: ClickHouse answers /ping. Metrics: the durable consumer's lag, read at scrape time. */
   private watchHealth(clickHouseUrl: string): void {
-    const { readiness, metrics } = this.platform.observability;
+    const { metrics } = this;
     const ping = new URL('/ping', clickHouseUrl).href;
-    readiness.add({
+    this.readiness.add({
       name: 'clickhouse',
       check: async () => (await fetch(ping, { signal: AbortSignal.timeout(2000) })).ok,
     });
-    if (!('connection' in this.platform.handle)) return;
-    const nc = (this.platform.handle as NatsBus).connection;
+    const nc = this.nats;
+    if (nc === undefined) return;
     let jsm: JetStreamManager | undefined;
     const labels = [Streams.audit.name, Consumers.auditWriter];
     metrics.registry.collect(async () => {
@@ -84,21 +84,23 @@ export class AuditService implements OnApplicationBootstrap, OnApplicationShutdo
     });
   }
 
-  async onApplicationShutdown(): Promise<void> {
+  async beforeApplicationShutdown(): Promise<void> {
     clearInterval(this.retentionTimer);
     await this.retentionRun;
-    await this.api?.close();
     await this.writer?.stop();
-    if (this.ownsSink) await this.sink?.close();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    // The embedded store is the event log's own: it closes with the bus.
+    if (this.config.bus.mode !== 'embedded') await this.sink.close();
   }
 
   private startRetention(): void {
-    const { config, logger, log } = this.platform;
+    const { config, logger, sink } = this;
     const retention = config.audit.retention;
-    const sink = this.sink;
-    if (retention === undefined || sink === undefined) return;
+    if (retention === undefined) return;
     // The role's own chain: its events (retention runs) are tamper-evident like the edges'.
-    const record = chainedRecorder(log, new AuditChain(config.node.id));
+    const record = chainedRecorder(this.log, new AuditChain(config.node.id));
     const run = (): void => {
       if (this.retentionRun !== undefined) return;
       this.retentionRun = runRetention(sink, { retentionMs: retention.ms, retentionText: retention.text, dryRun: false, record, nodeId: config.node.id })
@@ -113,23 +115,6 @@ export class AuditService implements OnApplicationBootstrap, OnApplicationShutdo
     run();
     this.retentionTimer = setInterval(run, config.audit.retentionCheckInterval);
     this.retentionTimer.unref();
-  }
-
-  private async startApi(): Promise<void> {
-    const { config, logger } = this.platform;
-    const listen = config.audit.listen;
-    if (listen === undefined || this.sink === undefined) return;
-    this.api = new AuditApiServer({
-      host: listen.host,
-      port: listen.port,
-      tls: await gatewayTls(config),
-      sink: this.sink,
-      verifier: await createGatewayTokenVerifier(config),
-      auditorGroups: config.audit.auditorGroups,
-      logger,
-    });
-    const { port } = await this.api.listen();
-    logger.info('audit replay API listening', { url: `https://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${port}/v1/audit/replay/` });
   }
 }
 

@@ -1,98 +1,82 @@
 import { Inject, Injectable, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
+import type { PortcullisConfig } from '@portcullis/config';
+import { listenUrl, type Logger } from '@portcullis/common';
+import type { BusSubscription, EventLog, MessageBus } from '@portcullis/bus';
+import type { TokenVerifier } from '@portcullis/identity';
+import type { PortcullisMetrics } from '@portcullis/observability';
+import { ApprovalGate, AuditPublisher, ConnectionRegistry, createEdgeMasking, DecisionClient, EdgePipeline, EdgeServer } from '@portcullis/gateway';
 import {
-  ApprovalGate,
-  AuditPublisher,
-  ConnectionRegistry,
-  createEdgeMasking,
-  createUpstreamConnection,
-  DecisionCache,
-  DecisionClient,
-  EdgePipeline,
-  EdgeServer,
-  inClusterCredential,
-  PolicyExplainRoute,
-  type UpstreamConnection,
-} from '@portcullis/gateway';
-import { configuredEdgeUrl, createGatewayTokenVerifier, gatewayTls, openDevIssuer, PLATFORM, type Platform } from '../../runtime/src/index.js';
-import type { BusSubscription } from '@portcullis/bus';
-
-/** Connections added at start-up by the process (the embedded sandbox), on top of the config's. */
-export const EXTRA_CONNECTIONS = Symbol('portcullis.extra-connections');
+  CONFIG,
+  EVENT_LOG,
+  GATEWAY_TLS,
+  HttpListeners,
+  Listener,
+  LOGGER,
+  MESSAGE_BUS,
+  METRICS,
+  TOKEN_VERIFIER,
+  type GatewayTls,
+} from '../../runtime/src/index.js';
 
 /** What the edge reports once it listens. */
 export interface EdgeEndpoint {
   url: string;
   /** The CA clients should trust; undefined when the configured certificate chains to their system roots. */
   caPem: string | undefined;
-  devIssuerUrl: string | undefined;
 }
 
-/** Wires the edge: TLS, identity, connections, the pipeline and the HTTPS server. */
+/**
+ * The edge: the request pipeline and its HTTPS server (`edge.listen`). The data path
+ * (`/k8s/…`, `/http/…`, host-routed names) is plain Node; every other request goes to the Nest
+ * HTTP adapter (health, policy explain, the development issuer) through the server's admin hook.
+ */
 @Injectable()
 export class EdgeService implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private server: EdgeServer | undefined;
-  private registry: ConnectionRegistry | undefined;
-  private endpointValue: EdgeEndpoint | undefined;
   private policyChanges: BusSubscription | undefined;
   private audit: AuditPublisher | undefined;
 
   constructor(
-    @Inject(PLATFORM) private readonly platform: Platform,
-    @Inject(EXTRA_CONNECTIONS) private readonly extra: readonly UpstreamConnection[],
+    @Inject(CONFIG) private readonly config: PortcullisConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(MESSAGE_BUS) private readonly bus: MessageBus,
+    @Inject(EVENT_LOG) private readonly log: EventLog,
+    @Inject(METRICS) private readonly metrics: PortcullisMetrics,
+    @Inject(TOKEN_VERIFIER) private readonly verifier: TokenVerifier,
+    @Inject(GATEWAY_TLS) private readonly tls: GatewayTls,
+    @Inject(ConnectionRegistry) private readonly registry: ConnectionRegistry,
+    @Inject(DecisionClient) private readonly decisions: DecisionClient,
+    @Inject(HttpListeners) private readonly listeners: HttpListeners,
   ) {}
 
-  /** The listening endpoint (after bootstrap). */
+  /** The listening endpoint (once the listeners are open). */
   get endpoint(): EdgeEndpoint {
-    if (!this.endpointValue) throw new Error('edge is not listening yet');
-    return this.endpointValue;
+    const port = this.listeners.port(Listener.Edge);
+    if (port === undefined) throw new Error('edge is not listening yet');
+    return { url: this.urlAt(port), caPem: this.tls.caPem };
   }
 
-  async onApplicationBootstrap(): Promise<void> {
-    const { config, logger } = this.platform;
-    const tls = await gatewayTls(config);
-    const listen = config.edge.listen;
+  /** The edge's URL as clients reach it: `edge.publicUrl`, else the bound address. */
+  private urlAt(port: number): string {
+    return (this.config.edge.publicUrl ?? listenUrl('https', this.config.edge.listen.host, port)).replace(/\/$/, '');
+  }
+
+  onApplicationBootstrap(): void {
+    const { config, logger, registry } = this;
     const dev = config.identity.devIssuer;
-    const devIssuer = await openDevIssuer(config);
-    const verifier = await createGatewayTokenVerifier(config, devIssuer);
-    this.registry = new ConnectionRegistry([
-      ...config.connections.map((c) => {
-        // Explicit settings win over what the pod's service account provides.
-        const inCluster = c.type === 'kubernetes' && c.inCluster ? inClusterCredential(c.serviceAccountDir) : undefined;
-        const server = c.server ?? inCluster?.server ?? '';
-        const tokenFile = c.tokenFile ?? inCluster?.tokenFile;
-        const caFile = c.caFile ?? inCluster?.caFile;
-        return createUpstreamConnection({
-          name: c.name,
-          type: c.type,
-          server,
-          ...(caFile !== undefined ? { caFile } : {}),
-          ...(tokenFile !== undefined ? { tokenFile } : {}),
-          ...(c.clientCertFile !== undefined ? { clientCertFile: c.clientCertFile } : {}),
-          ...(c.clientKeyFile !== undefined ? { clientKeyFile: c.clientKeyFile } : {}),
-          insecureSkipTlsVerify: c.insecureSkipTlsVerify,
-          ...(c.type === 'kubernetes' ? { impersonate: c.impersonate, impersonationPrefix: c.impersonationPrefix } : { impersonate: false }),
-        });
-      }),
-      ...this.extra,
-    ]);
-    const cacheConfig = config.edge.decisionCache;
-    const decisions = new DecisionClient(
-      this.platform.bus,
-      config.edge.decisionTimeout,
-      cacheConfig.enabled ? new DecisionCache({ ttlMs: cacheConfig.ttl, maxEntries: cacheConfig.maxEntries }) : undefined,
-    );
-    this.policyChanges = decisions.followPolicyChanges();
+    this.policyChanges = this.decisions.followPolicyChanges();
+    // JetStream pays per message: group-commit the events of concurrent requests. The embedded
+    // SQLite log already commits one transaction per tick.
+    this.audit = new AuditPublisher(this.log, config.edge.auditAckTimeout, logger, {
+      metrics: this.metrics.edge,
+      ...(config.bus.mode === 'nats' ? { groupCommit: {} } : {}),
+    });
     const pipeline = new EdgePipeline({
       nodeId: config.node.id,
-      connections: this.registry,
-      verifier,
-      decisions,
-      // JetStream pays per message: group-commit the events of concurrent requests. The embedded
-      // SQLite log already commits one transaction per tick.
-      audit: (this.audit = new AuditPublisher(this.platform.log, config.edge.auditAckTimeout, logger, {
-        metrics: this.platform.observability.metrics.edge,
-        ...(config.bus.mode === 'nats' ? { groupCommit: {} } : {}),
-      })),
+      connections: registry,
+      verifier: this.verifier,
+      decisions: this.decisions,
+      audit: this.audit,
       logger,
       upstreamTimeoutMs: config.edge.upstreamTimeout,
       sessionRecording: {
@@ -109,7 +93,7 @@ export class EdgeService implements OnApplicationBootstrap, BeforeApplicationShu
         excerptBytes: config.masking.excerptBytes,
       }),
       approvals: new ApprovalGate({
-        bus: this.platform.bus,
+        bus: this.bus,
         timeoutMs: config.approval.gateTimeout,
         cliName: 'npx portcullis',
         // With the development issuer, name a client that can approve: a newcomer copies one line.
@@ -119,36 +103,43 @@ export class EdgeService implements OnApplicationBootstrap, BeforeApplicationShu
         },
       }),
       maxRequestBodyBytes: config.edge.maxRequestBodyBytes,
-      metrics: this.platform.observability.metrics.edge,
+      metrics: this.metrics.edge,
     });
-    const registry = this.registry;
     const domain = config.edge.domain;
-    this.server = new EdgeServer({
-      host: listen.host,
-      port: listen.port,
-      tls,
+    const server = new EdgeServer({
+      host: config.edge.listen.host,
+      port: config.edge.listen.port,
+      tls: this.tls,
       pipeline,
-      devIssuer,
-      policyExplain: new PolicyExplainRoute({ verifier, decisions, adminGroups: config.edge.admin.groups, logger }),
       logger,
-      // The full checks (JetStream stream, …) run on the observability listener's /readyz.
-      ready: () => this.platform.bus.isConnected() && this.platform.observability.readiness.lastReport().ready,
+      admin: this.listeners.dispatcher(Listener.Edge),
       hostRouting: domain === undefined ? undefined : { domain, kindOf: (name) => registry.get(name)?.type },
       headersTimeoutMs: config.edge.headersTimeout,
     });
-    const bound = await this.server.listen();
-    // Bound port (listen.port may be 0); the host as clients reach it.
-    const url = config.edge.publicUrl ?? configuredEdgeUrl({ ...config, edge: { ...config.edge, listen: { host: listen.host, port: bound.port } } });
-    this.endpointValue = { url: url.replace(/\/$/, ''), caPem: tls.caPem, devIssuerUrl: devIssuer ? devIssuer.issuer : undefined };
-    logger.info('edge listening', { url, connections: this.registry.list().map((c) => c.name) });
+    this.server = server;
+    this.listeners.host({
+      listener: Listener.Edge,
+      open: async () => {
+        const bound = await server.listen();
+        logger.info('edge listening', { url: this.urlAt(bound.port), connections: registry.list().map((c) => c.name) });
+        return bound.port;
+      },
+      close: () => this.closeServer(),
+    });
   }
 
   async beforeApplicationShutdown(): Promise<void> {
-    this.server?.closeAll();
-    await this.server?.close();
+    await this.closeServer();
     // Completions may still linger for the next group-commit message: send them before the bus closes.
     await this.audit?.flush();
     await this.policyChanges?.unsubscribe();
-    this.registry?.close();
+    this.registry.close();
+  }
+
+  private async closeServer(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    server?.closeAll();
+    await server?.close();
   }
 }

@@ -1,75 +1,72 @@
-import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
-import {
-  BucketKeys,
-  Buckets,
-  create,
-  decodeDecisionReply,
-  encodePolicyChanged,
-  PolicyChangedSchema,
-  QueueGroups,
-  Subjects,
-} from '@portcullis/contracts';
-import { answerDecisionRequest, answerExplainRequest } from '@portcullis/policy-engine';
-import type { BusSubscription } from '@portcullis/bus';
-import { PLATFORM, type Platform } from '../../runtime/src/index.js';
-import { PolicyStore } from './policy-store.js';
+import { Inject, Injectable, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
+import type { PortcullisConfig } from '@portcullis/config';
+import type { Logger } from '@portcullis/common';
+import type { MessageBus } from '@portcullis/bus';
+import { BucketKeys, Buckets, create, encodePolicyChanged, PolicyChangedSchema, QueueGroups, Subjects } from '@portcullis/contracts';
+import { answerDecision, answerExplainRequest, PolicyStore } from '@portcullis/policy-engine';
+import type { PortcullisMetrics } from '@portcullis/observability';
+import { BusServeGate, CLOCK, CONFIG, KV_STORES, LOGGER, MESSAGE_BUS, METRICS, type Clock, type HeldQueue, type KvStores } from '../../runtime/src/index.js';
 
 /**
  * The policy role: follows the policy source (the KV bundle in cluster mode, the file in the
- * embedded mode), answers decision and explain requests in a queue group from the policy in
- * force, and tells every edge when it swaps in a new version. It joins the queue group only once
- * it holds a valid policy, so a process that cannot load one never takes a share of the requests.
+ * embedded mode), answers decision and explain requests from the policy in force, and tells
+ * every edge when it swaps in a new version. Its queue group is held at the transport until it
+ * holds a valid policy, so a process that cannot load one never takes a share of the requests.
  */
 @Injectable()
-export class PolicyService implements OnApplicationBootstrap, OnApplicationShutdown {
+export class PolicyService implements OnApplicationBootstrap, BeforeApplicationShutdown {
   readonly store: PolicyStore;
-  private subscriptions: BusSubscription[] = [];
+  private readonly serving: HeldQueue;
   private stopWatching: (() => unknown) | undefined;
 
-  constructor(@Inject(PLATFORM) private readonly platform: Platform) {
-    this.store = new PolicyStore(platform.logger);
+  constructor(
+    @Inject(CONFIG) private readonly config: PortcullisConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(MESSAGE_BUS) private readonly bus: MessageBus,
+    @Inject(KV_STORES) private readonly kv: KvStores,
+    @Inject(METRICS) private readonly metrics: PortcullisMetrics,
+    @Inject(CLOCK) private readonly clock: Clock,
+    @Inject(BusServeGate) gate: BusServeGate,
+  ) {
+    this.store = new PolicyStore(logger);
+    this.serving = gate.hold(QueueGroups.policy);
   }
 
   async onApplicationBootstrap(): Promise<void> {
-    const { config, bus, logger } = this.platform;
+    const { config } = this;
     this.store.onSwap((policy) => {
-      if (this.subscriptions.length === 0) this.serve();
-      bus.publish(
+      this.serving.open();
+      this.bus.publish(
         Subjects.policyChanged(),
         encodePolicyChanged(create(PolicyChangedSchema, { policyVersion: policy.version, policySource: policy.source, nodeId: config.node.id })),
       );
     });
     if (config.policy.source === 'kv') {
-      const kv = await this.platform.handle.kv(Buckets.policy);
-      this.stopWatching = await this.store.watchBundle(kv, Buckets.policy, BucketKeys.policyBundle, config.policy.file);
+      this.stopWatching = await this.store.watchBundle(await this.kv.bucket(Buckets.policy), Buckets.policy, BucketKeys.policyBundle, config.policy.file);
     } else {
       this.stopWatching = this.store.watchFile(config.policy.file);
     }
     if (this.store.policy === undefined) {
-      logger.error('no valid policy: this process does not serve decisions until one is loaded', { source: config.policy.source });
+      this.logger.error('no valid policy: this process does not serve decisions until one is loaded', { source: config.policy.source });
     }
-    // Other processes' requests reach this member only once the server has the subscription.
-    await this.platform.handle.flush();
   }
 
-  private serve(): void {
-    const { bus, logger } = this.platform;
-    this.subscriptions = [
-      bus.serve(Subjects.policyDecide(), QueueGroups.policy, (msg) => {
-        const m = this.platform.observability.metrics.policy;
-        const started = performance.now();
-        const reply = answerDecisionRequest(this.store.policy, msg.data, new Date());
-        m.evaluationDuration.observe([], (performance.now() - started) / 1000);
-        m.decisions.inc([decodeDecisionReply(reply).decision?.effect || 'error']);
-        return reply;
-      }),
-      bus.serve(Subjects.policyExplain(), QueueGroups.policy, (msg) => answerExplainRequest(this.store.policy, msg.data, new Date())),
-    ];
-    logger.info('policy role serving decisions', { subject: Subjects.policyDecide(), queue: QueueGroups.policy });
+  /** Answers a `DecisionRequest` (bytes in, `DecisionReply` bytes out) from the policy in force. */
+  decide(request: Uint8Array): Uint8Array {
+    const m = this.metrics.policy;
+    const started = performance.now();
+    const { reply, effect } = answerDecision(this.store.policy, request, new Date(this.clock()));
+    m.evaluationDuration.observe([], (performance.now() - started) / 1000);
+    m.decisions.inc([effect]);
+    return reply;
   }
 
-  async onApplicationShutdown(): Promise<void> {
+  /** Answers an `ExplainRequest` from the policy in force. */
+  explain(request: Uint8Array): Uint8Array {
+    return answerExplainRequest(this.store.policy, request, new Date(this.clock()));
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
     await this.stopWatching?.();
-    await Promise.all(this.subscriptions.map((s) => s.unsubscribe()));
   }
 }

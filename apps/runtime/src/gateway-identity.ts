@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PortcullisConfig } from '@portcullis/config';
-import { DevIssuer, TokenVerifier, type TrustedIssuer } from '@portcullis/identity';
+import { listenUrl } from '@portcullis/common';
+import { DEV_ISSUER_PATH, DevIssuer, TokenVerifier, type TrustedIssuer } from '@portcullis/identity';
 import { clientTrustFor, ClientTrustSource, loadOrCreateDevTls, type ClientTrust } from '@portcullis/tls';
 
 /** The certificate every HTTPS listener presents, and what clients should trust for it. */
@@ -13,18 +14,10 @@ export interface GatewayTls {
   readonly trust: ClientTrustSource;
 }
 
-/** Path of the built-in development issuer under the edge URL (libs/gateway DEV_ISSUER_PATH). */
-const DEV_ISSUER_PATH = '/oidc/dev';
-
-function urlHost(host: string): string {
-  if (host === '0.0.0.0' || host === '::') return '127.0.0.1';
-  return host.includes(':') ? `[${host}]` : host;
-}
-
 /** The edge's public URL as configured (before it listens: the configured port). */
 export function configuredEdgeUrl(config: PortcullisConfig): string {
   const listen = config.edge.listen;
-  return (config.edge.publicUrl ?? `https://${urlHost(listen.host)}:${listen.port}`).replace(/\/$/, '');
+  return (config.edge.publicUrl ?? listenUrl('https', listen.host, listen.port)).replace(/\/$/, '');
 }
 
 /**

@@ -23,5 +23,5 @@ export { SlackApprovalNotifier, SlackJobHandler, slackJobId } from './slack-jobs
 export type { SlackJob, SlackJobQueue, SlackUserMapping, SlackJobHandlerOptions } from './slack-jobs.js';
 export { BullMqSlackQueue, InProcessSlackQueue } from './slack-queues.js';
 export type { SlackQueueRetry } from './slack-queues.js';
-export { ApprovalHttpServer, view as approvalView } from './approval-http-server.js';
-export type { ApiCaller, ApprovalHttpServerOptions } from './approval-http-server.js';
+export { APPROVAL_ID_PATTERN, approvalView, decisionReason, visibleTo } from './approval-view.js';
+export type { ApiCaller } from './approval-view.js';

@@ -56,6 +56,17 @@ export interface ReplayTimeline {
   truncated: boolean;
 }
 
+/** Where the audit role's HTTPS API serves timelines: `GET /v1/audit/replay/<session id or Audit-Id>`. */
+export const REPLAY_API_PREFIX = '/v1/audit/replay/';
+
+// Session ids and Audit-Ids: UUIDs and similar tokens, nothing that needs escaping.
+const REPLAY_ID = /^[A-Za-z0-9_.:-]{1,200}$/;
+
+/** Whether `id` can name a session or a request (checked before the store is asked). */
+export function isReplayId(id: string): boolean {
+  return REPLAY_ID.test(id);
+}
+
 /**
  * Loads the timeline of `id`: the session with that id, else the request (Audit-Id). Undefined
  * when neither has events. Reads page by page; at most `maxEvents` events.

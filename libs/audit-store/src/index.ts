@@ -19,7 +19,7 @@ export { AuditChain, eventHash, eventHashOfJson, parseChainId } from './audit-ch
 export type { ChainIdParts } from './audit-chain.js';
 export { FindingKind, formatVerifyReport, verifyAuditLog } from './audit-verify.js';
 export type { ChainCheck, VerifyFinding, VerifyOptions, VerifyReport } from './audit-verify.js';
-export { buildTimeline, formatReplayEvent, loadTimeline, payloadOf } from './audit-replay.js';
+export { REPLAY_API_PREFIX, buildTimeline, formatReplayEvent, isReplayId, loadTimeline, payloadOf } from './audit-replay.js';
 export type { ReplayEvent, ReplayTimeline } from './audit-replay.js';
 export { OCSF_FLAT_COLUMNS, OCSF_VERSION, OcsfActivity, OcsfRequestMerger, ocsfActivity, ocsfFlat, ocsfRecord } from './audit-ocsf.js';
 export type { OcsfFlat } from './audit-ocsf.js';
@@ -50,5 +50,3 @@ export { ClickHouseAuditSink, ClickHouseSinkError } from './clickhouse-audit-sin
 export type { ClickHouseAuditSinkOptions } from './clickhouse-audit-sink.js';
 export { AuditWriter, eventLogDeadLetter } from './audit-writer.js';
 export type { AuditWriterLogger, AuditWriterObserver, AuditWriterOptions, DeadLetter } from './audit-writer.js';
-export { AuditApiServer } from './audit-api-server.js';
-export type { AuditApiLogger, AuditApiServerOptions, BearerVerifier } from './audit-api-server.js';

@@ -3,14 +3,11 @@ import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import type { DevIssuer } from '@portcullis/identity';
 import type { Logger } from '@portcullis/common';
-import { DEV_ISSUER_PATH, handleDevIssuer } from './dev-issuer-routes.js';
 import type { ConnectionKind } from './connection-kind.js';
 import type { EdgePipeline } from './edge-pipeline.js';
 import { AUDIT_ID_HEADER } from './edge-responses.js';
 import { routeFromHost, routeFromPath, type EdgeRoute } from './edge-route.js';
-import { POLICY_EXPLAIN_PATH, type PolicyExplainRoute } from './policy-explain-route.js';
 import { newEventId } from '@portcullis/contracts';
 import { UPGRADE_PROTOCOLS } from './upgrade-forwarder.js';
 import { SERVER_TLS_OPTIONS } from '@portcullis/tls';
@@ -29,17 +26,12 @@ export interface EdgeServerOptions {
   port: number;
   tls: { certPem: string; keyPem: string };
   pipeline: EdgePipeline;
-  devIssuer?: DevIssuer | undefined;
-  /** `POST /admin/policy/explain`; absent = 404. */
-  policyExplain?: PolicyExplainRoute | undefined;
   logger: Logger;
-  /** Readiness: true when every dependency the edge needs is connected. */
-  ready: () => boolean;
   hostRouting?: HostRouting | undefined;
   /**
    * Everything that is not the data path (`/k8s/…`, `/http/…`, host-routed): the admin surfaces
    * (health, the development issuer, policy explain), served by the Nest HTTP adapter. The
-   * response already carries an `Audit-Id`. Absent: the built-in routes below.
+   * response already carries an `Audit-Id`. Absent: every such request gets the 404 below.
    */
   admin?: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
   /** How long a client may take to send the request headers before the connection is cut (default 15 s). */
@@ -55,7 +47,8 @@ interface Refusal {
 /**
  * The edge's HTTPS server. Plain Node on the hot path (no framework per request): resolves each
  * data-path request (`/k8s/<connection>/…`, `/http/<connection>/…` — the pipeline's protocols —
- * or host-routed) to a route for the pipeline; serves the development issuer, `/healthz` and `/readyz`.
+ * or host-routed) to a route for the pipeline, and hands every other request to the `admin` hook
+ * (health, the development issuer, policy explain: the Nest HTTP adapter).
  */
 export class EdgeServer {
   private server: Server | undefined;
@@ -140,21 +133,13 @@ export class EdgeServer {
   }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = req.url ?? '/';
     if (req.headers.host === undefined) return noHost(res);
     const target = this.target(req);
     if (target !== undefined && 'protocol' in target) return this.opts.pipeline.handle(req, res, target);
     res.setHeader(AUDIT_ID_HEADER, newEventId());
     if (target !== undefined) return text(res, target.refuse, `${target.message}\n`);
     if (this.opts.admin !== undefined) return this.opts.admin(req, res);
-    const path = url.split('?')[0] ?? '/';
-    if (path === '/healthz') return text(res, 200, 'ok');
-    if (path === '/readyz') return this.opts.ready() ? text(res, 200, 'ok') : text(res, 503, 'not ready');
-    if (path === POLICY_EXPLAIN_PATH && this.opts.policyExplain !== undefined) return this.opts.policyExplain.handle(req, res);
-    if (this.opts.devIssuer && (path === DEV_ISSUER_PATH || path.startsWith(`${DEV_ISSUER_PATH}/`))) {
-      return handleDevIssuer(this.opts.devIssuer, req, res, path.slice(DEV_ISSUER_PATH.length));
-    }
-    text(res, 404, 'portcullis: not found. Kubernetes connections are served under /k8s/<connection>/, HTTP connections under /http/<connection>/\n');
+    text(res, 404, EDGE_NOT_FOUND);
   }
 
   // An upgrade (WebSocket, SPDY) goes through the same pipeline; refusals are plain HTTP responses on its socket.
@@ -191,6 +176,9 @@ export class EdgeServer {
     this.server?.closeAllConnections();
   }
 }
+
+/** What the edge answers (404, text/plain) for a path that is neither the data path nor an admin route. */
+export const EDGE_NOT_FOUND = 'portcullis: not found. Kubernetes connections are served under /k8s/<connection>/, HTTP connections under /http/<connection>/\n';
 
 // What a request the HTTP parser refused gets: 431 for oversized headers, 408 for headers too slow, else 400.
 const CLIENT_ERROR_RESPONSES: Readonly<Record<string, string>> = {

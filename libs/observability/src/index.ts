@@ -1,6 +1,6 @@
 /**
  * Observability: the Prometheus metrics registry and the catalogue of Portcullis metrics, the
- * readiness checks and the `/metrics` `/healthz` `/readyz` listener, and OpenTelemetry tracing
+ * readiness checks (served on `/readyz` by the roles' Nest listeners), and OpenTelemetry tracing
  * with trace context carried in bus message headers.
  */
 export { Counter, Gauge, Histogram, MetricsRegistry, PROMETHEUS_CONTENT_TYPE } from './metrics-registry.js';
@@ -11,7 +11,6 @@ export { observeHeapAfterGc } from './heap-after-gc.js';
 export type { HeapAfterGc } from './heap-after-gc.js';
 export { Readiness } from './health.js';
 export type { ReadinessCheck, ReadinessReport } from './health.js';
-export { ObservabilityServer } from './observability-server.js';
 export {
   SpanKind,
   contextFromHeaders,

@@ -5,11 +5,14 @@
  */
 import { z } from 'zod';
 import {
+  DecisionSchema,
   IdentitySchema,
   KubeAttributesSchema,
   RequestAttributesSchema,
   create,
+  toJson,
   type Decision,
+  type ExplainReply,
   type Identity,
   type RequestAttributes,
 } from '@portcullis/contracts';
@@ -41,6 +44,19 @@ export const ExplainSpecSchema = z.strictObject({
 
 /** A validated explain request. */
 export type ExplainSpec = z.output<typeof ExplainSpecSchema>;
+
+/**
+ * Validates an explain request (already parsed JSON): the spec, or one line per problem naming
+ * the field (`unknown key "sudo"`, `groups: Invalid input: expected array …`).
+ */
+export function parseExplainSpec(raw: unknown): { ok: true; spec: ExplainSpec } | { ok: false; problems: string[] } {
+  const parsed = ExplainSpecSchema.safeParse(raw);
+  if (parsed.success) return { ok: true, spec: parsed.data };
+  const problems = parsed.error.issues.map((i) =>
+    i.code === 'unrecognized_keys' ? `unknown key ${i.keys.map((k) => JSON.stringify(k)).join(', ')}` : `${i.path.map(String).join('.') || '(body)'}: ${i.message}`,
+  );
+  return { ok: false, problems };
+}
 
 const METHOD_OF_VERB: Readonly<Record<string, string>> = {
   get: 'GET',
@@ -145,4 +161,20 @@ export function formatExplanation(e: ExplanationView): string {
   }
   const precedence = e.trace.filter((t) => t.matched).length > 1 ? ['precedence: deny over require_approval over allow; the first matching rule of the winning effect decides'] : [];
   return `${[...lines, ...precedence].join('\n')}\n`;
+}
+
+/**
+ * The JSON answer of `POST /admin/policy/explain` for the policy role's reply: the request, the
+ * policy in force, the decision, every rule's outcome and the text {@link formatExplanation} renders.
+ */
+export function explainView(reply: ExplainReply & { decision: Decision }): Record<string, unknown> {
+  const decision = reply.decision;
+  const trace = reply.trace.map((t) => ({ ruleId: t.ruleId, effect: t.effect, matched: t.matched, ...(t.matched ? {} : { failedOn: t.failedOn }) }));
+  return {
+    request: reply.request,
+    policy: { name: reply.policyName, version: decision.policyVersion, source: reply.policySource },
+    decision: toJson(DecisionSchema, decision),
+    trace,
+    text: formatExplanation({ decision, trace, request: reply.request, policyName: reply.policyName, policySource: reply.policySource }),
+  };
 }

@@ -21,15 +21,20 @@ export const MAX_CACHE_AGE_MS = 3_600_000;
 
 /** Answers a `DecisionRequest`; `policy` undefined (none loaded yet) answers with an error, never a decision. */
 export function answerDecisionRequest(policy: CompiledPolicy | undefined, data: Uint8Array, now: Date): Uint8Array {
-  if (policy === undefined) return encodeDecisionReply(decisionReply({ error: 'no valid policy loaded' }));
+  return answerDecision(policy, data, now).reply;
+}
+
+/** {@link answerDecisionRequest}, with the effect it answered (`error` for an error reply), for metrics without decoding the reply again. */
+export function answerDecision(policy: CompiledPolicy | undefined, data: Uint8Array, now: Date): { reply: Uint8Array; effect: string } {
+  if (policy === undefined) return { reply: encodeDecisionReply(decisionReply({ error: 'no valid policy loaded' })), effect: 'error' };
   const req = decodeDecisionRequest(data);
   if (req.identity === undefined || req.attributes === undefined) {
-    return encodeDecisionReply(decisionReply({ error: 'decision request without identity or attributes' }));
+    return { reply: encodeDecisionReply(decisionReply({ error: 'decision request without identity or attributes' })), effect: 'error' };
   }
   const identity = withClaims(req.identity, req.claimsJson);
   const decision = evaluate(policy, identity, req.attributes, now);
   const stable = decisionStableForMs(policy, identity, req.attributes, now);
-  return encodeDecisionReply(decisionReply({ decision, cacheMaxAgeMs: Math.min(stable, MAX_CACHE_AGE_MS) }));
+  return { reply: encodeDecisionReply(decisionReply({ decision, cacheMaxAgeMs: Math.min(stable, MAX_CACHE_AGE_MS) })), effect: decision.effect || 'error' };
 }
 
 /** Answers an `ExplainRequest` with the decision and every rule's outcome. */

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { PortcullisConfig } from '@portcullis/config';
+import { createLogger } from '@portcullis/common';
 import {
   AuditChain,
   chainedRecorder,
@@ -428,8 +429,9 @@ export async function auditRetentionCommand(config: PortcullisConfig, opts: { dr
       const plan = await runRetention(sink, { retentionMs: retention.ms, retentionText: retention.text, dryRun: true, nodeId: config.node.id });
       return { plan, lines: formatRetentionPlan(plan, true) };
     }
-    const { createPlatform } = await import('../../../runtime/src/index.js');
-    const platform = await createPlatform(config, 'cli');
+    // The configured log (JetStream, or the embedded SQLite log) without starting any role.
+    const { connectProcessBus } = await import('../../../runtime/src/process-bus.js');
+    const platform = await connectProcessBus(config, 'cli', createLogger({ base: { role: 'cli', node: config.node.id } }));
     try {
       const plan = await runRetention(sink, {
         retentionMs: retention.ms,

@@ -1,9 +1,7 @@
 import { relative } from 'node:path';
 import { Argument, Command } from 'commander';
-import type { INestApplicationContext } from '@nestjs/common';
 import type { PortcullisConfig } from '@portcullis/config';
 import type { UpstreamConnection } from '@portcullis/gateway';
-import type { Platform } from '../../../runtime/src/index.js';
 import type { KubeApiServer } from '@portcullis/kube-sandbox';
 import type { Role } from '../roles.js';
 import { CliError } from '../cli-error.js';
@@ -17,26 +15,22 @@ const EVERY_ROLE_NAMED: Exclude<Role, (typeof ROLE_NAMES)[number]> extends never
 void EVERY_ROLE_NAMED;
 
 /**
- * Nest, the roles and the sandbox, loaded only when start or serve runs: every other command
- * (`token --exec` runs on each kubectl call) starts in a fraction of the time without them.
+ * The process bootstrap (Nest and the roles) and the sandbox, loaded only when start or serve
+ * runs: every other command (`token --exec` runs on each kubectl call) starts in a fraction of
+ * the time without them.
  */
 async function gatewayModules() {
-  const [runtime, gateway, edge, approval, roles, sandbox] = await Promise.all([
-    import('../../../runtime/src/index.js'),
+  const [bootstrap, roles, gateway, sandbox] = await Promise.all([
+    import('../../../runtime/src/start-process.js'),
+    import('../../../runtime/src/roles.js'),
     import('@portcullis/gateway'),
-    import('../../../edge/src/edge.service.js'),
-    import('../../../approval/src/approval.service.js'),
-    import('../roles.js'),
     import('@portcullis/kube-sandbox'),
   ]);
   return {
-    createPlatform: runtime.createPlatform,
-    createUpstreamConnection: gateway.createUpstreamConnection,
-    EdgeService: edge.EdgeService,
-    ApprovalRoleService: approval.ApprovalRoleService,
+    startProcess: bootstrap.startProcess,
+    runUntilSignal: bootstrap.runUntilSignal,
     ALL_ROLES: roles.ALL_ROLES,
-    bootRoles: roles.bootRoles,
-    Role: roles.Role,
+    createUpstreamConnection: gateway.createUpstreamConnection,
     startKubeApiServer: sandbox.startKubeApiServer,
   };
 }
@@ -74,44 +68,43 @@ async function start(configFlag: string | undefined): Promise<void> {
   if (config.bus.mode !== 'embedded') {
     throw new CliError(`${path} sets bus.mode: nats — "start" runs the embedded gateway; use "portcullis serve all" for cluster mode`, 2);
   }
-  const { createPlatform, createUpstreamConnection, startKubeApiServer, bootRoles, ALL_ROLES, EdgeService, ApprovalRoleService } = await gatewayModules();
-  const platform = await createPlatform(config, 'embedded');
+  const { startProcess, runUntilSignal, ALL_ROLES, createUpstreamConnection, startKubeApiServer } = await gatewayModules();
   let sandbox: KubeApiServer | undefined;
   const extra: UpstreamConnection[] = [];
   const hasKube = config.connections.some((c) => c.type === 'kubernetes');
   if (config.sandbox.enabled === 'always' || (config.sandbox.enabled === 'auto' && !hasKube)) {
     if (config.connections.some((c) => c.name === 'sandbox')) throw new CliError('a configured connection is named "sandbox": rename it or set sandbox.enabled: never', 2);
     sandbox = await startKubeApiServer({ host: '127.0.0.1', port: 0 });
-    platform.logger.warn('SANDBOX: connection "sandbox" is an in-memory fake Kubernetes API server for trying Portcullis — not a real cluster', {
-      sandbox: true,
-      url: sandbox.url,
-    });
     extra.push(createUpstreamConnection({ name: 'sandbox', type: 'kubernetes', server: sandbox.url, caPem: sandbox.caPem, token: sandbox.token, label: 'sandbox' }));
   }
-  const app = await bootRoles(platform, ALL_ROLES, extra);
-  const endpoint = app.get(EdgeService).endpoint;
-  process.stdout.write(banner(config, path, endpoint.url, endpoint.devIssuerUrl, sandbox !== undefined, app.get(ApprovalRoleService).endpoint.url));
-  await untilSignal(app, platform, async () => sandbox?.close());
+  const running = await startProcess({ config, roles: ALL_ROLES, label: 'embedded', extraConnections: extra }).catch(async (err: unknown) => {
+    await sandbox?.close();
+    throw err;
+  });
+  if (sandbox !== undefined) {
+    running.logger.warn('SANDBOX: connection "sandbox" is an in-memory fake Kubernetes API server for trying Portcullis — not a real cluster', { sandbox: true, url: sandbox.url });
+  }
+  process.stdout.write(banner(config, path, running.edgeUrl ?? '', running.devIssuerUrl, sandbox !== undefined, running.approvalUrl ?? ''));
+  await runUntilSignal(running, async () => sandbox?.close());
 }
 
 /** `portcullis serve <role…|all>`: cluster-mode roles on NATS/JetStream. */
 async function serve(names: readonly string[], configFlag: string | undefined): Promise<void> {
   const { config, path } = loadCliConfig(configFlag);
   if (config.bus.mode !== 'nats') throw new CliError(`${path} sets bus.mode: embedded — "serve" runs cluster roles on NATS; use "portcullis start" for the embedded gateway`, 2);
-  const { createPlatform, bootRoles, ALL_ROLES, Role, EdgeService, ApprovalRoleService } = await gatewayModules();
+  const { startProcess, runUntilSignal, ALL_ROLES } = await gatewayModules();
   // Commander checked the names against ROLE_NAMES.
   const roles = new Set<Role>();
   for (const p of names) {
     if (p === 'all') ALL_ROLES.forEach((r) => roles.add(r));
     else roles.add(p as Role);
   }
-  const platform = await createPlatform(config, [...roles].join('+'));
-  const app = await bootRoles(platform, [...roles]);
+  const running = await startProcess({ config, roles: [...roles] });
   const ready: Record<string, unknown> = { roles: [...roles], config: path };
-  if (roles.has(Role.Edge)) ready['url'] = app.get(EdgeService).endpoint.url;
-  if (roles.has(Role.Approval)) ready['approvalUrl'] = app.get(ApprovalRoleService).endpoint.url;
+  if (running.edgeUrl !== undefined) ready['url'] = running.edgeUrl;
+  if (running.approvalUrl !== undefined) ready['approvalUrl'] = running.approvalUrl;
   process.stdout.write(`${JSON.stringify({ ready: true, ...ready })}\n`);
-  await untilSignal(app, platform);
+  await runUntilSignal(running);
 }
 
 function banner(config: PortcullisConfig, configPath: string, url: string, issuer: string | undefined, sandbox: boolean, approvalsUrl: string): string {
@@ -148,18 +141,4 @@ function banner(config: PortcullisConfig, configPath: string, url: string, issue
     'Stop with Ctrl-C.',
     '',
   ].join('\n');
-}
-
-async function untilSignal(app: INestApplicationContext, platform: Platform, extra?: () => Promise<unknown>): Promise<void> {
-  await new Promise<void>((resolve) => {
-    const stop = (): void => resolve();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
-  platform.logger.info('shutting down');
-  const hard = setTimeout(() => process.exit(1), 10_000);
-  hard.unref();
-  await app.close();
-  await extra?.();
-  await platform.close();
 }

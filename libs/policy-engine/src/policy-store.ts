@@ -1,6 +1,7 @@
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { formatPolicyError, parsePolicy, type CompiledPolicy } from '@portcullis/policy-engine';
+import { formatPolicyError, parsePolicy } from './policy-parser.js';
+import type { CompiledPolicy } from './compiled-policy.js';
 import type { KeyValueStore } from '@portcullis/bus';
 import type { Logger } from '@portcullis/common';
 
