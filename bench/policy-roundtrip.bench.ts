@@ -35,6 +35,7 @@ import { startProcess, type RunningProcess } from '../apps/runtime/src/start-pro
 import { startNats } from '../test/harness/services.js';
 import { generatePolicy, request, RULES } from './bench-workload.js';
 import { reportFigures } from './bench-result.js';
+import { threadCpuSeconds } from './proc-cpu.js';
 
 const RUN_MS = Number(process.env['BENCH_RUN_MS'] ?? 2000);
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 3);
@@ -89,10 +90,13 @@ async function newResponder(data: ResponderData): Promise<{ serve(): Promise<voi
 
 async function responderThread(data: ResponderData): Promise<void> {
   const responder = data.kind === 'old' ? await oldResponder(data) : await newResponder(data);
+  // The responder thread's own CPU while it served (serve → pause): what one decision costs it.
+  let servedFrom = 0;
   parentPort?.on('message', (command: Command) => {
+    if (command === 'serve') servedFrom = threadCpuSeconds();
     const done = command === 'serve' ? responder.serve() : command === 'pause' ? responder.pause() : responder.stop();
     void done.then(
-      () => (command === 'stop' ? process.exit(0) : parentPort?.postMessage(command)),
+      () => (command === 'stop' ? process.exit(0) : parentPort?.postMessage(command === 'pause' ? threadCpuSeconds() - servedFrom : 0)),
       (err: unknown) => {
         console.error(err);
         process.exit(1);
@@ -107,6 +111,10 @@ interface Sample {
   p99: number;
   rate: number;
   hitRate: number;
+  /** Decisions asked in the sample. */
+  count: number;
+  /** The responder thread's CPU per decision it was asked (µs), warm-up included; set after the sample. */
+  cpuUs?: number;
 }
 
 async function run(client: DecisionClient, cache: DecisionCache | undefined, concurrency: number, ms = RUN_MS): Promise<Sample> {
@@ -131,32 +139,32 @@ async function run(client: DecisionClient, cache: DecisionCache | undefined, con
   latencies.sort((a, b) => a - b);
   const at = (q: number): number => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
   const looked = cache === undefined ? 0 : cache.stats.hits + cache.stats.misses;
-  return { p50: at(0.5), p99: at(0.99), rate: latencies.length / seconds, hitRate: looked === 0 ? 0 : (cache?.stats.hits ?? 0) / looked };
+  return { p50: at(0.5), p99: at(0.99), rate: latencies.length / seconds, hitRate: looked === 0 ? 0 : (cache?.stats.hits ?? 0) / looked, count: latencies.length };
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
 const spread = (xs: number[]): string => `${Math.min(...xs).toFixed(3)}–${Math.max(...xs).toFixed(3)}`;
 
-/** Starts a responder thread and returns a way to send it commands (resolving on its answer). */
-async function responderWorker(data: ResponderData): Promise<(command: Command) => Promise<void>> {
+/** Starts a responder thread and returns a way to send it commands (resolving with its answer: the CPU seconds it served, on pause). */
+async function responderWorker(data: ResponderData): Promise<(command: Command) => Promise<number>> {
   const worker = new Worker(new URL(import.meta.url), { workerData: data });
   await new Promise<void>((resolve, reject) => {
     worker.once('message', () => resolve());
     worker.once('error', reject);
   });
-  let pending: { readonly on: 'message' | 'exit'; resolve(): void; reject(err: unknown): void } | undefined;
-  const settle = (on: 'message' | 'exit', err?: unknown): void => {
+  let pending: { readonly on: 'message' | 'exit'; resolve(value: number): void; reject(err: unknown): void } | undefined;
+  const settle = (on: 'message' | 'exit', value: number, err?: unknown): void => {
     const p = pending;
     pending = undefined;
     if (p === undefined) return;
-    if (err === undefined && p.on === on) p.resolve();
+    if (err === undefined && p.on === on) p.resolve(value);
     else p.reject(err ?? new Error('the responder thread exited'));
   };
-  worker.on('message', () => settle('message'));
-  worker.on('exit', () => settle('exit'));
-  worker.on('error', (err) => settle('message', err));
+  worker.on('message', (value: number) => settle('message', value));
+  worker.on('exit', () => settle('exit', 0));
+  worker.on('error', (err) => settle('message', 0, err));
   return (command) =>
-    new Promise<void>((resolve, reject) => {
+    new Promise<number>((resolve, reject) => {
       pending = { on: command === 'stop' ? 'exit' : 'message', resolve, reject };
       worker.postMessage(command);
     });
@@ -182,12 +190,14 @@ async function main(): Promise<void> {
         // Back to back, the order alternating: neither responder always runs on a warmer machine.
         for (const kind of turn++ % 2 === 0 ? RESPONDERS : [...RESPONDERS].reverse()) {
           await responders[kind]('serve');
-          await run(clients.off, undefined, 16, Math.min(RUN_MS / 4, 500)); // warm the JIT and the connections
+          const warm = await run(clients.off, undefined, 16, Math.min(RUN_MS / 4, 500)); // warm the JIT and the connections
           const key = `${kind}/${mode}/${concurrency}`;
           const list = samples.get(key) ?? [];
           samples.set(key, list);
-          list.push(await run(clients[mode], mode === 'on' ? cache : undefined, concurrency));
-          await responders[kind]('pause');
+          const sample = await run(clients[mode], mode === 'on' ? cache : undefined, concurrency);
+          const cpuSeconds = await responders[kind]('pause');
+          // Cache on: most decisions never reach the responder, so only the cache-off figure means anything.
+          list.push({ ...sample, cpuUs: (cpuSeconds * 1e6) / (warm.count + sample.count) });
         }
       }
     }
@@ -197,7 +207,7 @@ async function main(): Promise<void> {
   if (own !== undefined) await own.stop();
 
   const of = (kind: Responder, mode: string, concurrency: number): Sample[] => samples.get(`${kind}/${mode}/${concurrency}`) ?? [];
-  const header = ['cache', 'conc.', 'old p50', 'new p50', 'p50 new/old', 'old p99', 'new p99', 'p99 new/old', 'new decisions/s', 'hit rate', 'spread p50 old | new', 'spread p99 old | new'];
+  const header = ['cache', 'conc.', 'old p50', 'new p50', 'p50 new/old', 'old p99', 'new p99', 'p99 new/old', 'CPU µs old', 'CPU µs new', 'new decisions/s', 'hit rate', 'spread p50 old | new', 'spread p99 old | new'];
   const rows: string[][] = [];
   const comparison: Record<string, unknown>[] = [];
   for (const mode of ['off', 'on'] as const) {
@@ -216,6 +226,8 @@ async function main(): Promise<void> {
         p(o, 'p99').toFixed(3),
         p(n, 'p99').toFixed(3),
         ratio99.toFixed(3),
+        mode === 'off' ? median(o.map((x) => x.cpuUs ?? NaN)).toFixed(1) : '-',
+        mode === 'off' ? median(n.map((x) => x.cpuUs ?? NaN)).toFixed(1) : '-',
         Math.round(median(n.map((x) => x.rate))).toLocaleString('en-US'),
         mode === 'on' ? `${(median(n.map((x) => x.hitRate)) * 100).toFixed(1)}%` : '-',
         `${spread(o.map((x) => x.p50))} | ${spread(n.map((x) => x.p50))}`,
@@ -224,8 +236,8 @@ async function main(): Promise<void> {
       comparison.push({
         cache: mode,
         concurrency,
-        old: { p50Ms: p(o, 'p50'), p99Ms: p(o, 'p99'), decisionsPerSecond: median(o.map((x) => x.rate)) },
-        new: { p50Ms: p(n, 'p50'), p99Ms: p(n, 'p99'), decisionsPerSecond: median(n.map((x) => x.rate)) },
+        old: { p50Ms: p(o, 'p50'), p99Ms: p(o, 'p99'), decisionsPerSecond: median(o.map((x) => x.rate)), responderCpuUsPerDecision: median(o.map((x) => x.cpuUs ?? NaN)) },
+        new: { p50Ms: p(n, 'p50'), p99Ms: p(n, 'p99'), decisionsPerSecond: median(n.map((x) => x.rate)), responderCpuUsPerDecision: median(n.map((x) => x.cpuUs ?? NaN)) },
         p50Ratio: ratio50,
         p99Ratio: ratio99,
       });
@@ -235,7 +247,8 @@ async function main(): Promise<void> {
   const line = (cells: string[]): string => cells.map((c, i) => c.padStart(widths[i] ?? 0)).join('  ');
   console.log(
     `policy round trip over NATS (${url}): DecisionClient.decide → a policy responder in a worker, ${RULES}-rule policy, 1024 distinct requests; ` +
-      `old = bus.serve + answerDecisionRequest, new = the policy role on @nestjs/microservices (BusTransportStrategy); ms, median of ${RUNS} interleaved samples of ${RUN_MS} ms`,
+      `old = bus.serve + answerDecisionRequest, new = the policy role on @nestjs/microservices (BusTransportStrategy); ms, median of ${RUNS} interleaved samples of ${RUN_MS} ms; ` +
+      `CPU µs = the responder thread's own CPU (/proc/thread-self) per decision it was asked`,
   );
   console.log(line(header));
   for (const r of rows) console.log(line(r));
