@@ -160,6 +160,8 @@ const ATTACKS: readonly Attack[] = [
   { name: 'no exp', token: async () => sign(claims({ exp: undefined })), code: TokenErrorCode.BadClaims },
   { name: 'no iat', token: async () => sign(claims({ iat: undefined })), code: TokenErrorCode.BadClaims },
   { name: 'no sub', token: async () => sign(claims({ sub: undefined })), code: TokenErrorCode.BadClaims },
+  { name: 'sub an object (not the subject "[object Object]")', token: async () => sign(claims({ sub: { name: 'ci-bot' } })), code: TokenErrorCode.BadClaims },
+  { name: 'sub a list (not the subject its item spells)', token: async () => sign(claims({ sub: ['admin'] })), code: TokenErrorCode.BadClaims },
   { name: 'exp as a string', token: async () => sign(claims({ exp: String(nowS() + 300) })), code: TokenErrorCode.BadClaims },
   {
     name: 'unknown kid, signed by another key',
