@@ -96,7 +96,7 @@ function rawTls(port: number, ca: string, bytes: string | Buffer, waitMs = 5000)
     socket.on('data', (c: Buffer) => chunks.push(c));
     socket.on('end', () => finish(true));
     socket.on('close', () => finish(true));
-    socket.on('error', (err) => {
+    socket.on('error', (err: Error) => {
       if (chunks.length > 0 || done) finish(true);
       else reject(err);
     });
@@ -479,7 +479,7 @@ describe('security suite: attacks refused, secrets never leaked', { timeout: 600
         resolve({ authorized: s.authorized, raw: peer.raw, issuer: String(peer.issuer.CN ?? ''), error: '' });
         s.destroy();
       });
-      s.on('error', (err) => resolve({ authorized: false, raw: Buffer.alloc(0), issuer: '', error: err.message }));
+      s.on('error', (err: Error) => resolve({ authorized: false, raw: Buffer.alloc(0), issuer: '', error: err.message }));
     });
     const configured = new X509Certificate(leaf.certPem).raw;
     table.add('tls: edge with edge.tls.certFile from another CA', 'serves that certificate, chain verifies against that CA', served.error !== '' ? served.error : `${served.authorized ? 'verified' : 'NOT verified'}, issuer "${served.issuer}", ${served.raw.equals(configured) ? 'the configured certificate' : 'ANOTHER certificate'}`, served.authorized && served.raw.equals(configured));
