@@ -214,9 +214,9 @@ export interface EventLogTarget {
   /** A stream to append to and a subject root (under its subjects) unique to this call. */
   stream(prefix: string): StreamSpec & { subjectRoot: string };
   /** Bytes the log stores, carrying `label` (any bytes, or an event envelope where only those are stored). */
-  payload(label: string): Uint8Array;
+  readonly payload: (label: string) => Uint8Array;
   /** The label stored bytes carry. */
-  label(data: Uint8Array): string;
+  readonly label: (data: Uint8Array) => string;
   /** Runs once after the suite. */
   teardown?(): Promise<void>;
 }
