@@ -82,7 +82,10 @@ async function newResponder(data: ResponderData): Promise<{ serve(): Promise<voi
   const transport = running.app.get(BusTransportStrategy);
   await transport.close();
   return {
-    serve: () => new Promise<void>((resolve, reject) => transport.listen((err) => (err === undefined ? resolve() : reject(err)))),
+    serve: () =>
+      new Promise<void>((resolve, reject) =>
+        transport.listen((err) => (err === undefined ? resolve() : reject(err instanceof Error ? err : new Error('the bus transport did not listen', { cause: err })))),
+      ),
     pause: () => transport.close(),
     stop: () => running.close(),
   };

@@ -158,7 +158,7 @@ describe('npm run cluster: three edges behind nginx, two of each role', { timeou
     const auditId = String(res.headers['audit-id']);
     const trace = await eventually(
       `the trace of request ${auditId} with spans from edge, policy and audit`,
-      async () => {
+      () => {
         const spans = readSpans(info.tracesFile);
         const root = spans.find((s) => s.name === 'edge request' && s.attributes['portcullis.audit_id'] === auditId);
         if (root === undefined) return undefined;

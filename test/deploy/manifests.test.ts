@@ -39,6 +39,12 @@ function kustomize(dir: string): Promise<Resource[]> {
 
 const get = (o: unknown, ...path: string[]): unknown => path.reduce<unknown>((v, k) => (v !== null && typeof v === 'object' ? (v as Obj)[k] : undefined), o);
 const arr = (v: unknown): Obj[] => (Array.isArray(v) ? (v as Obj[]) : []);
+/** A list of strings (RBAC's apiGroups, resources, verbs); a non-string item fails the test. */
+const strs = (v: unknown): string[] => {
+  const list: unknown[] = Array.isArray(v) ? v : [];
+  assert.ok(list.every((x) => typeof x === 'string'), `expected a list of strings, got ${JSON.stringify(v)}`);
+  return list;
+};
 
 function podSpec(d: Resource): Obj {
   return get(d, 'spec', 'template', 'spec') as Obj;
@@ -201,8 +207,8 @@ for (const overlay of ['deploy/k8s/base', 'deploy/k8s/overlays/production']) {
       const roles = [...byKind('ClusterRole'), ...byKind('Role')];
       assert.deepEqual(roles.map((r) => `${r.kind}/${r.metadata.name}`), ['ClusterRole/portcullis-impersonator']);
       const rendered = arr(roles[0]!['rules']).flatMap((rule) =>
-        arr(rule['apiGroups']).flatMap((g) =>
-          arr(rule['resources']).flatMap((res) => arr(rule['verbs']).map((verb) => `${String(g)}|${String(res)}|${String(verb)}`)),
+        strs(rule['apiGroups']).flatMap((g) =>
+          strs(rule['resources']).flatMap((res) => strs(rule['verbs']).map((verb) => `${g}|${res}|${verb}`)),
         ),
       );
       for (const rule of arr(roles[0]!['rules'])) {

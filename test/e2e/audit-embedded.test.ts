@@ -13,6 +13,21 @@ import { REPO_ROOT, runPortcullis, startPortcullis, tempDir, writeConfig, type P
 import { edgeRequest } from '../support/gateway-https.js';
 import { eventually } from '../support/eventually.js';
 
+/** The fields of an exported OCSF API Activity record that these tests read. */
+interface OcsfApiActivity {
+  class_uid: number;
+  category_uid: number;
+  type_uid: number;
+  activity_id: number;
+  status: string;
+  status_id: number;
+  status_code: string;
+  metadata: { correlation_uid: string };
+  unmapped: { decision: { effect: string } };
+  actor: { user: { name: string } };
+  resources: unknown;
+}
+
 describe('audit commands on the embedded store', { timeout: 180_000 }, () => {
   const dir = tempDir('audit-embedded');
   let gateway: PortcullisProcess;
@@ -116,7 +131,7 @@ describe('audit commands on the embedded store', { timeout: 180_000 }, () => {
 
     const ocsf = await cli('audit', 'export', '--since', '1h', '--format', 'ocsf');
     assert.equal(ocsf.code, 0, ocsf.stderr);
-    const records = ocsf.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, any>);
+    const records = ocsf.stdout.trim().split('\n').map((l) => JSON.parse(l) as OcsfApiActivity);
     assert.equal(records.length, 14, 'one API Activity per request');
     assert.ok(records.every((r) => r['class_uid'] === 6003 && r['category_uid'] === 6 && r['type_uid'] === 600300 + r['activity_id']));
     const denied = records.find((r) => r['metadata']['correlation_uid'] === ids.denied)!;

@@ -67,7 +67,7 @@ describe('exec credential plugin refreshes expired tokens', { timeout: 180_000 }
     });
   }
 
-  const until = (ms: number) => eventually(`the clock passes ${new Date(ms).toISOString()}`, async () => (Date.now() > ms ? true : undefined), 30_000);
+  const until = (ms: number) => eventually(`the clock passes ${new Date(ms).toISOString()}`, () => (Date.now() > ms ? true : undefined), 30_000);
 
   test('kubectl: two calls spanning the expiry use two different tokens, both accepted', async () => {
     const cache = join(dir, 'kube-cache');

@@ -192,7 +192,7 @@ describe('fault suite: components killed, NATS, Redis and ClickHouse lost under 
   const healthy = (what: string, since: number, timeoutMs = 45_000): Promise<true> =>
     eventually(
       `both edges serving again after ${what}`,
-      async () => ([0, 1].every((e) => outcomes.some((o) => o.edge === e && o.t0 >= since && o.status === 200)) ? true : undefined),
+      () => ([0, 1].every((e) => outcomes.some((o) => o.edge === e && o.t0 >= since && o.status === 200)) ? true : undefined),
       timeoutMs,
     );
 

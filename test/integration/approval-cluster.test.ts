@@ -25,7 +25,7 @@ describe('approvals in cluster mode: held, released anywhere, bound to the exact
     const before = c.deletes('/api/v1/namespaces/staging');
     const postsBefore = c.slack.messages.length;
     const held = c.kube('ci-bot', 0, ['delete', 'namespace', 'staging']);
-    const post = await eventually('the Slack message', async () => c.slack.messages.slice(postsBefore).find((m) => m.text.includes('namespaces staging')));
+    const post = await eventually('the Slack message', () => c.slack.messages.slice(postsBefore).find((m) => m.text.includes('namespaces staging')));
     const id = String(post.metadata?.event_payload?.['approval_id']);
     const call = c.slack.calls.find((c) => c.method === 'chat.postMessage' && (c.body['metadata'] as { event_payload?: { approval_id?: string } })?.event_payload?.approval_id === id)!;
     assert.equal(call.body['channel'], '#approvals');
@@ -38,7 +38,7 @@ describe('approvals in cluster mode: held, released anywhere, bound to the exact
     // No reason: the rule requires one; the clicking user is told, nothing is decided.
     const noReason = await c.click(1, id, 'approve', 'U0ALICE');
     assert.equal(noReason.status, 200);
-    await eventually('the ephemeral answer', async () => c.slack.responses.find((r) => String(r['text']).includes('requires a reason')));
+    await eventually('the ephemeral answer', () => c.slack.responses.find((r) => String(r['text']).includes('requires a reason')));
     const ok = await c.click(1, id, 'approve', 'U0ALICE', 'INC-4711 cleanup');
     assert.equal(ok.status, 200);
     assert.ok(ok.ms < 3000, `answered within 3 s (${Math.round(ok.ms)} ms)`);
@@ -51,7 +51,7 @@ describe('approvals in cluster mode: held, released anywhere, bound to the exact
     assert.equal(forwarded.headers['impersonate-user'], 'portcullis:ci-bot');
 
     // The Slack message is updated: approved by alice with her reason, buttons gone.
-    const updated = await eventually('the chat.update', async () => {
+    const updated = await eventually('the chat.update', () => {
       const m = c.slack.messagesFor(id)[0];
       return m !== undefined && m.updates > 0 && JSON.stringify(m.blocks).includes('Approved') ? m : undefined;
     });
@@ -145,7 +145,7 @@ describe('approvals in cluster mode: held, released anywhere, bound to the exact
     });
     await watcher.flush();
     const all = Promise.all(Array.from({ length: 50 }, (_, i) => c.raw('ci-bot', i % 2, 'DELETE', path)));
-    await eventually('50 decided requests', async () => (decided >= 50 ? true : undefined));
+    await eventually('50 decided requests', () => (decided >= 50 ? true : undefined));
     await sub.unsubscribe();
     await watcher.close();
     const pendingList = await eventually('one approval for the 50 requests', async () => {
@@ -180,7 +180,7 @@ describe('approvals in cluster mode: held, released anywhere, bound to the exact
     assert.equal(anonymous.status, 401);
     const mallory = await c.click(0, id, 'approve', 'U0MALLORY');
     assert.equal(mallory.status, 200);
-    await eventually('mallory told no', async () => c.slack.responses.find((r) => String(r['text']).includes('mallory is not in an approver group')));
+    await eventually('mallory told no', () => c.slack.responses.find((r) => String(r['text']).includes('mallory is not in an approver group')));
     const first = await c.api(0, 'POST', `/approvals/${id}/approve`, 'sre-alice', { reason: 'one' });
     assert.equal(first.status, 200);
     assert.equal(first.body['state'], 'pending', 'one of two approvals');

@@ -57,7 +57,7 @@ describe('approvals in cluster mode: signatures, rate limits, Redis loss, worker
     c.slack.rateLimit('chat.postMessage', 1, 1);
     const r = await c.raw('ci-bot', 0, 'DELETE', '/api/v1/namespaces/default/configmaps/ratelimited');
     const id = approvalIdIn(r.body);
-    const msg = await eventually('the post after the rate limit', async () => c.slack.messagesFor(id)[0]);
+    const msg = await eventually('the post after the rate limit', () => c.slack.messagesFor(id)[0]);
     const posts = c.slack.calls.filter((c) => c.method === 'chat.postMessage' && JSON.stringify(c.body['metadata']).includes(id));
     assert.deepEqual(posts.map((c) => c.status), [429, 200]);
     assert.ok(posts[1]!.at - posts[0]!.at >= 950, `waited for Retry-After (${posts[1]!.at - posts[0]!.at} ms)`);
@@ -109,9 +109,9 @@ describe('approvals in cluster mode: signatures, rate limits, Redis loss, worker
     assert.equal(String(a2['approvalUrl']), c.approvals[1]);
     // The stalled job runs again, finds the message in the channel history and records its ts:
     // the decision then updates that message (no second post).
-    await eventually('the history lookup', async () => c.slack.calls.find((c) => c.method === 'conversations.history'), 30_000);
+    await eventually('the history lookup', () => c.slack.calls.find((c) => c.method === 'conversations.history'), 30_000);
     assert.equal((await c.api(0, 'POST', `/approvals/${id}/approve`, 'sre-alice', {})).status, 200);
-    await eventually('the update of the one message', async () => ((c.slack.messagesFor(id)[0]?.updates ?? 0) > 0 ? true : undefined), 30_000);
+    await eventually('the update of the one message', () => ((c.slack.messagesFor(id)[0]?.updates ?? 0) > 0 ? true : undefined), 30_000);
     assert.equal(c.slack.messagesFor(id).length, 1);
     const ids = c.slack.approvalIds();
     assert.equal(new Set(ids).size, ids.length, `one message per approval: ${ids.join(', ')}`);

@@ -141,7 +141,7 @@ describe('audit durability: writer SIGKILLed and ClickHouse stopped under load',
       await eventually('the writer to be storing events', async () => ((await total()) >= 300 ? true : undefined), 60_000);
       await writer.kill();
       const atKill = sent.length;
-      await eventually('200 more requests with no writer', async () => (sent.length >= atKill + 200 ? true : undefined), 60_000);
+      await eventually('200 more requests with no writer', () => (sent.length >= atKill + 200 ? true : undefined), 60_000);
       writer = await startWriter();
       const resumed = await total();
       await eventually('the new writer to catch up', async () => ((await total()) > resumed ? true : undefined), 60_000);
@@ -149,7 +149,7 @@ describe('audit durability: writer SIGKILLed and ClickHouse stopped under load',
       // Phase 2: ClickHouse away while requests keep coming (JetStream holds the events).
       await clickhouse.stop();
       const atStop = sent.length;
-      await eventually('300 requests while ClickHouse is down', async () => (sent.length >= atStop + 300 ? true : undefined), 60_000);
+      await eventually('300 requests while ClickHouse is down', () => (sent.length >= atStop + 300 ? true : undefined), 60_000);
       await clickhouse.restart();
     } finally {
       stop = true;

@@ -249,7 +249,7 @@ describe('SqliteAuditSink', () => {
 });
 
 describe('SQLite audit schema upgrade', () => {
-  it('adds the masked-body columns to a version-1 database, keeping its rows', async () => {
+  it('adds the masked-body columns to a version-1 database, keeping its rows', () => {
     const path = join(dir, 'v1.db');
     const db = openSqliteAuditDatabase(path);
     const added = new Set(SQLITE_MIGRATIONS.flatMap((m) => m.addColumns ?? []));

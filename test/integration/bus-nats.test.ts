@@ -103,11 +103,12 @@ describe('NATS bus: outages', () => {
     const spec = uniqueStream('outage_consume');
     await producer.log.ensureStream(spec);
     const seen: string[] = [];
-    const consumer = consumerSide.log.consume(spec.name, { durable: uniqueToken('dur'), batchSize: 10, maxWaitMs: 50 }, async (batch) => {
+    const consumer = consumerSide.log.consume(spec.name, { durable: uniqueToken('dur'), batchSize: 10, maxWaitMs: 50 }, (batch) => {
       for (const m of batch) {
         seen.push(dec(m.data));
         m.ack();
       }
+      return Promise.resolve();
     });
     await producer.log.append(`${spec.subjectRoot}.e`, enc('before'), uniqueToken('id'));
     await eventually('the message before the restart', () => seen.includes('before'));

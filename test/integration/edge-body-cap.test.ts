@@ -85,7 +85,7 @@ describe('edge.maxRequestBodyBytes on forwarded and held requests', { timeout: 9
   });
 
   const eventsOf = (auditId: string, type: string): Promise<EventEnvelope> =>
-    eventually(`${type} of ${auditId}`, async () => edge.log.appended.find((e) => e.correlationId === auditId && e.type === type));
+    eventually(`${type} of ${auditId}`, () => edge.log.appended.find((e) => e.correlationId === auditId && e.type === type));
 
   const rows: {
     name: string;
@@ -133,7 +133,7 @@ describe('edge.maxRequestBodyBytes on forwarded and held requests', { timeout: 9
         assert.equal(complete.length, 0, `the upstream received a complete body for ${row.name}`);
       }
       if (row.upstream === 'aborted') {
-        const cut = await eventually('the upstream to see the request cut off', async () => fixture.incompleteRequests.find((r) => r.path === path));
+        const cut = await eventually('the upstream to see the request cut off', () => fixture.incompleteRequests.find((r) => r.path === path));
         assert.ok(cut.bodyBytes <= CAP, `the upstream received ${cut.bodyBytes} bytes, over the cap`);
       }
       if (row.upstream === 'nothing') assert.equal(fixture.incompleteRequests.length, 0);

@@ -142,7 +142,7 @@ describe('edge pipeline fails closed', { timeout: 60_000 }, () => {
     assert.equal(forwarded[0]!.user?.startsWith('token:'), true);
     assert.ok(!JSON.stringify(h).includes(token), 'the client token never reaches the upstream');
     // Audit: received (id = Audit-Id) and decided before forwarding; completed after, with bytes.
-    const events = await eventually('the completion event', async () => {
+    const events = await eventually('the completion event', () => {
       // The token's first use also appends identity.authenticated under this request's id.
       const e = log.appended.filter((x) => x.correlationId === auditId && x.type.startsWith('request.'));
       return e.length === 3 ? e : undefined;

@@ -201,11 +201,11 @@ describe('machine identity through the edge', { timeout: 120_000 }, () => {
     // Warm the trusted provider's keys so "unknown kid" is tested against a populated cache.
     assert.equal((await call(await idp.sign(k1, claims()))).status, 200);
     const t = nowS();
-    const attacks: { name: string; token: () => Promise<string>; code: 401 | 503; reason: string; path?: string }[] = [
-      { name: 'alg: none', token: async () => new UnsecuredJWT(claims()).encode(), code: 401, reason: 'malformed' },
-      { name: 'alg: none with a made-up signature', token: async () => `${new UnsecuredJWT(claims()).encode()}c2lnbmF0dXJl`, code: 401, reason: 'bad_signature' },
-      { name: 'HS256 signed with the issuer public key', token: async () => hs256(claims(), k1.publicPem), code: 401, reason: 'bad_signature' },
-      { name: 'HS256 signed with the JWK JSON', token: async () => hs256(claims(), JSON.stringify(k1.publicJwk)), code: 401, reason: 'bad_signature' },
+    const attacks: { name: string; token: () => string | Promise<string>; code: 401 | 503; reason: string; path?: string }[] = [
+      { name: 'alg: none', token: () => new UnsecuredJWT(claims()).encode(), code: 401, reason: 'malformed' },
+      { name: 'alg: none with a made-up signature', token: () => `${new UnsecuredJWT(claims()).encode()}c2lnbmF0dXJl`, code: 401, reason: 'bad_signature' },
+      { name: 'HS256 signed with the issuer public key', token: () => hs256(claims(), k1.publicPem), code: 401, reason: 'bad_signature' },
+      { name: 'HS256 signed with the JWK JSON', token: () => hs256(claims(), JSON.stringify(k1.publicJwk)), code: 401, reason: 'bad_signature' },
       { name: 'expired', token: () => idp.sign(k1, claims({ iat: t - 900, nbf: t - 900, exp: t - 600 })), code: 401, reason: 'expired' },
       { name: 'nbf in the future', token: () => idp.sign(k1, claims({ nbf: t + 600 })), code: 401, reason: 'not_yet_valid' },
       { name: 'iat in the future', token: () => idp.sign(k1, claims({ iat: t + 600, nbf: t, exp: t + 900 })), code: 401, reason: 'not_yet_valid' },
@@ -241,7 +241,7 @@ describe('machine identity through the edge', { timeout: 120_000 }, () => {
       const probe = token.split('.').reduce((x, y) => (y.length > x.length ? y : x), '');
       assert.ok(!res.body.includes(probe), `${a.name}: the token is not echoed`);
       const auditId = String(res.headers['audit-id']);
-      const events = await eventually(`${a.name}: events`, async () => {
+      const events = await eventually(`${a.name}: events`, () => {
         const e = eventsOf(auditId);
         return e.length >= 2 ? e : undefined;
       });
@@ -290,7 +290,7 @@ describe('machine identity through the edge', { timeout: 120_000 }, () => {
       assert.doesNotMatch(raw, /system:masters|"admin"|root|scopes/);
       assert.equal(req.headers['x-remote-user'], undefined);
     }
-    const announced = await eventually('identity.authenticated', async () => {
+    const announced = await eventually('identity.authenticated', () => {
       const e = log.appended.filter((x) => x.type === 'identity.authenticated' && x.payload.case === 'identityAuthenticated' && x.payload.value.identity?.tokenId === 'session-jti-1');
       return e.length > 0 ? e : undefined;
     });
@@ -316,7 +316,7 @@ describe('machine identity through the edge', { timeout: 120_000 }, () => {
     assert.equal(res.status, 403, res.body);
     assert.match(res.body, /rule forbidden-env/);
     const auditId = String(res.headers['audit-id']);
-    const events = await eventually('decided', async () => {
+    const events = await eventually('decided', () => {
       const e = eventsOf(auditId);
       return e.some((x) => x.type === 'request.decided') ? e : undefined;
     });

@@ -246,7 +246,7 @@ current-context: edge
       assert.equal(r.code, 0, r.stderr);
       noLeak(r.stdout, 'create secret output');
       assert.equal(fixture.store.get('secrets', 'default', 'created')?.['data'] !== undefined, true, 'the secret was really created');
-      const completed = await eventually('the create completion', async () =>
+      const completed = await eventually('the create completion', () =>
         log.appended.find((e) => e.payload.case === 'requestCompleted' && e.payload.value.requestBody?.contentType.includes('protobuf') === true),
       );
       assert.equal(completed.payload.case, 'requestCompleted');
@@ -350,7 +350,7 @@ current-context: edge
         (err: Error) => err,
       );
       assert.match(res.message, /aborted|socket hang up|ECONNRESET/);
-      const completed = await eventually('the failed completion', async () =>
+      const completed = await eventually('the failed completion', () =>
         log.appended.find((e) => e.payload.case === 'requestCompleted' && e.payload.value.error.includes('object_too_large')),
       );
       assert.ok(completed);
@@ -421,7 +421,7 @@ current-context: edge
       const res = await get('/k8s/k/api/v1/namespaces/default/secrets');
       assert.equal(res.status, 200);
       const id = String(res.headers['audit-id']);
-      const completed = await eventually('completion', async () => log.appended.find((e) => e.correlationId === id && e.payload.case === 'requestCompleted'));
+      const completed = await eventually('completion', () => log.appended.find((e) => e.correlationId === id && e.payload.case === 'requestCompleted'));
       assert.equal(completed.payload.case, 'requestCompleted');
       if (completed.payload.case !== 'requestCompleted') return;
       const v = completed.payload.value;
@@ -434,7 +434,7 @@ current-context: edge
 
     test('no planted value anywhere in the event log, the SQLite store or ClickHouse', async () => {
       // Everything above ran through the edge; let the last completions land.
-      await eventually('completions of every request', async () => {
+      await eventually('completions of every request', () => {
         const received = log.appended.filter((e) => e.type === 'request.received').length;
         const done = log.appended.filter((e) => e.type === 'request.completed').length;
         return done >= received ? true : undefined;

@@ -165,7 +165,7 @@ describe('a protocol adapter plugs into the edge', { timeout: 60_000 }, () => {
     assert.equal(res.status, 200, res.body);
     assert.deepEqual(seen, [{ method: 'GET', url: '/call/weather?city=oslo' }]);
     const auditId = String(res.headers['audit-id']);
-    const events = await eventually('request.completed', async () => {
+    const events = await eventually('request.completed', () => {
       const e = log.appended.filter((x) => x.correlationId === auditId && x.type.startsWith('request.'));
       return e.length === 3 ? e : undefined;
     });

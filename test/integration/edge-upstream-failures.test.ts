@@ -103,7 +103,7 @@ describe('edge: upstream failures (undici forward path)', () => {
   });
 
   const completedOf = (auditId: string): Promise<EventEnvelope> =>
-    eventually(`request.completed for ${auditId}`, async () => edge.log.appended.find((x) => x.type === EventType.RequestCompleted && x.correlationId === auditId));
+    eventually(`request.completed for ${auditId}`, () => edge.log.appended.find((x) => x.type === EventType.RequestCompleted && x.correlationId === auditId));
 
   const rows: {
     name: string;
@@ -240,14 +240,14 @@ describe('edge: the body cap once the upstream has started answering', () => {
     });
     assert.equal(outcome.status, 200, 'the upstream had answered before the cap was reached');
     assert.equal(outcome.complete, false, 'the client never receives a complete response');
-    const done = await eventually(`request.completed for ${outcome.auditId}`, async () =>
+    const done = await eventually(`request.completed for ${outcome.auditId}`, () =>
       edge.log.appended.find((x) => x.type === EventType.RequestCompleted && x.correlationId === outcome.auditId),
     );
     assert.equal(done.payload.case, 'requestCompleted');
     if (done.payload.case !== 'requestCompleted') return;
     assert.equal(done.payload.value.status, 200, 'the status the client saw, not 413');
     assert.match(done.payload.value.error, /exceeds edge\.maxRequestBodyBytes/);
-    const upstreamSaw = await eventually('the upstream to see the request end', async () => seen.at(-1));
+    const upstreamSaw = await eventually('the upstream to see the request end', () => seen.at(-1));
     assert.equal(upstreamSaw.outcome, 'aborted', 'the upstream never saw a complete body');
     assert.ok(upstreamSaw.bytes <= CAP, `the upstream got at most the cap (${upstreamSaw.bytes} bytes)`);
   });

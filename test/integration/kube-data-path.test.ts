@@ -137,7 +137,7 @@ describe('Kubernetes data path through the edge', { timeout: 180_000 }, () => {
     } finally {
       await watch.stop();
     }
-    await eventually('the fixture sees the watch close', async () => (fixture.openStreams().some((s) => s.kind === 'watch') ? undefined : true));
+    await eventually('the fixture sees the watch close', () => (fixture.openStreams().some((s) => s.kind === 'watch') ? undefined : true));
   });
 
   test('watch from a resourceVersion replays later changes; a compacted one gets an ERROR event with 410 Expired', async () => {
@@ -169,7 +169,7 @@ describe('Kubernetes data path through the edge', { timeout: 180_000 }, () => {
     } finally {
       await logs.stop();
     }
-    await eventually('the fixture sees the log stream close', async () => (fixture.openStreams().some((s) => s.kind === 'log') ? undefined : true));
+    await eventually('the fixture sees the log stream close', () => (fixture.openStreams().some((s) => s.kind === 'log') ? undefined : true));
     const completed = edge.log.appended.filter((e) => e.payload.case === 'requestCompleted' && e.payload.value.error === 'client disconnected');
     assert.ok(completed.length >= 1, 'request.completed says the client went away');
   });
@@ -177,12 +177,12 @@ describe('Kubernetes data path through the edge', { timeout: 180_000 }, () => {
   test('exec -- echo hi: output arrives and stdin/stdout frames are in the audit log', async () => {
     const out = await k(['exec', POD, '--', 'echo', 'hi']);
     assert.equal(out, 'hi\n');
-    const started = await eventually('session.started', async () => edge.log.appended.find((e) => e.type === 'session.started' && (e.payload.value as SessionStarted).command.join(' ') === 'echo hi'));
+    const started = await eventually('session.started', () => edge.log.appended.find((e) => e.type === 'session.started' && (e.payload.value as SessionStarted).command.join(' ') === 'echo hi'));
     const requestId = started.correlationId;
     assert.equal(started.sessionId, requestId, 'session_id is the request id');
     const s = started.payload.value as SessionStarted;
     assert.deepEqual([s.kind, s.protocol, s.transport, s.recorded], ['exec', 'v5.channel.k8s.io', 'websocket', true]);
-    const ended = await eventually('session.ended', async () => eventsOf(requestId).find((e) => e.type === 'session.ended'));
+    const ended = await eventually('session.ended', () => eventsOf(requestId).find((e) => e.type === 'session.ended'));
     assert.equal((ended.payload.value as SessionEnded).exitCode, 0);
     const frames = eventsOf(requestId).filter((e) => e.type === 'session.frames').flatMap((e) => (e.payload.value as SessionFrames).frames);
     assert.equal(Buffer.from(frames.find((f) => f.channel === 1)?.data ?? []).toString(), 'hi\n');
@@ -198,14 +198,14 @@ describe('Kubernetes data path through the edge', { timeout: 180_000 }, () => {
     await cat.waitFor(/typed into the pod/);
     await new Promise<void>((r) => cat.child.once('exit', () => r()));
     assert.equal(cat.child.exitCode, 0);
-    const session = await eventually('the cat session ended', async () => edge.log.appended.find((e) => e.type === 'session.ended' && eventsOf(e.correlationId).some((x) => x.type === 'session.started' && (x.payload.value as SessionStarted).command[0] === 'cat')));
+    const session = await eventually('the cat session ended', () => edge.log.appended.find((e) => e.type === 'session.ended' && eventsOf(e.correlationId).some((x) => x.type === 'session.started' && (x.payload.value as SessionStarted).command[0] === 'cat')));
     const stdin = eventsOf(session.correlationId).filter((e) => e.type === 'session.frames').flatMap((e) => (e.payload.value as SessionFrames).frames).filter((f) => f.channel === 0);
     assert.equal(Buffer.concat(stdin.map((f) => Buffer.from(f.data))).toString(), 'typed into the pod\n');
 
     const failed = await kubectlEnv(kubeconfig, cache(), ['exec', POD, '--', 'sh', '-c', 'exit 3'], {});
     assert.equal(failed.code, 3, failed.stderr);
     assert.ok(
-      await eventually('exit 3 recorded', async () => edge.log.appended.find((e) => e.type === 'session.ended' && (e.payload.value as SessionEnded).exitCode === 3)),
+      await eventually('exit 3 recorded', () => edge.log.appended.find((e) => e.type === 'session.ended' && (e.payload.value as SessionEnded).exitCode === 3)),
     );
 
     const big = 'x'.repeat(RECORD_CAP * 3);
@@ -213,7 +213,7 @@ describe('Kubernetes data path through the edge', { timeout: 180_000 }, () => {
     cat2.child.stdin?.end(big);
     await new Promise<void>((r) => cat2.child.once('exit', () => r()));
     assert.equal(cat2.output().length, big.length, 'the session itself is not capped');
-    const capped = await eventually('a truncated session', async () => edge.log.appended.find((e) => e.type === 'session.ended' && (e.payload.value as SessionEnded).truncated));
+    const capped = await eventually('a truncated session', () => edge.log.appended.find((e) => e.type === 'session.ended' && (e.payload.value as SessionEnded).truncated));
     assert.equal((capped.payload.value as SessionEnded).recordedBytes, RECORD_CAP);
     assert.equal((capped.payload.value as SessionEnded).exitCode, 0, 'the exit status is still read after the cap');
   });
@@ -250,7 +250,7 @@ describe('Kubernetes data path through the edge', { timeout: 180_000 }, () => {
       } finally {
         await pf.stop();
       }
-      const started = await eventually('port-forward session.started', async () =>
+      const started = await eventually('port-forward session.started', () =>
         edge.log.appended.find((e) => e.type === 'session.started' && (e.payload.value as SessionStarted).kind === 'portforward' && (e.payload.value as SessionStarted).transport === (websockets === 'true' ? 'websocket' : 'spdy')),
       );
       assert.equal((started.payload.value as SessionStarted).recorded, false);
@@ -267,9 +267,9 @@ describe('Kubernetes data path through the edge', { timeout: 180_000 }, () => {
     const seen: string[] = [];
     const controller = await new Watch(kc).watch('/api/v1/namespaces/default/pods', {}, (type: string, obj: V1Pod) => seen.push(`${type} ${obj.metadata?.name ?? ''}`), () => undefined);
     try {
-      await eventually('the initial ADDED events', async () => (seen.includes(`ADDED ${POD}`) ? true : undefined));
+      await eventually('the initial ADDED events', () => (seen.includes(`ADDED ${POD}`) ? true : undefined));
       fixture.store.put('pods', { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'dp-client-node', namespace: 'default' }, spec: { containers: [{ name: 'c', image: 'busybox' }] } });
-      await eventually('ADDED for the new pod', async () => (seen.includes('ADDED dp-client-node') ? true : undefined));
+      await eventually('ADDED for the new pod', () => (seen.includes('ADDED dp-client-node') ? true : undefined));
     } finally {
       controller.abort();
     }
@@ -281,7 +281,7 @@ describe('Kubernetes data path through the edge', { timeout: 180_000 }, () => {
       new Exec(kc).exec('default', POD, 'nginx', ['echo', 'from', 'client-node'], stdout, null, null, false, (s) => resolve(s)).catch(reject);
     });
     assert.equal(status.status, 'Success');
-    await eventually('stdout', async () => (text === 'from client-node\n' ? true : undefined));
+    await eventually('stdout', () => (text === 'from client-node\n' ? true : undefined));
   });
 
   const PATH_TRICKS: readonly [string, string][] = [

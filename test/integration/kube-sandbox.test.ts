@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
 import { createCertificateAuthority, issueClientCertificate } from '@portcullis/tls';
-import { kubeconfigFor, startKubeApiServer, type KubeApiServer, type RecordedRequest } from '@portcullis/kube-sandbox';
+import { kubeconfigFor, startKubeApiServer, type KubeApiServer, type KubeObject, type KubeStatus, type RecordedRequest } from '@portcullis/kube-sandbox';
 
 const KUBECTL = process.env['KUBECTL'] ?? '/usr/bin/kubectl';
 
@@ -27,6 +27,9 @@ interface RawResponse {
   readonly headers: Record<string, string | string[] | undefined>;
   readonly body: string;
 }
+
+/** The Status a response carries. */
+const statusOf = (res: RawResponse): KubeStatus => JSON.parse(res.body) as KubeStatus;
 
 let api: KubeApiServer;
 let workDir: string;
@@ -317,7 +320,7 @@ describe('the sandbox API server: protocol details', () => {
     assert.equal(resources.resources.find((r) => r.name === 'namespaces')?.namespaced, false);
     assert.ok(resources.resources.some((r) => r.name === 'pods/log'));
     const legacy = await raw('GET', '/api', { headers: { Accept: 'application/json' } });
-    assert.equal(JSON.parse(legacy.body).kind, 'APIVersions');
+    assert.equal((JSON.parse(legacy.body) as { kind: string }).kind, 'APIVersions');
   });
 
   it('returns proper Status objects for bad input', async () => {
@@ -325,7 +328,7 @@ describe('the sandbox API server: protocol details', () => {
     const json = { 'Content-Type': 'application/json' };
     const malformed = await raw('POST', '/api/v1/namespaces/default/configmaps', { body: '{"metadata":', headers: json });
     assert.equal(malformed.status, 400);
-    assert.equal(JSON.parse(malformed.body).reason, 'BadRequest');
+    assert.equal(statusOf(malformed).reason, 'BadRequest');
 
     const invalidName = JSON.parse((await raw('POST', '/api/v1/namespaces/default/configmaps', { body: cm('Bad_Name'), headers: json })).body) as { code: number; reason: string; details: { kind: string; causes: { field: string }[] } };
     assert.equal(invalidName.code, 422);
@@ -336,31 +339,31 @@ describe('the sandbox API server: protocol details', () => {
     const created = await raw('POST', '/api/v1/namespaces/default/configmaps', { body: cm('proto'), headers: json });
     assert.equal(created.status, 201);
     const rv = (JSON.parse(created.body) as { metadata: { resourceVersion: string } }).metadata.resourceVersion;
-    const dup = JSON.parse((await raw('POST', '/api/v1/namespaces/default/configmaps', { body: cm('proto'), headers: json })).body);
+    const dup = statusOf(await raw('POST', '/api/v1/namespaces/default/configmaps', { body: cm('proto'), headers: json }));
     assert.deepEqual([dup.code, dup.reason, dup.details], [409, 'AlreadyExists', { name: 'proto', kind: 'configmaps' }]);
 
     assert.equal((await raw('PUT', '/api/v1/namespaces/default/configmaps/proto', { body: cm('proto', rv), headers: json })).status, 200);
-    const stale = JSON.parse((await raw('PUT', '/api/v1/namespaces/default/configmaps/proto', { body: cm('proto', '1'), headers: json })).body);
+    const stale = statusOf(await raw('PUT', '/api/v1/namespaces/default/configmaps/proto', { body: cm('proto', '1'), headers: json }));
     assert.deepEqual([stale.code, stale.reason], [409, 'Conflict']);
 
     const jsonPatch = await raw('PATCH', '/api/v1/namespaces/default/configmaps/proto', {
       body: JSON.stringify([{ op: 'add', path: '/data/b', value: '2' }, { op: 'remove', path: '/data/a' }]),
       headers: { 'Content-Type': 'application/json-patch+json' },
     });
-    assert.deepEqual(JSON.parse(jsonPatch.body).data, { b: '2' });
+    assert.deepEqual((JSON.parse(jsonPatch.body) as KubeObject)['data'], { b: '2' });
     const unsupported = await raw('PATCH', '/api/v1/namespaces/default/configmaps/proto', { body: '{}', headers: { 'Content-Type': 'text/plain' } });
     assert.equal(unsupported.status, 415);
-    assert.equal(JSON.parse(unsupported.body).reason, 'UnsupportedMediaType');
+    assert.equal(statusOf(unsupported).reason, 'UnsupportedMediaType');
     assert.equal((await raw('POST', '/api/v1/namespaces/default/configmaps/proto', { body: '{}', headers: json })).status, 405);
 
-    const deleted = JSON.parse((await raw('DELETE', '/api/v1/namespaces/default/configmaps/proto')).body);
+    const deleted = statusOf(await raw('DELETE', '/api/v1/namespaces/default/configmaps/proto'));
     assert.equal(deleted.status, 'Success');
-    assert.deepEqual({ name: deleted.details.name, kind: deleted.details.kind }, { name: 'proto', kind: 'configmaps' });
-    const gone = JSON.parse((await raw('GET', '/api/v1/namespaces/default/configmaps/proto')).body);
+    assert.deepEqual({ name: deleted.details?.name, kind: deleted.details?.kind }, { name: 'proto', kind: 'configmaps' });
+    const gone = statusOf(await raw('GET', '/api/v1/namespaces/default/configmaps/proto'));
     assert.deepEqual([gone.code, gone.reason, gone.message], [404, 'NotFound', 'configmaps "proto" not found']);
     const unknown = await raw('GET', '/api/v1/widgets');
     assert.equal(unknown.status, 404);
-    assert.equal(JSON.parse(unknown.body).kind, 'Status');
+    assert.equal(statusOf(unknown).kind, 'Status');
   });
 });
 
@@ -502,7 +505,7 @@ describe('the sandbox API server: authentication and process mode', () => {
     try {
       const ok = await raw('GET', '/api/v1/namespaces', { server, token: null, clientCert: client, headers: { 'Impersonate-User': 'ci-bot', 'Impersonate-Group': 'ci' } });
       assert.equal(ok.status, 200);
-      assert.deepEqual(JSON.parse(ok.body).items, []);
+      assert.deepEqual((JSON.parse(ok.body) as { items: unknown[] }).items, []);
       const recorded = server.requests.at(-1);
       assert.equal(recorded?.user, 'portcullis-edge');
       assert.equal(recorded?.headers['impersonate-user'], 'ci-bot');

@@ -67,11 +67,11 @@ describe('policy store following the KV bundle', () => {
     assert.equal(store.policy?.source, file);
 
     await kv.put(BucketKeys.policyBundle, new TextEncoder().encode(policy('kv-1')));
-    await eventually('kv-1 in force', async () => (store.policy?.version === 'kv-1' ? true : undefined));
+    await eventually('kv-1 in force', () => (store.policy?.version === 'kv-1' ? true : undefined));
     assert.match(store.policy.source, /^kv portcullis_policy\/bundle revision \d+$/);
 
     await kv.put(BucketKeys.policyBundle, new TextEncoder().encode(policy('kv-bad').replace('effect: deny', 'effect: refuse')));
-    const rejected = await eventually('the rejection logged', async () => logger.lines.find((l) => l.msg.startsWith('policy rejected')));
+    const rejected = await eventually('the rejection logged', () => logger.lines.find((l) => l.msg.startsWith('policy rejected')));
     assert.equal(rejected.level, 'error');
     assert.equal(rejected.fields['rejectedVersion'], 'kv-bad');
     assert.equal(rejected.fields['keeping'], 'kv-1');
@@ -80,11 +80,11 @@ describe('policy store following the KV bundle', () => {
 
     // Not YAML at all: still rejected, version unknown, old kept.
     await kv.put(BucketKeys.policyBundle, new TextEncoder().encode('rules: [unclosed'));
-    await eventually('the second rejection', async () => (logger.lines.filter((l) => l.msg.startsWith('policy rejected')).length === 2 ? true : undefined));
+    await eventually('the second rejection', () => (logger.lines.filter((l) => l.msg.startsWith('policy rejected')).length === 2 ? true : undefined));
     assert.equal(store.policy?.version, 'kv-1');
 
     await kv.put(BucketKeys.policyBundle, new TextEncoder().encode(policy('kv-2')));
-    await eventually('kv-2 in force', async () => (store.policy?.version === 'kv-2' ? true : undefined));
+    await eventually('kv-2 in force', () => (store.policy?.version === 'kv-2' ? true : undefined));
     assert.deepEqual(swaps, ['file-1', 'kv-1', 'kv-2']);
     await stop();
   });

@@ -94,7 +94,7 @@ describe('policy service: failover, invalid and valid pushes across processes', 
       }
     });
     try {
-      await eventually(`a request.decided event for each of ${ids.size} requests`, async () => (found.size === ids.size ? true : undefined), 20_000);
+      await eventually(`a request.decided event for each of ${ids.size} requests`, () => (found.size === ids.size ? true : undefined), 20_000);
     } catch (err) {
       const missing = [...ids].filter((id) => !found.has(id)).slice(0, 5);
       throw new Error(`${(err as Error).message}; ${found.size}/${ids.size} found, missing e.g. ${missing.join(', ')}`);
@@ -180,11 +180,11 @@ describe('policy service: failover, invalid and valid pushes across processes', 
     };
     const started = performance.now();
     const loops = [0, 0, 0, 0, 0, 0, 1, 1].map((edge) => loop(edge));
-    await eventually('steady load through both edges', async () => (answers.filter((a) => a.status === 200).length >= 100 ? true : undefined));
+    await eventually('steady load through both edges', () => (answers.filter((a) => a.status === 200).length >= 100 ? true : undefined));
     const killedAt = performance.now();
     await policies.get('b')!.kill();
     const countAtKill = answers.length;
-    await eventually('200 more answers after the kill', async () => (answers.length >= countAtKill + 200 ? true : undefined), 60_000);
+    await eventually('200 more answers after the kill', () => (answers.length >= countAtKill + 200 ? true : undefined), 60_000);
     // Keep the load on until well past the decision timeout, so late errors would show.
     await eventually('three decision timeouts to pass since the kill', () => performance.now() - killedAt > DECISION_TIMEOUT_MS * 3);
     stop = true;

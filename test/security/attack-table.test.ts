@@ -96,7 +96,7 @@ function rawTls(port: number, ca: string, bytes: string | Buffer, waitMs = 5000)
     socket.on('data', (c: Buffer) => chunks.push(c));
     socket.on('end', () => finish(true));
     socket.on('close', () => finish(true));
-    socket.on('error', (err) => {
+    socket.on('error', (err: Error) => {
       if (chunks.length > 0 || done) finish(true);
       else reject(err);
     });
@@ -221,12 +221,12 @@ describe('security suite: attacks refused, secrets never leaked', { timeout: 600
     const warm = await edge('/k8s/prod/api/v1/namespaces/default/pods', { headers: { authorization: `Bearer ${await idp.sign(key, claims())}` } });
     table.add('identity: a good token from the configured issuer (control)', '200', String(warm.status), warm.status === 200);
     const t = nowS();
-    const attacks: { name: string; token: () => Promise<string>; code?: number }[] = [
-      { name: 'no token at all', token: async () => '' },
-      { name: 'garbage bearer', token: async () => 'not-a-jwt' },
-      { name: 'alg: none', token: async () => new UnsecuredJWT(claims()).encode() },
-      { name: 'HS256 signed with the issuer public key (alg confusion)', token: async () => hs256(claims(), key.publicPem) },
-      { name: 'HS256 signed with the JWK JSON', token: async () => hs256(claims(), JSON.stringify(key.publicJwk)) },
+    const attacks: { name: string; token: () => string | Promise<string>; code?: number }[] = [
+      { name: 'no token at all', token: () => '' },
+      { name: 'garbage bearer', token: () => 'not-a-jwt' },
+      { name: 'alg: none', token: () => new UnsecuredJWT(claims()).encode() },
+      { name: 'HS256 signed with the issuer public key (alg confusion)', token: () => hs256(claims(), key.publicPem) },
+      { name: 'HS256 signed with the JWK JSON', token: () => hs256(claims(), JSON.stringify(key.publicJwk)) },
       { name: 'expired', token: () => idp.sign(key, claims({ iat: t - 900, nbf: t - 900, exp: t - 600 })) },
       { name: 'nbf in the future', token: () => idp.sign(key, claims({ nbf: t + 600 })) },
       { name: 'wrong issuer, trusted key', token: () => idp.sign(key, claims({ iss: 'https://evil.example' })) },
@@ -379,7 +379,7 @@ describe('security suite: attacks refused, secrets never leaked', { timeout: 600
     const replay = await c.slack.send(`${c.approvals[1]}/slack/interactions`, mallory, c.caPem);
     table.add('slack: a genuine interaction replayed', '409', String(replay.status), replay.status === 409);
     // The worker answers the clicking user (response_url) once it has refused the decision.
-    const told = await eventually('the Slack worker to answer mallory', async () => c.slack.responses.slice(answered)[0], 20_000);
+    const told = await eventually('the Slack worker to answer mallory', () => c.slack.responses.slice(answered)[0], 20_000);
     const state = (await c.api(0, 'GET', `/approvals/${sid}`, 'sre-alice')).body['state'];
     table.add('slack: Approve clicked by a Slack user outside the approver groups', 'accepted (200), refused by the worker: still pending', `${mr.status}, ${String(state)}, told "${JSON.stringify(told).slice(0, 80)}"`, mr.status === 200 && state === 'pending');
   });
@@ -413,7 +413,7 @@ describe('security suite: attacks refused, secrets never leaked', { timeout: 600
     }
     table.add('http: malformed requests reaching the upstream', '0', String(forwardedSince(forwarded)), forwardedSince(forwarded) === 0);
     // The chunked over-cap body was streaming upstream when the cap was reached: the upstream must see it cut off, never whole.
-    const cut = await eventually('the upstream to see the chunked over-cap body cut off', async () => c.fixture.incompleteRequests.find((r) => r.method === 'POST'), 10_000).catch(() => undefined);
+    const cut = await eventually('the upstream to see the chunked over-cap body cut off', () => c.fixture.incompleteRequests.find((r) => r.method === 'POST'), 10_000).catch(() => undefined);
     table.add('http: chunked over-cap body as the upstream saw it', `aborted with at most ${MAX_BODY} bytes, never complete`, cut === undefined ? 'no aborted request seen' : `aborted after ${cut.bodyBytes} bytes`, cut !== undefined && cut.bodyBytes <= MAX_BODY);
     const slow = await rawTls(edgePort, c.caPem, `GET /k8s/prod/api/v1/namespaces/default/pods HTTP/1.1\r\nHost: 127.0.0.1\r\n${auth}`, HEADERS_TIMEOUT_MS + 10_000);
     const limit = HEADERS_TIMEOUT_MS + 2500;
@@ -479,7 +479,7 @@ describe('security suite: attacks refused, secrets never leaked', { timeout: 600
         resolve({ authorized: s.authorized, raw: peer.raw, issuer: String(peer.issuer.CN ?? ''), error: '' });
         s.destroy();
       });
-      s.on('error', (err) => resolve({ authorized: false, raw: Buffer.alloc(0), issuer: '', error: err.message }));
+      s.on('error', (err: Error) => resolve({ authorized: false, raw: Buffer.alloc(0), issuer: '', error: err.message }));
     });
     const configured = new X509Certificate(leaf.certPem).raw;
     table.add('tls: edge with edge.tls.certFile from another CA', 'serves that certificate, chain verifies against that CA', served.error !== '' ? served.error : `${served.authorized ? 'verified' : 'NOT verified'}, issuer "${served.issuer}", ${served.raw.equals(configured) ? 'the configured certificate' : 'ANOTHER certificate'}`, served.authorized && served.raw.equals(configured));

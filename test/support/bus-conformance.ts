@@ -214,9 +214,9 @@ export interface EventLogTarget {
   /** A stream to append to and a subject root (under its subjects) unique to this call. */
   stream(prefix: string): StreamSpec & { subjectRoot: string };
   /** Bytes the log stores, carrying `label` (any bytes, or an event envelope where only those are stored). */
-  payload(label: string): Uint8Array;
+  readonly payload: (label: string) => Uint8Array;
   /** The label stored bytes carry. */
-  label(data: Uint8Array): string;
+  readonly label: (data: Uint8Array) => string;
   /** Runs once after the suite. */
   teardown?(): Promise<void>;
 }
@@ -385,16 +385,17 @@ export function describeEventLogConformance(target: EventLogTarget): void {
       for (const body of ['ok-1', 'poison', 'ok-2']) await h.append(`${spec.subjectRoot}.e`, payload(body), uniqueToken('id'));
       const done: Array<{ body: string; deliveryCount: number }> = [];
       let failures = 0;
-      const consumer = h.consume(spec.name, { durable: uniqueToken('dur'), batchSize: 10, maxWaitMs: 100 }, async (batch: readonly LogMessage[]) => {
+      const consumer = h.consume(spec.name, { durable: uniqueToken('dur'), batchSize: 10, maxWaitMs: 100 }, (batch: readonly LogMessage[]) => {
         for (const m of batch) {
           const body = label(m.data);
           if (body === 'poison' && m.deliveryCount === 1) {
             failures++;
-            throw new Error('cannot decode');
+            return Promise.reject(new Error('cannot decode'));
           }
           done.push({ body, deliveryCount: m.deliveryCount });
           m.ack();
         }
+        return Promise.resolve();
       });
       await eventually('redelivery', () => done.length === 3, 15_000);
       await consumer.stop();
@@ -410,10 +411,12 @@ export function describeEventLogConformance(target: EventLogTarget): void {
       await h.ensureStream(spec);
       await h.append(`${spec.subjectRoot}.e`, payload('x'), uniqueToken('id'));
       const deliveries: number[] = [];
-      const consumer = h.consume(spec.name, { durable: uniqueToken('dur'), batchSize: 1, maxWaitMs: 10, ackWaitMs: 1000 }, async ([m]) => {
-        if (m === undefined) return;
-        deliveries.push(m.deliveryCount);
-        if (m.deliveryCount >= 2) m.ack(); // the first delivery is "lost"
+      const consumer = h.consume(spec.name, { durable: uniqueToken('dur'), batchSize: 1, maxWaitMs: 10, ackWaitMs: 1000 }, ([m]) => {
+        if (m !== undefined) {
+          deliveries.push(m.deliveryCount);
+          if (m.deliveryCount >= 2) m.ack(); // the first delivery is "lost"
+        }
+        return Promise.resolve();
       });
       await eventually('the redelivery', () => deliveries.length >= 2, 10_000);
       await consumer.stop();
@@ -427,10 +430,11 @@ export function describeEventLogConformance(target: EventLogTarget): void {
       for (let i = 0; i < 10; i++) await h.append(`${spec.subjectRoot}.e`, payload(`m${i}`), uniqueToken('id'));
       const sizes: number[] = [];
       let lastHandledAt = 0;
-      const consumer = h.consume(spec.name, { durable: uniqueToken('dur'), batchSize: 4, maxWaitMs: 100 }, async (batch) => {
+      const consumer = h.consume(spec.name, { durable: uniqueToken('dur'), batchSize: 4, maxWaitMs: 100 }, (batch) => {
         sizes.push(batch.length);
         for (const m of batch) m.ack();
         lastHandledAt = Date.now();
+        return Promise.resolve();
       });
       await eventually('the backlog', () => sizes.reduce((a, b) => a + b, 0) === 10);
       assert.ok(sizes.every((s) => s <= 4), `batches ${sizes.join(',')}`);

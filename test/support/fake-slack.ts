@@ -62,6 +62,11 @@ export interface FakeSlack {
   close(): Promise<void>;
 }
 
+/** A string field of a request, or `fallback` when it is missing or not a string. */
+function stringOr(value: unknown, fallback: string): string {
+  return typeof value === 'string' ? value : fallback;
+}
+
 /** Starts the fake on a free loopback port. */
 export async function startFakeSlack(opts: { botToken: string; channels?: Record<string, string>; emails?: Record<string, string> }): Promise<FakeSlack> {
   const calls: SlackCall[] = [];
@@ -74,7 +79,7 @@ export async function startFakeSlack(opts: { botToken: string; channels?: Record
   let base = '';
 
   const channelId = (c: unknown): string => {
-    const s = String(c ?? '');
+    const s = stringOr(c, '');
     return channels[s] ?? s;
   };
 
@@ -115,7 +120,7 @@ export async function startFakeSlack(opts: { botToken: string; channels?: Record
         messages.push({
           channel,
           ts,
-          text: String(body['text'] ?? ''),
+          text: stringOr(body['text'], ''),
           blocks: (body['blocks'] as Record<string, unknown>[] | undefined) ?? [],
           metadata: body['metadata'] as FakeSlackMessage['metadata'],
           updates: 0,
@@ -131,7 +136,7 @@ export async function startFakeSlack(opts: { botToken: string; channels?: Record
       case 'chat.update': {
         const m = messages.find((x) => x.channel === channelId(body['channel']) && x.ts === body['ts']);
         if (m === undefined) return send(200, { ok: false, error: 'message_not_found' });
-        m.text = String(body['text'] ?? m.text);
+        m.text = stringOr(body['text'], m.text);
         m.blocks = (body['blocks'] as Record<string, unknown>[] | undefined) ?? m.blocks;
         m.updates++;
         return send(200, { ok: true, channel: m.channel, ts: m.ts });
@@ -185,7 +190,7 @@ export async function startFakeSlack(opts: { botToken: string; channels?: Record
       return messages.filter((m) => m.metadata?.event_payload?.['approval_id'] === approvalId);
     },
     approvalIds() {
-      return messages.map((m) => String(m.metadata?.event_payload?.['approval_id'] ?? ''));
+      return messages.map((m) => stringOr(m.metadata?.event_payload?.['approval_id'], ''));
     },
     interaction({ approvalId, action, userId, reason, signingSecret, timestampSec }) {
       const payload = {

@@ -139,8 +139,9 @@ describe('audit group commit', () => {
       sink,
       logger: silentLogger,
       maxWaitMs: 20,
-      deadLetter: async (_data, subject, reason) => {
+      deadLetter: (_data, subject, reason) => {
         dead.push({ subject, reason });
+        return Promise.resolve();
       },
     });
     writer.start();

@@ -48,7 +48,7 @@ describe('in-process bus specifics', () => {
     const subject = `${uniqueToken('close')}.x`;
     h.bus.serve(subject, 'q', () => new Promise<Uint8Array>(() => undefined));
     const pending = h.bus.request(subject, enc('x'), { timeoutMs: 60_000 });
-    const consumer = h.log.consume('NOPE', { durable: 'd', batchSize: 1, maxWaitMs: 10 }, async () => undefined);
+    const consumer = h.log.consume('NOPE', { durable: 'd', batchSize: 1, maxWaitMs: 10 }, () => Promise.resolve());
     const rejected = rejectsWithBusError(pending, 'closed');
     await h.close();
     await rejected;

@@ -8,7 +8,7 @@ describe('eventually (the tests\' one poll-with-deadline helper)', () => {
     const got = await eventually('the third call', () => (++calls >= 3 ? { calls } : undefined));
     assert.deepEqual(got, { calls: 3 });
     let n = 0;
-    assert.equal(await eventually('a true', async () => ++n === 2), true);
+    assert.equal(await eventually('a promised true', () => Promise.resolve(++n === 2)), true);
     assert.equal(await eventually('zero and the empty string are values', () => 0), 0);
     assert.equal(await eventually('zero and the empty string are values', () => ''), '');
   });

@@ -6,8 +6,10 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import {
@@ -27,6 +29,7 @@ import { createLogger } from '@portcullis/common';
 import { eventually } from '../support/eventually.js';
 import { METRICS, READINESS } from '../../apps/runtime/src/index.js';
 import { createInProcessBus, startTestProcess, testConfig } from '../support/nest-process.js';
+import { REPO_ROOT } from '../support/portcullis-process.js';
 
 describe('MetricsRegistry', () => {
   test('renders counters, gauges and histograms in the Prometheus text format', async () => {
@@ -96,9 +99,6 @@ describe('the Portcullis metric catalogue', () => {
     const text = await m.registry.render();
     const names = [...text.matchAll(/^# TYPE (\S+) (counter|gauge|histogram)$/gm)].map((x) => [x[1]!, x[2]!] as const);
     assert.ok(names.length >= 20);
-    const { readFileSync } = await import('node:fs');
-    const { join } = await import('node:path');
-    const { REPO_ROOT } = await import('../support/portcullis-process.js');
     const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
     for (const [name, type] of names) {
       if (type === 'counter') assert.match(name, /_total$/, `${name}: counters end in _total`);

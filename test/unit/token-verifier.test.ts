@@ -101,21 +101,21 @@ async function refusal(token: string, now?: number): Promise<TokenError> {
 
 interface Attack {
   readonly name: string;
-  readonly token: () => Promise<string>;
+  readonly token: () => string | Promise<string>;
   readonly code: TokenErrorCode;
 }
 
 const ATTACKS: readonly Attack[] = [
-  { name: 'empty token', token: async () => '', code: TokenErrorCode.Missing },
-  { name: 'alg none (unsecured JWT, empty signature)', token: async () => new UnsecuredJWT(claims()).encode(), code: TokenErrorCode.Malformed },
+  { name: 'empty token', token: () => '', code: TokenErrorCode.Missing },
+  { name: 'alg none (unsecured JWT, empty signature)', token: () => new UnsecuredJWT(claims()).encode(), code: TokenErrorCode.Malformed },
   {
     name: 'alg none with a made-up signature',
-    token: async () => `${b64(JSON.stringify({ alg: 'none', kid: trustedKid }))}.${b64(JSON.stringify(claims()))}.${b64('sig')}`,
+    token: () => `${b64(JSON.stringify({ alg: 'none', kid: trustedKid }))}.${b64(JSON.stringify(claims()))}.${b64('sig')}`,
     code: TokenErrorCode.BadSignature,
   },
   {
     name: 'alg "None" (case variant) with a signature',
-    token: async () => `${b64(JSON.stringify({ alg: 'None', kid: trustedKid }))}.${b64(JSON.stringify(claims()))}.${b64('sig')}`,
+    token: () => `${b64(JSON.stringify({ alg: 'None', kid: trustedKid }))}.${b64(JSON.stringify(claims()))}.${b64('sig')}`,
     code: TokenErrorCode.BadSignature,
   },
   {
@@ -160,6 +160,8 @@ const ATTACKS: readonly Attack[] = [
   { name: 'no exp', token: async () => sign(claims({ exp: undefined })), code: TokenErrorCode.BadClaims },
   { name: 'no iat', token: async () => sign(claims({ iat: undefined })), code: TokenErrorCode.BadClaims },
   { name: 'no sub', token: async () => sign(claims({ sub: undefined })), code: TokenErrorCode.BadClaims },
+  { name: 'sub an object (not the subject "[object Object]")', token: async () => sign(claims({ sub: { name: 'ci-bot' } })), code: TokenErrorCode.BadClaims },
+  { name: 'sub a list (not the subject its item spells)', token: async () => sign(claims({ sub: ['admin'] })), code: TokenErrorCode.BadClaims },
   { name: 'exp as a string', token: async () => sign(claims({ exp: String(nowS() + 300) })), code: TokenErrorCode.BadClaims },
   {
     name: 'unknown kid, signed by another key',
@@ -199,14 +201,14 @@ const ATTACKS: readonly Attack[] = [
   },
   { name: 'truncated in the payload', token: async () => (await sign(claims())).split('.')[0]! + '.eyJpc3MiOiJodHRwczovL', code: TokenErrorCode.Malformed },
   { name: 'oversized (20 kB)', token: async () => sign(claims({ pad: 'x'.repeat(20_000) })), code: TokenErrorCode.Malformed },
-  { name: 'garbage', token: async () => 'this is not a token', code: TokenErrorCode.Malformed },
-  { name: 'three garbage segments', token: async () => 'aaa.bbb.ccc', code: TokenErrorCode.Malformed },
+  { name: 'garbage', token: () => 'this is not a token', code: TokenErrorCode.Malformed },
+  { name: 'three garbage segments', token: () => 'aaa.bbb.ccc', code: TokenErrorCode.Malformed },
   { name: '"Bearer " prefix left on', token: async () => `Bearer ${await sign(claims())}`, code: TokenErrorCode.Malformed },
-  { name: 'JWE-shaped (five segments)', token: async () => 'a.b.c.d.e', code: TokenErrorCode.Malformed },
-  { name: 'payload is JSON but not an object', token: async () => `${b64(JSON.stringify({ alg: 'ES256' }))}.${b64('"just a string"')}.${b64('sig')}`, code: TokenErrorCode.UnknownIssuer },
+  { name: 'JWE-shaped (five segments)', token: () => 'a.b.c.d.e', code: TokenErrorCode.Malformed },
+  { name: 'payload is JSON but not an object', token: () => `${b64(JSON.stringify({ alg: 'ES256' }))}.${b64('"just a string"')}.${b64('sig')}`, code: TokenErrorCode.UnknownIssuer },
   {
     name: 'unknown critical header, signed with the trusted key',
-    token: async () => signRaw({ alg: 'ES256', kid: trustedKid, crit: ['x-portcullis'], 'x-portcullis': 1 }, claims()),
+    token: () => signRaw({ alg: 'ES256', kid: trustedKid, crit: ['x-portcullis'], 'x-portcullis': 1 }, claims()),
     code: TokenErrorCode.BadSignature,
   },
 ];

@@ -55,7 +55,13 @@ export class ReadinessHealth {
 
 function summary(result: HealthCheckResult): ReadinessReport {
   const checks = Object.fromEntries(
-    Object.entries(result.details).map(([name, detail]) => [name, detail.status === 'up' ? 'ok' : String((detail as { reason?: unknown }).reason ?? detail.status)]),
+    Object.entries(result.details).map(([name, detail]) => [name, detail.status === 'up' ? 'ok' : reasonOf(detail)]),
   );
   return { ready: result.status === 'ok', checks };
+}
+
+/** Why a check is down: the reason {@link ReadinessHealth} gave it, else its status. */
+function reasonOf(detail: HealthIndicatorResult[string]): string {
+  const reason: unknown = detail['reason'];
+  return typeof reason === 'string' ? reason : detail.status;
 }

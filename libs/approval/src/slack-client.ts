@@ -31,6 +31,11 @@ const PERMANENT = new Set([
   'user_not_found',
 ]);
 
+/** A string field of a Slack answer, or `fallback` when it is missing or not a string. */
+function stringOr(value: unknown, fallback: string): string {
+  return typeof value === 'string' ? value : fallback;
+}
+
 /** A posted message. */
 export interface PostedMessage {
   channel: string;
@@ -45,7 +50,7 @@ export class SlackWebClient {
 
   async postMessage(body: Record<string, unknown>): Promise<PostedMessage> {
     const r = await this.call('chat.postMessage', body);
-    return { channel: String(r['channel'] ?? ''), ts: String(r['ts'] ?? '') };
+    return { channel: stringOr(r['channel'], ''), ts: stringOr(r['ts'], '') };
   }
 
   async update(body: Record<string, unknown>): Promise<void> {
@@ -64,7 +69,7 @@ export class SlackWebClient {
       for (const m of messages) {
         const meta = m['metadata'] as { event_type?: unknown; event_payload?: Record<string, unknown> } | undefined;
         if (meta?.event_type === APPROVAL_METADATA_EVENT && meta.event_payload?.['approval_id'] === approvalId) {
-          return { channel: String(r['channel'] ?? channel), ts: String(m['ts'] ?? '') };
+          return { channel: stringOr(r['channel'], channel), ts: stringOr(m['ts'], '') };
         }
       }
       const next = (r['response_metadata'] as { next_cursor?: unknown } | undefined)?.next_cursor;

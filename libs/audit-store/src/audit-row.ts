@@ -185,10 +185,12 @@ export interface AuditRow {
   payload_pb: Uint8Array;
 }
 
-// Compile-time check that AuditRow and AUDIT_COLUMNS name the same columns.
-type MissingColumns = Exclude<AuditColumnName, keyof AuditRow> | Exclude<keyof AuditRow, AuditColumnName>;
-const columnsMatchRow: [MissingColumns] extends [never] ? true : MissingColumns = true;
-void columnsMatchRow;
+// Compile-time check that AuditRow and AUDIT_COLUMNS name the same columns (else the type names the odd ones).
+type NoneOf<T> = [T] extends [never] ? true : T;
+const everyColumnInRow: NoneOf<Exclude<AuditColumnName, keyof AuditRow>> = true;
+const everyRowFieldAColumn: NoneOf<Exclude<keyof AuditRow, AuditColumnName>> = true;
+void everyColumnInRow;
+void everyRowFieldAColumn;
 
 const UINT16_MAX = 0xffff;
 const UINT32_MAX = 0xffff_ffff;

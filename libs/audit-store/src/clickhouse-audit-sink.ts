@@ -320,10 +320,15 @@ function fromRecord(record: Record<string, unknown>): AuditRow {
   const row: Record<string, unknown> = {};
   for (const name of SELECT_COLUMNS) {
     const value = record[name];
-    row[name] = NUMERIC.has(name) ? Number(value) : BYTES.has(name) ? Uint8Array.from(Buffer.from(String(value ?? ''), 'hex')) : value;
+    row[name] = NUMERIC.has(name) ? Number(value) : BYTES.has(name) ? bytesOfHex(value) : value;
   }
   const tsMs = Number(record['ts_ms']);
   row['event_time'] = Math.floor(tsMs / 1000);
   // Key order as in AUDIT_COLUMNS, so rows compare equal to freshly mapped ones.
   return withPayloadJson(Object.fromEntries(AUDIT_COLUMNS.map((c) => [c.name, row[c.name]])) as unknown as AuditRow);
+}
+
+/** A Bytes column as selected (`hex(…)`); a missing value reads as empty. */
+function bytesOfHex(value: unknown): Uint8Array {
+  return Uint8Array.from(Buffer.from(typeof value === 'string' ? value : '', 'hex'));
 }

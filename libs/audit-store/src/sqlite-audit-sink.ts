@@ -160,7 +160,7 @@ export function auditRowFromSqlite(record: Record<string, unknown>): AuditRow {
     const value = record[column.name];
     row[column.name] =
       column.kind === ColumnKind.StringArray
-        ? (JSON.parse(String(value ?? '[]')) as string[])
+        ? (JSON.parse(typeof value === 'string' ? value : '[]') as string[])
         : column.kind === ColumnKind.Bytes
           ? bytesOf(value)
           : value;

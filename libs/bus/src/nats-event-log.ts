@@ -384,7 +384,8 @@ class NatsLogConsumer {
   private async pump(consumer: Consumer): Promise<void> {
     const queue: JsMsg[] = [];
     let readerDone = false;
-    let readerError: unknown;
+    // Boxed, so whatever the reader threw (even undefined) is rethrown as it was.
+    let readerFailure: { error: unknown } | undefined;
     const reader = (async () => {
       try {
         while (!this.stopped) {
@@ -409,7 +410,7 @@ class NatsLogConsumer {
           }
         }
       } catch (error) {
-        readerError = error;
+        readerFailure = { error };
       } finally {
         readerDone = true;
         this.signal.notify();
@@ -445,7 +446,7 @@ class NatsLogConsumer {
         // connection gone; they come back after the ack wait
       }
     }
-    if (readerError !== undefined && !this.stopped) throw readerError;
+    if (readerFailure !== undefined && !this.stopped) throw readerFailure.error;
   }
 
   /** Runs the handler; on failure naks what it left unsettled. True when it succeeded. */

@@ -28,6 +28,7 @@ import {
   type DescMessage,
   type MessageShape,
 } from '@bufbuild/protobuf';
+import { FeatureSet_FieldPresence } from '@bufbuild/protobuf/wkt';
 import { endianness } from 'node:os';
 
 /** Bytes that are not a well-formed encoding of the message (the codec's own checks). */
@@ -37,8 +38,11 @@ export class MessageDecodeError extends Error {
 
 type Msg = Record<string, unknown>;
 
-/** Thrown inside the codec to hand the whole message to protobuf-es; never escapes. */
-const FALLBACK: unique symbol = Symbol('protobuf-es fallback');
+/**
+ * Thrown inside the codec to hand the whole message to protobuf-es; never escapes. One shared
+ * instance: the stack is captured once here, not on every throw.
+ */
+const FALLBACK = new Error('protobuf-es fallback');
 
 const WIRE_VARINT = 0;
 const WIRE_BIT64 = 1;
@@ -152,8 +156,6 @@ function encodeBody(enc: MessageEncoder, msg: Msg): void {
   for (let i = 0; i < writers.length; i++) writers[i]!(msg);
 }
 
-const hasOwn = Object.prototype.hasOwnProperty;
-
 function scalarWriter(type: ScalarType, tag: number): ((v: unknown) => void) | undefined {
   switch (type) {
     case ScalarType.STRING:
@@ -248,7 +250,7 @@ function fieldWriter(field: DescField): FieldWriter | undefined {
   const lenTag = ((field.number << 3) | WIRE_LEN) >>> 0;
   switch (field.fieldKind) {
     case 'scalar': {
-      if (field.oneof !== undefined || field.presence !== IMPLICIT) return undefined;
+      if (field.oneof !== undefined || field.presence !== FeatureSet_FieldPresence.IMPLICIT) return undefined;
       const tag = ((field.number << 3) | wireTypeOf(field.scalar)) >>> 0;
       const write = scalarWriter(field.scalar, tag);
       if (write === undefined) return undefined;
@@ -267,7 +269,7 @@ function fieldWriter(field: DescField): FieldWriter | undefined {
       }
       return (msg) => {
         const v = msg[name];
-        if (v !== undefined && hasOwn.call(msg, name)) putChild(lenTag, child, v);
+        if (v !== undefined && Object.hasOwn(msg, name)) putChild(lenTag, child, v);
       };
     }
     case 'list': {
@@ -314,9 +316,6 @@ function fieldWriter(field: DescField): FieldWriter | undefined {
       return undefined; // enum, map
   }
 }
-
-/** google.protobuf.FeatureSet.FieldPresence.IMPLICIT (proto3 scalars without `optional`). */
-const IMPLICIT = 2;
 
 function wireTypeOf(type: ScalarType): number {
   switch (type) {
@@ -602,7 +601,7 @@ function fieldReader(field: DescField): { tag: number; read: FieldReader } | und
   const lenTag = (field.number << 3) | WIRE_LEN;
   switch (field.fieldKind) {
     case 'scalar': {
-      if (field.oneof !== undefined || field.presence !== IMPLICIT) return undefined;
+      if (field.oneof !== undefined || field.presence !== FeatureSet_FieldPresence.IMPLICIT) return undefined;
       const read = scalarReader(field.scalar);
       if (read === undefined) return undefined;
       return { tag: (field.number << 3) | wireTypeOf(field.scalar), read: (msg) => void (msg[name] = read()) };

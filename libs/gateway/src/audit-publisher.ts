@@ -65,7 +65,7 @@ interface OpenBatch {
   bytes: number;
   flushed: boolean;
   readonly acked: Promise<void>;
-  settle: (err?: unknown) => void;
+  settle: (err?: Error) => void;
 }
 
 /**
@@ -180,7 +180,7 @@ export class AuditPublisher {
       batch = undefined;
     }
     if (batch === undefined) {
-      let settle!: (err?: unknown) => void;
+      let settle!: (err?: Error) => void;
       const acked = new Promise<void>((resolve, reject) => {
         settle = (err) => (err === undefined ? resolve() : reject(err));
       });
@@ -263,7 +263,7 @@ export class AuditPublisher {
       () => batch?.settle(),
       (err: unknown) => {
         this.retryLater(sealed, Date.now());
-        batch?.settle(err ?? new Error('append failed'));
+        batch?.settle(err instanceof Error ? err : new Error('append failed', { cause: err }));
       },
     );
     this.inFlight.add(sent);

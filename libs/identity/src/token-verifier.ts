@@ -226,7 +226,7 @@ const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
 
 /** The mapped names end up in impersonation headers and logs: no empty subject, no control characters. */
 function checkIdentity(identity: Identity, cfg: TrustedIssuer): void {
-  if (identity.subject === '') throw new TokenError(TokenErrorCode.BadClaims, `the token has no subject claim "${cfg.subjectClaim ?? 'sub'}"`);
+  if (identity.subject === '') throw new TokenError(TokenErrorCode.BadClaims, `the token has no subject claim "${cfg.subjectClaim ?? 'sub'}" (a string or a number)`);
   const fields = [identity.subject, identity.clientId, identity.tokenId, ...identity.groups];
   for (const f of fields) if (CONTROL_CHARS.test(f)) throw new TokenError(TokenErrorCode.BadClaims, 'the token has control characters in its subject, groups, client id or jti');
 }
@@ -273,8 +273,16 @@ function claimStrings(value: unknown): string[] {
   return [];
 }
 
+/**
+ * A claim that names someone: a string, or a number as written. Anything else names no one (an
+ * object would read "[object Object]", a list its items joined): the subject check refuses it.
+ */
+function claimName(value: unknown): string {
+  return typeof value === 'string' ? value : typeof value === 'number' ? String(value) : '';
+}
+
 function toIdentity(cfg: TrustedIssuer, p: JWTPayload, token: string): Identity {
-  const subject = String(p[cfg.subjectClaim ?? 'sub'] ?? '');
+  const subject = claimName(p[cfg.subjectClaim ?? 'sub']);
   const clientId = p[cfg.clientIdClaim ?? 'client_id'] ?? p['azp'];
   return create(IdentitySchema, {
     subject,

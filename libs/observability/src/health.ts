@@ -15,7 +15,8 @@ export interface ReadinessCheck {
 /** The result of running every check. */
 export interface ReadinessReport {
   readonly ready: boolean;
-  readonly checks: Readonly<Record<string, 'ok' | string>>;
+  /** Per check: `ok`, or why it is not ready. */
+  readonly checks: Readonly<Record<string, string>>;
 }
 
 const CHECK_TIMEOUT_MS = 2000;

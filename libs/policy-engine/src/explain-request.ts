@@ -16,7 +16,6 @@ import {
   type Identity,
   type RequestAttributes,
 } from '@portcullis/contracts';
-import type { TraceEntry } from './policy-engine.js';
 
 const name = z.string().max(1024);
 
@@ -104,7 +103,7 @@ export function explainInput(spec: ExplainSpec): { identity: Identity; attribute
   return { identity, attributes, at: spec.at === undefined ? undefined : new Date(spec.at) };
 }
 
-/** One rule's outcome as an explanation shows it (an engine {@link TraceEntry}, or one off the wire). */
+/** One rule's outcome as an explanation shows it (the engine's `TraceEntry`, or one off the wire). */
 export interface ExplainTraceView {
   readonly ruleId: string;
   readonly effect: string;

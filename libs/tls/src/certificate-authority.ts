@@ -1,9 +1,10 @@
-/// <reference path="./webcrypto-globals.d.ts" />
 // @peculiar/x509 resolves its algorithms through tsyringe, which needs the Reflect metadata polyfill first.
 import 'reflect-metadata';
 import { webcrypto } from 'node:crypto';
 import { isIP } from 'node:net';
 import * as x509 from '@peculiar/x509';
+// The WebCrypto names @peculiar/x509's typings use, declared globally (types only: erased).
+import type {} from './webcrypto-globals.js';
 
 /** A PEM-encoded certificate and its PKCS#8 PEM private key. */
 export interface CertificateKeyPair {

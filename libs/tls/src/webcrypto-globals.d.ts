@@ -6,12 +6,12 @@ declare global {
   type BufferSource = webcrypto.BufferSource;
   type KeyUsage = webcrypto.KeyUsage;
   type AlgorithmIdentifier = webcrypto.AlgorithmIdentifier;
-  interface Crypto extends webcrypto.Crypto {}
-  interface CryptoKey extends webcrypto.CryptoKey {}
-  interface CryptoKeyPair extends webcrypto.CryptoKeyPair {}
-  interface Algorithm extends webcrypto.Algorithm {}
-  interface EcKeyGenParams extends webcrypto.EcKeyGenParams {}
-  interface EcKeyImportParams extends webcrypto.EcKeyImportParams {}
-  interface EcdsaParams extends webcrypto.EcdsaParams {}
-  interface RsaHashedImportParams extends webcrypto.RsaHashedImportParams {}
+  type Crypto = webcrypto.Crypto;
+  type CryptoKey = webcrypto.CryptoKey;
+  type CryptoKeyPair = webcrypto.CryptoKeyPair;
+  type Algorithm = webcrypto.Algorithm;
+  type EcKeyGenParams = webcrypto.EcKeyGenParams;
+  type EcKeyImportParams = webcrypto.EcKeyImportParams;
+  type EcdsaParams = webcrypto.EcdsaParams;
+  type RsaHashedImportParams = webcrypto.RsaHashedImportParams;
 }

@@ -48,7 +48,7 @@ async function handshake(port: number, servername: string, ca: string | undefine
       resolve({ authorized: socket.authorized });
       socket.destroy();
     });
-    socket.once('error', (err) => resolve({ authorized: false, error: err.message }));
+    socket.once('error', (err: Error) => resolve({ authorized: false, error: err.message }));
   });
 }
 

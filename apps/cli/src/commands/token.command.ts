@@ -75,7 +75,9 @@ export async function issueToken(config: PortcullisConfig, configPath: string, o
     throw new CliError(`cannot reach the token endpoint ${url} (${setBy(edge, configPath)}): ${(err as Error).message} — is the gateway running? (npm start)`, ExitCode.Failure, { cause: err });
   }
   if (res.status !== 200 || typeof res.body['access_token'] !== 'string') {
-    throw new CliError(`token request for client ${opts.client} refused (${res.status}): ${String(res.body['error'] ?? '')} ${String(res.body['error_description'] ?? '')}`.trim());
+    const error = typeof res.body['error'] === 'string' ? res.body['error'] : '';
+    const description = typeof res.body['error_description'] === 'string' ? res.body['error_description'] : '';
+    throw new CliError(`token request for client ${opts.client} refused (${res.status}): ${error} ${description}`.trim());
   }
   return { accessToken: res.body['access_token'], expiresIn: Number(res.body['expires_in'] ?? 0), response: res.body };
 }
