@@ -6,8 +6,14 @@
 // plain TypeScript (no Nest); product code never imports test code.
 import tseslint from 'typescript-eslint';
 
-const intoAnotherLib = { regex: '(^|/)libs/[a-z0-9-]+/src(/|$)', message: 'import the lib by name (@portcullis/<lib>, or an entry point its package.json exports), not by a path into its src/' };
-const outOfThisLib = { regex: '^(\\.\\./){2,}[a-z0-9-]+/src(/|$)', message: 'another lib is imported by name (@portcullis/<lib>), not by a path into its src/' };
+const intoAnotherLib = {
+  regex: '(^|/)libs/[a-z0-9-]+/src(/|$)',
+  message: 'import the lib by name (@portcullis/<lib>, or an entry point its package.json exports), not by a path into its src/',
+};
+const outOfThisLib = {
+  regex: '^(\\.\\./){2,}[a-z0-9-]+/src(/|$)',
+  message: 'another lib is imported by name (@portcullis/<lib>), not by a path into its src/',
+};
 const testCode = { regex: '^(\\.\\./)+test/', message: 'product code (apps/, libs/) never imports from test/' };
 const nest = { regex: '^@nestjs/', message: 'libs are plain TypeScript: Nest wiring lives in apps/' };
 
@@ -24,7 +30,11 @@ export default tseslint.config(
       '@typescript-eslint/no-floating-promises': [
         'error',
         // node:test registers tests synchronously; their returned promises are the runner's.
-        { allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['test', 'describe', 'it', 'suite', 'before', 'after', 'beforeEach', 'afterEach'] }] },
+        {
+          allowForKnownSafeCalls: [
+            { from: 'package', package: 'node:test', name: ['test', 'describe', 'it', 'suite', 'before', 'after', 'beforeEach', 'afterEach'] },
+          ],
+        },
       ],
       '@typescript-eslint/no-misused-promises': ['error', { checksVoidReturn: { arguments: false, attributes: false } }],
       '@typescript-eslint/switch-exhaustiveness-check': ['error', { considerDefaultExhaustiveForUnions: true }],

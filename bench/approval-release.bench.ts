@@ -85,7 +85,14 @@ async function main(): Promise<void> {
           grantTtl: '10m',
           retention: '10m',
           rebuildLookback: '1h',
-          slack: { enabled: true, apiUrl: slack.apiUrl, botToken: 'xoxb-bench', signingSecret: SECRET, queue: 'bench-slack', users: [{ slackUserId: 'U0ALICE', subject: 'alice', groups: ['sre'] }] },
+          slack: {
+            enabled: true,
+            apiUrl: slack.apiUrl,
+            botToken: 'xoxb-bench',
+            signingSecret: SECRET,
+            queue: 'bench-slack',
+            users: [{ slackUserId: 'U0ALICE', subject: 'alice', groups: ['sre'] }],
+          },
         },
       },
       dir,
@@ -114,9 +121,19 @@ async function main(): Promise<void> {
     pipeline: new EdgePipeline({
       nodeId: 'bench-edge',
       connections: new ConnectionRegistry([
-        createUpstreamConnection({ name: 'k', type: 'kubernetes', server: listenUrl('https', HOST, (upstream.address() as AddressInfo).port), caPem: tls.caPem, token: 'upstream' }),
+        createUpstreamConnection({
+          name: 'k',
+          type: 'kubernetes',
+          server: listenUrl('https', HOST, (upstream.address() as AddressInfo).port),
+          caPem: tls.caPem,
+          token: 'upstream',
+        }),
       ]),
-      verifier: new TokenVerifier({ issuers: [{ issuer: issuer.issuer, audiences: ['portcullis'], algorithms: ['ES256'], keys: { jwks: issuer.jwks() } }], maxTokenLifetimeMs: 3_600_000, clockSkewMs: 5000 }),
+      verifier: new TokenVerifier({
+        issuers: [{ issuer: issuer.issuer, audiences: ['portcullis'], algorithms: ['ES256'], keys: { jwks: issuer.jwks() } }],
+        maxTokenLifetimeMs: 3_600_000,
+        clockSkewMs: 5000,
+      }),
       decisions: new DecisionClient(handle.bus, 2000),
       audit: new AuditPublisher(handle.log, 2000, silentLogger),
       logger: silentLogger,
@@ -129,7 +146,11 @@ async function main(): Promise<void> {
   const run = async (i: number, tag: string): Promise<{ releaseMs: number; answerMs: number }> => {
     const name = `${tag}-${i}`;
     const arrived = new Promise<number>((r) => arrivals.set(name, r));
-    const held = edgeRequest(`${listenUrl('https', HOST, edgePort)}/k8s/k/api/v1/namespaces/${name}`, { method: 'DELETE', ca: tls.caPem, headers: { authorization: `Bearer ${token}` } });
+    const held = edgeRequest(`${listenUrl('https', HOST, edgePort)}/k8s/k/api/v1/namespaces/${name}`, {
+      method: 'DELETE',
+      ca: tls.caPem,
+      headers: { authorization: `Bearer ${token}` },
+    });
     let id: string | undefined;
     while (id === undefined) {
       id = slack.messages.find((m) => m.text.includes(`namespaces ${name}`))?.metadata?.event_payload?.['approval_id'] as string | undefined;
@@ -158,8 +179,17 @@ async function main(): Promise<void> {
   answer.sort((a, b) => a - b);
   const f = (x: number): string => `${x.toFixed(1)} ms`;
   console.log(`approval release latency over ${N} approvals (approve click → held request at the upstream)`);
-  console.log(`  p50 ${f(pct(release, 50))}  p90 ${f(pct(release, 90))}  p99 ${f(pct(release, 99))}  max ${f(release.at(-1)!)}  (target p99 < 100 ms: ${pct(release, 99) < 100 ? 'met' : 'MISSED'})`);
-  reportFigures('approval-release', { approvals: N, p50Ms: pct(release, 50), p90Ms: pct(release, 90), p99Ms: pct(release, 99), answerP50Ms: pct(answer, 50), answerP99Ms: pct(answer, 99) });
+  console.log(
+    `  p50 ${f(pct(release, 50))}  p90 ${f(pct(release, 90))}  p99 ${f(pct(release, 99))}  max ${f(release.at(-1)!)}  (target p99 < 100 ms: ${pct(release, 99) < 100 ? 'met' : 'MISSED'})`,
+  );
+  reportFigures('approval-release', {
+    approvals: N,
+    p50Ms: pct(release, 50),
+    p90Ms: pct(release, 90),
+    p99Ms: pct(release, 99),
+    answerP50Ms: pct(answer, 50),
+    answerP99Ms: pct(answer, 99),
+  });
   console.log(`  interaction answered (signature verified, job queued): p50 ${f(pct(answer, 50))}  p99 ${f(pct(answer, 99))}`);
 
   edge.closeAll();

@@ -69,7 +69,15 @@ function requestEvents(n: number, correlationId: string = newEventId()): EventEn
     buildEvent(
       'request.received',
       create(RequestReceivedSchema, {
-        identity: { subject: `system:serviceaccount:ci:bot-${n % 50}`, groups: ['bots', 'ci'], clientId: 'ci-bot', issuer: 'https://issuer.example', tokenId: `jti-${n}`, audiences: ['portcullis'], tokenLifetimeSeconds: 300 },
+        identity: {
+          subject: `system:serviceaccount:ci:bot-${n % 50}`,
+          groups: ['bots', 'ci'],
+          clientId: 'ci-bot',
+          issuer: 'https://issuer.example',
+          tokenId: `jti-${n}`,
+          audiences: ['portcullis'],
+          tokenLifetimeSeconds: 300,
+        },
         attributes: {
           connection: 'prod',
           connectionType: 'kubernetes',
@@ -81,10 +89,14 @@ function requestEvents(n: number, correlationId: string = newEventId()): EventEn
       }),
       { ...meta, id: correlationId },
     ),
-    buildEvent('request.decided', create(RequestDecidedSchema, { decision: { effect: 'allow', ruleId: 'team-read', policyVersion: 'v42' }, decisionLatencyUs: 180 }), {
-      ...meta,
-      causationId: correlationId,
-    }),
+    buildEvent(
+      'request.decided',
+      create(RequestDecidedSchema, { decision: { effect: 'allow', ruleId: 'team-read', policyVersion: 'v42' }, decisionLatencyUs: 180 }),
+      {
+        ...meta,
+        causationId: correlationId,
+      },
+    ),
     buildEvent('request.completed', create(RequestCompletedSchema, { status: 200, bytesOut: 48_213, durationMs: 7, forwarded: true }), meta),
   ];
 }
@@ -142,7 +154,7 @@ function profileRowCosts(): Record<string, number> {
   console.log(
     `per row (this process): decode ${decode.toFixed(1)} µs, map ${map.toFixed(1)} µs, RowBinary ${rowBinary.toFixed(1)} µs` +
       ` = ${(decode + map + rowBinary).toFixed(1)} µs; the JSONEachRow path added payload_json ${payloadJson.toFixed(1)} µs and a JSON line ${jsonLine.toFixed(1)} µs` +
-      ` (${legacyRows.reduce((n, r) => n + r.payload_json.length, 0) / legacyRows.length | 0} B of payload_json per row vs ${wire.reduce((n, w) => n + w.length, 0) / wire.length | 0} B of payload_pb)`,
+      ` (${(legacyRows.reduce((n, r) => n + r.payload_json.length, 0) / legacyRows.length) | 0} B of payload_json per row vs ${(wire.reduce((n, w) => n + w.length, 0) / wire.length) | 0} B of payload_pb)`,
   );
   return Object.fromEntries(Object.entries(figures).map(([k, v]) => [k, Math.round(v * 10) / 10]));
 }
@@ -178,10 +190,12 @@ async function startWriters(natsUrl: string, chUrl: string): Promise<{ pids: num
   for (let w = 0; w < 2; w++) {
     const child = spawn(process.execPath, [script, '--writer', natsUrl, chUrl], { stdio: ['ignore', 'pipe', 'inherit'] });
     children.push(child);
-    ready.push(new Promise((resolve, reject) => {
-      child.stdout.once('data', () => resolve());
-      child.once('exit', (code) => reject(new Error(`writer exited with ${code} before it was ready`)));
-    }));
+    ready.push(
+      new Promise((resolve, reject) => {
+        child.stdout.once('data', () => resolve());
+        child.once('exit', (code) => reject(new Error(`writer exited with ${code} before it was ready`)));
+      }),
+    );
   }
   await Promise.all(ready);
   return {
@@ -322,7 +336,12 @@ async function main(): Promise<void> {
     const sink = new ClickHouseAuditSink({ url: clickhouse.httpUrl, database: DATABASE });
     await sink.migrate();
     await sink.close();
-    console.log(`writers: ${WRITER_SCRIPT ?? 'this build'}; batch size ${BATCH}; load average ${(await import('node:os')).loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+    console.log(
+      `writers: ${WRITER_SCRIPT ?? 'this build'}; batch size ${BATCH}; load average ${(await import('node:os'))
+        .loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')}`,
+    );
     const results: Partial<Record<Shape, ShapeFigures>> = {};
     for (const shape of SHAPES) results[shape] = await measureShape(shape, bus, nats, clickhouse);
     const profile = profileRowCosts();

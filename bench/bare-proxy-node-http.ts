@@ -15,12 +15,15 @@ const up = new URL(upstreamUrl);
 const agent = new Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, scheduling: 'lifo', noDelay: true, ca: readFileSync(caFile, 'utf8') });
 const tls = await loadOrCreateDevTls(join(dir, 'bare-proxy-tls'), ['127.0.0.1', 'localhost']);
 const server = createServer({ cert: tls.certPem, key: tls.keyPem, keepAliveTimeout: 120_000 }, (req, res) => {
-  const u = request({ hostname: up.hostname, port: up.port, method: 'GET', path: req.url ?? '/', headers: { accept: req.headers.accept ?? '*/*' }, agent }, (r) => {
-    const headers: Record<string, string | string[]> = {};
-    for (const [k, v] of Object.entries(r.headers)) if (v !== undefined && k !== 'connection' && k !== 'keep-alive') headers[k] = v;
-    res.writeHead(r.statusCode ?? 502, headers);
-    r.pipe(res);
-  });
+  const u = request(
+    { hostname: up.hostname, port: up.port, method: 'GET', path: req.url ?? '/', headers: { accept: req.headers.accept ?? '*/*' }, agent },
+    (r) => {
+      const headers: Record<string, string | string[]> = {};
+      for (const [k, v] of Object.entries(r.headers)) if (v !== undefined && k !== 'connection' && k !== 'keep-alive') headers[k] = v;
+      res.writeHead(r.statusCode ?? 502, headers);
+      r.pipe(res);
+    },
+  );
   u.on('error', () => res.writeHead(502).end());
   u.end();
 });

@@ -16,19 +16,17 @@ const pool = new Pool(upstreamUrl, { connections: 128, pipelining: 1, connect: {
 const tls = await loadOrCreateDevTls(join(dir, 'bare-proxy-tls'), ['127.0.0.1', 'localhost']);
 
 const server = createServer({ cert: tls.certPem, key: tls.keyPem, keepAliveTimeout: 120_000 }, (req, res) => {
-  pool
-    .request({ method: 'GET', path: req.url ?? '/', headers: { accept: req.headers.accept ?? '*/*' } })
-    .then(
-      (up) => {
-        const headers: Record<string, string | string[]> = {};
-        for (const [k, v] of Object.entries(up.headers)) if (v !== undefined && k !== 'connection' && k !== 'keep-alive') headers[k] = v;
-        res.writeHead(up.statusCode, headers);
-        up.body.pipe(res);
-      },
-      () => {
-        res.writeHead(502).end();
-      },
-    );
+  pool.request({ method: 'GET', path: req.url ?? '/', headers: { accept: req.headers.accept ?? '*/*' } }).then(
+    (up) => {
+      const headers: Record<string, string | string[]> = {};
+      for (const [k, v] of Object.entries(up.headers)) if (v !== undefined && k !== 'connection' && k !== 'keep-alive') headers[k] = v;
+      res.writeHead(up.statusCode, headers);
+      up.body.pipe(res);
+    },
+    () => {
+      res.writeHead(502).end();
+    },
+  );
 });
 server.listen(0, '127.0.0.1');
 await once(server, 'listening');

@@ -43,9 +43,18 @@ export interface BenchResults {
 }
 
 const TARGET_ORDER = ['direct', 'nginx', 'node', 'embedded', 'cluster', 'embeddedBase', 'clusterBase'] as const;
-const COLORS: Record<string, string> = { direct: '#7f7f7f', nginx: '#2ca02c', node: '#1f77b4', embedded: '#ff7f0e', cluster: '#d62728', embeddedBase: '#ffbb78', clusterBase: '#ff9896' };
+const COLORS: Record<string, string> = {
+  direct: '#7f7f7f',
+  nginx: '#2ca02c',
+  node: '#1f77b4',
+  embedded: '#ff7f0e',
+  cluster: '#d62728',
+  embeddedBase: '#ffbb78',
+  clusterBase: '#ff9896',
+};
 
-const num = (x: number, digits = 0): string => (Number.isFinite(x) ? x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '–');
+const num = (x: number, digits = 0): string =>
+  Number.isFinite(x) ? x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '–';
 const ms = (x: number): string => (Number.isFinite(x) ? (x < 10 ? x.toFixed(2) : x.toFixed(1)) : '–');
 const pct = (x: number): string => (Number.isFinite(x) ? `${Math.round(x * 100)} %` : '–');
 const signed = (x: number): string => (Number.isFinite(x) ? `${x >= 0 ? '+' : ''}${ms(x)}` : '–');
@@ -70,9 +79,22 @@ export function targetChecks(p: ProxyFigures): { what: string; target: string; m
   const n64 = c64.get('node');
   const e64 = c64.get('cluster');
   const g64 = c64.get('nginx');
-  if (n64 && e64) out.push({ what: 'throughput at 64 connections vs bare Node (cluster mode)', target: '≥ 60 %', measured: pct(e64.rps / n64.rps), met: e64.rps / n64.rps >= 0.6 });
-  if (g64 && e64) out.push({ what: 'throughput at 64 connections vs nginx (cluster mode)', target: 'report', measured: pct(e64.rps / g64.rps), met: undefined });
-  if (p.stream) out.push({ what: 'edge RSS growth streaming 200 MB (cluster mode)', target: `< ${p.stream.targetMb} MB`, measured: `${p.stream.peakGrowthMb.toFixed(1)} MB`, met: p.stream.peakGrowthMb < p.stream.targetMb });
+  if (n64 && e64)
+    out.push({
+      what: 'throughput at 64 connections vs bare Node (cluster mode)',
+      target: '≥ 60 %',
+      measured: pct(e64.rps / n64.rps),
+      met: e64.rps / n64.rps >= 0.6,
+    });
+  if (g64 && e64)
+    out.push({ what: 'throughput at 64 connections vs nginx (cluster mode)', target: 'report', measured: pct(e64.rps / g64.rps), met: undefined });
+  if (p.stream)
+    out.push({
+      what: 'edge RSS growth streaming 200 MB (cluster mode)',
+      target: `< ${p.stream.targetMb} MB`,
+      measured: `${p.stream.peakGrowthMb.toFixed(1)} MB`,
+      met: p.stream.peakGrowthMb < p.stream.targetMb,
+    });
   return out;
 }
 
@@ -141,7 +163,9 @@ function cpuTable(p: ProxyFigures, scenario: ProxyCell['scenario'], conc: number
     if (!c) continue;
     const cpu = c.cpuUsPerRequest!;
     const total = roles.reduce((n, r) => n + (cpu[r] ?? 0), 0);
-    lines.push(`| ${c.label} | ${roles.map((r) => (cpu[r] === undefined ? '' : num(cpu[r]))).join(' | ')} | ${num(total)} | ${num(2e6 / total)} req/s | ${num(cpu['wrk'] ?? NaN)} |`);
+    lines.push(
+      `| ${c.label} | ${roles.map((r) => (cpu[r] === undefined ? '' : num(cpu[r]))).join(' | ')} | ${num(total)} | ${num(2e6 / total)} req/s | ${num(cpu['wrk'] ?? NaN)} |`,
+    );
   }
   lines.push('');
   return lines;
@@ -151,21 +175,42 @@ function otherMarkdown(parts: BenchResults['parts']): string[] {
   const lines: string[] = ['## Components', ''];
   const f = (part: string, key: string): number => Number(parts[part]?.[key]);
   lines.push('| measure | result |', '| --- | --- |');
-  if (parts['policy-engine']) lines.push(`| policy engine, in process (${f('policy-engine', 'rules')} rules) | ${num(f('policy-engine', 'decisionsPerSecond'))} decisions/s |`);
-  const rt = parts['policy-roundtrip']?.['rows'] as { cache: string; concurrency: number; p50Ms: number; p99Ms: number; decisionsPerSecond: number }[] | undefined;
-  for (const r of rt ?? []) lines.push(`| decision round trip over NATS, cache ${r.cache}, concurrency ${r.concurrency} | p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, ${num(r.decisionsPerSecond)} decisions/s |`);
+  if (parts['policy-engine'])
+    lines.push(`| policy engine, in process (${f('policy-engine', 'rules')} rules) | ${num(f('policy-engine', 'decisionsPerSecond'))} decisions/s |`);
+  const rt = parts['policy-roundtrip']?.['rows'] as
+    { cache: string; concurrency: number; p50Ms: number; p99Ms: number; decisionsPerSecond: number }[] | undefined;
+  for (const r of rt ?? [])
+    lines.push(
+      `| decision round trip over NATS, cache ${r.cache}, concurrency ${r.concurrency} | p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, ${num(r.decisionsPerSecond)} decisions/s |`,
+    );
   if (parts['audit-ingest']) {
-    lines.push(`| audit ingestion: JetStream → two writers → ClickHouse, one event per message | ${num(f('audit-ingest', 'storedPerSecond'))} events/s stored (goal ≥ 50,000); appended ${num(f('audit-ingest', 'appendedPerSecond'))} events/s acked; writers ${num(f('audit-ingest', 'writerCpuUsPerEvent'))} µs CPU/event |`);
-    lines.push(`| … group-committed EventBatch messages of ${num(f('audit-ingest', 'group'))} events (what edges publish) | ${num(f('audit-ingest', 'batched_storedPerSecond'))} events/s stored; writers ${num(f('audit-ingest', 'batched_writerCpuUsPerEvent'))} µs CPU/event; lag p99 ${num(f('audit-ingest', 'batched_lagP99Ms'))} ms at ${num(f('audit-ingest', 'batched_lagOfferedPerSecond'))} events/s |`);
-    lines.push(`| audit lag, publish → queryable, at ${num(f('audit-ingest', 'lagOfferedPerSecond'))} events/s | p50 ${num(f('audit-ingest', 'lagP50Ms'))} ms, p99 ${num(f('audit-ingest', 'lagP99Ms'))} ms (goal p99 < 2000 ms) |`);
+    lines.push(
+      `| audit ingestion: JetStream → two writers → ClickHouse, one event per message | ${num(f('audit-ingest', 'storedPerSecond'))} events/s stored (goal ≥ 50,000); appended ${num(f('audit-ingest', 'appendedPerSecond'))} events/s acked; writers ${num(f('audit-ingest', 'writerCpuUsPerEvent'))} µs CPU/event |`,
+    );
+    lines.push(
+      `| … group-committed EventBatch messages of ${num(f('audit-ingest', 'group'))} events (what edges publish) | ${num(f('audit-ingest', 'batched_storedPerSecond'))} events/s stored; writers ${num(f('audit-ingest', 'batched_writerCpuUsPerEvent'))} µs CPU/event; lag p99 ${num(f('audit-ingest', 'batched_lagP99Ms'))} ms at ${num(f('audit-ingest', 'batched_lagOfferedPerSecond'))} events/s |`,
+    );
+    lines.push(
+      `| audit lag, publish → queryable, at ${num(f('audit-ingest', 'lagOfferedPerSecond'))} events/s | p50 ${num(f('audit-ingest', 'lagP50Ms'))} ms, p99 ${num(f('audit-ingest', 'lagP99Ms'))} ms (goal p99 < 2000 ms) |`,
+    );
   }
-  if (parts['approval-release']) lines.push(`| approval release: approve click → held request at the upstream | p50 ${ms(f('approval-release', 'p50Ms'))} ms, p99 ${ms(f('approval-release', 'p99Ms'))} ms (goal p99 < 100 ms) |`);
+  if (parts['approval-release'])
+    lines.push(
+      `| approval release: approve click → held request at the upstream | p50 ${ms(f('approval-release', 'p50Ms'))} ms, p99 ${ms(f('approval-release', 'p99Ms'))} ms (goal p99 < 100 ms) |`,
+    );
   for (const kind of ['secret', 'pod']) {
     const k = `masker-${kind}`;
-    if (parts[k]) lines.push(`| masker, ${num(f(k, 'mb'))} MB ${kind === 'secret' ? 'SecretList' : 'PodList'} | ${num(f(k, 'maskerMBps'))} MB/s (JSON.parse + stringify: ${num(f(k, 'referenceMBps'))} MB/s) |`);
+    if (parts[k])
+      lines.push(
+        `| masker, ${num(f(k, 'mb'))} MB ${kind === 'secret' ? 'SecretList' : 'PodList'} | ${num(f(k, 'maskerMBps'))} MB/s (JSON.parse + stringify: ${num(f(k, 'referenceMBps'))} MB/s) |`,
+      );
   }
-  if (parts['masking-edge']) lines.push(`| masking a ${f('masking-edge', 'bodyMB').toFixed(2)} MB SecretList at the edge (in process) | +${ms(f('masking-edge', 'addedMs'))} ms (median ${ms(f('masking-edge', 'maskedMedianMs'))} vs ${ms(f('masking-edge', 'plainMedianMs'))} ms) |`);
-  if (parts['masker-rss']) lines.push(`| masker RSS growth over a ${num(f('masker-rss', 'inputMiB'))} MiB SecretList | ${num(f('masker-rss', 'growthMiB'))} MiB |`);
+  if (parts['masking-edge'])
+    lines.push(
+      `| masking a ${f('masking-edge', 'bodyMB').toFixed(2)} MB SecretList at the edge (in process) | +${ms(f('masking-edge', 'addedMs'))} ms (median ${ms(f('masking-edge', 'maskedMedianMs'))} vs ${ms(f('masking-edge', 'plainMedianMs'))} ms) |`,
+    );
+  if (parts['masker-rss'])
+    lines.push(`| masker RSS growth over a ${num(f('masker-rss', 'inputMiB'))} MiB SecretList | ${num(f('masker-rss', 'growthMiB'))} MiB |`);
   lines.push('');
   return lines;
 }
@@ -229,8 +274,12 @@ export function renderSvg(r: BenchResults): string {
       if (!c) return;
       const h = (c.rps / max) * (h1 - 20);
       const x = x0 + i * (barW + 4);
-      out.push(`<rect x="${x}" y="${(top1 + h1 - h).toFixed(1)}" width="${barW}" height="${h.toFixed(1)}" fill="${COLORS[t]}"><title>${esc(c.label)}: ${Math.round(c.rps)} req/s</title></rect>`);
-      out.push(`<text x="${x + barW / 2}" y="${(top1 + h1 - h - 3).toFixed(1)}" font-size="9" text-anchor="middle">${c.rps >= 1000 ? `${(c.rps / 1000).toFixed(1)}k` : Math.round(c.rps)}</text>`);
+      out.push(
+        `<rect x="${x}" y="${(top1 + h1 - h).toFixed(1)}" width="${barW}" height="${h.toFixed(1)}" fill="${COLORS[t]}"><title>${esc(c.label)}: ${Math.round(c.rps)} req/s</title></rect>`,
+      );
+      out.push(
+        `<text x="${x + barW / 2}" y="${(top1 + h1 - h - 3).toFixed(1)}" font-size="9" text-anchor="middle">${c.rps >= 1000 ? `${(c.rps / 1000).toFixed(1)}k` : Math.round(c.rps)}</text>`,
+      );
     });
     out.push(`<text x="${x0 + (groupW - 30) / 2}" y="${top1 + h1 + 16}" text-anchor="middle">${esc(g.title)}</text>`);
   });
@@ -241,7 +290,9 @@ export function renderSvg(r: BenchResults): string {
   const y = (v: number): number => top2 + h2 - ((Math.log10(Math.max(v, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * h2;
   out.push(`<text x="${left}" y="${top2 - 14}" font-weight="bold">latency, ms (log scale): bar = p50, black tick = p99</text>`);
   for (let v = lo; v <= hi * 1.0001; v *= 10) {
-    out.push(`<line x1="${left - 5}" y1="${y(v).toFixed(1)}" x2="${W - 20}" y2="${y(v).toFixed(1)}" stroke="#ddd"/><text x="${left - 8}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${v >= 1 ? v : v.toString()}</text>`);
+    out.push(
+      `<line x1="${left - 5}" y1="${y(v).toFixed(1)}" x2="${W - 20}" y2="${y(v).toFixed(1)}" stroke="#ddd"/><text x="${left - 8}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${v >= 1 ? v : v.toString()}</text>`,
+    );
   }
   groups.forEach((g, gi) => {
     const x0 = left + gi * groupW + 15;
@@ -249,13 +300,17 @@ export function renderSvg(r: BenchResults): string {
       const c = g.cells.get(t);
       if (!c) return;
       const x = x0 + i * (barW + 4);
-      out.push(`<rect x="${x}" y="${y(c.p50Ms).toFixed(1)}" width="${barW}" height="${(top2 + h2 - y(c.p50Ms)).toFixed(1)}" fill="${COLORS[t]}"><title>${esc(c.label)}: p50 ${ms(c.p50Ms)} ms, p99 ${ms(c.p99Ms)} ms</title></rect>`);
+      out.push(
+        `<rect x="${x}" y="${y(c.p50Ms).toFixed(1)}" width="${barW}" height="${(top2 + h2 - y(c.p50Ms)).toFixed(1)}" fill="${COLORS[t]}"><title>${esc(c.label)}: p50 ${ms(c.p50Ms)} ms, p99 ${ms(c.p99Ms)} ms</title></rect>`,
+      );
       out.push(`<line x1="${x - 2}" y1="${y(c.p99Ms).toFixed(1)}" x2="${x + barW + 2}" y2="${y(c.p99Ms).toFixed(1)}" stroke="#000" stroke-width="2"/>`);
       out.push(`<line x1="${x + barW / 2}" y1="${y(c.p50Ms).toFixed(1)}" x2="${x + barW / 2}" y2="${y(c.p99Ms).toFixed(1)}" stroke="#000"/>`);
     });
     out.push(`<text x="${x0 + (groupW - 30) / 2}" y="${top2 + h2 + 16}" text-anchor="middle">${esc(g.title)}</text>`);
   });
-  out.push(`<text x="${left}" y="${H - 12}" fill="#555">commit ${esc(r.commit)}, Node ${esc(r.node)}, ${r.cpus} CPUs; wrk in its own process; all targets in front of one static HTTPS upstream</text>`);
+  out.push(
+    `<text x="${left}" y="${H - 12}" fill="#555">commit ${esc(r.commit)}, Node ${esc(r.node)}, ${r.cpus} CPUs; wrk in its own process; all targets in front of one static HTTPS upstream</text>`,
+  );
   out.push('</svg>', '');
   return out.join('\n');
 }

@@ -3,14 +3,7 @@
  * 1024 distinct requests against it.
  */
 import { stringify } from 'yaml';
-import {
-  IdentitySchema,
-  KubeAttributesSchema,
-  RequestAttributesSchema,
-  create,
-  type Identity,
-  type RequestAttributes,
-} from '@portcullis/contracts';
+import { IdentitySchema, KubeAttributesSchema, RequestAttributesSchema, create, type Identity, type RequestAttributes } from '@portcullis/contracts';
 
 export const RULES = 500;
 
@@ -43,10 +36,7 @@ export function generatePolicy(): string {
       ...(effect === 'allow' && i % 4 === 0 ? { mask: 'secrets' } : {}),
     });
   }
-  return stringify(
-    { apiVersion: 'portcullis.dev/v1', kind: 'Policy', metadata: { name: 'bench', version: 'b1' }, rules },
-    { aliasDuplicateObjects: false },
-  );
+  return stringify({ apiVersion: 'portcullis.dev/v1', kind: 'Policy', metadata: { name: 'bench', version: 'b1' }, rules }, { aliasDuplicateObjects: false });
 }
 
 export function request(i: number): [Identity, RequestAttributes] {
@@ -68,4 +58,3 @@ export function request(i: number): [Identity, RequestAttributes] {
   });
   return [identity, attributes];
 }
-

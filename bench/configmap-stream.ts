@@ -1,7 +1,8 @@
 /** A ConfigMapList of about `bytes` without a length, written chunk by chunk with back-pressure. */
 import type { ServerResponse } from 'node:http';
 
-const item = (i: number): string => JSON.stringify({ metadata: { name: `cm-${i}`, namespace: 'bench', resourceVersion: String(i) }, data: { payload: 'x'.repeat(900) } });
+const item = (i: number): string =>
+  JSON.stringify({ metadata: { name: `cm-${i}`, namespace: 'bench', resourceVersion: String(i) }, data: { payload: 'x'.repeat(900) } });
 
 /** Streams the list to `res` (status 200, JSON): the edge's RSS under a long body is measured with it. */
 export function streamConfigMapList(res: ServerResponse, bytes: number): void {

@@ -52,7 +52,17 @@ function requestEvents(i: number): EventEnvelope[] {
   const attributes = {
     connection: 'prod-eu',
     connectionType: 'kubernetes',
-    kube: { isResourceRequest: true, verb: 'patch', apiPrefix: 'apis', apiGroup: 'apps', apiVersion: 'v1', namespace: 'payments', resource: 'deployments', name: 'checkout-api', path: '/apis/apps/v1/namespaces/payments/deployments/checkout-api' },
+    kube: {
+      isResourceRequest: true,
+      verb: 'patch',
+      apiPrefix: 'apis',
+      apiGroup: 'apps',
+      apiVersion: 'v1',
+      namespace: 'payments',
+      resource: 'deployments',
+      name: 'checkout-api',
+      path: '/apis/apps/v1/namespaces/payments/deployments/checkout-api',
+    },
     method: 'PATCH',
     sourceIp: '10.42.7.19',
     userAgent: 'kubectl/v1.31.2 (linux/amd64) kubernetes/5864a46',
@@ -61,7 +71,11 @@ function requestEvents(i: number): EventEnvelope[] {
   const decision = { effect: 'allow', ruleId: 'deployers-may-patch', policyVersion: 'v42-9c1d2e', message: '', maskProfile: 'default' };
   return [
     buildEvent(EventType.RequestReceived, create(RequestReceivedSchema, { identity, attributes }), meta),
-    buildEvent(EventType.RequestDecided, create(RequestDecidedSchema, { decision, cached: true, decisionLatencyUs: 182 }), { ...meta, id: `${requestId}-d`, causationId: requestId }),
+    buildEvent(EventType.RequestDecided, create(RequestDecidedSchema, { decision, cached: true, decisionLatencyUs: 182 }), {
+      ...meta,
+      id: `${requestId}-d`,
+      causationId: requestId,
+    }),
     buildEvent(
       EventType.RequestCompleted,
       create(RequestCompletedSchema, {
@@ -70,8 +84,19 @@ function requestEvents(i: number): EventEnvelope[] {
         bytesIn: 5821,
         durationMs: 38,
         forwarded: true,
-        requestBody: { bytes: 412, sha256: 'a'.repeat(64), contentType: 'application/strategic-merge-patch+json', excerpt: '{"spec":{"template":{"metadata":{"annotations":{"kubectl.kubernetes.io/restartedAt":"2026-11-26T10:00:00Z"}}}}}' },
-        responseBody: { bytes: 5821, sha256: 'b'.repeat(64), contentType: 'application/json', excerpt: '{"kind":"Deployment","apiVersion":"apps/v1","metadata":{"name":"checkout-api","namespace":"payments"}}', truncated: true },
+        requestBody: {
+          bytes: 412,
+          sha256: 'a'.repeat(64),
+          contentType: 'application/strategic-merge-patch+json',
+          excerpt: '{"spec":{"template":{"metadata":{"annotations":{"kubectl.kubernetes.io/restartedAt":"2026-11-26T10:00:00Z"}}}}}',
+        },
+        responseBody: {
+          bytes: 5821,
+          sha256: 'b'.repeat(64),
+          contentType: 'application/json',
+          excerpt: '{"kind":"Deployment","apiVersion":"apps/v1","metadata":{"name":"checkout-api","namespace":"payments"}}',
+          truncated: true,
+        },
       }),
       { ...meta, id: `${requestId}-c`, causationId: requestId },
     ),
@@ -100,7 +125,8 @@ const chain = new AuditChain('edge-7f9c2', Date.parse('2026-11-26T10:00:00Z'), '
 const wires = events.map((e) => chain.seal(e));
 const batches = Array.from({ length: events.length / 2 }, (_, i) => encodeEventBatch([wires[2 * i]!, wires[2 * i + 1]!]));
 for (const [i, e] of events.entries()) {
-  if (Buffer.compare(toBinary(EventEnvelopeSchema, e), encodeMessage(EventEnvelopeSchema, e)) !== 0) throw new Error(`event ${i}: the codec's bytes differ from toBinary`);
+  if (Buffer.compare(toBinary(EventEnvelopeSchema, e), encodeMessage(EventEnvelopeSchema, e)) !== 0)
+    throw new Error(`event ${i}: the codec's bytes differ from toBinary`);
 }
 
 let sink = 0; // keeps results alive so no variant is optimised away
@@ -132,7 +158,8 @@ const variants: Record<string, () => void> = {
     for (let i = 0; i < OPS; i++) sink += decodeEvent(wires[i % wires.length]!).id.length;
   },
   'batch of 2 encode protobuf-es': () => {
-    for (let i = 0; i < OPS; i++) sink += toBinary(EventBatchSchema, create(EventBatchSchema, { events: [wires[i % wires.length]!, wires[(i + 1) % wires.length]!] })).length;
+    for (let i = 0; i < OPS; i++)
+      sink += toBinary(EventBatchSchema, create(EventBatchSchema, { events: [wires[i % wires.length]!, wires[(i + 1) % wires.length]!] })).length;
   },
   'batch of 2 encode codec': () => {
     for (let i = 0; i < OPS; i++) sink += encodeEventBatch([wires[i % wires.length]!, wires[(i + 1) % wires.length]!]).length;
@@ -178,11 +205,15 @@ for (const [label, base, ours] of rows) {
 }
 const plainBase = us('encode protobuf-es') + us('decode protobuf-es');
 const plainOurs = us('encode codec') + us('decode codec');
-console.log(`${'encode + decode'.padEnd(34)}${plainBase.toFixed(2).padStart(13)}${plainOurs.toFixed(2).padStart(10)}${`${(plainBase / plainOurs).toFixed(1)}×`.padStart(9)}`);
+console.log(
+  `${'encode + decode'.padEnd(34)}${plainBase.toFixed(2).padStart(13)}${plainOurs.toFixed(2).padStart(10)}${`${(plainBase / plainOurs).toFixed(1)}×`.padStart(9)}`,
+);
 figures['encode + decode'] = { protobufEsUs: plainBase, codecUs: plainOurs, ratio: plainBase / plainOurs };
 const encDecBase = us('seal protobuf-es') + us('decode protobuf-es');
 const encDecOurs = us('seal codec') + us('decode codec');
-console.log(`${'seal + decode'.padEnd(34)}${encDecBase.toFixed(2).padStart(13)}${encDecOurs.toFixed(2).padStart(10)}${`${(encDecBase / encDecOurs).toFixed(1)}×`.padStart(9)}`);
+console.log(
+  `${'seal + decode'.padEnd(34)}${encDecBase.toFixed(2).padStart(13)}${encDecOurs.toFixed(2).padStart(10)}${`${(encDecBase / encDecOurs).toFixed(1)}×`.padStart(9)}`,
+);
 console.log(`decodeEvent (codec + its checks): ${us('decodeEvent (codec + checks)').toFixed(2)} µs`);
 figures['seal + decode'] = { protobufEsUs: encDecBase, codecUs: encDecOurs, ratio: encDecBase / encDecOurs };
 reportFigures('event-codec', figures);

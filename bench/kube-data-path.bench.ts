@@ -42,7 +42,9 @@ function startChild(script: string, args: readonly string[]): Promise<{ child: C
 }
 
 async function load(url: string, caFile: string, token: string): Promise<{ p50Ms: number; p99Ms: number; rps: number; errors: number }> {
-  const child = spawn(process.execPath, [join(here, 'http-load.js'), url, caFile, token, String(CONCURRENCY), String(REQUESTS)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [join(here, 'http-load.js'), url, caFile, token, String(CONCURRENCY), String(REQUESTS)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   await once(child, 'exit');
@@ -66,7 +68,12 @@ async function bigListUpstream(bytes: number): Promise<{ url: string; caPem: str
   return { url: listenUrl('https', bound.address, bound.port), caPem: tls.caPem, token: 'bench', close: () => server.close() };
 }
 
-async function streamThrough(url: string, ca: string, token: string, edgePid: number): Promise<{ bytes: number; seconds: number; peakGrowthMb: number; baselineMb: number }> {
+async function streamThrough(
+  url: string,
+  ca: string,
+  token: string,
+  edgePid: number,
+): Promise<{ bytes: number; seconds: number; peakGrowthMb: number; baselineMb: number }> {
   const baseline = rssKb(edgePid);
   let peak = baseline;
   const sampler = setInterval(() => (peak = Math.max(peak, rssKb(edgePid))), 20);

@@ -8,7 +8,8 @@ import { startTestEdge } from '../test/support/kube-edge.js';
 const connections = JSON.parse(process.argv[2] ?? '{}') as Record<string, { url: string; caPem: string; token: string }>;
 const edge = await startTestEdge({
   connections,
-  policy: 'apiVersion: portcullis.dev/v1\nkind: Policy\nmetadata: { name: bench, version: "v1" }\nrules:\n  - id: bots\n    match: { groups: [bots] }\n    effect: allow\n',
+  policy:
+    'apiVersion: portcullis.dev/v1\nkind: Policy\nmetadata: { name: bench, version: "v1" }\nrules:\n  - id: bots\n    match: { groups: [bots] }\n    effect: allow\n',
   upstreamTimeoutMs: 30_000,
   keepEvents: false,
 });

@@ -48,20 +48,44 @@ function secretItem(i: number): string {
       labels: { app: `app-${i}`, team: `team-${i % 40}`, 'app.kubernetes.io/managed-by': 'helm' },
       annotations: { 'meta.helm.sh/release-name': `app-${i}` },
     },
-    data: { username: b64(`user-${i}`), password: b64(`pw-${i}-${'x'.repeat(24)}`), 'tls.key': b64(`-----BEGIN PRIVATE KEY-----\n${'A'.repeat(600)}\n-----END PRIVATE KEY-----\n`) },
+    data: {
+      username: b64(`user-${i}`),
+      password: b64(`pw-${i}-${'x'.repeat(24)}`),
+      'tls.key': b64(`-----BEGIN PRIVATE KEY-----\n${'A'.repeat(600)}\n-----END PRIVATE KEY-----\n`),
+    },
     type: 'Opaque',
   });
 }
 
 function podItem(i: number): string {
   return JSON.stringify({
-    metadata: { name: `web-${i}`, namespace: `team-${i % 40}`, labels: { app: 'web', 'pod-template-hash': '7c5ddbdf54' }, creationTimestamp: '2026-01-01T00:00:00Z' },
+    metadata: {
+      name: `web-${i}`,
+      namespace: `team-${i % 40}`,
+      labels: { app: 'web', 'pod-template-hash': '7c5ddbdf54' },
+      creationTimestamp: '2026-01-01T00:00:00Z',
+    },
     spec: {
-      containers: [{ name: 'web', image: 'ghcr.io/example/web:2.3.0', env: [{ name: 'LOG_LEVEL', value: 'info' }, { name: 'DB_PASSWORD', value: `pw-${i}` }, { name: 'REGION', value: 'eu-west-1' }], resources: { requests: { cpu: '100m', memory: '128Mi' } } }],
+      containers: [
+        {
+          name: 'web',
+          image: 'ghcr.io/example/web:2.3.0',
+          env: [
+            { name: 'LOG_LEVEL', value: 'info' },
+            { name: 'DB_PASSWORD', value: `pw-${i}` },
+            { name: 'REGION', value: 'eu-west-1' },
+          ],
+          resources: { requests: { cpu: '100m', memory: '128Mi' } },
+        },
+      ],
       nodeName: `node-${i % 12}`,
       serviceAccountName: 'default',
     },
-    status: { phase: 'Running', podIP: `10.0.${i % 255}.${i % 253}`, conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: '2026-01-01T00:00:10Z' }] },
+    status: {
+      phase: 'Running',
+      podIP: `10.0.${i % 255}.${i % 253}`,
+      conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: '2026-01-01T00:00:10Z' }],
+    },
   });
 }
 
@@ -91,7 +115,10 @@ function throughput(): void {
   console.log('\n## Masker throughput (64 KiB chunks, median of 5)\n');
   console.log('| body | size | streaming masker | JSON.parse + JSON.stringify (reference) |');
   console.log('| --- | --- | --- | --- |');
-  for (const [kind, item] of [['Secret', secretItem], ['Pod', podItem]] as const) {
+  for (const [kind, item] of [
+    ['Secret', secretItem],
+    ['Pod', podItem],
+  ] as const) {
     const body = list(kind, item, 50 * 1024 * 1024);
     maskAll(profile, list(kind, item, 1024 * 1024), kind); // warm up the JIT
     const masked: number[] = [];
@@ -137,7 +164,14 @@ rules:
     return encodeDecisionReply(decisionReply({ decision: evaluate(policy, req.identity!, req.attributes!, new Date()) }));
   });
   const tls = await loadOrCreateDevTls(join(dir, 'tls'), ['127.0.0.1']);
-  const issuer = await DevIssuer.open({ issuer: 'https://bench/oidc', audience: 'p', tokenLifetimeMs: 600_000, maxTokenLifetimeMs: 3_600_000, clients: [{ id: 'b', secret: 'bench-secret', groups: [], scopes: [] }], stateDir: dir });
+  const issuer = await DevIssuer.open({
+    issuer: 'https://bench/oidc',
+    audience: 'p',
+    tokenLifetimeMs: 600_000,
+    maxTokenLifetimeMs: 3_600_000,
+    clients: [{ id: 'b', secret: 'bench-secret', groups: [], scopes: [] }],
+    stateDir: dir,
+  });
   const token = (await issuer.issue({ clientId: 'b', clientSecret: 'bench-secret' })).accessToken;
   const server = new EdgeServer({
     host: '127.0.0.1',
@@ -146,8 +180,16 @@ rules:
     logger: silentLogger,
     pipeline: new EdgePipeline({
       nodeId: 'bench',
-      connections: new ConnectionRegistry(['masked', 'plain'].map((name) => createUpstreamConnection({ name, type: 'kubernetes', server: listenUrl('http', bound.address, bound.port), impersonate: false }))),
-      verifier: new TokenVerifier({ issuers: [{ issuer: issuer.issuer, audiences: ['p'], algorithms: ['ES256'], keys: { jwks: issuer.jwks() } }], maxTokenLifetimeMs: 3_600_000, clockSkewMs: 5_000 }),
+      connections: new ConnectionRegistry(
+        ['masked', 'plain'].map((name) =>
+          createUpstreamConnection({ name, type: 'kubernetes', server: listenUrl('http', bound.address, bound.port), impersonate: false }),
+        ),
+      ),
+      verifier: new TokenVerifier({
+        issuers: [{ issuer: issuer.issuer, audiences: ['p'], algorithms: ['ES256'], keys: { jwks: issuer.jwks() } }],
+        maxTokenLifetimeMs: 3_600_000,
+        clockSkewMs: 5_000,
+      }),
       decisions: new DecisionClient(handle.bus, 2_000),
       audit: new AuditPublisher(handle.log, 2_000, silentLogger),
       logger: silentLogger,
@@ -159,11 +201,14 @@ rules:
   const one = (connection: string): Promise<number> =>
     new Promise((resolve, reject) => {
       const t = performance.now();
-      httpsRequest({ hostname: '127.0.0.1', port: edgePort, path: `/k8s/${connection}/api/v1/secrets`, agent, headers: { authorization: `Bearer ${token}` } }, (res) => {
-        res.on('data', () => undefined);
-        res.on('end', () => resolve(performance.now() - t));
-        res.on('error', reject);
-      })
+      httpsRequest(
+        { hostname: '127.0.0.1', port: edgePort, path: `/k8s/${connection}/api/v1/secrets`, agent, headers: { authorization: `Bearer ${token}` } },
+        (res) => {
+          res.on('data', () => undefined);
+          res.on('end', () => resolve(performance.now() - t));
+          res.on('error', reject);
+        },
+      )
         .on('error', reject)
         .end();
     });
@@ -190,7 +235,12 @@ rules:
   console.log('| --- | --- | --- |');
   console.log(`| unmasked (fast path) | ${med('plain').toFixed(2)} ms | ${p95('plain').toFixed(2)} ms |`);
   console.log(`| masked (profile secrets) | ${med('masked').toFixed(2)} ms | ${p95('masked').toFixed(2)} ms |`);
-  reportFigures('masking-edge', { bodyMB: body.length / 1e6, plainMedianMs: med('plain'), maskedMedianMs: med('masked'), addedMs: med('masked') - med('plain') });
+  reportFigures('masking-edge', {
+    bodyMB: body.length / 1e6,
+    plainMedianMs: med('plain'),
+    maskedMedianMs: med('masked'),
+    addedMs: med('masked') - med('plain'),
+  });
   console.log(`| added by masking | ${(med('masked') - med('plain')).toFixed(2)} ms (×${(med('masked') / med('plain')).toFixed(2)}) | |`);
   agent.destroy();
   server.closeAll();
@@ -234,7 +284,9 @@ function peakRss(): void {
   console.log('| --- | --- | --- | --- | --- | --- |');
   const mb = (n: number) => `${(n / 1024 / 1024).toFixed(0)} MiB`;
   reportFigures('masker-rss', { inputMiB: x.fedBytes / 1048576, growthMiB: (x.peakRss - x.baselineRss) / 1048576, seconds: x.ms / 1000 });
-  console.log(`| ${mb(x.fedBytes)} | ${x.masked} | ${(x.ms / 1000).toFixed(1)} s | ${mb(x.baselineRss)} | ${mb(x.peakRss)} | ${mb(x.peakRss - x.baselineRss)} |`);
+  console.log(
+    `| ${mb(x.fedBytes)} | ${x.masked} | ${(x.ms / 1000).toFixed(1)} s | ${mb(x.baselineRss)} | ${mb(x.peakRss)} | ${mb(x.peakRss - x.baselineRss)} |`,
+  );
 }
 
 if (process.argv.includes('--rss-child')) rssChild();

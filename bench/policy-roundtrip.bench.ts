@@ -75,7 +75,11 @@ async function newResponder(data: ResponderData): Promise<{ serve(): Promise<voi
   const file = join(data.dir, 'policy.yaml');
   writeFileSync(file, generatePolicy());
   const config = parseConfig(
-    { node: { id: 'bench-policy-new', stateDir: join(data.dir, 'state') }, bus: { mode: 'nats', nats: { servers: [data.url] } }, policy: { source: 'file', file } },
+    {
+      node: { id: 'bench-policy-new', stateDir: join(data.dir, 'state') },
+      bus: { mode: 'nats', nats: { servers: [data.url] } },
+      policy: { source: 'file', file },
+    },
     { configDir: data.dir },
   );
   const running: RunningProcess = await startProcess({ config, roles: [Role.Policy], label: 'bench-policy', logger: silentLogger });
@@ -84,7 +88,9 @@ async function newResponder(data: ResponderData): Promise<{ serve(): Promise<voi
   return {
     serve: () =>
       new Promise<void>((resolve, reject) =>
-        transport.listen((err) => (err === undefined ? resolve() : reject(err instanceof Error ? err : new Error('the bus transport did not listen', { cause: err })))),
+        transport.listen((err) =>
+          err === undefined ? resolve() : reject(err instanceof Error ? err : new Error('the bus transport did not listen', { cause: err })),
+        ),
       ),
     pause: () => transport.close(),
     stop: () => running.close(),
@@ -142,7 +148,13 @@ async function run(client: DecisionClient, cache: DecisionCache | undefined, con
   latencies.sort((a, b) => a - b);
   const at = (q: number): number => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
   const looked = cache === undefined ? 0 : cache.stats.hits + cache.stats.misses;
-  return { p50: at(0.5), p99: at(0.99), rate: latencies.length / seconds, hitRate: looked === 0 ? 0 : (cache?.stats.hits ?? 0) / looked, count: latencies.length };
+  return {
+    p50: at(0.5),
+    p99: at(0.99),
+    rate: latencies.length / seconds,
+    hitRate: looked === 0 ? 0 : (cache?.stats.hits ?? 0) / looked,
+    count: latencies.length,
+  };
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
@@ -210,7 +222,22 @@ async function main(): Promise<void> {
   if (own !== undefined) await own.stop();
 
   const of = (kind: Responder, mode: string, concurrency: number): Sample[] => samples.get(`${kind}/${mode}/${concurrency}`) ?? [];
-  const header = ['cache', 'conc.', 'old p50', 'new p50', 'p50 new/old', 'old p99', 'new p99', 'p99 new/old', 'CPU µs old', 'CPU µs new', 'new decisions/s', 'hit rate', 'spread p50 old | new', 'spread p99 old | new'];
+  const header = [
+    'cache',
+    'conc.',
+    'old p50',
+    'new p50',
+    'p50 new/old',
+    'old p99',
+    'new p99',
+    'p99 new/old',
+    'CPU µs old',
+    'CPU µs new',
+    'new decisions/s',
+    'hit rate',
+    'spread p50 old | new',
+    'spread p99 old | new',
+  ];
   const rows: string[][] = [];
   const comparison: Record<string, unknown>[] = [];
   for (const mode of ['off', 'on'] as const) {
@@ -239,8 +266,18 @@ async function main(): Promise<void> {
       comparison.push({
         cache: mode,
         concurrency,
-        old: { p50Ms: p(o, 'p50'), p99Ms: p(o, 'p99'), decisionsPerSecond: median(o.map((x) => x.rate)), responderCpuUsPerDecision: median(o.map((x) => x.cpuUs ?? NaN)) },
-        new: { p50Ms: p(n, 'p50'), p99Ms: p(n, 'p99'), decisionsPerSecond: median(n.map((x) => x.rate)), responderCpuUsPerDecision: median(n.map((x) => x.cpuUs ?? NaN)) },
+        old: {
+          p50Ms: p(o, 'p50'),
+          p99Ms: p(o, 'p99'),
+          decisionsPerSecond: median(o.map((x) => x.rate)),
+          responderCpuUsPerDecision: median(o.map((x) => x.cpuUs ?? NaN)),
+        },
+        new: {
+          p50Ms: p(n, 'p50'),
+          p99Ms: p(n, 'p99'),
+          decisionsPerSecond: median(n.map((x) => x.rate)),
+          responderCpuUsPerDecision: median(n.map((x) => x.cpuUs ?? NaN)),
+        },
         p50Ratio: ratio50,
         p99Ratio: ratio99,
       });
@@ -260,7 +297,13 @@ async function main(): Promise<void> {
   reportFigures('policy-roundtrip', {
     rows: comparison.map((c) => {
       const n = c['new'] as { p50Ms: number; p99Ms: number; decisionsPerSecond: number };
-      return { cache: c['cache'], concurrency: c['concurrency'], p50Ms: Number(n.p50Ms.toFixed(3)), p99Ms: Number(n.p99Ms.toFixed(3)), decisionsPerSecond: Math.round(n.decisionsPerSecond) };
+      return {
+        cache: c['cache'],
+        concurrency: c['concurrency'],
+        p50Ms: Number(n.p50Ms.toFixed(3)),
+        p99Ms: Number(n.p99Ms.toFixed(3)),
+        decisionsPerSecond: Math.round(n.decisionsPerSecond),
+      };
     }),
     comparison,
   });

@@ -232,7 +232,11 @@ http {
 }
 
 /** The edge in embedded mode: `portcullis start` (in-process bus and policy, SQLite audit log). */
-async function startEmbedded(upstream: { url: string; caFile: string; tokenFile: string }, policyFile: string, build: EdgeBuild = THIS_BUILD): Promise<{ url: string; token: string; pid: number }> {
+async function startEmbedded(
+  upstream: { url: string; caFile: string; tokenFile: string },
+  policyFile: string,
+  build: EdgeBuild = THIS_BUILD,
+): Promise<{ url: string; token: string; pid: number }> {
   const port = await freePort();
   const edir = join(dir, `embedded${build.key}`);
   const config = writeConfig(dir, `embedded${build.key}.yaml`, {
@@ -240,7 +244,9 @@ async function startEmbedded(upstream: { url: string; caFile: string; tokenFile:
     edge: { listen: { host: '127.0.0.1', port } },
     // The embedded gateway also serves the approval API: a free port, not the shared default.
     approval: { listen: { host: '127.0.0.1', port: await freePort() } },
-    identity: { devIssuer: { enabled: true, tokenLifetime: '1h', clients: [{ id: 'bench-bot', secret: 'bench-bot-secret-1', subject: 'bench-bot', groups: ['bots'] }] } },
+    identity: {
+      devIssuer: { enabled: true, tokenLifetime: '1h', clients: [{ id: 'bench-bot', secret: 'bench-bot-secret-1', subject: 'bench-bot', groups: ['bots'] }] },
+    },
     connections: [{ name: 'bench', type: 'kubernetes', server: upstream.url, caFile: upstream.caFile, tokenFile: upstream.tokenFile }],
     sandbox: { enabled: 'never' },
     policy: { file: policyFile },
@@ -269,7 +275,12 @@ async function startCluster(
     edge: { listen: { host: '127.0.0.1', port } },
     bus: { mode: 'nats', nats: { servers: [nats.url] } },
     identity: {
-      devIssuer: { enabled: true, issuerUrl: `https://127.0.0.1:${port}/oidc/dev`, tokenLifetime: '1h', clients: [{ id: 'bench-bot', secret: 'bench-bot-secret-1', subject: 'bench-bot', groups: ['bots'] }] },
+      devIssuer: {
+        enabled: true,
+        issuerUrl: `https://127.0.0.1:${port}/oidc/dev`,
+        tokenLifetime: '1h',
+        clients: [{ id: 'bench-bot', secret: 'bench-bot-secret-1', subject: 'bench-bot', groups: ['bots'] }],
+      },
     },
     connections: [{ name: 'bench', type: 'kubernetes', server: upstream.url, caFile: upstream.caFile, tokenFile: upstream.tokenFile }],
     policy: { file: policyFile },
@@ -278,7 +289,10 @@ async function startCluster(
   const rolePids: Record<string, number> = { nats: nats.pid ?? 0, clickhouse: clickhouse.pid ?? 0 };
   const roles = writeConfig(dir, `cluster${build.key}-roles.yaml`, base(`bench-roles${build.key}`));
   const metricsPort = await freePort();
-  const edgeConfig = writeConfig(dir, `cluster${build.key}-edge.yaml`, { ...base(`bench-edge${build.key}`), observability: { listen: { host: '127.0.0.1', port: metricsPort } } });
+  const edgeConfig = writeConfig(dir, `cluster${build.key}-edge.yaml`, {
+    ...base(`bench-edge${build.key}`),
+    observability: { listen: { host: '127.0.0.1', port: metricsPort } },
+  });
   clusterMetricsUrls.set(target, `http://127.0.0.1:${metricsPort}/metrics`);
   for (const role of ['policy', 'audit']) {
     const p = startPortcullis(['serve', role, '--config', roles], { env: { PORTCULLIS_LOG_LEVEL: 'warn' }, cli: build.cli });
@@ -314,7 +328,23 @@ async function wrk(binary: string, url: string, token: string, connections: numb
   const l = load1();
   const child = spawn(
     binary,
-    ['-t', String(threads), '-c', String(connections), '-d', `${seconds}s`, '--timeout', '10s', '-s', script, '-H', `Authorization: Bearer ${token}`, '-H', 'Accept: application/json', url],
+    [
+      '-t',
+      String(threads),
+      '-c',
+      String(connections),
+      '-d',
+      `${seconds}s`,
+      '--timeout',
+      '10s',
+      '-s',
+      script,
+      '-H',
+      `Authorization: Bearer ${token}`,
+      '-H',
+      'Accept: application/json',
+      url,
+    ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   const before = Object.fromEntries(Object.entries(roles).map(([role, pid]) => [role, cpuSeconds(pid, true)]));
@@ -352,7 +382,12 @@ function rssKb(pid: number): number {
   return Number(m?.[1] ?? 0);
 }
 
-async function streamThrough(url: string, ca: string, token: string, pid: number): Promise<{ mb: number; seconds: number; baselineMb: number; peakGrowthMb: number }> {
+async function streamThrough(
+  url: string,
+  ca: string,
+  token: string,
+  pid: number,
+): Promise<{ mb: number; seconds: number; baselineMb: number; peakGrowthMb: number }> {
   const baseline = rssKb(pid);
   let peak = baseline;
   const sampler = setInterval(() => (peak = Math.max(peak, rssKb(pid))), 20);
@@ -391,18 +426,25 @@ interface SummaryCell {
  */
 export function baselineComparison(cells: readonly SummaryCell[]): string {
   const lines = ['', 'This build vs the baseline build (same rounds, interleaved):'];
-  const find = (scenario: string, conc: number, t: Target): SummaryCell | undefined => cells.find((c) => c.scenario === scenario && c.concurrency === conc && c.target === t);
+  const find = (scenario: string, conc: number, t: Target): SummaryCell | undefined =>
+    cells.find((c) => c.scenario === scenario && c.concurrency === conc && c.target === t);
   const edgeCpu = (c: SummaryCell | undefined, run?: LoadRun): number => (run ?? c)?.cpuUsPerRequest['edge'] ?? NaN;
   const proxyCpu = (c: SummaryCell | undefined): number => c?.cpuUsPerRequest['proxy'] ?? NaN;
   for (const scenario of ['small', 'list'] as const) {
     for (const conc of [...new Set(cells.filter((c) => c.scenario === scenario).map((c) => c.concurrency))].sort((a, b) => a - b)) {
       const node = find(scenario, conc, 'node');
-      for (const [now, then] of [['embedded', 'embeddedBase'], ['cluster', 'clusterBase']] as const) {
+      for (const [now, then] of [
+        ['embedded', 'embeddedBase'],
+        ['cluster', 'clusterBase'],
+      ] as const) {
         const a = find(scenario, conc, now);
         const b = find(scenario, conc, then);
         if (a === undefined || b === undefined) continue;
         // Per-round ratio of edge CPU: rounds ran back to back, so each pair saw the same machine.
-        const ratios = a.runs.map((r, i) => edgeCpu(undefined, r) / edgeCpu(undefined, b.runs[i])).filter(Number.isFinite).sort((x, y) => x - y);
+        const ratios = a.runs
+          .map((r, i) => edgeCpu(undefined, r) / edgeCpu(undefined, b.runs[i]))
+          .filter(Number.isFinite)
+          .sort((x, y) => x - y);
         // The headline is the median of the per-round ratios: one noisy round moves it least.
         const spread = ratios.length > 0 ? `×${median(ratios).toFixed(2)} (median of the rounds' ratios: ${ratios.map((x) => x.toFixed(2)).join(', ')})` : '';
         lines.push(
@@ -437,7 +479,8 @@ async function main(): Promise<void> {
 
   const defaultTargets = (Object.keys(Targets) as Target[]).filter((t) => BASELINE_CLI !== undefined || (t !== 'embeddedBase' && t !== 'clusterBase'));
   const wanted = new Set((process.env['BENCH_TARGETS'] ?? defaultTargets.join(',')).split(',') as Target[]);
-  if ((wanted.has('embeddedBase') || wanted.has('clusterBase')) && BASELINE_CLI === undefined) throw new Error('the baseline targets need BENCH_BASELINE=<dir of a built checkout>');
+  if ((wanted.has('embeddedBase') || wanted.has('clusterBase')) && BASELINE_CLI === undefined)
+    throw new Error('the baseline targets need BENCH_BASELINE=<dir of a built checkout>');
   const baseline: EdgeBuild = { key: '-baseline', cli: BASELINE_CLI };
   const base = new Map<Target, { url: string; token: string }>();
   let edgeToken = '';
@@ -481,7 +524,11 @@ async function main(): Promise<void> {
     cpuRoles.set('nginx', { proxy: children.at(-1)?.pid ?? 0, upstream: upstreamPid });
   }
   if (wanted.has('node')) {
-    const n = await startChild(join(here, process.env['BENCH_BARE_NODE_HTTP'] === '1' ? 'bare-proxy-node-http.js' : 'bare-proxy.js'), [upstream.url, upstreamCaFile, dir]);
+    const n = await startChild(join(here, process.env['BENCH_BARE_NODE_HTTP'] === '1' ? 'bare-proxy-node-http.js' : 'bare-proxy.js'), [
+      upstream.url,
+      upstreamCaFile,
+      dir,
+    ]);
     base.set('node', { url: n['url'] ?? '', token: edgeToken });
     cpuRoles.set('node', { proxy: children.at(-1)?.pid ?? 0, upstream: upstreamPid });
   }
@@ -523,7 +570,9 @@ async function main(): Promise<void> {
       const b = base.get(t)!;
       const r = await wrk(wrkBin, `${b.url}${LIST_PATH}`, b.token, LIST_CONCURRENCY, SECONDS, cpuRoles.get(t));
       cell('list', LIST_CONCURRENCY, t).runs.push(r);
-      process.stderr.write(`round ${round + 1}/${ROUNDS} 1 MB list c=${LIST_CONCURRENCY} ${Targets[t]}: ${Math.round(r.rps)} req/s p50 ${r.p50Ms.toFixed(2)} ms p99 ${r.p99Ms.toFixed(2)} ms${r.errors + r.non2xx > 0 ? ` ERRORS ${r.errors}+${r.non2xx}` : ''}\n`);
+      process.stderr.write(
+        `round ${round + 1}/${ROUNDS} 1 MB list c=${LIST_CONCURRENCY} ${Targets[t]}: ${Math.round(r.rps)} req/s p50 ${r.p50Ms.toFixed(2)} ms p99 ${r.p99Ms.toFixed(2)} ms${r.errors + r.non2xx > 0 ? ` ERRORS ${r.errors}+${r.non2xx}` : ''}\n`,
+      );
     }
   }
   loads.push(load1());
@@ -531,7 +580,9 @@ async function main(): Promise<void> {
   let stream: Awaited<ReturnType<typeof streamThrough>> | undefined;
   if (clusterPid !== 0 && !SMALL_ONLY) {
     stream = await streamThrough(`${clusterUrl}/k8s/bench/api/v1/stream`, edgeCa, edgeToken, clusterPid);
-    process.stderr.write(`200 MB stream through the cluster-mode edge: ${stream.mb.toFixed(0)} MB in ${stream.seconds.toFixed(1)} s, RSS growth ${stream.peakGrowthMb.toFixed(1)} MB\n`);
+    process.stderr.write(
+      `200 MB stream through the cluster-mode edge: ${stream.mb.toFixed(0)} MB in ${stream.seconds.toFixed(1)} s, RSS growth ${stream.peakGrowthMb.toFixed(1)} MB\n`,
+    );
   }
 
   const summary = [...cells.values()].map((c) => ({

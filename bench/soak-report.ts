@@ -133,8 +133,14 @@ export function analyse(f: SoakFigures): ProcessTrend[] {
   for (const m of f.modes) {
     for (const [name, what] of Object.entries(m.processes)) {
       const warmup = warmupOf(m, name);
-      const rss = trend(m.samples.map((s) => ({ x: s.requests, y: s.rssMb[name] ?? NaN })), warmup);
-      const heap = trend(m.samples.map((s) => ({ x: s.requests, y: s.heapAfterGcMb[name] ?? NaN })), warmup);
+      const rss = trend(
+        m.samples.map((s) => ({ x: s.requests, y: s.rssMb[name] ?? NaN })),
+        warmup,
+      );
+      const heap = trend(
+        m.samples.map((s) => ({ x: s.requests, y: s.heapAfterGcMb[name] ?? NaN })),
+        warmup,
+      );
       const verdict = verdictOf(rss, heap);
       out.push({ mode: m.mode, process: name, what, rss, heapAfterGc: heap, verdict, flat: verdict === undefined ? undefined : verdict === Verdict.Flat });
     }
@@ -154,7 +160,11 @@ function trendCell(t: SeriesTrend | undefined): string {
 /** The Markdown report. */
 export function renderSoakMarkdown(f: SoakFigures, svgFile: string): string {
   const trends = analyse(f);
-  const named = (v: Verdict): string => trends.filter((t) => t.verdict === v).map((t) => `${t.mode}/${t.process}`).join(', ');
+  const named = (v: Verdict): string =>
+    trends
+      .filter((t) => t.verdict === v)
+      .map((t) => `${t.mode}/${t.process}`)
+      .join(', ');
   const growing = named(Verdict.Growing);
   const rssRising = named(Verdict.RssRising);
   const judged = trends.some((t) => t.verdict !== undefined);
@@ -175,7 +185,7 @@ export function renderSoakMarkdown(f: SoakFigures, svgFile: string): string {
     '',
     overall,
     '',
-    `Slope: least squares over the samples after warm-up (the first quarter of the requests, or until the process's first major GC if later), in MB per 100k requests. Flat when what the slope adds up to across that window is within the noise (twice the residuals' standard deviation, at least ${FLAT_FLOOR_MB} MB). Heap after GC is \`nodejs_heap_used_after_gc_bytes\` from each process's \`/metrics\` (the live set after the latest major GC${f.modes.some((m) => m.forcedGc === true) ? '; before each sample a full GC was forced through the process\'s inspector, so it is the live set at that moment' : ''}); RSS is \`/proc/<pid>/status\` VmRSS, read after it.`,
+    `Slope: least squares over the samples after warm-up (the first quarter of the requests, or until the process's first major GC if later), in MB per 100k requests. Flat when what the slope adds up to across that window is within the noise (twice the residuals' standard deviation, at least ${FLAT_FLOOR_MB} MB). Heap after GC is \`nodejs_heap_used_after_gc_bytes\` from each process's \`/metrics\` (the live set after the latest major GC${f.modes.some((m) => m.forcedGc === true) ? "; before each sample a full GC was forced through the process's inspector, so it is the live set at that moment" : ''}); RSS is \`/proc/<pid>/status\` VmRSS, read after it.`,
     '',
   );
   for (const m of f.modes) {
@@ -189,12 +199,16 @@ export function renderSoakMarkdown(f: SoakFigures, svgFile: string): string {
       '| --- | --- | ---: | ---: | --- | ---: | ---: | --- |',
     );
     for (const t of trends.filter((x) => x.mode === m.mode)) {
-      const verdict = t.verdict === undefined ? 'n/a' : t.verdict === Verdict.Flat ? 'flat' : t.verdict === Verdict.Growing ? '**growing**' : 'RSS rising, heap flat';
+      const verdict =
+        t.verdict === undefined ? 'n/a' : t.verdict === Verdict.Flat ? 'flat' : t.verdict === Verdict.Growing ? '**growing**' : 'RSS rising, heap flat';
       lines.push(`| ${t.process} (${t.what}) | ${trendCell(t.rss)} | ${trendCell(t.heapAfterGc)} | ${verdict} |`);
     }
     lines.push('');
   }
-  lines.push('Reproduce: `npm run bench:soak` (env: `BENCH_SOAK_SECONDS` per mode, or `BENCH_SOAK_REQUESTS` to soak for a request count; `BENCH_SOAK_MODES`, `BENCH_SOAK_CONNECTIONS`, `BENCH_SOAK_WARMUP`, `BENCH_SOAK_FORCE_GC`; see bench/soak.bench.ts).', '');
+  lines.push(
+    'Reproduce: `npm run bench:soak` (env: `BENCH_SOAK_SECONDS` per mode, or `BENCH_SOAK_REQUESTS` to soak for a request count; `BENCH_SOAK_MODES`, `BENCH_SOAK_CONNECTIONS`, `BENCH_SOAK_WARMUP`, `BENCH_SOAK_FORCE_GC`; see bench/soak.bench.ts).',
+    '',
+  );
   return lines.join('\n');
 }
 
@@ -227,26 +241,41 @@ export function renderSoakSvg(f: SoakFigures): string {
     `<text x="${left}" y="24" font-size="16" font-weight="bold">Portcullis soak — memory over requests served, ${esc(f.date)} (${f.connections} connections, kubectl-like GET/LIST mix)</text>`,
   ];
   if (f.note !== undefined) out.push(`<text x="${left}" y="42" fill="#555">${esc(f.note.length > 140 ? `${f.note.slice(0, 137)}…` : f.note)}</text>`);
-  const panel = (top: number, title: string, value: (s: SoakSample, name: string) => number | null | undefined, pick: (t: ProcessTrend) => SeriesTrend | undefined): void => {
-    const values = series.flatMap((se) => se.mode.samples.map((s) => value(s, se.name))).filter((v): v is number => v !== null && v !== undefined && Number.isFinite(v));
+  const panel = (
+    top: number,
+    title: string,
+    value: (s: SoakSample, name: string) => number | null | undefined,
+    pick: (t: ProcessTrend) => SeriesTrend | undefined,
+  ): void => {
+    const values = series
+      .flatMap((se) => se.mode.samples.map((s) => value(s, se.name)))
+      .filter((v): v is number => v !== null && v !== undefined && Number.isFinite(v));
     const maxY = niceCeil(Math.max(1, ...values));
     const x = (v: number): number => left + (v / maxX) * plotW;
     const y = (v: number): number => top + h - (v / maxY) * h;
     out.push(`<text x="${left}" y="${top - 8}" font-weight="bold">${esc(title)}</text>`);
     for (let i = 0; i <= 4; i++) {
       const v = (maxY * i) / 4;
-      out.push(`<line x1="${left}" y1="${y(v).toFixed(1)}" x2="${left + plotW}" y2="${y(v).toFixed(1)}" stroke="#ddd"/><text x="${left - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${Math.round(v)}</text>`);
+      out.push(
+        `<line x1="${left}" y1="${y(v).toFixed(1)}" x2="${left + plotW}" y2="${y(v).toFixed(1)}" stroke="#ddd"/><text x="${left - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${Math.round(v)}</text>`,
+      );
     }
     for (let i = 0; i <= 5; i++) {
       const v = (maxX * i) / 5;
       out.push(`<text x="${x(v).toFixed(1)}" y="${top + h + 16}" text-anchor="middle">${Math.round(v / 1000)}k</text>`);
     }
-    out.push(`<line x1="${left}" y1="${top + h}" x2="${left + plotW}" y2="${top + h}" stroke="#333"/><line x1="${left}" y1="${top}" x2="${left}" y2="${top + h}" stroke="#333"/>`);
+    out.push(
+      `<line x1="${left}" y1="${top + h}" x2="${left + plotW}" y2="${top + h}" stroke="#333"/><line x1="${left}" y1="${top}" x2="${left}" y2="${top + h}" stroke="#333"/>`,
+    );
     for (const m of f.modes) {
-      out.push(`<line x1="${x(m.warmupRequests).toFixed(1)}" y1="${top}" x2="${x(m.warmupRequests).toFixed(1)}" y2="${top + h}" stroke="#aaa" stroke-dasharray="2 3"><title>${esc(m.label)}: end of warm-up</title></line>`);
+      out.push(
+        `<line x1="${x(m.warmupRequests).toFixed(1)}" y1="${top}" x2="${x(m.warmupRequests).toFixed(1)}" y2="${top + h}" stroke="#aaa" stroke-dasharray="2 3"><title>${esc(m.label)}: end of warm-up</title></line>`,
+      );
     }
     for (const se of series) {
-      const pts = se.mode.samples.map((s) => [s.requests, value(s, se.name)] as const).filter((p): p is readonly [number, number] => p[1] !== null && p[1] !== undefined && Number.isFinite(p[1]));
+      const pts = se.mode.samples
+        .map((s) => [s.requests, value(s, se.name)] as const)
+        .filter((p): p is readonly [number, number] => p[1] !== null && p[1] !== undefined && Number.isFinite(p[1]));
       if (pts.length === 0) continue;
       const t = trends.get(se.key);
       const st = t === undefined ? undefined : pick(t);
@@ -257,18 +286,34 @@ export function renderSoakSvg(f: SoakFigures): string {
     }
     out.push(`<text x="${left + plotW / 2}" y="${top + h + 32}" text-anchor="middle" fill="#555">requests served (dotted line: end of warm-up)</text>`);
   };
-  panel(top1, 'RSS, MB (/proc/<pid>/status VmRSS)', (s, n) => s.rssMb[n], (t) => t.rss);
-  panel(top2, 'heap used after the latest major GC, MB (nodejs_heap_used_after_gc_bytes)', (s, n) => s.heapAfterGcMb[n], (t) => t.heapAfterGc);
+  panel(
+    top1,
+    'RSS, MB (/proc/<pid>/status VmRSS)',
+    (s, n) => s.rssMb[n],
+    (t) => t.rss,
+  );
+  panel(
+    top2,
+    'heap used after the latest major GC, MB (nodejs_heap_used_after_gc_bytes)',
+    (s, n) => s.heapAfterGcMb[n],
+    (t) => t.heapAfterGc,
+  );
   // Legend with each line's slopes.
   series.forEach((se, i) => {
     const ly = top1 + i * 38;
     const t = trends.get(se.key);
-    out.push(`<line x1="${W - right + 20}" y1="${ly + 5}" x2="${W - right + 44}" y2="${ly + 5}" stroke="${se.color}" stroke-width="2"${se.dash === '' ? '' : ` stroke-dasharray="${se.dash}"`}/>`);
+    out.push(
+      `<line x1="${W - right + 20}" y1="${ly + 5}" x2="${W - right + 44}" y2="${ly + 5}" stroke="${se.color}" stroke-width="2"${se.dash === '' ? '' : ` stroke-dasharray="${se.dash}"`}/>`,
+    );
     out.push(`<text x="${W - right + 50}" y="${ly + 9}">${esc(`${se.mode.mode}: ${se.name}`)}</text>`);
     const slope = (st: SeriesTrend | undefined): string => (st === undefined ? 'n/a' : `${signedMb(st.slopePer100k)}`);
-    out.push(`<text x="${W - right + 50}" y="${ly + 24}" font-size="10" fill="#555">MB/100k: RSS ${slope(t?.rss)}, heap ${slope(t?.heapAfterGc)}${t?.verdict === undefined ? '' : ` — ${t.verdict === Verdict.RssRising ? 'RSS rising' : t.verdict}`}</text>`);
+    out.push(
+      `<text x="${W - right + 50}" y="${ly + 24}" font-size="10" fill="#555">MB/100k: RSS ${slope(t?.rss)}, heap ${slope(t?.heapAfterGc)}${t?.verdict === undefined ? '' : ` — ${t.verdict === Verdict.RssRising ? 'RSS rising' : t.verdict}`}</text>`,
+    );
   });
-  out.push(`<text x="${left}" y="${H - 12}" fill="#555">commit ${esc(f.commit)}, Node ${esc(f.node)}, ${f.cpus} CPUs; solid: embedded (portcullis start, sandbox in-process); dashed: cluster (roles as processes on NATS + ClickHouse)</text>`);
+  out.push(
+    `<text x="${left}" y="${H - 12}" fill="#555">commit ${esc(f.commit)}, Node ${esc(f.node)}, ${f.cpus} CPUs; solid: embedded (portcullis start, sandbox in-process); dashed: cluster (roles as processes on NATS + ClickHouse)</text>`,
+  );
   out.push('</svg>', '');
   return out.join('\n');
 }

@@ -165,7 +165,12 @@ function startJsonChild(script: string, args: readonly string[], nodeArgs: reado
 }
 
 const devIdentity = (issuerUrl?: string): Record<string, unknown> => ({
-  devIssuer: { enabled: true, ...(issuerUrl === undefined ? {} : { issuerUrl }), tokenLifetime: '1h', clients: [{ id: 'soak-bot', secret: 'soak-bot-secret-1', subject: 'soak-bot', groups: ['bots'] }] },
+  devIssuer: {
+    enabled: true,
+    ...(issuerUrl === undefined ? {} : { issuerUrl }),
+    tokenLifetime: '1h',
+    clients: [{ id: 'soak-bot', secret: 'soak-bot-secret-1', subject: 'soak-bot', groups: ['bots'] }],
+  },
 });
 const POLICY = join(REPO_ROOT, 'examples', 'policy.yaml');
 
@@ -197,7 +202,9 @@ async function startEmbedded(): Promise<{ url: string; token: string; processes:
   return {
     url: `https://127.0.0.1:${port}`,
     token: await token(config),
-    processes: [{ name: 'portcullis start', what: 'all roles + sandbox', pid: p.child.pid ?? 0, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`, inspectPort }],
+    processes: [
+      { name: 'portcullis start', what: 'all roles + sandbox', pid: p.child.pid ?? 0, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`, inspectPort },
+    ],
   };
 }
 
@@ -237,7 +244,13 @@ async function startCluster(): Promise<{ url: string; token: string; processes: 
     await p.waitFor(/"ready":true/, 60_000);
     processes.push({ name: role, what: `serve ${role}`, pid: p.child.pid ?? 0, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`, inspectPort });
   }
-  processes.push({ name: 'sandbox', what: 'apps/sandbox', pid: sandbox.child.pid ?? 0, metricsUrl: sandbox.info['metrics'] ?? '', inspectPort: sandboxInspect });
+  processes.push({
+    name: 'sandbox',
+    what: 'apps/sandbox',
+    pid: sandbox.child.pid ?? 0,
+    metricsUrl: sandbox.info['metrics'] ?? '',
+    inspectPort: sandboxInspect,
+  });
   return { url: `https://127.0.0.1:${port}`, token: await token(edgeConfig), processes };
 }
 
@@ -261,7 +274,9 @@ end
 }
 
 async function wrk(binary: string, url: string, script: string, seconds: number): Promise<{ requests: number; errors: number }> {
-  const child = spawn(binary, ['-t', String(Math.min(2, CONNECTIONS)), '-c', String(CONNECTIONS), '-d', `${seconds}s`, '--timeout', '10s', '-s', script, url], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(binary, ['-t', String(Math.min(2, CONNECTIONS)), '-c', String(CONNECTIONS), '-d', `${seconds}s`, '--timeout', '10s', '-s', script, url], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   const [code] = (await once(child, 'exit')) as [number | null];
@@ -306,7 +321,10 @@ async function soak(mode: SoakMode['mode'], wrkBin: string): Promise<SoakMode> {
   await Promise.all(services.splice(0).map((s) => s.stop()));
   return {
     mode,
-    label: mode === 'embedded' ? 'Embedded: `portcullis start` (every role and the sandbox in one process)' : 'Cluster: `serve edge`, `serve policy`, `serve audit` on nats-server -js and ClickHouse; the sandbox as its own process',
+    label:
+      mode === 'embedded'
+        ? 'Embedded: `portcullis start` (every role and the sandbox in one process)'
+        : 'Cluster: `serve edge`, `serve policy`, `serve audit` on nats-server -js and ClickHouse; the sandbox as its own process',
     processes: Object.fromEntries(target.processes.map((p) => [p.name, p.what])),
     samples,
     warmupRequests: Math.round(requests * WARMUP),
@@ -363,7 +381,15 @@ async function main(): Promise<void> {
   writeFileSync(join(outDir, `${name}.json`), `${JSON.stringify(figures, null, 2)}\n`);
   writeReports(outDir, name, figures, env['BENCH_SOAK_NAME'] === undefined);
   const trends = analyse(figures);
-  reportFigures('soak', { trends: trends.map((t) => ({ mode: t.mode, process: t.process, verdict: t.verdict, rssSlopePer100k: t.rss?.slopePer100k, heapSlopePer100k: t.heapAfterGc?.slopePer100k })) });
+  reportFigures('soak', {
+    trends: trends.map((t) => ({
+      mode: t.mode,
+      process: t.process,
+      verdict: t.verdict,
+      rssSlopePer100k: t.rss?.slopePer100k,
+      heapSlopePer100k: t.heapAfterGc?.slopePer100k,
+    })),
+  });
   process.stdout.write(`wrote bench/results/${name}.{json,md,svg}\n`);
   for (const t of trends) {
     process.stdout.write(

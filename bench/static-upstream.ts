@@ -20,7 +20,14 @@ const small = Buffer.from(
   JSON.stringify({
     kind: 'ConfigMap',
     apiVersion: 'v1',
-    metadata: { name: 'app-config', namespace: 'default', uid: '8f1c0c7e-1111-2222-3333-444455556666', resourceVersion: '4711', creationTimestamp: '2026-01-01T00:00:00Z', labels: { app: 'web' } },
+    metadata: {
+      name: 'app-config',
+      namespace: 'default',
+      uid: '8f1c0c7e-1111-2222-3333-444455556666',
+      resourceVersion: '4711',
+      creationTimestamp: '2026-01-01T00:00:00Z',
+      labels: { app: 'web' },
+    },
     data: { LOG_LEVEL: 'info', REGION: 'eu-west-1', FEATURE_FLAGS: 'a,b,c' },
   }),
 );
@@ -32,7 +39,11 @@ function secretList(bytes: number): Buffer {
   for (let i = 0; size < bytes; i++) {
     const item = JSON.stringify({
       metadata: { name: `app-${i}-credentials`, namespace: 'default', resourceVersion: String(100000 + i), labels: { app: `app-${i}` } },
-      data: { username: b64(`user-${i}`), password: b64(`pw-${i}-${'x'.repeat(24)}`), 'tls.key': b64(`-----BEGIN PRIVATE KEY-----\n${'A'.repeat(600)}\n-----END PRIVATE KEY-----\n`) },
+      data: {
+        username: b64(`user-${i}`),
+        password: b64(`pw-${i}-${'x'.repeat(24)}`),
+        'tls.key': b64(`-----BEGIN PRIVATE KEY-----\n${'A'.repeat(600)}\n-----END PRIVATE KEY-----\n`),
+      },
       type: 'Opaque',
     });
     items.push(item);

@@ -37,7 +37,9 @@ for (const name of only ?? []) {
   if (!(name in PARTS)) throw new Error(`unknown bench part ${JSON.stringify(name)}; expected one of ${Object.keys(PARTS).join(', ')}`);
 }
 const parts = (Object.keys(PARTS) as Part[]).filter((p) => only === undefined || only.includes(p));
-const quickEnv: NodeJS.ProcessEnv = quick ? { BENCH_ROUNDS: '1', BENCH_SECONDS: '1', BENCH_RUNS: '1', BENCH_RUN_MS: '500', BENCH_BACKLOG: '30000', BENCH_LAG_SECONDS: '3', APPROVALS: '20' } : {};
+const quickEnv: NodeJS.ProcessEnv = quick
+  ? { BENCH_ROUNDS: '1', BENCH_SECONDS: '1', BENCH_RUNS: '1', BENCH_RUN_MS: '500', BENCH_BACKLOG: '30000', BENCH_LAG_SECONDS: '3', APPROVALS: '20' }
+  : {};
 
 function runPart(part: Part): Promise<{ figures: Record<string, Record<string, unknown>>; log: string; ok: boolean }> {
   return new Promise((resolve) => {

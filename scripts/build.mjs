@@ -19,7 +19,9 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export function linkLibraries(dist = join(root, 'dist')) {
   const scope = join(dist, 'node_modules', '@portcullis');
   mkdirSync(scope, { recursive: true });
-  const libs = readdirSync(join(root, 'libs'), { withFileTypes: true }).filter((e) => e.isDirectory() && existsSync(join(root, 'libs', e.name, 'package.json')));
+  const libs = readdirSync(join(root, 'libs'), { withFileTypes: true }).filter(
+    (e) => e.isDirectory() && existsSync(join(root, 'libs', e.name, 'package.json')),
+  );
   const names = new Set(libs.map((e) => e.name));
   for (const stale of readdirSync(scope)) if (!names.has(stale)) rmSync(join(scope, stale), { force: true, recursive: true });
   for (const { name } of libs) {

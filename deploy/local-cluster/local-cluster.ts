@@ -110,7 +110,11 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     progress('starting the Kubernetes API-server fixture (the upstream)');
     const upstreamDir = join(stateDir, 'upstream');
     mkdirSync(upstreamDir, { recursive: true });
-    const fixture = spawnLogged(process.execPath, [SANDBOX, '--cert-dir', upstreamDir, '--token-file', join(upstreamDir, 'token')], join(stateDir, 'logs', 'kube-apiserver.log'));
+    const fixture = spawnLogged(
+      process.execPath,
+      [SANDBOX, '--cert-dir', upstreamDir, '--token-file', join(upstreamDir, 'token')],
+      join(stateDir, 'logs', 'kube-apiserver.log'),
+    );
     stops.push(() => stopChild(fixture.child));
     const fixtureInfo = JSON.parse(await fixture.line(/^\{"url"/, 30_000)) as { url: string; ca: string };
     writeFileSync(join(upstreamDir, 'ca.pem'), fixtureInfo.ca);
@@ -168,7 +172,12 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     progress(`starting nginx on ${lbUrl}`);
     const caFile = join(nodeState, 'tls', 'ca.pem');
     const nginxDir = join(stateDir, 'nginx');
-    const nginxConf = writeNginxConfig(nginxDir, lbPort, processes.filter((p) => p.role === 'edge').map((p) => p.url!), nodeState);
+    const nginxConf = writeNginxConfig(
+      nginxDir,
+      lbPort,
+      processes.filter((p) => p.role === 'edge').map((p) => p.url!),
+      nodeState,
+    );
     const lb = spawnLogged(nginx, ['-p', nginxDir, '-c', nginxConf, '-e', join(nginxDir, 'error.log')], join(stateDir, 'logs', 'nginx.log'));
     stops.push(() => stopChild(lb.child));
     await waitForHttps(`${lbUrl}/healthz`, readFileSync(caFile, 'utf8'), 20_000, lb.child);
@@ -206,10 +215,17 @@ function prepareStateDir(dir: string): void {
 }
 
 /** A child whose stdout and stderr go to a log file, with a way to wait for a stdout line. */
-function spawnLogged(command: string, args: readonly string[], logFile: string): { child: ChildProcess; line: (pattern: RegExp, timeoutMs: number) => Promise<string> } {
+function spawnLogged(
+  command: string,
+  args: readonly string[],
+  logFile: string,
+): { child: ChildProcess; line: (pattern: RegExp, timeoutMs: number) => Promise<string> } {
   mkdirSync(dirname(logFile), { recursive: true });
   const out = createWriteStream(logFile, { flags: 'a' });
-  const child = spawn(command, [...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PORTCULLIS_LOG_LEVEL: process.env['PORTCULLIS_LOG_LEVEL'] ?? 'info' } });
+  const child = spawn(command, [...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, PORTCULLIS_LOG_LEVEL: process.env['PORTCULLIS_LOG_LEVEL'] ?? 'info' },
+  });
   trackProcess(child);
   child.once('exit', () => untrackProcess(child));
   let text = '';
@@ -233,7 +249,10 @@ function spawnLogged(command: string, args: readonly string[], logFile: string):
     child,
     line: (pattern, timeoutMs) =>
       new Promise((resolveLine, reject) => {
-        const timer = setTimeout(() => reject(new Error(`${command} ${args.join(' ')}: no line matching ${pattern} within ${timeoutMs} ms; see ${logFile}\n${text.slice(-3000)}`)), timeoutMs);
+        const timer = setTimeout(
+          () => reject(new Error(`${command} ${args.join(' ')}: no line matching ${pattern} within ${timeoutMs} ms; see ${logFile}\n${text.slice(-3000)}`)),
+          timeoutMs,
+        );
         child.once('exit', (code) => {
           clearTimeout(timer);
           reject(new Error(`${command} ${args.join(' ')} exited (${code}) before ${pattern}; see ${logFile}\n${text.slice(-3000)}`));

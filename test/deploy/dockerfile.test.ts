@@ -50,7 +50,10 @@ const runtime = stages.at(-1)!;
 
 describe('deploy/Dockerfile', () => {
   test('is multi-stage with a pinned Node 20 base image', () => {
-    assert.deepEqual(stages.map((s) => s.name), ['build', 'prod-deps', 'runtime']);
+    assert.deepEqual(
+      stages.map((s) => s.name),
+      ['build', 'prod-deps', 'runtime'],
+    );
     for (const s of stages) {
       const image = s.from.replace(/^\$\{(\w+)\}$/, (_m, k: string) => args.get(k) ?? '');
       assert.match(image, /^node:20\.\d+\.\d+-[a-z-]+$/, `stage ${s.name}: base ${image} pinned to a Node 20 patch release`);
@@ -73,22 +76,40 @@ describe('deploy/Dockerfile', () => {
     const prod = stages.find((s) => s.name === 'prod-deps')!;
     assert.ok(prod.lines.some((l) => /npm ci --omit=dev --ignore-scripts/.test(l) && /npm rebuild better-sqlite3/.test(l)));
     const build = stages.find((s) => s.name === 'build')!;
-    assert.ok(build.lines.some((l) => /node scripts\/build\.mjs/.test(l)), 'the build stage runs scripts/build.mjs (tsc, then the library links)');
+    assert.ok(
+      build.lines.some((l) => /node scripts\/build\.mjs/.test(l)),
+      'the build stage runs scripts/build.mjs (tsc, then the library links)',
+    );
     assert.match(runtime.lines.find((l) => /^ENTRYPOINT/i.test(l)) ?? '', /"node", "\/app\/bin\/portcullis\.js"/);
     assert.ok(runtime.lines.some((l) => /^ENV NODE_ENV=production$/.test(l)));
   });
 
   test('what the runtime stage copies from the context exists, and .dockerignore keeps local builds out', () => {
     for (const l of runtime.lines.filter((x) => /^COPY\s/i.test(x) && !/--from=/.test(x))) {
-      const parts = l.split(/\s+/).slice(1).filter((p) => !p.startsWith('--'));
+      const parts = l
+        .split(/\s+/)
+        .slice(1)
+        .filter((p) => !p.startsWith('--'));
       for (const src of parts.slice(0, -1)) assert.ok(existsSync(join(REPO_ROOT, src)), `COPY source ${src} exists`);
     }
-    const ignore = readFileSync(join(REPO_ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim());
+    const ignore = readFileSync(join(REPO_ROOT, '.dockerignore'), 'utf8')
+      .split('\n')
+      .map((l) => l.trim());
     for (const entry of ['node_modules', 'dist', '.portcullis', '.git']) assert.ok(ignore.includes(entry), `.dockerignore lists ${entry}`);
   });
 
   test('no test or bench code reaches the image: neither stage copies test/ or bench/, the runtime stage nothing under dist/test or dist/bench', () => {
-    const copies = stages.flatMap((s) => s.lines.filter((l) => /^COPY\s/i.test(l)).map((l) => ({ stage: s.name, parts: l.split(/\s+/).slice(1).filter((p) => !p.startsWith('--')) })));
+    const copies = stages.flatMap((s) =>
+      s.lines
+        .filter((l) => /^COPY\s/i.test(l))
+        .map((l) => ({
+          stage: s.name,
+          parts: l
+            .split(/\s+/)
+            .slice(1)
+            .filter((p) => !p.startsWith('--')),
+        })),
+    );
     for (const { stage, parts } of copies) {
       for (const src of parts.slice(0, -1)) {
         const path = src.replace(/^\/src\//, '').replace(/^\.\//, '');
@@ -96,14 +117,14 @@ describe('deploy/Dockerfile', () => {
         assert.ok(!['.', 'dist', 'dist/'].includes(path), `stage ${stage} copies all of ${src}, test code included`);
       }
     }
-    const ignore = readFileSync(join(REPO_ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim());
+    const ignore = readFileSync(join(REPO_ROOT, '.dockerignore'), 'utf8')
+      .split('\n')
+      .map((l) => l.trim());
     for (const entry of ['test', 'bench']) assert.ok(ignore.includes(entry), `.dockerignore lists ${entry}: the build context carries no ${entry} code`);
   });
 
   test('the copied dist/ directories hold every module the CLI loads, and its packages are production dependencies', () => {
-    const copiedDist = runtime.lines
-      .filter((l) => /^COPY --from=build \/src\/dist\//.test(l))
-      .map((l) => l.split(/\s+/)[2]!.replace('/src/', ''));
+    const copiedDist = runtime.lines.filter((l) => /^COPY --from=build \/src\/dist\//.test(l)).map((l) => l.split(/\s+/)[2]!.replace('/src/', ''));
     assert.ok(copiedDist.length > 0);
     const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
     const seen = new Set<string>();
@@ -112,7 +133,10 @@ describe('deploy/Dockerfile', () => {
       if (seen.has(file)) return;
       seen.add(file);
       const rel = relative(REPO_ROOT, file);
-      assert.ok(copiedDist.some((d) => rel.startsWith(`${d}/`)), `${rel} is loaded by the CLI but not copied into the image`);
+      assert.ok(
+        copiedDist.some((d) => rel.startsWith(`${d}/`)),
+        `${rel} is loaded by the CLI but not copied into the image`,
+      );
       const src = readFileSync(file, 'utf8');
       for (const m of src.matchAll(/(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+'([^']+)'|import\('([^']+)'\)|^import\s+'([^']+)'/gm)) {
         const spec = m[1] ?? m[2] ?? m[3]!;
@@ -126,7 +150,10 @@ describe('deploy/Dockerfile', () => {
     const libraryEntry = (spec: string): string => {
       const [, lib = '', ...sub] = spec.split('/');
       const link = `dist/node_modules/@portcullis/${lib}`;
-      assert.ok(copiedDist.some((d) => link.startsWith(`${d}/`)), `${spec} resolves through ${link}, which is not copied into the image`);
+      assert.ok(
+        copiedDist.some((d) => link.startsWith(`${d}/`)),
+        `${spec} resolves through ${link}, which is not copied into the image`,
+      );
       const pkgFile = join(REPO_ROOT, 'dist/libs', lib, 'package.json');
       const exportsMap = (JSON.parse(readFileSync(pkgFile, 'utf8')) as { exports: Record<string, string> }).exports;
       const target = exportsMap[sub.length === 0 ? '.' : `./${sub.join('/')}`];
@@ -136,8 +163,15 @@ describe('deploy/Dockerfile', () => {
     visit(join(REPO_ROOT, 'dist/apps/cli/src/main.js'));
     assert.ok(seen.size > 50, `followed ${seen.size} modules`);
     const loaded = [...seen].map((f) => relative(REPO_ROOT, f));
-    assert.deepEqual(loaded.filter((f) => /^dist\/(test|bench)\//.test(f)), [], 'the CLI loads no test or bench module');
-    assert.ok(loaded.includes('dist/libs/kube-sandbox/src/kube-apiserver.js'), 'the CLI reaches the embedded sandbox through dist/libs (@portcullis/kube-sandbox)');
+    assert.deepEqual(
+      loaded.filter((f) => /^dist\/(test|bench)\//.test(f)),
+      [],
+      'the CLI loads no test or bench module',
+    );
+    assert.ok(
+      loaded.includes('dist/libs/kube-sandbox/src/kube-apiserver.js'),
+      'the CLI reaches the embedded sandbox through dist/libs (@portcullis/kube-sandbox)',
+    );
     for (const p of packages) assert.ok(p in pkg.dependencies, `${p} is imported at run time, so it must be in dependencies (the image omits devDependencies)`);
   });
 });

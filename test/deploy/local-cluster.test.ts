@@ -39,7 +39,9 @@ function readSpans(file: string): OtlpSpan[] {
   const attrs = (list: Attr[] | undefined): Record<string, string> =>
     Object.fromEntries((list ?? []).map((a) => [a.key, String(a.value.stringValue ?? a.value.intValue ?? '')]));
   const out: OtlpSpan[] = [];
-  for (const line of readFileSync(file, 'utf8').split('\n').filter((l) => l !== '')) {
+  for (const line of readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '')) {
     for (const rs of (JSON.parse(line) as Export).resourceSpans) {
       const service = attrs(rs.resource.attributes)['service.name'] ?? '';
       for (const ss of rs.scopeSpans) for (const s of ss.spans) out.push({ service, name: s.name, traceId: s.traceId, attributes: attrs(s.attributes) });
@@ -63,10 +65,14 @@ describe('npm run cluster: three edges behind nginx, two of each role', { timeou
   };
 
   before(async () => {
-    child = spawn(process.execPath, [join(REPO_ROOT, 'dist/deploy/local-cluster/local-cluster-main.js'), '--state-dir', join(dir, 'cluster'), '--port', '0', '--json'], {
-      cwd: REPO_ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    child = spawn(
+      process.execPath,
+      [join(REPO_ROOT, 'dist/deploy/local-cluster/local-cluster-main.js'), '--state-dir', join(dir, 'cluster'), '--port', '0', '--json'],
+      {
+        cwd: REPO_ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     trackProcess(child);
     child.stderr?.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
     const line = await new Promise<string>((resolve, reject) => {
@@ -177,9 +183,16 @@ describe('npm run cluster: three edges behind nginx, two of each role', { timeou
     // The admitting events go out group-committed (audit._batch.events) or one by one, depending on
     // what else the edge handled in the same turn; the completion follows the response.
     const edge = names('portcullis-edge');
-    for (const n of ['edge request', 'nats request portcullis.policy.decide', 'upstream sandbox']) assert.ok(edge.includes(n), `edge span ${n} in ${edge.join(', ')}`);
-    assert.ok(edge.every((n) => !n.startsWith('jetstream publish') || /^jetstream publish audit\.(_batch\.events|sandbox\.request\.\w+)$/.test(n)), edge.join(', '));
-    assert.ok(edge.some((n) => n === 'jetstream publish audit._batch.events' || n === 'jetstream publish audit.sandbox.request.received'), 'the admitting events were published');
+    for (const n of ['edge request', 'nats request portcullis.policy.decide', 'upstream sandbox'])
+      assert.ok(edge.includes(n), `edge span ${n} in ${edge.join(', ')}`);
+    assert.ok(
+      edge.every((n) => !n.startsWith('jetstream publish') || /^jetstream publish audit\.(_batch\.events|sandbox\.request\.\w+)$/.test(n)),
+      edge.join(', '),
+    );
+    assert.ok(
+      edge.some((n) => n === 'jetstream publish audit._batch.events' || n === 'jetstream publish audit.sandbox.request.received'),
+      'the admitting events were published',
+    );
     assert.ok(edge.includes('jetstream publish audit.sandbox.request.completed'), 'the completion was published');
     assert.deepEqual(names('portcullis-policy'), ['nats serve portcullis.policy.decide']);
     assert.deepEqual(names('portcullis-audit'), ['audit write']);
@@ -194,11 +207,7 @@ describe('npm run cluster: three edges behind nginx, two of each role', { timeou
     const pids = info.processes.map((p) => p.pid);
     child.kill('SIGINT');
     await new Promise((r) => child.once('exit', r));
-    await eventually(
-      'every cluster process to be gone',
-      () => Promise.resolve(pids.every((pid) => !alive(pid)) ? true : undefined),
-      15_000,
-    );
+    await eventually('every cluster process to be gone', () => Promise.resolve(pids.every((pid) => !alive(pid)) ? true : undefined), 15_000);
     const lb = await fetch(`${info.processes[0]!.observabilityUrl}/healthz`).then(
       () => 'answered',
       () => 'refused',

@@ -42,7 +42,10 @@ const arr = (v: unknown): Obj[] => (Array.isArray(v) ? (v as Obj[]) : []);
 /** A list of strings (RBAC's apiGroups, resources, verbs); a non-string item fails the test. */
 const strs = (v: unknown): string[] => {
   const list: unknown[] = Array.isArray(v) ? v : [];
-  assert.ok(list.every((x) => typeof x === 'string'), `expected a list of strings, got ${JSON.stringify(v)}`);
+  assert.ok(
+    list.every((x) => typeof x === 'string'),
+    `expected a list of strings, got ${JSON.stringify(v)}`,
+  );
   return list;
 };
 
@@ -79,7 +82,12 @@ for (const overlay of ['deploy/k8s/base', 'deploy/k8s/overlays/production']) {
     });
 
     test('one Deployment per role, each running `serve <role>` with the shared config', () => {
-      assert.deepEqual(byKind('Deployment').map((d) => d.metadata.name).sort(), ROLES.map((r) => `portcullis-${r}`).sort());
+      assert.deepEqual(
+        byKind('Deployment')
+          .map((d) => d.metadata.name)
+          .sort(),
+        ROLES.map((r) => `portcullis-${r}`).sort(),
+      );
       for (const role of ROLES) {
         const c = arr(podSpec(deployment(role))['containers']);
         assert.equal(c.length, 1);
@@ -131,7 +139,10 @@ for (const overlay of ['deploy/k8s/base', 'deploy/k8s/overlays/production']) {
       assert.ok(svc, 'a Service selects the edge pods');
       assert.equal(get(svc, 'spec', 'type'), 'LoadBalancer');
       const ports = arr(get(svc, 'spec', 'ports'));
-      assert.deepEqual(ports.map((p) => [p['port'], p['targetPort']]), [[443, 'https']]);
+      assert.deepEqual(
+        ports.map((p) => [p['port'], p['targetPort']]),
+        [[443, 'https']],
+      );
       assert.ok(arr(c['ports']).some((p) => p['name'] === 'https' && p['containerPort'] === 8443));
 
       const hpa = byKind('HorizontalPodAutoscaler').find((h) => get(h, 'spec', 'scaleTargetRef', 'name') === 'portcullis-edge');
@@ -143,9 +154,10 @@ for (const overlay of ['deploy/k8s/base', 'deploy/k8s/overlays/production']) {
       for (const role of ROLES) {
         const d = deployment(role);
         const podLabels = get(d, 'spec', 'template', 'metadata', 'labels') as Record<string, string>;
-        const pdb = byKind('PodDisruptionBudget').find((p) =>
-          Object.entries((get(p, 'spec', 'selector', 'matchLabels') ?? {}) as Record<string, string>).every(([k, v]) => podLabels[k] === v) &&
-          get(p, 'spec', 'selector', 'matchLabels') !== undefined,
+        const pdb = byKind('PodDisruptionBudget').find(
+          (p) =>
+            Object.entries((get(p, 'spec', 'selector', 'matchLabels') ?? {}) as Record<string, string>).every(([k, v]) => podLabels[k] === v) &&
+            get(p, 'spec', 'selector', 'matchLabels') !== undefined,
         );
         assert.ok(pdb, `a PodDisruptionBudget covers ${role}`);
         assert.ok(get(pdb, 'spec', 'maxUnavailable') !== undefined || get(pdb, 'spec', 'minAvailable') !== undefined);
@@ -157,7 +169,10 @@ for (const overlay of ['deploy/k8s/base', 'deploy/k8s/overlays/production']) {
       assert.ok(cm, 'the ConfigMap portcullis-config');
       const text = String(get(cm, 'data', 'portcullis.yaml'));
       const raw = parseAllDocuments(text)[0]!.toJS() as unknown;
-      const config = parseConfig(raw, { configDir: '/etc/portcullis/config', env: { POD_NAME: 'portcullis-edge-abc', NATS_PASSWORD: 'x', CLICKHOUSE_PASSWORD: '' } });
+      const config = parseConfig(raw, {
+        configDir: '/etc/portcullis/config',
+        env: { POD_NAME: 'portcullis-edge-abc', NATS_PASSWORD: 'x', CLICKHOUSE_PASSWORD: '' },
+      });
       assert.equal(config.bus.mode, 'nats');
       assert.equal(config.audit.sink, 'clickhouse');
       assert.equal(config.identity.devIssuer.enabled, false);
@@ -171,9 +186,15 @@ for (const overlay of ['deploy/k8s/base', 'deploy/k8s/overlays/production']) {
         const c = arr(podSpec(deployment(role))['containers'])[0]!;
         const mounts = arr(c['volumeMounts']).map((m) => String(m['mountPath']));
         for (const path of [config.policy.file, config.node.stateDir, ...(role === 'edge' ? [config.edge.tls.certFile!] : [])]) {
-          assert.ok(mounts.some((m) => path.startsWith(`${m}/`) || path === m), `${role} mounts ${path}`);
+          assert.ok(
+            mounts.some((m) => path.startsWith(`${m}/`) || path === m),
+            `${role} mounts ${path}`,
+          );
         }
-        assert.ok(arr(c['ports']).some((p) => p['containerPort'] === config.observability.listen?.port), `${role} exposes the observability port`);
+        assert.ok(
+          arr(c['ports']).some((p) => p['containerPort'] === config.observability.listen?.port),
+          `${role} exposes the observability port`,
+        );
       }
 
       const policy = byKind('ConfigMap').find((m) => m.metadata.name.startsWith('portcullis-policy'));
@@ -185,10 +206,16 @@ for (const overlay of ['deploy/k8s/base', 'deploy/k8s/overlays/production']) {
       const cm = byKind('ConfigMap').find((m) => m.metadata.name.startsWith('portcullis-config'));
       const vars = [...String(get(cm, 'data', 'portcullis.yaml')).matchAll(/\$\{([A-Z_][A-Z0-9_]*)\}/g)].map((m) => m[1]!);
       assert.deepEqual([...new Set(vars)].sort(), ['CLICKHOUSE_PASSWORD', 'NATS_PASSWORD', 'POD_NAME']);
-      const documentedKeys = new Set([...readFileSync(join(REPO_ROOT, 'deploy/README.md'), 'utf8').matchAll(/^\| `([a-z-]+)` \| [a-z ,]+ \| `[A-Z_]+`/gm)].map((m) => m[1]!));
+      const documentedKeys = new Set(
+        [...readFileSync(join(REPO_ROOT, 'deploy/README.md'), 'utf8').matchAll(/^\| `([a-z-]+)` \| [a-z ,]+ \| `[A-Z_]+`/gm)].map((m) => m[1]!),
+      );
       for (const role of ROLES) {
         const env = arr(arr(podSpec(deployment(role))['containers'])[0]!['env']);
-        for (const v of vars) assert.ok(env.some((e) => e['name'] === v), `${role} sets ${v}`);
+        for (const v of vars)
+          assert.ok(
+            env.some((e) => e['name'] === v),
+            `${role} sets ${v}`,
+          );
         for (const e of env) {
           const ref = get(e, 'valueFrom', 'secretKeyRef') as Obj | undefined;
           if (ref !== undefined) {
@@ -205,11 +232,12 @@ for (const overlay of ['deploy/k8s/base', 'deploy/k8s/overlays/production']) {
 
     test('RBAC: exactly the ClusterRole deploy/README.md documents, bound only to the edge service account', () => {
       const roles = [...byKind('ClusterRole'), ...byKind('Role')];
-      assert.deepEqual(roles.map((r) => `${r.kind}/${r.metadata.name}`), ['ClusterRole/portcullis-impersonator']);
+      assert.deepEqual(
+        roles.map((r) => `${r.kind}/${r.metadata.name}`),
+        ['ClusterRole/portcullis-impersonator'],
+      );
       const rendered = arr(roles[0]!['rules']).flatMap((rule) =>
-        strs(rule['apiGroups']).flatMap((g) =>
-          strs(rule['resources']).flatMap((res) => strs(rule['verbs']).map((verb) => `${g}|${res}|${verb}`)),
-        ),
+        strs(rule['apiGroups']).flatMap((g) => strs(rule['resources']).flatMap((res) => strs(rule['verbs']).map((verb) => `${g}|${res}|${verb}`))),
       );
       for (const rule of arr(roles[0]!['rules'])) {
         assert.equal(rule['resourceNames'], undefined);
@@ -242,10 +270,18 @@ function documentedRbac(): string[] {
   assert.ok(start >= 0, 'deploy/README.md has the ClusterRole section');
   const lines = readme.slice(start).split('\n').slice(1);
   const table = lines.slice(lines.findIndex((l) => l.startsWith('|')));
-  const rows = table.slice(0, table.findIndex((l) => !l.startsWith('|'))).slice(2);
+  const rows = table
+    .slice(
+      0,
+      table.findIndex((l) => !l.startsWith('|')),
+    )
+    .slice(2);
   assert.ok(rows.length > 0);
   return rows.map((row) => {
-    const cells = row.split('|').slice(1, -1).map((c) => c.trim());
+    const cells = row
+      .split('|')
+      .slice(1, -1)
+      .map((c) => c.trim());
     const group = /^`([^`]*)`/.exec(cells[0]!)?.[1] ?? '';
     const resource = /^`([^`]+)`$/.exec(cells[1]!)?.[1];
     const verb = /^`([^`]+)`$/.exec(cells[2]!)?.[1];

@@ -119,19 +119,31 @@ describe('audit commands on the embedded store', { timeout: 180_000 }, () => {
   test('tail and export (ndjson, ocsf) read the same store', async () => {
     const tail = await cli('audit', 'tail', '--json', '--request', ids.denied);
     assert.equal(tail.code, 0, tail.stderr);
-    const tailed = tail.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-    assert.deepEqual(tailed.map((r) => r['type']), ['request.received', 'request.decided', 'request.completed']);
+    const tailed = tail.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.deepEqual(
+      tailed.map((r) => r['type']),
+      ['request.received', 'request.decided', 'request.completed'],
+    );
     assert.equal(tailed[1]!['effect'], 'deny');
 
     const ndjson = await cli('audit', 'export', '--since', '1h', '--format', 'ndjson');
     assert.equal(ndjson.code, 0, ndjson.stderr);
-    const rows = ndjson.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const rows = ndjson.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.equal(rows.length, 43);
-    assert.ok(rows.every((r) => typeof r['hash'] === 'string' && (r['hash']).length === 64 && typeof r['chain_seq'] === 'number'));
+    assert.ok(rows.every((r) => typeof r['hash'] === 'string' && r['hash'].length === 64 && typeof r['chain_seq'] === 'number'));
 
     const ocsf = await cli('audit', 'export', '--since', '1h', '--format', 'ocsf');
     assert.equal(ocsf.code, 0, ocsf.stderr);
-    const records = ocsf.stdout.trim().split('\n').map((l) => JSON.parse(l) as OcsfApiActivity);
+    const records = ocsf.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as OcsfApiActivity);
     assert.equal(records.length, 14, 'one API Activity per request');
     assert.ok(records.every((r) => r['class_uid'] === 6003 && r['category_uid'] === 6 && r['type_uid'] === 600300 + r['activity_id']));
     const denied = records.find((r) => r['metadata']['correlation_uid'] === ids.denied)!;

@@ -100,25 +100,43 @@ describe('CLI output against the embedded gateway', { timeout: 240_000 }, () => 
   });
 
   test('approvals list: an aligned table with a header row; wide adds columns', async () => {
-    const [table, wide] = await Promise.all([cli('approvals', 'list', '--as-client', 'sre-alice'), cli('approvals', 'list', '-o', 'wide', '--as-client', 'sre-alice')]);
+    const [table, wide] = await Promise.all([
+      cli('approvals', 'list', '--as-client', 'sre-alice'),
+      cli('approvals', 'list', '-o', 'wide', '--as-client', 'sre-alice'),
+    ]);
     assert.equal(table.code, 0, table.stderr);
     const rows = alignedTable(table.stdout, ['ID', 'STATE', 'REQUESTER', 'REQUEST', 'RULE', 'APPROVALS', 'EXPIRES']);
     const row = rows.find((r) => r['ID'] === approvalId);
     assert.ok(row, table.stdout);
-    assert.deepEqual({ ...row, EXPIRES: undefined }, {
-      ID: approvalId,
-      STATE: 'pending',
-      REQUESTER: 'ci-bot',
-      REQUEST: 'delete namespaces staging',
-      RULE: 'delete-namespace-needs-sre',
-      APPROVALS: '0/1',
-      EXPIRES: undefined,
-    });
+    assert.deepEqual(
+      { ...row, EXPIRES: undefined },
+      {
+        ID: approvalId,
+        STATE: 'pending',
+        REQUESTER: 'ci-bot',
+        REQUEST: 'delete namespaces staging',
+        RULE: 'delete-namespace-needs-sre',
+        APPROVALS: '0/1',
+        EXPIRES: undefined,
+      },
+    );
     assert.match(row['EXPIRES']!, /^in \d+(m\d+)?s$/);
     assert.equal(wide.code, 0, wide.stderr);
-    const wideRow = alignedTable(wide.stdout, ['ID', 'STATE', 'REQUESTER', 'REQUEST', 'RULE', 'APPROVALS', 'EXPIRES', 'REQUESTED-AT', 'EXPIRES-AT', 'CLIENT', 'APPROVERS', 'POLICY', 'MESSAGE']).find(
-      (r) => r['ID'] === approvalId,
-    );
+    const wideRow = alignedTable(wide.stdout, [
+      'ID',
+      'STATE',
+      'REQUESTER',
+      'REQUEST',
+      'RULE',
+      'APPROVALS',
+      'EXPIRES',
+      'REQUESTED-AT',
+      'EXPIRES-AT',
+      'CLIENT',
+      'APPROVERS',
+      'POLICY',
+      'MESSAGE',
+    ]).find((r) => r['ID'] === approvalId);
     assert.equal(wideRow?.['APPROVERS'], 'sre');
     assert.equal(wideRow?.['CLIENT'], 'ci-bot');
     assert.match(wideRow?.['EXPIRES-AT'] ?? '', /^\d{4}-\d\d-\d\dT[\d:.]+Z$/);
@@ -152,12 +170,18 @@ describe('CLI output against the embedded gateway', { timeout: 240_000 }, () => 
     assert.equal(self.code, 1);
     assert.match(self.stderr, new RegExp(`^portcullis: approving ${approvalId} refused \\(403 \\w+\\): .*cannot decide it`, 'm'));
     assert.equal(badToken.code, 1);
-    assert.match(badToken.stderr, /^portcullis: listing approvals refused: the approval service did not accept the token \(401\): .+; authenticate as an approver with --as-client ID/m);
+    assert.match(
+      badToken.stderr,
+      /^portcullis: listing approvals refused: the approval service did not accept the token \(401\): .+; authenticate as an approver with --as-client ID/m,
+    );
   });
 
   test('an approval service that does not answer: the URL and the config key that sets it', async () => {
     const [listenPort, publicPort] = [await freePort(), await freePort()];
-    const viaListen = writeConfig(dir, 'listen.yaml', { node: { id: 'n', stateDir: join(dir, 'state') }, approval: { listen: { host: '127.0.0.1', port: listenPort } } });
+    const viaListen = writeConfig(dir, 'listen.yaml', {
+      node: { id: 'n', stateDir: join(dir, 'state') },
+      approval: { listen: { host: '127.0.0.1', port: listenPort } },
+    });
     const viaPublic = writeConfig(dir, 'public.yaml', {
       node: { id: 'n', stateDir: join(dir, 'state') },
       approval: { listen: { host: '127.0.0.1', port: listenPort }, publicUrl: `https://127.0.0.1:${publicPort}` },
@@ -167,10 +191,16 @@ describe('CLI output against the embedded gateway', { timeout: 240_000 }, () => 
       runPortcullis(['approvals', 'approve', approvalId, '--token', 't', '--config', viaPublic]),
     ]);
     assert.equal(listen.code, 1);
-    assert.ok(listen.stderr.includes(`cannot reach the approval service at https://127.0.0.1:${listenPort} (set by approval.listen in ${viaListen})`), listen.stderr);
+    assert.ok(
+      listen.stderr.includes(`cannot reach the approval service at https://127.0.0.1:${listenPort} (set by approval.listen in ${viaListen})`),
+      listen.stderr,
+    );
     assert.match(listen.stderr, /ECONNREFUSED/);
     assert.equal(publicUrl.code, 1);
-    assert.ok(publicUrl.stderr.includes(`cannot reach the approval service at https://127.0.0.1:${publicPort} (set by approval.publicUrl in ${viaPublic})`), publicUrl.stderr);
+    assert.ok(
+      publicUrl.stderr.includes(`cannot reach the approval service at https://127.0.0.1:${publicPort} (set by approval.publicUrl in ${viaPublic})`),
+      publicUrl.stderr,
+    );
   });
 
   test('audit tail: an aligned table with a header row; wide adds columns', async () => {
@@ -186,11 +216,27 @@ describe('CLI output against the embedded gateway', { timeout: 240_000 }, () => 
     assert.equal(pods[1]!['RESULT'], 'allow (bots-read)');
     assert.equal(pods[2]!['RESULT'], '200');
     assert.ok(pods.every((r) => /^\d{4}-\d\d-\d\dT[\d:.]+Z$/.test(r['TIME']!)));
-    assert.ok(rows.some((r) => r['TYPE'] === 'approval.requested'), 'other event types line up in the same table');
-    assert.equal(wide.code, 0, wide.stderr);
-    const completed = alignedTable(wide.stdout, ['TIME', 'TYPE', 'CONNECTION', 'SUBJECT', 'REQUEST', 'RESULT', 'AUDIT-ID', 'CLIENT', 'SOURCE', 'BYTES-IN', 'BYTES-OUT', 'DURATION', 'NODE', 'DETAIL']).find(
-      (r) => r['TYPE'] === 'request.completed',
+    assert.ok(
+      rows.some((r) => r['TYPE'] === 'approval.requested'),
+      'other event types line up in the same table',
     );
+    assert.equal(wide.code, 0, wide.stderr);
+    const completed = alignedTable(wide.stdout, [
+      'TIME',
+      'TYPE',
+      'CONNECTION',
+      'SUBJECT',
+      'REQUEST',
+      'RESULT',
+      'AUDIT-ID',
+      'CLIENT',
+      'SOURCE',
+      'BYTES-IN',
+      'BYTES-OUT',
+      'DURATION',
+      'NODE',
+      'DETAIL',
+    ]).find((r) => r['TYPE'] === 'request.completed');
     assert.match(completed?.['DURATION'] ?? '', /^\d+ ms$/);
     assert.match(completed?.['BYTES-OUT'] ?? '', /^[\d.]+ k?B$/);
     assert.equal(completed?.['NODE'], 'cli-output-1');
@@ -208,7 +254,10 @@ describe('CLI output against the embedded gateway', { timeout: 240_000 }, () => 
     ]);
     for (const r of [json, alias, yaml]) assert.equal(r.code, 0, r.stderr);
     assert.equal(alias.stdout, json.stdout);
-    const rows = json.stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const rows = json.stdout
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.deepEqual(
       rows.map((r) => r['type']),
       ['request.received', 'request.decided', 'request.completed'],

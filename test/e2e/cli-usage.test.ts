@@ -85,10 +85,14 @@ describe('portcullis CLI usage', { timeout: 280_000 }, () => {
       const examples = /\nExamples:\n([\s\S]*)$/.exec(help)?.[1];
       assert.ok(examples !== undefined, `${name} --help has an Examples section:\n${help}`);
       assert.match(examples, /^ {2}# \S/m, `${name}: each example says what it does`);
-      assert.ok(examples.split('\n').some((l) => l.startsWith(`  ${name}`)), `${name}: an example runs ${name}:\n${examples}`);
+      assert.ok(
+        examples.split('\n').some((l) => l.startsWith(`  ${name}`)),
+        `${name}: an example runs ${name}:\n${examples}`,
+      );
       // Every option line carries a description (commander prints the flags alone otherwise).
       const options = /\nOptions:\n([\s\S]*?)\n\n/.exec(help)?.[1] ?? '';
-      for (const line of options.split('\n').filter((l) => /^ {2}-/.test(l))) assert.match(line, /^ {2}-\S.*?\S {2,}\S/, `${name}: the option has a description: ${line}`);
+      for (const line of options.split('\n').filter((l) => /^ {2}-/.test(l)))
+        assert.match(line, /^ {2}-\S.*?\S {2,}\S/, `${name}: the option has a description: ${line}`);
     }
     // Units and defaults are said where they matter (whitespace flattened: commander wraps at the terminal width).
     const flat = (name: string): string => helps.get(name)!.replace(/\s+/g, ' ');
@@ -100,7 +104,11 @@ describe('portcullis CLI usage', { timeout: 280_000 }, () => {
   });
 
   test('portcullis help <command> is <command> --help, at any depth', async () => {
-    const [viaHelp, viaFlag, nested] = await Promise.all([runPortcullis(['help', 'audit', 'tail']), runPortcullis(['audit', 'tail', '--help']), runPortcullis(['approvals', 'help', 'approve'])]);
+    const [viaHelp, viaFlag, nested] = await Promise.all([
+      runPortcullis(['help', 'audit', 'tail']),
+      runPortcullis(['audit', 'tail', '--help']),
+      runPortcullis(['approvals', 'help', 'approve']),
+    ]);
     assert.equal(viaHelp.code, 0, viaHelp.stderr);
     assert.equal(viaHelp.stdout, viaFlag.stdout);
     assert.match(viaHelp.stdout, /^Usage: portcullis audit tail \[options\]$/m);
@@ -158,7 +166,10 @@ describe('portcullis CLI usage', { timeout: 280_000 }, () => {
   test('a non-UUID approval id is refused before the config is read or any request is made', async () => {
     const dir = tempDir('cli-usage');
     // Nothing listens on this port and the config has no CA: any request would fail differently.
-    const config = writeConfig(dir, 'portcullis.yaml', { node: { id: 'n', stateDir: join(dir, 'state') }, approval: { listen: { host: '127.0.0.1', port: await freePort() } } });
+    const config = writeConfig(dir, 'portcullis.yaml', {
+      node: { id: 'n', stateDir: join(dir, 'state') },
+      approval: { listen: { host: '127.0.0.1', port: await freePort() } },
+    });
     for (const args of [
       ['approvals', 'approve', 'not-an-id', '--token', 't', '--config', config],
       ['approvals', 'deny', '42', '--token', 't', '--config', join(dir, 'missing.yaml')],
@@ -170,7 +181,21 @@ describe('portcullis CLI usage', { timeout: 280_000 }, () => {
   });
 
   test('policy explain: -o json as --json printed it, -o yaml the same data; --at takes the documented forms', async () => {
-    const base = ['policy', 'explain', '--as', 'ci-bot', '--group', 'bots', '--connection', 'sandbox', 'delete', 'namespaces', 'staging', '--policy', join(REPO_ROOT, 'examples', 'policy.yaml')];
+    const base = [
+      'policy',
+      'explain',
+      '--as',
+      'ci-bot',
+      '--group',
+      'bots',
+      '--connection',
+      'sandbox',
+      'delete',
+      'namespaces',
+      'staging',
+      '--policy',
+      join(REPO_ROOT, 'examples', 'policy.yaml'),
+    ];
     const [json, alias, yaml, text, ago, iso, epoch, bad] = await Promise.all([
       runPortcullis([...base, '-o', 'json']),
       runPortcullis([...base, '--json']),
@@ -218,6 +243,9 @@ describe('portcullis CLI usage', { timeout: 280_000 }, () => {
     const { parse } = await import('yaml');
     const problems = parse(brokenYaml.stdout) as { valid: boolean; errors: { line: number; path: string }[] };
     assert.equal(problems.valid, false);
-    assert.ok(problems.errors.some((e) => e.line === 6 && e.path === 'rules[0].effect'), brokenYaml.stdout);
+    assert.ok(
+      problems.errors.some((e) => e.line === 6 && e.path === 'rules[0].effect'),
+      brokenYaml.stdout,
+    );
   });
 });

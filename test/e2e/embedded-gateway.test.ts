@@ -95,7 +95,11 @@ describe('embedded gateway: npm start, then the printed commands', { timeout: 18
     const rows = await eventually('audit rows', async () => {
       const r = await runPortcullis(['audit', 'tail', '--json', '--config', config]);
       assert.equal(r.code, 0, r.stderr);
-      const parsed = r.stdout.trim().split('\n').filter((l) => l).map((l) => JSON.parse(l) as Record<string, unknown>);
+      const parsed = r.stdout
+        .trim()
+        .split('\n')
+        .filter((l) => l)
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
       return parsed.some((x) => x['rule_id'] === 'delete-namespace-needs-sre') ? parsed : undefined;
     });
     const received = rows.filter((r) => r['type'] === 'request.received');

@@ -50,7 +50,11 @@ describe('exec credential plugin refreshes expired tokens', { timeout: 180_000 }
   async function rows(): Promise<Row[]> {
     const r = await runPortcullis(['audit', 'tail', '--json', '--limit', '10000', '--config', config]);
     assert.equal(r.code, 0, r.stderr);
-    return r.stdout.trim().split('\n').filter((l) => l).map((l) => JSON.parse(l) as Row);
+    return r.stdout
+      .trim()
+      .split('\n')
+      .filter((l) => l)
+      .map((l) => JSON.parse(l) as Row);
   }
 
   /** The token id and expiry of the token that made the (only) pods list in `namespace`. */

@@ -156,7 +156,15 @@ describe('fault suite: components killed, NATS, Redis and ClickHouse lost under 
       if (kind <= 4) {
         o = await send(c, botToken, 'read', edge, 'GET', kind % 2 === 0 ? '/api/v1/namespaces/default/pods' : '/api/v1/namespaces/default/configmaps');
       } else if (kind <= 6) {
-        o = await send(c, botToken, 'write', edge, 'POST', '/api/v1/namespaces/default/configmaps', JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `load-w-${i}` }, data: { i: String(i) } }));
+        o = await send(
+          c,
+          botToken,
+          'write',
+          edge,
+          'POST',
+          '/api/v1/namespaces/default/configmaps',
+          JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `load-w-${i}` }, data: { i: String(i) } }),
+        );
       } else if (kind === 7) {
         o = await send(c, botToken, 'watch', edge, 'GET', '/api/v1/namespaces/default/pods?watch=true&timeoutSeconds=2');
       } else {
@@ -289,10 +297,18 @@ describe('fault suite: components killed, NATS, Redis and ClickHouse lost under 
         const k = o.status === 0 ? o.error : String(o.status);
         counts.set(k, (counts.get(k) ?? 0) + 1);
       }
-      return [...counts].sort().map(([k, v]) => `${k}: ${v}`).join(', ');
+      return [...counts]
+        .sort()
+        .map(([k, v]) => `${k}: ${v}`)
+        .join(', ');
     };
     for (const op of ['read', 'write', 'watch', 'held'] as const) {
-      table.add(`load: ${op} responses by status`, 'counted, none timed out', by((o) => o.op === op), !outcomes.some((o) => o.op === op && o.error === 'timeout'));
+      table.add(
+        `load: ${op} responses by status`,
+        'counted, none timed out',
+        by((o) => o.op === op),
+        !outcomes.some((o) => o.op === op && o.error === 'timeout'),
+      );
     }
     const timeouts = outcomes.filter((o) => o.error === 'timeout').length;
     table.add('load: requests with no answer within the client timeout', `0 (client timeout ${CLIENT_TIMEOUT_MS / 1000} s)`, String(timeouts), timeouts === 0);
@@ -301,16 +317,36 @@ describe('fault suite: components killed, NATS, Redis and ClickHouse lost under 
     // 2. NATS down: only 503 Status, never 200, and back within 5 s.
     const inOutage = outcomes.filter((o) => o.t0 >= natsStoppedAt && o.t1 <= natsRestartAt);
     const okDuring = inOutage.filter((o) => o.status === 503 && o.isStatus).length;
-    table.add('NATS down: answers to requests sent while it was down', 'all 503 Status (no 200, no hang)', `${inOutage.length} requests: ${by((o) => o.t0 >= natsStoppedAt && o.t1 <= natsRestartAt) || 'none'}`, inOutage.length > 0 && okDuring === inOutage.length);
-    table.add('NATS down: recovery after NATS answers again', `≤ ${RECOVERY_LIMIT_MS} ms on each edge`, `edge-a ${recovery[0] ?? '?'} ms, edge-b ${recovery[1] ?? '?'} ms`, recovery.length === 2 && recovery.every((ms) => ms >= 0 && ms <= RECOVERY_LIMIT_MS));
+    table.add(
+      'NATS down: answers to requests sent while it was down',
+      'all 503 Status (no 200, no hang)',
+      `${inOutage.length} requests: ${by((o) => o.t0 >= natsStoppedAt && o.t1 <= natsRestartAt) || 'none'}`,
+      inOutage.length > 0 && okDuring === inOutage.length,
+    );
+    table.add(
+      'NATS down: recovery after NATS answers again',
+      `≤ ${RECOVERY_LIMIT_MS} ms on each edge`,
+      `edge-a ${recovery[0] ?? '?'} ms, edge-b ${recovery[1] ?? '?'} ms`,
+      recovery.length === 2 && recovery.every((ms) => ms >= 0 && ms <= RECOVERY_LIMIT_MS),
+    );
 
     // 3. Approvals: the load's held deletes, and the sentinels unchanged through every fault.
     const released = outcomes.filter((o) => o.op === 'held' && o.status === 200);
     const deletedTwice = [...new Set(c.fixture.requests.filter((r) => r.method === 'DELETE').map((r) => r.path))].filter((p) => c.deletes(p) > 1);
     const unforwarded = released.filter((o) => c.deletes(`/api/v1/namespaces/default/configmaps/${o.path.split('/').pop()!}`) !== 1);
-    table.add('approvals: held deletes approved via the REST API as they came', 'released ones forwarded exactly once', `${approvedByLoop.size} approved, ${released.length} released, ${unforwarded.length} not forwarded once, ${deletedTwice.length} deleted twice (approver loop errors: ${approverErrors})`, released.length > 0 && unforwarded.length === 0 && deletedTwice.length === 0);
+    table.add(
+      'approvals: held deletes approved via the REST API as they came',
+      'released ones forwarded exactly once',
+      `${approvedByLoop.size} approved, ${released.length} released, ${unforwarded.length} not forwarded once, ${deletedTwice.length} deleted twice (approver loop errors: ${approverErrors})`,
+      released.length > 0 && unforwarded.length === 0 && deletedTwice.length === 0,
+    );
     const statesAfter = await approvalStates(sentinels);
-    table.add('approvals: 3 pending + 2 granted sentinels, before vs after', statesBefore.join(' '), statesAfter.join(' '), statesAfter.join(' ') === statesBefore.join(' '));
+    table.add(
+      'approvals: 3 pending + 2 granted sentinels, before vs after',
+      statesBefore.join(' '),
+      statesAfter.join(' '),
+      statesAfter.join(' ') === statesBefore.join(' '),
+    );
 
     // 4. Audit: every forwarded request has acked events; ClickHouse holds the stream exactly once.
     const bus = await connectNats({ servers: [c.nats.url], name: 'fault-suite-audit-count', logger: silentLogger });
@@ -338,34 +374,72 @@ describe('fault suite: components killed, NATS, Redis and ClickHouse lost under 
     }
     const distinct = await chCount(`SELECT uniqExact(event_id) FROM ${database}.audit_events FINAL`);
     const physical = await chCount(`SELECT count() FROM ${database}.audit_events`);
-    table.add('audit: events in the stream vs in ClickHouse (FINAL)', String(published), `${stored} (${physical - stored} redelivered copies collapsed)`, stored === published && published > 0);
+    table.add(
+      'audit: events in the stream vs in ClickHouse (FINAL)',
+      String(published),
+      `${stored} (${physical - stored} redelivered copies collapsed)`,
+      stored === published && published > 0,
+    );
     table.add('audit: distinct event ids vs rows under FINAL (none visible twice)', String(stored), String(distinct), distinct === stored);
 
     const received = new Set(
-      (await clickhouse.query(`SELECT DISTINCT correlation_id FROM ${database}.audit_events FINAL WHERE type = 'request.received' FORMAT TSV`)).split('\n').filter((l) => l !== ''),
+      (await clickhouse.query(`SELECT DISTINCT correlation_id FROM ${database}.audit_events FINAL WHERE type = 'request.received' FORMAT TSV`))
+        .split('\n')
+        .filter((l) => l !== ''),
     );
     const decided = new Set(
-      (await clickhouse.query(`SELECT DISTINCT correlation_id FROM ${database}.audit_events FINAL WHERE type = 'request.decided' FORMAT TSV`)).split('\n').filter((l) => l !== ''),
+      (await clickhouse.query(`SELECT DISTINCT correlation_id FROM ${database}.audit_events FINAL WHERE type = 'request.decided' FORMAT TSV`))
+        .split('\n')
+        .filter((l) => l !== ''),
     );
     const upstreamIds = c.fixture.requests.map((r) => String(r.headers[AUDIT_ID_TO_UPSTREAM] ?? ''));
     const recorded = upstreamIds.filter((id) => received.has(id) && decided.has(id));
-    table.add('audit: requests the fixture received vs those with acked received+decided events', String(upstreamIds.length), String(recorded.length), recorded.length === upstreamIds.length && upstreamIds.length > 0);
+    table.add(
+      'audit: requests the fixture received vs those with acked received+decided events',
+      String(upstreamIds.length),
+      String(recorded.length),
+      recorded.length === upstreamIds.length && upstreamIds.length > 0,
+    );
     const acknowledged = outcomes.filter((o) => o.status >= 200 && o.status < 300);
     const acknowledgedRecorded = acknowledged.filter((o) => received.has(o.auditId) && decided.has(o.auditId));
-    table.add('audit: 2xx answers the edges gave vs those recorded', String(acknowledged.length), String(acknowledgedRecorded.length), acknowledgedRecorded.length === acknowledged.length);
+    table.add(
+      'audit: 2xx answers the edges gave vs those recorded',
+      String(acknowledged.length),
+      String(acknowledgedRecorded.length),
+      acknowledgedRecorded.length === acknowledged.length,
+    );
 
     // 5. Processes: only the killed ones died, the rest exit cleanly when stopped.
     const alive = c.history.filter((h) => !killed.has(h.proc));
     const died = alive.filter((h) => h.proc.child.exitCode !== null || h.proc.child.signalCode !== null);
-    table.add('processes: running at the end (not killed by the suite)', `${alive.length} running`, died.length === 0 ? `${alive.length} running` : `died: ${died.map((h) => `${h.name} (${h.proc.child.exitCode ?? h.proc.child.signalCode})`).join(', ')}`, died.length === 0);
+    table.add(
+      'processes: running at the end (not killed by the suite)',
+      `${alive.length} running`,
+      died.length === 0 ? `${alive.length} running` : `died: ${died.map((h) => `${h.name} (${h.proc.child.exitCode ?? h.proc.child.signalCode})`).join(', ')}`,
+      died.length === 0,
+    );
     for (const h of c.history.filter((x) => killed.has(x.proc))) {
-      table.add(`processes: ${h.name} (pid ${h.proc.child.pid ?? '?'}) killed by the suite`, 'SIGKILL', String(h.proc.child.signalCode ?? h.proc.child.exitCode), h.proc.child.signalCode === 'SIGKILL');
+      table.add(
+        `processes: ${h.name} (pid ${h.proc.child.pid ?? '?'}) killed by the suite`,
+        'SIGKILL',
+        String(h.proc.child.signalCode ?? h.proc.child.exitCode),
+        h.proc.child.signalCode === 'SIGKILL',
+      );
     }
     const codes = await Promise.all(alive.map(async (h) => [h.name, await h.proc.stop()] as const));
     const unclean = codes.filter(([, code]) => code !== 0);
-    table.add('processes: exit codes after SIGTERM', `0 for all ${codes.length}`, unclean.length === 0 ? `0 for all ${codes.length}` : unclean.map(([name, code]) => `${name}: ${String(code)}`).join(', '), unclean.length === 0);
+    table.add(
+      'processes: exit codes after SIGTERM',
+      `0 for all ${codes.length}`,
+      unclean.length === 0 ? `0 for all ${codes.length}` : unclean.map(([name, code]) => `${name}: ${String(code)}`).join(', '),
+      unclean.length === 0,
+    );
 
-    console.log(table.render(`fault suite (${outcomes.length} requests, load ${((loadEnd - suiteStart) / 1000).toFixed(0)} s, NATS down ${NATS_DOWN_MS / 1000} s, ClickHouse down ${CLICKHOUSE_DOWN_MS / 1000} s, ${WORKERS} load loops)`));
+    console.log(
+      table.render(
+        `fault suite (${outcomes.length} requests, load ${((loadEnd - suiteStart) / 1000).toFixed(0)} s, NATS down ${NATS_DOWN_MS / 1000} s, ClickHouse down ${CLICKHOUSE_DOWN_MS / 1000} s, ${WORKERS} load loops)`,
+      ),
+    );
     assert.deepEqual(
       table.failed.map((r) => `${r.name}: expected ${r.expected}, observed ${r.observed}`),
       [],

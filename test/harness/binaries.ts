@@ -28,11 +28,7 @@ export class MissingBinaryError extends Error {
     readonly packages: readonly string[],
     options?: ErrorOptions,
   ) {
-    super(
-      `missing ${binaries.join(', ')}; install them with: ` +
-        `sudo apt-get update && sudo apt-get install -y ${packages.join(' ')}`,
-      options,
-    );
+    super(`missing ${binaries.join(', ')}; install them with: ` + `sudo apt-get update && sudo apt-get install -y ${packages.join(' ')}`, options);
   }
 }
 
@@ -106,9 +102,7 @@ export async function aptInstall(packages: readonly string[]): Promise<void> {
  * as root; otherwise throws MissingBinaryError naming the packages to install.
  * @returns the absolute path of each binary
  */
-export async function ensureBinaries<const N extends ServiceBinary>(
-  names: readonly N[],
-): Promise<Record<N, string>> {
+export async function ensureBinaries<const N extends ServiceBinary>(names: readonly N[]): Promise<Record<N, string>> {
   const missing = names.filter((name) => findBinary(name) === undefined);
   if (missing.length > 0) {
     const packages = [...new Set(missing.flatMap((name) => DEBIAN_PACKAGES[name]))];

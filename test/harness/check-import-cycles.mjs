@@ -9,8 +9,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 // `import x from './a.js'`, `import './a.js'`, `import {\n a \n} from "../b.js"`, `export * from '@portcullis/bus'`
-const STATIC_SPECIFIER =
-  /(?:^|[\n;}])[ \t]*(?:import|export)\b(?:[\s\w*{},$]*?\bfrom)?\s*(['"])(\.{1,2}\/[^'"\n]+|@portcullis\/[^'"\n]+)\1/g;
+const STATIC_SPECIFIER = /(?:^|[\n;}])[ \t]*(?:import|export)\b(?:[\s\w*{},$]*?\bfrom)?\s*(['"])(\.{1,2}\/[^'"\n]+|@portcullis\/[^'"\n]+)\1/g;
 
 /** Relative and `@portcullis/…` specifiers imported statically by a module's source text. */
 export function staticRelativeImports(source) {

@@ -89,13 +89,13 @@ export function httpRequest(url: string, body: string | undefined, timeoutMs: nu
 export async function natsReady(port: number, jetstream: boolean): Promise<boolean> {
   const inbox = '_PORTCULLIS_PROBE';
   const connectLine = 'CONNECT {"verbose":false,"pedantic":false,"headers":true,"no_responders":true}\r\n';
-  const send = jetstream
-    ? `${connectLine}SUB ${inbox} 1\r\nPUB $JS.API.INFO ${inbox} 0\r\n\r\n`
-    : `${connectLine}PING\r\n`;
+  const send = jetstream ? `${connectLine}SUB ${inbox} 1\r\nPUB $JS.API.INFO ${inbox} 0\r\n\r\n` : `${connectLine}PING\r\n`;
   const out = await tcpExchange(port, {
     send: (received) => (received.includes('\r\n') ? send : undefined),
     done: (received) =>
-      jetstream ? /\r\nH?MSG _PORTCULLIS_PROBE 1 [^\r]*\r\n[\s\S]*\r\n/.test(received) || received.includes('-ERR') : received.includes('PONG') || received.includes('-ERR'),
+      jetstream
+        ? /\r\nH?MSG _PORTCULLIS_PROBE 1 [^\r]*\r\n[\s\S]*\r\n/.test(received) || received.includes('-ERR')
+        : received.includes('PONG') || received.includes('-ERR'),
     timeoutMs: 2000,
   });
   if (!out.startsWith('INFO ') || out.includes('-ERR')) return false;

@@ -111,11 +111,7 @@ export class ServerProcess {
       if (exitReason !== undefined) continue;
       if (Date.now() > deadline) {
         await this.kill();
-        throw new ServiceStartError(
-          `${this.name} was not ready within ${timeoutMs} ms`,
-          false,
-          logTail(this.logFiles),
-        );
+        throw new ServiceStartError(`${this.name} was not ready within ${timeoutMs} ms`, false, logTail(this.logFiles));
       }
       await Promise.race([delay(POLL_INTERVAL_MS), exited]);
     }

@@ -121,13 +121,7 @@ function makeDir(kind: string, keep?: string): string {
 }
 
 // Object.assign keeps the live pid/startMs getters (a spread would freeze their current values).
-function serviceHandle<E extends object>(
-  server: ServerProcess,
-  dir: string,
-  port: number,
-  restart: () => Promise<void>,
-  extra: E,
-): TestService & E {
+function serviceHandle<E extends object>(server: ServerProcess, dir: string, port: number, restart: () => Promise<void>, extra: E): TestService & E {
   const base: TestService = {
     port,
     dir,
@@ -188,14 +182,22 @@ export async function startRedis(options: StartOptions = {}): Promise<TestRedis>
   const launch = (port: number): LaunchSpec => ({
     command: binary,
     args: [
-      '--bind', '127.0.0.1',
-      '--port', String(port),
-      '--save', '',
-      '--appendonly', 'no',
-      '--dir', dir,
-      '--daemonize', 'no',
-      '--protected-mode', 'no',
-      '--logfile', '',
+      '--bind',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--dir',
+      dir,
+      '--daemonize',
+      'no',
+      '--protected-mode',
+      'no',
+      '--logfile',
+      '',
     ],
     cwd: dir,
     logFile,

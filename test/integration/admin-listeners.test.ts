@@ -51,7 +51,11 @@ describe('admin routes, each on its own listener', { timeout: 60_000 }, () => {
   });
   after(() => proc.close());
 
-  const call = async (where: Where, method: string, path: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> => {
+  const call = async (
+    where: Where,
+    method: string,
+    path: string,
+  ): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> => {
     const port = proc.port(where);
     assert.ok(port !== undefined, `${where} listener open`);
     if (where === 'observability') {
@@ -108,7 +112,11 @@ describe('admin routes, each on its own listener', { timeout: 60_000 }, () => {
       const res = await call('edge', 'GET', path);
       assert.match(String(res.headers['audit-id']), /^[0-9a-f-]{36}$/, `${path} (${res.status})`);
     }
-    for (const [where, path] of [['edge', '/oidc/dev/jwks.json'], ['approval', '/approvals'], ['audit', '/v1/audit/replay/x']] as const) {
+    for (const [where, path] of [
+      ['edge', '/oidc/dev/jwks.json'],
+      ['approval', '/approvals'],
+      ['audit', '/v1/audit/replay/x'],
+    ] as const) {
       assert.equal((await call(where, 'GET', path)).headers['cache-control'], 'no-store', `${where} ${path}`);
     }
   });

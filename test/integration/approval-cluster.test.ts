@@ -27,7 +27,9 @@ describe('approvals in cluster mode: held, released anywhere, bound to the exact
     const held = c.kube('ci-bot', 0, ['delete', 'namespace', 'staging']);
     const post = await eventually('the Slack message', () => c.slack.messages.slice(postsBefore).find((m) => m.text.includes('namespaces staging')));
     const id = String(post.metadata?.event_payload?.['approval_id']);
-    const call = c.slack.calls.find((c) => c.method === 'chat.postMessage' && (c.body['metadata'] as { event_payload?: { approval_id?: string } })?.event_payload?.approval_id === id)!;
+    const call = c.slack.calls.find(
+      (c) => c.method === 'chat.postMessage' && (c.body['metadata'] as { event_payload?: { approval_id?: string } })?.event_payload?.approval_id === id,
+    )!;
     assert.equal(call.body['channel'], '#approvals');
     const text = JSON.stringify(call.body['blocks']);
     for (const want of ['ci-bot', 'delete namespaces staging', 'delete-namespace-needs-sre', 'portcullis_approve', 'portcullis_deny', id, 'expires']) {
@@ -86,7 +88,17 @@ describe('approvals in cluster mode: held, released anywhere, bound to the exact
 
     // 2. denied: the retry gets the approver's reason.
     const d = await pending('t-denied');
-    const deny = await runPortcullis(['approvals', 'deny', d, '--reason', 'not during the freeze', '--as-client', 'sre-alice', '--config', c.configs.get('approval-1')!]);
+    const deny = await runPortcullis([
+      'approvals',
+      'deny',
+      d,
+      '--reason',
+      'not during the freeze',
+      '--as-client',
+      'sre-alice',
+      '--config',
+      c.configs.get('approval-1')!,
+    ]);
     assert.equal(deny.code, 0, deny.stderr);
     const refused = await c.kube('ci-bot', 1, ['delete', 'configmap', 't-denied', '-n', 'default']);
     assert.notEqual(refused.code, 0);
@@ -94,7 +106,11 @@ describe('approvals in cluster mode: held, released anywhere, bound to the exact
     assert.equal(c.deletes('/api/v1/namespaces/default/configmaps/t-denied'), 0);
 
     // 3. expired: nobody decides within approval.pendingTtl (12 s); the sweep records it.
-    await eventually('the approval to expire', async () => ((await c.api(0, 'GET', `/approvals/${e}`, 'sre-alice')).body['state'] === 'expired' ? true : undefined), 45_000);
+    await eventually(
+      'the approval to expire',
+      async () => ((await c.api(0, 'GET', `/approvals/${e}`, 'sre-alice')).body['state'] === 'expired' ? true : undefined),
+      45_000,
+    );
     const expired = await c.kube('ci-bot', 1, ['delete', 'configmap', 't-expired', '-n', 'default']);
     assert.notEqual(expired.code, 0);
     assert.match(expired.stderr, /expired: nobody decided it in time/);
@@ -112,11 +128,51 @@ describe('approvals in cluster mode: held, released anywhere, bound to the exact
     const id = approvalIdIn(first.body);
     assert.equal((await c.api(0, 'POST', `/approvals/${id}/approve`, 'sre-alice', {})).status, 200);
     const cases: { name: string; client: string; method: string; path: string; header: string; code: number; message: RegExp }[] = [
-      { name: 'another object', client: 'ci-bot', method: 'DELETE', path: '/api/v1/namespaces/default/configmaps/hdr-b', header: id, code: 403, message: /different request/ },
-      { name: 'another identity', client: 'sre-bob', method: 'DELETE', path: '/api/v1/namespaces/default/configmaps/hdr-a', header: id, code: 403, message: /different request/ },
-      { name: 'another query', client: 'ci-bot', method: 'DELETE', path: '/api/v1/namespaces/default/configmaps/hdr-a?gracePeriodSeconds=0', header: id, code: 403, message: /different request/ },
-      { name: 'unknown id', client: 'ci-bot', method: 'DELETE', path: '/api/v1/namespaces/default/configmaps/hdr-a', header: '01900000-0000-7000-8000-000000000000', code: 403, message: /no approval/ },
-      { name: 'not a uuid', client: 'ci-bot', method: 'DELETE', path: '/api/v1/namespaces/default/configmaps/hdr-a', header: 'portcullis.approval.gate', code: 400, message: /must be an approval id/ },
+      {
+        name: 'another object',
+        client: 'ci-bot',
+        method: 'DELETE',
+        path: '/api/v1/namespaces/default/configmaps/hdr-b',
+        header: id,
+        code: 403,
+        message: /different request/,
+      },
+      {
+        name: 'another identity',
+        client: 'sre-bob',
+        method: 'DELETE',
+        path: '/api/v1/namespaces/default/configmaps/hdr-a',
+        header: id,
+        code: 403,
+        message: /different request/,
+      },
+      {
+        name: 'another query',
+        client: 'ci-bot',
+        method: 'DELETE',
+        path: '/api/v1/namespaces/default/configmaps/hdr-a?gracePeriodSeconds=0',
+        header: id,
+        code: 403,
+        message: /different request/,
+      },
+      {
+        name: 'unknown id',
+        client: 'ci-bot',
+        method: 'DELETE',
+        path: '/api/v1/namespaces/default/configmaps/hdr-a',
+        header: '01900000-0000-7000-8000-000000000000',
+        code: 403,
+        message: /no approval/,
+      },
+      {
+        name: 'not a uuid',
+        client: 'ci-bot',
+        method: 'DELETE',
+        path: '/api/v1/namespaces/default/configmaps/hdr-a',
+        header: 'portcullis.approval.gate',
+        code: 400,
+        message: /must be an approval id/,
+      },
     ];
     for (const row of cases) {
       const res = await c.raw(row.client, 1, row.method, row.path, { 'x-portcullis-approval': row.header });
@@ -193,6 +249,9 @@ describe('approvals in cluster mode: held, released anywhere, bound to the exact
     assert.match(res.stdout, /secret "db-credentials" deleted/);
     assert.equal(c.deletes('/api/v1/namespaces/prod/secrets/db-credentials'), 1);
     const final = await c.api(0, 'GET', `/approvals/${id}`, 'sre-alice');
-    assert.deepEqual((final.body['approvals'] as { subject: string }[]).map((a) => a.subject), ['alice', 'carol']);
+    assert.deepEqual(
+      (final.body['approvals'] as { subject: string }[]).map((a) => a.subject),
+      ['alice', 'carol'],
+    );
   });
 });

@@ -67,7 +67,10 @@ describe('approval role readiness follows Redis', { timeout: 120_000 }, () => {
       return a.status === 503 ? a : undefined;
     });
     assert.equal(r.ready, false);
-    assert.match(r.checks['redis'] ?? '', new RegExp(`^redis at 127\\.0\\.0\\.1:${redis.port} unreachable \\(.+\\): pending approvals can be neither read nor written$`));
+    assert.match(
+      r.checks['redis'] ?? '',
+      new RegExp(`^redis at 127\\.0\\.0\\.1:${redis.port} unreachable \\(.+\\): pending approvals can be neither read nor written$`),
+    );
     // The other checks are still what they were: only Redis is to blame.
     assert.equal(r.checks['bus'], 'ok');
     assert.equal(r.checks['jetstream'], 'ok');
@@ -76,10 +79,14 @@ describe('approval role readiness follows Redis', { timeout: 120_000 }, () => {
 
   test('Redis back: ready again without a restart of the role', async () => {
     await redis.restart();
-    const r = await eventually('the role to report ready again', async () => {
-      const a = await readyz();
-      return a.status === 200 ? a : undefined;
-    }, 30_000);
+    const r = await eventually(
+      'the role to report ready again',
+      async () => {
+        const a = await readyz();
+        return a.status === 200 ? a : undefined;
+      },
+      30_000,
+    );
     assert.equal(r.checks['redis'], 'ok');
   });
 });

@@ -24,16 +24,89 @@ describe('approvals in cluster mode: signatures, rate limits, Redis loss, worker
     const now = Math.floor(Date.now() / 1000);
     const good = () => c.slack.interaction({ approvalId: id, action: 'approve', userId: 'U0ALICE', signingSecret: SIGNING_SECRET });
     const cases: { name: string; make: () => { body: string; headers: Record<string, string> }; status: number; error: string }[] = [
-      { name: 'signed with another secret', make: () => c.slack.interaction({ approvalId: id, action: 'approve', userId: 'U0ALICE', signingSecret: 'attacker-secret' }), status: 401, error: 'signature_mismatch' },
-      { name: 'body changed after signing', make: () => { const g = good(); return { ...g, body: g.body.replace('U0ALICE', 'U0ALICX') }; }, status: 401, error: 'signature_mismatch' },
-      { name: 'timestamp changed after signing', make: () => { const g = good(); return { ...g, headers: { ...g.headers, 'x-slack-request-timestamp': String(now - 1) } }; }, status: 401, error: 'signature_mismatch' },
-      { name: 'stale: 6 minutes old, correctly signed', make: () => c.slack.interaction({ approvalId: id, action: 'approve', userId: 'U0ALICE', signingSecret: SIGNING_SECRET, timestampSec: now - 360 }), status: 401, error: 'signature_stale' },
-      { name: 'from the future: 6 minutes ahead', make: () => c.slack.interaction({ approvalId: id, action: 'approve', userId: 'U0ALICE', signingSecret: SIGNING_SECRET, timestampSec: now + 360 }), status: 401, error: 'signature_stale' },
-      { name: 'no signature', make: () => { const g = good(); const { 'x-slack-signature': _s, ...h } = g.headers; return { ...g, headers: h }; }, status: 401, error: 'signature_missing' },
-      { name: 'no timestamp', make: () => { const g = good(); const { 'x-slack-request-timestamp': _t, ...h } = g.headers; return { ...g, headers: h }; }, status: 401, error: 'signature_missing' },
-      { name: 'v1 scheme', make: () => { const g = good(); return { ...g, headers: { ...g.headers, 'x-slack-signature': g.headers['x-slack-signature']!.replace('v0=', 'v1=') } }; }, status: 401, error: 'signature_malformed' },
-      { name: 'truncated signature', make: () => { const g = good(); return { ...g, headers: { ...g.headers, 'x-slack-signature': g.headers['x-slack-signature']!.slice(0, 40) } }; }, status: 401, error: 'signature_malformed' },
-      { name: 'uppercase hex (not what Slack sends)', make: () => { const g = good(); return { ...g, headers: { ...g.headers, 'x-slack-signature': g.headers['x-slack-signature']!.toUpperCase() } }; }, status: 401, error: 'signature_malformed' },
+      {
+        name: 'signed with another secret',
+        make: () => c.slack.interaction({ approvalId: id, action: 'approve', userId: 'U0ALICE', signingSecret: 'attacker-secret' }),
+        status: 401,
+        error: 'signature_mismatch',
+      },
+      {
+        name: 'body changed after signing',
+        make: () => {
+          const g = good();
+          return { ...g, body: g.body.replace('U0ALICE', 'U0ALICX') };
+        },
+        status: 401,
+        error: 'signature_mismatch',
+      },
+      {
+        name: 'timestamp changed after signing',
+        make: () => {
+          const g = good();
+          return { ...g, headers: { ...g.headers, 'x-slack-request-timestamp': String(now - 1) } };
+        },
+        status: 401,
+        error: 'signature_mismatch',
+      },
+      {
+        name: 'stale: 6 minutes old, correctly signed',
+        make: () => c.slack.interaction({ approvalId: id, action: 'approve', userId: 'U0ALICE', signingSecret: SIGNING_SECRET, timestampSec: now - 360 }),
+        status: 401,
+        error: 'signature_stale',
+      },
+      {
+        name: 'from the future: 6 minutes ahead',
+        make: () => c.slack.interaction({ approvalId: id, action: 'approve', userId: 'U0ALICE', signingSecret: SIGNING_SECRET, timestampSec: now + 360 }),
+        status: 401,
+        error: 'signature_stale',
+      },
+      {
+        name: 'no signature',
+        make: () => {
+          const g = good();
+          const { 'x-slack-signature': _s, ...h } = g.headers;
+          return { ...g, headers: h };
+        },
+        status: 401,
+        error: 'signature_missing',
+      },
+      {
+        name: 'no timestamp',
+        make: () => {
+          const g = good();
+          const { 'x-slack-request-timestamp': _t, ...h } = g.headers;
+          return { ...g, headers: h };
+        },
+        status: 401,
+        error: 'signature_missing',
+      },
+      {
+        name: 'v1 scheme',
+        make: () => {
+          const g = good();
+          return { ...g, headers: { ...g.headers, 'x-slack-signature': g.headers['x-slack-signature']!.replace('v0=', 'v1=') } };
+        },
+        status: 401,
+        error: 'signature_malformed',
+      },
+      {
+        name: 'truncated signature',
+        make: () => {
+          const g = good();
+          return { ...g, headers: { ...g.headers, 'x-slack-signature': g.headers['x-slack-signature']!.slice(0, 40) } };
+        },
+        status: 401,
+        error: 'signature_malformed',
+      },
+      {
+        name: 'uppercase hex (not what Slack sends)',
+        make: () => {
+          const g = good();
+          return { ...g, headers: { ...g.headers, 'x-slack-signature': g.headers['x-slack-signature']!.toUpperCase() } };
+        },
+        status: 401,
+        error: 'signature_malformed',
+      },
     ];
     for (const row of cases) {
       const res = await c.slack.send(`${c.approvals[1]}/slack/interactions`, row.make(), c.caPem);
@@ -59,7 +132,10 @@ describe('approvals in cluster mode: signatures, rate limits, Redis loss, worker
     const id = approvalIdIn(r.body);
     const msg = await eventually('the post after the rate limit', () => c.slack.messagesFor(id)[0]);
     const posts = c.slack.calls.filter((c) => c.method === 'chat.postMessage' && JSON.stringify(c.body['metadata']).includes(id));
-    assert.deepEqual(posts.map((c) => c.status), [429, 200]);
+    assert.deepEqual(
+      posts.map((c) => c.status),
+      [429, 200],
+    );
     assert.ok(posts[1]!.at - posts[0]!.at >= 950, `waited for Retry-After (${posts[1]!.at - posts[0]!.at} ms)`);
     assert.equal(c.slack.messagesFor(id).length, 1);
     assert.ok(msg.ts !== '');
@@ -79,7 +155,10 @@ describe('approvals in cluster mode: signatures, rate limits, Redis loss, worker
     await client.quit();
 
     const list = await c.api(1, 'GET', '/approvals', 'sre-alice');
-    assert.ok((list.body['approvals'] as { id: string }[]).some((a) => a.id === pendingId), 'the pending approval is back');
+    assert.ok(
+      (list.body['approvals'] as { id: string }[]).some((a) => a.id === pendingId),
+      'the pending approval is back',
+    );
     const viaB = await c.raw('ci-bot', 1, 'DELETE', '/api/v1/namespaces/default/configmaps/flush-granted');
     assert.equal(viaB.status, 200, `the grant survived the flush: ${viaB.body}`);
     assert.equal(c.deletes('/api/v1/namespaces/default/configmaps/flush-granted'), 1);

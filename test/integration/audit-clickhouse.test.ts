@@ -44,16 +44,16 @@ function events(correlationId: string, at: number, session = 'sess-a'): EventEnv
       }),
       { ...meta, occurredAtMs: at, id: newEventId(at) },
     ),
-    buildEvent(
-      'request.decided',
-      create(RequestDecidedSchema, { decision: { effect: 'allow', ruleId: 'r1' }, decisionLatencyUs: 90 }),
-      { ...meta, occurredAtMs: at + 5, id: newEventId(at + 5) },
-    ),
-    buildEvent(
-      'request.completed',
-      create(RequestCompletedSchema, { status: 200, bytesOut: 2 ** 40, durationMs: 12, forwarded: true }),
-      { ...meta, occurredAtMs: at + 20, id: newEventId(at + 20) },
-    ),
+    buildEvent('request.decided', create(RequestDecidedSchema, { decision: { effect: 'allow', ruleId: 'r1' }, decisionLatencyUs: 90 }), {
+      ...meta,
+      occurredAtMs: at + 5,
+      id: newEventId(at + 5),
+    }),
+    buildEvent('request.completed', create(RequestCompletedSchema, { status: 200, bytesOut: 2 ** 40, durationMs: 12, forwarded: true }), {
+      ...meta,
+      occurredAtMs: at + 20,
+      id: newEventId(at + 20),
+    }),
   ];
 }
 
@@ -99,7 +99,7 @@ describe('ClickHouse audit sink', () => {
   });
 
   it('sqlString round-trips hostile strings through the real server', async () => {
-    const values = ["'", "\\'", "\\", "' OR '1'='1", 'a\0b', 'line\nbreak\r\n', '\x01\x1b[2J\x7f', 'ünï 🚪', "\\\\''\\", '{id:String}'];
+    const values = ["'", "\\'", '\\', "' OR '1'='1", 'a\0b', 'line\nbreak\r\n', '\x01\x1b[2J\x7f', 'ünï 🚪', "\\\\''\\", '{id:String}'];
     const sql = `SELECT [${values.map(sqlString).join(', ')}] AS v`;
     const result = await client.query({ query: sql, format: 'JSONEachRow' });
     const [row] = await result.json<{ v: string[] }>();
@@ -132,20 +132,44 @@ describe('ClickHouse audit sink', () => {
     const old = new ClickHouseAuditSink({
       url,
       database,
-      migrations: [{ id: first.id, name: first.name, statements: (db) => first.statements(db).map((sql) => sql.split('\n').filter((line) => ![...added].some((c) => line.trim().startsWith(`${c} `))).join('\n').replace(/,\n\) ENGINE/, '\n) ENGINE')) }],
+      migrations: [
+        {
+          id: first.id,
+          name: first.name,
+          statements: (db) =>
+            first.statements(db).map((sql) =>
+              sql
+                .split('\n')
+                .filter((line) => ![...added].some((c) => line.trim().startsWith(`${c} `)))
+                .join('\n')
+                .replace(/,\n\) ENGINE/, '\n) ENGINE'),
+            ),
+        },
+      ],
     });
     await old.migrate();
-    const columns = async () => (await (await client.query({ query: `SELECT name FROM system.columns WHERE database = '${database}' AND table = 'audit_events'`, format: 'JSONEachRow' })).json<{ name: string }>()).map((r) => r.name);
+    const columns = async () =>
+      (
+        await (
+          await client.query({ query: `SELECT name FROM system.columns WHERE database = '${database}' AND table = 'audit_events'`, format: 'JSONEachRow' })
+        ).json<{ name: string }>()
+      ).map((r) => r.name);
     assert.ok(!(await columns()).includes('masked_fields'));
     await old.close();
     const sinks = Array.from({ length: 2 }, () => new ClickHouseAuditSink({ url, database }));
     await Promise.all(sinks.map((s) => s.migrate()));
-    assert.deepEqual(await columns(), AUDIT_COLUMNS.map((c) => c.name));
+    assert.deepEqual(
+      await columns(),
+      AUDIT_COLUMNS.map((c) => c.name),
+    );
     // Running the step again (not recorded, columns present) changes nothing and does not fail.
     const again = CLICKHOUSE_MIGRATIONS.find((m) => m.addColumns !== undefined)!;
     const rerun = new ClickHouseAuditSink({ url, database, migrations: [{ ...again, id: 900 }] });
     await rerun.migrate();
-    assert.deepEqual(await columns(), AUDIT_COLUMNS.map((c) => c.name));
+    assert.deepEqual(
+      await columns(),
+      AUDIT_COLUMNS.map((c) => c.name),
+    );
     const row = toAuditRow(events('req-cols', T0)[2]!);
     await sinks[0]!.insert([{ ...row, masked_fields: 3, request_body_excerpt: '{"kind":"Secret"}' }]);
     const [back] = await sinks[0]!.query({});
@@ -167,7 +191,10 @@ describe('ClickHouse audit sink', () => {
     const sorted = [...rows].sort((a, b) => a.ts_ms - b.ts_ms || a.event_id.localeCompare(b.event_id));
 
     const everything = await sink.query({});
-    assert.deepEqual(everything, sorted.map((r) => withPayloadJson({ ...r })));
+    assert.deepEqual(
+      everything,
+      sorted.map((r) => withPayloadJson({ ...r })),
+    );
     assert.equal(await sink.count({}), 9);
     assert.deepEqual(byId(await sink.query({ correlationId: 'req-2' })), byId(rows.slice(3, 6).map((r) => withPayloadJson({ ...r }))));
     assert.equal(await sink.count({ sessionId: 'sess-a' }), 6);
@@ -241,7 +268,16 @@ describe('AuditWriter', () => {
     await clickhouse.kill();
 
     const logger = recordingLogger();
-    const writer = new AuditWriter({ log: bus.log, sink, batchSize: 50, maxWaitMs: 20, logger, initialBackoffMs: 20, maxBackoffMs: 200, durable: uniqueName('w') });
+    const writer = new AuditWriter({
+      log: bus.log,
+      sink,
+      batchSize: 50,
+      maxWaitMs: 20,
+      logger,
+      initialBackoffMs: 20,
+      maxBackoffMs: 200,
+      durable: uniqueName('w'),
+    });
     writer.start();
     const published = [...events('w-1', T0), ...events('w-2', T0 + 50), ...events('w-3', T0 + 90)];
     await publish(published);
@@ -267,7 +303,15 @@ describe('AuditWriter', () => {
       await real.insert(rows);
       if (++calls === 1) throw new Error('connection reset after the insert');
     });
-    const writer = new AuditWriter({ log: bus.log, sink: flaky, logger: recordingLogger(), batchSize: 100, maxWaitMs: 20, initialBackoffMs: 10, durable: uniqueName('w') });
+    const writer = new AuditWriter({
+      log: bus.log,
+      sink: flaky,
+      logger: recordingLogger(),
+      batchSize: 100,
+      maxWaitMs: 20,
+      initialBackoffMs: 10,
+      durable: uniqueName('w'),
+    });
     const published = events('lost-1', T0 + 1000);
     writer.start();
     // This durable starts at the beginning of the stream: it also sees the previous test's events.
@@ -294,7 +338,15 @@ describe('AuditWriter', () => {
       }
       await real.insert(rows);
     });
-    const writer = new AuditWriter({ log: bus.log, sink: slow, logger: recordingLogger(), batchSize: 3, maxWaitMs: 20, insertsInFlight: 2, durable: uniqueName('w') });
+    const writer = new AuditWriter({
+      log: bus.log,
+      sink: slow,
+      logger: recordingLogger(),
+      batchSize: 3,
+      maxWaitMs: 20,
+      insertsInFlight: 2,
+      durable: uniqueName('w'),
+    });
     writer.start();
     await publish(events('overlap-1', T0 + 3000));
     await eventually('the overlap-1 batch to wait in its insert', () => blocked, 30_000);

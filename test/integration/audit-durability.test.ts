@@ -159,19 +159,20 @@ describe('audit durability: writer SIGKILLed and ClickHouse stopped under load',
     assert.ok(sent.length >= 700, `load ran (${sent.length} requests)`);
     assert.deepEqual([...new Set(sent.map((s) => s.status))].sort(), [200, 403], 'JetStream acked throughout: no 503');
     const expectedEvents = sent.length * 3; // received, decided, completed for every request
-    await eventually(
-      `all ${expectedEvents} events in ClickHouse`,
-      async () => ((await total()) === expectedEvents ? true : undefined),
-      120_000,
-    );
+    await eventually(`all ${expectedEvents} events in ClickHouse`, async () => ((await total()) === expectedEvents ? true : undefined), 120_000);
 
     // Exactly once: each event id, and each (request, type), once in every query.
     assert.equal(await chCount(`SELECT uniqExact(event_id) AS n FROM ${database}.audit_events FINAL WHERE type LIKE 'request.%'`), expectedEvents);
     const identityEvents = await chCount(`SELECT count() AS n FROM ${database}.audit_events FINAL WHERE type = 'identity.authenticated'`);
-    assert.ok(identityEvents >= 1, 'the token\'s first uses are on the record as identity.authenticated');
-    assert.deepEqual(await ch(`SELECT correlation_id, type, count() AS c FROM ${database}.audit_events FINAL GROUP BY correlation_id, type HAVING c != 1 LIMIT 5`), []);
+    assert.ok(identityEvents >= 1, "the token's first uses are on the record as identity.authenticated");
+    assert.deepEqual(
+      await ch(`SELECT correlation_id, type, count() AS c FROM ${database}.audit_events FINAL GROUP BY correlation_id, type HAVING c != 1 LIMIT 5`),
+      [],
+    );
     const stored = new Set(
-      (await ch<{ correlation_id: string }>(`SELECT DISTINCT correlation_id FROM ${database}.audit_events FINAL WHERE type = 'request.completed'`)).map((r) => r.correlation_id),
+      (await ch<{ correlation_id: string }>(`SELECT DISTINCT correlation_id FROM ${database}.audit_events FINAL WHERE type = 'request.completed'`)).map(
+        (r) => r.correlation_id,
+      ),
     );
     assert.equal(stored.size, sent.length);
     for (const s of sent) assert.ok(stored.has(s.auditId), `request ${s.auditId} has its events`);
@@ -181,17 +182,23 @@ describe('audit durability: writer SIGKILLed and ClickHouse stopped under load',
     const allowed = sent.filter((s) => s.status === 200).map((s) => s.auditId);
     assert.deepEqual([...upstreamIds].sort(), [...allowed].sort(), 'the fixture saw exactly the allowed requests, once each');
     const decidedAllow = new Set(
-      (await ch<{ correlation_id: string }>(`SELECT correlation_id FROM ${database}.audit_events FINAL WHERE type = 'request.decided' AND effect = 'allow'`)).map((r) => r.correlation_id),
+      (
+        await ch<{ correlation_id: string }>(`SELECT correlation_id FROM ${database}.audit_events FINAL WHERE type = 'request.decided' AND effect = 'allow'`)
+      ).map((r) => r.correlation_id),
     );
     const received = new Set(
-      (await ch<{ correlation_id: string }>(`SELECT correlation_id FROM ${database}.audit_events FINAL WHERE type = 'request.received'`)).map((r) => r.correlation_id),
+      (await ch<{ correlation_id: string }>(`SELECT correlation_id FROM ${database}.audit_events FINAL WHERE type = 'request.received'`)).map(
+        (r) => r.correlation_id,
+      ),
     );
     for (const id of upstreamIds) {
       assert.ok(received.has(id) && decidedAllow.has(id), `forwarded request ${id} has its acked received and allow events`);
     }
     const physical = await chCount(`SELECT count() AS n FROM ${database}.audit_events`);
     assert.ok(physical >= expectedEvents + identityEvents, 'physical rows include any redelivered copies');
-    t.diagnostic(`${sent.length} requests, ${expectedEvents} events; ${physical - expectedEvents - identityEvents} redelivered copies stored physically and hidden by FINAL`);
+    t.diagnostic(
+      `${sent.length} requests, ${expectedEvents} events; ${physical - expectedEvents - identityEvents} redelivered copies stored physically and hidden by FINAL`,
+    );
 
     // The hash chains are intact through the kill and the outage.
     const verify = await runPortcullis(['audit', 'verify', '--config', roleConfig]);
@@ -205,7 +212,10 @@ describe('audit durability: writer SIGKILLed and ClickHouse stopped under load',
     const anonymous = await edgeRequest(`${apiUrl}/v1/audit/replay/${id}`, { ca: caPem });
     assert.equal(anonymous.status, 401);
     assert.match(String(anonymous.headers['www-authenticate']), /Bearer/);
-    const forged = await edgeRequest(`${apiUrl}/v1/audit/replay/${id}`, { ca: caPem, headers: { authorization: 'Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.' } });
+    const forged = await edgeRequest(`${apiUrl}/v1/audit/replay/${id}`, {
+      ca: caPem,
+      headers: { authorization: 'Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.' },
+    });
     assert.equal(forged.status, 401);
     const bot = await edgeRequest(`${apiUrl}/v1/audit/replay/${id}`, { ca: caPem, headers: { authorization: `Bearer ${tokens['ci-bot']}` } });
     assert.equal(bot.status, 403);
@@ -214,7 +224,10 @@ describe('audit durability: writer SIGKILLed and ClickHouse stopped under load',
     assert.equal(auditor.status, 200, auditor.body);
     const timeline = JSON.parse(auditor.body) as { kind: string; events: { type: string; offsetMs: number; correlationId: string }[] };
     assert.equal(timeline.kind, 'request');
-    assert.deepEqual(timeline.events.map((e) => e.type).filter((t) => t.startsWith('request.')), ['request.received', 'request.decided', 'request.completed']);
+    assert.deepEqual(
+      timeline.events.map((e) => e.type).filter((t) => t.startsWith('request.')),
+      ['request.received', 'request.decided', 'request.completed'],
+    );
     assert.ok(timeline.events.every((e) => e.correlationId === id && e.offsetMs >= 0));
     const cli = await runPortcullis(['audit', 'replay', id, '--json', '--config', roleConfig]);
     assert.equal(cli.code, 0, cli.stderr);

@@ -58,11 +58,15 @@ function request(n: number, at: number, effect: string, verb: string, status: nu
       }),
       { ...meta, id: correlationId, occurredAtMs: at },
     ),
-    buildEvent('request.decided', create(RequestDecidedSchema, { decision: { effect, ruleId: `rule-${effect}`, policyVersion: 'v3', message: effect === 'deny' ? 'no' : '' } }), {
-      ...meta,
-      causationId: correlationId,
-      occurredAtMs: at + 1,
-    }),
+    buildEvent(
+      'request.decided',
+      create(RequestDecidedSchema, { decision: { effect, ruleId: `rule-${effect}`, policyVersion: 'v3', message: effect === 'deny' ? 'no' : '' } }),
+      {
+        ...meta,
+        causationId: correlationId,
+        occurredAtMs: at + 1,
+      },
+    ),
     buildEvent('request.completed', create(RequestCompletedSchema, { status, bytesOut: 10 * n, bytesIn: n, durationMs: n, forwarded: effect === 'allow' }), {
       ...meta,
       occurredAtMs: at + 3,
@@ -98,9 +102,13 @@ describe('audit evidence on ClickHouse', () => {
   const select = async <T>(query: string): Promise<T[]> => (await client.query({ query, format: 'JSONEachRow' })).json<T>();
   /** ALTER … DELETE is a mutation: wait until ClickHouse has applied it. */
   const mutationsDone = async (database: string): Promise<void> => {
-    const pending = async (): Promise<number> => Number((await select<{ n: number | string }>(`SELECT count() AS n FROM system.mutations WHERE database = '${database}' AND is_done = 0`))[0]?.n ?? 0);
+    const pending = async (): Promise<number> =>
+      Number((await select<{ n: number | string }>(`SELECT count() AS n FROM system.mutations WHERE database = '${database}' AND is_done = 0`))[0]?.n ?? 0);
     let left = 0;
-    await eventually(`the mutations of ${database} to be done`, async () => (left = await pending()) === 0, { timeoutMs: 30_000, seen: () => `${left} pending` });
+    await eventually(`the mutations of ${database} to be done`, async () => (left = await pending()) === 0, {
+      timeoutMs: 30_000,
+      seen: () => `${left} pending`,
+    });
   };
 
   it('a table of the first schema gains the chain columns; migrating again and concurrently is a no-op', async () => {
@@ -111,13 +119,19 @@ describe('audit evidence on ClickHouse', () => {
     const sinks = [new ClickHouseAuditSink({ url, database }), new ClickHouseAuditSink({ url, database })];
     await Promise.all(sinks.map((s) => s.migrate()));
     await sinks[0]!.migrate();
-    assert.deepEqual((await sinks[0]!.appliedMigrations()).map((m) => m.id), CLICKHOUSE_MIGRATIONS.map((m) => m.id));
+    assert.deepEqual(
+      (await sinks[0]!.appliedMigrations()).map((m) => m.id),
+      CLICKHOUSE_MIGRATIONS.map((m) => m.id),
+    );
     const columns = await select<{ name: string }>(`SELECT name FROM system.columns WHERE database = '${database}' AND table = 'audit_events'`);
     const names = columns.map((c) => c.name);
     assert.deepEqual(names.slice(names.indexOf('payload_json'), names.indexOf('payload_json') + 3), ['payload_json', 'chain_id', 'chain_seq']);
     const rows = sealed(request(1, T0, 'allow', 'get', 200), new AuditChain('edge-1', T0, 'aaaaaaaa'));
     await sinks[0]!.insert(rows);
-    assert.deepEqual(await sinks[0]!.query({}), rows.map((r) => withPayloadJson({ ...r })));
+    assert.deepEqual(
+      await sinks[0]!.query({}),
+      rows.map((r) => withPayloadJson({ ...r })),
+    );
     // Rows written before migration 5 (payload_json, no bytes) read and verify alongside.
     const legacy = sealed(request(2, T0 + 10, 'deny', 'get', 403), new AuditChain('edge-old', T0, 'cccccccc')).map((r) => ({
       ...withPayloadJson({ ...r }),
@@ -126,10 +140,15 @@ describe('audit evidence on ClickHouse', () => {
     await sinks[0]!.insert(legacy);
     assert.deepEqual(byEventId(await sinks[0]!.query({ correlationId: legacy[0]!.correlation_id })), byEventId(legacy));
     assert.deepEqual((await verifyAuditLog(sinks[0]!)).findings, []);
-    await command(`ALTER TABLE ${database}.audit_events UPDATE payload_json = replace(payload_json, '"effect":"deny"', '"effect":"allow"') WHERE event_id = '${legacy[1]!.event_id}'`);
+    await command(
+      `ALTER TABLE ${database}.audit_events UPDATE payload_json = replace(payload_json, '"effect":"deny"', '"effect":"allow"') WHERE event_id = '${legacy[1]!.event_id}'`,
+    );
     await mutationsDone(database);
     const edited = await verifyAuditLog(sinks[0]!);
-    assert.deepEqual(edited.findings.map((f) => [f.kind, f.eventId]), [[FindingKind.Edited, legacy[1]!.event_id]]);
+    assert.deepEqual(
+      edited.findings.map((f) => [f.kind, f.eventId]),
+      [[FindingKind.Edited, legacy[1]!.event_id]],
+    );
     assert.match(edited.findings[0]!.message, /its content hashes to [0-9a-f]{64}, but it was signed with [0-9a-f]{64}/);
     await Promise.all(sinks.map((s) => s.close()));
     await command(`DROP DATABASE ${database}`);
@@ -141,7 +160,8 @@ describe('audit evidence on ClickHouse', () => {
     await sink.migrate();
     const chain = new AuditChain('edge-1', T0, 'bbbbbbbb');
     const events: EventEnvelope[] = [];
-    for (let n = 0; n < 30; n++) events.push(...request(n, T0 + n * 10, n % 4 === 0 ? 'deny' : 'allow', n % 7 === 0 ? 'delete' : 'get', n % 4 === 0 ? 403 : 200));
+    for (let n = 0; n < 30; n++)
+      events.push(...request(n, T0 + n * 10, n % 4 === 0 ? 'deny' : 'allow', n % 7 === 0 ? 'delete' : 'get', n % 4 === 0 ? 403 : 200));
     const rows = sealed(events, chain);
     // Inserted in two batches, out of chain order, one batch twice (a redelivery).
     await sink.insert(rows.slice(45));
@@ -170,9 +190,15 @@ describe('audit evidence on ClickHouse', () => {
     const report = await verifyAuditLog(sink);
     const by = (kind: FindingKind): string[] => report.findings.filter((f) => f.kind === kind).map((f) => `${f.seq} ${f.eventId}`);
     assert.deepEqual(by(FindingKind.Edited), [`2 ${denied.event_id}`]);
-    assert.match(report.findings.find((f) => f.kind === FindingKind.Edited)!.message, /column effect is "allow", the signed event says "deny"; column rule_id is "rule-allow", the signed event says "rule-deny"/);
+    assert.match(
+      report.findings.find((f) => f.kind === FindingKind.Edited)!.message,
+      /column effect is "allow", the signed event says "deny"; column rule_id is "rule-allow", the signed event says "rule-deny"/,
+    );
     assert.deepEqual(by(FindingKind.Gap), [`22 ${rows[21]!.event_id}`]);
-    assert.match(report.findings.find((f) => f.kind === FindingKind.Gap)!.message, /1 event missing at seq 21 of chain edge-1\/2026-06-01T12:00:00\.000Z\/bbbbbbbb/);
+    assert.match(
+      report.findings.find((f) => f.kind === FindingKind.Gap)!.message,
+      /1 event missing at seq 21 of chain edge-1\/2026-06-01T12:00:00\.000Z\/bbbbbbbb/,
+    );
     assert.deepEqual(by(FindingKind.Reordered), [`61 ${b.event_id}`, `62 ${a.event_id}`, `63 ${rows[62]!.event_id}`]);
     assert.equal(report.findings.length, 5, JSON.stringify(report.findings, null, 1));
 
@@ -203,7 +229,12 @@ describe('audit evidence on ClickHouse', () => {
       ...request(4, T0 + 30, 'allow', 'patch', 200).slice(0, 2), // still open: no completion yet
       buildEvent(
         'request.rejected',
-        create(RequestRejectedSchema, { status: 401, reason: 'unauthenticated', message: 'no token', attributes: { connection: 'prod', method: 'GET', kube: { path: '/version' } } }),
+        create(RequestRejectedSchema, {
+          status: 401,
+          reason: 'unauthenticated',
+          message: 'no token',
+          attributes: { connection: 'prod', method: 'GET', kube: { path: '/version' } },
+        }),
         { correlationId: 'rej-1', id: 'rej-1', nodeId: 'edge-1', connection: 'prod', occurredAtMs: T0 + 40 },
       ),
     ];
@@ -238,13 +269,22 @@ describe('audit evidence on ClickHouse', () => {
     await sink.migrate();
     const chain = new AuditChain('edge-1', Date.UTC(2026, 0, 20), 'dddddddd');
     const months = [Date.UTC(2026, 0, 20), Date.UTC(2026, 1, 10), Date.UTC(2026, 2, 31, 23, 59, 59), Date.UTC(2026, 3, 1)];
-    const rows = sealed(months.flatMap((at, i) => request(i, at, 'allow', 'get', 200)), chain);
+    const rows = sealed(
+      months.flatMap((at, i) => request(i, at, 'allow', 'get', 200)),
+      chain,
+    );
     await sink.insert(rows);
     const now = Date.UTC(2026, 3, 15);
     const retentionMs = 30 * 86_400_000; // cutoff 2026-03-16: January and February are entirely older
     const recorded: EventEnvelope[] = [];
     const dry = await runRetention(sink, { retentionMs, retentionText: '30d', dryRun: true, nodeId: 'audit-1', now });
-    assert.deepEqual(dry.partitions.map((p) => [p.id, p.rows]), [['202601', 3], ['202602', 3]]);
+    assert.deepEqual(
+      dry.partitions.map((p) => [p.id, p.rows]),
+      [
+        ['202601', 3],
+        ['202602', 3],
+      ],
+    );
     assert.equal(await sink.count({}), 12, 'a dry run drops nothing');
     const plan = await runRetention(sink, {
       retentionMs,
@@ -258,8 +298,13 @@ describe('audit evidence on ClickHouse', () => {
       },
     });
     assert.equal(plan.droppedBeforeMs, Date.UTC(2026, 2, 1));
-    const parts = await select<{ partition: string }>(`SELECT DISTINCT partition FROM system.parts WHERE database = '${database}' AND table = 'audit_events' AND active ORDER BY partition`);
-    assert.deepEqual(parts.map((p) => p.partition), ['202603', '202604']);
+    const parts = await select<{ partition: string }>(
+      `SELECT DISTINCT partition FROM system.parts WHERE database = '${database}' AND table = 'audit_events' AND active ORDER BY partition`,
+    );
+    assert.deepEqual(
+      parts.map((p) => p.partition),
+      ['202603', '202604'],
+    );
     assert.equal(recorded.length, 1);
     assert.equal(recorded[0]!.type, 'audit.retention_applied');
     const retained = await sink.query({ type: 'audit.retention_applied' });

@@ -17,7 +17,15 @@ import {
   newEventId,
   type EventEnvelope,
 } from '@portcullis/contracts';
-import { migrateSqliteAuditDatabase, openSqliteAuditDatabase, SQLITE_MIGRATIONS, SqliteAuditSink, SqliteEventLog, toAuditRow, withPayloadJson } from '@portcullis/audit-store';
+import {
+  migrateSqliteAuditDatabase,
+  openSqliteAuditDatabase,
+  SQLITE_MIGRATIONS,
+  SqliteAuditSink,
+  SqliteEventLog,
+  toAuditRow,
+  withPayloadJson,
+} from '@portcullis/audit-store';
 import { eventually } from '../support/eventually.js';
 
 let dir: string;
@@ -42,11 +50,13 @@ function received(i: number, correlationId = `req-${i}`): EventEnvelope {
 }
 
 function completed(i: number, correlationId = `req-${i}`): EventEnvelope {
-  return buildEvent(
-    'request.completed',
-    create(RequestCompletedSchema, { status: 200, bytesOut: 10, durationMs: 3, forwarded: true }),
-    { correlationId, nodeId: 'edge-1', connection: 'prod', occurredAtMs: T0 + i + 1, id: newEventId(T0 + i + 1) },
-  );
+  return buildEvent('request.completed', create(RequestCompletedSchema, { status: 200, bytesOut: 10, durationMs: 3, forwarded: true }), {
+    correlationId,
+    nodeId: 'edge-1',
+    connection: 'prod',
+    occurredAtMs: T0 + i + 1,
+    id: newEventId(T0 + i + 1),
+  });
 }
 
 function append(log: SqliteEventLog, event: EventEnvelope): ReturnType<SqliteEventLog['append']> {
@@ -254,7 +264,13 @@ describe('SQLite audit schema upgrade', () => {
     const db = openSqliteAuditDatabase(path);
     const added = new Set(SQLITE_MIGRATIONS.flatMap((m) => m.addColumns ?? []));
     // The table exactly as version 1 created it (the first release's columns only).
-    db.exec(SQLITE_MIGRATIONS[0]!.sql.split('\n').filter((line) => ![...added].some((c) => line.trim().startsWith(`${c} `))).join('\n').replace(/,\n\s*\);/, '\n      );'));
+    db.exec(
+      SQLITE_MIGRATIONS[0]!.sql
+        .split('\n')
+        .filter((line) => ![...added].some((c) => line.trim().startsWith(`${c} `)))
+        .join('\n')
+        .replace(/,\n\s*\);/, '\n      );'),
+    );
     db.pragma('user_version = 1');
     db.prepare("INSERT INTO audit_events (msg_id, event_id, type) VALUES ('m1', 'e1', 'request.completed')").run();
     const columns = () => (db.pragma('table_info(audit_events)') as { name: string }[]).map((c) => c.name);

@@ -80,7 +80,10 @@ describe('NATS bus: outages', () => {
         ['info', 'NATS reconnected', 'bus', 'test'],
       ],
     );
-    assert.ok(lines.some((l) => l['msg'] === 'NATS reconnecting' && l['level'] === 'debug'), 'reconnect attempts are logged at debug');
+    assert.ok(
+      lines.some((l) => l['msg'] === 'NATS reconnecting' && l['level'] === 'debug'),
+      'reconnect attempts are logged at debug',
+    );
   });
 
   it('a request in flight when NATS dies fails within its timeout (no hang)', async () => {
@@ -116,10 +119,17 @@ describe('NATS bus: outages', () => {
     await nats.restart();
     await eventually('both clients back', () => producer.bus.isConnected() && consumerSide.bus.isConnected(), 15_000);
     // The stream may need a moment after a crash to accept writes again: retry with a deadline.
-    await eventually('the stream to accept an append after the restart', () => producer.log.append(`${spec.subjectRoot}.e`, enc('after'), 'after-restart', { timeoutMs: 1000 }), 15_000);
+    await eventually(
+      'the stream to accept an append after the restart',
+      () => producer.log.append(`${spec.subjectRoot}.e`, enc('after'), 'after-restart', { timeoutMs: 1000 }),
+      15_000,
+    );
     await eventually('the message after the restart', () => seen.includes('after'), 30_000);
     await consumer.stop();
-    assert.deepEqual(seen.filter((s) => s === 'after'), ['after']);
+    assert.deepEqual(
+      seen.filter((s) => s === 'after'),
+      ['after'],
+    );
   });
 });
 
@@ -139,14 +149,24 @@ describe('NATS event log: what a refused append says', () => {
     const silent = c.bus.subscribe(`${spec.subjectRoot}_silent.x`, () => undefined);
     await c.connection.flush(); // the subscription is registered at the server
     const cases: { name: string; append: Promise<unknown>; code: BusError['code']; message: RegExp }[] = [
-      { name: 'no stream captures the subject', append: c.log.append(`${uniqueToken('nostream')}.x`, enc('x'), uniqueToken('id'), { timeoutMs: 2000 }), code: 'unavailable', message: /no JetStream stream answers/ },
+      {
+        name: 'no stream captures the subject',
+        append: c.log.append(`${uniqueToken('nostream')}.x`, enc('x'), uniqueToken('id'), { timeoutMs: 2000 }),
+        code: 'unavailable',
+        message: /no JetStream stream answers/,
+      },
       {
         name: 'the stream refuses (expected stream mismatch)',
         append: c.log.append(`${spec.subjectRoot}.x`, enc('x'), uniqueToken('id'), { timeoutMs: 2000, headers: { 'Nats-Expected-Stream': 'NOT_THIS_ONE' } }),
         code: 'unavailable',
         message: /JetStream error 10060/,
       },
-      { name: 'a listener that is not a stream never acks', append: c.log.append(`${spec.subjectRoot}_silent.x`, enc('x'), uniqueToken('id'), { timeoutMs: 300 }), code: 'timeout', message: /timed out after 300 ms/ },
+      {
+        name: 'a listener that is not a stream never acks',
+        append: c.log.append(`${spec.subjectRoot}_silent.x`, enc('x'), uniqueToken('id'), { timeoutMs: 300 }),
+        code: 'timeout',
+        message: /timed out after 300 ms/,
+      },
     ];
     for (const k of cases) {
       const error = await rejectsWithBusError(k.append, k.code);

@@ -137,7 +137,10 @@ for (const kind of kinds) {
       const a = await start(prefix);
       const b = await start(prefix);
       const replies = await Promise.all(Array.from({ length: 40 }, (_, i) => client.bus.request(`${prefix}.echo`, enc(String(i)), { timeoutMs: 2000 })));
-      assert.deepEqual(replies.map((r) => dec(r.data)), Array.from({ length: 40 }, (_, i) => `echo:${i}:`));
+      assert.deepEqual(
+        replies.map((r) => dec(r.data)),
+        Array.from({ length: 40 }, (_, i) => `echo:${i}:`),
+      );
       assert.equal(a.served.length + b.served.length, 40, 'each request served once');
       assert.ok(a.served.length > 0 && b.served.length > 0, `both members served (${a.served.length} + ${b.served.length})`);
     });
@@ -147,11 +150,18 @@ for (const kind of kinds) {
       const app = await start(prefix, `${prefix}-held`);
       // The other queue group of the same application is served at once.
       assert.equal(dec((await client.bus.request(`${prefix}.echo`, enc('a'), { timeoutMs: 2000 })).data), 'echo:a:');
-      await assert.rejects(client.bus.request(`${prefix}.held`, enc('x'), { timeoutMs: 300 }), (err: unknown) => err instanceof BusError && (err.code === 'no_responders' || err.code === 'timeout'));
+      await assert.rejects(
+        client.bus.request(`${prefix}.held`, enc('x'), { timeoutMs: 300 }),
+        (err: unknown) => err instanceof BusError && (err.code === 'no_responders' || err.code === 'timeout'),
+      );
       assert.equal(app.gate.isOpen(`${prefix}-held`), false);
       app.gate.hold(`${prefix}-held`).open();
       // The transport subscribes (and flushes) once the gate opens: ask until someone answers.
-      const answer = await eventually('the held queue group to answer', () => client.bus.request(`${prefix}.held`, enc('x'), { timeoutMs: 300 }).then((r) => dec(r.data)), 5000);
+      const answer = await eventually(
+        'the held queue group to answer',
+        () => client.bus.request(`${prefix}.held`, enc('x'), { timeoutMs: 300 }).then((r) => dec(r.data)),
+        5000,
+      );
       assert.equal(answer, 'held no more');
     });
 
@@ -171,7 +181,10 @@ for (const kind of kinds) {
       release();
       assert.equal(dec((await inFlight).data), 'late:in flight');
       await closing;
-      await assert.rejects(client.bus.request(`${prefix}.echo`, enc('after'), { timeoutMs: 300 }), (err: unknown) => err instanceof BusError && (err.code === 'no_responders' || err.code === 'timeout'));
+      await assert.rejects(
+        client.bus.request(`${prefix}.echo`, enc('after'), { timeoutMs: 300 }),
+        (err: unknown) => err instanceof BusError && (err.code === 'no_responders' || err.code === 'timeout'),
+      );
     });
   });
 }

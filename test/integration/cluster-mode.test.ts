@@ -154,9 +154,7 @@ describe('cluster mode: two edges, policy and audit as processes on NATS and Cli
 
     // Every request through either edge: received + decided + completed rows, each exactly once.
     const rows = await eventually('audit rows for the pod get', async () => {
-      const r = await chQuery(
-        `SELECT * FROM audit_events FINAL WHERE resource = 'pods' AND name = '${pod}' AND type = 'request.received'`,
-      );
+      const r = await chQuery(`SELECT * FROM audit_events FINAL WHERE resource = 'pods' AND name = '${pod}' AND type = 'request.received'`);
       return r.length > 0 ? r : undefined;
     });
     const received = rows[0]!;
@@ -182,7 +180,10 @@ describe('cluster mode: two edges, policy and audit as processes on NATS and Cli
     assert.ok(completed.duration_ms >= 0 && completed.duration_ms < 30_000);
 
     const list = await chQuery(`SELECT * FROM audit_events FINAL WHERE resource = 'pods' AND verb = 'list' AND type = 'request.received'`);
-    assert.ok(list.some((r) => r.node_id === 'edge-0'), 'the list went through edge 0');
+    assert.ok(
+      list.some((r) => r.node_id === 'edge-0'),
+      'the list went through edge 0',
+    );
     const deniedRows = await eventually('the denied decision', async () => {
       const r = await chQuery(`SELECT * FROM audit_events FINAL WHERE type = 'request.decided' AND rule_id = 'no-secrets'`);
       return r.length > 0 ? r : undefined;

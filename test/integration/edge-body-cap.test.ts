@@ -10,7 +10,17 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:https';
 import { startKubeApiServer, type KubeApiServer } from '@portcullis/kube-sandbox';
-import { ApprovalGateState, create, ApprovalGateReplySchema, decodeApprovalGateRequest, encodeApprovalGateReply, QueueGroups, Subjects, newEventId, type EventEnvelope } from '@portcullis/contracts';
+import {
+  ApprovalGateState,
+  create,
+  ApprovalGateReplySchema,
+  decodeApprovalGateRequest,
+  encodeApprovalGateReply,
+  QueueGroups,
+  Subjects,
+  newEventId,
+  type EventEnvelope,
+} from '@portcullis/contracts';
 import { startTestEdge, type TestEdge } from '../support/kube-edge.js';
 import { eventually } from '../support/eventually.js';
 
@@ -49,7 +59,9 @@ function post(edge: TestEdge, path: string, body: Buffer, framing: 'content-leng
     const req = request(`${edge.url}${path}`, { method: 'POST', ca: edge.ca, headers, timeout: 20_000 }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, auditId: String(res.headers['audit-id'] ?? ''), body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, auditId: String(res.headers['audit-id'] ?? ''), body: Buffer.concat(chunks).toString('utf8') }),
+      );
       res.on('error', reject);
     });
     req.on('timeout', () => req.destroy(new Error(`no answer to POST ${path} within 20s`)));
@@ -100,14 +112,89 @@ describe('edge.maxRequestBodyBytes on forwarded and held requests', { timeout: 9
     error?: RegExp;
     gate: number;
   }[] = [
-    { name: 'declared Content-Length over the cap', namespace: 'default', size: CAP + 1, framing: 'content-length', status: 413, upstream: 'nothing', event: 'request.rejected', gate: 0 },
-    { name: 'chunked, one byte over the cap', namespace: 'default', size: CAP + 1, framing: 'chunked', status: 413, upstream: 'aborted', event: 'request.completed', error: /exceeds edge\.maxRequestBodyBytes \(65536 bytes\); the upstream request was aborted/, gate: 0 },
-    { name: 'chunked, four times the cap', namespace: 'default', size: 4 * CAP, framing: 'chunked', status: 413, upstream: 'aborted', event: 'request.completed', error: /exceeds edge\.maxRequestBodyBytes/, gate: 0 },
-    { name: 'chunked, exactly at the cap (allowed)', namespace: 'default', size: CAP, framing: 'chunked', status: 201, upstream: 'complete', event: 'request.completed', gate: 0 },
-    { name: 'Content-Length exactly at the cap (allowed)', namespace: 'default', size: CAP, framing: 'content-length', status: 201, upstream: 'complete', event: 'request.completed', gate: 0 },
-    { name: 'held, chunked over the cap', namespace: 'held', size: 2 * CAP, framing: 'chunked', status: 413, upstream: 'nothing', event: 'request.completed', error: /exceeds the 65536 bytes a held request may carry/, gate: 0 },
-    { name: 'held, declared Content-Length over the cap', namespace: 'held', size: 2 * CAP, framing: 'content-length', status: 413, upstream: 'nothing', event: 'request.rejected', gate: 0 },
-    { name: 'held, at the cap (granted, forwarded once)', namespace: 'held', size: CAP, framing: 'chunked', status: 404, upstream: 'complete', event: 'request.completed', gate: 1 },
+    {
+      name: 'declared Content-Length over the cap',
+      namespace: 'default',
+      size: CAP + 1,
+      framing: 'content-length',
+      status: 413,
+      upstream: 'nothing',
+      event: 'request.rejected',
+      gate: 0,
+    },
+    {
+      name: 'chunked, one byte over the cap',
+      namespace: 'default',
+      size: CAP + 1,
+      framing: 'chunked',
+      status: 413,
+      upstream: 'aborted',
+      event: 'request.completed',
+      error: /exceeds edge\.maxRequestBodyBytes \(65536 bytes\); the upstream request was aborted/,
+      gate: 0,
+    },
+    {
+      name: 'chunked, four times the cap',
+      namespace: 'default',
+      size: 4 * CAP,
+      framing: 'chunked',
+      status: 413,
+      upstream: 'aborted',
+      event: 'request.completed',
+      error: /exceeds edge\.maxRequestBodyBytes/,
+      gate: 0,
+    },
+    {
+      name: 'chunked, exactly at the cap (allowed)',
+      namespace: 'default',
+      size: CAP,
+      framing: 'chunked',
+      status: 201,
+      upstream: 'complete',
+      event: 'request.completed',
+      gate: 0,
+    },
+    {
+      name: 'Content-Length exactly at the cap (allowed)',
+      namespace: 'default',
+      size: CAP,
+      framing: 'content-length',
+      status: 201,
+      upstream: 'complete',
+      event: 'request.completed',
+      gate: 0,
+    },
+    {
+      name: 'held, chunked over the cap',
+      namespace: 'held',
+      size: 2 * CAP,
+      framing: 'chunked',
+      status: 413,
+      upstream: 'nothing',
+      event: 'request.completed',
+      error: /exceeds the 65536 bytes a held request may carry/,
+      gate: 0,
+    },
+    {
+      name: 'held, declared Content-Length over the cap',
+      namespace: 'held',
+      size: 2 * CAP,
+      framing: 'content-length',
+      status: 413,
+      upstream: 'nothing',
+      event: 'request.rejected',
+      gate: 0,
+    },
+    {
+      name: 'held, at the cap (granted, forwarded once)',
+      namespace: 'held',
+      size: CAP,
+      framing: 'chunked',
+      status: 404,
+      upstream: 'complete',
+      event: 'request.completed',
+      gate: 1,
+    },
   ];
 
   for (const [i, row] of rows.entries()) {

@@ -10,26 +10,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startKubeApiServer, type KubeApiServer } from '@portcullis/kube-sandbox';
 import { createInProcessBus, type BusHandle } from '@portcullis/bus';
-import {
-  decisionReply,
-  decodeDecisionRequest,
-  encodeDecisionReply,
-  QueueGroups,
-  Streams,
-  Subjects,
-} from '@portcullis/contracts';
+import { decisionReply, decodeDecisionRequest, encodeDecisionReply, QueueGroups, Streams, Subjects } from '@portcullis/contracts';
 import { evaluate, parsePolicy, type CompiledPolicy } from '@portcullis/policy-engine';
 import { DevIssuer, TokenVerifier } from '@portcullis/identity';
 import { loadOrCreateDevTls } from '@portcullis/tls';
 import { silentLogger } from '@portcullis/common';
-import {
-  AuditPublisher,
-  ConnectionRegistry,
-  createUpstreamConnection,
-  DecisionClient,
-  EdgePipeline,
-  EdgeServer,
-} from '@portcullis/gateway';
+import { AuditPublisher, ConnectionRegistry, createUpstreamConnection, DecisionClient, EdgePipeline, EdgeServer } from '@portcullis/gateway';
 import { edgeRequest } from '../support/gateway-https.js';
 import { eventually } from '../support/eventually.js';
 import { RecordingLog } from '../support/recording-log.js';
@@ -147,7 +133,10 @@ describe('edge pipeline fails closed', { timeout: 60_000 }, () => {
       const e = log.appended.filter((x) => x.correlationId === auditId && x.type.startsWith('request.'));
       return e.length === 3 ? e : undefined;
     });
-    assert.deepEqual(events.map((e) => e.type), ['request.received', 'request.decided', 'request.completed']);
+    assert.deepEqual(
+      events.map((e) => e.type),
+      ['request.received', 'request.decided', 'request.completed'],
+    );
     assert.equal(events[0]!.id, auditId);
     const completed = events[2]!.payload;
     assert.equal(completed.case, 'requestCompleted');

@@ -60,7 +60,9 @@ rules:
 /** A logger that keeps every line (with its fields serialized), for the leak checks. */
 function recordingLogger(lines: string[]): Logger {
   const write = (level: string) => (msg: string, fields?: Record<string, unknown>) => {
-    lines.push(`${level} ${msg} ${JSON.stringify(fields ?? {}, (_k, v: unknown) => (v instanceof Error ? { message: v.message, stack: v.stack, cause: v.cause } : v))}`);
+    lines.push(
+      `${level} ${msg} ${JSON.stringify(fields ?? {}, (_k, v: unknown) => (v instanceof Error ? { message: v.message, stack: v.stack, cause: v.cause } : v))}`,
+    );
   };
   const logger: Logger = { debug: write('debug'), info: write('info'), warn: write('warn'), error: write('error'), child: () => logger };
   return logger;
@@ -128,7 +130,14 @@ describe('machine identity through the edge', { timeout: 120_000 }, () => {
       createUpstreamConnection({ name: 'k', type: 'kubernetes', server: fixture.url, caPem: fixture.caPem, token: fixture.token }),
       createUpstreamConnection({ name: 'a', type: 'kubernetes', server: fixture.url, caPem: fixture.caPem, token: fixture.token }),
       createUpstreamConnection({ name: 'b', type: 'kubernetes', server: fixture.url, caPem: fixture.caPem, token: fixture.token }),
-      createUpstreamConnection({ name: 'mtls', type: 'kubernetes', server: mtlsFixture.url, caPem: mtlsFixture.caPem, clientCertPem: clientCert.certPem, clientKeyPem: clientCert.keyPem }),
+      createUpstreamConnection({
+        name: 'mtls',
+        type: 'kubernetes',
+        server: mtlsFixture.url,
+        caPem: mtlsFixture.caPem,
+        clientCertPem: clientCert.certPem,
+        clientKeyPem: clientCert.keyPem,
+      }),
       createUpstreamConnection({ name: 'pod', type: 'kubernetes', server: inCluster.server, caFile: inCluster.caFile, tokenFile: inCluster.tokenFile }),
     ]);
     const pipeline = new EdgePipeline({
@@ -137,7 +146,14 @@ describe('machine identity through the edge', { timeout: 120_000 }, () => {
       verifier: new TokenVerifier({
         issuers: [
           { issuer: idp.issuer, audiences: ['portcullis'], algorithms: ['ES256', 'RS256'], keys: { discovery: true }, caPem: ca, jwksRefetchCooldownMs: 1000 },
-          { issuer: flaky.issuer, audiences: ['portcullis'], algorithms: ['ES256'], keys: { jwksUri: `${flaky.issuer}/keys` }, caPem: ca, jwksCacheLifetimeMs: 3000 },
+          {
+            issuer: flaky.issuer,
+            audiences: ['portcullis'],
+            algorithms: ['ES256'],
+            keys: { jwksUri: `${flaky.issuer}/keys` },
+            caPem: ca,
+            jwksCacheLifetimeMs: 3000,
+          },
           { issuer: DEAD_ISSUER, audiences: ['portcullis'], algorithms: ['ES256'], keys: { discovery: true }, caPem: ca },
         ],
         maxTokenLifetimeMs: 3_600_000,
@@ -172,7 +188,17 @@ describe('machine identity through the edge', { timeout: 120_000 }, () => {
   /** Claims of a good token from the trusted provider, with overrides (`undefined` removes one). */
   function claims(over: Record<string, unknown> = {}, iss = idp.issuer): JWTPayload {
     const t = nowS();
-    const base: Record<string, unknown> = { iss, sub: 'deploy-bot', aud: 'portcullis', iat: t, nbf: t, exp: t + 300, jti: `jti-${++jti}`, client_id: 'deployer', groups: ['bots'] };
+    const base: Record<string, unknown> = {
+      iss,
+      sub: 'deploy-bot',
+      aud: 'portcullis',
+      iat: t,
+      nbf: t,
+      exp: t + 300,
+      jti: `jti-${++jti}`,
+      client_id: 'deployer',
+      groups: ['bots'],
+    };
     for (const [k, v] of Object.entries(over)) {
       if (v === undefined) delete base[k];
       else base[k] = v;
@@ -222,9 +248,26 @@ describe('machine identity through the edge', { timeout: 120_000 }, () => {
       { name: 'truncated', token: async () => (await idp.sign(k1, claims())).slice(0, -10), code: 401, reason: 'bad_signature' },
       { name: 'truncated to two parts', token: async () => (await idp.sign(k1, claims())).split('.').slice(0, 2).join('.'), code: 401, reason: 'malformed' },
       { name: 'oversized (20 kB)', token: () => idp.sign(k1, claims({ pad: 'x'.repeat(20_000) })), code: 401, reason: 'malformed' },
-      { name: 'valid token for connection a, used on b', token: () => idp.sign(k1, claims({ aud: 'aud-a' })), code: 401, reason: 'bad_audience', path: '/k8s/b/api/v1/namespaces/default/pods' },
-      { name: 'general token on a connection with its own audience', token: () => idp.sign(k1, claims()), code: 401, reason: 'bad_audience', path: '/k8s/a/api/v1/namespaces/default/pods' },
-      { name: 'control characters in sub', token: () => idp.sign(k1, claims({ sub: 'bot\r\nImpersonate-Group: system:masters' })), code: 401, reason: 'bad_claims' },
+      {
+        name: 'valid token for connection a, used on b',
+        token: () => idp.sign(k1, claims({ aud: 'aud-a' })),
+        code: 401,
+        reason: 'bad_audience',
+        path: '/k8s/b/api/v1/namespaces/default/pods',
+      },
+      {
+        name: 'general token on a connection with its own audience',
+        token: () => idp.sign(k1, claims()),
+        code: 401,
+        reason: 'bad_audience',
+        path: '/k8s/a/api/v1/namespaces/default/pods',
+      },
+      {
+        name: 'control characters in sub',
+        token: () => idp.sign(k1, claims({ sub: 'bot\r\nImpersonate-Group: system:masters' })),
+        code: 401,
+        reason: 'bad_claims',
+      },
       { name: 'configured issuer whose keys cannot be fetched', token: () => idp.sign(k1, claims({}, DEAD_ISSUER)), code: 503, reason: 'unavailable' },
     ];
     const fetchesBefore = idp.jwksFetches();
@@ -268,7 +311,13 @@ describe('machine identity through the edge', { timeout: 120_000 }, () => {
 
   test('a good token: forwarded with the gateway credential and impersonation, announced once, injected identity headers dropped', async () => {
     const token = await idp.sign(k1, claims({ sub: 'deploy-bot', groups: ['bots', 'deployers'], jti: 'session-jti-1' }));
-    const injected = { 'Impersonate-Group': 'system:masters', 'impersonate-user': 'admin', 'IMPERSONATE-EXTRA-scopes': 'all', 'X-Remote-User': 'root', 'x-remote-group': 'system:masters' };
+    const injected = {
+      'Impersonate-Group': 'system:masters',
+      'impersonate-user': 'admin',
+      'IMPERSONATE-EXTRA-scopes': 'all',
+      'X-Remote-User': 'root',
+      'x-remote-group': 'system:masters',
+    };
     const r1 = await call(token, '/k8s/k/api/v1/namespaces/default/pods', injected);
     const r2 = await call(token, '/k8s/k/api/v1/namespaces/default/pods', injected);
     assert.equal(r1.status, 200, r1.body);
@@ -291,7 +340,9 @@ describe('machine identity through the edge', { timeout: 120_000 }, () => {
       assert.equal(req.headers['x-remote-user'], undefined);
     }
     const announced = await eventually('identity.authenticated', () => {
-      const e = log.appended.filter((x) => x.type === 'identity.authenticated' && x.payload.case === 'identityAuthenticated' && x.payload.value.identity?.tokenId === 'session-jti-1');
+      const e = log.appended.filter(
+        (x) => x.type === 'identity.authenticated' && x.payload.case === 'identityAuthenticated' && x.payload.value.identity?.tokenId === 'session-jti-1',
+      );
       return e.length > 0 ? e : undefined;
     });
     assert.equal(announced.length, 1, 'announced once per token, not per request');

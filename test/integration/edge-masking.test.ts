@@ -16,14 +16,7 @@ import { join } from 'node:path';
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { startKubeApiServer, type KubeApiServer } from '@portcullis/kube-sandbox';
 import { createInProcessBus, type BusHandle } from '@portcullis/bus';
-import {
-  decisionReply,
-  decodeDecisionRequest,
-  encodeDecisionReply,
-  QueueGroups,
-  Streams,
-  Subjects,
-} from '@portcullis/contracts';
+import { decisionReply, decodeDecisionRequest, encodeDecisionReply, QueueGroups, Streams, Subjects } from '@portcullis/contracts';
 import { evaluate, parsePolicy } from '@portcullis/policy-engine';
 import { DevIssuer, TokenVerifier } from '@portcullis/identity';
 import { loadOrCreateDevTls } from '@portcullis/tls';
@@ -97,7 +90,9 @@ describe('masking at the edge', { timeout: 180_000 }, () => {
         name: 'applied',
         namespace: 'default',
         creationTimestamp: now,
-        annotations: { 'kubectl.kubernetes.io/last-applied-configuration': `${JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'applied', namespace: 'default' }, stringData: { password: PLANTED.applied } })}\n` },
+        annotations: {
+          'kubectl.kubernetes.io/last-applied-configuration': `${JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'applied', namespace: 'default' }, stringData: { password: PLANTED.applied } })}\n`,
+        },
       },
       type: 'Opaque',
       data: { password: b64(PLANTED.applied) },
@@ -106,10 +101,26 @@ describe('masking at the edge', { timeout: 180_000 }, () => {
       apiVersion: 'v1',
       kind: 'Pod',
       metadata: { name: 'envpod', namespace: 'default', creationTimestamp: now },
-      spec: { containers: [{ name: 'c', image: 'nginx', env: [{ name: 'DB_PASSWORD', value: PLANTED.envPw }, { name: 'LOG_LEVEL', value: 'info' }] }] },
+      spec: {
+        containers: [
+          {
+            name: 'c',
+            image: 'nginx',
+            env: [
+              { name: 'DB_PASSWORD', value: PLANTED.envPw },
+              { name: 'LOG_LEVEL', value: 'info' },
+            ],
+          },
+        ],
+      },
       status: { phase: 'Running' },
     });
-    fixture.store.put('configmaps', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'cm-secret', namespace: 'default', creationTimestamp: now }, data: { 'db-password': PLANTED.cmPw, mode: 'fast' } });
+    fixture.store.put('configmaps', {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'cm-secret', namespace: 'default', creationTimestamp: now },
+      data: { 'db-password': PLANTED.cmPw, mode: 'fast' },
+    });
 
     scripted = createServer((req, res) => {
       received.push({ path: req.url ?? '', headers: req.headers });
@@ -170,7 +181,13 @@ describe('masking at the edge', { timeout: 180_000 }, () => {
       audit: new AuditPublisher(log, 2_000, silentLogger),
       logger: silentLogger,
       upstreamTimeoutMs: 10_000,
-      masking: createEdgeMasking({ profiles: { secrets: {} }, auditProfile: 'secrets', maxObjectBytes: 8 * 1024 * 1024, requestCaptureBytes: 1024 * 1024, excerptBytes: 4096 }),
+      masking: createEdgeMasking({
+        profiles: { secrets: {} },
+        auditProfile: 'secrets',
+        maxObjectBytes: 8 * 1024 * 1024,
+        requestCaptureBytes: 1024 * 1024,
+        excerptBytes: 4096,
+      }),
     });
     server = new EdgeServer({ host: '127.0.0.1', port: 0, tls, pipeline, logger: silentLogger });
     const bound = await server.listen();
@@ -211,7 +228,8 @@ current-context: edge
     received.length = 0;
   });
 
-  const get = (path: string, headers: Record<string, string> = {}) => edgeRequest(`${url}${path}`, { ca, headers: { authorization: `Bearer ${token}`, ...headers } });
+  const get = (path: string, headers: Record<string, string> = {}) =>
+    edgeRequest(`${url}${path}`, { ca, headers: { authorization: `Bearer ${token}`, ...headers } });
   const noLeak = (text: string, what: string) => assert.deepEqual(leaksIn(text, ALL_PLANTED), [], `${what} leaked a planted value`);
 
   describe('real kubectl through the edge', () => {
@@ -242,7 +260,16 @@ current-context: edge
     }
 
     test('kubectl create secret generic --from-literal (protobuf request body): response masked, audit copy decoded and masked', async () => {
-      const r = await kubectl(kubeconfig, cache, ['create', 'secret', 'generic', 'created', `--from-literal=password=${PLANTED.created}`, `--from-literal=token=${PLANTED.createdToken}`, '-o', 'json']);
+      const r = await kubectl(kubeconfig, cache, [
+        'create',
+        'secret',
+        'generic',
+        'created',
+        `--from-literal=password=${PLANTED.created}`,
+        `--from-literal=token=${PLANTED.createdToken}`,
+        '-o',
+        'json',
+      ]);
       assert.equal(r.code, 0, r.stderr);
       noLeak(r.stdout, 'create secret output');
       assert.equal(fixture.store.get('secrets', 'default', 'created')?.['data'] !== undefined, true, 'the secret was really created');
@@ -260,7 +287,16 @@ current-context: edge
     test('kubectl get secrets -w: the watched event is masked', async () => {
       scripts.set('/api/v1/namespaces/default/secrets?watch', (_req, res) => {
         res.writeHead(200, { 'content-type': 'application/json' });
-        const event = JSON.stringify({ type: 'ADDED', object: { kind: 'Secret', apiVersion: 'v1', metadata: { name: 'watched', namespace: 'default', resourceVersion: '999', creationTimestamp: '2026-01-01T00:00:00Z' }, type: 'Opaque', data: { password: b64(PLANTED.watched) } } });
+        const event = JSON.stringify({
+          type: 'ADDED',
+          object: {
+            kind: 'Secret',
+            apiVersion: 'v1',
+            metadata: { name: 'watched', namespace: 'default', resourceVersion: '999', creationTimestamp: '2026-01-01T00:00:00Z' },
+            type: 'Opaque',
+            data: { password: b64(PLANTED.watched) },
+          },
+        });
         res.end(`${event}\n`);
       });
       const r = await kubectl(kubeconfig, cache, ['--server', `${url}/k8s/h`, 'get', 'secrets', '-w', '-o', 'json', '--output-watch-events'], 30_000);
@@ -275,21 +311,44 @@ current-context: edge
   describe('upstream representations and Accept games', () => {
     const secretJson = JSON.stringify({ kind: 'Secret', apiVersion: 'v1', metadata: { name: 'x' }, data: { password: b64(PLANTED.scripted) } });
     const path = '/api/v1/namespaces/default/secrets/x';
-    const respond = (headers: Record<string, string>, body: Buffer | string): Script => (_req, res) => {
-      res.writeHead(200, headers);
-      res.end(body);
-    };
+    const respond =
+      (headers: Record<string, string>, body: Buffer | string): Script =>
+      (_req, res) => {
+        res.writeHead(200, headers);
+        res.end(body);
+      };
 
     const masked: { name: string; script: Script; headers?: Record<string, string> }[] = [
-      { name: 'gzip body although identity was asked for', script: respond({ 'content-type': 'application/json', 'content-encoding': 'gzip' }, gzipSync(secretJson)), headers: { 'accept-encoding': 'gzip' } },
+      {
+        name: 'gzip body although identity was asked for',
+        script: respond({ 'content-type': 'application/json', 'content-encoding': 'gzip' }, gzipSync(secretJson)),
+        headers: { 'accept-encoding': 'gzip' },
+      },
       { name: 'deflate body', script: respond({ 'content-type': 'application/json', 'content-encoding': 'deflate' }, deflateSync(secretJson)) },
       { name: 'brotli body', script: respond({ 'content-type': 'application/json', 'content-encoding': 'br' }, brotliCompressSync(secretJson)) },
-      { name: 'client asks for protobuf only', script: respond({ 'content-type': 'application/json' }, secretJson), headers: { accept: 'application/vnd.kubernetes.protobuf' } },
+      {
+        name: 'client asks for protobuf only',
+        script: respond({ 'content-type': 'application/json' }, secretJson),
+        headers: { accept: 'application/vnd.kubernetes.protobuf' },
+      },
       { name: 'client asks */*', script: respond({ 'content-type': 'application/json' }, secretJson), headers: { accept: '*/*' } },
-      { name: 'client asks gzip only', script: respond({ 'content-type': 'application/json; charset=utf-8' }, secretJson), headers: { 'accept-encoding': 'gzip;q=1, identity;q=0' } },
+      {
+        name: 'client asks gzip only',
+        script: respond({ 'content-type': 'application/json; charset=utf-8' }, secretJson),
+        headers: { 'accept-encoding': 'gzip;q=1, identity;q=0' },
+      },
       {
         name: 'Table with includeObject=Object',
-        script: respond({ 'content-type': 'application/json;as=Table;v=v1;g=meta.k8s.io' }, JSON.stringify({ kind: 'Table', apiVersion: 'meta.k8s.io/v1', metadata: {}, columnDefinitions: [], rows: [{ cells: ['x'], object: JSON.parse(secretJson) as unknown }] })),
+        script: respond(
+          { 'content-type': 'application/json;as=Table;v=v1;g=meta.k8s.io' },
+          JSON.stringify({
+            kind: 'Table',
+            apiVersion: 'meta.k8s.io/v1',
+            metadata: {},
+            columnDefinitions: [],
+            rows: [{ cells: ['x'], object: JSON.parse(secretJson) as unknown }],
+          }),
+        ),
         headers: { accept: 'application/json;as=Table;v=v1;g=meta.k8s.io' },
       },
       {
@@ -303,7 +362,13 @@ current-context: edge
           res.end();
         },
       },
-      { name: 'a 3 MiB single-line Secret', script: respond({ 'content-type': 'application/json' }, JSON.stringify({ kind: 'Secret', apiVersion: 'v1', data: { big: b64('z'.repeat(3 * 1024 * 1024)), password: b64(PLANTED.scripted) } })) },
+      {
+        name: 'a 3 MiB single-line Secret',
+        script: respond(
+          { 'content-type': 'application/json' },
+          JSON.stringify({ kind: 'Secret', apiVersion: 'v1', data: { big: b64('z'.repeat(3 * 1024 * 1024)), password: b64(PLANTED.scripted) } }),
+        ),
+      },
     ];
     for (const c of masked) {
       test(`${c.name}: masked, decoded, sent as identity JSON`, async () => {
@@ -321,14 +386,42 @@ current-context: edge
     }
 
     const withheld: { name: string; script: Script; why: RegExp }[] = [
-      { name: 'protobuf response', script: respond({ 'content-type': 'application/vnd.kubernetes.protobuf' }, Buffer.concat([Buffer.from('k8s\0'), Buffer.from(PLANTED.scripted)])), why: /application\/vnd.kubernetes.protobuf/ },
-      { name: 'YAML response', script: respond({ 'content-type': 'application/yaml' }, `data:\n  password: ${b64(PLANTED.scripted)}\n`), why: /application\/yaml/ },
+      {
+        name: 'protobuf response',
+        script: respond({ 'content-type': 'application/vnd.kubernetes.protobuf' }, Buffer.concat([Buffer.from('k8s\0'), Buffer.from(PLANTED.scripted)])),
+        why: /application\/vnd.kubernetes.protobuf/,
+      },
+      {
+        name: 'YAML response',
+        script: respond({ 'content-type': 'application/yaml' }, `data:\n  password: ${b64(PLANTED.scripted)}\n`),
+        why: /application\/yaml/,
+      },
       { name: 'text/plain response', script: respond({ 'content-type': 'text/plain' }, PLANTED.scripted), why: /text\/plain/ },
-      { name: 'no content type', script: (_q, res) => { res.removeHeader('content-type'); res.writeHead(200); res.end(secretJson); }, why: /no content type/ },
-      { name: 'unknown content encoding', script: respond({ 'content-type': 'application/json', 'content-encoding': 'compress' }, secretJson), why: /content encoding "compress"/ },
-      { name: 'gzip that is not gzip', script: respond({ 'content-type': 'application/json', 'content-encoding': 'gzip' }, secretJson), why: /could not be decoded/ },
+      {
+        name: 'no content type',
+        script: (_q, res) => {
+          res.removeHeader('content-type');
+          res.writeHead(200);
+          res.end(secretJson);
+        },
+        why: /no content type/,
+      },
+      {
+        name: 'unknown content encoding',
+        script: respond({ 'content-type': 'application/json', 'content-encoding': 'compress' }, secretJson),
+        why: /content encoding "compress"/,
+      },
+      {
+        name: 'gzip that is not gzip',
+        script: respond({ 'content-type': 'application/json', 'content-encoding': 'gzip' }, secretJson),
+        why: /could not be decoded/,
+      },
       { name: 'JSON that is not JSON', script: respond({ 'content-type': 'application/json' }, `password=${PLANTED.scripted}`), why: /not valid JSON/ },
-      { name: 'an object over masking.maxObjectBytes', script: respond({ 'content-type': 'application/json' }, JSON.stringify({ data: { a: 'q'.repeat(9 * 1024 * 1024), b: b64(PLANTED.scripted) } })), why: /maxObjectBytes/ },
+      {
+        name: 'an object over masking.maxObjectBytes',
+        script: respond({ 'content-type': 'application/json' }, JSON.stringify({ data: { a: 'q'.repeat(9 * 1024 * 1024), b: b64(PLANTED.scripted) } })),
+        why: /maxObjectBytes/,
+      },
     ];
     for (const c of withheld) {
       test(`${c.name}: withheld with a 502 Status, never leaked`, async () => {
@@ -344,7 +437,16 @@ current-context: edge
     }
 
     test('a list item over masking.maxObjectBytes after the list began: the connection is cut, nothing unmasked follows', async () => {
-      scripts.set(path, respond({ 'content-type': 'application/json' }, JSON.stringify({ kind: 'SecretList', items: [JSON.parse(secretJson) as unknown, { data: { a: 'q'.repeat(9 * 1024 * 1024), b: b64(PLANTED.scripted) } }] })));
+      scripts.set(
+        path,
+        respond(
+          { 'content-type': 'application/json' },
+          JSON.stringify({
+            kind: 'SecretList',
+            items: [JSON.parse(secretJson) as unknown, { data: { a: 'q'.repeat(9 * 1024 * 1024), b: b64(PLANTED.scripted) } }],
+          }),
+        ),
+      );
       const res = await get(`/k8s/h${path}`).then(
         () => assert.fail('the response must not complete'),
         (err: Error) => err,
@@ -378,7 +480,10 @@ current-context: edge
             await new Promise((r) => setImmediate(r));
           }
         })();
-        sendSecond = () => res.end(`${JSON.stringify({ type: 'MODIFIED', object: { kind: 'Secret', apiVersion: 'v1', metadata: { name: 'x' }, stringData: { k: PLANTED.watched } } })}\n`);
+        sendSecond = () =>
+          res.end(
+            `${JSON.stringify({ type: 'MODIFIED', object: { kind: 'Secret', apiVersion: 'v1', metadata: { name: 'x' }, stringData: { k: PLANTED.watched } } })}\n`,
+          );
       });
       const lines: string[] = [];
       await new Promise<void>((resolve, reject) => {
@@ -409,7 +514,10 @@ current-context: edge
     });
 
     test('the unmasked fast path is untouched: compressed bodies pass through as sent', async () => {
-      const res = await edgeRequest(`${url}/k8s/plain/api/v1/namespaces/default/secrets/db-credentials`, { ca, headers: { authorization: `Bearer ${token}`, accept: 'application/json' } });
+      const res = await edgeRequest(`${url}/k8s/plain/api/v1/namespaces/default/secrets/db-credentials`, {
+        ca,
+        headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
+      });
       assert.equal(res.status, 200);
       assert.equal(res.headers['x-portcullis-masked'], undefined);
       assert.ok(res.body.includes(b64(PLANTED.seedPw)));
@@ -451,7 +559,10 @@ current-context: edge
       assert.equal(stored.length, rows.length);
       // data and payload_pb are the event bytes, searched above; the rest as text.
       noLeak(stored.map((r) => JSON.stringify({ ...r, data: null, payload_pb: null })).join('\n'), 'SQLite audit rows');
-      assert.ok(stored.some((r) => String(r['request_body_excerpt']).includes('"created"')), 'the create body excerpt is stored');
+      assert.ok(
+        stored.some((r) => String(r['request_body_excerpt']).includes('"created"')),
+        'the create body excerpt is stored',
+      );
       await sqlite.close();
 
       const database = uniqueName('mask_audit');

@@ -14,7 +14,18 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInProcessBus, type BusHandle } from '@portcullis/bus';
-import { create, decisionReply, decodeDecisionRequest, encodeDecisionReply, HttpAttributesSchema, KubeAttributesSchema, QueueGroups, Streams, Subjects, type RequestAttributes } from '@portcullis/contracts';
+import {
+  create,
+  decisionReply,
+  decodeDecisionRequest,
+  encodeDecisionReply,
+  HttpAttributesSchema,
+  KubeAttributesSchema,
+  QueueGroups,
+  Streams,
+  Subjects,
+  type RequestAttributes,
+} from '@portcullis/contracts';
 import { evaluate, parsePolicy } from '@portcullis/policy-engine';
 import { DevIssuer, TokenVerifier } from '@portcullis/identity';
 import { loadOrCreateDevTls } from '@portcullis/tls';
@@ -169,7 +180,10 @@ describe('a protocol adapter plugs into the edge', { timeout: 60_000 }, () => {
       const e = log.appended.filter((x) => x.correlationId === auditId && x.type.startsWith('request.'));
       return e.length === 3 ? e : undefined;
     });
-    assert.deepEqual(events.map((e) => e.type), ['request.received', 'request.decided', 'request.completed']);
+    assert.deepEqual(
+      events.map((e) => e.type),
+      ['request.received', 'request.decided', 'request.completed'],
+    );
     const received = events[0]!.payload;
     assert.equal(received.case, 'requestReceived');
     // The policy saw the toy's reading of the request, not the raw path.

@@ -112,16 +112,34 @@ describe('edge: upstream failures (undici forward path)', () => {
     message?: RegExp;
     completed: { status: number; error: RegExp; forwarded: boolean };
   }[] = [
-    { name: 'connection refused', connection: 'refused', status: 502, message: /upstream refused unreachable \(ECONNREFUSED\)/, completed: { status: 502, error: /ECONNREFUSED/, forwarded: false } },
+    {
+      name: 'connection refused',
+      connection: 'refused',
+      status: 502,
+      message: /upstream refused unreachable \(ECONNREFUSED\)/,
+      completed: { status: 502, error: /ECONNREFUSED/, forwarded: false },
+    },
     {
       name: 'certificate from a CA the connection does not trust',
       connection: 'untrusted',
       status: 502,
-      message: /upstream untrusted unreachable \((SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|DEPTH_ZERO_SELF_SIGNED_CERT|UNABLE_TO_GET_ISSUER_CERT_LOCALLY)\)/,
+      message:
+        /upstream untrusted unreachable \((SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|DEPTH_ZERO_SELF_SIGNED_CERT|UNABLE_TO_GET_ISSUER_CERT_LOCALLY)\)/,
       completed: { status: 502, error: /unreachable/, forwarded: false },
     },
-    { name: 'no response headers within upstreamTimeout', connection: 'silent', status: 504, message: /did not answer within/, completed: { status: 504, error: /did not answer within/, forwarded: false } },
-    { name: 'response cut off mid-body', connection: 'cut', status: 0, completed: { status: 200, error: /upstream (response aborted|failed mid-response)/, forwarded: true } },
+    {
+      name: 'no response headers within upstreamTimeout',
+      connection: 'silent',
+      status: 504,
+      message: /did not answer within/,
+      completed: { status: 504, error: /did not answer within/, forwarded: false },
+    },
+    {
+      name: 'response cut off mid-body',
+      connection: 'cut',
+      status: 0,
+      completed: { status: 200, error: /upstream (response aborted|failed mid-response)/, forwarded: true },
+    },
   ];
 
   test('a client that sends Expect: 100-continue (curl does, for bodies over 1 KiB) gets its 100 from the edge and its body forwarded', async () => {

@@ -133,7 +133,10 @@ describe('Kubernetes data path through the edge', { timeout: 180_000 }, () => {
       await k(['label', 'pod', 'dp-watched', 'seen=yes']);
       await k(['delete', 'pod', 'dp-watched', '--wait=false']);
       await watch.waitFor(/(dp-watched[^\n]*\n[\s\S]*){3}/);
-      assert.ok(fixture.openStreams().some((s) => s.kind === 'watch'), 'the fixture serves the watch');
+      assert.ok(
+        fixture.openStreams().some((s) => s.kind === 'watch'),
+        'the fixture serves the watch',
+      );
     } finally {
       await watch.stop();
     }
@@ -144,9 +147,18 @@ describe('Kubernetes data path through the edge', { timeout: 180_000 }, () => {
     const rv = fixture.store.resourceVersion;
     fixture.store.put('configmaps', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'dp-rv', namespace: 'default' }, data: { a: '1' } });
     const headers = { authorization: `Bearer ${edge.token}` };
-    const replay = await edgeRequest(`${edge.url}/k8s/k/api/v1/namespaces/default/configmaps?watch=1&resourceVersion=${rv}&timeoutSeconds=1`, { ca: edge.ca, headers });
-    const events = replay.body.trim().split('\n').map((l) => JSON.parse(l) as { type: string; object: { metadata: { name: string } } });
-    assert.deepEqual(events.map((e) => `${e.type} ${e.object.metadata.name}`), ['ADDED dp-rv']);
+    const replay = await edgeRequest(`${edge.url}/k8s/k/api/v1/namespaces/default/configmaps?watch=1&resourceVersion=${rv}&timeoutSeconds=1`, {
+      ca: edge.ca,
+      headers,
+    });
+    const events = replay.body
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { type: string; object: { metadata: { name: string } } });
+    assert.deepEqual(
+      events.map((e) => `${e.type} ${e.object.metadata.name}`),
+      ['ADDED dp-rv'],
+    );
     fixture.store.compact();
     const gone = await edgeRequest(`${edge.url}/k8s/k/api/v1/namespaces/default/configmaps?watch=1&resourceVersion=${rv}`, { ca: edge.ca, headers });
     assert.equal(gone.status, 200);
@@ -177,14 +189,18 @@ describe('Kubernetes data path through the edge', { timeout: 180_000 }, () => {
   test('exec -- echo hi: output arrives and stdin/stdout frames are in the audit log', async () => {
     const out = await k(['exec', POD, '--', 'echo', 'hi']);
     assert.equal(out, 'hi\n');
-    const started = await eventually('session.started', () => edge.log.appended.find((e) => e.type === 'session.started' && (e.payload.value as SessionStarted).command.join(' ') === 'echo hi'));
+    const started = await eventually('session.started', () =>
+      edge.log.appended.find((e) => e.type === 'session.started' && (e.payload.value as SessionStarted).command.join(' ') === 'echo hi'),
+    );
     const requestId = started.correlationId;
     assert.equal(started.sessionId, requestId, 'session_id is the request id');
     const s = started.payload.value as SessionStarted;
     assert.deepEqual([s.kind, s.protocol, s.transport, s.recorded], ['exec', 'v5.channel.k8s.io', 'websocket', true]);
     const ended = await eventually('session.ended', () => eventsOf(requestId).find((e) => e.type === 'session.ended'));
     assert.equal((ended.payload.value as SessionEnded).exitCode, 0);
-    const frames = eventsOf(requestId).filter((e) => e.type === 'session.frames').flatMap((e) => (e.payload.value as SessionFrames).frames);
+    const frames = eventsOf(requestId)
+      .filter((e) => e.type === 'session.frames')
+      .flatMap((e) => (e.payload.value as SessionFrames).frames);
     assert.equal(Buffer.from(frames.find((f) => f.channel === 1)?.data ?? []).toString(), 'hi\n');
     assert.match(Buffer.from(frames.find((f) => f.channel === 3)?.data ?? []).toString(), /"status":"Success"/);
     const received = eventsOf(requestId).find((e) => e.type === 'request.received');
@@ -198,8 +214,17 @@ describe('Kubernetes data path through the edge', { timeout: 180_000 }, () => {
     await cat.waitFor(/typed into the pod/);
     await new Promise<void>((r) => cat.child.once('exit', () => r()));
     assert.equal(cat.child.exitCode, 0);
-    const session = await eventually('the cat session ended', () => edge.log.appended.find((e) => e.type === 'session.ended' && eventsOf(e.correlationId).some((x) => x.type === 'session.started' && (x.payload.value as SessionStarted).command[0] === 'cat')));
-    const stdin = eventsOf(session.correlationId).filter((e) => e.type === 'session.frames').flatMap((e) => (e.payload.value as SessionFrames).frames).filter((f) => f.channel === 0);
+    const session = await eventually('the cat session ended', () =>
+      edge.log.appended.find(
+        (e) =>
+          e.type === 'session.ended' &&
+          eventsOf(e.correlationId).some((x) => x.type === 'session.started' && (x.payload.value as SessionStarted).command[0] === 'cat'),
+      ),
+    );
+    const stdin = eventsOf(session.correlationId)
+      .filter((e) => e.type === 'session.frames')
+      .flatMap((e) => (e.payload.value as SessionFrames).frames)
+      .filter((f) => f.channel === 0);
     assert.equal(Buffer.concat(stdin.map((f) => Buffer.from(f.data))).toString(), 'typed into the pod\n');
 
     const failed = await kubectlEnv(kubeconfig, cache(), ['exec', POD, '--', 'sh', '-c', 'exit 3'], {});
@@ -213,7 +238,9 @@ describe('Kubernetes data path through the edge', { timeout: 180_000 }, () => {
     cat2.child.stdin?.end(big);
     await new Promise<void>((r) => cat2.child.once('exit', () => r()));
     assert.equal(cat2.output().length, big.length, 'the session itself is not capped');
-    const capped = await eventually('a truncated session', () => edge.log.appended.find((e) => e.type === 'session.ended' && (e.payload.value as SessionEnded).truncated));
+    const capped = await eventually('a truncated session', () =>
+      edge.log.appended.find((e) => e.type === 'session.ended' && (e.payload.value as SessionEnded).truncated),
+    );
     assert.equal((capped.payload.value as SessionEnded).recordedBytes, RECORD_CAP);
     assert.equal((capped.payload.value as SessionEnded).exitCode, 0, 'the exit status is still read after the cap');
   });
@@ -251,7 +278,12 @@ describe('Kubernetes data path through the edge', { timeout: 180_000 }, () => {
         await pf.stop();
       }
       const started = await eventually('port-forward session.started', () =>
-        edge.log.appended.find((e) => e.type === 'session.started' && (e.payload.value as SessionStarted).kind === 'portforward' && (e.payload.value as SessionStarted).transport === (websockets === 'true' ? 'websocket' : 'spdy')),
+        edge.log.appended.find(
+          (e) =>
+            e.type === 'session.started' &&
+            (e.payload.value as SessionStarted).kind === 'portforward' &&
+            (e.payload.value as SessionStarted).transport === (websockets === 'true' ? 'websocket' : 'spdy'),
+        ),
       );
       assert.equal((started.payload.value as SessionStarted).recorded, false);
     });
@@ -265,10 +297,20 @@ describe('Kubernetes data path through the edge', { timeout: 180_000 }, () => {
     assert.ok(pods.items.some((p) => p.metadata?.name === POD));
 
     const seen: string[] = [];
-    const controller = await new Watch(kc).watch('/api/v1/namespaces/default/pods', {}, (type: string, obj: V1Pod) => seen.push(`${type} ${obj.metadata?.name ?? ''}`), () => undefined);
+    const controller = await new Watch(kc).watch(
+      '/api/v1/namespaces/default/pods',
+      {},
+      (type: string, obj: V1Pod) => seen.push(`${type} ${obj.metadata?.name ?? ''}`),
+      () => undefined,
+    );
     try {
       await eventually('the initial ADDED events', () => (seen.includes(`ADDED ${POD}`) ? true : undefined));
-      fixture.store.put('pods', { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'dp-client-node', namespace: 'default' }, spec: { containers: [{ name: 'c', image: 'busybox' }] } });
+      fixture.store.put('pods', {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'dp-client-node', namespace: 'default' },
+        spec: { containers: [{ name: 'c', image: 'busybox' }] },
+      });
       await eventually('ADDED for the new pod', () => (seen.includes('ADDED dp-client-node') ? true : undefined));
     } finally {
       controller.abort();
@@ -317,7 +359,12 @@ function sha(b: Buffer | Uint8Array): string {
   return createHash('sha256').update(b).digest('hex');
 }
 
-function kubectlEnv(kubeconfig: string, cacheDir: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
+function kubectlEnv(
+  kubeconfig: string,
+  cacheDir: string,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const p = spawnKubectl(kubeconfig, cacheDir, ['--request-timeout', '30s', ...args], env);
   return new Promise((resolve) => {
     p.child.stdin?.end();
@@ -329,7 +376,11 @@ function kubectlEnv(kubeconfig: string, cacheDir: string, args: readonly string[
   });
 }
 
-function rawRequest(url: string, ca: string, opts: { method?: string; headers?: Record<string, string>; body?: Buffer }): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
+function rawRequest(
+  url: string,
+  ca: string,
+  opts: { method?: string; headers?: Record<string, string>; body?: Buffer },
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
   return new Promise((resolve, reject) => {
     const req = httpsRequest(url, { method: opts.method ?? 'GET', headers: opts.headers, ca }, (res) => {
       const chunks: Buffer[] = [];

@@ -89,7 +89,10 @@ describe('connections by path and by host name; discovery caches never mix', { t
     // kubectl keyed the cache by host and path: one discovery directory per server URL.
     const keys = readdirSync(join(cacheDir, 'discovery'));
     assert.ok(keys.some((k) => k.startsWith(`a.${DOMAIN}_`)) && keys.some((k) => k.startsWith(`b.${DOMAIN}_`)), keys.join(' '));
-    assert.ok(keys.some((k) => k.startsWith('127.0.0.1_')), keys.join(' '));
+    assert.ok(
+      keys.some((k) => k.startsWith('127.0.0.1_')),
+      keys.join(' '),
+    );
   });
 
   test('a host-routed request reaches the named connection with the same pipeline (audit, policy)', async () => {

@@ -124,7 +124,10 @@ describe('the sandbox API server with real kubectl', () => {
     assert.match(out, /prod\s+worker-0\s+0\/1\s+CrashLoopBackOff\s+7 \(\d+m ago\)\s+30h/);
     assert.match(out, /default\s+nginx-7c5ddbdf54-x8f9k\s+1\/1\s+Running\s+0\s+2d2h/);
     const seen = requestsSince(start);
-    assert.deepEqual(methodsAndPaths(seen).filter((p) => p !== 'GET /version'), ['GET /api', 'GET /apis', 'GET /api/v1/pods']);
+    assert.deepEqual(
+      methodsAndPaths(seen).filter((p) => p !== 'GET /version'),
+      ['GET /api', 'GET /apis', 'GET /api/v1/pods'],
+    );
     assert.match(String(findRequest(seen, 'GET', '/api?').headers['accept']), /g=apidiscovery\.k8s\.io;v=v2;as=APIGroupDiscoveryList/);
     const list = findRequest(seen, 'GET', '/api/v1/pods');
     assert.match(String(list.headers['accept']), /as=Table;v=v1;g=meta\.k8s\.io/);
@@ -134,7 +137,10 @@ describe('the sandbox API server with real kubectl', () => {
 
   it('get ns lists the seeded namespaces as Active', async () => {
     const out = await kubectlOk(['get', 'ns', '--no-headers']);
-    const rows = out.trim().split('\n').map((l) => l.split(/\s+/).slice(0, 2).join(' '));
+    const rows = out
+      .trim()
+      .split('\n')
+      .map((l) => l.split(/\s+/).slice(0, 2).join(' '));
     assert.deepEqual(rows, ['default Active', 'kube-system Active', 'prod Active', 'staging Active']);
   });
 
@@ -143,7 +149,10 @@ describe('the sandbox API server with real kubectl', () => {
     const out = JSON.parse(await kubectlOk(['get', 'secrets', '-n', 'default', '-o', 'json'])) as {
       items: { kind: string; metadata: { name: string }; data: Record<string, string>; type: string }[];
     };
-    assert.deepEqual(out.items.map((i) => i.metadata.name), ['db-credentials', 'registry-pull']);
+    assert.deepEqual(
+      out.items.map((i) => i.metadata.name),
+      ['db-credentials', 'registry-pull'],
+    );
     const db = out.items[0];
     assert.equal(db?.kind, 'Secret');
     assert.equal(Buffer.from(db?.data['password'] ?? '', 'base64').toString(), 'S3cr3t-default!');
@@ -181,7 +190,10 @@ describe('the sandbox API server with real kubectl', () => {
   it('create ns, secret and configmap; secret and configmap bodies arrive as protobuf', async () => {
     const start = api.requests.length;
     assert.equal((await kubectlOk(['create', 'ns', 'team-create'])).trim(), 'namespace/team-create created');
-    assert.equal((await kubectlOk(['create', 'secret', 'generic', 'creds', '-n', 'team-create', '--from-literal=user=bot', '--from-literal=pass=p@ss w0rd'])).trim(), 'secret/creds created');
+    assert.equal(
+      (await kubectlOk(['create', 'secret', 'generic', 'creds', '-n', 'team-create', '--from-literal=user=bot', '--from-literal=pass=p@ss w0rd'])).trim(),
+      'secret/creds created',
+    );
     assert.equal((await kubectlOk(['create', 'configmap', 'settings', '-n', 'team-create', '--from-literal=mode=fast'])).trim(), 'configmap/settings created');
 
     const ns = api.store.get('namespaces', undefined, 'team-create');
@@ -234,7 +246,10 @@ describe('the sandbox API server with real kubectl', () => {
     await kubectlOk(['create', 'configmap', 'cfg', '-n', 'team-edit', '--from-literal=a=1']);
     const start = api.requests.length;
     assert.equal((await kubectlOk(['label', 'configmap', 'cfg', '-n', 'team-edit', 'env=dev'])).trim(), 'configmap/cfg labeled');
-    assert.equal((await kubectlOk(['patch', 'configmap', 'cfg', '-n', 'team-edit', '--type', 'merge', '-p', '{"data":{"b":"2"}}'])).trim(), 'configmap/cfg patched');
+    assert.equal(
+      (await kubectlOk(['patch', 'configmap', 'cfg', '-n', 'team-edit', '--type', 'merge', '-p', '{"data":{"b":"2"}}'])).trim(),
+      'configmap/cfg patched',
+    );
     const cfg = api.store.get('configmaps', 'team-edit', 'cfg');
     assert.deepEqual(cfg?.metadata.labels, { env: 'dev' });
     assert.deepEqual(cfg?.['data'], { a: '1', b: '2' });
@@ -249,7 +264,10 @@ describe('the sandbox API server with real kubectl', () => {
     const seen = requestsSince(start);
     const patches = seen.filter((r) => r.method === 'PATCH');
     // kubectl label computes a JSON merge patch, not a strategic one.
-    assert.deepEqual(patches.map((p) => p.contentType), ['application/merge-patch+json', 'application/merge-patch+json']);
+    assert.deepEqual(
+      patches.map((p) => p.contentType),
+      ['application/merge-patch+json', 'application/merge-patch+json'],
+    );
     findRequest(seen, 'DELETE', '/api/v1/namespaces/team-edit/configmaps/cfg');
     findRequest(seen, 'DELETE', '/api/v1/namespaces/team-edit');
   });
@@ -271,10 +289,16 @@ describe('the sandbox API server with real kubectl', () => {
     kc.loadFromString(kubeconfigFor({ url: api.url, caPem: api.caPem, token: api.token }));
     const core = kc.makeApiClient(CoreV1Api);
     const pods = await core.listNamespacedPod({ namespace: 'prod', labelSelector: 'app=api' });
-    assert.deepEqual(pods.items.map((p) => p.metadata?.name), ['api-6d8f5b7c9-zr4nt']);
+    assert.deepEqual(
+      pods.items.map((p) => p.metadata?.name),
+      ['api-6d8f5b7c9-zr4nt'],
+    );
     assert.equal(pods.items[0]?.status?.phase, 'Running');
     const namespaces = await core.listNamespace({ fieldSelector: 'metadata.name=staging' });
-    assert.deepEqual(namespaces.items.map((n) => n.metadata?.name), ['staging']);
+    assert.deepEqual(
+      namespaces.items.map((n) => n.metadata?.name),
+      ['staging'],
+    );
     await assert.rejects(core.readNamespacedSecret({ namespace: 'prod', name: 'absent' }), (err: unknown) => {
       assert.equal((err as { code?: number }).code, 404);
       return true;
@@ -293,7 +317,15 @@ describe('the sandbox API server: protocol details', () => {
   it('answers 401 with an Unauthorized Status and still records the request', async () => {
     const res = await raw('GET', '/api/v1/pods', { token: null, headers: { 'Impersonate-User': 'bot@example.com' } });
     assert.equal(res.status, 401);
-    assert.deepEqual(JSON.parse(res.body), { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'Unauthorized', reason: 'Unauthorized', code: 401 });
+    assert.deepEqual(JSON.parse(res.body), {
+      kind: 'Status',
+      apiVersion: 'v1',
+      metadata: {},
+      status: 'Failure',
+      message: 'Unauthorized',
+      reason: 'Unauthorized',
+      code: 401,
+    });
     const recorded = api.requests.at(-1);
     assert.equal(recorded?.user, undefined);
     assert.equal(recorded?.headers['impersonate-user'], 'bot@example.com');
@@ -304,17 +336,26 @@ describe('the sandbox API server: protocol details', () => {
   });
 
   it('serves Table with full objects on includeObject=Object and legacy discovery for plain JSON', async () => {
-    const table = JSON.parse((await raw('GET', '/api/v1/namespaces/default/secrets?includeObject=Object', { headers: { Accept: 'application/json;as=Table;v=v1;g=meta.k8s.io' } })).body) as {
+    const table = JSON.parse(
+      (await raw('GET', '/api/v1/namespaces/default/secrets?includeObject=Object', { headers: { Accept: 'application/json;as=Table;v=v1;g=meta.k8s.io' } }))
+        .body,
+    ) as {
       kind: string;
       columnDefinitions: { name: string }[];
       rows: { cells: unknown[]; object: { kind: string; data?: unknown } }[];
     };
     assert.equal(table.kind, 'Table');
-    assert.deepEqual(table.columnDefinitions.map((c) => c.name), ['Name', 'Type', 'Data', 'Age']);
+    assert.deepEqual(
+      table.columnDefinitions.map((c) => c.name),
+      ['Name', 'Type', 'Data', 'Age'],
+    );
     assert.deepEqual(table.rows[0]?.cells.slice(0, 3), ['db-credentials', 'Opaque', 2]);
     assert.equal(table.rows[0]?.object.kind, 'Secret');
     assert.ok(table.rows[0]?.object.data);
-    const resources = JSON.parse((await raw('GET', '/api/v1')).body) as { kind: string; resources: { name: string; shortNames?: string[]; namespaced: boolean }[] };
+    const resources = JSON.parse((await raw('GET', '/api/v1')).body) as {
+      kind: string;
+      resources: { name: string; shortNames?: string[]; namespaced: boolean }[];
+    };
     assert.equal(resources.kind, 'APIResourceList');
     assert.deepEqual(resources.resources.find((r) => r.name === 'pods')?.shortNames, ['po']);
     assert.equal(resources.resources.find((r) => r.name === 'namespaces')?.namespaced, false);
@@ -324,13 +365,18 @@ describe('the sandbox API server: protocol details', () => {
   });
 
   it('returns proper Status objects for bad input', async () => {
-    const cm = (name: string, rv?: string): string => JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, ...(rv === undefined ? {} : { resourceVersion: rv }) }, data: { a: '1' } });
+    const cm = (name: string, rv?: string): string =>
+      JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, ...(rv === undefined ? {} : { resourceVersion: rv }) }, data: { a: '1' } });
     const json = { 'Content-Type': 'application/json' };
     const malformed = await raw('POST', '/api/v1/namespaces/default/configmaps', { body: '{"metadata":', headers: json });
     assert.equal(malformed.status, 400);
     assert.equal(statusOf(malformed).reason, 'BadRequest');
 
-    const invalidName = JSON.parse((await raw('POST', '/api/v1/namespaces/default/configmaps', { body: cm('Bad_Name'), headers: json })).body) as { code: number; reason: string; details: { kind: string; causes: { field: string }[] } };
+    const invalidName = JSON.parse((await raw('POST', '/api/v1/namespaces/default/configmaps', { body: cm('Bad_Name'), headers: json })).body) as {
+      code: number;
+      reason: string;
+      details: { kind: string; causes: { field: string }[] };
+    };
     assert.equal(invalidName.code, 422);
     assert.equal(invalidName.reason, 'Invalid');
     assert.equal(invalidName.details.kind, 'ConfigMap');
@@ -347,7 +393,10 @@ describe('the sandbox API server: protocol details', () => {
     assert.deepEqual([stale.code, stale.reason], [409, 'Conflict']);
 
     const jsonPatch = await raw('PATCH', '/api/v1/namespaces/default/configmaps/proto', {
-      body: JSON.stringify([{ op: 'add', path: '/data/b', value: '2' }, { op: 'remove', path: '/data/a' }]),
+      body: JSON.stringify([
+        { op: 'add', path: '/data/b', value: '2' },
+        { op: 'remove', path: '/data/a' },
+      ]),
       headers: { 'Content-Type': 'application/json-patch+json' },
     });
     assert.deepEqual((JSON.parse(jsonPatch.body) as KubeObject)['data'], { b: '2' });
@@ -393,10 +442,14 @@ describe('the sandbox request log: none by default, bounded when asked for, neve
           while (next < n) {
             next++;
             await new Promise<void>((resolve, reject) => {
-              request(`${server.url}/api/v1/namespaces/default/configmaps`, { agent, headers: { authorization: `Bearer ${server.token}`, 'x-padding': padding } }, (res) => {
-                res.resume();
-                res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`status ${res.statusCode}`))));
-              })
+              request(
+                `${server.url}/api/v1/namespaces/default/configmaps`,
+                { agent, headers: { authorization: `Bearer ${server.token}`, 'x-padding': padding } },
+                (res) => {
+                  res.resume();
+                  res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`status ${res.statusCode}`))));
+                },
+              )
                 .once('error', reject)
                 .end();
             });
@@ -417,7 +470,13 @@ describe('the sandbox request log: none by default, bounded when asked for, neve
       const grown = liveHeap() - before;
       // Keeping each request's headers would hold ≥ 16 MB here.
       assert.ok(grown < 4 * 1024 * 1024, `the live heap grew ${(grown / 1048576).toFixed(1)} MB over 2000 requests`);
-      for (const read of [() => server.requests, () => server.incompleteRequests, () => server.execSessions, () => server.portForwards, () => server.clearRequests()]) {
+      for (const read of [
+        () => server.requests,
+        () => server.incompleteRequests,
+        () => server.execSessions,
+        () => server.portForwards,
+        () => server.clearRequests(),
+      ]) {
         assert.throws(read, /keeps no request log: start it with requestLog/);
       }
     } finally {
@@ -428,8 +487,12 @@ describe('the sandbox request log: none by default, bounded when asked for, neve
   it('requestLog: { max } keeps the newest max requests, oldest first, in bounded memory', async () => {
     const server = await startKubeApiServer({ requestLog: { max: 3 } });
     try {
-      for (const ns of ['default', 'kube-system', 'staging', 'prod', 'default']) assert.equal((await raw('GET', `/api/v1/namespaces/${ns}/pods`, { server })).status, 200);
-      assert.deepEqual(server.requests.map((r) => r.path), ['/api/v1/namespaces/staging/pods', '/api/v1/namespaces/prod/pods', '/api/v1/namespaces/default/pods']);
+      for (const ns of ['default', 'kube-system', 'staging', 'prod', 'default'])
+        assert.equal((await raw('GET', `/api/v1/namespaces/${ns}/pods`, { server })).status, 200);
+      assert.deepEqual(
+        server.requests.map((r) => r.path),
+        ['/api/v1/namespaces/staging/pods', '/api/v1/namespaces/prod/pods', '/api/v1/namespaces/default/pods'],
+      );
       const before = liveHeap();
       await load(server, 1000);
       assert.ok(liveHeap() - before < 4 * 1024 * 1024, 'a full ring holds at most max records');
@@ -446,7 +509,16 @@ describe('the sandbox request log: none by default, bounded when asked for, neve
     const foreign = 'a-client-token-that-must-not-be-kept';
     const server = await startKubeApiServer({ tokens, requestLog: { max: 10 } });
     try {
-      assert.equal((await raw('GET', '/api/v1/namespaces', { server, token: tokens[1]!, headers: { 'Proxy-Authorization': `Basic ${Buffer.from('u:proxy-secret').toString('base64')}` } })).status, 200);
+      assert.equal(
+        (
+          await raw('GET', '/api/v1/namespaces', {
+            server,
+            token: tokens[1]!,
+            headers: { 'Proxy-Authorization': `Basic ${Buffer.from('u:proxy-secret').toString('base64')}` },
+          })
+        ).status,
+        200,
+      );
       assert.equal((await raw('GET', '/api/v1/namespaces', { server, token: foreign })).status, 401);
       assert.equal((await raw('GET', '/version', { server, token: null })).status, 200);
       const [good, bad, anonymous] = server.requests;
@@ -476,10 +548,14 @@ describe('the sandbox request log: none by default, bounded when asked for, neve
     try {
       for (const word of ['one', 'two']) assert.equal((await kubectl(['exec', '-n', 'default', 'nginx-7c5ddbdf54-x8f9k', '--', 'echo', word], config)).code, 0);
       const big = `${'x'.repeat(100 * 1024)}\n`;
-      const child = spawn(KUBECTL, ['--kubeconfig', config, '--cache-dir', join(workDir, `cache-${++cacheCounter}`), 'exec', '-i', '-n', 'default', 'nginx-7c5ddbdf54-x8f9k', '--', 'cat'], {
-        env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: workDir },
-        stdio: ['pipe', 'pipe', 'inherit'],
-      });
+      const child = spawn(
+        KUBECTL,
+        ['--kubeconfig', config, '--cache-dir', join(workDir, `cache-${++cacheCounter}`), 'exec', '-i', '-n', 'default', 'nginx-7c5ddbdf54-x8f9k', '--', 'cat'],
+        {
+          env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: workDir },
+          stdio: ['pipe', 'pipe', 'inherit'],
+        },
+      );
       let echoed = 0;
       child.stdout.on('data', (d: Buffer) => (echoed += d.length));
       child.stdin.end(big);
@@ -487,7 +563,10 @@ describe('the sandbox request log: none by default, bounded when asked for, neve
       assert.equal(code, 0);
       assert.equal(echoed, big.length, 'cat echoed all of stdin: the cap is on the record, not the session');
       const sessions = server.execSessions;
-      assert.deepEqual(sessions.map((s) => s.command.join(' ')), ['echo two', 'cat']);
+      assert.deepEqual(
+        sessions.map((s) => s.command.join(' ')),
+        ['echo two', 'cat'],
+      );
       assert.equal(sessions[1]?.stdin.length, 64 * 1024);
       assert.equal(sessions[1]?.exitCode, 0);
     } finally {
@@ -503,7 +582,12 @@ describe('the sandbox API server: authentication and process mode', () => {
     const stranger = await issueClientCertificate(await createCertificateAuthority('other CA'), { commonName: 'mallory' });
     const server = await startKubeApiServer({ clientCaPem: clientCa.certPem, seed: false, requestLog: { max: 100 } });
     try {
-      const ok = await raw('GET', '/api/v1/namespaces', { server, token: null, clientCert: client, headers: { 'Impersonate-User': 'ci-bot', 'Impersonate-Group': 'ci' } });
+      const ok = await raw('GET', '/api/v1/namespaces', {
+        server,
+        token: null,
+        clientCert: client,
+        headers: { 'Impersonate-User': 'ci-bot', 'Impersonate-Group': 'ci' },
+      });
       assert.equal(ok.status, 200);
       assert.deepEqual((JSON.parse(ok.body) as { items: unknown[] }).items, []);
       const recorded = server.requests.at(-1);

@@ -39,7 +39,10 @@ ${rules}  - id: bots-read
 /** A logger that keeps what it was told, for assertions on what the store logs. */
 function recordingLogger(): Logger & { lines: { level: string; msg: string; fields: Record<string, unknown> }[] } {
   const lines: { level: string; msg: string; fields: Record<string, unknown> }[] = [];
-  const at = (level: string) => (msg: string, fields: Record<string, unknown> = {}) => void lines.push({ level, msg, fields });
+  const at =
+    (level: string) =>
+    (msg: string, fields: Record<string, unknown> = {}) =>
+      void lines.push({ level, msg, fields });
   const logger = { lines, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), child: () => logger };
   return logger;
 }
@@ -137,7 +140,10 @@ describe('POST /admin/policy/explain', { timeout: 60_000 }, () => {
       ],
       stateDir: dir,
     });
-    for (const [id, secret] of [['alice', 'alice-secret-123'], ['bot', 'bot-secret-123']] as const) {
+    for (const [id, secret] of [
+      ['alice', 'alice-secret-123'],
+      ['bot', 'bot-secret-123'],
+    ] as const) {
       tokens[id] = (await issuer.issue({ clientId: id, clientSecret: secret })).accessToken;
     }
     const verifier = new TokenVerifier({
@@ -147,7 +153,10 @@ describe('POST /admin/policy/explain', { timeout: 60_000 }, () => {
     });
     // The edge role as it runs (its Nest controller on the edge listener), with the test's bus, verifier and certificate.
     edge = await startTestProcess({
-      config: testConfig({ edge: { listen: { host: '127.0.0.1', port: 0 }, decisionTimeout: '300ms', admin: { groups: ['policy-admins'] } }, sandbox: { enabled: 'never' } }, dir),
+      config: testConfig(
+        { edge: { listen: { host: '127.0.0.1', port: 0 }, decisionTimeout: '300ms', admin: { groups: ['policy-admins'] } }, sandbox: { enabled: 'never' } },
+        dir,
+      ),
       roles: [Role.Edge],
       bus: handle,
       verifier,
@@ -176,7 +185,12 @@ describe('POST /admin/policy/explain', { timeout: 60_000 }, () => {
       { name: 'empty bearer', auth: 'Bearer ', status: 401, says: /not a bearer token/ },
       { name: 'basic credentials', auth: 'Basic YWxpY2U6eA==', status: 401, says: /not a bearer token/ },
       { name: 'garbage token', auth: 'Bearer abc.def.ghi', status: 401, says: /unauthorized/ },
-      { name: 'alg none token claiming the admin group', auth: `Bearer ${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from('{"sub":"alice","groups":["policy-admins"]}').toString('base64url')}.`, status: 401, says: /unauthorized/ },
+      {
+        name: 'alg none token claiming the admin group',
+        auth: `Bearer ${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from('{"sub":"alice","groups":["policy-admins"]}').toString('base64url')}.`,
+        status: 401,
+        says: /unauthorized/,
+      },
       { name: 'admin token with its signature altered', auth: `Bearer ${tokens['alice']!.slice(0, -4)}AAAA`, status: 401, says: /unauthorized/ },
       { name: 'a valid token outside the admin groups', auth: `Bearer ${tokens['bot']}`, status: 403, says: /not in an admin group/ },
     ];

@@ -73,7 +73,13 @@ describe('policy service: failover, invalid and valid pushes across processes', 
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
           res.on('end', () =>
-            resolve({ edge, status: res.statusCode ?? 0, auditId: String(res.headers['audit-id']), at: performance.now(), body: Buffer.concat(chunks).toString('utf8') }),
+            resolve({
+              edge,
+              status: res.statusCode ?? 0,
+              auditId: String(res.headers['audit-id']),
+              at: performance.now(),
+              body: Buffer.concat(chunks).toString('utf8'),
+            }),
           );
           res.on('error', reject);
         },
@@ -166,7 +172,11 @@ describe('policy service: failover, invalid and valid pushes across processes', 
   test('an empty bucket: every policy process serves the configured file', async () => {
     for (const p of policies.values()) await p.waitFor(/no bundle yet: serving the configured file/);
     const answers = await Promise.all([ask(0), ask(1), ask(0), ask(1)]);
-    assert.deepEqual(answers.map((a) => a.status), [200, 200, 200, 200], answers.map((a) => a.body.slice(0, 200)).join('\n'));
+    assert.deepEqual(
+      answers.map((a) => a.status),
+      [200, 200, 200, 200],
+      answers.map((a) => a.body.slice(0, 200)).join('\n'),
+    );
     const events = await decidedEvents(new Set(answers.map((a) => a.auditId)));
     for (const e of events.values()) assert.deepEqual([e.decision?.ruleId, e.decision?.policyVersion], ['bots-read', 'f1']);
   });
@@ -193,7 +203,11 @@ describe('policy service: failover, invalid and valid pushes across processes', 
     const byStatus = new Map<number, number>();
     for (const a of answers) byStatus.set(a.status, (byStatus.get(a.status) ?? 0) + 1);
     const summary = `${answers.length} answers in ${Math.round(performance.now() - started)} ms: ${JSON.stringify(Object.fromEntries(byStatus))}`;
-    assert.deepEqual([...byStatus.keys()].filter((s) => s !== 200 && s !== 503), [], summary);
+    assert.deepEqual(
+      [...byStatus.keys()].filter((s) => s !== 200 && s !== 503),
+      [],
+      summary,
+    );
 
     // No request reached the upstream without an allow decision recorded for it.
     const allowed = answers.filter((a) => a.status === 200);
@@ -218,7 +232,9 @@ describe('policy service: failover, invalid and valid pushes across processes', 
       assert.match(e.body, /decision service unavailable/);
     }
     const lastError = Math.max(killedAt, ...errors.map((e) => e.at));
-    process.stdout.write(`# SIGKILL under load: ${summary}, ${fromCache.length} from the cache, last 503 ${Math.round(lastError - killedAt)} ms after the kill\n`);
+    process.stdout.write(
+      `# SIGKILL under load: ${summary}, ${fromCache.length} from the cache, last 503 ${Math.round(lastError - killedAt)} ms after the kill\n`,
+    );
     assert.ok(answers.filter((a) => a.at > lastError && a.status === 200).length >= 100, `the survivor answers everything after the takeover (${summary})`);
   });
 
@@ -242,7 +258,10 @@ describe('policy service: failover, invalid and valid pushes across processes', 
       assert.match(line, /"keeping":"f1"/);
     }
     const answers = await Promise.all([0, 1, 0, 1, 0, 1, 0, 1].map((edge) => ask(edge)));
-    assert.deepEqual(answers.map((a) => a.status), answers.map(() => 200));
+    assert.deepEqual(
+      answers.map((a) => a.status),
+      answers.map(() => 200),
+    );
     const events = await decidedEvents(new Set(answers.map((a) => a.auditId)));
     for (const e of events.values()) assert.equal(e.decision?.policyVersion, 'f1');
   });
@@ -289,7 +308,22 @@ describe('policy service: failover, invalid and valid pushes across processes', 
     assert.match(same.stdout, /already the bundle .* nothing pushed/);
 
     // The policy in force, explained by the policy role.
-    const explained = await runPortcullis(['policy', 'explain', '--as', 'ci-bot', '--group', 'bots', '--connection', 'prod', 'list', 'pods', '-n', 'default', '--config', rolesConfig]);
+    const explained = await runPortcullis([
+      'policy',
+      'explain',
+      '--as',
+      'ci-bot',
+      '--group',
+      'bots',
+      '--connection',
+      'prod',
+      'list',
+      'pods',
+      '-n',
+      'default',
+      '--config',
+      rolesConfig,
+    ]);
     assert.equal(explained.code, 0, explained.stderr);
     assert.match(explained.stdout, /decision: DENY by rule pods-frozen/);
     assert.match(explained.stdout, /policy:\s+rollout-test version v2 \(kv portcullis_policy\/bundle revision \d+\)/);
@@ -300,6 +334,8 @@ describe('policy service: failover, invalid and valid pushes across processes', 
     await kv.put(BucketKeys.policyBundle, new TextEncoder().encode(V3));
     const v3Latency = await Promise.all([firstChange(0, t0, 'v3'), firstChange(1, t0, 'v3')]);
     for (const ms of v3Latency) assert.ok(ms < 1000, `decisions changed ${Math.round(ms)} ms after the put`);
-    process.stdout.write(`# policy push → changed decisions: v2 ${v2Latency.map(Math.round).join('/')} ms, v3 ${v3Latency.map(Math.round).join('/')} ms (edge 0 / edge 1)\n`);
+    process.stdout.write(
+      `# policy push → changed decisions: v2 ${v2Latency.map(Math.round).join('/')} ms, v3 ${v3Latency.map(Math.round).join('/')} ms (edge 0 / edge 1)\n`,
+    );
   });
 });

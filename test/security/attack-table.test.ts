@@ -162,7 +162,17 @@ describe('security suite: attacks refused, secrets never leaked', { timeout: 600
   };
   const claims = (over: Record<string, unknown> = {}, iss = idp.issuer): JWTPayload => {
     const t = nowS();
-    const base: Record<string, unknown> = { iss, sub: 'deploy-bot', aud: 'portcullis', iat: t, nbf: t, exp: t + 300, jti: `sec-${++jti}`, client_id: 'deployer', groups: ['bots'] };
+    const base: Record<string, unknown> = {
+      iss,
+      sub: 'deploy-bot',
+      aud: 'portcullis',
+      iat: t,
+      nbf: t,
+      exp: t + 300,
+      jti: `sec-${++jti}`,
+      client_id: 'deployer',
+      groups: ['bots'],
+    };
     for (const [k, v] of Object.entries(over)) {
       if (v === undefined) delete base[k];
       else base[k] = v;
@@ -240,7 +250,13 @@ describe('security suite: attacks refused, secrets never leaked', { timeout: 600
       { name: 'signature truncated', token: async () => (await idp.sign(key, claims())).slice(0, -10) },
       { name: 'oversized token (20 kB)', token: () => idp.sign(key, claims({ pad: 'x'.repeat(20_000) })) },
       { name: 'CRLF header injection in sub', token: () => idp.sign(key, claims({ sub: 'bot\r\nImpersonate-Group: system:masters' })) },
-      { name: 'development-issuer token with a flipped signature byte', token: async () => { const good = await token('ci-bot'); return `${good.slice(0, -2)}${good.endsWith('A') ? 'B' : 'A'}${good.slice(-1)}`; } },
+      {
+        name: 'development-issuer token with a flipped signature byte',
+        token: async () => {
+          const good = await token('ci-bot');
+          return `${good.slice(0, -2)}${good.endsWith('A') ? 'B' : 'A'}${good.slice(-1)}`;
+        },
+      },
     ];
     const forwarded = c.fixture.requests.length;
     for (const a of attacks) {
@@ -254,7 +270,12 @@ describe('security suite: attacks refused, secrets never leaked', { timeout: 600
       }
       const probe = tok.split('.').reduce((x, y) => (y.length > x.length ? y : x), '');
       const echoed = probe.length > 8 && res.body.includes(probe);
-      table.add(`identity: ${a.name}`, '401 Status, token not echoed', `${res.status} ${kind}${echoed ? ', token echoed' : ''}`, res.status === 401 && kind === 'Status' && !echoed);
+      table.add(
+        `identity: ${a.name}`,
+        '401 Status, token not echoed',
+        `${res.status} ${kind}${echoed ? ', token echoed' : ''}`,
+        res.status === 401 && kind === 'Status' && !echoed,
+      );
     }
     const n = forwardedSince(forwarded);
     table.add('identity: refused tokens reaching the upstream', '0', String(n), n === 0);
@@ -274,7 +295,12 @@ describe('security suite: attacks refused, secrets never leaked', { timeout: 600
     const forwarded = c.fixture.requests.length;
     for (const [name, path] of tricks) {
       const res = await edge(path, { headers: auth });
-      table.add(`kubernetes: path trick, ${name}`, '400 BadRequest Status', `${res.status} ${/"reason":"(\w+)"/.exec(res.body)?.[1] ?? ''}`, res.status === 400);
+      table.add(
+        `kubernetes: path trick, ${name}`,
+        '400 BadRequest Status',
+        `${res.status} ${/"reason":"(\w+)"/.exec(res.body)?.[1] ?? ''}`,
+        res.status === 400,
+      );
     }
     table.add('kubernetes: path tricks reaching the upstream', '0', String(forwardedSince(forwarded)), forwardedSince(forwarded) === 0);
     const unknown = await edge('/k8s/nope/api/v1/pods', { headers: auth });
@@ -282,22 +308,49 @@ describe('security suite: attacks refused, secrets never leaked', { timeout: 600
 
     const before = c.fixture.requests.length;
     const injected = await edge('/k8s/prod/api/v1/namespaces/default/pods', {
-      headers: { ...auth, 'Impersonate-User': 'admin', 'impersonate-group': 'system:masters', 'IMPERSONATE-EXTRA-scopes': 'all', 'X-Remote-User': 'root', 'x-remote-group': 'system:masters' },
+      headers: {
+        ...auth,
+        'Impersonate-User': 'admin',
+        'impersonate-group': 'system:masters',
+        'IMPERSONATE-EXTRA-scopes': 'all',
+        'X-Remote-User': 'root',
+        'x-remote-group': 'system:masters',
+      },
     });
     const seen = c.fixture.requests.slice(before).at(-1);
     const raw = JSON.stringify(seen?.headers ?? {});
     // The sandbox records the Authorization credential as a fingerprint: the gateway's token, not the client's.
-    const gatewayCredential = seen?.authorization?.sandboxToken === true && seen.authorization.fingerprint !== c.fixture.fingerprint(auth['authorization']!.slice(7));
-    const clean = injected.status === 200 && seen?.impersonation?.user === 'portcullis:ci-bot' && gatewayCredential && !/system:masters|"admin"|"root"|scopes/.test(raw) && !raw.includes(auth['authorization']!.slice(7));
-    table.add('kubernetes: client Impersonate-*/X-Remote-* headers', 'dropped; upstream sees portcullis:ci-bot and the gateway credential', `${injected.status}, impersonated ${seen?.impersonation?.user ?? '-'}${clean ? '' : ', injected header or client token forwarded'}`, clean);
+    const gatewayCredential =
+      seen?.authorization?.sandboxToken === true && seen.authorization.fingerprint !== c.fixture.fingerprint(auth['authorization']!.slice(7));
+    const clean =
+      injected.status === 200 &&
+      seen?.impersonation?.user === 'portcullis:ci-bot' &&
+      gatewayCredential &&
+      !/system:masters|"admin"|"root"|scopes/.test(raw) &&
+      !raw.includes(auth['authorization']!.slice(7));
+    table.add(
+      'kubernetes: client Impersonate-*/X-Remote-* headers',
+      'dropped; upstream sees portcullis:ci-bot and the gateway credential',
+      `${injected.status}, impersonated ${seen?.impersonation?.user ?? '-'}${clean ? '' : ', injected header or client token forwarded'}`,
+      clean,
+    );
 
     const exec = await rawTls(
       edgePort,
       c.caPem,
       `GET /k8s/prod/api/v1/namespaces/default/pods/web-0/exec?command=sh&stdin=true&stdout=true HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${auth['authorization']}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n`,
     );
-    table.add('kubernetes: exec under a deny rule (WebSocket upgrade)', '403 before any upgrade, naming the rule', `${statusOf(exec.text)}${exec.text.includes('no-shells') ? ' rule named' : ''}`, statusOf(exec.text) === 403 && exec.text.includes('no-shells'));
-    const h2c = await rawTls(edgePort, c.caPem, `GET /k8s/prod/api/v1/namespaces/default/pods HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${auth['authorization']}\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n`);
+    table.add(
+      'kubernetes: exec under a deny rule (WebSocket upgrade)',
+      '403 before any upgrade, naming the rule',
+      `${statusOf(exec.text)}${exec.text.includes('no-shells') ? ' rule named' : ''}`,
+      statusOf(exec.text) === 403 && exec.text.includes('no-shells'),
+    );
+    const h2c = await rawTls(
+      edgePort,
+      c.caPem,
+      `GET /k8s/prod/api/v1/namespaces/default/pods HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${auth['authorization']}\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n`,
+    );
     table.add('kubernetes: upgrade to an unknown protocol (h2c)', '400', String(statusOf(h2c.text)), statusOf(h2c.text) === 400);
   });
 
@@ -316,29 +369,54 @@ describe('security suite: attacks refused, secrets never leaked', { timeout: 600
       const res = await edge(`/k8s/prod${path}`, { headers: { ...auth, ...headers } });
       const leaks = leaksIn(res.body, planted);
       const masked = res.headers['x-portcullis-masked'] === 'secrets';
-      table.add(`masking: ${name}`, '200, masked, no planted value in any encoding', `${res.status}${masked ? ' masked' : ' NOT marked masked'}, ${leaks.length} planted values`, res.status === 200 && masked && leaks.length === 0);
+      table.add(
+        `masking: ${name}`,
+        '200, masked, no planted value in any encoding',
+        `${res.status}${masked ? ' masked' : ' NOT marked masked'}, ${leaks.length} planted values`,
+        res.status === 200 && masked && leaks.length === 0,
+      );
     }
     const yaml = await c.kube('ci-bot', 0, ['get', 'secret', 'planted', '-n', 'default', '-o', 'yaml']);
     const yamlLeaks = leaksIn(yaml.stdout + yaml.stderr, planted);
-    table.add('masking: kubectl get secret -o yaml', 'exit 0, no planted value', `exit ${yaml.code}, ${yamlLeaks.length} planted values`, yaml.code === 0 && yamlLeaks.length === 0);
+    table.add(
+      'masking: kubectl get secret -o yaml',
+      'exit 0, no planted value',
+      `exit ${yaml.code}, ${yamlLeaks.length} planted values`,
+      yaml.code === 0 && yamlLeaks.length === 0,
+    );
     const create = await edge('/k8s/prod/api/v1/namespaces/default/secrets', {
       method: 'POST',
       headers: { ...auth, 'content-type': 'application/json' },
       body: JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'created-by-suite' }, stringData: { token: PLANTED.requestBody } }),
     });
     const createLeaks = leaksIn(create.body, [PLANTED.requestBody]);
-    table.add('masking: create secret (stringData in the request)', '201, response masked', `${create.status}, ${createLeaks.length} planted values`, create.status === 201 && createLeaks.length === 0);
+    table.add(
+      'masking: create secret (stringData in the request)',
+      '201, response masked',
+      `${create.status}, ${createLeaks.length} planted values`,
+      create.status === 201 && createLeaks.length === 0,
+    );
   });
 
   test('approvals: bound to the exact request, only approvers decide, Slack callbacks verified', async () => {
     for (const n of ['sec-a', 'sec-b', 'sec-own', 'sec-slack']) c.putConfigMap('default', n);
     const held = await c.raw('ci-bot', 0, 'DELETE', '/api/v1/namespaces/default/configmaps/sec-a');
     const id = approvalIdIn(held.body);
-    table.add('approvals: a held delete nobody decided', '403 approval pending, not forwarded', `${held.status}, ${c.deletes('/api/v1/namespaces/default/configmaps/sec-a')} forwarded`, held.status === 403 && c.deletes('/api/v1/namespaces/default/configmaps/sec-a') === 0);
+    table.add(
+      'approvals: a held delete nobody decided',
+      '403 approval pending, not forwarded',
+      `${held.status}, ${c.deletes('/api/v1/namespaces/default/configmaps/sec-a')} forwarded`,
+      held.status === 403 && c.deletes('/api/v1/namespaces/default/configmaps/sec-a') === 0,
+    );
     const anon = await c.api(0, 'POST', `/approvals/${id}/approve`, undefined, { reason: 'x' });
     table.add('approvals API: approve without a token', '401', String(anon.status), anon.status === 401);
     const dave = await c.api(0, 'POST', `/approvals/${id}/approve`, 'dev-dave', { reason: 'x' });
-    table.add('approvals API: approve by a non-approver (group dev)', '403 not_an_approver', `${dave.status} ${String(dave.body['error'])}`, dave.status === 403);
+    table.add(
+      'approvals API: approve by a non-approver (group dev)',
+      '403 not_an_approver',
+      `${dave.status} ${String(dave.body['error'])}`,
+      dave.status === 403,
+    );
     const bot = await c.api(1, 'POST', `/approvals/${id}/approve`, 'ci-bot', { reason: 'x' });
     table.add('approvals API: the requester (not an approver) approves', '403', `${bot.status} ${String(bot.body['error'])}`, bot.status === 403);
     const daveGet = await c.api(0, 'GET', `/approvals/${id}`, 'dev-dave');
@@ -347,27 +425,64 @@ describe('security suite: attacks refused, secrets never leaked', { timeout: 600
     table.add('approvals API: list without a token', '401', String(list.status), list.status === 401);
     const garbage = await edgeRequest(`${c.approvals[0]}/approvals`, { ca: c.caPem, headers: { authorization: 'Bearer garbage.token.here' } });
     table.add('approvals API: list with a forged token', '401', String(garbage.status), garbage.status === 401);
-    const bigBody = await edgeRequest(`${c.approvals[0]}/approvals/${id}/approve`, { method: 'POST', ca: c.caPem, headers: { ...(await bearer('sre-alice')), 'content-type': 'application/json' }, body: JSON.stringify({ reason: 'x'.repeat(70_000) }) });
+    const bigBody = await edgeRequest(`${c.approvals[0]}/approvals/${id}/approve`, {
+      method: 'POST',
+      ca: c.caPem,
+      headers: { ...(await bearer('sre-alice')), 'content-type': 'application/json' },
+      body: JSON.stringify({ reason: 'x'.repeat(70_000) }),
+    });
     table.add('approvals API: 70 kB body', '413', String(bigBody.status), bigBody.status === 413);
 
     const own = await c.raw('sre-bob', 0, 'DELETE', '/api/v1/namespaces/default/configmaps/sec-own');
     const ownId = approvalIdIn(own.body);
     const self = await c.api(0, 'POST', `/approvals/${ownId}/approve`, 'sre-bob', { reason: 'mine' });
-    table.add('approvals API: an approver approves their own request', '403 self_approval', `${self.status} ${String(self.body['error'])}`, self.status === 403);
+    table.add(
+      'approvals API: an approver approves their own request',
+      '403 self_approval',
+      `${self.status} ${String(self.body['error'])}`,
+      self.status === 403,
+    );
 
     const ok = await c.api(0, 'POST', `/approvals/${id}/approve`, 'sre-alice', { reason: 'suite' });
     table.add('approvals API: an sre approver approves (control)', '200 granted', `${ok.status} ${String(ok.body['state'])}`, ok.status === 200);
     const other = await c.raw('ci-bot', 1, 'DELETE', '/api/v1/namespaces/default/configmaps/sec-b', { 'x-portcullis-approval': id });
-    table.add('approvals: X-Portcullis-Approval of another request', '403, not forwarded', `${other.status}, ${c.deletes('/api/v1/namespaces/default/configmaps/sec-b')} forwarded`, other.status === 403 && c.deletes('/api/v1/namespaces/default/configmaps/sec-b') === 0);
+    table.add(
+      'approvals: X-Portcullis-Approval of another request',
+      '403, not forwarded',
+      `${other.status}, ${c.deletes('/api/v1/namespaces/default/configmaps/sec-b')} forwarded`,
+      other.status === 403 && c.deletes('/api/v1/namespaces/default/configmaps/sec-b') === 0,
+    );
 
     const slackHeld = await c.raw('ci-bot', 0, 'DELETE', '/api/v1/namespaces/default/configmaps/sec-slack');
     const sid = approvalIdIn(slackHeld.body);
     const now = nowS();
     const slackCases: [string, () => { body: string; headers: Record<string, string> }, number][] = [
-      ['signed with another secret', () => c.slack.interaction({ approvalId: sid, action: 'approve', userId: 'U0ALICE', signingSecret: 'attacker-secret' }), 401],
-      ['stale (6 minutes old)', () => c.slack.interaction({ approvalId: sid, action: 'approve', userId: 'U0ALICE', signingSecret: SIGNING_SECRET, timestampSec: now - 360 }), 401],
-      ['body changed after signing', () => { const g = c.slack.interaction({ approvalId: sid, action: 'approve', userId: 'U0MALLORY', signingSecret: SIGNING_SECRET }); return { ...g, body: g.body.replace('U0MALLORY', 'U0ALICE') }; }, 401],
-      ['unsigned', () => { const g = c.slack.interaction({ approvalId: sid, action: 'approve', userId: 'U0ALICE', signingSecret: SIGNING_SECRET }); return { ...g, headers: { 'content-type': 'application/x-www-form-urlencoded' } }; }, 401],
+      [
+        'signed with another secret',
+        () => c.slack.interaction({ approvalId: sid, action: 'approve', userId: 'U0ALICE', signingSecret: 'attacker-secret' }),
+        401,
+      ],
+      [
+        'stale (6 minutes old)',
+        () => c.slack.interaction({ approvalId: sid, action: 'approve', userId: 'U0ALICE', signingSecret: SIGNING_SECRET, timestampSec: now - 360 }),
+        401,
+      ],
+      [
+        'body changed after signing',
+        () => {
+          const g = c.slack.interaction({ approvalId: sid, action: 'approve', userId: 'U0MALLORY', signingSecret: SIGNING_SECRET });
+          return { ...g, body: g.body.replace('U0MALLORY', 'U0ALICE') };
+        },
+        401,
+      ],
+      [
+        'unsigned',
+        () => {
+          const g = c.slack.interaction({ approvalId: sid, action: 'approve', userId: 'U0ALICE', signingSecret: SIGNING_SECRET });
+          return { ...g, headers: { 'content-type': 'application/x-www-form-urlencoded' } };
+        },
+        401,
+      ],
     ];
     for (const [name, make, want] of slackCases) {
       const r = await c.slack.send(`${c.approvals[1]}/slack/interactions`, make(), c.caPem);
@@ -381,13 +496,19 @@ describe('security suite: attacks refused, secrets never leaked', { timeout: 600
     // The worker answers the clicking user (response_url) once it has refused the decision.
     const told = await eventually('the Slack worker to answer mallory', () => c.slack.responses.slice(answered)[0], 20_000);
     const state = (await c.api(0, 'GET', `/approvals/${sid}`, 'sre-alice')).body['state'];
-    table.add('slack: Approve clicked by a Slack user outside the approver groups', 'accepted (200), refused by the worker: still pending', `${mr.status}, ${String(state)}, told "${JSON.stringify(told).slice(0, 80)}"`, mr.status === 200 && state === 'pending');
+    table.add(
+      'slack: Approve clicked by a Slack user outside the approver groups',
+      'accepted (200), refused by the worker: still pending',
+      `${mr.status}, ${String(state)}, told "${JSON.stringify(told).slice(0, 80)}"`,
+      mr.status === 200 && state === 'pending',
+    );
   });
 
   test('HTTP parsing: smuggling, oversized and slow requests, HTTP/1.0 without Host', async () => {
     const auth = `Authorization: Bearer ${await token('ci-bot')}\r\n`;
     const smuggled = 'GET /k8s/prod/api/v1/namespaces/kube-system/secrets HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n';
-    const post = (headers: string, body: string): string => `POST /k8s/prod/api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: 127.0.0.1\r\n${auth}Content-Type: application/json\r\n${headers}\r\n${body}`;
+    const post = (headers: string, body: string): string =>
+      `POST /k8s/prod/api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: 127.0.0.1\r\n${auth}Content-Type: application/json\r\n${headers}\r\n${body}`;
     const cases: [string, string, number[]][] = [
       ['Content-Length with Transfer-Encoding (CL.TE)', post('Content-Length: 6\r\nTransfer-Encoding: chunked\r\n', `0\r\n\r\n${smuggled}`), [400]],
       ['Transfer-Encoding with Content-Length (TE.CL)', post('Transfer-Encoding: chunked\r\nContent-Length: 4\r\n', `5c\r\n${smuggled}\r\n0\r\n\r\n`), [400]],
@@ -397,28 +518,64 @@ describe('security suite: attacks refused, secrets never leaked', { timeout: 600
       ['Transfer-Encoding: xchunked', post('Transfer-Encoding: xchunked\r\n', `0\r\n\r\n${smuggled}`), [400, 501]],
       ['space before the header colon', post('Content-Length : 2\r\n', `{}${smuggled}`), [400]],
       ['bare LF line endings', post('Content-Length: 2\n', '{}').replace(/\r\n/g, '\n'), [400]],
-      ['oversized headers (40 kB)', `GET /k8s/prod/api/v1/namespaces/default/pods HTTP/1.1\r\nHost: 127.0.0.1\r\n${auth}X-Pad: ${'a'.repeat(40_000)}\r\n\r\n`, [431]],
+      [
+        'oversized headers (40 kB)',
+        `GET /k8s/prod/api/v1/namespaces/default/pods HTTP/1.1\r\nHost: 127.0.0.1\r\n${auth}X-Pad: ${'a'.repeat(40_000)}\r\n\r\n`,
+        [431],
+      ],
       ['HTTP/1.0 without Host', `GET /k8s/prod/api/v1/namespaces/default/pods HTTP/1.0\r\n${auth}\r\n`, [400]],
       ['HTTP/1.1 without Host', `GET /k8s/prod/api/v1/namespaces/default/pods HTTP/1.1\r\n${auth}\r\n`, [400]],
       [`body over edge.maxRequestBodyBytes (declared ${MAX_BODY * 2} bytes)`, post(`Content-Length: ${MAX_BODY * 2}\r\n`, '{"apiVersion":"v1"'), [413]],
       // No Content-Length to refuse up front: the edge counts the bytes and aborts the upstream request at the cap.
-      [`body over edge.maxRequestBodyBytes (chunked, ${MAX_BODY * 2} bytes, no length declared)`, post('Transfer-Encoding: chunked\r\n', chunkedBody(MAX_BODY * 2)), [413]],
+      [
+        `body over edge.maxRequestBodyBytes (chunked, ${MAX_BODY * 2} bytes, no length declared)`,
+        post('Transfer-Encoding: chunked\r\n', chunkedBody(MAX_BODY * 2)),
+        [413],
+      ],
     ];
     const forwarded = c.fixture.requests.length;
     for (const [name, bytes, want] of cases) {
       const r = await rawTls(edgePort, c.caPem, bytes);
       const status = statusOf(r.text);
       const responses = (r.text.match(/HTTP\/1\.[01] \d{3}/g) ?? []).length;
-      table.add(`http: ${name}`, `${want.join(' or ')}, one response, connection closed`, `${status}, ${responses} response(s)${r.closed ? ', closed' : ', left open'}`, want.includes(status) && responses === 1 && r.closed);
+      table.add(
+        `http: ${name}`,
+        `${want.join(' or ')}, one response, connection closed`,
+        `${status}, ${responses} response(s)${r.closed ? ', closed' : ', left open'}`,
+        want.includes(status) && responses === 1 && r.closed,
+      );
     }
     table.add('http: malformed requests reaching the upstream', '0', String(forwardedSince(forwarded)), forwardedSince(forwarded) === 0);
     // The chunked over-cap body was streaming upstream when the cap was reached: the upstream must see it cut off, never whole.
-    const cut = await eventually('the upstream to see the chunked over-cap body cut off', () => c.fixture.incompleteRequests.find((r) => r.method === 'POST'), 10_000).catch(() => undefined);
-    table.add('http: chunked over-cap body as the upstream saw it', `aborted with at most ${MAX_BODY} bytes, never complete`, cut === undefined ? 'no aborted request seen' : `aborted after ${cut.bodyBytes} bytes`, cut !== undefined && cut.bodyBytes <= MAX_BODY);
-    const slow = await rawTls(edgePort, c.caPem, `GET /k8s/prod/api/v1/namespaces/default/pods HTTP/1.1\r\nHost: 127.0.0.1\r\n${auth}`, HEADERS_TIMEOUT_MS + 10_000);
+    const cut = await eventually(
+      'the upstream to see the chunked over-cap body cut off',
+      () => c.fixture.incompleteRequests.find((r) => r.method === 'POST'),
+      10_000,
+    ).catch(() => undefined);
+    table.add(
+      'http: chunked over-cap body as the upstream saw it',
+      `aborted with at most ${MAX_BODY} bytes, never complete`,
+      cut === undefined ? 'no aborted request seen' : `aborted after ${cut.bodyBytes} bytes`,
+      cut !== undefined && cut.bodyBytes <= MAX_BODY,
+    );
+    const slow = await rawTls(
+      edgePort,
+      c.caPem,
+      `GET /k8s/prod/api/v1/namespaces/default/pods HTTP/1.1\r\nHost: 127.0.0.1\r\n${auth}`,
+      HEADERS_TIMEOUT_MS + 10_000,
+    );
     const limit = HEADERS_TIMEOUT_MS + 2500;
-    table.add(`http: slow headers (edge.headersTimeout ${HEADERS_TIMEOUT_MS} ms)`, `connection cut within ${limit} ms (408)`, `${slow.closed ? `cut after ${slow.ms} ms` : 'still open'} ${statusOf(slow.text) || 'no answer'}`, slow.closed && slow.ms <= limit);
-    const control = await rawTls(edgePort, c.caPem, `GET /k8s/prod/api/v1/namespaces/default/pods HTTP/1.1\r\nHost: 127.0.0.1\r\n${auth}Connection: close\r\n\r\n`);
+    table.add(
+      `http: slow headers (edge.headersTimeout ${HEADERS_TIMEOUT_MS} ms)`,
+      `connection cut within ${limit} ms (408)`,
+      `${slow.closed ? `cut after ${slow.ms} ms` : 'still open'} ${statusOf(slow.text) || 'no answer'}`,
+      slow.closed && slow.ms <= limit,
+    );
+    const control = await rawTls(
+      edgePort,
+      c.caPem,
+      `GET /k8s/prod/api/v1/namespaces/default/pods HTTP/1.1\r\nHost: 127.0.0.1\r\n${auth}Connection: close\r\n\r\n`,
+    );
     table.add('http: a well-formed request on the same socket API (control)', '200', String(statusOf(control.text)), statusOf(control.text) === 200);
   });
 
@@ -433,9 +590,25 @@ describe('security suite: attacks refused, secrets never leaked', { timeout: 600
       for (const version of ['TLSv1', 'TLSv1.1'] as const) {
         const r = await handshake(port, { minVersion: version, maxVersion: version, ciphers: low });
         const client = /NO_PROTOCOLS_AVAILABLE|no protocols available/i.test(r.code + r.detail);
-        table.add(`tls: ${where}, a ${version} client`, 'handshake refused by the server', client ? `client could not offer ${version}: ${r.detail}` : r.ok ? `accepted: ${r.detail}` : `refused: ${r.code}`, client ? undefined : !r.ok);
+        table.add(
+          `tls: ${where}, a ${version} client`,
+          'handshake refused by the server',
+          client ? `client could not offer ${version}: ${r.detail}` : r.ok ? `accepted: ${r.detail}` : `refused: ${r.code}`,
+          client ? undefined : !r.ok,
+        );
       }
-      const suites = ['ECDHE-ECDSA-AES128-SHA', 'ECDHE-ECDSA-AES256-SHA384', 'ECDHE-ECDSA-AES128-SHA256', 'DES-CBC3-SHA', 'RC4-SHA', 'NULL-SHA256', 'ECDHE-ECDSA-NULL-SHA', 'EXP-RC4-MD5', 'ADH-AES128-SHA', 'AECDH-AES128-SHA'];
+      const suites = [
+        'ECDHE-ECDSA-AES128-SHA',
+        'ECDHE-ECDSA-AES256-SHA384',
+        'ECDHE-ECDSA-AES128-SHA256',
+        'DES-CBC3-SHA',
+        'RC4-SHA',
+        'NULL-SHA256',
+        'ECDHE-ECDSA-NULL-SHA',
+        'EXP-RC4-MD5',
+        'ADH-AES128-SHA',
+        'AECDH-AES128-SHA',
+      ];
       for (const suite of suites) {
         const r = await handshake(port, { minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2', ciphers: `${suite}:@SECLEVEL=0` });
         // A client that cannot even offer the suite (compiled out of this OpenSSL) proves nothing about the server.
@@ -446,7 +619,13 @@ describe('security suite: attacks refused, secrets never leaked', { timeout: 600
         }
         table.add(`tls: ${where}, cipher ${suite} (TLS 1.2)`, 'handshake refused', r.ok ? `accepted: ${r.detail}` : `refused: ${r.code || r.detail}`, !r.ok);
       }
-      const good = await handshake(port, { minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2', ca: c.caPem, rejectUnauthorized: true, ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256' });
+      const good = await handshake(port, {
+        minVersion: 'TLSv1.2',
+        maxVersion: 'TLSv1.2',
+        ca: c.caPem,
+        rejectUnauthorized: true,
+        ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256',
+      });
       table.add(`tls: ${where}, ECDHE-ECDSA-AES128-GCM-SHA256 on TLS 1.2 (control)`, 'accepted', good.ok ? good.detail : `refused: ${good.detail}`, good.ok);
       const t13 = await handshake(port, { minVersion: 'TLSv1.3', ca: c.caPem, rejectUnauthorized: true });
       table.add(`tls: ${where}, TLS 1.3 (control)`, 'accepted', t13.ok ? t13.detail : `refused: ${t13.detail}`, t13.ok);
@@ -482,16 +661,37 @@ describe('security suite: attacks refused, secrets never leaked', { timeout: 600
       s.on('error', (err: Error) => resolve({ authorized: false, raw: Buffer.alloc(0), issuer: '', error: err.message }));
     });
     const configured = new X509Certificate(leaf.certPem).raw;
-    table.add('tls: edge with edge.tls.certFile from another CA', 'serves that certificate, chain verifies against that CA', served.error !== '' ? served.error : `${served.authorized ? 'verified' : 'NOT verified'}, issuer "${served.issuer}", ${served.raw.equals(configured) ? 'the configured certificate' : 'ANOTHER certificate'}`, served.authorized && served.raw.equals(configured));
+    table.add(
+      'tls: edge with edge.tls.certFile from another CA',
+      'serves that certificate, chain verifies against that CA',
+      served.error !== ''
+        ? served.error
+        : `${served.authorized ? 'verified' : 'NOT verified'}, issuer "${served.issuer}", ${served.raw.equals(configured) ? 'the configured certificate' : 'ANOTHER certificate'}`,
+      served.authorized && served.raw.equals(configured),
+    );
     const devCa = await handshake(port, { ca: c.caPem, rejectUnauthorized: true });
-    table.add('tls: the same edge checked against the development CA', 'not trusted (the dev CA signed nothing)', devCa.ok ? 'trusted' : `untrusted: ${devCa.code}`, !devCa.ok);
+    table.add(
+      'tls: the same edge checked against the development CA',
+      'not trusted (the dev CA signed nothing)',
+      devCa.ok ? 'trusted' : `untrusted: ${devCa.code}`,
+      !devCa.ok,
+    );
     const created = existsSync(join(stateDir, 'tls'));
-    table.add('tls: development CA files in the state dir of an edge with a real certificate', 'none created', created ? 'stateDir/tls exists' : 'none', !created);
+    table.add(
+      'tls: development CA files in the state dir of an edge with a real certificate',
+      'none created',
+      created ? 'stateDir/tls exists' : 'none',
+      !created,
+    );
   });
 
   test('administrative endpoints refuse anonymous and unprivileged callers', async () => {
     const explain = (headers: Record<string, string>) =>
-      edge('/admin/policy/explain', { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ subject: 'ci-bot', groups: ['bots'], connection: 'prod', verb: 'get', resource: 'secrets', namespace: 'default' }) });
+      edge('/admin/policy/explain', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: JSON.stringify({ subject: 'ci-bot', groups: ['bots'], connection: 'prod', verb: 'get', resource: 'secrets', namespace: 'default' }),
+      });
     const explainCases: [string, Record<string, string>, number][] = [
       ['anonymous', {}, 401],
       ['a forged token', { authorization: 'Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.' }, 401],
@@ -503,10 +703,15 @@ describe('security suite: attacks refused, secrets never leaked', { timeout: 600
       const r = await explain(headers);
       table.add(`admin: POST /admin/policy/explain as ${who}`, String(want), String(r.status), r.status === want);
     }
-    const big = await edge('/admin/policy/explain', { method: 'POST', headers: { 'content-type': 'application/json', ...(await bearer(ADMIN.id)) }, body: JSON.stringify({ subject: 'x'.repeat(200_000) }) });
+    const big = await edge('/admin/policy/explain', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(await bearer(ADMIN.id)) },
+      body: JSON.stringify({ subject: 'x'.repeat(200_000) }),
+    });
     table.add('admin: policy explain with a 200 kB body', '413', String(big.status), big.status === 413);
 
-    const replay = (headers: Record<string, string>) => edgeRequest(`${c.auditApis[0]}/v1/audit/replay/${'0'.repeat(8)}-0000-7000-8000-${'0'.repeat(12)}`, { ca: c.caPem, headers });
+    const replay = (headers: Record<string, string>) =>
+      edgeRequest(`${c.auditApis[0]}/v1/audit/replay/${'0'.repeat(8)}-0000-7000-8000-${'0'.repeat(12)}`, { ca: c.caPem, headers });
     const replayCases: [string, Record<string, string>, number[]][] = [
       ['anonymous', {}, [401]],
       ['a forged token', { authorization: 'Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.' }, [401]],
@@ -519,13 +724,26 @@ describe('security suite: attacks refused, secrets never leaked', { timeout: 600
       const r = await replay(headers);
       table.add(`admin: audit replay API as ${who}`, want.join(' or '), String(r.status), want.includes(r.status));
     }
-    for (const [where, base] of [['edge', c.edges[0]!], ['approval listener', c.approvals[0]!], ['audit API', c.auditApis[0]!]] as const) {
+    for (const [where, base] of [
+      ['edge', c.edges[0]!],
+      ['approval listener', c.approvals[0]!],
+      ['audit API', c.auditApis[0]!],
+    ] as const) {
       const m = await edgeRequest(`${base}/metrics`, { ca: c.caPem });
       table.add(`admin: GET /metrics on the ${where} (anonymous)`, '404 (no metrics endpoint yet)', String(m.status), m.status === 404);
     }
-    const slack = await edgeRequest(`${c.approvals[0]}/slack/interactions`, { method: 'POST', ca: c.caPem, headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'payload=%7B%7D' });
+    const slack = await edgeRequest(`${c.approvals[0]}/slack/interactions`, {
+      method: 'POST',
+      ca: c.caPem,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'payload=%7B%7D',
+    });
     table.add('admin: POST /slack/interactions unsigned', '401', String(slack.status), slack.status === 401);
-    const tokenEndpoint = await edge('/oidc/dev/token', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=client_credentials&client_id=sre-alice&client_secret=guessed-secret' });
+    const tokenEndpoint = await edge('/oidc/dev/token', {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'grant_type=client_credentials&client_id=sre-alice&client_secret=guessed-secret',
+    });
     table.add('admin: development token endpoint with a wrong client secret', '401 invalid_client', String(tokenEndpoint.status), tokenEndpoint.status === 401);
   });
 
@@ -571,10 +789,16 @@ describe('security suite: attacks refused, secrets never leaked', { timeout: 600
     ];
     const state = join(c.dir, 'state');
     const devKey = JSON.parse(readFileSync(join(state, 'dev-issuer-key.json'), 'utf8')) as { privateJwk?: { d?: string } };
-    const serverKey = readFileSync(join(state, 'tls', 'server-key.pem'), 'utf8').split('\n').filter((l) => l !== '' && !l.startsWith('-----')).join('');
+    const serverKey = readFileSync(join(state, 'tls', 'server-key.pem'), 'utf8')
+      .split('\n')
+      .filter((l) => l !== '' && !l.startsWith('-----'))
+      .join('');
     const secrets: [string, string][] = [
       ['the upstream credential (bearer token file)', c.fixture.token],
-      ...CLUSTER_SECRETS.map((s, i): [string, string] => [i === 0 ? 'the Slack signing secret' : i === 1 ? 'the Slack bot token' : `development client secret #${i - 1}`, s]),
+      ...CLUSTER_SECRETS.map((s, i): [string, string] => [
+        i === 0 ? 'the Slack signing secret' : i === 1 ? 'the Slack bot token' : `development client secret #${i - 1}`,
+        s,
+      ]),
       [`${ADMIN.id} client secret`, ADMIN.secret],
       [`${AUDITOR.id} client secret`, AUDITOR.secret],
       ['planted Secret data value #1', PLANTED.secretData],
@@ -587,7 +811,12 @@ describe('security suite: attacks refused, secrets never leaked', { timeout: 600
     assert.ok(rows.length > 1000 && raw.length > 1000 && logs.length > 1000, 'the places searched are not empty');
     for (const [label, secret] of secrets) {
       const hits = places.filter(([, text]) => leakForms(secret).some((form) => text.includes(form))).map(([where]) => where);
-      table.add(`leak: ${label}`, '0 hits in logs, ClickHouse, JetStream, Slack', hits.length === 0 ? '0 hits' : `found in ${hits.join(', ')}`, hits.length === 0);
+      table.add(
+        `leak: ${label}`,
+        '0 hits in logs, ClickHouse, JetStream, Slack',
+        hits.length === 0 ? '0 hits' : `found in ${hits.join(', ')}`,
+        hits.length === 0,
+      );
     }
 
     console.log(table.render('security suite'));

@@ -17,14 +17,7 @@ import {
 } from '@portcullis/contracts';
 import { createInProcessBus, type BusHandle } from '@portcullis/bus';
 import { silentLogger } from '@portcullis/common';
-import {
-  ApprovalError,
-  ApprovalJournal,
-  ApprovalService,
-  requestFingerprint,
-  type ApprovalStore,
-  type ApprovalServiceOptions,
-} from '@portcullis/approval';
+import { ApprovalError, ApprovalJournal, ApprovalService, requestFingerprint, type ApprovalStore, type ApprovalServiceOptions } from '@portcullis/approval';
 
 /** A clock tests move by hand. */
 export class FakeClock {
@@ -46,7 +39,10 @@ export interface StoreTarget {
 
 const bot = create(IdentitySchema, { subject: 'ci-bot', groups: ['bots'], clientId: 'ci-bot', issuer: 'https://issuer.test' });
 
-function gateRequest(name: string, opts: { quorum?: number; scope?: string; windowSeconds?: number; reasonRequired?: boolean; subject?: string } = {}): ApprovalGateRequest {
+function gateRequest(
+  name: string,
+  opts: { quorum?: number; scope?: string; windowSeconds?: number; reasonRequired?: boolean; subject?: string } = {},
+): ApprovalGateRequest {
   const identity = opts.subject === undefined ? bot : create(IdentitySchema, { ...bot, subject: opts.subject });
   const attributes = create(RequestAttributesSchema, {
     connection: 'prod',
@@ -106,7 +102,17 @@ export function describeApprovalConformance(target: StoreTarget): void {
           ...extra,
         });
       const service = make(store);
-      return { clock, handle, store, service, make, close: async () => { await store.close(); await handle.close(); } };
+      return {
+        clock,
+        handle,
+        store,
+        service,
+        make,
+        close: async () => {
+          await store.close();
+          await handle.close();
+        },
+      };
     };
 
     it('identical requests share one approval; any difference opens another', async () => {
@@ -152,19 +158,28 @@ export function describeApprovalConformance(target: StoreTarget): void {
       const notices: string[] = [];
       t.handle.bus.subscribe('portcullis.approval.decided.>', (m) => notices.push(decodeApprovalDecisionNotice(m.data).state));
       assert.equal((await t.service.decide(approvalId, alice, 'approve', 'one')).state, 'pending');
-      await assert.rejects(t.service.decide(approvalId, alice, 'approve', 'again'), (e: unknown) => e instanceof ApprovalError && e.code === 'already_approved');
+      await assert.rejects(
+        t.service.decide(approvalId, alice, 'approve', 'again'),
+        (e: unknown) => e instanceof ApprovalError && e.code === 'already_approved',
+      );
       assert.equal((await t.service.gate(gateRequest('quorum', { quorum: 2 }))).state, ApprovalGateState.Pending);
       assert.equal((await t.service.decide(approvalId, carol, 'approve', 'two')).state, 'granted');
       assert.equal((await t.service.gate(gateRequest('quorum', { quorum: 2 }))).state, ApprovalGateState.Admitted);
       const denied = await t.service.gate(gateRequest('deny-me'));
       await t.service.decide(denied.approvalId, alice, 'deny', 'not today');
-      await assert.rejects(t.service.decide(denied.approvalId, carol, 'approve', 'x'), (e: unknown) => e instanceof ApprovalError && e.code === 'already_decided');
+      await assert.rejects(
+        t.service.decide(denied.approvalId, carol, 'approve', 'x'),
+        (e: unknown) => e instanceof ApprovalError && e.code === 'already_decided',
+      );
       const retry = await t.service.gate(gateRequest('deny-me'));
       assert.deepEqual([retry.state, retry.approvalId, retry.decidedBy, retry.reason], [ApprovalGateState.Denied, denied.approvalId, 'alice', 'not today']);
       await new Promise((r) => setImmediate(r));
       assert.deepEqual(notices, ['granted', 'denied']);
       // Timed for portcullis_approval_wait_duration_seconds: the partial approval ends nothing.
-      assert.deepEqual(decided.map(([o]) => o), ['approved', 'denied']);
+      assert.deepEqual(
+        decided.map(([o]) => o),
+        ['approved', 'denied'],
+      );
       await t.close();
     });
 
@@ -229,7 +244,10 @@ export function describeApprovalConformance(target: StoreTarget): void {
       assert.equal((await other.gate(gateRequest('g'))).state, ApprovalGateState.Admitted);
       assert.equal((await other.gate({ ...gateRequest('u'), approvalId: used.approvalId, noOpen: true })).state, ApprovalGateState.Used);
       const q = await other.get(quorum.approvalId);
-      assert.deepEqual(q?.approvals.map((a) => a.subject), ['alice']);
+      assert.deepEqual(
+        q?.approvals.map((a) => a.subject),
+        ['alice'],
+      );
       assert.equal((await other.decide(quorum.approvalId, carol, 'approve', 'other half')).state, 'granted');
       await t.close();
     });

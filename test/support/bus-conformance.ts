@@ -261,7 +261,10 @@ export function describeEventLogConformance(target: EventLogTarget): void {
         const log = await target.connect();
         const spec = target.stream('conf_bytes');
         const id = uniqueToken('id');
-        await assert.rejects(log.append(`${spec.subjectRoot}.x`, enc('not an event'), id), (error: unknown) => error instanceof EventDecodeError && error.message.includes(id));
+        await assert.rejects(
+          log.append(`${spec.subjectRoot}.x`, enc('not an event'), id),
+          (error: unknown) => error instanceof EventDecodeError && error.message.includes(id),
+        );
         assert.deepEqual(await log.snapshot(spec.name, { filterSubject: `${spec.subjectRoot}.>` }), []);
       });
     }
@@ -374,7 +377,11 @@ export function describeEventLogConformance(target: EventLogTarget): void {
       await Promise.all(Array.from({ length: n }, (_, i) => producer.append(`${spec.subjectRoot}.e`, payload(`m${i}`), uniqueToken('id'))));
       await eventually('every message handled', () => handled.size === n, 20_000);
       await Promise.all(consumers.map((c) => c.stop()));
-      assert.deepEqual([...handled.values()].filter((count) => count !== 1), [], 'each message exactly once');
+      assert.deepEqual(
+        [...handled.values()].filter((count) => count !== 1),
+        [],
+        'each message exactly once',
+      );
       assert.equal(byMember.a + byMember.b, n);
     });
 
@@ -401,8 +408,14 @@ export function describeEventLogConformance(target: EventLogTarget): void {
       await consumer.stop();
       assert.equal(failures, 1);
       assert.deepEqual(done[0], { body: 'ok-1', deliveryCount: 1 });
-      assert.deepEqual(done.slice(1).map((d) => d.body), ['poison', 'ok-2']);
-      assert.ok(done.slice(1).every((d) => d.deliveryCount === 2), JSON.stringify(done));
+      assert.deepEqual(
+        done.slice(1).map((d) => d.body),
+        ['poison', 'ok-2'],
+      );
+      assert.ok(
+        done.slice(1).every((d) => d.deliveryCount === 2),
+        JSON.stringify(done),
+      );
     });
 
     it('consume: an unacked message comes back after the ack wait', async () => {
@@ -437,7 +450,10 @@ export function describeEventLogConformance(target: EventLogTarget): void {
         return Promise.resolve();
       });
       await eventually('the backlog', () => sizes.reduce((a, b) => a + b, 0) === 10);
-      assert.ok(sizes.every((s) => s <= 4), `batches ${sizes.join(',')}`);
+      assert.ok(
+        sizes.every((s) => s <= 4),
+        `batches ${sizes.join(',')}`,
+      );
       assert.equal(sizes[0], 4, `the backlog fills the first batch: ${sizes.join(',')}`);
       const sentAt = Date.now();
       await h.append(`${spec.subjectRoot}.e`, payload('lone'), uniqueToken('id'));

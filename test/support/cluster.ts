@@ -280,7 +280,11 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
       return edgeRequest(`${edges[edge]}/k8s/prod${path}`, { method, ca: caPem, headers: { authorization: `Bearer ${await token(client)}`, ...headers } });
     },
     click: (i, approvalId, action, userId, reason) =>
-      slack.send(`${approvals[i]}/slack/interactions`, slack.interaction({ approvalId, action, userId, signingSecret: SIGNING_SECRET, ...(reason !== undefined ? { reason } : {}) }), caPem),
+      slack.send(
+        `${approvals[i]}/slack/interactions`,
+        slack.interaction({ approvalId, action, userId, signingSecret: SIGNING_SECRET, ...(reason !== undefined ? { reason } : {}) }),
+        caPem,
+      ),
     deletes: (path) => fixture.requests.filter((r) => r.method === 'DELETE' && r.path.split('?')[0] === path).length,
     putConfigMap(namespace, name) {
       fixture.store.put('configmaps', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace }, data: { k: 'v' } });

@@ -69,6 +69,7 @@ function lastSeen(last: { value: unknown } | { error: unknown }, seen: (() => un
 }
 
 function show(value: unknown): string {
-  const text = value instanceof Error ? `${value.name}: ${value.message}` : inspect(value, { depth: 3, breakLength: Infinity, maxArrayLength: 20, maxStringLength: 300 });
+  const text =
+    value instanceof Error ? `${value.name}: ${value.message}` : inspect(value, { depth: 3, breakLength: Infinity, maxArrayLength: 20, maxStringLength: 300 });
   return text.length > 1000 ? `${text.slice(0, 1000)}…` : text;
 }

@@ -44,7 +44,8 @@ export async function startFakeOidcProvider(tls: { certPem: string; keyPem: stri
     };
     if (req.url === '/keys') jwks += 1;
     if (!state.up) return send(503, { error: 'down' });
-    if (req.url === '/.well-known/openid-configuration') return send(200, { issuer, jwks_uri: `${issuer}/keys`, id_token_signing_alg_values_supported: ['ES256'] });
+    if (req.url === '/.well-known/openid-configuration')
+      return send(200, { issuer, jwks_uri: `${issuer}/keys`, id_token_signing_alg_values_supported: ['ES256'] });
     if (req.url === '/keys') return send(200, { keys: state.published.map((k) => k.publicJwk) });
     send(404, { error: 'not_found' });
   });
@@ -70,7 +71,9 @@ export async function startFakeOidcProvider(tls: { certPem: string; keyPem: stri
       const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
       const { createPublicKey } = await import('node:crypto');
       const publicJwk = { ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' };
-      const publicPem = createPublicKey({ key: publicJwk as JsonWebKey, format: 'jwk' }).export({ type: 'spki', format: 'pem' }).toString();
+      const publicPem = createPublicKey({ key: publicJwk as JsonWebKey, format: 'jwk' })
+        .export({ type: 'spki', format: 'pem' })
+        .toString();
       return { kid, privateKey, publicJwk, publicPem };
     },
     sign(key, payload, header = {}) {

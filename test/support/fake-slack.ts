@@ -56,7 +56,14 @@ export interface FakeSlack {
   /** The approval ids in posted messages, oldest first. */
   approvalIds(): string[];
   /** Builds a block_actions payload as Slack sends it when a user clicks Approve or Deny. */
-  interaction(opts: { approvalId: string; action: 'approve' | 'deny'; userId: string; reason?: string; signingSecret: string; timestampSec?: number }): SignedInteraction;
+  interaction(opts: {
+    approvalId: string;
+    action: 'approve' | 'deny';
+    userId: string;
+    reason?: string;
+    signingSecret: string;
+    timestampSec?: number;
+  }): SignedInteraction;
   /** POSTs an interaction to `url` (the approval role's /slack/interactions). */
   send(url: string, interaction: SignedInteraction, ca: string): Promise<{ status: number; body: string; ms: number }>;
   close(): Promise<void>;
@@ -228,11 +235,15 @@ export async function startFakeSlack(opts: { botToken: string; channels?: Record
     send(url, interaction, ca) {
       const started = performance.now();
       return new Promise((resolve, reject) => {
-        const req = httpsRequest(url, { method: 'POST', headers: { ...interaction.headers, 'content-length': Buffer.byteLength(interaction.body) }, ca }, (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), ms: performance.now() - started }));
-        });
+        const req = httpsRequest(
+          url,
+          { method: 'POST', headers: { ...interaction.headers, 'content-length': Buffer.byteLength(interaction.body) }, ca },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), ms: performance.now() - started }));
+          },
+        );
         req.on('error', reject);
         req.end(interaction.body);
       });

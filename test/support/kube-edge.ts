@@ -13,7 +13,16 @@ import { evaluate, parsePolicy } from '@portcullis/policy-engine';
 import { DevIssuer, TokenVerifier } from '@portcullis/identity';
 import { loadOrCreateDevTls } from '@portcullis/tls';
 import { listenUrl, silentLogger } from '@portcullis/common';
-import { ApprovalGate, AuditPublisher, ConnectionRegistry, createUpstreamConnection, DecisionClient, EdgePipeline, EdgeServer, type SessionRecordingOptions } from '@portcullis/gateway';
+import {
+  ApprovalGate,
+  AuditPublisher,
+  ConnectionRegistry,
+  createUpstreamConnection,
+  DecisionClient,
+  EdgePipeline,
+  EdgeServer,
+  type SessionRecordingOptions,
+} from '@portcullis/gateway';
 import type { KubeApiServer } from '@portcullis/kube-sandbox';
 import { trackProcess, untrackProcess } from '../harness/process-reaper.js';
 import { RecordingLog } from './recording-log.js';
@@ -162,7 +171,10 @@ export interface KubectlProcess {
 
 /** Starts kubectl with its own cache dir; stdin can be written through `child.stdin`. */
 export function spawnKubectl(kubeconfig: string, cacheDir: string, args: readonly string[], env: NodeJS.ProcessEnv = {}): KubectlProcess {
-  const child = spawn('kubectl', ['--kubeconfig', kubeconfig, '--cache-dir', cacheDir, ...args], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn('kubectl', ['--kubeconfig', kubeconfig, '--cache-dir', cacheDir, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   trackProcess(child);
   let out = '';
   const waiters = new Set<() => void>();

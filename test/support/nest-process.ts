@@ -21,7 +21,10 @@ export type { RunningProcess } from '../../apps/runtime/src/start-process.js';
 
 /** A validated config from `raw` (the YAML's shape), with a fresh state dir unless `raw.node` names one. */
 export function testConfig(raw: Record<string, unknown>, dir: string = mkdtempSync(join(tmpdir(), 'nest-process-'))): PortcullisConfig {
-  return parseConfig({ node: { id: 'test-node', stateDir: join(dir, 'state') }, audit: { sqlite: { file: join(dir, 'audit.db') } }, ...raw }, { configDir: dir });
+  return parseConfig(
+    { node: { id: 'test-node', stateDir: join(dir, 'state') }, audit: { sqlite: { file: join(dir, 'audit.db') } }, ...raw },
+    { configDir: dir },
+  );
 }
 
 /** The process bus over `handle`; the test keeps owning it (the process does not close it). */

@@ -31,7 +31,10 @@ export interface PortcullisProcess {
  * Starts `portcullis <args…>` as its own process. `cli` runs another build's entry point instead
  * (the benches compare an earlier build side by side).
  */
-export function startPortcullis(args: readonly string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; nodeArgs?: readonly string[]; cli?: string } = {}): PortcullisProcess {
+export function startPortcullis(
+  args: readonly string[],
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string; nodeArgs?: readonly string[]; cli?: string } = {},
+): PortcullisProcess {
   const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), opts.cli ?? CLI, ...args], {
     cwd: opts.cwd ?? REPO_ROOT,
     env: { ...process.env, PORTCULLIS_LOG_LEVEL: 'info', ...opts.env },
@@ -66,7 +69,10 @@ export function startPortcullis(args: readonly string[], opts: { env?: NodeJS.Pr
       const existing = out.split('\n').find((l) => pattern.test(l));
       if (existing !== undefined) return Promise.resolve(existing);
       return new Promise((res, rej) => {
-        const timer = setTimeout(() => rej(new Error(`timed out waiting for ${pattern} from portcullis ${args.join(' ')}; output:\n${out.slice(-4000)}`)), timeoutMs);
+        const timer = setTimeout(
+          () => rej(new Error(`timed out waiting for ${pattern} from portcullis ${args.join(' ')}; output:\n${out.slice(-4000)}`)),
+          timeoutMs,
+        );
         void exited.then((code) => {
           clearTimeout(timer);
           rej(new Error(`portcullis ${args.join(' ')} exited (${code}) before ${pattern}; output:\n${out.slice(-4000)}`));
@@ -97,19 +103,32 @@ export function startPortcullis(args: readonly string[], opts: { env?: NodeJS.Pr
 }
 
 /** Runs a portcullis command to completion (`cli`: another build's entry point). */
-export function runPortcullis(args: readonly string[], opts: { env?: NodeJS.ProcessEnv; cli?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+export function runPortcullis(
+  args: readonly string[],
+  opts: { env?: NodeJS.ProcessEnv; cli?: string } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return runFile(process.execPath, [opts.cli ?? CLI, ...args], opts.env);
 }
 
 /** Runs kubectl with its own discovery cache dir; never throws on a non-zero exit. */
-export function kubectl(kubeconfig: string, cacheDir: string, args: readonly string[], timeoutMs = 60_000): Promise<{ code: number; stdout: string; stderr: string }> {
+export function kubectl(
+  kubeconfig: string,
+  cacheDir: string,
+  args: readonly string[],
+  timeoutMs = 60_000,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return runFile('kubectl', ['--kubeconfig', kubeconfig, '--cache-dir', cacheDir, '--request-timeout', '30s', ...args], undefined, timeoutMs);
 }
 
-function runFile(file: string, args: readonly string[], env?: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<{ code: number; stdout: string; stderr: string }> {
+function runFile(
+  file: string,
+  args: readonly string[],
+  env?: NodeJS.ProcessEnv,
+  timeoutMs = 60_000,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolvePromise) => {
     execFile(file, [...args], { env: { ...process.env, ...env }, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
       resolvePromise({ code, stdout, stderr });
     });
   });

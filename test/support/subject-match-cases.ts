@@ -15,7 +15,13 @@ export interface SubjectCase {
   readonly why: string;
 }
 
-const row = (pattern: string, subject: string, matches: boolean, why: string, wellFormed = true): SubjectCase => ({ pattern, subject, matches, wellFormed, why });
+const row = (pattern: string, subject: string, matches: boolean, why: string, wellFormed = true): SubjectCase => ({
+  pattern,
+  subject,
+  matches,
+  wellFormed,
+  why,
+});
 
 export const SUBJECT_CASES: readonly SubjectCase[] = [
   // literals

@@ -74,7 +74,13 @@ describe('requestFingerprint', () => {
 
 describe('bodyExcerpt', () => {
   it('never shows Secret values: data and stringData are masked, keys kept', () => {
-    const secret = { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'db' }, data: { password: 'UzNjcjN0', user: 'YXBw' }, stringData: { token: 'plain-token-value' } };
+    const secret = {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'db' },
+      data: { password: 'UzNjcjN0', user: 'YXBw' },
+      stringData: { token: 'plain-token-value' },
+    };
     const text = bodyExcerpt(Buffer.from(JSON.stringify(secret)), 'secrets', 'application/json');
     for (const leaked of ['UzNjcjN0', 'YXBw', 'plain-token-value']) assert.ok(!text.includes(leaked), `${leaked} leaked: ${text}`);
     assert.ok(text.includes('"password":"***"') && text.includes('"user":"***"') && text.includes('"name":"db"'));

@@ -45,7 +45,11 @@ function received(i: number): EventEnvelope {
 }
 
 function completed(i: number): EventEnvelope {
-  return buildEvent(EventType.RequestCompleted, create(RequestCompletedSchema, { status: 200 }), { correlationId: `req-${i}`, nodeId: 'edge-1', connection: 'prod' });
+  return buildEvent(EventType.RequestCompleted, create(RequestCompletedSchema, { status: 200 }), {
+    correlationId: `req-${i}`,
+    nodeId: 'edge-1',
+    connection: 'prod',
+  });
 }
 
 const eventsOf = (a: { subject: string; data: Uint8Array }): EventEnvelope[] => auditMessageEvents(a.subject, a.data).map((d) => decodeEvent(d));
@@ -65,12 +69,15 @@ describe('audit group commit', () => {
       events.map((e) => e.chainSeq),
       Array.from({ length: 100 }, (_, i) => i + 1),
     );
-    assert.deepEqual(events.slice(0, 4).map((e) => [e.type, e.correlationId]), [
-      [EventType.RequestReceived, 'req-0'],
-      [EventType.RequestCompleted, 'req-0'],
-      [EventType.RequestReceived, 'req-1'],
-      [EventType.RequestCompleted, 'req-1'],
-    ]);
+    assert.deepEqual(
+      events.slice(0, 4).map((e) => [e.type, e.correlationId]),
+      [
+        [EventType.RequestReceived, 'req-0'],
+        [EventType.RequestCompleted, 'req-0'],
+        [EventType.RequestReceived, 'req-1'],
+        [EventType.RequestCompleted, 'req-1'],
+      ],
+    );
     for (let i = 1; i < events.length; i++) assert.equal(events[i]!.prevHash, events[i - 1]!.hash, `link ${i}`);
     // Each entry is the sealed event's exact bytes: its hash still verifies.
     for (const e of events) assert.equal(eventHash(e), e.hash);

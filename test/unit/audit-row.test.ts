@@ -84,11 +84,11 @@ const META = { correlationId: '01900000-0000-7000-8000-000000000001', nodeId: 'e
 /** The golden events, built from fixed inputs. */
 const GOLDEN: Record<string, () => EventEnvelope> = {
   'request-received': () =>
-    buildEvent(
-      'request.received',
-      create(RequestReceivedSchema, { identity: IDENTITY, attributes: KUBE_ATTRIBUTES }),
-      { ...META, id: '01900000-0000-7000-8000-0000000000a1', occurredAtMs: T0 },
-    ),
+    buildEvent('request.received', create(RequestReceivedSchema, { identity: IDENTITY, attributes: KUBE_ATTRIBUTES }), {
+      ...META,
+      id: '01900000-0000-7000-8000-0000000000a1',
+      occurredAtMs: T0,
+    }),
   'request-decided': () =>
     buildEvent(
       'request.decided',
@@ -105,17 +105,18 @@ const GOLDEN: Record<string, () => EventEnvelope> = {
       { ...META, id: '01900000-0000-7000-8000-0000000000a3', occurredAtMs: T0 + 2 },
     ),
   'request-completed': () =>
-    buildEvent(
-      'request.completed',
-      create(RequestCompletedSchema, { status: 200, bytesOut: 123456, bytesIn: 0, durationMs: 17, error: '', forwarded: true }),
-      { ...META, id: '01900000-0000-7000-8000-0000000000a4', occurredAtMs: T0 + 20 },
-    ),
+    buildEvent('request.completed', create(RequestCompletedSchema, { status: 200, bytesOut: 123456, bytesIn: 0, durationMs: 17, error: '', forwarded: true }), {
+      ...META,
+      id: '01900000-0000-7000-8000-0000000000a4',
+      occurredAtMs: T0 + 20,
+    }),
   'identity-authenticated': () =>
-    buildEvent(
-      'identity.authenticated',
-      create(IdentityAuthenticatedSchema, { identity: IDENTITY, expiresAtMs: T0 + 300_000 }),
-      { ...META, id: '01900000-0000-7000-8000-0000000000a5', causationId: META.correlationId, occurredAtMs: T0 + 21 },
-    ),
+    buildEvent('identity.authenticated', create(IdentityAuthenticatedSchema, { identity: IDENTITY, expiresAtMs: T0 + 300_000 }), {
+      ...META,
+      id: '01900000-0000-7000-8000-0000000000a5',
+      causationId: META.correlationId,
+      occurredAtMs: T0 + 21,
+    }),
   'identity-rejected': () =>
     buildEvent(
       'identity.rejected',
@@ -131,7 +132,17 @@ const GOLDEN: Record<string, () => EventEnvelope> = {
   'session-started': () =>
     buildEvent(
       'session.started',
-      create(SessionStartedSchema, { kind: 'exec', protocol: 'v5.channel.k8s.io', transport: 'websocket', command: ['sh', '-c', 'echo hi'], container: 'web', stdin: true, tty: false, recorded: true, recordLimitBytes: 1048576 }),
+      create(SessionStartedSchema, {
+        kind: 'exec',
+        protocol: 'v5.channel.k8s.io',
+        transport: 'websocket',
+        command: ['sh', '-c', 'echo hi'],
+        container: 'web',
+        stdin: true,
+        tty: false,
+        recorded: true,
+        recordLimitBytes: 1048576,
+      }),
       { ...META, id: '01900000-0000-7000-8000-0000000000a5', causationId: '01900000-0000-7000-8000-0000000000a2', occurredAtMs: T0 + 30 },
     ),
   'session-frames': () =>
@@ -150,7 +161,18 @@ const GOLDEN: Record<string, () => EventEnvelope> = {
   'session-ended': () =>
     buildEvent(
       'session.ended',
-      create(SessionEndedSchema, { exitCode: 3, status: 'Failure', message: 'command terminated with non-zero exit code', bytesIn: 3, bytesOut: 250, durationMs: 41, recordedBytes: 8, truncated: true, frameBatches: 1, error: '' }),
+      create(SessionEndedSchema, {
+        exitCode: 3,
+        status: 'Failure',
+        message: 'command terminated with non-zero exit code',
+        bytesIn: 3,
+        bytesOut: 250,
+        durationMs: 41,
+        recordedBytes: 8,
+        truncated: true,
+        frameBatches: 1,
+        error: '',
+      }),
       { ...META, id: '01900000-0000-7000-8000-0000000000a7', causationId: '01900000-0000-7000-8000-0000000000a5', occurredAtMs: T0 + 50 },
     ),
   'request-completed-masked': () =>
@@ -195,7 +217,10 @@ const GOLDEN: Record<string, () => EventEnvelope> = {
         approvalId: APPROVAL_ID,
         fingerprint: 'f'.repeat(64),
         requester: IDENTITY,
-        attributes: { ...KUBE_ATTRIBUTES, kube: { ...KUBE_ATTRIBUTES.kube, verb: 'delete', resource: 'namespaces', subresource: '', namespace: '', name: 'staging' } },
+        attributes: {
+          ...KUBE_ATTRIBUTES,
+          kube: { ...KUBE_ATTRIBUTES.kube, verb: 'delete', resource: 'namespaces', subresource: '', namespace: '', name: 'staging' },
+        },
         ruleId: 'delete-namespace-needs-sre',
         policyVersion: 'v7',
         requirement: { approverGroups: ['sre'], quorum: 2, scope: 'once', waitSeconds: 60, reasonRequired: true, channel: '#approvals' },

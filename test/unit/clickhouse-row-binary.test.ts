@@ -62,7 +62,21 @@ describe('RowBinary encoding of audit rows', () => {
       payload_pb: new Uint8Array([0x0a, 0x00, 0xff]),
     } as unknown as AuditRow;
     const cols = ['subject', 'groups', 'status', 'forwarded', 'duration_ms', 'ts_ms', 'payload_pb'].map(column);
-    const one = [...str('bot'), 3, ...str('bots'), ...str('ünï'), ...str(''), ...le(503, 2), 1, ...le(70_000, 4), ...le(1_764_000_000_123, 8), 3, 0x0a, 0x00, 0xff];
+    const one = [
+      ...str('bot'),
+      3,
+      ...str('bots'),
+      ...str('ünï'),
+      ...str(''),
+      ...le(503, 2),
+      1,
+      ...le(70_000, 4),
+      ...le(1_764_000_000_123, 8),
+      3,
+      0x0a,
+      0x00,
+      0xff,
+    ];
     assert.deepEqual([...encodeRowBinary([row, row], cols)], [...one, ...one]);
   });
 });

@@ -97,7 +97,13 @@ describe('parseConfig: defaults and freezing', () => {
       ],
       identity: {
         issuers: [
-          { issuer: 'https://token.actions.githubusercontent.com', audiences: ['portcullis'], caFile: 'idp-ca.pem', requiredClaims: { repository: 'acme/deploy', ref: ['refs/heads/main'] }, jwksRefetchCooldown: '10s' },
+          {
+            issuer: 'https://token.actions.githubusercontent.com',
+            audiences: ['portcullis'],
+            caFile: 'idp-ca.pem',
+            requiredClaims: { repository: 'acme/deploy', ref: ['refs/heads/main'] },
+            jwksRefetchCooldown: '10s',
+          },
         ],
       },
     });
@@ -120,7 +126,11 @@ describe('parseConfig: defaults and freezing', () => {
   });
 
   test('durations are parsed into milliseconds', () => {
-    const cfg = parse({ edge: { decisionTimeout: '500ms', upstreamTimeout: '5m', headersTimeout: '1m30s' }, bus: { auditStream: { maxAge: '7d' } }, identity: { clockSkew: '1h' } });
+    const cfg = parse({
+      edge: { decisionTimeout: '500ms', upstreamTimeout: '5m', headersTimeout: '1m30s' },
+      bus: { auditStream: { maxAge: '7d' } },
+      identity: { clockSkew: '1h' },
+    });
     assert.equal(cfg.edge.decisionTimeout, 500);
     assert.equal(cfg.edge.headersTimeout, 90_000, 'compound durations, as in policies');
     assert.equal(cfg.edge.upstreamTimeout, 300_000);
@@ -130,7 +140,18 @@ describe('parseConfig: defaults and freezing', () => {
 
   test('the result is deeply frozen', () => {
     const cfg = parse({ connections: [kube()], identity: { devIssuer: { clients: [{ id: 'a', secret: 'long-enough', groups: ['g'] }] } } });
-    const objects: unknown[] = [cfg, cfg.edge, cfg.edge.listen, cfg.edge.tls, cfg.bus.nats.servers, cfg.connections, cfg.connections[0], cfg.identity.devIssuer.clients[0], cfg.identity.devIssuer.clients[0]?.groups, cfg.audit.sqlite];
+    const objects: unknown[] = [
+      cfg,
+      cfg.edge,
+      cfg.edge.listen,
+      cfg.edge.tls,
+      cfg.bus.nats.servers,
+      cfg.connections,
+      cfg.connections[0],
+      cfg.identity.devIssuer.clients[0],
+      cfg.identity.devIssuer.clients[0]?.groups,
+      cfg.audit.sqlite,
+    ];
     for (const o of objects) assert.ok(Object.isFrozen(o), `not frozen: ${JSON.stringify(o)}`);
     assert.throws(() => {
       (cfg.edge.listen as { port: number }).port = 1;
@@ -157,7 +178,10 @@ describe('parseConfig: relative paths', () => {
     const cfg = parse({
       node: { stateDir: 'state' },
       edge: { tls: { certFile: 'tls/cert.pem', keyFile: '../keys/key.pem' } },
-      connections: [kube({ caFile: 'ca/prod.pem', tokenFile: 'tokens/prod' }), { name: 'billing', type: 'http', server: 'https://billing.internal', caFile: 'billing-ca.pem' }],
+      connections: [
+        kube({ caFile: 'ca/prod.pem', tokenFile: 'tokens/prod' }),
+        { name: 'billing', type: 'http', server: 'https://billing.internal', caFile: 'billing-ca.pem' },
+      ],
       policy: { file: 'policies/main.yaml' },
       audit: { sqlite: { file: 'db/audit.db' } },
     });
@@ -194,14 +218,42 @@ interface BadConfig {
 }
 
 const BAD_CONFIGS: readonly BadConfig[] = [
-  { name: 'masking: unknown detector', raw: { masking: { profiles: { strict: { detectors: ['jwt', 'ssn'] } }, auditProfile: 'strict' } }, says: ['masking.profiles.strict.detectors.1', 'got "ssn"'] },
-  { name: 'masking: unsupported JSON path', raw: { masking: { profiles: { strict: { jsonPaths: ['$.a[?(@.x)]'] } }, auditProfile: 'strict' } }, says: ['masking.profiles.strict.jsonPaths.0', 'unsupported selector'] },
-  { name: 'masking: audit profile not configured', raw: { masking: { profiles: { strict: {} } } }, says: ['masking.auditProfile', 'must name one of masking.profiles'] },
-  { name: 'masking: hmac without a key', raw: { masking: { profiles: { strict: { replacement: 'hmac' } }, auditProfile: 'strict' } }, says: ['masking.hmacKey', 'replacement hmac'] },
-  { name: 'masking: unknown profile key', raw: { masking: { profiles: { strict: { detector: [] } }, auditProfile: 'strict' } }, says: ['masking.profiles.strict', 'unknown key "detector"'] },
+  {
+    name: 'masking: unknown detector',
+    raw: { masking: { profiles: { strict: { detectors: ['jwt', 'ssn'] } }, auditProfile: 'strict' } },
+    says: ['masking.profiles.strict.detectors.1', 'got "ssn"'],
+  },
+  {
+    name: 'masking: unsupported JSON path',
+    raw: { masking: { profiles: { strict: { jsonPaths: ['$.a[?(@.x)]'] } }, auditProfile: 'strict' } },
+    says: ['masking.profiles.strict.jsonPaths.0', 'unsupported selector'],
+  },
+  {
+    name: 'masking: audit profile not configured',
+    raw: { masking: { profiles: { strict: {} } } },
+    says: ['masking.auditProfile', 'must name one of masking.profiles'],
+  },
+  {
+    name: 'masking: hmac without a key',
+    raw: { masking: { profiles: { strict: { replacement: 'hmac' } }, auditProfile: 'strict' } },
+    says: ['masking.hmacKey', 'replacement hmac'],
+  },
+  {
+    name: 'masking: unknown profile key',
+    raw: { masking: { profiles: { strict: { detector: [] } }, auditProfile: 'strict' } },
+    says: ['masking.profiles.strict', 'unknown key "detector"'],
+  },
   { name: 'slack enabled without its secrets', raw: { approval: { slack: { enabled: true } } }, says: ['approval.slack', 'botToken and signingSecret'] },
-  { name: 'slack user with neither id nor email', raw: { approval: { slack: { users: [{ subject: 'alice' }] } } }, says: ['approval.slack.users.0', 'exactly one of slackUserId or email'] },
-  { name: 'slack user id that is not one', raw: { approval: { slack: { users: [{ slackUserId: 'alice', subject: 'alice' }] } } }, says: ['approval.slack.users.0.slackUserId', 'got "alice"'] },
+  {
+    name: 'slack user with neither id nor email',
+    raw: { approval: { slack: { users: [{ subject: 'alice' }] } } },
+    says: ['approval.slack.users.0', 'exactly one of slackUserId or email'],
+  },
+  {
+    name: 'slack user id that is not one',
+    raw: { approval: { slack: { users: [{ slackUserId: 'alice', subject: 'alice' }] } } },
+    says: ['approval.slack.users.0.slackUserId', 'got "alice"'],
+  },
   { name: 'approval redis URL of another scheme', raw: { approval: { redis: { url: 'http://127.0.0.1:6379' } } }, says: ['approval.redis.url', 'redis://'] },
   { name: 'approval pendingTtl not a duration', raw: { approval: { pendingTtl: 'forever' } }, says: ['approval.pendingTtl', 'got "forever"'] },
   { name: 'approval store unknown', raw: { approval: { store: 'postgres' } }, says: ['approval.store', 'got "postgres"'] },
@@ -214,38 +266,98 @@ const BAD_CONFIGS: readonly BadConfig[] = [
   { name: 'port out of range', raw: { edge: { listen: { port: 70000 } } }, says: ['edge.listen.port', /65535/, 'got 70000'] },
   { name: 'negative port', raw: { edge: { listen: { port: -1 } } }, says: ['edge.listen.port', />=0/, 'got -1'] },
   { name: 'fractional port', raw: { edge: { listen: { port: 80.5 } } }, says: ['edge.listen.port', /int/, 'got 80.5'] },
-  { name: 'bad duration', raw: { edge: { decisionTimeout: '5 minutes' } }, says: ['edge.decisionTimeout', 'expected a duration such as 500ms', 'got "5 minutes"'] },
+  {
+    name: 'bad duration',
+    raw: { edge: { decisionTimeout: '5 minutes' } },
+    says: ['edge.decisionTimeout', 'expected a duration such as 500ms', 'got "5 minutes"'],
+  },
   { name: 'duration without unit', raw: { identity: { clockSkew: '30' } }, says: ['identity.clockSkew', 'expected a duration', 'got "30"'] },
   { name: 'duration given as a number', raw: { edge: { upstreamTimeout: 60 } }, says: ['edge.upstreamTimeout', /expected string/, 'got 60'] },
-  { name: 'connection name with capitals and "_"', raw: { connections: [kube({ name: 'Prod_1' })] }, says: ['connections.0.name', 'DNS-label', 'got "Prod_1"'] },
+  {
+    name: 'connection name with capitals and "_"',
+    raw: { connections: [kube({ name: 'Prod_1' })] },
+    says: ['connections.0.name', 'DNS-label', 'got "Prod_1"'],
+  },
   { name: 'connection name ending in "-"', raw: { connections: [kube({ name: 'prod-' })] }, says: ['connections.0.name', 'DNS-label', 'got "prod-"'] },
   { name: 'connection name longer than 63', raw: { connections: [kube({ name: 'a'.repeat(64) })] }, says: ['connections.0.name', 'DNS-label'] },
-  { name: 'duplicate connection names', raw: { connections: [kube(), { name: 'prod', type: 'http', server: 'https://x.example' }] }, says: ['connections', '"prod"', 'used twice'] },
-  { name: 'kubernetes server not a URL', raw: { connections: [kube({ server: '10.0.0.1:6443 ' })] }, says: ['connections.0.server', /URL/i, 'got "10.0.0.1:6443 "'] },
+  {
+    name: 'duplicate connection names',
+    raw: { connections: [kube(), { name: 'prod', type: 'http', server: 'https://x.example' }] },
+    says: ['connections', '"prod"', 'used twice'],
+  },
+  {
+    name: 'kubernetes server not a URL',
+    raw: { connections: [kube({ server: '10.0.0.1:6443 ' })] },
+    says: ['connections.0.server', /URL/i, 'got "10.0.0.1:6443 "'],
+  },
   { name: 'unknown connection type', raw: { connections: [kube({ type: 'ssh' })] }, says: ['connections.0.type', /kubernetes/, /http/] },
-  { name: 'tls certFile without keyFile', raw: { edge: { tls: { certFile: 'cert.pem' } } }, says: ['edge.tls', 'certFile and keyFile go together', 'cert.pem'] },
+  {
+    name: 'tls certFile without keyFile',
+    raw: { edge: { tls: { certFile: 'cert.pem' } } },
+    says: ['edge.tls', 'certFile and keyFile go together', 'cert.pem'],
+  },
   { name: 'tls keyFile without certFile', raw: { edge: { tls: { keyFile: 'key.pem' } } }, says: ['edge.tls', 'certFile and keyFile go together'] },
   { name: 'bus.mode kafka', raw: { bus: { mode: 'kafka' } }, says: ['bus.mode', /"embedded"/, /"nats"/, 'got "kafka"'] },
   { name: 'empty nats server list', raw: { bus: { mode: 'nats', nats: { servers: [] } } }, says: ['bus.nats.servers', />=1/] },
   { name: 'replicas over 5', raw: { bus: { auditStream: { replicas: 7 } } }, says: ['bus.auditStream.replicas', /<=5/, 'got 7'] },
-  { name: 'issuer algorithm HS256', raw: { identity: { issuers: [{ issuer: 'https://idp.example.com', audiences: ['p'], algorithms: ['HS256'] }] } }, says: ['identity.issuers.0.algorithms.0', /"RS256"/, 'got "HS256"'] },
-  { name: 'issuer algorithm none', raw: { identity: { issuers: [{ issuer: 'https://idp.example.com', audiences: ['p'], algorithms: ['none'] }] } }, says: ['identity.issuers.0.algorithms.0', 'got "none"'] },
-  { name: 'issuer without audiences', raw: { identity: { issuers: [{ issuer: 'https://idp.example.com', audiences: [] }] } }, says: ['identity.issuers.0.audiences', />=1/] },
-  { name: 'issuer over http', raw: { identity: { issuers: [{ issuer: 'http://idp.example.com', audiences: ['p'] }] } }, says: ['identity.issuers.0.issuer', 'https://', 'got "http://idp.example.com"'] },
-  { name: 'jwksUri over http', raw: { identity: { issuers: [{ issuer: 'https://idp.example.com', audiences: ['p'], jwksUri: 'http://idp.example.com/keys' }] } }, says: ['identity.issuers.0.jwksUri', 'https://'] },
-  { name: 'required claim with an empty list', raw: { identity: { issuers: [{ issuer: 'https://idp.example.com', audiences: ['p'], requiredClaims: { ref: [] } }] } }, says: ['identity.issuers.0.requiredClaims.ref'] },
-  { name: 'client certificate without its key', raw: { connections: [kube({ clientCertFile: 'c.pem' })] }, says: ['connections.0.clientCertFile', 'clientCertFile and clientKeyFile go together'] },
-  { name: 'kubernetes connection without server or inCluster', raw: { connections: [kube({ server: undefined })] }, says: ['connections.0.server', 'inCluster'] },
+  {
+    name: 'issuer algorithm HS256',
+    raw: { identity: { issuers: [{ issuer: 'https://idp.example.com', audiences: ['p'], algorithms: ['HS256'] }] } },
+    says: ['identity.issuers.0.algorithms.0', /"RS256"/, 'got "HS256"'],
+  },
+  {
+    name: 'issuer algorithm none',
+    raw: { identity: { issuers: [{ issuer: 'https://idp.example.com', audiences: ['p'], algorithms: ['none'] }] } },
+    says: ['identity.issuers.0.algorithms.0', 'got "none"'],
+  },
+  {
+    name: 'issuer without audiences',
+    raw: { identity: { issuers: [{ issuer: 'https://idp.example.com', audiences: [] }] } },
+    says: ['identity.issuers.0.audiences', />=1/],
+  },
+  {
+    name: 'issuer over http',
+    raw: { identity: { issuers: [{ issuer: 'http://idp.example.com', audiences: ['p'] }] } },
+    says: ['identity.issuers.0.issuer', 'https://', 'got "http://idp.example.com"'],
+  },
+  {
+    name: 'jwksUri over http',
+    raw: { identity: { issuers: [{ issuer: 'https://idp.example.com', audiences: ['p'], jwksUri: 'http://idp.example.com/keys' }] } },
+    says: ['identity.issuers.0.jwksUri', 'https://'],
+  },
+  {
+    name: 'required claim with an empty list',
+    raw: { identity: { issuers: [{ issuer: 'https://idp.example.com', audiences: ['p'], requiredClaims: { ref: [] } }] } },
+    says: ['identity.issuers.0.requiredClaims.ref'],
+  },
+  {
+    name: 'client certificate without its key',
+    raw: { connections: [kube({ clientCertFile: 'c.pem' })] },
+    says: ['connections.0.clientCertFile', 'clientCertFile and clientKeyFile go together'],
+  },
+  {
+    name: 'kubernetes connection without server or inCluster',
+    raw: { connections: [kube({ server: undefined })] },
+    says: ['connections.0.server', 'inCluster'],
+  },
   { name: 'connection audiences empty', raw: { connections: [kube({ audiences: [] })] }, says: ['connections.0.audiences', />=1/] },
   { name: 'sandbox.enabled yes', raw: { sandbox: { enabled: 'yes' } }, says: ['sandbox.enabled', /"auto"/, 'got "yes"'] },
-  { name: 'clickhouse database with SQL in it', raw: { audit: { clickhouse: { database: 'x; DROP TABLE y' } } }, says: ['audit.clickhouse.database', 'got "x; DROP TABLE y"'] },
+  {
+    name: 'clickhouse database with SQL in it',
+    raw: { audit: { clickhouse: { database: 'x; DROP TABLE y' } } },
+    says: ['audit.clickhouse.database', 'got "x; DROP TABLE y"'],
+  },
   { name: 'node.id with a space', raw: { node: { id: 'edge 1' } }, says: ['node.id', 'got "edge 1"'] },
   { name: 'a section given as a string', raw: { edge: 'fast' }, says: ['edge', /expected object/, 'got "fast"'] },
   { name: 'the whole config is a list', raw: ['edge'], says: ['(top level)', /expected object/] },
   { name: 'policy.source kv in embedded mode', raw: { policy: { source: 'kv' } }, says: ['policy.source', 'needs bus.mode: nats', 'got "kv"'] },
   { name: 'policy.source git', raw: { bus: { mode: 'nats' }, policy: { source: 'git' } }, says: ['policy.source', /"kv"/, /"file"/, 'got "git"'] },
   { name: 'decision cache ttl of zero', raw: { edge: { decisionCache: { ttl: '0s' } } }, says: ['edge.decisionCache.ttl', 'between 1ms and 5m'] },
-  { name: 'headers timeout under its range', raw: { edge: { headersTimeout: '50ms' } }, says: ['edge.headersTimeout', 'expected a duration between 100ms and 5m', 'got "50ms"'] },
+  {
+    name: 'headers timeout under its range',
+    raw: { edge: { headersTimeout: '50ms' } },
+    says: ['edge.headersTimeout', 'expected a duration between 100ms and 5m', 'got "50ms"'],
+  },
   { name: 'audit retention under a day', raw: { audit: { retention: '12h' } }, says: ['audit.retention', 'expected a duration of at least 1d', 'got "12h"'] },
   { name: 'duration with units out of order', raw: { approval: { grantTtl: '30m1h' } }, says: ['approval.grantTtl', 'largest first', 'got "30m1h"'] },
   { name: 'decision cache ttl of an hour', raw: { edge: { decisionCache: { ttl: '1h' } } }, says: ['edge.decisionCache.ttl', 'between 1ms and 5m'] },
@@ -300,12 +412,15 @@ describe('parseConfig: ${ENV} expansion', () => {
   });
 
   test('a value from the environment is validated like a literal', () => {
-    const err = refused({ edge: { listen: { host: '${HOST}' } , decisionTimeout: '${TIMEOUT}' } }, { HOST: 'h', TIMEOUT: 'forever' });
+    const err = refused({ edge: { listen: { host: '${HOST}' }, decisionTimeout: '${TIMEOUT}' } }, { HOST: 'h', TIMEOUT: 'forever' });
     assert.match(err.message, /edge\.decisionTimeout: expected a duration.*got "forever"/);
   });
 
   test('a missing variable is named, with the key that references it', () => {
-    const err = refused({ bus: { nats: { token: '${NATS_TOKEN}' } }, identity: { devIssuer: { clients: [{ id: 'a', secret: '${CI_SECRET}' }] } } }, { OTHER: 'x' });
+    const err = refused(
+      { bus: { nats: { token: '${NATS_TOKEN}' } }, identity: { devIssuer: { clients: [{ id: 'a', secret: '${CI_SECRET}' }] } } },
+      { OTHER: 'x' },
+    );
     assert.match(err.message, /bus\.nats\.token: environment variable NATS_TOKEN is not set/);
     assert.match(err.message, /identity\.devIssuer\.clients\.0\.secret: environment variable CI_SECRET is not set/);
     assert.equal(err.problems.length, 2);
@@ -324,15 +439,46 @@ describe('parseConfig: ${ENV} expansion', () => {
 
 describe('parseConfig: secrets are never echoed back', () => {
   const SECRET_CASES: readonly { name: string; raw: unknown; env?: NodeJS.ProcessEnv; secret: string; says: string }[] = [
-    { name: 'dev client secret too short', raw: { identity: { devIssuer: { clients: [{ id: 'ci', secret: 'hunter2' }] } } }, secret: 'hunter2', says: 'identity.devIssuer.clients.0.secret' },
-    { name: 'dev client secret from the environment, too short', raw: { identity: { devIssuer: { clients: [{ id: 'ci', secret: '${S}' }] } } }, env: { S: 'pa55wd' }, secret: 'pa55wd', says: 'identity.devIssuer.clients.0.secret' },
-    { name: 'dev client secret of the wrong type', raw: { identity: { devIssuer: { clients: [{ id: 'ci', secret: 98765432109 }] } } }, secret: '98765432109', says: 'identity.devIssuer.clients.0.secret' },
+    {
+      name: 'dev client secret too short',
+      raw: { identity: { devIssuer: { clients: [{ id: 'ci', secret: 'hunter2' }] } } },
+      secret: 'hunter2',
+      says: 'identity.devIssuer.clients.0.secret',
+    },
+    {
+      name: 'dev client secret from the environment, too short',
+      raw: { identity: { devIssuer: { clients: [{ id: 'ci', secret: '${S}' }] } } },
+      env: { S: 'pa55wd' },
+      secret: 'pa55wd',
+      says: 'identity.devIssuer.clients.0.secret',
+    },
+    {
+      name: 'dev client secret of the wrong type',
+      raw: { identity: { devIssuer: { clients: [{ id: 'ci', secret: 98765432109 }] } } },
+      secret: '98765432109',
+      says: 'identity.devIssuer.clients.0.secret',
+    },
     { name: 'nats password of the wrong type', raw: { bus: { nats: { password: 424242424242 } } }, secret: '424242424242', says: 'bus.nats.password' },
     { name: 'nats token of the wrong type', raw: { bus: { nats: { token: ['tok-abcdef'] } } }, secret: 'tok-abcdef', says: 'bus.nats.token' },
-    { name: 'clickhouse password of the wrong type', raw: { audit: { clickhouse: { password: { value: 'ch-secret-99' } } } }, secret: 'ch-secret-99', says: 'audit.clickhouse.password' },
+    {
+      name: 'clickhouse password of the wrong type',
+      raw: { audit: { clickhouse: { password: { value: 'ch-secret-99' } } } },
+      secret: 'ch-secret-99',
+      says: 'audit.clickhouse.password',
+    },
     // A YAML list item without its "-" makes `clients` a map: the error is on `clients`, whose value holds the secret.
-    { name: 'dev clients given as a map, not a list', raw: { identity: { devIssuer: { clients: { id: 'ci', secret: 'very-secret-value' } } } }, secret: 'very-secret-value', says: 'identity.devIssuer.clients: Invalid input: expected array' },
-    { name: 'nats settings given as a list', raw: { bus: { nats: [{ servers: ['nats://a'], password: 'nats-pw-1234' }] } }, secret: 'nats-pw-1234', says: 'bus.nats: Invalid input: expected object' },
+    {
+      name: 'dev clients given as a map, not a list',
+      raw: { identity: { devIssuer: { clients: { id: 'ci', secret: 'very-secret-value' } } } },
+      secret: 'very-secret-value',
+      says: 'identity.devIssuer.clients: Invalid input: expected array',
+    },
+    {
+      name: 'nats settings given as a list',
+      raw: { bus: { nats: [{ servers: ['nats://a'], password: 'nats-pw-1234' }] } },
+      secret: 'nats-pw-1234',
+      says: 'bus.nats: Invalid input: expected object',
+    },
   ];
   for (const c of SECRET_CASES) {
     test(c.name, () => {
@@ -364,32 +510,41 @@ describe('loadConfigFile', () => {
 
   test('invalid YAML → ConfigError naming the file', () => {
     const file = writeTmp('broken.yaml', 'edge:\n  listen: { port: 8443\n  tls: [\n');
-    assert.throws(() => loadConfigFile(file, {}), (err: unknown) => {
-      assert.ok(err instanceof ConfigError);
-      assert.ok(err.message.includes(file), err.message);
-      assert.match(err.message, /not valid YAML/);
-      return true;
-    });
+    assert.throws(
+      () => loadConfigFile(file, {}),
+      (err: unknown) => {
+        assert.ok(err instanceof ConfigError);
+        assert.ok(err.message.includes(file), err.message);
+        assert.match(err.message, /not valid YAML/);
+        return true;
+      },
+    );
   });
 
   test('a schema error names the file as its source', () => {
     const file = writeTmp('bad.yaml', 'bus:\n  mode: kafka\n');
-    assert.throws(() => loadConfigFile(file, {}), (err: unknown) => {
-      assert.ok(err instanceof ConfigError);
-      assert.ok(err.message.startsWith(`${file} is invalid`), err.message);
-      assert.match(err.message, /bus\.mode: .*got "kafka"/);
-      return true;
-    });
+    assert.throws(
+      () => loadConfigFile(file, {}),
+      (err: unknown) => {
+        assert.ok(err instanceof ConfigError);
+        assert.ok(err.message.startsWith(`${file} is invalid`), err.message);
+        assert.match(err.message, /bus\.mode: .*got "kafka"/);
+        return true;
+      },
+    );
   });
 
   test('a missing file → ConfigError with ENOENT', () => {
     const file = join(tmp, 'does-not-exist.yaml');
-    assert.throws(() => loadConfigFile(file, {}), (err: unknown) => {
-      assert.ok(err instanceof ConfigError);
-      assert.ok(err.message.includes(file), err.message);
-      assert.match(err.message, /ENOENT/);
-      return true;
-    });
+    assert.throws(
+      () => loadConfigFile(file, {}),
+      (err: unknown) => {
+        assert.ok(err instanceof ConfigError);
+        assert.ok(err.message.includes(file), err.message);
+        assert.match(err.message, /ENOENT/);
+        return true;
+      },
+    );
   });
 
   test('portcullis.example.yaml (what `npm start` uses) is valid', () => {
@@ -436,12 +591,14 @@ describe('loadConfigFile', () => {
     assert.equal(issuers.length, 3, 'generic OIDC, Kubernetes projected tokens, GitHub Actions');
     assert.equal(connections.length, 3);
     const cfg = parse({ identity: { issuers: issuers.flat() }, connections: connections.flat() });
-    assert.deepEqual(cfg.identity.issuers.map((i) => i.issuer), [
-      'https://accounts.example.com/realms/machines',
-      'https://kubernetes.default.svc.cluster.local',
-      'https://token.actions.githubusercontent.com',
-    ]);
+    assert.deepEqual(
+      cfg.identity.issuers.map((i) => i.issuer),
+      ['https://accounts.example.com/realms/machines', 'https://kubernetes.default.svc.cluster.local', 'https://token.actions.githubusercontent.com'],
+    );
     assert.deepEqual(cfg.identity.issuers[2]?.requiredClaims, { repository: 'acme/deploy', ref: ['refs/heads/main', 'refs/tags/v1'] });
-    assert.deepEqual(cfg.connections.map((c) => c.name), ['prod', 'local', 'billing']);
+    assert.deepEqual(
+      cfg.connections.map((c) => c.name),
+      ['prod', 'local', 'billing'],
+    );
   });
 });

@@ -58,7 +58,10 @@ describe('DecisionCache', () => {
     cache.store('d', decision('d'), MAX_CACHE_AGE_MS, cache.generation, cache.clock());
     assert.equal(cache.size, 3);
     assert.equal(cache.lookup('b'), undefined, 'b was the least recently used');
-    assert.deepEqual(['a', 'c', 'd'].map((k) => cache.lookup(k)?.ruleId), ['a', 'c', 'd']);
+    assert.deepEqual(
+      ['a', 'c', 'd'].map((k) => cache.lookup(k)?.ruleId),
+      ['a', 'c', 'd'],
+    );
     // Re-storing an existing key never evicts another.
     cache.store('a', decision('a2'), MAX_CACHE_AGE_MS, cache.generation, cache.clock());
     assert.equal(cache.size, 3);
@@ -127,9 +130,16 @@ const requestArb = fc.oneof(
       conn: fc.constantFrom('prod', 'sandbox'),
     })
     .map((r) => kube(`${r.verb} ${r.what} ${r.name} ${r.ns === '' ? '' : `-n ${r.ns}`} --on ${r.conn}`)),
-  fc.record({ path: fc.constantFrom('/version', '/api', '/apis/apps/v1'), conn: fc.constantFrom('prod', 'sandbox') }).map((r) => nonResource('get', r.path, r.conn)),
+  fc
+    .record({ path: fc.constantFrom('/version', '/api', '/apis/apps/v1'), conn: fc.constantFrom('prod', 'sandbox') })
+    .map((r) => nonResource('get', r.path, r.conn)),
   fc.record({ method: fc.constantFrom('GET', 'POST'), path: fc.constantFrom('/v1/charges/1', '/v1/refunds') }).map((r) =>
-    create(RequestAttributesSchema, { connection: 'billing', connectionType: 'http', method: r.method, http: create(HttpAttributesSchema, { method: r.method, path: r.path }) }),
+    create(RequestAttributesSchema, {
+      connection: 'billing',
+      connectionType: 'http',
+      method: r.method,
+      http: create(HttpAttributesSchema, { method: r.method, path: r.path }),
+    }),
   ),
 );
 

@@ -94,12 +94,18 @@ describe('duration grammar', () => {
       assert.ok(r instanceof DurationError, text);
       return r.message;
     };
-    assert.equal(message('5 minutes'), 'expected a duration such as 500ms, 30s, 5m, 1h30m or 30d (whole numbers with units d, h, m, s or ms, largest first), got "5 minutes"');
+    assert.equal(
+      message('5 minutes'),
+      'expected a duration such as 500ms, 30s, 5m, 1h30m or 30d (whole numbers with units d, h, m, s or ms, largest first), got "5 minutes"',
+    );
     assert.equal(message('0s', { minMs: 1000, wholeSeconds: true }), 'expected a duration of at least 1s, got "0s"');
     assert.equal(message('1h', { minMs: 1, maxMs: 300_000 }), 'expected a duration between 1ms and 5m, got "1h"');
     assert.equal(message('10m', { maxMs: 300_000 }), 'expected a duration of at most 5m, got "10m"');
     assert.equal(message('1500ms', { wholeSeconds: true }), 'expected a whole number of seconds (no ms part), got "1500ms"');
-    assert.throws(() => parseDurationMs('soon'), (e: unknown) => e instanceof DurationError && e.code === 'malformed' && e.value === 'soon' && /such as/.test(e.expected));
+    assert.throws(
+      () => parseDurationMs('soon'),
+      (e: unknown) => e instanceof DurationError && e.code === 'malformed' && e.value === 'soon' && /such as/.test(e.expected),
+    );
   });
 
   test('formatDuration writes what parseDurationMs reads', () => {
@@ -124,7 +130,11 @@ describe('duration grammar', () => {
   });
 
   test('everything the policy accepted before is accepted with the same value', () => {
-    const part = (unit: string) => fc.option(fc.integer({ min: 0, max: 9999 }).map((n) => `${n}${unit}`), { nil: '' });
+    const part = (unit: string) =>
+      fc.option(
+        fc.integer({ min: 0, max: 9999 }).map((n) => `${n}${unit}`),
+        { nil: '' },
+      );
     const text = fc.tuple(part('d'), part('h'), part('m'), part('s')).map((parts) => parts.join(''));
     fc.assert(
       fc.property(text, (t) => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { eventually, EventuallyTimeoutError } from '../support/eventually.js';
 
-describe('eventually (the tests\' one poll-with-deadline helper)', () => {
+describe("eventually (the tests' one poll-with-deadline helper)", () => {
   test('resolves with the first value that is not undefined or false, polling until then', async () => {
     let calls = 0;
     const got = await eventually('the third call', () => (++calls >= 3 ? { calls } : undefined));
@@ -35,11 +35,18 @@ describe('eventually (the tests\' one poll-with-deadline helper)', () => {
     );
     const elapsed = Date.now() - started;
     assert.ok(elapsed >= 150 && elapsed < 5000, `gave up after ${elapsed} ms`);
-    await assert.rejects(eventually('nothing', () => false, 60), /: timed out after 60 ms waiting for nothing; last seen: false$/);
     await assert.rejects(
-      eventually('NATS', () => {
-        throw new Error('connection refused');
-      }, 60),
+      eventually('nothing', () => false, 60),
+      /: timed out after 60 ms waiting for nothing; last seen: false$/,
+    );
+    await assert.rejects(
+      eventually(
+        'NATS',
+        () => {
+          throw new Error('connection refused');
+        },
+        60,
+      ),
       /waiting for NATS; the last probe threw Error: connection refused$/,
     );
   });
@@ -53,8 +60,14 @@ describe('eventually (the tests\' one poll-with-deadline helper)', () => {
     // Timers never fire early, so lower bounds hold on a loaded machine too.
     const backoff = await gapsOf({ timeoutMs: 600 });
     // (the last pause is cut short at the deadline)
-    assert.ok(backoff.slice(4, -1).every((g) => g >= 75), `pauses grow to 80-100 ms: ${backoff.map(Math.round).join(', ')}`);
+    assert.ok(
+      backoff.slice(4, -1).every((g) => g >= 75),
+      `pauses grow to 80-100 ms: ${backoff.map(Math.round).join(', ')}`,
+    );
     const fixed = await gapsOf({ timeoutMs: 300, intervalMs: 50 });
-    assert.ok(fixed.slice(0, -1).every((g) => g >= 45), `every 50 ms from the first: ${fixed.map(Math.round).join(', ')}`);
+    assert.ok(
+      fixed.slice(0, -1).every((g) => g >= 45),
+      `every 50 ms from the first: ${fixed.map(Math.round).join(', ')}`,
+    );
   });
 });

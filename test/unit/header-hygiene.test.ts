@@ -79,7 +79,7 @@ const HOSTILE_REQUEST: readonly string[] = [
 const MUST_DROP: readonly { header: string; why: string }[] = [
   { header: 'host', why: 'the upstream host is set by the gateway' },
   { header: 'authorization', why: "the client's credential never reaches the upstream" },
-  { header: 'impersonate-user', why: 'impersonation is the gateway\'s, not the client\'s' },
+  { header: 'impersonate-user', why: "impersonation is the gateway's, not the client's" },
   { header: 'impersonate-group', why: 'system:masters by header' },
   { header: 'impersonate-extra-scopes', why: 'impersonated extra' },
   { header: 'impersonate-uid', why: 'impersonated uid' },
@@ -234,7 +234,9 @@ describe('addImpersonationHeaders', () => {
         echo.close();
       });
       echo.listen(0, '127.0.0.1', () => {
-        const req = request({ host: '127.0.0.1', port: (echo.address() as AddressInfo).port, headers: headers as Record<string, string | string[]> }, (res) => res.resume());
+        const req = request({ host: '127.0.0.1', port: (echo.address() as AddressInfo).port, headers: headers as Record<string, string | string[]> }, (res) =>
+          res.resume(),
+        );
         req.on('error', reject);
         req.end();
       });

@@ -174,7 +174,12 @@ describe('JwksCache', () => {
   });
 });
 
-function verifierWith(idp: FakeIdp, c: { now: () => number }, source: 'discovery' | 'uri' = 'uri', over: Partial<ConstructorParameters<typeof TokenVerifier>[0]> = {}): TokenVerifier {
+function verifierWith(
+  idp: FakeIdp,
+  c: { now: () => number },
+  source: 'discovery' | 'uri' = 'uri',
+  over: Partial<ConstructorParameters<typeof TokenVerifier>[0]> = {},
+): TokenVerifier {
   return new TokenVerifier({
     issuers: [
       {
@@ -233,7 +238,12 @@ describe('TokenVerifier: per-connection audiences, required claims, announce onc
     const ok = await token(k1, { repository: 'acme/deploy', ref: 'refs/tags/v1' }, c.now());
     assert.equal((await v.verify(ok, c.now())).subject, 'bot');
     assert.equal((await v.verify(await token(k1, { repository: ['x', 'acme/deploy'], ref: 'refs/heads/main' }, c.now()), c.now())).subject, 'bot');
-    for (const bad of [{ repository: 'acme/deploy-evil', ref: 'refs/heads/main' }, { repository: 'acme/deploy' }, { repository: 'ACME/deploy', ref: 'refs/heads/main' }, { repository: { x: 1 }, ref: 'refs/heads/main' }]) {
+    for (const bad of [
+      { repository: 'acme/deploy-evil', ref: 'refs/heads/main' },
+      { repository: 'acme/deploy' },
+      { repository: 'ACME/deploy', ref: 'refs/heads/main' },
+      { repository: { x: 1 }, ref: 'refs/heads/main' },
+    ]) {
       const err = await v.verify(await token(k1, bad, c.now()), c.now()).then(
         () => assert.fail(`accepted ${JSON.stringify(bad)}`),
         (e: unknown) => e,

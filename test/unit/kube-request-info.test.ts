@@ -109,8 +109,23 @@ const REFERENCE: readonly Row[] = [
   ['PATCH /api/v1/nodes/node-1/status', 'patch', 'api/v1', '', 'nodes', 'node-1', 'status'],
   ['DELETE /api/v1/persistentvolumes/pv-1', 'delete', 'api/v1', '', 'persistentvolumes', 'pv-1'],
   ['GET /apis/storage.k8s.io/v1/storageclasses', 'list', 'apis/storage.k8s.io/v1', '', 'storageclasses'],
-  ['GET /apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com', 'get', 'apis/apiextensions.k8s.io/v1', '', 'customresourcedefinitions', 'widgets.example.com'],
-  ['PUT /apis/certificates.k8s.io/v1/certificatesigningrequests/csr-1/approval', 'update', 'apis/certificates.k8s.io/v1', '', 'certificatesigningrequests', 'csr-1', 'approval'],
+  [
+    'GET /apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com',
+    'get',
+    'apis/apiextensions.k8s.io/v1',
+    '',
+    'customresourcedefinitions',
+    'widgets.example.com',
+  ],
+  [
+    'PUT /apis/certificates.k8s.io/v1/certificatesigningrequests/csr-1/approval',
+    'update',
+    'apis/certificates.k8s.io/v1',
+    '',
+    'certificatesigningrequests',
+    'csr-1',
+    'approval',
+  ],
   ['POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews', 'create', 'apis/authorization.k8s.io/v1', '', 'selfsubjectaccessreviews'],
   ['POST /apis/authentication.k8s.io/v1/tokenreviews', 'create', 'apis/authentication.k8s.io/v1', '', 'tokenreviews'],
 
@@ -123,12 +138,26 @@ const REFERENCE: readonly Row[] = [
   ['GET /apis/batch/v1/namespaces/ci/jobs/build-1', 'get', 'apis/batch/v1', 'ci', 'jobs', 'build-1'],
   ['POST /apis/batch/v1/namespaces/ci/cronjobs', 'create', 'apis/batch/v1', 'ci', 'cronjobs'],
   ['GET /apis/rbac.authorization.k8s.io/v1/clusterroles', 'list', 'apis/rbac.authorization.k8s.io/v1', '', 'clusterroles'],
-  ['GET /apis/rbac.authorization.k8s.io/v1/clusterroles/system:controller:deployment-controller', 'get', 'apis/rbac.authorization.k8s.io/v1', '', 'clusterroles', 'system:controller:deployment-controller'],
+  [
+    'GET /apis/rbac.authorization.k8s.io/v1/clusterroles/system:controller:deployment-controller',
+    'get',
+    'apis/rbac.authorization.k8s.io/v1',
+    '',
+    'clusterroles',
+    'system:controller:deployment-controller',
+  ],
   ['POST /apis/rbac.authorization.k8s.io/v1/clusterrolebindings', 'create', 'apis/rbac.authorization.k8s.io/v1', '', 'clusterrolebindings'],
   ['POST /apis/rbac.authorization.k8s.io/v1/namespaces/team-a/rolebindings', 'create', 'apis/rbac.authorization.k8s.io/v1', 'team-a', 'rolebindings'],
   ['DELETE /apis/rbac.authorization.k8s.io/v1/namespaces/team-a/roles/reader', 'delete', 'apis/rbac.authorization.k8s.io/v1', 'team-a', 'roles', 'reader'],
   ['GET /apis/networking.k8s.io/v1/namespaces/default/ingresses', 'list', 'apis/networking.k8s.io/v1', 'default', 'ingresses'],
-  ['PUT /apis/coordination.k8s.io/v1/namespaces/kube-system/leases/kube-scheduler', 'update', 'apis/coordination.k8s.io/v1', 'kube-system', 'leases', 'kube-scheduler'],
+  [
+    'PUT /apis/coordination.k8s.io/v1/namespaces/kube-system/leases/kube-scheduler',
+    'update',
+    'apis/coordination.k8s.io/v1',
+    'kube-system',
+    'leases',
+    'kube-scheduler',
+  ],
   ['GET /apis/flowcontrol.apiserver.k8s.io/v1beta3/flowschemas', 'list', 'apis/flowcontrol.apiserver.k8s.io/v1beta3', '', 'flowschemas'],
 
   // Custom resources.
@@ -161,7 +190,14 @@ const REFERENCE: readonly Row[] = [
 
   // The API server decodes the path before it parses it.
   ['GET /api/v1/namespaces/kube-%73ystem/secrets', 'list', 'api/v1', 'kube-system', 'secrets'],
-  ['GET /apis/rbac.authorization.k8s.io/v1/clusterroles/system%3Anode%3Aworker', 'get', 'apis/rbac.authorization.k8s.io/v1', '', 'clusterroles', 'system:node:worker'],
+  [
+    'GET /apis/rbac.authorization.k8s.io/v1/clusterroles/system%3Anode%3Aworker',
+    'get',
+    'apis/rbac.authorization.k8s.io/v1',
+    '',
+    'clusterroles',
+    'system:node:worker',
+  ],
   ['GET /api/v1/namespaces/default/pods/%77eb-0/exec', CONNECT, 'api/v1', 'default', 'pods', 'web-0', 'exec'],
   ['GET /api/%761/namespaces/default/%70ods', 'list', 'api/v1', 'default', 'pods'],
   ['GET /ap%69/v1/pods', 'list', 'api/v1', '', 'pods'],
@@ -329,22 +365,61 @@ describe('property: the parser is total and agrees with the reference table', ()
   const encodeSome = (segment: string, picks: readonly boolean[]): string =>
     segment.includes('%')
       ? segment // already encoded: encoding its digits again would change it
-      : [...segment].map((ch, i) => (picks[i % picks.length] === true && /[a-z0-9-]/.test(ch) ? `%${HEX[ch.charCodeAt(0) >> 4]}${HEX[ch.charCodeAt(0) & 15]}` : ch)).join('');
+      : [...segment]
+          .map((ch, i) => (picks[i % picks.length] === true && /[a-z0-9-]/.test(ch) ? `%${HEX[ch.charCodeAt(0) >> 4]}${HEX[ch.charCodeAt(0) & 15]}` : ch))
+          .join('');
   const ignoredQuery = fc.dictionary(
-    fc.constantFrom('limit', 'continue', 'timeout', 'pretty', 'dryRun', 'fieldManager', 'propagationPolicy', 'resourceVersion', 'allowWatchBookmarks', 'container', 'follow'),
+    fc.constantFrom(
+      'limit',
+      'continue',
+      'timeout',
+      'pretty',
+      'dryRun',
+      'fieldManager',
+      'propagationPolicy',
+      'resourceVersion',
+      'allowWatchBookmarks',
+      'container',
+      'follow',
+    ),
     fc.string({ maxLength: 12 }),
     { maxKeys: 4 },
   );
 
   test('any method, path and query: attributes or a RequestPathError, never another exception', () => {
     const segment = fc.oneof(
-      fc.constantFrom('api', 'apis', 'v1', 'apps', 'namespaces', 'default', 'pods', 'watch', 'proxy', 'exec', 'log', 'status', '..', '.', '', '%2e', '%2F', '%zz', '%', '%00', '\\'),
+      fc.constantFrom(
+        'api',
+        'apis',
+        'v1',
+        'apps',
+        'namespaces',
+        'default',
+        'pods',
+        'watch',
+        'proxy',
+        'exec',
+        'log',
+        'status',
+        '..',
+        '.',
+        '',
+        '%2e',
+        '%2F',
+        '%zz',
+        '%',
+        '%00',
+        '\\',
+      ),
       fc.string({ maxLength: 10 }),
       fc.string({ unit: 'binary', maxLength: 6 }),
     );
     fc.assert(
       fc.property(
-        fc.oneof(fc.constantFrom('GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'CONNECT', 'get', 'constructor', 'valueOf', '__proto__'), fc.string({ maxLength: 8 })),
+        fc.oneof(
+          fc.constantFrom('GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'CONNECT', 'get', 'constructor', 'valueOf', '__proto__'),
+          fc.string({ maxLength: 8 }),
+        ),
         fc.array(segment, { maxLength: 10 }),
         fc.string({ maxLength: 40 }),
         (method, segments, query) => {
@@ -376,7 +451,10 @@ describe('property: the parser is total and agrees with the reference table', ()
         const path = q === -1 ? target : target.slice(0, q);
         const query = new URLSearchParams(q === -1 ? '' : target.slice(q + 1));
         for (const [key, value] of Object.entries(extra)) if (!query.has(key)) query.append(key, value);
-        const encoded = path.split('/').map((s) => encodeSome(s, picks)).join('/');
+        const encoded = path
+          .split('/')
+          .map((s) => encodeSome(s, picks))
+          .join('/');
         assertCleanPath(encoded);
         assert.deepEqual(actual(parseKubeRequest(method, encoded, query)), expected(row), `${method} ${encoded}?${query.toString()}`);
       }),

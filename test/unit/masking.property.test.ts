@@ -27,12 +27,37 @@ function mask(profile: MaskingProfile, text: string, chunk: number, kindHint: st
 
 // Keys that steer the masker into its rules, mixed with arbitrary ones.
 const key = fc.oneof(
-  fc.constantFrom('kind', 'data', 'stringData', 'items', 'rows', 'object', 'env', 'name', 'value', 'password', 'token', 'metadata', 'annotations', 'kubectl.kubernetes.io/last-applied-configuration', 'binaryData', 'status'),
+  fc.constantFrom(
+    'kind',
+    'data',
+    'stringData',
+    'items',
+    'rows',
+    'object',
+    'env',
+    'name',
+    'value',
+    'password',
+    'token',
+    'metadata',
+    'annotations',
+    'kubectl.kubernetes.io/last-applied-configuration',
+    'binaryData',
+    'status',
+  ),
   fc.string({ maxLength: 8 }),
 );
 const secretish = fc.oneof(
   fc.string(),
-  fc.constantFrom('Secret', 'ConfigMap', 'Pod', 'SecretList', 'Bearer abcdefghijklmnopqrstuvwx', 'ghp_0123456789abcdefghijABCDEFGHIJ0123456789', '{"kind":"Secret","apiVersion":"v1","data":{"a":"b"}}'),
+  fc.constantFrom(
+    'Secret',
+    'ConfigMap',
+    'Pod',
+    'SecretList',
+    'Bearer abcdefghijklmnopqrstuvwx',
+    'ghp_0123456789abcdefghijABCDEFGHIJ0123456789',
+    '{"kind":"Secret","apiVersion":"v1","data":{"a":"b"}}',
+  ),
 );
 const { json } = fc.letrec((tie) => ({
   json: fc.oneof(
@@ -76,14 +101,21 @@ describe('masking property', () => {
     const secretValue = fc.string({ minLength: 6, maxLength: 40 }).map((s) => `S!${s}`);
     const item = fc.record({
       metadata: fc.record({ name: fc.stringMatching(/^[a-z][a-z0-9-]{0,10}$/) }),
-      data: fc.dictionary(fc.string({ minLength: 1, maxLength: 6 }), secretValue.map((s) => Buffer.from(s).toString('base64')), { minKeys: 1, maxKeys: 4 }),
+      data: fc.dictionary(
+        fc.string({ minLength: 1, maxLength: 6 }),
+        secretValue.map((s) => Buffer.from(s).toString('base64')),
+        { minKeys: 1, maxKeys: 4 },
+      ),
     });
     fc.assert(
       fc.property(fc.array(item, { minLength: 1, maxLength: 6 }), fc.integer({ min: 1, max: 30 }), (items, chunk) => {
         const text = JSON.stringify({ kind: 'SecretList', apiVersion: 'v1', metadata: {}, items });
         const { out, count } = mask(profile, text, chunk, 'Secret');
         for (const i of items) for (const v of Object.values(i.data)) assert.ok(!out.includes(`"${v}"`), 'a data value leaked');
-        assert.equal(count, items.reduce((n, i) => n + Object.keys(i.data).length, 0));
+        assert.equal(
+          count,
+          items.reduce((n, i) => n + Object.keys(i.data).length, 0),
+        );
         assert.deepEqual(shape(JSON.parse(out)), shape(JSON.parse(text)));
       }),
       { numRuns: 200 },

@@ -26,7 +26,12 @@ import { LEAK_CORPUS, leaksIn, P } from '../support/leak-corpus.js';
 
 const CHUNK_SIZES = [1, 2, 3, 7, 64, 1000, Number.MAX_SAFE_INTEGER];
 
-function maskStream(profile: MaskingProfile, body: Buffer, chunk: number, opts: { mode: 'kubernetes' | 'generic'; kindHint?: string | undefined; maxObjectBytes?: number }): { out: string; count: number } {
+function maskStream(
+  profile: MaskingProfile,
+  body: Buffer,
+  chunk: number,
+  opts: { mode: 'kubernetes' | 'generic'; kindHint?: string | undefined; maxObjectBytes?: number },
+): { out: string; count: number } {
   const m = new StreamingJsonMasker(profile, { mode: opts.mode, kindHint: opts.kindHint, maxObjectBytes: opts.maxObjectBytes ?? 8 * 1024 * 1024 });
   let out = '';
   for (let i = 0; i < body.length; i += chunk) out += m.push(body.subarray(i, i + chunk));
@@ -36,7 +41,10 @@ function maskStream(profile: MaskingProfile, body: Buffer, chunk: number, opts: 
 
 /** Parses a body of one or more newline-delimited JSON documents. */
 function parseDocuments(text: string): unknown[] {
-  return text.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as unknown);
+  return text
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as unknown);
 }
 
 describe('leak corpus: every planted secret comes out masked', () => {
@@ -64,7 +72,10 @@ describe('leak corpus: every planted secret comes out masked', () => {
 describe('streaming masker', () => {
   const profile = new MaskingProfile('t', {});
   it('keeps the shape of Secret data: base64 marker, same keys', () => {
-    const { out } = maskStream(profile, Buffer.from(JSON.stringify({ kind: 'Secret', apiVersion: 'v1', data: { a: 'YQ==', b: 'Yg==' } })), 5, { mode: 'kubernetes', kindHint: 'Secret' });
+    const { out } = maskStream(profile, Buffer.from(JSON.stringify({ kind: 'Secret', apiVersion: 'v1', data: { a: 'YQ==', b: 'Yg==' } })), 5, {
+      mode: 'kubernetes',
+      kindHint: 'Secret',
+    });
     const s = JSON.parse(out) as { data: Record<string, string> };
     assert.deepEqual(Object.keys(s.data), ['a', 'b']);
     assert.equal(Buffer.from(s.data['a']!, 'base64').toString(), MASK_MARKER);
@@ -82,18 +93,38 @@ describe('streaming masker', () => {
 
   it('bounds the per-object buffer: an object over maxObjectBytes is refused, not passed on', () => {
     const body = Buffer.from(JSON.stringify({ kind: 'SecretList', items: [{ data: { a: 'x'.repeat(5000) } }] }));
-    assert.throws(() => maskStream(profile, body, 100, { mode: 'kubernetes', kindHint: 'Secret', maxObjectBytes: 2048 }), (e: unknown) => e instanceof MaskingError && e.code === 'object_too_large');
+    assert.throws(
+      () => maskStream(profile, body, 100, { mode: 'kubernetes', kindHint: 'Secret', maxObjectBytes: 2048 }),
+      (e: unknown) => e instanceof MaskingError && e.code === 'object_too_large',
+    );
   });
 
   it('refuses a body that is not JSON, and a truncated body', () => {
-    assert.throws(() => maskStream(profile, Buffer.from('k8s\0\x0a\x02v1'), 3, { mode: 'kubernetes' }), (e: unknown) => e instanceof MaskingError && e.code === 'invalid_json');
-    assert.throws(() => maskStream(profile, Buffer.from('{"kind":"Secret","data":{"a":"b'), 3, { mode: 'kubernetes' }), (e: unknown) => e instanceof MaskingError && e.code === 'truncated');
-    assert.throws(() => maskStream(profile, Buffer.from('{"a" 1}'), 3, { mode: 'kubernetes' }), (e: unknown) => e instanceof MaskingError && e.code === 'invalid_json');
+    assert.throws(
+      () => maskStream(profile, Buffer.from('k8s\0\x0a\x02v1'), 3, { mode: 'kubernetes' }),
+      (e: unknown) => e instanceof MaskingError && e.code === 'invalid_json',
+    );
+    assert.throws(
+      () => maskStream(profile, Buffer.from('{"kind":"Secret","data":{"a":"b'), 3, { mode: 'kubernetes' }),
+      (e: unknown) => e instanceof MaskingError && e.code === 'truncated',
+    );
+    assert.throws(
+      () => maskStream(profile, Buffer.from('{"a" 1}'), 3, { mode: 'kubernetes' }),
+      (e: unknown) => e instanceof MaskingError && e.code === 'invalid_json',
+    );
   });
 
   it('hmac replacement: equal secrets get equal tags, different secrets different ones, never the value', () => {
     const p = new MaskingProfile('h', { replacement: 'hmac' }, 'a-test-key-of-32-characters-long');
-    const body = JSON.stringify({ kind: 'SecretList', items: [{ data: { a: Buffer.from(P.pw1).toString('base64') } }, { data: { a: Buffer.from(P.pw1).toString('base64') } }, { stringData: { a: P.pw1 } }, { data: { a: Buffer.from(P.pw2).toString('base64') } }] });
+    const body = JSON.stringify({
+      kind: 'SecretList',
+      items: [
+        { data: { a: Buffer.from(P.pw1).toString('base64') } },
+        { data: { a: Buffer.from(P.pw1).toString('base64') } },
+        { stringData: { a: P.pw1 } },
+        { data: { a: Buffer.from(P.pw2).toString('base64') } },
+      ],
+    });
     const { out } = maskStream(p, Buffer.from(body), 11, { mode: 'kubernetes', kindHint: 'Secret' });
     const items = (JSON.parse(out) as { items: { data?: { a: string }; stringData?: { a: string } }[] }).items;
     const tags = items.map((i) => (i.data ? Buffer.from(i.data.a, 'base64').toString() : i.stringData!.a));
@@ -107,7 +138,11 @@ describe('streaming masker', () => {
 
   it('last-applied mode replace: the whole annotation becomes the marker', () => {
     const p = new MaskingProfile('r', { kubernetes: { lastAppliedConfiguration: 'replace' } });
-    const body = JSON.stringify({ kind: 'Pod', apiVersion: 'v1', metadata: { annotations: { 'kubectl.kubernetes.io/last-applied-configuration': '{"kind":"Pod"}' } } });
+    const body = JSON.stringify({
+      kind: 'Pod',
+      apiVersion: 'v1',
+      metadata: { annotations: { 'kubectl.kubernetes.io/last-applied-configuration': '{"kind":"Pod"}' } },
+    });
     const { out } = maskStream(p, Buffer.from(body), 9, { mode: 'kubernetes', kindHint: 'Pod' });
     assert.match(out, /"kubectl.kubernetes.io\/last-applied-configuration":"\*\*\*masked\*\*\*"/);
   });
@@ -118,7 +153,22 @@ describe('streaming masker', () => {
   });
 
   it('keeps non-secret values readable', () => {
-    const body = JSON.stringify({ kind: 'Pod', apiVersion: 'v1', metadata: { name: 'web', annotations: { note: 'deploy at 10:00, see ticket OPS-1234' } }, spec: { volumes: [{ name: 'v', secret: { secretName: 'db-credentials' } }], containers: [{ env: [{ name: 'LOG_LEVEL', value: 'debug' }, { name: 'DB_PASSWORD', valueFrom: { secretKeyRef: { name: 'db', key: 'password' } } }] }] } });
+    const body = JSON.stringify({
+      kind: 'Pod',
+      apiVersion: 'v1',
+      metadata: { name: 'web', annotations: { note: 'deploy at 10:00, see ticket OPS-1234' } },
+      spec: {
+        volumes: [{ name: 'v', secret: { secretName: 'db-credentials' } }],
+        containers: [
+          {
+            env: [
+              { name: 'LOG_LEVEL', value: 'debug' },
+              { name: 'DB_PASSWORD', valueFrom: { secretKeyRef: { name: 'db', key: 'password' } } },
+            ],
+          },
+        ],
+      },
+    });
     const { out, count } = maskStream(profile, Buffer.from(body), 13, { mode: 'kubernetes', kindHint: 'Pod' });
     assert.equal(count, 0);
     assert.deepEqual(JSON.parse(out), JSON.parse(body));
@@ -129,12 +179,28 @@ describe('value detectors', () => {
   const all = new ValueDetectors(Object.values(DetectorName));
   const cases: { detector: DetectorName; hit: string[]; miss: string[] }[] = [
     { detector: 'jwt', hit: [P.tokenJwt], miss: ['eyJ is how base64 of {" starts', 'a.b.c version 1.2.3'] },
-    { detector: 'pem-private-key', hit: [P.pem, '-----BEGIN PRIVATE KEY-----\nMIIE', '-----BEGIN OPENSSH PRIVATE KEY-----\nb3Blbn\n-----END OPENSSH PRIVATE KEY-----'], miss: ['-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----', '-----BEGIN PUBLIC KEY-----\nMFkw'] },
+    {
+      detector: 'pem-private-key',
+      hit: [P.pem, '-----BEGIN PRIVATE KEY-----\nMIIE', '-----BEGIN OPENSSH PRIVATE KEY-----\nb3Blbn\n-----END OPENSSH PRIVATE KEY-----'],
+      miss: ['-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----', '-----BEGIN PUBLIC KEY-----\nMFkw'],
+    },
     { detector: 'aws-access-key-id', hit: [P.akid, 'ASIAY34FZKBOKMUTVV7A'], miss: ['AKIA-too-short', 'XAKIAPLANTEDFOXTROT12X'] },
-    { detector: 'aws-secret-access-key', hit: [`aws_secret_access_key = ${P.awsSecret}`, `AWS_SECRET_ACCESS_KEY: "${P.awsSecret}"`], miss: [P.awsSecret.slice(0, 30), 'aws_secret_access_key = short'] },
-    { detector: 'github-token', hit: [P.ghp, 'github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJK'], miss: ['ghp_short', 'github.com/ghp'] },
+    {
+      detector: 'aws-secret-access-key',
+      hit: [`aws_secret_access_key = ${P.awsSecret}`, `AWS_SECRET_ACCESS_KEY: "${P.awsSecret}"`],
+      miss: [P.awsSecret.slice(0, 30), 'aws_secret_access_key = short'],
+    },
+    {
+      detector: 'github-token',
+      hit: [P.ghp, 'github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJK'],
+      miss: ['ghp_short', 'github.com/ghp'],
+    },
     { detector: 'slack-token', hit: [P.slack, P.webhook], miss: ['xoxo hugs', 'https://hooks.example.com/services/x'] },
-    { detector: 'bearer-token', hit: [`Authorization: Bearer ${P.bearer}`, 'Basic dXNlcjpwYXNzd29yZDEyMw==', `token ${P.bearer}`], miss: ['Bearer short', 'the bearer of bad news'] },
+    {
+      detector: 'bearer-token',
+      hit: [`Authorization: Bearer ${P.bearer}`, 'Basic dXNlcjpwYXNzd29yZDEyMw==', `token ${P.bearer}`],
+      miss: ['Bearer short', 'the bearer of bad news'],
+    },
     { detector: 'email', hit: ['mail alice@example.com now'], miss: ['not-an-email@', 'user at example dot com'] },
     { detector: 'card-number', hit: ['4111 1111 1111 1111', 'card: 5500-0000-0000-0004'], miss: ['4111 1111 1111 1112', '1234567890123'] },
   ];
@@ -162,8 +228,22 @@ describe('value detectors', () => {
   });
   it('secret-named fields: secrets masked, references and short flags kept', () => {
     const m = new ValueMasker(new MaskingProfile('t', {}), { mode: 'generic' });
-    const out = m.maskDocument({ password: 'hunter2', secretName: 'db-credentials', tokenFile: '/var/run/token', api_key: P.apiKey, token: 'true', client_secret: P.generic });
-    assert.deepEqual(out, { password: MASK_MARKER, secretName: 'db-credentials', tokenFile: '/var/run/token', api_key: MASK_MARKER, token: 'true', client_secret: MASK_MARKER });
+    const out = m.maskDocument({
+      password: 'hunter2',
+      secretName: 'db-credentials',
+      tokenFile: '/var/run/token',
+      api_key: P.apiKey,
+      token: 'true',
+      client_secret: P.generic,
+    });
+    assert.deepEqual(out, {
+      password: MASK_MARKER,
+      secretName: 'db-credentials',
+      tokenFile: '/var/run/token',
+      api_key: MASK_MARKER,
+      token: 'true',
+      client_secret: MASK_MARKER,
+    });
   });
 });
 
@@ -178,9 +258,14 @@ describe('JSON path rules', () => {
     ['$..password', ['a', 0, 'b', 'password'], true],
     ['$..password', ['password', 'x'], false],
   ];
-  for (const [expr, path, expected] of table) it(`${expr} ${expected ? 'matches' : 'does not match'} ${JSON.stringify(path)}`, () => assert.equal(new JsonPathRule(expr).matches(path), expected));
+  for (const [expr, path, expected] of table)
+    it(`${expr} ${expected ? 'matches' : 'does not match'} ${JSON.stringify(path)}`, () => assert.equal(new JsonPathRule(expr).matches(path), expected));
   it('refuses what it does not support, naming the expression', () => {
-    for (const bad of ['a.b', '$', '$.a[?(@.x)]', '$..', '$.a[']) assert.throws(() => new JsonPathRule(bad), (e: unknown) => e instanceof MaskingError && e.message.includes(JSON.stringify(bad)));
+    for (const bad of ['a.b', '$', '$.a[?(@.x)]', '$..', '$.a['])
+      assert.throws(
+        () => new JsonPathRule(bad),
+        (e: unknown) => e instanceof MaskingError && e.message.includes(JSON.stringify(bad)),
+      );
   });
 });
 
@@ -221,14 +306,66 @@ describe('request bodies for the audit log', () => {
   const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
   const secretTarget = { mode: 'kubernetes', kindHint: 'Secret' } as const;
 
-  const cases: { name: string; body: Buffer | string; contentType: string; decoding: string; planted: string[]; target?: { mode: 'kubernetes' | 'generic'; kindHint?: string } }[] = [
-    { name: 'JSON Secret create', body: JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'x' }, data: { password: Buffer.from(P.pw1).toString('base64') } }), contentType: 'application/json', decoding: 'json', planted: [P.pw1] },
-    { name: 'YAML Secret with stringData', body: `apiVersion: v1\nkind: Secret\nmetadata:\n  name: x\nstringData:\n  password: ${P.sd1}\n`, contentType: 'application/yaml', decoding: 'yaml', planted: [P.sd1] },
-    { name: 'server-side apply YAML', body: `apiVersion: v1\nkind: Secret\nmetadata:\n  name: x\ndata:\n  k: ${Buffer.from(P.pw2).toString('base64')}\n`, contentType: 'application/apply-patch+yaml', decoding: 'yaml', planted: [P.pw2] },
-    { name: 'merge patch on a Secret (no kind in the body)', body: JSON.stringify({ data: { password: Buffer.from(P.pw1).toString('base64') } }), contentType: 'application/merge-patch+json', decoding: 'json', planted: [P.pw1] },
-    { name: 'strategic merge patch on a Secret', body: JSON.stringify({ stringData: { password: P.sd1 } }), contentType: 'application/strategic-merge-patch+json', decoding: 'json', planted: [P.sd1] },
-    { name: 'JSON Patch on a Secret', body: JSON.stringify([{ op: 'replace', path: '/data/password', value: Buffer.from(P.pw1).toString('base64') }, { op: 'add', path: '/metadata/labels/a', value: P.pw2 }]), contentType: 'application/json-patch+json', decoding: 'json', planted: [P.pw1, P.pw2] },
-    { name: 'protobuf Secret (kubectl create secret generic --from-literal)', body: kubeProtobuf('v1', 'Secret', secretMessage('x', { password: P.pw1 }, { token: P.sd1 })), contentType: 'application/vnd.kubernetes.protobuf', decoding: 'protobuf', planted: [P.pw1, P.sd1] },
+  const cases: {
+    name: string;
+    body: Buffer | string;
+    contentType: string;
+    decoding: string;
+    planted: string[];
+    target?: { mode: 'kubernetes' | 'generic'; kindHint?: string };
+  }[] = [
+    {
+      name: 'JSON Secret create',
+      body: JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'x' }, data: { password: Buffer.from(P.pw1).toString('base64') } }),
+      contentType: 'application/json',
+      decoding: 'json',
+      planted: [P.pw1],
+    },
+    {
+      name: 'YAML Secret with stringData',
+      body: `apiVersion: v1\nkind: Secret\nmetadata:\n  name: x\nstringData:\n  password: ${P.sd1}\n`,
+      contentType: 'application/yaml',
+      decoding: 'yaml',
+      planted: [P.sd1],
+    },
+    {
+      name: 'server-side apply YAML',
+      body: `apiVersion: v1\nkind: Secret\nmetadata:\n  name: x\ndata:\n  k: ${Buffer.from(P.pw2).toString('base64')}\n`,
+      contentType: 'application/apply-patch+yaml',
+      decoding: 'yaml',
+      planted: [P.pw2],
+    },
+    {
+      name: 'merge patch on a Secret (no kind in the body)',
+      body: JSON.stringify({ data: { password: Buffer.from(P.pw1).toString('base64') } }),
+      contentType: 'application/merge-patch+json',
+      decoding: 'json',
+      planted: [P.pw1],
+    },
+    {
+      name: 'strategic merge patch on a Secret',
+      body: JSON.stringify({ stringData: { password: P.sd1 } }),
+      contentType: 'application/strategic-merge-patch+json',
+      decoding: 'json',
+      planted: [P.sd1],
+    },
+    {
+      name: 'JSON Patch on a Secret',
+      body: JSON.stringify([
+        { op: 'replace', path: '/data/password', value: Buffer.from(P.pw1).toString('base64') },
+        { op: 'add', path: '/metadata/labels/a', value: P.pw2 },
+      ]),
+      contentType: 'application/json-patch+json',
+      decoding: 'json',
+      planted: [P.pw1, P.pw2],
+    },
+    {
+      name: 'protobuf Secret (kubectl create secret generic --from-literal)',
+      body: kubeProtobuf('v1', 'Secret', secretMessage('x', { password: P.pw1 }, { token: P.sd1 })),
+      contentType: 'application/vnd.kubernetes.protobuf',
+      decoding: 'protobuf',
+      planted: [P.pw1, P.sd1],
+    },
     {
       name: 'protobuf ConfigMap with a secret-looking key',
       body: kubeProtobuf('v1', 'ConfigMap', Buffer.concat([field(1, field(1, 'cm')), field(2, Buffer.concat([field(1, 'db-password'), field(2, P.cmPw)]))])),
@@ -237,7 +374,14 @@ describe('request bodies for the audit log', () => {
       planted: [P.cmPw],
       target: { mode: 'kubernetes', kindHint: 'ConfigMap' },
     },
-    { name: 'generic HTTP JSON', body: JSON.stringify({ user: 'svc', password: P.pw1 }), contentType: 'application/json; charset=utf-8', decoding: 'json', planted: [P.pw1], target: { mode: 'generic' } },
+    {
+      name: 'generic HTTP JSON',
+      body: JSON.stringify({ user: 'svc', password: P.pw1 }),
+      contentType: 'application/json; charset=utf-8',
+      decoding: 'json',
+      planted: [P.pw1],
+      target: { mode: 'generic' },
+    },
   ];
   for (const c of cases) {
     it(`${c.name}: decoded as ${c.decoding}, masked, hashed in full`, () => {
@@ -252,12 +396,33 @@ describe('request bodies for the audit log', () => {
   }
 
   const opaque: { name: string; body: Buffer | string; contentType: string; cap?: number; note: RegExp }[] = [
-    { name: 'protobuf of a kind the reader does not decode', body: kubeProtobuf('apps/v1', 'Deployment', field(1, field(1, P.pw1))), contentType: 'application/vnd.kubernetes.protobuf', note: /not decodable/ },
-    { name: 'protobuf without the k8s magic', body: Buffer.concat([Buffer.from('k9s\0'), Buffer.from(P.pw1)]), contentType: 'application/vnd.kubernetes.protobuf', note: /not decodable/ },
-    { name: 'truncated protobuf', body: kubeProtobuf('v1', 'Secret', secretMessage('x', { password: P.pw1 })).subarray(0, 40), contentType: 'application/vnd.kubernetes.protobuf', note: /not decodable/ },
+    {
+      name: 'protobuf of a kind the reader does not decode',
+      body: kubeProtobuf('apps/v1', 'Deployment', field(1, field(1, P.pw1))),
+      contentType: 'application/vnd.kubernetes.protobuf',
+      note: /not decodable/,
+    },
+    {
+      name: 'protobuf without the k8s magic',
+      body: Buffer.concat([Buffer.from('k9s\0'), Buffer.from(P.pw1)]),
+      contentType: 'application/vnd.kubernetes.protobuf',
+      note: /not decodable/,
+    },
+    {
+      name: 'truncated protobuf',
+      body: kubeProtobuf('v1', 'Secret', secretMessage('x', { password: P.pw1 })).subarray(0, 40),
+      contentType: 'application/vnd.kubernetes.protobuf',
+      note: /not decodable/,
+    },
     { name: 'JSON that is not JSON', body: `{"password": "${P.pw1}"`, contentType: 'application/json', note: /not decodable/ },
     { name: 'form data', body: `password=${P.pw1}`, contentType: 'application/x-www-form-urlencoded', note: /not decoded/ },
-    { name: 'a body over the capture limit', body: JSON.stringify({ password: P.pw1, pad: 'x'.repeat(200) }), contentType: 'application/json', cap: 64, note: /capture limit/ },
+    {
+      name: 'a body over the capture limit',
+      body: JSON.stringify({ password: P.pw1, pad: 'x'.repeat(200) }),
+      contentType: 'application/json',
+      cap: 64,
+      note: /capture limit/,
+    },
   ];
   for (const c of opaque) {
     it(`${c.name}: size and hash only, never bytes`, () => {
@@ -279,7 +444,13 @@ describe('request bodies for the audit log', () => {
 
   it('decodes a protobuf Secret into its JSON form', () => {
     const obj = decodeKubeProtobuf(kubeProtobuf('v1', 'Secret', secretMessage('x', { a: 'b' })));
-    assert.deepEqual(obj, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'x', namespace: 'default', annotations: { note: 'hello' } }, data: { a: 'Yg==' }, type: 'Opaque' });
+    assert.deepEqual(obj, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'x', namespace: 'default', annotations: { note: 'hello' } },
+      data: { a: 'Yg==' },
+      type: 'Opaque',
+    });
   });
 });
 
@@ -288,7 +459,10 @@ describe('Accept rewriting for masked requests', () => {
     [undefined, 'application/json'],
     ['application/vnd.kubernetes.protobuf', 'application/json'],
     ['application/vnd.kubernetes.protobuf, */*', 'application/json'],
-    ['application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json', 'application/json;as=Table;v=v1;g=meta.k8s.io, application/json;as=Table;v=v1beta1;g=meta.k8s.io, application/json'],
+    [
+      'application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json',
+      'application/json;as=Table;v=v1;g=meta.k8s.io, application/json;as=Table;v=v1beta1;g=meta.k8s.io, application/json',
+    ],
     ['application/vnd.kubernetes.protobuf;as=Table;v=v1;g=meta.k8s.io', 'application/json;as=Table;v=v1;g=meta.k8s.io, application/json'],
     ['application/yaml', 'application/json'],
     ['text/html, image/png', 'application/json'],

@@ -59,7 +59,22 @@ class Gen {
       case 4:
         return 'x'.repeat(this.int(3)) + '中'.repeat(this.pick([1, 42, 43, 44, 50, 5462])); // UTF-16 < 128, UTF-8 ≥ 128
       case 5:
-        return this.pick(['😀', '\u{10FFFF}', '\uD800', '\uDC00', 'a\uD83D', '\uDE00b', '\uFEFFbom', '\u0000nul', '\uFFFD', 'é', 'ÿ', '\u0080', '\u07FF', '\u0800']);
+        return this.pick([
+          '😀',
+          '\u{10FFFF}',
+          '\uD800',
+          '\uDC00',
+          'a\uD83D',
+          '\uDE00b',
+          '\uFEFFbom',
+          '\u0000nul',
+          '\uFFFD',
+          'é',
+          'ÿ',
+          '\u0080',
+          '\u07FF',
+          '\u0800',
+        ]);
       default: {
         let s = '';
         const n = this.int(this.chance(0.1) ? 400 : 24);
@@ -69,7 +84,8 @@ class Gen {
           else if (k === 5) s += String.fromCharCode(0x80 + this.int(0x780));
           else if (k === 6) s += String.fromCharCode(0x800 + this.int(0xd000));
           else if (k === 7) s += String.fromCodePoint(0x10000 + this.int(0xfffff));
-          else if (k === 8) s += String.fromCharCode(0xd800 + this.int(0x800)); // lone surrogate
+          else if (k === 8)
+            s += String.fromCharCode(0xd800 + this.int(0x800)); // lone surrogate
           else s += String.fromCharCode(this.int(0x80));
         }
         return s;
@@ -328,7 +344,10 @@ describe('message codec (property, fixed seed)', () => {
   test('named malformations throw', () => {
     const decode = (bytes: number[]): unknown => decodeMessage(EventEnvelopeSchema, new Uint8Array(bytes));
     // id (field 1, a string) sent as a varint
-    assert.throws(() => decode([0x08, 0x01]), (e: Error) => e instanceof MessageDecodeError && /wire type 0/.test(e.message));
+    assert.throws(
+      () => decode([0x08, 0x01]),
+      (e: Error) => e instanceof MessageDecodeError && /wire type 0/.test(e.message),
+    );
     // schema_version with an 11-byte varint
     assert.throws(() => decode([0x18, ...Array<number>(10).fill(0x80), 0x01]), /invalid varint/);
     // a string longer than the data

@@ -21,18 +21,24 @@ const projects = Object.entries(nestCli.projects);
 describe('nest-cli.json', () => {
   for (const [name, p] of projects.filter(([, p]) => p.type === 'application')) {
     // A project whose directory is not in this tree yet (another change adds it) is skipped, not passed.
-    test(`application ${name}: ${p.sourceRoot}/${p.entryFile ?? 'main'}.ts exists`, { skip: existsSync(join(REPO_ROOT, p.root)) ? false : `${p.root} does not exist in this tree` }, () => {
-      assert.ok(p.sourceRoot.startsWith(`${p.root}/`), `${name}: sourceRoot ${p.sourceRoot} is under root ${p.root}`);
-      const entry = join(REPO_ROOT, p.sourceRoot, `${p.entryFile ?? 'main'}.ts`);
-      assert.ok(existsSync(entry), `${name}: ${entry} does not exist`);
-    });
+    test(
+      `application ${name}: ${p.sourceRoot}/${p.entryFile ?? 'main'}.ts exists`,
+      { skip: existsSync(join(REPO_ROOT, p.root)) ? false : `${p.root} does not exist in this tree` },
+      () => {
+        assert.ok(p.sourceRoot.startsWith(`${p.root}/`), `${name}: sourceRoot ${p.sourceRoot} is under root ${p.root}`);
+        const entry = join(REPO_ROOT, p.sourceRoot, `${p.entryFile ?? 'main'}.ts`);
+        assert.ok(existsSync(entry), `${name}: ${entry} does not exist`);
+      },
+    );
   }
 
   test('every library project has its source root, and every lib under libs/ is a library project', () => {
     const libraries = projects.filter(([, p]) => p.type === 'library');
     for (const [name, p] of libraries) assert.ok(existsSync(join(REPO_ROOT, p.sourceRoot, 'index.ts')), `${name}: ${p.sourceRoot}/index.ts`);
     const listed = new Set(libraries.map(([, p]) => p.root));
-    const libs = readdirSync(join(REPO_ROOT, 'libs'), { withFileTypes: true }).filter((e) => e.isDirectory() && existsSync(join(REPO_ROOT, 'libs', e.name, 'package.json')));
+    const libs = readdirSync(join(REPO_ROOT, 'libs'), { withFileTypes: true }).filter(
+      (e) => e.isDirectory() && existsSync(join(REPO_ROOT, 'libs', e.name, 'package.json')),
+    );
     assert.deepEqual(
       libs.map((e) => `libs/${e.name}`).filter((root) => !listed.has(root)),
       [],

@@ -1,14 +1,7 @@
 /** Builders for policy-engine tests: identities and request attributes in one line each. */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import {
-  HttpAttributesSchema,
-  IdentitySchema,
-  KubeAttributesSchema,
-  RequestAttributesSchema,
-  create,
-  type RequestAttributes,
-} from '@portcullis/contracts';
+import { HttpAttributesSchema, IdentitySchema, KubeAttributesSchema, RequestAttributesSchema, create, type RequestAttributes } from '@portcullis/contracts';
 import { parsePolicy, type CompiledPolicy, type PolicyIdentity } from '@portcullis/policy-engine';
 
 /** Repository root (tests run from dist/test/unit). */

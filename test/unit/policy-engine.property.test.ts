@@ -1,13 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import {
-  DEFAULT_DENY_RULE_ID,
-  compilePolicy,
-  evaluate,
-  explain,
-  type CompiledPolicy,
-} from '@portcullis/policy-engine';
+import { DEFAULT_DENY_RULE_ID, compilePolicy, evaluate, explain, type CompiledPolicy } from '@portcullis/policy-engine';
 import { kube, nonResource, who } from './policy-engine.fixtures.js';
 
 const VOCAB = {
@@ -26,10 +20,7 @@ const FIELDS = Object.keys(VOCAB) as Field[];
 /** An entry of a field: a literal, a prefix glob, or (when allowed) "*". */
 const entry = (field: Field, allowStar: boolean) => {
   const values = VOCAB[field] as readonly string[];
-  const options = [
-    fc.constantFrom(...values),
-    fc.constantFrom(...values.filter((v) => v.length > 1)).map((v) => `${v.slice(0, 2)}*`),
-  ];
+  const options = [fc.constantFrom(...values), fc.constantFrom(...values.filter((v) => v.length > 1)).map((v) => `${v.slice(0, 2)}*`)];
   if (allowStar) options.push(fc.constant('*'));
   return fc.oneof(...options);
 };
@@ -37,19 +28,18 @@ const entry = (field: Field, allowStar: boolean) => {
 const rule = (allowStar: boolean) =>
   fc
     .tuple(
-      fc.subarray(FIELDS.filter((f) => f !== 'nonResourcePaths'), { minLength: 1, maxLength: 4 }),
+      fc.subarray(
+        FIELDS.filter((f) => f !== 'nonResourcePaths'),
+        { minLength: 1, maxLength: 4 },
+      ),
       fc.boolean(),
       fc.constantFrom('allow', 'deny', 'require_approval', 'mask'),
       fc.option(fc.constantFrom('secrets', 'tokens'), { nil: undefined }),
     )
     .chain(([fields, nonResource, effect, mask]) => {
       // nonResourcePaths cannot be combined with resource fields; swap them in half the time.
-      const chosen: Field[] = nonResource
-        ? [...fields.filter((f) => !['resources', 'namespaces', 'names'].includes(f)), 'nonResourcePaths']
-        : fields;
-      const match = Object.fromEntries(
-        chosen.map((f) => [f, fc.array(entry(f, allowStar), { minLength: 1, maxLength: 3 })]),
-      );
+      const chosen: Field[] = nonResource ? [...fields.filter((f) => !['resources', 'namespaces', 'names'].includes(f)), 'nonResourcePaths'] : fields;
+      const match = Object.fromEntries(chosen.map((f) => [f, fc.array(entry(f, allowStar), { minLength: 1, maxLength: 3 })]));
       return fc.record(match).map((m) => ({
         effect,
         match: m,
@@ -74,13 +64,17 @@ const pick = <F extends Field>(f: F) => fc.constantFrom(...(VOCAB[f] as readonly
 
 const request = fc.oneof(
   fc
-    .record({ verb: pick('verbs'), resource: pick('resources'), ns: pick('namespaces'), name: fc.oneof(pick('names'), fc.constant('')), conn: pick('connections') })
+    .record({
+      verb: pick('verbs'),
+      resource: pick('resources'),
+      ns: pick('namespaces'),
+      name: fc.oneof(pick('names'), fc.constant('')),
+      conn: pick('connections'),
+    })
     .map((r) => kube(`${r.verb} ${r.resource} ${r.name} ${r.ns === '' ? '' : `-n ${r.ns}`} --on ${r.conn}`)),
   fc.record({ verb: pick('verbs'), path: pick('nonResourcePaths'), conn: pick('connections') }).map((r) => nonResource(r.verb, r.path, r.conn)),
 );
-const identity = fc
-  .record({ sub: pick('subjects'), groups: fc.subarray([...VOCAB.groups, 'zz-group']) })
-  .map((i) => who(i));
+const identity = fc.record({ sub: pick('subjects'), groups: fc.subarray([...VOCAB.groups, 'zz-group']) }).map((i) => who(i));
 const NOW = new Date('2026-11-26T10:00:00Z');
 
 describe('policy engine properties', () => {
@@ -145,10 +139,7 @@ describe('policy engine properties', () => {
         const kind = fast.ruleId === DEFAULT_DENY_RULE_ID ? 'default-deny' : `${fast.effect}${fast.maskProfile ? '+mask' : ''}`;
         seen.set(kind, (seen.get(kind) ?? 0) + 1);
         const slow = explain(p, id, req, NOW).decision;
-        assert.deepEqual(
-          [fast.effect, fast.ruleId, fast.maskProfile, fast.message],
-          [slow.effect, slow.ruleId, slow.maskProfile, slow.message],
-        );
+        assert.deepEqual([fast.effect, fast.ruleId, fast.maskProfile, fast.message], [slow.effect, slow.ruleId, slow.maskProfile, slow.message]);
       }),
       { numRuns: 1000 },
     );

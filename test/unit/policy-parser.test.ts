@@ -192,7 +192,10 @@ describe('parsePolicy errors carry path, line and column', () => {
     effect: require_approval
     approval: { approverGroups: [sre], quorum: 0, scope: forever }
 `);
-    assert.deepEqual(errors.map((e) => e.path), ['rules[0].approval.quorum', 'rules[0].approval.scope']);
+    assert.deepEqual(
+      errors.map((e) => e.path),
+      ['rules[0].approval.quorum', 'rules[0].approval.scope'],
+    );
   });
 
   test('mask on deny, unknown profile, mask effect without profile', () => {
@@ -233,7 +236,10 @@ rules:
     effect: allow
     match: { verbs: [get], http: { methods: [GET] } }
 `);
-    assert.deepEqual(errors.map((e) => e.path), ['rules[0].match.nonResourcePaths', 'rules[1].match.http']);
+    assert.deepEqual(
+      errors.map((e) => e.path),
+      ['rules[0].match.nonResourcePaths', 'rules[1].match.http'],
+    );
     assert.match(errors[0]!.message, /split the rule in two/);
   });
 
@@ -292,7 +298,10 @@ describe('valid documents', () => {
     assert.ok(compilePolicy(doc).ok);
     const bad = compilePolicy({ ...doc, rules: [{ id: 'a', effect: 'allow', extra: 1 }] });
     assert.ok(!bad.ok);
-    assert.deepEqual(bad.errors.map((e) => [e.path, e.line, e.column]), [['rules[0].extra', 0, 0]]);
+    assert.deepEqual(
+      bad.errors.map((e) => [e.path, e.line, e.column]),
+      [['rules[0].extra', 0, 0]],
+    );
   });
 
   test('policy.schema.json is generated from the zod schema and committed up to date', () => {
@@ -319,7 +328,8 @@ describe('building blocks', () => {
     assert.equal(parseDurationSeconds('2000ms'), 2);
     assert.equal(parseDurationSeconds('1m30s'), 90);
     assert.equal(parseDurationSeconds('1d1h1m1s'), 90061);
-    for (const bad of ['', '0s', '0ms', '15', 'm', '1m1h', '1.5h', '-1s', '1500ms', '1s500ms', '1h 30m', '30S']) assert.equal(parseDurationSeconds(bad), undefined, bad);
+    for (const bad of ['', '0s', '0ms', '15', 'm', '1m1h', '1.5h', '-1s', '1500ms', '1s500ms', '1h 30m', '30S'])
+      assert.equal(parseDurationSeconds(bad), undefined, bad);
   });
 
   test('globs', () => {

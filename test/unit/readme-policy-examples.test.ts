@@ -20,10 +20,34 @@ describe('README worked policy examples', () => {
     { name: 'the read-only bot reads', who: reporter, line: 'list pods -n prod --on prod', expect: ['allow', 'reporter-read-only'] },
     { name: 'the read-only bot cannot write', who: reporter, line: 'patch deployments.apps web -n prod --on prod', expect: ['deny', 'default-deny'] },
     { name: 'the read-only bot reads only prod', who: reporter, line: 'get pods -n default --on sandbox', expect: ['deny', 'default-deny'] },
-    { name: 'a bot reading a Secret gets it masked', who: reporter, line: 'get secrets db -n prod --on prod', expect: ['allow', 'reporter-read-only'], mask: 'secrets' },
-    { name: 'deleting a namespace needs two sre approvers', who: who({ sub: 'alice', groups: ['sre'] }), line: 'delete namespaces staging --on prod', expect: ['require_approval', 'delete-namespace-two-sre'], quorum: 2 },
-    { name: 'exec in prod in working hours needs an approval', who: who({ sub: 'alice', groups: ['sre'] }), line: 'create pods/exec web -n prod --on prod', at: workingHours, expect: ['require_approval', 'prod-exec-working-hours'] },
-    { name: 'exec in prod in the evening is denied', who: who({ sub: 'alice', groups: ['sre'] }), line: 'create pods/exec web -n prod --on prod', at: evening, expect: ['deny', 'default-deny'] },
+    {
+      name: 'a bot reading a Secret gets it masked',
+      who: reporter,
+      line: 'get secrets db -n prod --on prod',
+      expect: ['allow', 'reporter-read-only'],
+      mask: 'secrets',
+    },
+    {
+      name: 'deleting a namespace needs two sre approvers',
+      who: who({ sub: 'alice', groups: ['sre'] }),
+      line: 'delete namespaces staging --on prod',
+      expect: ['require_approval', 'delete-namespace-two-sre'],
+      quorum: 2,
+    },
+    {
+      name: 'exec in prod in working hours needs an approval',
+      who: who({ sub: 'alice', groups: ['sre'] }),
+      line: 'create pods/exec web -n prod --on prod',
+      at: workingHours,
+      expect: ['require_approval', 'prod-exec-working-hours'],
+    },
+    {
+      name: 'exec in prod in the evening is denied',
+      who: who({ sub: 'alice', groups: ['sre'] }),
+      line: 'create pods/exec web -n prod --on prod',
+      at: evening,
+      expect: ['deny', 'default-deny'],
+    },
   ];
   for (const c of cases) {
     test(c.name, () => {

@@ -32,23 +32,29 @@ const channel = (ch: number, text: string | Buffer): Buffer => Buffer.concat([Bu
 describe('WebSocketFrameReader', () => {
   test('reads masked and unmasked messages split at every byte boundary, fragmented or not', () => {
     fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 70_000 }), fc.boolean(), fc.integer({ min: 1, max: 5000 }), fc.integer({ min: 1, max: 3 }), (bytes, masked, step, parts) => {
-        const payload = Buffer.from(bytes);
-        const cut = Math.floor(payload.length / parts);
-        const frames: Buffer[] = [];
-        for (let i = 0; i < parts; i++) {
-          const piece = payload.subarray(i * cut, i === parts - 1 ? payload.length : (i + 1) * cut);
-          frames.push(frame(i === 0 ? 2 : 0, piece, { masked, fin: i === parts - 1 }));
-        }
-        // A ping between fragments is allowed and must not disturb the message.
-        frames.splice(1, 0, frame(9, Buffer.from('p'), { masked }));
-        const stream = Buffer.concat(frames);
-        const got: Buffer[] = [];
-        const reader = new WebSocketFrameReader({ message: (_op, p) => got.push(p), close: () => undefined }, 1 << 20);
-        for (let at = 0; at < stream.length; at += step) reader.push(stream.subarray(at, at + step));
-        assert.equal(got.length, 1);
-        assert.ok(got[0]?.equals(payload));
-      }),
+      fc.property(
+        fc.uint8Array({ maxLength: 70_000 }),
+        fc.boolean(),
+        fc.integer({ min: 1, max: 5000 }),
+        fc.integer({ min: 1, max: 3 }),
+        (bytes, masked, step, parts) => {
+          const payload = Buffer.from(bytes);
+          const cut = Math.floor(payload.length / parts);
+          const frames: Buffer[] = [];
+          for (let i = 0; i < parts; i++) {
+            const piece = payload.subarray(i * cut, i === parts - 1 ? payload.length : (i + 1) * cut);
+            frames.push(frame(i === 0 ? 2 : 0, piece, { masked, fin: i === parts - 1 }));
+          }
+          // A ping between fragments is allowed and must not disturb the message.
+          frames.splice(1, 0, frame(9, Buffer.from('p'), { masked }));
+          const stream = Buffer.concat(frames);
+          const got: Buffer[] = [];
+          const reader = new WebSocketFrameReader({ message: (_op, p) => got.push(p), close: () => undefined }, 1 << 20);
+          for (let at = 0; at < stream.length; at += step) reader.push(stream.subarray(at, at + step));
+          assert.equal(got.length, 1);
+          assert.ok(got[0]?.equals(payload));
+        },
+      ),
       { numRuns: 200 },
     );
   });
@@ -70,7 +76,12 @@ describe('SessionRecorder', () => {
     rec.fromServer(frame(2, channel(1, 'a b\n')));
     rec.fromServer(frame(2, channel(2, 'oops\n')));
     rec.fromClient(frame(2, Buffer.from([255, 0]), { masked: true }));
-    rec.fromServer(frame(2, channel(3, JSON.stringify({ metadata: {}, status: 'Failure', reason: 'NonZeroExitCode', details: { causes: [{ reason: 'ExitCode', message: '7' }] } }))));
+    rec.fromServer(
+      frame(
+        2,
+        channel(3, JSON.stringify({ metadata: {}, status: 'Failure', reason: 'NonZeroExitCode', details: { causes: [{ reason: 'ExitCode', message: '7' }] } })),
+      ),
+    );
     const summary = rec.finish();
     assert.equal(summary.exitCode, 7);
     assert.equal(summary.status, 'Failure');
@@ -91,7 +102,10 @@ describe('SessionRecorder', () => {
     const rec = new SessionRecorder('base64.channel.k8s.io', performance.now(), options, (_s, f) => batches.push(f));
     rec.fromServer(frame(1, Buffer.from(`1${Buffer.from('hello\n').toString('base64')}`)));
     rec.finish();
-    assert.deepEqual(batches.flat().map((f) => [f.channel, Buffer.from(f.data).toString()]), [[1, 'hello\n']]);
+    assert.deepEqual(
+      batches.flat().map((f) => [f.channel, Buffer.from(f.data).toString()]),
+      [[1, 'hello\n']],
+    );
   });
 
   test('stops at the cap, marks the cut, still reads the exit status', () => {
@@ -104,13 +118,18 @@ describe('SessionRecorder', () => {
     const summary = rec.finish();
     assert.deepEqual([summary.recordedBytes, summary.truncated, summary.exitCode], [64, true, 0]);
     const frames = batches.flat();
-    assert.equal(frames.reduce((n, f) => n + f.data.length, 0), 64);
+    assert.equal(
+      frames.reduce((n, f) => n + f.data.length, 0),
+      64,
+    );
     assert.equal(frames.at(-1)?.truncated, true);
   });
 
   test('batches by size', () => {
     const sequences: number[] = [];
-    const rec = new SessionRecorder('v5.channel.k8s.io', performance.now(), { maxBytes: 1 << 20, flushIntervalMs: 10_000, flushBytes: 10 }, (s) => sequences.push(s));
+    const rec = new SessionRecorder('v5.channel.k8s.io', performance.now(), { maxBytes: 1 << 20, flushIntervalMs: 10_000, flushBytes: 10 }, (s) =>
+      sequences.push(s),
+    );
     for (let i = 0; i < 5; i++) rec.fromServer(frame(2, channel(1, '0123456789')));
     rec.finish();
     assert.deepEqual(sequences, [1, 2, 3, 4, 5]);

@@ -5,15 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { decodeJwt, exportJWK, generateKeyPair, importJWK, SignJWT, UnsecuredJWT, type JWK, type JWTHeaderParameters, type JWTPayload } from 'jose';
-import {
-  DevIssuer,
-  DevIssuerError,
-  TokenError,
-  TokenErrorCode,
-  TokenVerifier,
-  type DevIssuerClient,
-  type DevIssuerOptions,
-} from '@portcullis/identity';
+import { DevIssuer, DevIssuerError, TokenError, TokenErrorCode, TokenVerifier, type DevIssuerClient, type DevIssuerOptions } from '@portcullis/identity';
 
 const ISSUER = 'https://127.0.0.1:8443/oidc/dev';
 const AUDIENCE = 'portcullis';
@@ -66,7 +58,17 @@ const nowS = (): number => Math.floor(Date.now() / 1000);
 /** Claims of a token the dev issuer would mint, with overrides; `undefined` removes a claim. */
 function claims(over: Record<string, unknown> = {}): JWTPayload {
   const t = nowS();
-  const base: Record<string, unknown> = { iss: ISSUER, sub: 'ci-bot', aud: AUDIENCE, iat: t, nbf: t, exp: t + 300, jti: 'forged-1', client_id: 'ci-bot', groups: ['bots'] };
+  const base: Record<string, unknown> = {
+    iss: ISSUER,
+    sub: 'ci-bot',
+    aud: AUDIENCE,
+    iat: t,
+    nbf: t,
+    exp: t + 300,
+    jti: 'forged-1',
+    client_id: 'ci-bot',
+    groups: ['bots'],
+  };
   for (const [k, v] of Object.entries(over)) {
     if (v === undefined) delete base[k];
     else base[k] = v;
@@ -76,15 +78,16 @@ function claims(over: Record<string, unknown> = {}): JWTPayload {
 
 /** Signs `payload` as given (no defaults added by SignJWT). */
 async function sign(payload: JWTPayload, opts: { key?: CryptoKey | Uint8Array; header?: Partial<JWTHeaderParameters> } = {}): Promise<string> {
-  return new SignJWT(payload)
-    .setProtectedHeader({ alg: 'ES256', kid: trustedKid, typ: 'JWT', ...opts.header })
-    .sign(opts.key ?? trustedKey);
+  return new SignJWT(payload).setProtectedHeader({ alg: 'ES256', kid: trustedKid, typ: 'JWT', ...opts.header }).sign(opts.key ?? trustedKey);
 }
 
 /** Signs with the trusted key without jose's header checks (it will not sign an unknown `crit`). */
 function signRaw(header: Record<string, unknown>, payload: JWTPayload): string {
   const input = `${b64(JSON.stringify(header))}.${b64(JSON.stringify(payload))}`;
-  const signature = cryptoSign('sha256', Buffer.from(input), { key: createPrivateKey({ key: trustedPrivateJwk as JsonWebKey, format: 'jwk' }), dsaEncoding: 'ieee-p1363' });
+  const signature = cryptoSign('sha256', Buffer.from(input), {
+    key: createPrivateKey({ key: trustedPrivateJwk as JsonWebKey, format: 'jwk' }),
+    dsaEncoding: 'ieee-p1363',
+  });
   return `${input}.${signature.toString('base64url')}`;
 }
 
@@ -133,7 +136,11 @@ const ATTACKS: readonly Attack[] = [
     token: async () => sign(claims(), { header: { alg: 'RS256' }, key: (await generateKeyPair('RS256')).privateKey }),
     code: TokenErrorCode.BadSignature,
   },
-  { name: 'expired (beyond the clock skew)', token: async () => sign(claims({ iat: nowS() - 600, nbf: nowS() - 600, exp: nowS() - 60 })), code: TokenErrorCode.Expired },
+  {
+    name: 'expired (beyond the clock skew)',
+    token: async () => sign(claims({ iat: nowS() - 600, nbf: nowS() - 600, exp: nowS() - 60 })),
+    code: TokenErrorCode.Expired,
+  },
   { name: 'nbf in the future', token: async () => sign(claims({ nbf: nowS() + 600, exp: nowS() + 900 })), code: TokenErrorCode.NotYetValid },
   { name: 'iat in the future', token: async () => sign(claims({ iat: nowS() + 600, nbf: undefined, exp: nowS() + 900 })), code: TokenErrorCode.NotYetValid },
   {
@@ -205,7 +212,11 @@ const ATTACKS: readonly Attack[] = [
   { name: 'three garbage segments', token: () => 'aaa.bbb.ccc', code: TokenErrorCode.Malformed },
   { name: '"Bearer " prefix left on', token: async () => `Bearer ${await sign(claims())}`, code: TokenErrorCode.Malformed },
   { name: 'JWE-shaped (five segments)', token: () => 'a.b.c.d.e', code: TokenErrorCode.Malformed },
-  { name: 'payload is JSON but not an object', token: () => `${b64(JSON.stringify({ alg: 'ES256' }))}.${b64('"just a string"')}.${b64('sig')}`, code: TokenErrorCode.UnknownIssuer },
+  {
+    name: 'payload is JSON but not an object',
+    token: () => `${b64(JSON.stringify({ alg: 'ES256' }))}.${b64('"just a string"')}.${b64('sig')}`,
+    code: TokenErrorCode.UnknownIssuer,
+  },
   {
     name: 'unknown critical header, signed with the trusted key',
     token: () => signRaw({ alg: 'ES256', kid: trustedKid, crit: ['x-portcullis'], 'x-portcullis': 1 }, claims()),
@@ -304,7 +315,10 @@ describe('TokenVerifier cache', () => {
     assert.equal((await v.verify(issued.accessToken, exp + CLOCK_SKEW_MS - 1000)).subject, 'ci-bot');
     await assert.rejects(v.verify(issued.accessToken, exp + CLOCK_SKEW_MS), (err: unknown) => err instanceof TokenError && err.code === TokenErrorCode.Expired);
     // Still refused afterwards: the expired entry did not come back.
-    await assert.rejects(v.verify(issued.accessToken, exp + CLOCK_SKEW_MS + 60_000), (err: unknown) => err instanceof TokenError && err.code === TokenErrorCode.Expired);
+    await assert.rejects(
+      v.verify(issued.accessToken, exp + CLOCK_SKEW_MS + 60_000),
+      (err: unknown) => err instanceof TokenError && err.code === TokenErrorCode.Expired,
+    );
   });
 
   test('the cache is bounded: the oldest entry is evicted', async () => {

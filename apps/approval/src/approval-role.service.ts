@@ -56,12 +56,23 @@ export class ApprovalRoleService implements OnApplicationBootstrap, BeforeApplic
       this.slackJobs.use(handle);
       if (this.queue instanceof BullMqSlackQueue) this.queue.start(handle);
     }
-    this.listeners.serve({ listener: Listener.Approval, description: 'approvals API and Slack interactions', host: a.listen.host, port: a.listen.port, tls: this.tls });
+    this.listeners.serve({
+      listener: Listener.Approval,
+      description: 'approvals API and Slack interactions',
+      host: a.listen.host,
+      port: a.listen.port,
+      tls: this.tls,
+    });
     this.sweeper = setInterval(() => {
       this.approvals.expireDue().catch((err: unknown) => logger.warn('approval expiry sweep failed', { err }));
     }, a.sweepInterval);
     this.sweeper.unref();
-    logger.info('approval role serving', { subject: Subjects.approvalGate(), queue: QueueGroups.approval, store: usesRedis(config) ? 'redis' : 'memory', slack: a.slack.enabled });
+    logger.info('approval role serving', {
+      subject: Subjects.approvalGate(),
+      queue: QueueGroups.approval,
+      store: usesRedis(config) ? 'redis' : 'memory',
+      slack: a.slack.enabled,
+    });
   }
 
   beforeApplicationShutdown(): void {

@@ -1,4 +1,18 @@
-import { All, Catch, Get, Inject, Injectable, Param, Res, UseFilters, UseGuards, type ArgumentsHost, type ExceptionFilter, type OnModuleInit, type PipeTransform } from '@nestjs/common';
+import {
+  All,
+  Catch,
+  Get,
+  Inject,
+  Injectable,
+  Param,
+  Res,
+  UseFilters,
+  UseGuards,
+  type ArgumentsHost,
+  type ExceptionFilter,
+  type OnModuleInit,
+  type PipeTransform,
+} from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
 import type { PortcullisConfig } from '@portcullis/config';
 import type { Logger } from '@portcullis/common';
@@ -63,7 +77,12 @@ export class AuditApiFilter implements ExceptionFilter {
     if (err instanceof AuthenticationError) {
       return err.failure === 'missing' || err.failure === 'not_bearer'
         ? sendJson(reply, 401, { error: 'unauthenticated', message: 'a bearer token is required' }, { 'www-authenticate': 'Bearer realm="portcullis-audit"' })
-        : sendJson(reply, 401, { error: 'unauthenticated', message: 'the bearer token could not be verified' }, { 'www-authenticate': 'Bearer realm="portcullis-audit", error="invalid_token"' });
+        : sendJson(
+            reply,
+            401,
+            { error: 'unauthenticated', message: 'the bearer token could not be verified' },
+            { 'www-authenticate': 'Bearer realm="portcullis-audit", error="invalid_token"' },
+          );
     }
     if (err instanceof CallerForbiddenError) {
       this.logger.warn('audit API refused a caller outside the auditor groups', { subject: err.caller.subject });
@@ -126,6 +145,7 @@ export class AuditListener implements OnModuleInit {
 
   onModuleInit(): void {
     const listen = this.config.audit.listen;
-    if (listen !== undefined) this.listeners.serve({ listener: Listener.Audit, description: 'audit replay API', host: listen.host, port: listen.port, tls: this.tls });
+    if (listen !== undefined)
+      this.listeners.serve({ listener: Listener.Audit, description: 'audit replay API', host: listen.host, port: listen.port, tls: this.tls });
   }
 }

@@ -11,7 +11,10 @@ export function withExamples(command: Command, examples: readonly [Example, ...E
 
 /** `--config <file>`: which config file the command reads. */
 export function configOption(): Option {
-  return new Option('--config <file>', 'the Portcullis config file (default: $PORTCULLIS_CONFIG, else ./portcullis.yaml, else the example config shipped with the package)');
+  return new Option(
+    '--config <file>',
+    'the Portcullis config file (default: $PORTCULLIS_CONFIG, else ./portcullis.yaml, else the example config shipped with the package)',
+  );
 }
 
 /** Collects a repeatable option's values (`--scope a --scope b`). */

@@ -43,7 +43,11 @@ export function edgeTrust(config: PortcullisConfig): ClientTrust {
     } catch (err) {
       if (err instanceof CliError) throw err;
       const code = (err as NodeJS.ErrnoException).code;
-      throw new CliError(code !== undefined ? `cannot read edge.tls.caBundleFile ${config.edge.tls.caBundleFile ?? ''}: ${code}` : (err as Error).message, undefined, { cause: err });
+      throw new CliError(
+        code !== undefined ? `cannot read edge.tls.caBundleFile ${config.edge.tls.caBundleFile ?? ''}: ${code}` : (err as Error).message,
+        undefined,
+        { cause: err },
+      );
     }
   }
   const file = join(config.node.stateDir, 'tls', 'ca.pem');

@@ -50,7 +50,13 @@ function configureTree(command: Command, path: string): void {
     .showSuggestionAfterError(true)
     .showHelpAfterError(`Run '${path} --help' for usage and examples.`)
     .configureOutput({
-      outputError: (text, write) => write(`portcullis: ${text.replace(/^error: /, '').replace(/\n\(Did you mean/, ' (Did you mean').trimEnd()}\n`),
+      outputError: (text, write) =>
+        write(
+          `portcullis: ${text
+            .replace(/^error: /, '')
+            .replace(/\n\(Did you mean/, ' (Did you mean')
+            .trimEnd()}\n`,
+        ),
     });
   for (const sub of command.commands) configureTree(sub, `${path} ${sub.name()}`);
 }

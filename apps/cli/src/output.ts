@@ -35,7 +35,8 @@ export function jsonAliasOption(): Option {
 /** The format asked for: `--json` is `-o json`; both with different formats is a usage error. */
 export function outputFormat(opts: OutputOptions, explicitOutput: boolean): OutputFormat {
   if (opts.json === true) {
-    if (explicitOutput && opts.output !== OutputFormat.Json) throw new CliError(`--json is -o json: it cannot be combined with -o ${opts.output}`, ExitCode.Usage);
+    if (explicitOutput && opts.output !== OutputFormat.Json)
+      throw new CliError(`--json is -o json: it cannot be combined with -o ${opts.output}`, ExitCode.Usage);
     return OutputFormat.Json;
   }
   return opts.output as OutputFormat;

@@ -49,7 +49,10 @@ function epochMs(digits: string, flag: string): number {
   if (n >= EPOCH_SECONDS_DIGITS.min && n <= EPOCH_SECONDS_DIGITS.max) return Number(digits) * 1000;
   if (n >= EPOCH_MS_DIGITS.min && n <= EPOCH_MS_DIGITS.max) return Number(digits);
   const hint = n < EPOCH_SECONDS_DIGITS.min ? ` — a duration needs a unit (${digits}s, ${digits}m, ${digits}h)` : '';
-  throw new CliError(`${flag}: ${JSON.stringify(digits)} is neither epoch seconds (9-11 digits) nor epoch milliseconds (12-16 digits)${hint}; expected ${TIME_FORMS}`, ExitCode.Usage);
+  throw new CliError(
+    `${flag}: ${JSON.stringify(digits)} is neither epoch seconds (9-11 digits) nor epoch milliseconds (12-16 digits)${hint}; expected ${TIME_FORMS}`,
+    ExitCode.Usage,
+  );
 }
 
 function isoMs(m: RegExpExecArray, text: string, flag: string): number {
@@ -58,7 +61,12 @@ function isoMs(m: RegExpExecArray, text: string, flag: string): number {
   const utc = new Date(Date.UTC(year, month - 1, day, hour, minute, second));
   // Date.UTC rolls 2026-02-30 over into March: a value that does not come back unchanged is no date.
   const real =
-    utc.getUTCFullYear() === year && utc.getUTCMonth() === month - 1 && utc.getUTCDate() === day && utc.getUTCHours() === hour && utc.getUTCMinutes() === minute && utc.getUTCSeconds() === second;
+    utc.getUTCFullYear() === year &&
+    utc.getUTCMonth() === month - 1 &&
+    utc.getUTCDate() === day &&
+    utc.getUTCHours() === hour &&
+    utc.getUTCMinutes() === minute &&
+    utc.getUTCSeconds() === second;
   if (!real) throw new CliError(`${flag}: ${JSON.stringify(text)} is not a real date or time; expected ${TIME_FORMS}`, ExitCode.Usage);
   const fraction = m[7] === undefined ? 0 : Math.floor(Number(`0.${m[7]}`) * 1000);
   const offset = m[8] === undefined || m[8].toUpperCase() === 'Z' ? 0 : offsetMs(m[8]);

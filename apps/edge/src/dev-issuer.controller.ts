@@ -15,7 +15,8 @@ export class DevIssuerFilter implements ExceptionFilter {
 
   catch(err: unknown, host: ArgumentsHost): void {
     const reply = host.switchToHttp().getResponse<FastifyReply>();
-    if (err instanceof DevIssuerError) return sendJson(reply, err.oauthError === 'invalid_client' ? 401 : 400, { error: err.oauthError, error_description: err.message });
+    if (err instanceof DevIssuerError)
+      return sendJson(reply, err.oauthError === 'invalid_client' ? 401 : 400, { error: err.oauthError, error_description: err.message });
     if (err instanceof BodyTooLargeError) return sendJson(reply, 413, { error: 'invalid_request', error_description: 'form too large' });
     this.logger.error('unhandled error in request', { err });
     if (!reply.sent) sendEdgeInternalError(reply);
@@ -46,7 +47,10 @@ export class DevIssuerController {
   @Post(`${DEV_ISSUER_PATH}/token`)
   @HttpCode(200)
   @JsonNoStore()
-  async token(@Body(new ReadBodyPipe(MAX_FORM_BYTES)) form: Buffer, @Headers('authorization') authorization: string | undefined): Promise<Record<string, unknown>> {
+  async token(
+    @Body(new ReadBodyPipe(MAX_FORM_BYTES)) form: Buffer,
+    @Headers('authorization') authorization: string | undefined,
+  ): Promise<Record<string, unknown>> {
     const t = await this.issuer.issue(parseDevTokenRequest(form.toString('utf8'), authorization));
     return { access_token: t.accessToken, token_type: 'Bearer', expires_in: t.expiresInSeconds, ...(t.scope ? { scope: t.scope } : {}) };
   }

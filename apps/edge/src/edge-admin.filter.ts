@@ -2,7 +2,15 @@ import { Catch, Inject, type ArgumentsHost, type ExceptionFilter } from '@nestjs
 import type { FastifyReply } from 'fastify';
 import type { Logger } from '@portcullis/common';
 import { GatewayError } from '@portcullis/gateway';
-import { AuthenticationError, AuthenticationFailure, BodyTooLargeError, CallerForbiddenError, CLOSE_CONNECTION, LOGGER, sendJson } from '../../runtime/src/index.js';
+import {
+  AuthenticationError,
+  AuthenticationFailure,
+  BodyTooLargeError,
+  CallerForbiddenError,
+  CLOSE_CONNECTION,
+  LOGGER,
+  sendJson,
+} from '../../runtime/src/index.js';
 
 /** An explain body that is not JSON or not an explain request; `problems` name each field. */
 export class ExplainBodyError extends Error {
@@ -17,7 +25,15 @@ export class ExplainBodyError extends Error {
 
 /** What the edge answers for an error nothing else maps, as its data path does: a Kubernetes Status. */
 export function sendEdgeInternalError(reply: FastifyReply): void {
-  sendJson(reply, 500, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'portcullis: internal error', reason: 'InternalError', code: 500 });
+  sendJson(reply, 500, {
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Failure',
+    message: 'portcullis: internal error',
+    reason: 'InternalError',
+    code: 500,
+  });
 }
 
 /**
@@ -34,14 +50,20 @@ export class EdgeAdminFilter implements ExceptionFilter {
       if (err.failure === AuthenticationFailure.Unavailable) {
         return sendJson(reply, 503, { error: 'identity_unavailable', message: `cannot verify tokens right now: ${err.message}` }, CLOSE_CONNECTION);
       }
-      return sendJson(reply, 401, { error: 'unauthenticated', message: `portcullis: unauthorized: ${err.message}` }, { 'www-authenticate': 'Bearer realm="portcullis"', ...CLOSE_CONNECTION });
+      return sendJson(
+        reply,
+        401,
+        { error: 'unauthenticated', message: `portcullis: unauthorized: ${err.message}` },
+        { 'www-authenticate': 'Bearer realm="portcullis"', ...CLOSE_CONNECTION },
+      );
     }
     if (err instanceof CallerForbiddenError) {
       this.logger.warn('policy explain refused: caller not in an admin group', { subject: err.caller.subject, groups: err.caller.groups });
       return sendJson(reply, 403, { error: 'forbidden', message: err.message }, CLOSE_CONNECTION);
     }
     if (err instanceof BodyTooLargeError) return sendJson(reply, 413, { error: 'body_too_large', message: err.message }, CLOSE_CONNECTION);
-    if (err instanceof ExplainBodyError) return sendJson(reply, 400, { error: 'bad_request', message: err.message, ...(err.problems === undefined ? {} : { problems: err.problems }) });
+    if (err instanceof ExplainBodyError)
+      return sendJson(reply, 400, { error: 'bad_request', message: err.message, ...(err.problems === undefined ? {} : { problems: err.problems }) });
     if (err instanceof GatewayError) return sendJson(reply, 503, { error: 'policy_unavailable', message: err.message });
     this.logger.error('unhandled error in request', { err });
     if (!reply.sent) sendEdgeInternalError(reply);

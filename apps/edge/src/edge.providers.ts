@@ -42,7 +42,11 @@ export function edgeProviders(extraConnections: readonly UpstreamConnection[]): 
       inject: [CONFIG, MESSAGE_BUS],
       useFactory: (config: PortcullisConfig, bus: MessageBus) => {
         const cache = config.edge.decisionCache;
-        return new DecisionClient(bus, config.edge.decisionTimeout, cache.enabled ? new DecisionCache({ ttlMs: cache.ttl, maxEntries: cache.maxEntries }) : undefined);
+        return new DecisionClient(
+          bus,
+          config.edge.decisionTimeout,
+          cache.enabled ? new DecisionCache({ ttlMs: cache.ttl, maxEntries: cache.maxEntries }) : undefined,
+        );
       },
     },
   ];

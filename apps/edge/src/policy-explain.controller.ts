@@ -77,7 +77,10 @@ export class PolicyExplainController {
   @HttpCode(200)
   @UseGuards(BearerAuthGuard, AdminGroupsGuard)
   @JsonNoStore()
-  explain(@Body(new ReadBodyPipe(MAX_EXPLAIN_BODY_BYTES), new ExplainSpecPipe()) spec: ExplainSpec, @Caller() caller: Identity): Promise<Record<string, unknown>> {
+  explain(
+    @Body(new ReadBodyPipe(MAX_EXPLAIN_BODY_BYTES), new ExplainSpecPipe()) spec: ExplainSpec,
+    @Caller() caller: Identity,
+  ): Promise<Record<string, unknown>> {
     return this.explainer.explain(spec, caller);
   }
 }

@@ -104,7 +104,8 @@ export class CoreModule {
       {
         provide: BusTransportStrategy,
         inject: [MESSAGE_BUS, PROCESS_BUS, BusServeGate],
-        useFactory: (bus: MessageBus, processBus: ProcessBus, gate: BusServeGate) => new BusTransportStrategy({ bus, flush: () => processBus.handle.flush(), gate, logger }),
+        useFactory: (bus: MessageBus, processBus: ProcessBus, gate: BusServeGate) =>
+          new BusTransportStrategy({ bus, flush: () => processBus.handle.flush(), gate, logger }),
       },
       BusServeGate,
       HttpListeners,

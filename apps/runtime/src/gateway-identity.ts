@@ -51,7 +51,10 @@ export async function gatewayTls(config: PortcullisConfig): Promise<GatewayTls> 
 export function edgeClientTrust(config: PortcullisConfig, certPem: string): ClientTrust {
   const t = config.edge.tls;
   const bundle = t.caBundleFile === undefined ? undefined : readFileSync(t.caBundleFile, 'utf8');
-  return clientTrustFor(certPem, bundle, { cert: `edge.tls.certFile ${t.certFile ?? ''}`.trim(), ...(t.caBundleFile === undefined ? {} : { caBundle: `edge.tls.caBundleFile ${t.caBundleFile}` }) });
+  return clientTrustFor(certPem, bundle, {
+    cert: `edge.tls.certFile ${t.certFile ?? ''}`.trim(),
+    ...(t.caBundleFile === undefined ? {} : { caBundle: `edge.tls.caBundleFile ${t.caBundleFile}` }),
+  });
 }
 
 /** The development issuer when enabled (its key is shared through node.stateDir by every role). */

@@ -50,12 +50,23 @@ export async function connectProcessBus(config: PortcullisConfig, label: string,
   });
   try {
     const s = config.bus.auditStream;
-    await handle.log.ensureStream({ name: Streams.audit.name, subjects: Streams.audit.subjects, maxAgeMs: s.maxAge, duplicateWindowMs: s.duplicateWindow, replicas: s.replicas });
-    await handle.log.ensureStream({ name: Streams.deadLetter.name, subjects: Streams.deadLetter.subjects, maxAgeMs: 0, duplicateWindowMs: s.duplicateWindow, replicas: s.replicas });
+    await handle.log.ensureStream({
+      name: Streams.audit.name,
+      subjects: Streams.audit.subjects,
+      maxAgeMs: s.maxAge,
+      duplicateWindowMs: s.duplicateWindow,
+      replicas: s.replicas,
+    });
+    await handle.log.ensureStream({
+      name: Streams.deadLetter.name,
+      subjects: Streams.deadLetter.subjects,
+      maxAgeMs: 0,
+      duplicateWindowMs: s.duplicateWindow,
+      replicas: s.replicas,
+    });
   } catch (err) {
     await handle.close();
     throw err;
   }
   return { handle, log: handle.log, nats: handle.connection, embeddedAuditStore: undefined, close: () => handle.close() };
 }
-

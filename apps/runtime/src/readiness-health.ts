@@ -21,7 +21,15 @@ export class ReadinessHealth {
   /** Runs every check now (each bounded by its timeout): the observability listener's `/readyz`. */
   async report(): Promise<ReadinessReport> {
     const report = await this.readiness.run();
-    return summary(await this.check(Object.entries(report.checks).map(([name, state]) => () => this.indicator(name, state === 'ok', state))));
+    return summary(
+      await this.check(
+        Object.entries(report.checks).map(
+          ([name, state]) =>
+            () =>
+              this.indicator(name, state === 'ok', state),
+        ),
+      ),
+    );
   }
 
   /**
@@ -54,9 +62,7 @@ export class ReadinessHealth {
 }
 
 function summary(result: HealthCheckResult): ReadinessReport {
-  const checks = Object.fromEntries(
-    Object.entries(result.details).map(([name, detail]) => [name, detail.status === 'up' ? 'ok' : reasonOf(detail)]),
-  );
+  const checks = Object.fromEntries(Object.entries(result.details).map(([name, detail]) => [name, detail.status === 'up' ? 'ok' : reasonOf(detail)]));
   return { ready: result.status === 'ok', checks };
 }
 

@@ -13,9 +13,12 @@ export async function runRoleMain(roles: readonly Role[]): Promise<void> {
   try {
     const { values } = parseArgs({ args: process.argv.slice(2), options: { config: { type: 'string' } } });
     const path = values.config ?? process.env['PORTCULLIS_CONFIG'];
-    if (path === undefined || path === '') throw new ConfigError(`usage: main.js --config FILE (or set PORTCULLIS_CONFIG): the config of the ${roles.join('+')} role`);
+    if (path === undefined || path === '')
+      throw new ConfigError(`usage: main.js --config FILE (or set PORTCULLIS_CONFIG): the config of the ${roles.join('+')} role`);
     const running = await startProcess({ config: loadConfigFile(path), roles });
-    process.stdout.write(`${JSON.stringify({ ready: true, roles, config: path, ...(running.edgeUrl !== undefined ? { url: running.edgeUrl } : {}), ...(running.approvalUrl !== undefined ? { approvalUrl: running.approvalUrl } : {}) })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ ready: true, roles, config: path, ...(running.edgeUrl !== undefined ? { url: running.edgeUrl } : {}), ...(running.approvalUrl !== undefined ? { approvalUrl: running.approvalUrl } : {}) })}\n`,
+    );
     await runUntilSignal(running);
     process.exit(0);
   } catch (err) {

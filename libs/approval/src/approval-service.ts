@@ -19,15 +19,7 @@ import {
 } from '@portcullis/contracts';
 import type { MessageBus } from '@portcullis/bus';
 import type { Logger } from '@portcullis/common';
-import {
-  applyApprovalEvent,
-  ApprovalScope,
-  ApprovalState,
-  describeRequest,
-  isStale,
-  recordDeadlineMs,
-  type ApprovalRecord,
-} from './approval-record.js';
+import { applyApprovalEvent, ApprovalScope, ApprovalState, describeRequest, isStale, recordDeadlineMs, type ApprovalRecord } from './approval-record.js';
 import type { ApprovalStore } from './approval-store.port.js';
 import type { ApprovalJournal } from './approval-journal.js';
 import { ApprovalError, ApprovalErrorCode } from './approval-error.js';
@@ -140,7 +132,10 @@ export class ApprovalService {
         event = buildEvent(EventType.ApprovalDenied, create(ApprovalDeniedSchema, { approvalId: id, approver: who, reason: trimmed }), meta);
       } else {
         if (current.approvals.some((a) => a.subject === approver.subject)) {
-          throw new ApprovalError(ApprovalErrorCode.AlreadyApproved, `${approver.subject} already approved ${id}; the rule needs ${current.requirement.quorum} distinct approvers`);
+          throw new ApprovalError(
+            ApprovalErrorCode.AlreadyApproved,
+            `${approver.subject} already approved ${id}; the rule needs ${current.requirement.quorum} distinct approvers`,
+          );
         }
         const approvals = current.approvals.length + 1;
         const granted = breakGlass || approvals >= current.requirement.quorum;
@@ -267,7 +262,12 @@ export class ApprovalService {
       await this.opts.store.remove(record).catch(() => undefined);
       throw err;
     }
-    this.opts.logger.info('approval requested', { approvalId: id, rule: record.ruleId, requester: record.requester.subject, what: describeRequest(record.request) });
+    this.opts.logger.info('approval requested', {
+      approvalId: id,
+      rule: record.ruleId,
+      requester: record.requester.subject,
+      what: describeRequest(record.request),
+    });
     this.opts.notifier?.requested(record);
     return reply(ApprovalGateState.Pending, id, { expiresAtMs: record.expiresAtMs });
   }
@@ -334,10 +334,19 @@ export class ApprovalService {
   private announce(record: ApprovalRecord): void {
     const state = record.state === ApprovalState.Granted ? 'granted' : record.state;
     const outcome: ApprovalOutcome | undefined =
-      record.state === ApprovalState.Granted ? 'approved' : record.state === ApprovalState.Denied ? 'denied' : record.state === ApprovalState.Expired ? 'expired' : undefined;
+      record.state === ApprovalState.Granted
+        ? 'approved'
+        : record.state === ApprovalState.Denied
+          ? 'denied'
+          : record.state === ApprovalState.Expired
+            ? 'expired'
+            : undefined;
     if (outcome !== undefined) this.opts.onDecided?.(outcome, Math.max(0, this.now() - record.requestedAtMs));
     try {
-      this.opts.bus.publish(Subjects.approvalDecided(record.id), encodeApprovalDecisionNotice(create(ApprovalDecisionNoticeSchema, { approvalId: record.id, state })));
+      this.opts.bus.publish(
+        Subjects.approvalDecided(record.id),
+        encodeApprovalDecisionNotice(create(ApprovalDecisionNoticeSchema, { approvalId: record.id, state })),
+      );
     } catch (err) {
       // Edges still see the decision when their wait ends or the client retries.
       this.opts.logger.warn('could not broadcast an approval decision', { approvalId: record.id, err });

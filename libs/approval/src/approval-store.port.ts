@@ -7,9 +7,7 @@ export interface SlackMessageRef {
 }
 
 /** Result of an atomic consume. */
-export type ConsumeResult =
-  | { readonly ok: true; readonly record: ApprovalRecord }
-  | { readonly ok: false; readonly record: ApprovalRecord | undefined };
+export type ConsumeResult = { readonly ok: true; readonly record: ApprovalRecord } | { readonly ok: false; readonly record: ApprovalRecord | undefined };
 
 /**
  * The approval projection: pending approvals and grants with a ttl. Redis in cluster mode (shared

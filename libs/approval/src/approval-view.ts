@@ -40,7 +40,8 @@ export function approvalView(r: ApprovalRecord): Record<string, unknown> {
  * (and for an id that does not exist) a `not_found`, so ids of others' requests reveal nothing.
  */
 export function visibleTo(record: ApprovalRecord | undefined, id: string, caller: ApiCaller): ApprovalRecord {
-  const visible = record !== undefined && (record.requester.subject === caller.subject || caller.groups.some((g) => record.requirement.approverGroups.includes(g)));
+  const visible =
+    record !== undefined && (record.requester.subject === caller.subject || caller.groups.some((g) => record.requirement.approverGroups.includes(g)));
   if (!visible) throw new ApprovalError(ApprovalErrorCode.NotFound, `no approval ${id} visible to ${caller.subject}`);
   return record;
 }

@@ -105,7 +105,15 @@ export class RedisApprovalStore implements ApprovalStore {
   }
 
   async openIfAbsent(record: ApprovalRecord, deadlineMs: number, nowMs: number): Promise<{ opened: boolean; id: string }> {
-    const bound = (await this.redis.eval(OPEN, 3, this.fp(record.fingerprint), this.rec(record.id), this.pending, ...this.args(record, deadlineMs), String(nowMs))) as string;
+    const bound = (await this.redis.eval(
+      OPEN,
+      3,
+      this.fp(record.fingerprint),
+      this.rec(record.id),
+      this.pending,
+      ...this.args(record, deadlineMs),
+      String(nowMs),
+    )) as string;
     return bound === '' ? { opened: true, id: record.id } : { opened: false, id: bound };
   }
 

@@ -41,7 +41,10 @@ function summaryBlocks(r: ApprovalRecord): Record<string, unknown>[] {
     { type: 'section', fields: fields.map((text) => ({ type: 'mrkdwn', text })) },
   ];
   if (q.bodyExcerpt !== '') {
-    blocks.push({ type: 'section', text: { type: 'mrkdwn', text: `*Body (excerpt, masked)*\n\`\`\`${mrkdwnEscape(q.bodyExcerpt).replace(/```/g, "'''")}\`\`\`` } });
+    blocks.push({
+      type: 'section',
+      text: { type: 'mrkdwn', text: `*Body (excerpt, masked)*\n\`\`\`${mrkdwnEscape(q.bodyExcerpt).replace(/```/g, "'''")}\`\`\`` },
+    });
   }
   return blocks;
 }
@@ -105,5 +108,11 @@ export function renderApprovalUpdate(r: ApprovalRecord, ref: { channel: string; 
     const request = renderApprovalRequest(r, ref.channel)['blocks'] as Record<string, unknown>[];
     blocks.push(...request.slice(-2));
   }
-  return { channel: ref.channel, ts: ref.ts, text: `Approval ${r.id}: ${r.state}`, blocks, metadata: { event_type: APPROVAL_METADATA_EVENT, event_payload: { approval_id: r.id } } };
+  return {
+    channel: ref.channel,
+    ts: ref.ts,
+    text: `Approval ${r.id}: ${r.state}`,
+    blocks,
+    metadata: { event_type: APPROVAL_METADATA_EVENT, event_payload: { approval_id: r.id } },
+  };
 }

@@ -44,9 +44,7 @@ export interface PostedMessage {
 
 /** The few Slack Web API methods the approval flow uses, over fetch, with a configurable base URL. */
 export class SlackWebClient {
-  constructor(
-    private readonly opts: { apiUrl: string; botToken: string; timeoutMs?: number },
-  ) {}
+  constructor(private readonly opts: { apiUrl: string; botToken: string; timeoutMs?: number }) {}
 
   async postMessage(body: Record<string, unknown>): Promise<PostedMessage> {
     const r = await this.call('chat.postMessage', body);
@@ -64,7 +62,13 @@ export class SlackWebClient {
   async findApprovalMessage(channel: string, approvalId: string, oldestSec: number): Promise<PostedMessage | undefined> {
     let cursor = '';
     for (let page = 0; page < 10; page++) {
-      const r = await this.call('conversations.history', { channel, oldest: String(oldestSec), limit: 200, include_all_metadata: true, ...(cursor ? { cursor } : {}) });
+      const r = await this.call('conversations.history', {
+        channel,
+        oldest: String(oldestSec),
+        limit: 200,
+        include_all_metadata: true,
+        ...(cursor ? { cursor } : {}),
+      });
       const messages = Array.isArray(r['messages']) ? (r['messages'] as Record<string, unknown>[]) : [];
       for (const m of messages) {
         const meta = m['metadata'] as { event_type?: unknown; event_payload?: Record<string, unknown> } | undefined;

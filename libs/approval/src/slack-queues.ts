@@ -23,9 +23,7 @@ export class BullMqSlackQueue implements SlackJobQueue {
   private readonly connections: Redis[] = [];
   private worker: Worker<SlackJob> | undefined;
 
-  constructor(
-    private readonly opts: { redisUrl: string; name: string; retry: SlackQueueRetry; lockDurationMs: number; logger: Logger },
-  ) {
+  constructor(private readonly opts: { redisUrl: string; name: string; retry: SlackQueueRetry; lockDurationMs: number; logger: Logger }) {
     this.queue = new Queue<SlackJob>(opts.name, {
       connection: this.connection(),
       defaultJobOptions: {

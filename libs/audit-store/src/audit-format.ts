@@ -2,7 +2,7 @@
 import { rowForJson, type AuditRow } from './audit-row.js';
 
 // Client-controlled text (user agent, names, messages) must not drive the terminal.
- 
+
 const CONTROL = /[\x00-\x1f\x7f-\x9f]/g;
 
 /** Escapes control characters, so client-controlled text cannot drive a terminal. */

@@ -102,7 +102,12 @@ export function ocsfFlat(rows: readonly AuditRow[]): OcsfFlat {
   const failed = rej !== undefined || (effect !== '' && effect !== 'allow') || (com !== undefined && (com.status >= 400 || com.error !== ''));
   const statusId = failed ? 2 : com !== undefined || ret !== undefined ? 1 : 0;
   const status = rej?.status ?? com?.status ?? 0;
-  const detail = rej !== undefined ? rej.decision_message : effect !== '' && effect !== 'allow' ? (dec?.decision_message ?? '') : (com?.error ?? ret?.decision_message ?? '');
+  const detail =
+    rej !== undefined
+      ? rej.decision_message
+      : effect !== '' && effect !== 'allow'
+        ? (dec?.decision_message ?? '')
+        : (com?.error ?? ret?.decision_message ?? '');
   const resourceType = req === undefined || req.resource === '' ? '' : req.subresource === '' ? req.resource : `${req.resource}/${req.subresource}`;
   return {
     metadata_correlation_uid: first.correlation_id,
@@ -173,7 +178,8 @@ export function ocsfRecord(f: OcsfFlat, productVersion: string = '0.1.0'): Recor
     status: STATUS_NAME[f.status_id as 0 | 1 | 2] ?? 'Unknown',
     ...(f.status_code !== '' ? { status_code: f.status_code } : {}),
     ...(f.status_detail !== '' ? { status_detail: f.status_detail } : {}),
-    message: `${f.actor_user_name || 'unknown'} ${f.api_operation} ${[f.resource_type, f.resource_namespace, f.resource_name].filter(Boolean).join(' ') || f.http_request_url_path}`.trim(),
+    message:
+      `${f.actor_user_name || 'unknown'} ${f.api_operation} ${[f.resource_type, f.resource_namespace, f.resource_name].filter(Boolean).join(' ') || f.http_request_url_path}`.trim(),
     metadata: {
       version: OCSF_VERSION,
       product: { name: 'Portcullis', vendor_name: 'Portcullis', version: productVersion },

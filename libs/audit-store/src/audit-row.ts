@@ -3,14 +3,7 @@
  * Rows of one request are joined by `correlation_id` (the request's Audit-Id).
  */
 import { fromBinary, fromJsonString, toBinary } from '@bufbuild/protobuf';
-import {
-  EventEnvelopeSchema,
-  toJson,
-  type ApprovalApprover,
-  type EventEnvelope,
-  type Identity,
-  type RequestAttributes,
-} from '@portcullis/contracts';
+import { EventEnvelopeSchema, toJson, type ApprovalApprover, type EventEnvelope, type Identity, type RequestAttributes } from '@portcullis/contracts';
 
 /** Storage kinds of a column; each sink maps them to its own types. */
 export const ColumnKind = {

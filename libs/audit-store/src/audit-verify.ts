@@ -142,7 +142,9 @@ async function verifyChain(
     } else {
       const started = parseChainId(chainId)?.startedAtMs;
       if (started !== undefined && started < retainedFromMs) {
-        report.notes.push(`chain ${chainId} begins at seq ${summary.minSeq}: its earlier events were older than the retention cutoff ${new Date(retainedFromMs).toISOString()}`);
+        report.notes.push(
+          `chain ${chainId} begins at seq ${summary.minSeq}: its earlier events were older than the retention cutoff ${new Date(retainedFromMs).toISOString()}`,
+        );
       } else {
         report.findings.push({
           kind: FindingKind.Gap,
@@ -166,7 +168,11 @@ async function verifyChain(
         event = rowEnvelope(row);
       } catch (err) {
         const column = row.payload_pb.length > 0 ? 'payload_pb' : 'payload_json';
-        add(FindingKind.Unreadable, row, `event ${row.event_id} (chain ${chainId} seq ${row.chain_seq}): ${column} is not an event envelope (${(err as Error).message})`);
+        add(
+          FindingKind.Unreadable,
+          row,
+          `event ${row.event_id} (chain ${chainId} seq ${row.chain_seq}): ${column} is not an event envelope (${(err as Error).message})`,
+        );
         lastSeq = row.chain_seq;
         lastHash = undefined;
         continue;
@@ -213,7 +219,11 @@ async function verifyChain(
       } else if (lastHash !== undefined && event.prevHash !== lastHash) {
         const target = recent.get(event.prevHash);
         if (target !== undefined) {
-          add(FindingKind.Reordered, row, `${where} is chained after event ${target.eventId} (seq ${target.seq}), but is stored after event ${lastEvent} (seq ${lastSeq})`);
+          add(
+            FindingKind.Reordered,
+            row,
+            `${where} is chained after event ${target.eventId} (seq ${target.seq}), but is stored after event ${lastEvent} (seq ${lastSeq})`,
+          );
         } else {
           waiting.set(event.prevHash, row);
         }
@@ -221,7 +231,11 @@ async function verifyChain(
       const pointed = waiting.get(hash);
       if (pointed !== undefined) {
         waiting.delete(hash);
-        add(FindingKind.Reordered, pointed, `event ${pointed.event_id} (chain ${chainId} seq ${pointed.chain_seq}) is chained after event ${row.event_id}, which is stored later, at seq ${row.chain_seq}`);
+        add(
+          FindingKind.Reordered,
+          pointed,
+          `event ${pointed.event_id} (chain ${chainId} seq ${pointed.chain_seq}) is chained after event ${row.event_id}, which is stored later, at seq ${row.chain_seq}`,
+        );
       }
       remember(hash, { seq: row.chain_seq, eventId: row.event_id });
       lastSeq = row.chain_seq;

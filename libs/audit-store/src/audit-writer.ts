@@ -129,10 +129,8 @@ export class AuditWriter {
   start(): void {
     if (this.#consumer !== undefined) throw new Error('AuditWriter already started');
     this.#stopping = false;
-    this.#consumer = this.#log.consume(
-      Streams.audit.name,
-      { durable: this.#durable, batchSize: this.#batchSize, maxWaitMs: this.#maxWaitMs },
-      (batch) => this.#handle(batch),
+    this.#consumer = this.#log.consume(Streams.audit.name, { durable: this.#durable, batchSize: this.#batchSize, maxWaitMs: this.#maxWaitMs }, (batch) =>
+      this.#handle(batch),
     );
     this.#logger.info('audit writer started', { stream: Streams.audit.name, durable: this.#durable, insertsInFlight: this.#maxInFlight });
   }

@@ -13,15 +13,7 @@ import { Readable } from 'node:stream';
 import { ClickHouseError, ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
 import { AUDIT_COLUMNS, ColumnKind, withPayloadJson, type AuditRow } from './audit-row.js';
 import { encodeRowBinary } from './clickhouse-row-binary.js';
-import {
-  monthStartUtc,
-  queryLimit,
-  type AuditQuery,
-  type AuditSink,
-  type ChainFilter,
-  type ChainSummary,
-  type RetentionPlan,
-} from './audit-sink.port.js';
+import { monthStartUtc, queryLimit, type AuditQuery, type AuditSink, type ChainFilter, type ChainSummary, type RetentionPlan } from './audit-sink.port.js';
 import {
   CLICKHOUSE_AUDIT_TABLE,
   CLICKHOUSE_MIGRATIONS,
@@ -169,18 +161,13 @@ export class ClickHouseAuditSink implements AuditSink {
   }
 
   async query(filter: AuditQuery): Promise<AuditRow[]> {
-    const sql =
-      `SELECT ${SELECT_LIST} FROM ${this.#table} FINAL${whereOf(filter, true)}` +
-      ` ORDER BY ts_ms, event_id LIMIT ${sqlUInt(queryLimit(filter))}`;
+    const sql = `SELECT ${SELECT_LIST} FROM ${this.#table} FINAL${whereOf(filter, true)}` + ` ORDER BY ts_ms, event_id LIMIT ${sqlUInt(queryLimit(filter))}`;
     const records = await this.#select<Record<string, unknown>>(sql, 'query audit rows');
     return records.map(fromRecord);
   }
 
   async count(filter: AuditQuery): Promise<number> {
-    const [record] = await this.#select<{ n: number | string }>(
-      `SELECT count() AS n FROM ${this.#table} FINAL${whereOf(filter, false)}`,
-      'count audit rows',
-    );
+    const [record] = await this.#select<{ n: number | string }>(`SELECT count() AS n FROM ${this.#table} FINAL${whereOf(filter, false)}`, 'count audit rows');
     return Number(record?.n ?? 0);
   }
 
@@ -287,9 +274,7 @@ function whereOf(filter: AuditQuery, paginate: boolean): string {
   if (paginate && filter.afterTsMs !== undefined) {
     if (filter.afterEventId !== undefined) {
       since(filter.afterTsMs, true);
-      conditions.push(
-        `(ts_ms > ${sqlUInt(filter.afterTsMs)} OR event_id > ${sqlString(filter.afterEventId)})`,
-      );
+      conditions.push(`(ts_ms > ${sqlUInt(filter.afterTsMs)} OR event_id > ${sqlString(filter.afterEventId)})`);
     } else {
       since(filter.afterTsMs, false);
     }

@@ -172,7 +172,9 @@ export const CLICKHOUSE_MIGRATIONS: readonly ClickHouseMigration[] = [
     name: 'create audit_events',
     statements: (database) => [
       `CREATE TABLE IF NOT EXISTS ${qualified(database, CLICKHOUSE_AUDIT_TABLE)} (
-${columnsOfVersion(1).map((c) => `  ${c.name} ${CLICKHOUSE_TYPE[c.kind]}`).join(',\n')}
+${columnsOfVersion(1)
+  .map((c) => `  ${c.name} ${CLICKHOUSE_TYPE[c.kind]}`)
+  .join(',\n')}
 ) ENGINE = ReplacingMergeTree()
 PARTITION BY toYYYYMM(event_time)
 ORDER BY (session_id, correlation_id, ts_ms, event_id)

@@ -2,19 +2,20 @@
  * Audit store: the audit row mapping, the sinks (ClickHouse in cluster mode, SQLite in the
  * embedded mode), the embedded durable event log, the audit writer and `audit tail` formatting.
  */
-export { AUDIT_COLUMNS, ColumnKind, columnsAddedIn, columnsOfVersion, rowEnvelope, rowForJson, toAuditRow, toAuditRowOfWire, withPayloadJson } from './audit-row.js';
+export {
+  AUDIT_COLUMNS,
+  ColumnKind,
+  columnsAddedIn,
+  columnsOfVersion,
+  rowEnvelope,
+  rowForJson,
+  toAuditRow,
+  toAuditRowOfWire,
+  withPayloadJson,
+} from './audit-row.js';
 export type { AuditRow, AuditColumnName } from './audit-row.js';
 export { DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT, monthStartUtc, queryLimit } from './audit-sink.port.js';
-export type {
-  AuditQuery,
-  AuditSink,
-  ChainFilter,
-  ChainReader,
-  ChainSummary,
-  RetentionPartition,
-  RetentionPlan,
-  RetentionStore,
-} from './audit-sink.port.js';
+export type { AuditQuery, AuditSink, ChainFilter, ChainReader, ChainSummary, RetentionPartition, RetentionPlan, RetentionStore } from './audit-sink.port.js';
 export { AuditChain, eventHash, eventHashOfJson, parseChainId } from './audit-chain.js';
 export type { ChainIdParts } from './audit-chain.js';
 export { FindingKind, formatVerifyReport, verifyAuditLog } from './audit-verify.js';
@@ -26,13 +27,7 @@ export type { OcsfFlat } from './audit-ocsf.js';
 export { SYSTEM_CONNECTION, chainedRecorder, formatRetentionPlan, runRetention } from './audit-retention.js';
 export type { RetentionRunOptions } from './audit-retention.js';
 export { sqlIdentifier, sqlString, sqlUInt } from './sql-string.js';
-export {
-  SQLITE_AUDIT_TABLE,
-  SQLITE_MIGRATIONS,
-  SqliteAuditSink,
-  migrateSqliteAuditDatabase,
-  openSqliteAuditDatabase,
-} from './sqlite-audit-sink.js';
+export { SQLITE_AUDIT_TABLE, SQLITE_MIGRATIONS, SqliteAuditSink, migrateSqliteAuditDatabase, openSqliteAuditDatabase } from './sqlite-audit-sink.js';
 export type { SqliteAuditSinkOptions, SqliteDatabase } from './sqlite-audit-sink.js';
 export { SqliteEventLog } from './sqlite-event-log.js';
 export type { SqliteEventLogOptions } from './sqlite-event-log.js';

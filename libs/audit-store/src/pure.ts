@@ -4,6 +4,16 @@
  */
 export { AuditChain, eventHash, eventHashOfJson, parseChainId } from './audit-chain.js';
 export type { ChainIdParts } from './audit-chain.js';
-export { AUDIT_COLUMNS, ColumnKind, columnsAddedIn, columnsOfVersion, rowEnvelope, rowForJson, toAuditRow, toAuditRowOfWire, withPayloadJson } from './audit-row.js';
+export {
+  AUDIT_COLUMNS,
+  ColumnKind,
+  columnsAddedIn,
+  columnsOfVersion,
+  rowEnvelope,
+  rowForJson,
+  toAuditRow,
+  toAuditRowOfWire,
+  withPayloadJson,
+} from './audit-row.js';
 export type { AuditRow, AuditColumnName } from './audit-row.js';
 export { encodeRowBinary } from './clickhouse-row-binary.js';

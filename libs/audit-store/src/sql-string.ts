@@ -15,7 +15,7 @@ const ESCAPES: Readonly<Record<string, string>> = {
 };
 
 // Backslash, quote and every C0 control character plus DEL; all else (UTF-8 included) is literal.
- 
+
 const NEEDS_ESCAPE = /[\\'\x00-\x1f\x7f]/g;
 
 /**
@@ -47,9 +47,7 @@ const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
  */
 export function sqlIdentifier(name: string): string {
   if (!IDENTIFIER.test(name)) {
-    throw new RangeError(
-      `invalid ClickHouse identifier ${JSON.stringify(name)}: expected letters, digits and _ (not first), at most 63 characters`,
-    );
+    throw new RangeError(`invalid ClickHouse identifier ${JSON.stringify(name)}: expected letters, digits and _ (not first), at most 63 characters`);
   }
   return `\`${name}\``;
 }

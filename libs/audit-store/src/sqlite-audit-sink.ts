@@ -5,15 +5,7 @@
  */
 import Database from 'better-sqlite3';
 import { AUDIT_COLUMNS, ColumnKind, columnsAddedIn, columnsOfVersion, withPayloadJson, type AuditRow } from './audit-row.js';
-import {
-  monthStartUtc,
-  queryLimit,
-  type AuditQuery,
-  type AuditSink,
-  type ChainFilter,
-  type ChainSummary,
-  type RetentionPlan,
-} from './audit-sink.port.js';
+import { monthStartUtc, queryLimit, type AuditQuery, type AuditSink, type ChainFilter, type ChainSummary, type RetentionPlan } from './audit-sink.port.js';
 
 /** A better-sqlite3 connection. */
 export type SqliteDatabase = Database.Database;
@@ -51,7 +43,9 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
         bus_subject TEXT NOT NULL DEFAULT '',
         headers_json TEXT NOT NULL DEFAULT '{}',
         data BLOB,
-        ${columnsOfVersion(1).map((c) => `${c.name} ${SQLITE_TYPE[c.kind]}`).join(',\n        ')}
+        ${columnsOfVersion(1)
+          .map((c) => `${c.name} ${SQLITE_TYPE[c.kind]}`)
+          .join(',\n        ')}
       );
       CREATE UNIQUE INDEX IF NOT EXISTS ${SQLITE_AUDIT_TABLE}_event_id ON ${SQLITE_AUDIT_TABLE} (event_id);
       CREATE UNIQUE INDEX IF NOT EXISTS ${SQLITE_AUDIT_TABLE}_msg_id ON ${SQLITE_AUDIT_TABLE} (msg_id);
@@ -63,7 +57,9 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
   {
     id: 2,
     sql: `
-      ${columnsAddedIn(2).map((c) => `ALTER TABLE ${SQLITE_AUDIT_TABLE} ADD COLUMN ${c.name} ${SQLITE_TYPE[c.kind]};`).join('\n      ')}
+      ${columnsAddedIn(2)
+        .map((c) => `ALTER TABLE ${SQLITE_AUDIT_TABLE} ADD COLUMN ${c.name} ${SQLITE_TYPE[c.kind]};`)
+        .join('\n      ')}
       CREATE INDEX IF NOT EXISTS ${SQLITE_AUDIT_TABLE}_chain ON ${SQLITE_AUDIT_TABLE} (chain_id, chain_seq);
     `,
   },
@@ -148,9 +144,7 @@ export function sqliteInsertParams(
 /** `INSERT OR IGNORE`: a row whose event id or message id is already stored is skipped. */
 export function prepareSqliteInsert(db: SqliteDatabase): Database.Statement<[SqliteAuditInsert]> {
   const all = ['msg_id', 'bus_subject', 'headers_json', 'data', ...COLUMN_NAMES];
-  return db.prepare(
-    `INSERT OR IGNORE INTO ${SQLITE_AUDIT_TABLE} (${all.join(', ')}) VALUES (${all.map((c) => `@${c}`).join(', ')})`,
-  );
+  return db.prepare(`INSERT OR IGNORE INTO ${SQLITE_AUDIT_TABLE} (${all.join(', ')}) VALUES (${all.map((c) => `@${c}`).join(', ')})`);
 }
 
 /** Turns a stored record back into an {@link AuditRow}. */
@@ -265,9 +259,7 @@ export class SqliteAuditSink implements AuditSink {
   async query(filter: AuditQuery): Promise<AuditRow[]> {
     const { sql, params } = whereOf(filter, true);
     const records = this.database
-      .prepare(
-        `SELECT ${COLUMN_NAMES.join(', ')} FROM ${SQLITE_AUDIT_TABLE} ${sql} ORDER BY ts_ms, event_id LIMIT ${queryLimit(filter)}`,
-      )
+      .prepare(`SELECT ${COLUMN_NAMES.join(', ')} FROM ${SQLITE_AUDIT_TABLE} ${sql} ORDER BY ts_ms, event_id LIMIT ${queryLimit(filter)}`)
       .all(params) as Record<string, unknown>[];
     return records.map(auditRowFromSqlite);
   }

@@ -26,14 +26,7 @@ import type {
   StreamSpec,
 } from '@portcullis/bus/pure';
 import { BusError, subjectMatches } from '@portcullis/bus/pure';
-import {
-  BusHeaders,
-  EventDecodeError,
-  EventEnvelopeSchema,
-  Streams,
-  decodeEvent,
-  encodeEvent,
-} from '@portcullis/contracts';
+import { BusHeaders, EventDecodeError, EventEnvelopeSchema, Streams, decodeEvent, encodeEvent } from '@portcullis/contracts';
 import { toAuditRowOfWire } from './audit-row.js';
 import {
   SQLITE_AUDIT_TABLE,
@@ -142,7 +135,12 @@ export class SqliteEventLog implements EventLog {
   append(subject: string, data: Uint8Array, msgId: string, opts?: { timeoutMs?: number; headers?: BusHeaderMap }): Promise<AppendAck> {
     if (this.#closed) return Promise.reject(new BusError('closed', 'the embedded audit log is closed'));
     if (!Streams.audit.subjects.some((pattern) => subjectMatches(pattern, subject))) {
-      return Promise.reject(new BusError('unavailable', `append to ${subject} failed: no stream captures the subject (the embedded audit log holds only ${Streams.audit.name}, ${Streams.audit.subjects.join(', ')})`));
+      return Promise.reject(
+        new BusError(
+          'unavailable',
+          `append to ${subject} failed: no stream captures the subject (the embedded audit log holds only ${Streams.audit.name}, ${Streams.audit.subjects.join(', ')})`,
+        ),
+      );
     }
     let params: SqliteAuditInsert;
     let eventId: string;
@@ -242,9 +240,7 @@ export class SqliteEventLog implements EventLog {
         `SELECT seq, bus_subject, headers_json, data, payload_json, payload_pb FROM ${SQLITE_AUDIT_TABLE} WHERE seq > ? AND bus_subject GLOB ? ORDER BY seq`,
       )
       .all(this.#startAfter(opts), glob);
-    return Promise.resolve(
-      rows.filter((row) => opts.filterSubject === undefined || subjectMatches(opts.filterSubject, row.bus_subject)).map(toBusMessage),
-    );
+    return Promise.resolve(rows.filter((row) => opts.filterSubject === undefined || subjectMatches(opts.filterSubject, row.bus_subject)).map(toBusMessage));
   }
 
   /** Nothing to create for the audit stream: the table exists once the log is open. Any other stream is refused. */

@@ -138,7 +138,11 @@ export interface EventLog {
    * follows the stream (for tail/replay). `startTimeMs` is when the message was stored; the
    * SQLite audit log compares the event's own occurred-at time, which is when the edge sealed it.
    */
-  read(stream: string, opts: { startSeq?: number; startTimeMs?: number; filterSubject?: string }, handler: (msg: BusMessage & { seq: number }) => void): BusSubscription;
+  read(
+    stream: string,
+    opts: { startSeq?: number; startTimeMs?: number; filterSubject?: string },
+    handler: (msg: BusMessage & { seq: number }) => void,
+  ): BusSubscription;
   /**
    * Reads every message stored right now whose subject matches `filterSubject` (from
    * `startTimeMs`, default the beginning), in sequence order, and resolves once it has caught up

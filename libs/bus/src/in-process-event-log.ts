@@ -1,15 +1,5 @@
 import { BusError, FULL_EVENT_LOG_CAPABILITIES } from './bus.port.js';
-import type {
-  AppendAck,
-  BusHeaders,
-  BusMessage,
-  BusSubscription,
-  ConsumeOptions,
-  EventLog,
-  LogConsumer,
-  LogMessage,
-  StreamSpec,
-} from './bus.port.js';
+import type { AppendAck, BusHeaders, BusMessage, BusSubscription, ConsumeOptions, EventLog, LogConsumer, LogMessage, StreamSpec } from './bus.port.js';
 import { errorMessage } from './error-message.js';
 import type { Logger } from '@portcullis/common';
 import { subjectMatches } from './subject-match.js';
@@ -74,7 +64,10 @@ export class InProcessEventLog implements EventLog {
   private timer: NodeJS.Timeout | undefined;
   private timerDueMs = Infinity;
 
-  constructor(private readonly logger: Logger, opts: InProcessEventLogOptions = {}) {
+  constructor(
+    private readonly logger: Logger,
+    opts: InProcessEventLogOptions = {},
+  ) {
     this.nakDelayMs = opts.nakDelayMs ?? 500;
   }
 
@@ -318,16 +311,19 @@ export class InProcessEventLog implements EventLog {
     if (this.closed || dueMs >= this.timerDueMs) return;
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timerDueMs = dueMs;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.timerDueMs = Infinity;
-      this.signal.notify();
-      const now = Date.now();
-      let next = Infinity;
-      for (const s of this.streams.values())
-        for (const d of s.durables.values()) for (const p of d.pending.values()) if (p.dueMs > now && p.dueMs < next) next = p.dueMs;
-      if (next !== Infinity) this.wakeAt(next);
-    }, Math.max(0, dueMs - Date.now()));
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        this.timerDueMs = Infinity;
+        this.signal.notify();
+        const now = Date.now();
+        let next = Infinity;
+        for (const s of this.streams.values())
+          for (const d of s.durables.values()) for (const p of d.pending.values()) if (p.dueMs > now && p.dueMs < next) next = p.dueMs;
+        if (next !== Infinity) this.wakeAt(next);
+      },
+      Math.max(0, dueMs - Date.now()),
+    );
     this.timer.unref();
   }
 

@@ -62,8 +62,11 @@ export class InProcessMessageBus implements MessageBus {
       const inbox = `_INBOX.inproc.${++this.inboxSeq}`;
       for (const server of chosen) {
         const request = message(subject, data, opts.headers);
-        this.run(server, request, (reply) => settle(() => resolve(message(inbox, reply, undefined))), (error) =>
-          settle(() => reject(new BusError('remote', errorMessage(error), { cause: error }))),
+        this.run(
+          server,
+          request,
+          (reply) => settle(() => resolve(message(inbox, reply, undefined))),
+          (error) => settle(() => reject(new BusError('remote', errorMessage(error), { cause: error }))),
         );
       }
     });
@@ -98,8 +101,11 @@ export class InProcessMessageBus implements MessageBus {
     }
     // A queue group also gets broadcasts, one member each; the answer goes nowhere.
     for (const server of this.pickQueueMembers(subject)) {
-      this.run(server, message(subject, data, headers), () => undefined, (error) =>
-        this.logger.warn('responder threw on a broadcast', { subject, error: errorMessage(error) }),
+      this.run(
+        server,
+        message(subject, data, headers),
+        () => undefined,
+        (error) => this.logger.warn('responder threw on a broadcast', { subject, error: errorMessage(error) }),
       );
     }
   }

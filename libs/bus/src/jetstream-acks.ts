@@ -87,7 +87,9 @@ export class JetStreamAckInbox {
       return;
     }
     if (ack.error !== undefined) {
-      p.reject(new BusError('unavailable', `${p.what} failed: JetStream error ${ack.error.err_code ?? ack.error.code ?? '?'}: ${ack.error.description ?? 'unknown'}`));
+      p.reject(
+        new BusError('unavailable', `${p.what} failed: JetStream error ${ack.error.err_code ?? ack.error.code ?? '?'}: ${ack.error.description ?? 'unknown'}`),
+      );
       return;
     }
     if (typeof ack.stream !== 'string' || typeof ack.seq !== 'number') {

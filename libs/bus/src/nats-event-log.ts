@@ -1,13 +1,5 @@
 import { nanos } from '@nats-io/nats-core';
-import {
-  AckPolicy,
-  DeliverPolicy,
-  DiscardPolicy,
-  JetStreamApiCodes,
-  JetStreamApiError,
-  RetentionPolicy,
-  StorageType,
-} from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, DiscardPolicy, JetStreamApiCodes, JetStreamApiError, RetentionPolicy, StorageType } from '@nats-io/jetstream';
 import type {
   Consumer,
   ConsumerConfig,
@@ -19,17 +11,7 @@ import type {
   OrderedConsumerOptions,
   StreamConfig,
 } from '@nats-io/jetstream';
-import type {
-  AppendAck,
-  BusHeaders,
-  BusMessage,
-  BusSubscription,
-  ConsumeOptions,
-  EventLog,
-  LogConsumer,
-  LogMessage,
-  StreamSpec,
-} from './bus.port.js';
+import type { AppendAck, BusHeaders, BusMessage, BusSubscription, ConsumeOptions, EventLog, LogConsumer, LogMessage, StreamSpec } from './bus.port.js';
 import { FULL_EVENT_LOG_CAPABILITIES } from './bus.port.js';
 import { errorMessage } from './error-message.js';
 import { toBusError } from './nats-errors.js';
@@ -84,12 +66,7 @@ export class NatsEventLog implements EventLog {
     );
   }
 
-  private async publish(
-    subject: string,
-    data: Uint8Array,
-    msgId: string,
-    opts?: { timeoutMs?: number; headers?: BusHeaders | undefined },
-  ): Promise<AppendAck> {
+  private async publish(subject: string, data: Uint8Array, msgId: string, opts?: { timeoutMs?: number; headers?: BusHeaders | undefined }): Promise<AppendAck> {
     const what = `append to ${subject}`;
     const timeout = opts?.timeoutMs ?? this.appendTimeoutMs;
     this.state.assertUsable(what);

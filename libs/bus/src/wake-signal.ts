@@ -16,11 +16,14 @@ export class WakeSignal {
       };
       this.waiters.push(wake);
       if (ms !== undefined) {
-        timer = setTimeout(() => {
-          const i = this.waiters.indexOf(wake);
-          if (i >= 0) this.waiters.splice(i, 1);
-          resolve();
-        }, Math.max(0, ms));
+        timer = setTimeout(
+          () => {
+            const i = this.waiters.indexOf(wake);
+            if (i >= 0) this.waiters.splice(i, 1);
+            resolve();
+          },
+          Math.max(0, ms),
+        );
         timer.unref();
       }
     });

@@ -81,11 +81,19 @@ export function checkDuration(text: string, limits: DurationLimits = {}): number
   const max = Math.min(limits.maxMs ?? Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
   const bounded = limits.minMs !== undefined && limits.maxMs !== undefined;
   if (ms < min) {
-    return new DurationError(DurationErrorCode.TooShort, text, `expected a duration ${bounded ? `between ${formatDuration(min)} and ${formatDuration(max)}` : `of at least ${formatDuration(min)}`}`);
+    return new DurationError(
+      DurationErrorCode.TooShort,
+      text,
+      `expected a duration ${bounded ? `between ${formatDuration(min)} and ${formatDuration(max)}` : `of at least ${formatDuration(min)}`}`,
+    );
   }
   // Past the largest safe integer the sum is no longer exact: too long whatever the caller allows.
   if (ms > max || !Number.isSafeInteger(ms)) {
-    return new DurationError(DurationErrorCode.TooLong, text, `expected a duration ${bounded ? `between ${formatDuration(min)} and ${formatDuration(max)}` : `of at most ${formatDuration(max)}`}`);
+    return new DurationError(
+      DurationErrorCode.TooLong,
+      text,
+      `expected a duration ${bounded ? `between ${formatDuration(min)} and ${formatDuration(max)}` : `of at most ${formatDuration(max)}`}`,
+    );
   }
   if (limits.wholeSeconds === true && ms % 1000 !== 0) {
     return new DurationError(DurationErrorCode.NotWholeSeconds, text, 'expected a whole number of seconds (no ms part)');

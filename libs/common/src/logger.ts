@@ -23,11 +23,13 @@ const REDACT_PATHS = SECRET_FIELDS.flatMap((f) => [f, `*.${f}`, `*.*.${f}`]);
  * `msg`, the base fields, and — while tracing is on — the active `traceId`, `spanId` and the
  * request's `auditId`. Secret-named fields are redacted; errors are logged as name, message, code.
  */
-export function createLogger(opts: {
-  level?: LogLevel;
-  base?: Record<string, unknown>;
-  write?: (line: string) => void;
-} = {}): Logger {
+export function createLogger(
+  opts: {
+    level?: LogLevel;
+    base?: Record<string, unknown>;
+    write?: (line: string) => void;
+  } = {},
+): Logger {
   const envLevel = process.env['PORTCULLIS_LOG_LEVEL'];
   const level = opts.level ?? (envLevel !== undefined && envLevel in LogLevel ? (envLevel as LogLevel) : 'info');
   const write = opts.write;

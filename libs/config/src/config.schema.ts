@@ -14,9 +14,7 @@ const duration = (limits?: DurationLimits) =>
   });
 
 /** Connection names become URL path segments and NATS subject tokens. */
-const connectionName = z
-  .string()
-  .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'expected a DNS-label name: lowercase letters, digits and "-"');
+const connectionName = z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'expected a DNS-label name: lowercase letters, digits and "-"');
 
 const port = z.number().int().min(0).max(65535);
 
@@ -80,7 +78,18 @@ const httpConnection = z
   })
   .refine(certAndKeyTogether, { message: 'clientCertFile and clientKeyFile go together', path: ['clientCertFile'] });
 
-const DETECTORS = ['jwt', 'pem-private-key', 'aws-access-key-id', 'aws-secret-access-key', 'github-token', 'slack-token', 'bearer-token', 'secret-named-field', 'email', 'card-number'] as const;
+const DETECTORS = [
+  'jwt',
+  'pem-private-key',
+  'aws-access-key-id',
+  'aws-secret-access-key',
+  'github-token',
+  'slack-token',
+  'bearer-token',
+  'secret-named-field',
+  'email',
+  'card-number',
+] as const;
 
 const maskingProfile = z.strictObject({
   replacement: z.enum(['marker', 'hmac']).default('marker'),
@@ -110,7 +119,10 @@ const maskingProfile = z.strictObject({
 
 const slackUser = z
   .strictObject({
-    slackUserId: z.string().regex(/^[UW][A-Z0-9]{2,}$/, 'expected a Slack user id such as U012AB3CD').optional(),
+    slackUserId: z
+      .string()
+      .regex(/^[UW][A-Z0-9]{2,}$/, 'expected a Slack user id such as U012AB3CD')
+      .optional(),
     email: z.email().optional(),
     subject: z.string().min(1),
     groups: z.array(z.string().min(1)).default([]),
@@ -131,7 +143,10 @@ const approval = z
     store: z.enum(['auto', 'memory', 'redis']).default('auto'),
     redis: z
       .strictObject({
-        url: z.string().regex(/^rediss?:\/\//, 'expected a redis:// or rediss:// URL').default('redis://127.0.0.1:6379'),
+        url: z
+          .string()
+          .regex(/^rediss?:\/\//, 'expected a redis:// or rediss:// URL')
+          .default('redis://127.0.0.1:6379'),
         keyPrefix: z.string().default('portcullis:approval:'),
       })
       .prefault({}),
@@ -144,7 +159,10 @@ const approval = z
         users: z.array(slackUser).default([]),
         maxAttempts: z.number().int().min(1).max(100).default(12),
         jobLockTimeout: duration().default(30_000),
-        queue: z.string().regex(/^[A-Za-z0-9_-]+$/).default('portcullis-slack'),
+        queue: z
+          .string()
+          .regex(/^[A-Za-z0-9_-]+$/)
+          .default('portcullis-slack'),
       })
       .refine((s) => !s.enabled || (s.botToken !== '' && s.signingSecret !== ''), 'slack.enabled needs botToken and signingSecret')
       .prefault({}),
@@ -155,7 +173,10 @@ const approval = z
 export const ConfigSchema = z.strictObject({
   node: z
     .strictObject({
-      id: z.string().regex(/^[A-Za-z0-9_.-]+$/).optional(),
+      id: z
+        .string()
+        .regex(/^[A-Za-z0-9_.-]+$/)
+        .optional(),
       stateDir: z.string().default('.portcullis'),
     })
     .prefault({}),
@@ -171,13 +192,20 @@ export const ConfigSchema = z.strictObject({
           caBundleFile: z.string().optional(),
         })
         .refine((t) => (t.certFile === undefined) === (t.keyFile === undefined), 'certFile and keyFile go together')
-        .refine((t) => t.caBundleFile === undefined || t.certFile !== undefined, 'caBundleFile names the CA of a configured certificate: set certFile and keyFile too')
+        .refine(
+          (t) => t.caBundleFile === undefined || t.certFile !== undefined,
+          'caBundleFile names the CA of a configured certificate: set certFile and keyFile too',
+        )
         .prefault({}),
       decisionTimeout: duration().default(2000),
       auditAckTimeout: duration().default(2000),
       upstreamTimeout: duration().default(60_000),
       headersTimeout: duration({ minMs: 100, maxMs: 300_000 }).default(15_000),
-      maxRequestBodyBytes: z.number().int().positive().default(16 * 1024 * 1024),
+      maxRequestBodyBytes: z
+        .number()
+        .int()
+        .positive()
+        .default(16 * 1024 * 1024),
       decisionCache: z
         .strictObject({
           enabled: z.boolean().default(true),
@@ -196,9 +224,17 @@ export const ConfigSchema = z.strictObject({
         .optional(),
       sessionRecording: z
         .strictObject({
-          maxBytes: z.number().int().min(0).default(1024 * 1024),
+          maxBytes: z
+            .number()
+            .int()
+            .min(0)
+            .default(1024 * 1024),
           flushInterval: duration().default(200),
-          flushBytes: z.number().int().positive().default(64 * 1024),
+          flushBytes: z
+            .number()
+            .int()
+            .positive()
+            .default(64 * 1024),
         })
         .prefault({}),
     })
@@ -240,9 +276,7 @@ export const ConfigSchema = z.strictObject({
     })
     .prefault({}),
   connections: z.array(z.discriminatedUnion('type', [kubernetesConnection, httpConnection])).default([]),
-  sandbox: z
-    .strictObject({ enabled: z.enum(['auto', 'always', 'never']).default('auto') })
-    .prefault({}),
+  sandbox: z.strictObject({ enabled: z.enum(['auto', 'always', 'never']).default('auto') }).prefault({}),
   policy: z
     .strictObject({
       file: z.string().default('examples/policy.yaml'),
@@ -251,11 +285,21 @@ export const ConfigSchema = z.strictObject({
     .prefault({}),
   masking: z
     .strictObject({
-      profiles: z.record(z.string().regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, 'expected a profile name of lowercase letters, digits and "-"'), maskingProfile).default({ secrets: maskingProfile.parse({}) }),
+      profiles: z
+        .record(z.string().regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, 'expected a profile name of lowercase letters, digits and "-"'), maskingProfile)
+        .default({ secrets: maskingProfile.parse({}) }),
       auditProfile: z.string().default('secrets'),
       hmacKey: z.string().min(16, 'expected at least 16 characters').optional(),
-      maxObjectBytes: z.number().int().min(1024).default(16 * 1024 * 1024),
-      requestCaptureBytes: z.number().int().min(0).default(1024 * 1024),
+      maxObjectBytes: z
+        .number()
+        .int()
+        .min(1024)
+        .default(16 * 1024 * 1024),
+      requestCaptureBytes: z
+        .number()
+        .int()
+        .min(0)
+        .default(1024 * 1024),
       excerptBytes: z.number().int().min(0).default(8192),
     })
     .refine((m) => m.auditProfile in m.profiles, { message: 'masking.auditProfile must name one of masking.profiles', path: ['auditProfile'] })
@@ -272,7 +316,10 @@ export const ConfigSchema = z.strictObject({
       clickhouse: z
         .strictObject({
           url: z.url().default('http://127.0.0.1:8123'),
-          database: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).default('portcullis'),
+          database: z
+            .string()
+            .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
+            .default('portcullis'),
           username: z.string().default('default'),
           password: z.string().default(''),
           batchSize: z.number().int().min(1).max(100_000).default(5000),
@@ -308,7 +355,10 @@ export const ConfigSchema = z.strictObject({
       otlp: z
         .strictObject({
           endpoint: z.url().optional(),
-          serviceName: z.string().regex(/^[A-Za-z0-9_.-]+$/).default('portcullis'),
+          serviceName: z
+            .string()
+            .regex(/^[A-Za-z0-9_.-]+$/)
+            .default('portcullis'),
           sampleRatio: z.number().min(0).max(1).default(1),
         })
         .prefault({}),

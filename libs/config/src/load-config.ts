@@ -6,9 +6,7 @@ import type { z } from 'zod';
 import { ConfigSchema, type ConfigInput } from './config.schema.js';
 
 /** The validated, frozen configuration every role receives. Paths are absolute. */
-export type PortcullisConfig = DeepReadonly<
-  ConfigInput & { node: { id: string }; configDir: string; policy: { source: PolicySource } }
->;
+export type PortcullisConfig = DeepReadonly<ConfigInput & { node: { id: string }; configDir: string; policy: { source: PolicySource } }>;
 
 /**
  * Where policy processes take the policy from. `kv`: the NATS KV bucket (cluster mode's
@@ -17,11 +15,7 @@ export type PortcullisConfig = DeepReadonly<
  */
 export type PolicySource = 'kv' | 'file';
 
-type DeepReadonly<T> = T extends (infer U)[]
-  ? readonly DeepReadonly<U>[]
-  : T extends object
-    ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
-    : T;
+type DeepReadonly<T> = T extends (infer U)[] ? readonly DeepReadonly<U>[] : T extends object ? { readonly [K in keyof T]: DeepReadonly<T[K]> } : T;
 
 /** Configuration that cannot be used: the message names the key, the value and what was expected. */
 export class ConfigError extends Error {
@@ -52,10 +46,7 @@ export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.en
 }
 
 /** Validates an already-parsed configuration object. */
-export function parseConfig(
-  raw: unknown,
-  opts: { configDir: string; env?: NodeJS.ProcessEnv; source?: string },
-): PortcullisConfig {
+export function parseConfig(raw: unknown, opts: { configDir: string; env?: NodeJS.ProcessEnv; source?: string }): PortcullisConfig {
   const source = opts.source ?? 'config';
   const problems: string[] = [];
   const expanded = expandEnv(raw, opts.env ?? process.env, [], problems);
@@ -150,9 +141,7 @@ function expandEnv(value: unknown, env: NodeJS.ProcessEnv, path: string[], probl
   }
   if (Array.isArray(value)) return value.map((v, i) => expandEnv(v, env, [...path, String(i)], problems));
   if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(
-      Object.entries(value).map(([k, v]) => [k, expandEnv(v, env, [...path, k], problems)]),
-    );
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, expandEnv(v, env, [...path, k], problems)]));
   }
   return value;
 }

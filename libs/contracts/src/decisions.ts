@@ -37,8 +37,7 @@ export const encodeDecisionRequest = (m: DecisionRequest): Uint8Array => toBinar
 export const decodeDecisionRequest = (b: Uint8Array): DecisionRequest => fromBinary(DecisionRequestSchema, b);
 export const encodeDecisionReply = (m: DecisionReply): Uint8Array => toBinary(DecisionReplySchema, m);
 export const decodeDecisionReply = (b: Uint8Array): DecisionReply => fromBinary(DecisionReplySchema, b);
-export const decisionReply = (init: { decision?: Decision; error?: string; cacheMaxAgeMs?: number }): DecisionReply =>
-  create(DecisionReplySchema, init);
+export const decisionReply = (init: { decision?: Decision; error?: string; cacheMaxAgeMs?: number }): DecisionReply => create(DecisionReplySchema, init);
 export const encodeExplainRequest = (m: ExplainRequest): Uint8Array => toBinary(ExplainRequestSchema, m);
 export const decodeExplainRequest = (b: Uint8Array): ExplainRequest => fromBinary(ExplainRequestSchema, b);
 export const encodeExplainReply = (m: ExplainReply): Uint8Array => toBinary(ExplainReplySchema, m);

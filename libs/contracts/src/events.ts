@@ -1,13 +1,7 @@
 import { create, fromBinary } from '@bufbuild/protobuf';
 import { randomFillSync } from 'node:crypto';
 import { decodeMessage, encodeMessage } from './message-codec.js';
-import type {
-  ApprovalApproved,
-  ApprovalConsumed,
-  ApprovalDenied,
-  ApprovalExpired,
-  ApprovalRequested,
-} from './gen/portcullis/v1/approval_pb.js';
+import type { ApprovalApproved, ApprovalConsumed, ApprovalDenied, ApprovalExpired, ApprovalRequested } from './gen/portcullis/v1/approval_pb.js';
 import {
   EventBatchSchema,
   EventEnvelopeSchema,
@@ -84,9 +78,10 @@ const PAYLOAD_CASE = {
   'approval.consumed': 'approvalConsumed',
 } as const satisfies Record<EventType, NonNullable<EventEnvelope['payload']['case']>>;
 
-const TYPE_OF_CASE = Object.fromEntries(
-  Object.entries(PAYLOAD_CASE).map(([type, c]) => [c, type]),
-) as Record<NonNullable<EventEnvelope['payload']['case']>, EventType>;
+const TYPE_OF_CASE = Object.fromEntries(Object.entries(PAYLOAD_CASE).map(([type, c]) => [c, type])) as Record<
+  NonNullable<EventEnvelope['payload']['case']>,
+  EventType
+>;
 
 /** Envelope fields an event producer supplies. */
 export interface EventMeta {
@@ -100,11 +95,7 @@ export interface EventMeta {
 }
 
 /** Builds an event envelope around a typed payload. */
-export function buildEvent<T extends EventType>(
-  type: T,
-  payload: EventPayloadMap[T],
-  meta: EventMeta,
-): EventEnvelope {
+export function buildEvent<T extends EventType>(type: T, payload: EventPayloadMap[T], meta: EventMeta): EventEnvelope {
   return create(EventEnvelopeSchema, {
     id: meta.id ?? newEventId(),
     type,

@@ -20,14 +20,7 @@
  *   `fromBinary` would half-read without complaint (a known field with the wrong wire type, a
  *   field running past the end of its message): fail closed.
  */
-import {
-  fromBinary,
-  ScalarType,
-  toBinary,
-  type DescField,
-  type DescMessage,
-  type MessageShape,
-} from '@bufbuild/protobuf';
+import { fromBinary, ScalarType, toBinary, type DescField, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
 import { FeatureSet_FieldPresence } from '@bufbuild/protobuf/wkt';
 import { endianness } from 'node:os';
 
@@ -194,7 +187,7 @@ function scalarWriter(type: ScalarType, tag: number): ((v: unknown) => void) | u
       };
     case ScalarType.UINT32:
       return (v) => {
-        if (((v as number) >>> 0) !== v) throw FALLBACK;
+        if ((v as number) >>> 0 !== v) throw FALLBACK;
         if (v === 0) return;
         ensure(10);
         putVarint(tag);
@@ -364,11 +357,7 @@ export function encodeMessage<Desc extends DescMessage>(schema: Desc, message: M
  * during the call: for callers that hash or copy the bytes anyway (the audit chain's seal), which
  * saves the copy {@link encodeMessage} makes.
  */
-export function withEncodedMessage<Desc extends DescMessage, R>(
-  schema: Desc,
-  message: MessageShape<Desc>,
-  use: (bytes: Uint8Array) => R,
-): R {
+export function withEncodedMessage<Desc extends DescMessage, R>(schema: Desc, message: MessageShape<Desc>, use: (bytes: Uint8Array) => R): R {
   if (!encodeToScratch(schema, message)) return use(toBinary(schema, message));
   const bytes = buf.subarray(0, pos);
   try {

@@ -21,8 +21,7 @@ export const Subjects = {
   /** Policy role → every edge, broadcast: a policy process swapped in a new policy version. */
   policyChanged: (): string => 'portcullis.policy.changed',
   /** Audit events: `audit.<connection>.<event type>` (the type has dots, e.g. request.received). */
-  auditEvent: (connection: string, eventType: string): string =>
-    `audit.${token(connection, 'connection')}.${eventType}`,
+  auditEvent: (connection: string, eventType: string): string => `audit.${token(connection, 'connection')}.${eventType}`,
   /** All audit events (the audit stream's filter). */
   auditAll: (): string => 'audit.>',
   /** A group-committed batch of an edge's events (an `EventBatch`; see `auditMessageEvents`). */

@@ -71,7 +71,10 @@ export class ApprovalGate {
   static approvalIdFrom(header: string | string[] | undefined): string {
     const v = (Array.isArray(header) ? header[0] : header)?.trim().toLowerCase() ?? '';
     if (v !== '' && !APPROVAL_ID.test(v)) {
-      throw new GatewayError(GatewayErrorCode.BadPath, `portcullis: the ${APPROVAL_HEADER} header must be an approval id (a UUID), got ${JSON.stringify(v.slice(0, 64))}`);
+      throw new GatewayError(
+        GatewayErrorCode.BadPath,
+        `portcullis: the ${APPROVAL_HEADER} header must be an approval id (a UUID), got ${JSON.stringify(v.slice(0, 64))}`,
+      );
     }
     return v;
   }
@@ -123,7 +126,8 @@ export class ApprovalGate {
         notified = false;
         current = await this.ask(req, id, true);
       }
-      if (clientGone.aborted) throw new GatewayError(GatewayErrorCode.ApprovalPending, 'portcullis: the client went away while its request was held for approval');
+      if (clientGone.aborted)
+        throw new GatewayError(GatewayErrorCode.ApprovalPending, 'portcullis: the client went away while its request was held for approval');
       return this.settle(current, req);
     } finally {
       void sub.unsubscribe().catch(() => undefined);
@@ -150,7 +154,9 @@ export class ApprovalGate {
       reply = decodeApprovalGateReply(msg.data);
     } catch (cause) {
       const why = cause instanceof BusError ? (cause.code === 'remote' ? cause.message : cause.code) : 'undecodable reply';
-      throw new GatewayError(GatewayErrorCode.ApprovalUnavailable, `portcullis: approval service unavailable (${why}); the request was not forwarded`, { cause });
+      throw new GatewayError(GatewayErrorCode.ApprovalUnavailable, `portcullis: approval service unavailable (${why}); the request was not forwarded`, {
+        cause,
+      });
     }
     if (reply.error !== '') {
       throw new GatewayError(GatewayErrorCode.ApprovalUnavailable, `portcullis: approval service unavailable (${reply.error}); the request was not forwarded`);
@@ -192,9 +198,13 @@ export class ApprovalGate {
           { details: { ...details, causes: [{ reason: 'ApprovalMismatch', message: 'fingerprint mismatch' }] } },
         );
       default:
-        throw new GatewayError(GatewayErrorCode.ApprovalRefused, `portcullis: no approval ${req.approvalId || id} is known (it may have ended and been forgotten); re-run the command without ${APPROVAL_HEADER}`, {
-          details,
-        });
+        throw new GatewayError(
+          GatewayErrorCode.ApprovalRefused,
+          `portcullis: no approval ${req.approvalId || id} is known (it may have ended and been forgotten); re-run the command without ${APPROVAL_HEADER}`,
+          {
+            details,
+          },
+        );
     }
   }
 

@@ -66,7 +66,9 @@ function heldRequest(ctx: EdgeRequest, body: Buffer, approvalId: string): HeldRe
 function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > max) {
-    return Promise.reject(new GatewayError(GatewayErrorCode.BodyTooLarge, `portcullis: the request body (${declared} bytes) exceeds the ${max} bytes a held request may carry`));
+    return Promise.reject(
+      new GatewayError(GatewayErrorCode.BodyTooLarge, `portcullis: the request body (${declared} bytes) exceeds the ${max} bytes a held request may carry`),
+    );
   }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];

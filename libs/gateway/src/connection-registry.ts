@@ -137,10 +137,7 @@ export function createUpstreamConnection(spec: UpstreamConnectionSpec): Upstream
         }
       : {}),
   });
-  const credential =
-    spec.tokenFile !== undefined
-      ? fileCredential(spec.tokenFile)
-      : () => spec.token;
+  const credential = spec.tokenFile !== undefined ? fileCredential(spec.tokenFile) : () => spec.token;
   return {
     name: spec.name,
     type: spec.type,

@@ -51,9 +51,7 @@ export function decisionCacheKey(identity: Identity, attributes: RequestAttribut
     attributes.connection,
     attributes.connectionType,
     attributes.method,
-    k === undefined
-      ? null
-      : [k.isResourceRequest, k.verb, k.apiGroup, k.namespace, k.resource, k.subresource, k.name, k.path],
+    k === undefined ? null : [k.isResourceRequest, k.verb, k.apiGroup, k.namespace, k.resource, k.subresource, k.name, k.path],
     h === undefined ? null : [h.method, h.path],
     // Rules may match any claim: two tokens that differ only in claims must not share a decision.
     claimsJson,

@@ -56,9 +56,7 @@ export class DecisionClient {
         askedAt = cache.clock();
       }
     }
-    const payload = encodeDecisionRequest(
-      create(DecisionRequestSchema, { requestId, identity, attributes, requestedAtMs: Date.now(), claimsJson }),
-    );
+    const payload = encodeDecisionRequest(create(DecisionRequestSchema, { requestId, identity, attributes, requestedAtMs: Date.now(), claimsJson }));
     let reply;
     try {
       const msg = await this.bus.request(Subjects.policyDecide(), payload, { timeoutMs: this.timeoutMs });

@@ -31,7 +31,6 @@ import { defaultEdgeMasking, type EdgeMasking } from './response-masking.js';
 import type { SessionRecordingOptions } from './session-recorder.js';
 import { UpgradeForwarder, type UpgradeSocket } from './upgrade-forwarder.js';
 
-
 /** What the pipeline needs; every piece is a port or a pure helper. */
 export interface EdgePipelineDeps {
   nodeId: string;
@@ -76,7 +75,12 @@ export class EdgePipeline {
     this.maxBodyBytes = deps.maxRequestBodyBytes ?? 16 * 1024 * 1024;
     this.events = new RequestEvents(deps.nodeId);
     this.outcomes = new RequestOutcomes({ connections: deps.connections, events: this.events, audit: deps.audit, logger: deps.logger, metrics: deps.metrics });
-    this.http = new HttpForwarder({ upstreamTimeoutMs: deps.upstreamTimeoutMs, maxBodyBytes: this.maxBodyBytes, masking: deps.masking ?? defaultEdgeMasking(), metrics: deps.metrics });
+    this.http = new HttpForwarder({
+      upstreamTimeoutMs: deps.upstreamTimeoutMs,
+      maxBodyBytes: this.maxBodyBytes,
+      masking: deps.masking ?? defaultEdgeMasking(),
+      metrics: deps.metrics,
+    });
     this.upgrades = new UpgradeForwarder({
       nodeId: deps.nodeId,
       audit: deps.audit,
@@ -154,7 +158,10 @@ export class EdgePipeline {
     const { route } = ctx;
     const connection = this.deps.connections.get(route.connectionName);
     if (connection === undefined || connection.type !== route.protocol.kind) {
-      throw new GatewayError(GatewayErrorCode.UnknownConnection, `no ${route.protocol.kind} connection named ${JSON.stringify(route.connectionName.slice(0, 64))}`);
+      throw new GatewayError(
+        GatewayErrorCode.UnknownConnection,
+        `no ${route.protocol.kind} connection named ${JSON.stringify(route.connectionName.slice(0, 64))}`,
+      );
     }
     ctx.connection = connection;
     try {
@@ -163,7 +170,10 @@ export class EdgePipeline {
       throw new GatewayError(GatewayErrorCode.BadPath, (cause as Error).message, { cause });
     }
     if (ctx.attributes.bodyBytes > this.maxBodyBytes) {
-      throw new GatewayError(GatewayErrorCode.BodyTooLarge, `portcullis: the request body (${ctx.attributes.bodyBytes} bytes) exceeds edge.maxRequestBodyBytes (${this.maxBodyBytes})`);
+      throw new GatewayError(
+        GatewayErrorCode.BodyTooLarge,
+        `portcullis: the request body (${ctx.attributes.bodyBytes} bytes) exceeds edge.maxRequestBodyBytes (${this.maxBodyBytes})`,
+      );
     }
   }
 
@@ -187,7 +197,10 @@ export class EdgePipeline {
   }
 
   private noBearerToken(ctx: EdgeRequest, auth: string): GatewayError {
-    const message = auth === '' ? 'portcullis: no bearer token (Authorization: Bearer <short-lived OIDC token>)' : 'portcullis: the Authorization header is not a bearer token';
+    const message =
+      auth === ''
+        ? 'portcullis: no bearer token (Authorization: Bearer <short-lived OIDC token>)'
+        : 'portcullis: the Authorization header is not a bearer token';
     const reason = auth === '' ? TokenErrorCode.Missing : TokenErrorCode.Malformed;
     this.deps.audit.recordLater(this.events.identityRejected(ctx, { reason, message, status: 401, issuer: '', tokenHash: '' }));
     return new GatewayError(GatewayErrorCode.Unauthenticated, message);
@@ -197,7 +210,11 @@ export class EdgePipeline {
     const unavailable = cause instanceof TokenError && cause.code === TokenErrorCode.Unavailable;
     const gw = unavailable
       ? new GatewayError(GatewayErrorCode.IdentityUnavailable, `portcullis: cannot verify tokens right now: ${cause.message}`, { cause })
-      : new GatewayError(GatewayErrorCode.Unauthenticated, `portcullis: unauthorized: ${cause instanceof TokenError ? cause.message : 'the token could not be verified'}`, { cause });
+      : new GatewayError(
+          GatewayErrorCode.Unauthenticated,
+          `portcullis: unauthorized: ${cause instanceof TokenError ? cause.message : 'the token could not be verified'}`,
+          { cause },
+        );
     let issuer = '';
     try {
       issuer = (unverifiedIssuer(token) ?? '').slice(0, 256);

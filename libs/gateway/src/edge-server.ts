@@ -82,7 +82,17 @@ export class EdgeServer {
           this.opts.logger.error('unhandled error in request', { err });
           if (!res.headersSent) {
             res.writeHead(500, { 'content-type': 'application/json' });
-            res.end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'portcullis: internal error', reason: 'InternalError', code: 500 }));
+            res.end(
+              JSON.stringify({
+                kind: 'Status',
+                apiVersion: 'v1',
+                metadata: {},
+                status: 'Failure',
+                message: 'portcullis: internal error',
+                reason: 'InternalError',
+                code: 500,
+              }),
+            );
           } else {
             res.destroy();
           }
@@ -123,7 +133,8 @@ export class EdgeServer {
         const name = host.slice(0, -suffix.length);
         const sni = (req.socket as TLSSocket).servername;
         // The TLS name and the Host must name the same connection: no reaching one through another's session.
-        if (typeof sni === 'string' && sni.toLowerCase() !== host) return { refuse: 421, message: `portcullis: the TLS server name ${JSON.stringify(sni)} does not match the Host ${JSON.stringify(host)}` };
+        if (typeof sni === 'string' && sni.toLowerCase() !== host)
+          return { refuse: 421, message: `portcullis: the TLS server name ${JSON.stringify(sni)} does not match the Host ${JSON.stringify(host)}` };
         if (name.includes('.') || !url.startsWith('/')) return { refuse: 400, message: 'portcullis: bad host-routed request' };
         return routeFromHost(protocols.forKind(routing.kindOf(name)), name, url);
       }
@@ -154,7 +165,13 @@ export class EdgeServer {
     const protocol = (req.headers.upgrade ?? '').toLowerCase();
     if (target === undefined || !('protocol' in target) || !UPGRADE_PROTOCOLS.has(protocol)) {
       res.setHeader(AUDIT_ID_HEADER, newEventId());
-      const refusal = target !== undefined && !('protocol' in target) ? target : { refuse: 400, message: `portcullis: cannot upgrade to ${JSON.stringify(protocol.slice(0, 32))} here; upgrades (websocket, SPDY/3.1) are served under ${this.upgradeHint}` };
+      const refusal =
+        target !== undefined && !('protocol' in target)
+          ? target
+          : {
+              refuse: 400,
+              message: `portcullis: cannot upgrade to ${JSON.stringify(protocol.slice(0, 32))} here; upgrades (websocket, SPDY/3.1) are served under ${this.upgradeHint}`,
+            };
       return text(res, refusal.refuse, `${refusal.message}\n`);
     }
     this.opts.pipeline.handle(req, res, target, { socket, head }).catch((err: unknown) => {

@@ -16,11 +16,7 @@ const HOP_BY_HOP = new Set([
 /** Headers a client must never choose, whatever their letter case. */
 function isIdentityHeader(lower: string): boolean {
   return (
-    lower === 'authorization' ||
-    lower.startsWith('impersonate-') ||
-    lower.startsWith('x-remote-') ||
-    lower === 'x-portcullis-approval' ||
-    lower === 'cookie'
+    lower === 'authorization' || lower.startsWith('impersonate-') || lower.startsWith('x-remote-') || lower === 'x-portcullis-approval' || lower === 'cookie'
   );
 }
 

@@ -53,7 +53,10 @@ export class HttpForwarder {
     ctx.recorder = requestBodyRecorder(req, this.deps.masking);
     if (ctx.body !== undefined) ctx.recorder?.add(ctx.body);
     if (tracingEnabled()) {
-      ctx.upstreamSpan = startSpan(`upstream ${connection.name}`, { kind: SpanKind.CLIENT, attributes: { 'http.request.method': req.method ?? '', 'portcullis.connection': connection.name } });
+      ctx.upstreamSpan = startSpan(`upstream ${connection.name}`, {
+        kind: SpanKind.CLIENT,
+        attributes: { 'http.request.method': req.method ?? '', 'portcullis.connection': connection.name },
+      });
     }
     ctx.upstreamStart = performance.now();
     const abort = new AbortController();
@@ -84,7 +87,8 @@ export class HttpForwarder {
     else this.upstreamAnswered(ctx, data);
   };
 
-  private readonly maskedEnd: MaskedResponseEnd<EdgeRequest> = (ctx, status, error, response, maskedFields) => this.finish(ctx, status, error, true, response, maskedFields);
+  private readonly maskedEnd: MaskedResponseEnd<EdgeRequest> = (ctx, status, error, response, maskedFields) =>
+    this.finish(ctx, status, error, true, response, maskedFields);
 
   /** Resolves the decision's masking profile; a missing one is answered (500) and recorded. */
   private planMasking(ctx: EdgeRequest): boolean {
@@ -193,7 +197,9 @@ export class HttpForwarder {
     const gw =
       cause instanceof GatewayError
         ? cause
-        : new GatewayError(GatewayErrorCode.UpstreamUnreachable, `portcullis: upstream ${ctx.connection.name} unreachable (${upstreamErrorCode(cause)})`, { cause });
+        : new GatewayError(GatewayErrorCode.UpstreamUnreachable, `portcullis: upstream ${ctx.connection.name} unreachable (${upstreamErrorCode(cause)})`, {
+            cause,
+          });
     ctx.fail(gw);
     this.finish(ctx, gw.httpStatus, gw.message, false);
   }
@@ -216,7 +222,9 @@ export class HttpForwarder {
     if (recorder === undefined && plan === undefined) return undefined;
     const masking = this.deps.masking;
     return {
-      ...(recorder !== undefined ? { requestBody: auditRequestBody(recorder, ctx.req, masking, plan, plan?.target ?? ctx.protocol.maskTarget(ctx.attributes)) } : {}),
+      ...(recorder !== undefined
+        ? { requestBody: auditRequestBody(recorder, ctx.req, masking, plan, plan?.target ?? ctx.protocol.maskTarget(ctx.attributes)) }
+        : {}),
       ...(response !== undefined ? { responseBody: response } : {}),
       maskedFields,
       maskProfile: plan?.profile.name ?? '',

@@ -97,12 +97,16 @@ export class RequestEvents {
 
   /** identity.authenticated: a token's first use at this edge. */
   identityAuthenticated(ctx: EdgeRequest, verified: VerifiedToken): EventEnvelope {
-    return buildEvent(EventType.IdentityAuthenticated, create(IdentityAuthenticatedSchema, { identity: verified.identity, expiresAtMs: verified.expiresAtMs }), {
-      correlationId: ctx.id,
-      causationId: ctx.id,
-      nodeId: this.nodeId,
-      connection: ctx.connection.name,
-    });
+    return buildEvent(
+      EventType.IdentityAuthenticated,
+      create(IdentityAuthenticatedSchema, { identity: verified.identity, expiresAtMs: verified.expiresAtMs }),
+      {
+        correlationId: ctx.id,
+        causationId: ctx.id,
+        nodeId: this.nodeId,
+        connection: ctx.connection.name,
+      },
+    );
   }
 
   /** identity.rejected: a missing, malformed or refused token. */

@@ -128,7 +128,13 @@ export function requestBodyRecorder(req: IncomingMessage, masking: EdgeMasking):
 }
 
 /** The masked audit copy of a recorded request body. */
-export function auditRequestBody(recorder: BodyRecorder, req: IncomingMessage, masking: EdgeMasking, plan: MaskPlan | undefined, target: MaskTarget): BodyExcerpt {
+export function auditRequestBody(
+  recorder: BodyRecorder,
+  req: IncomingMessage,
+  masking: EdgeMasking,
+  plan: MaskPlan | undefined,
+  target: MaskTarget,
+): BodyExcerpt {
   const contentType = typeof req.headers['content-type'] === 'string' ? req.headers['content-type'] : '';
   return maskRequestBody(recorder.finish(), contentType, plan?.profile ?? masking.auditProfile, plan?.target ?? target, masking.excerptBytes);
 }
@@ -146,7 +152,13 @@ export interface MaskedExchange {
 }
 
 /** How a masked response ends: status, error ('' on success), the audited excerpt and the masked field count. */
-export type MaskedResponseEnd<T extends MaskedExchange> = (exchange: T, status: number, error: string, response: BodyExcerpt | undefined, maskedFields: number) => void;
+export type MaskedResponseEnd<T extends MaskedExchange> = (
+  exchange: T,
+  status: number,
+  error: string,
+  response: BodyExcerpt | undefined,
+  maskedFields: number,
+) => void;
 
 function decoderFor(encoding: string): Transform | undefined | 'unsupported' {
   switch (encoding) {
@@ -178,7 +190,13 @@ export interface UpstreamResponse {
  * so a client never receives unmasked or half-masked JSON as if complete). Watch streams are
  * written event by event, with back-pressure on the upstream.
  */
-export function pipeMaskedResponse<T extends MaskedExchange>(up: UpstreamResponse, exchange: T, plan: MaskPlan, masking: EdgeMasking, onEnd: MaskedResponseEnd<T>): void {
+export function pipeMaskedResponse<T extends MaskedExchange>(
+  up: UpstreamResponse,
+  exchange: T,
+  plan: MaskPlan,
+  masking: EdgeMasking,
+  onEnd: MaskedResponseEnd<T>,
+): void {
   new MaskedResponse(up, exchange, plan, masking, onEnd).start();
 }
 
@@ -332,6 +350,12 @@ class MaskedResponse<T extends MaskedExchange> {
     this.done = true;
     const res = this.x.res;
     this.x.bytesOut = this.bytesOut;
-    this.onEnd(this.x, res.headersSent ? res.statusCode : this.status, error, this.excerpt.finish(this.contentType, this.masker.maskedFields), this.masker.maskedFields);
+    this.onEnd(
+      this.x,
+      res.headersSent ? res.statusCode : this.status,
+      error,
+      this.excerpt.finish(this.contentType, this.masker.maskedFields),
+      this.masker.maskedFields,
+    );
   }
 }

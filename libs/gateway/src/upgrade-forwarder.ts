@@ -9,15 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Duplex } from 'node:stream';
-import {
-  buildEvent,
-  create,
-  EventType,
-  SessionEndedSchema,
-  SessionFramesSchema,
-  SessionStartedSchema,
-  type EventMeta,
-} from '@portcullis/contracts';
+import { buildEvent, create, EventType, SessionEndedSchema, SessionFramesSchema, SessionStartedSchema, type EventMeta } from '@portcullis/contracts';
 import type { Logger } from '@portcullis/common';
 import type { AuditPublisher } from './audit-publisher.js';
 import type { EdgeRequest } from './edge-request.js';
@@ -73,7 +65,12 @@ export class UpgradeForwarder {
       agent: connection.agent,
     });
     const timer = setTimeout(() => {
-      upstream.destroy(new GatewayError(GatewayErrorCode.UpstreamTimeout, `portcullis: the upstream did not answer the upgrade within ${Math.round(this.deps.upstreamTimeoutMs / 1000)}s`));
+      upstream.destroy(
+        new GatewayError(
+          GatewayErrorCode.UpstreamTimeout,
+          `portcullis: the upstream did not answer the upgrade within ${Math.round(this.deps.upstreamTimeoutMs / 1000)}s`,
+        ),
+      );
     }, this.deps.upstreamTimeoutMs);
     timer.unref();
     let answered = false;
@@ -135,7 +132,11 @@ function unreachable(ctx: EdgeRequest, err: Error): void {
   const gw =
     err instanceof GatewayError
       ? err
-      : new GatewayError(GatewayErrorCode.UpstreamUnreachable, `portcullis: upstream ${ctx.connection.name} unreachable (${(err as NodeJS.ErrnoException).code ?? err.message})`, { cause: err });
+      : new GatewayError(
+          GatewayErrorCode.UpstreamUnreachable,
+          `portcullis: upstream ${ctx.connection.name} unreachable (${(err as NodeJS.ErrnoException).code ?? err.message})`,
+          { cause: err },
+        );
   ctx.fail(gw);
   ctx.complete(gw.httpStatus, gw.message, false);
 }
@@ -207,7 +208,9 @@ class UpgradedSession {
     this.deps.audit.recordLater(startedEvent);
     if (recorded) {
       this.recorder = new SessionRecorder(protocol, this.started, this.deps.recording, (sequence, frames) => {
-        this.deps.audit.recordLater(buildEvent(EventType.SessionFrames, create(SessionFramesSchema, { sequence, frames }), { ...this.meta, causationId: this.startedEventId }));
+        this.deps.audit.recordLater(
+          buildEvent(EventType.SessionFrames, create(SessionFramesSchema, { sequence, frames }), { ...this.meta, causationId: this.startedEventId }),
+        );
       });
     }
   }

@@ -21,7 +21,12 @@ export function httpsJsonFetcher(opts: { caPem?: string | undefined; timeoutMs?:
       }
       const req = httpsRequest(
         url,
-        { method: 'GET', headers: { accept: 'application/json, application/jwk-set+json' }, timeout: timeoutMs, ...(opts.caPem !== undefined ? { ca: opts.caPem } : {}) },
+        {
+          method: 'GET',
+          headers: { accept: 'application/json, application/jwk-set+json' },
+          timeout: timeoutMs,
+          ...(opts.caPem !== undefined ? { ca: opts.caPem } : {}),
+        },
         (res) => {
           if (res.statusCode !== 200) {
             res.resume();
@@ -143,7 +148,10 @@ export class JwksCache {
     const source = this.opts.source;
     if ('jwksUri' in source) return source.jwksUri;
     const issuer = source.discoveryOf;
-    const doc = (await this.opts.fetchJson(new URL(`${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`))) as { issuer?: unknown; jwks_uri?: unknown };
+    const doc = (await this.opts.fetchJson(new URL(`${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`))) as {
+      issuer?: unknown;
+      jwks_uri?: unknown;
+    };
     // OpenID Connect Discovery 1.0 §4.3: the document's issuer must be exactly the configured one.
     if (doc.issuer !== issuer) throw new Error(`the discovery document of ${issuer} names another issuer`);
     if (typeof doc.jwks_uri !== 'string') throw new Error(`the discovery document of ${issuer} has no jwks_uri`);

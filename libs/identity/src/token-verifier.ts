@@ -1,13 +1,5 @@
 import { createHash } from 'node:crypto';
-import {
-  createLocalJWKSet,
-  decodeProtectedHeader,
-  errors,
-  jwtVerify,
-  type JSONWebKeySet,
-  type JWTPayload,
-  type JWTVerifyGetKey,
-} from 'jose';
+import { createLocalJWKSet, decodeProtectedHeader, errors, jwtVerify, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { create, IdentitySchema, type Identity } from '@portcullis/contracts';
 import { TokenError, TokenErrorCode } from './identity-error.js';
 import { httpsJsonFetcher, JwksCache, type JsonFetcher } from './jwks-cache.js';
@@ -135,7 +127,8 @@ export class TokenVerifier {
   }
 
   private checkAudience(entry: CachedToken, connection: string | undefined): void {
-    const accepted = (connection !== undefined ? this.connectionAudiences.get(connection) : undefined) ?? this.byIssuer.get(entry.identity.issuer)?.defaultAudiences;
+    const accepted =
+      (connection !== undefined ? this.connectionAudiences.get(connection) : undefined) ?? this.byIssuer.get(entry.identity.issuer)?.defaultAudiences;
     if (accepted !== undefined) for (const a of entry.audiences) if (accepted.has(a)) return;
     throw new TokenError(
       TokenErrorCode.BadAudience,
@@ -226,9 +219,11 @@ const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
 
 /** The mapped names end up in impersonation headers and logs: no empty subject, no control characters. */
 function checkIdentity(identity: Identity, cfg: TrustedIssuer): void {
-  if (identity.subject === '') throw new TokenError(TokenErrorCode.BadClaims, `the token has no subject claim "${cfg.subjectClaim ?? 'sub'}" (a string or a number)`);
+  if (identity.subject === '')
+    throw new TokenError(TokenErrorCode.BadClaims, `the token has no subject claim "${cfg.subjectClaim ?? 'sub'}" (a string or a number)`);
   const fields = [identity.subject, identity.clientId, identity.tokenId, ...identity.groups];
-  for (const f of fields) if (CONTROL_CHARS.test(f)) throw new TokenError(TokenErrorCode.BadClaims, 'the token has control characters in its subject, groups, client id or jti');
+  for (const f of fields)
+    if (CONTROL_CHARS.test(f)) throw new TokenError(TokenErrorCode.BadClaims, 'the token has control characters in its subject, groups, client id or jti');
 }
 
 function claimMatches(value: unknown, accepted: readonly string[]): boolean {
@@ -257,13 +252,15 @@ function mapJoseError(cause: unknown): TokenError {
   if (cause instanceof errors.JWTClaimValidationFailed) {
     if (cause.claim === 'nbf') return new TokenError(TokenErrorCode.NotYetValid, 'the token is not valid yet (nbf)', { cause });
     if (cause.claim === 'aud') return new TokenError(TokenErrorCode.BadAudience, 'the token audience is not accepted here', { cause });
-    if (cause.claim === 'iat' && cause.reason === 'check_failed') return new TokenError(TokenErrorCode.NotYetValid, 'the token was issued in the future (iat)', { cause });
+    if (cause.claim === 'iat' && cause.reason === 'check_failed')
+      return new TokenError(TokenErrorCode.NotYetValid, 'the token was issued in the future (iat)', { cause });
     return new TokenError(TokenErrorCode.BadClaims, `the token claim "${cause.claim}" is invalid (${cause.reason})`, { cause });
   }
   if (cause instanceof errors.JWKSNoMatchingKey) return new TokenError(TokenErrorCode.UnknownKey, 'no key of the issuer matches the token', { cause });
   if (cause instanceof errors.JOSEAlgNotAllowed) return new TokenError(TokenErrorCode.BadSignature, 'the token algorithm is not allowed', { cause });
   if (cause instanceof errors.JWSSignatureVerificationFailed) return new TokenError(TokenErrorCode.BadSignature, 'the token signature is invalid', { cause });
-  if (cause instanceof errors.JWSInvalid || cause instanceof errors.JWTInvalid) return new TokenError(TokenErrorCode.Malformed, 'the token is malformed', { cause });
+  if (cause instanceof errors.JWSInvalid || cause instanceof errors.JWTInvalid)
+    return new TokenError(TokenErrorCode.Malformed, 'the token is malformed', { cause });
   return new TokenError(TokenErrorCode.BadSignature, 'the token could not be verified', { cause });
 }
 

@@ -43,7 +43,7 @@ export function assertCleanPath(rawPath: string): void {
   const path = q === -1 ? rawPath : rawPath.slice(0, q);
   if (!path.startsWith('/')) throw new RequestPathError('the request path must start with "/"');
   if (/%(2[fFeE]|5[cC]|00)/.test(path)) throw new RequestPathError('the request path contains an encoded "/", ".", "\\" or NUL');
-   
+
   if (/[\x00-\x1f\x7f\\]/.test(rawPath)) throw new RequestPathError('the request path contains a control character or "\\"');
   if (path.includes('//')) throw new RequestPathError('the request path contains an empty segment ("//")');
   for (const seg of path.split('/')) {

@@ -71,7 +71,13 @@ export class BodyRecorder {
 /** Cuts `text` to at most `maxBytes` UTF-8 bytes. */
 export function capText(text: string, maxBytes: number): { text: string; truncated: boolean } {
   if (text.length <= maxBytes / 3 || Buffer.byteLength(text) <= maxBytes) return { text, truncated: false };
-  return { text: Buffer.from(text).subarray(0, maxBytes).toString('utf8').replace(/\uFFFD$/, ''), truncated: true };
+  return {
+    text: Buffer.from(text)
+      .subarray(0, maxBytes)
+      .toString('utf8')
+      .replace(/\uFFFD$/, ''),
+    truncated: true,
+  };
 }
 
 /**
@@ -96,7 +102,12 @@ export function maskRequestBody(
     if (mediaType === 'application/vnd.kubernetes.protobuf') {
       value = decodeKubeProtobuf(recorded.body);
       decoding = BodyDecoding.Protobuf;
-    } else if (mediaType === 'application/yaml' || mediaType === 'application/apply-patch+yaml' || mediaType === 'application/x-yaml' || mediaType === 'text/yaml') {
+    } else if (
+      mediaType === 'application/yaml' ||
+      mediaType === 'application/apply-patch+yaml' ||
+      mediaType === 'application/x-yaml' ||
+      mediaType === 'text/yaml'
+    ) {
       value = parseYaml(recorded.body.toString('utf8')) as unknown;
       decoding = BodyDecoding.Yaml;
     } else if (mediaType === 'application/json' || mediaType.endsWith('+json') || mediaType === '') {

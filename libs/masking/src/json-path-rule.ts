@@ -32,10 +32,7 @@ function match(steps: readonly Step[], si: number, path: readonly PathSegment[],
   }
   if (pi >= path.length) return false;
   const seg = path[pi]!;
-  const ok =
-    step.t === 'any' ||
-    (step.t === 'key' && typeof seg === 'string' && seg === step.name) ||
-    (step.t === 'index' && seg === step.n);
+  const ok = step.t === 'any' || (step.t === 'key' && typeof seg === 'string' && seg === step.name) || (step.t === 'index' && seg === step.n);
   return ok && match(steps, si + 1, path, pi + 1);
 }
 

@@ -88,14 +88,33 @@ function objectMeta(bytes: Uint8Array): Record<string, unknown> {
   each(bytes, (r, f, w) => {
     if (w !== 2) return false;
     switch (f) {
-      case 1: meta['name'] = r.string(); return true;
-      case 2: meta['generateName'] = r.string(); return true;
-      case 3: meta['namespace'] = r.string(); return true;
-      case 5: meta['uid'] = r.string(); return true;
-      case 6: meta['resourceVersion'] = r.string(); return true;
-      case 11: { const [k, v] = mapEntry(r.bytes(), false); labels[k] = v; return true; }
-      case 12: { const [k, v] = mapEntry(r.bytes(), false); annotations[k] = v; return true; }
-      default: return false;
+      case 1:
+        meta['name'] = r.string();
+        return true;
+      case 2:
+        meta['generateName'] = r.string();
+        return true;
+      case 3:
+        meta['namespace'] = r.string();
+        return true;
+      case 5:
+        meta['uid'] = r.string();
+        return true;
+      case 6:
+        meta['resourceVersion'] = r.string();
+        return true;
+      case 11: {
+        const [k, v] = mapEntry(r.bytes(), false);
+        labels[k] = v;
+        return true;
+      }
+      case 12: {
+        const [k, v] = mapEntry(r.bytes(), false);
+        annotations[k] = v;
+        return true;
+      }
+      default:
+        return false;
     }
   });
   if (Object.keys(labels).length > 0) meta['labels'] = labels;
@@ -109,14 +128,30 @@ function secret(bytes: Uint8Array): Record<string, unknown> {
   const data: Record<string, string> = {};
   const stringData: Record<string, string> = {};
   each(bytes, (r, f, w) => {
-    if (f === 5 && w === 0) { out['immutable'] = r.varint() !== 0; return true; }
+    if (f === 5 && w === 0) {
+      out['immutable'] = r.varint() !== 0;
+      return true;
+    }
     if (w !== 2) return false;
     switch (f) {
-      case 1: out['metadata'] = objectMeta(r.bytes()); return true;
-      case 2: { const [k, v] = mapEntry(r.bytes(), true); data[k] = v; return true; }
-      case 3: out['type'] = r.string(); return true;
-      case 4: { const [k, v] = mapEntry(r.bytes(), false); stringData[k] = v; return true; }
-      default: return false;
+      case 1:
+        out['metadata'] = objectMeta(r.bytes());
+        return true;
+      case 2: {
+        const [k, v] = mapEntry(r.bytes(), true);
+        data[k] = v;
+        return true;
+      }
+      case 3:
+        out['type'] = r.string();
+        return true;
+      case 4: {
+        const [k, v] = mapEntry(r.bytes(), false);
+        stringData[k] = v;
+        return true;
+      }
+      default:
+        return false;
     }
   });
   if (Object.keys(data).length > 0) out['data'] = data;
@@ -129,13 +164,27 @@ function configMap(bytes: Uint8Array): Record<string, unknown> {
   const data: Record<string, string> = {};
   const binaryData: Record<string, string> = {};
   each(bytes, (r, f, w) => {
-    if (f === 4 && w === 0) { out['immutable'] = r.varint() !== 0; return true; }
+    if (f === 4 && w === 0) {
+      out['immutable'] = r.varint() !== 0;
+      return true;
+    }
     if (w !== 2) return false;
     switch (f) {
-      case 1: out['metadata'] = objectMeta(r.bytes()); return true;
-      case 2: { const [k, v] = mapEntry(r.bytes(), false); data[k] = v; return true; }
-      case 3: { const [k, v] = mapEntry(r.bytes(), true); binaryData[k] = v; return true; }
-      default: return false;
+      case 1:
+        out['metadata'] = objectMeta(r.bytes());
+        return true;
+      case 2: {
+        const [k, v] = mapEntry(r.bytes(), false);
+        data[k] = v;
+        return true;
+      }
+      case 3: {
+        const [k, v] = mapEntry(r.bytes(), true);
+        binaryData[k] = v;
+        return true;
+      }
+      default:
+        return false;
     }
   });
   if (Object.keys(data).length > 0) out['data'] = data;

@@ -54,12 +54,34 @@ export interface MaskingProfileSpec {
 
 /** Env-var names masked by default. */
 export const DEFAULT_ENV_NAME_PATTERNS: readonly string[] = [
-  '*PASSWORD*', '*PASSWD*', '*SECRET*', '*TOKEN*', '*KEY*', '*CREDENTIAL*', '*AUTH*', '*PRIVATE*', '*DSN*', '*CONNECTION_STRING*',
+  '*PASSWORD*',
+  '*PASSWD*',
+  '*SECRET*',
+  '*TOKEN*',
+  '*KEY*',
+  '*CREDENTIAL*',
+  '*AUTH*',
+  '*PRIVATE*',
+  '*DSN*',
+  '*CONNECTION_STRING*',
 ];
 
 /** ConfigMap keys masked by default. */
 export const DEFAULT_CONFIGMAP_KEY_PATTERNS: readonly string[] = [
-  '*password*', '*passwd*', '*secret*', '*token*', '*credential*', '*apikey*', '*api_key*', '*api-key*', '*private*', '*.key', '*.pem', '*.p12', '*.pfx', '*.jks',
+  '*password*',
+  '*passwd*',
+  '*secret*',
+  '*token*',
+  '*credential*',
+  '*apikey*',
+  '*api_key*',
+  '*api-key*',
+  '*private*',
+  '*.key',
+  '*.pem',
+  '*.p12',
+  '*.pfx',
+  '*.jks',
 ];
 
 /** The fixed marker. */
@@ -87,10 +109,7 @@ export class MaskingProfile {
   ) {
     this.replacement = spec.replacement ?? Replacement.Marker;
     if (this.replacement === Replacement.Hmac && (hmacKey === undefined || hmacKey.length < 16)) {
-      throw new MaskingError(
-        MaskingErrorCode.InvalidProfile,
-        `masking profile ${name}: replacement hmac needs masking.hmacKey (at least 16 characters)`,
-      );
+      throw new MaskingError(MaskingErrorCode.InvalidProfile, `masking profile ${name}: replacement hmac needs masking.hmacKey (at least 16 characters)`);
     }
     this.key = hmacKey === undefined ? undefined : Buffer.from(hmacKey, 'utf8');
     const k = spec.kubernetes ?? {};

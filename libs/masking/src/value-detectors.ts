@@ -83,7 +83,8 @@ const SPAN_DETECTORS: readonly SpanDetector[] = [
  * A cheap pre-filter: a string that matches none of these substrings cannot match any detector,
  * so most strings (names, timestamps, images) cost one scan.
  */
-const TRIGGER = /eyJ|-----BEGIN|A[KSBCGIRPN][A-Z][A-Z][A-Z0-9]{16}|secret|gh[pousr]_|github_pat_|xox|hooks\.slack|bearer|basic|token|@|[0-9](?:[ -]?[0-9]){12}/i;
+const TRIGGER =
+  /eyJ|-----BEGIN|A[KSBCGIRPN][A-Z][A-Z][A-Z0-9]{16}|secret|gh[pousr]_|github_pat_|xox|hooks\.slack|bearer|basic|token|@|[0-9](?:[ -]?[0-9]){12}/i;
 
 /** Luhn checksum over the digits of `text` (spaces and dashes ignored). */
 export function luhnValid(text: string): boolean {
@@ -125,7 +126,8 @@ export function shannonEntropy(text: string): number {
  * Field names that hold secrets (password, token, secret, api key, credential, private key…) —
  * but not the fields that only *name* or *point to* one (`secretName`, `tokenFile`, `secretKeyRef`).
  */
-const SECRET_FIELD = /pass(?:word|wd|phrase)?$|^pwd$|secret|token|api[-_]?key|access[-_]?key|credential|private[-_]?key|client[-_]?key|auth(?:orization)?$|session[-_]?key|signing[-_]?key|encryption[-_]?key|salt$|cookie$/i;
+const SECRET_FIELD =
+  /pass(?:word|wd|phrase)?$|^pwd$|secret|token|api[-_]?key|access[-_]?key|credential|private[-_]?key|client[-_]?key|auth(?:orization)?$|session[-_]?key|signing[-_]?key|encryption[-_]?key|salt$|cookie$/i;
 const REFERENCE_FIELD = /(?:name|names|ref|refs|file|path|type|id|ids|ttl|expir\w*|count|length|enabled|url|uri|namespace|key[-_]?id|secrets)$/i;
 const PASSWORD_FIELD = /pass(?:word|wd|phrase)?$|^pwd$/i;
 

@@ -263,7 +263,12 @@ function isJsonPatchOp(v: unknown): v is Record<string, unknown> {
 
 function lastPointerToken(p: string): string | undefined {
   const i = p.lastIndexOf('/');
-  return i === -1 ? undefined : p.slice(i + 1).replace(/~1/g, '/').replace(/~0/g, '~');
+  return i === -1
+    ? undefined
+    : p
+        .slice(i + 1)
+        .replace(/~1/g, '/')
+        .replace(/~0/g, '~');
 }
 
 function tryParseJson(s: string): unknown {

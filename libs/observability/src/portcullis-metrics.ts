@@ -81,7 +81,11 @@ export function createPortcullisMetrics(opts: { role: string; version: string })
   return {
     registry: r,
     edge: {
-      requests: r.counter('portcullis_edge_requests_total', 'Requests answered by the edge, by connection, verb and decision.', ['connection', 'verb', 'decision']),
+      requests: r.counter('portcullis_edge_requests_total', 'Requests answered by the edge, by connection, verb and decision.', [
+        'connection',
+        'verb',
+        'decision',
+      ]),
       decisionDuration: r.histogram('portcullis_edge_decision_duration_seconds', 'Time the edge waited for a policy decision.', LATENCY_BUCKETS),
       auditAckDuration: r.histogram(
         'portcullis_edge_audit_ack_duration_seconds',
@@ -101,8 +105,14 @@ export function createPortcullisMetrics(opts: { role: string; version: string })
       waitDuration: r.histogram('portcullis_approval_wait_duration_seconds', 'Time from approval request to decision.', APPROVAL_BUCKETS, ['outcome']),
     },
     audit: {
-      consumerLag: r.gauge('portcullis_audit_consumer_lag_messages', 'Messages in the stream not yet delivered to the durable consumer.', ['stream', 'consumer']),
-      consumerAckPending: r.gauge('portcullis_audit_consumer_ack_pending_messages', 'Messages delivered to the consumer and not yet acknowledged.', ['stream', 'consumer']),
+      consumerLag: r.gauge('portcullis_audit_consumer_lag_messages', 'Messages in the stream not yet delivered to the durable consumer.', [
+        'stream',
+        'consumer',
+      ]),
+      consumerAckPending: r.gauge('portcullis_audit_consumer_ack_pending_messages', 'Messages delivered to the consumer and not yet acknowledged.', [
+        'stream',
+        'consumer',
+      ]),
       insertBatchSize: r.histogram('portcullis_audit_insert_batch_rows', 'Rows per audit-store insert.', BATCH_BUCKETS),
       insertDuration: r.histogram('portcullis_audit_insert_duration_seconds', 'Time of one audit-store batch insert.', LATENCY_BUCKETS),
       insertFailures: r.counter('portcullis_audit_insert_failures_total', 'Audit-store batch inserts that failed (the batch is redelivered).'),
@@ -118,8 +128,14 @@ function registerProcessMetrics(r: MetricsRegistry): void {
   let cpuSeen = 0;
   const rss = r.gauge('process_resident_memory_bytes', 'Resident memory size in bytes.');
   const heap = r.gauge('nodejs_heap_used_bytes', 'V8 heap in use, in bytes.');
-  const heapAfterGc = r.gauge('nodejs_heap_used_after_gc_bytes', 'V8 heap in use right after the latest major GC (the live set), in bytes; 0 until the first major GC since the first scrape.');
-  const majorGcs = r.counter('nodejs_major_gcs_total', 'Major (mark-compact) GCs since the first scrape: says whether nodejs_heap_used_after_gc_bytes is fresh.');
+  const heapAfterGc = r.gauge(
+    'nodejs_heap_used_after_gc_bytes',
+    'V8 heap in use right after the latest major GC (the live set), in bytes; 0 until the first major GC since the first scrape.',
+  );
+  const majorGcs = r.counter(
+    'nodejs_major_gcs_total',
+    'Major (mark-compact) GCs since the first scrape: says whether nodejs_heap_used_after_gc_bytes is fresh.',
+  );
   let majorGcsSeen = 0;
   const lag = r.gauge('nodejs_eventloop_delay_p99_seconds', 'The 99th percentile of event-loop delay since the last scrape, in seconds.');
   let delay: ReturnType<typeof monitorEventLoopDelay> | undefined;

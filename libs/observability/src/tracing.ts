@@ -179,7 +179,12 @@ export function logContext(): { traceId?: string; spanId?: string; auditId?: str
  * Records one `audit write` span per stored message that carried a trace context, as a child of
  * the edge's publish span, covering the batch insert that stored it.
  */
-export function recordStoredMessages(headers: readonly Readonly<Record<string, string>>[], startedAtMs: number, endedAtMs: number, attributes: Attributes): void {
+export function recordStoredMessages(
+  headers: readonly Readonly<Record<string, string>>[],
+  startedAtMs: number,
+  endedAtMs: number,
+  attributes: Attributes,
+): void {
   if (!enabled || tracerInstance === undefined) return;
   for (const h of headers) {
     if (h['traceparent'] === undefined) continue;

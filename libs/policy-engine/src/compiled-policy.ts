@@ -98,11 +98,7 @@ function globCheck(
   };
 }
 
-function multiGlobCheck(
-  field: string,
-  patterns: readonly string[],
-  values: (i: PolicyIdentity) => readonly string[],
-): RuleCheck {
+function multiGlobCheck(field: string, patterns: readonly string[], values: (i: PolicyIdentity) => readonly string[]): RuleCheck {
   const set = new GlobSet(patterns);
   return {
     field,
@@ -157,10 +153,15 @@ function compileChecks(rule: RuleDocument): RuleCheck[] {
   if (m.verbs) checks.push(globCheck('verbs', m.verbs, (_i, a) => kubeOf(a)?.verb, NOT_KUBE));
   if (m.resources) {
     checks.push(
-      globCheck('resources', m.resources, (_i, a) => {
-        const k = resourceAttr(a);
-        return k === undefined ? undefined : resourceKeyOf(k);
-      }, NOT_RESOURCE),
+      globCheck(
+        'resources',
+        m.resources,
+        (_i, a) => {
+          const k = resourceAttr(a);
+          return k === undefined ? undefined : resourceKeyOf(k);
+        },
+        NOT_RESOURCE,
+      ),
     );
   }
   if (m.apiGroups) checks.push(globCheck('apiGroups', m.apiGroups, (_i, a) => resourceAttr(a)?.apiGroup, NOT_RESOURCE));
@@ -187,10 +188,15 @@ function compileChecks(rule: RuleDocument): RuleCheck[] {
   if (m.names) checks.push(globCheck('names', m.names, (_i, a) => resourceAttr(a)?.name, NOT_RESOURCE));
   if (m.nonResourcePaths) {
     checks.push(
-      globCheck('nonResourcePaths', m.nonResourcePaths, (_i, a) => {
-        const k = kubeOf(a);
-        return k !== undefined && !k.isResourceRequest ? k.path : undefined;
-      }, NOT_NON_RESOURCE),
+      globCheck(
+        'nonResourcePaths',
+        m.nonResourcePaths,
+        (_i, a) => {
+          const k = kubeOf(a);
+          return k !== undefined && !k.isResourceRequest ? k.path : undefined;
+        },
+        NOT_NON_RESOURCE,
+      ),
     );
   }
   if (m.http?.methods) {
@@ -247,10 +253,7 @@ function compileChecks(rule: RuleDocument): RuleCheck[] {
   return checks;
 }
 
-function compileApproval(
-  own: ApprovalDocument | undefined,
-  defaults: ApprovalDocument | undefined,
-): CompiledApproval | undefined {
+function compileApproval(own: ApprovalDocument | undefined, defaults: ApprovalDocument | undefined): CompiledApproval | undefined {
   const merged = { ...defaults, ...own };
   if (!merged.approverGroups) return undefined;
   const scope = merged.scope ?? APPROVAL_DEFAULTS.scope;

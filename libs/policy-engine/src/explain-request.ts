@@ -52,7 +52,9 @@ export function parseExplainSpec(raw: unknown): { ok: true; spec: ExplainSpec } 
   const parsed = ExplainSpecSchema.safeParse(raw);
   if (parsed.success) return { ok: true, spec: parsed.data };
   const problems = parsed.error.issues.map((i) =>
-    i.code === 'unrecognized_keys' ? `unknown key ${i.keys.map((k) => JSON.stringify(k)).join(', ')}` : `${i.path.map(String).join('.') || '(body)'}: ${i.message}`,
+    i.code === 'unrecognized_keys'
+      ? `unknown key ${i.keys.map((k) => JSON.stringify(k)).join(', ')}`
+      : `${i.path.map(String).join('.') || '(body)'}: ${i.message}`,
   );
   return { ok: false, problems };
 }
@@ -152,13 +154,12 @@ export function formatExplanation(e: ExplanationView): string {
     }
   }
   if (!decided) {
-    lines.push(
-      d.ruleId === 'default-deny'
-        ? '  no allow or require_approval rule matched: default deny'
-        : `  (rule ${d.ruleId} decided)`,
-    );
+    lines.push(d.ruleId === 'default-deny' ? '  no allow or require_approval rule matched: default deny' : `  (rule ${d.ruleId} decided)`);
   }
-  const precedence = e.trace.filter((t) => t.matched).length > 1 ? ['precedence: deny over require_approval over allow; the first matching rule of the winning effect decides'] : [];
+  const precedence =
+    e.trace.filter((t) => t.matched).length > 1
+      ? ['precedence: deny over require_approval over allow; the first matching rule of the winning effect decides']
+      : [];
   return `${[...lines, ...precedence].join('\n')}\n`;
 }
 

@@ -14,15 +14,7 @@ export type { TraceEntry, Explanation } from './policy-engine.js';
 export { CompiledPolicy, APPROVAL_DEFAULTS } from './compiled-policy.js';
 export { withClaims } from './policy-identity.js';
 export type { CompiledRule, CompiledApproval, PolicyIdentity, RuleCheck } from './compiled-policy.js';
-export {
-  POLICY_API_VERSION,
-  POLICY_KIND,
-  RuleEffect,
-  ApprovalScope,
-  PolicyDocumentSchema,
-  policyJsonSchema,
-  policyJsonSchemaText,
-} from './policy-schema.js';
+export { POLICY_API_VERSION, POLICY_KIND, RuleEffect, ApprovalScope, PolicyDocumentSchema, policyJsonSchema, policyJsonSchemaText } from './policy-schema.js';
 export type { PolicyDocument, RuleDocument, MatchDocument, ApprovalDocument } from './policy-schema.js';
 export { parseDurationSeconds } from './duration.js';
 export { globError, compileGlob } from './glob.js';

@@ -7,22 +7,8 @@
  * require_approval, or a `mask`-effect rule) applies, the first one if several. No allow or
  * require_approval rule matching means deny, rule id {@link DEFAULT_DENY_RULE_ID}.
  */
-import {
-  ApprovalRequirementSchema,
-  DecisionSchema,
-  create,
-  type Decision,
-  type RequestAttributes,
-} from '@portcullis/contracts';
-import {
-  TIME_FIELD,
-  kubeOf,
-  httpOf,
-  resourceKeyOf,
-  type CompiledPolicy,
-  type CompiledRule,
-  type PolicyIdentity,
-} from './compiled-policy.js';
+import { ApprovalRequirementSchema, DecisionSchema, create, type Decision, type RequestAttributes } from '@portcullis/contracts';
+import { TIME_FIELD, kubeOf, httpOf, resourceKeyOf, type CompiledPolicy, type CompiledRule, type PolicyIdentity } from './compiled-policy.js';
 
 /** Rule id of the decision made when no rule lets a request through. */
 export const DEFAULT_DENY_RULE_ID = 'default-deny';
@@ -91,12 +77,7 @@ function narrowMany(
  * @param attributes - what the request is.
  * @param now - the decision time, used only by `time` windows.
  */
-export function evaluate(
-  policy: CompiledPolicy,
-  identity: PolicyIdentity,
-  attributes: RequestAttributes,
-  now: Date,
-): Decision {
+export function evaluate(policy: CompiledPolicy, identity: PolicyIdentity, attributes: RequestAttributes, now: Date): Decision {
   const { index, rules } = policy;
   const candidates = index.candidates;
   candidates.fill(0xffffffff);
@@ -220,12 +201,7 @@ export function describeRequest(identity: PolicyIdentity, attributes: RequestAtt
  * Evaluates every rule without the index and reports, for each, whether it matched and the first
  * field that did not. The decision is the same as {@link evaluate}'s.
  */
-export function explain(
-  policy: CompiledPolicy,
-  identity: PolicyIdentity,
-  attributes: RequestAttributes,
-  now: Date,
-): Explanation {
+export function explain(policy: CompiledPolicy, identity: PolicyIdentity, attributes: RequestAttributes, now: Date): Explanation {
   const trace: TraceEntry[] = [];
   let deny: CompiledRule | undefined;
   let approval: CompiledRule | undefined;
@@ -257,12 +233,7 @@ export function explain(
  * does not ask whether the timed rule would change the winner. Edges cache decisions no longer
  * than this, so a decision never outlives the window that made it.
  */
-export function decisionStableForMs(
-  policy: CompiledPolicy,
-  identity: PolicyIdentity,
-  attributes: RequestAttributes,
-  now: Date,
-): number {
+export function decisionStableForMs(policy: CompiledPolicy, identity: PolicyIdentity, attributes: RequestAttributes, now: Date): number {
   const timed = policy.timedRules;
   for (let r = 0; r < timed.length; r++) {
     const checks = timed[r]!.checks;

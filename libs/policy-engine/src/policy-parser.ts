@@ -19,9 +19,7 @@ export interface PolicyError {
 }
 
 /** Result of {@link parsePolicy} and {@link compilePolicy}. */
-export type ParsePolicyResult =
-  | { readonly ok: true; readonly policy: CompiledPolicy }
-  | { readonly ok: false; readonly errors: readonly PolicyError[] };
+export type ParsePolicyResult = { readonly ok: true; readonly policy: CompiledPolicy } | { readonly ok: false; readonly errors: readonly PolicyError[] };
 
 /** Options of {@link parsePolicy}. */
 export interface ParsePolicyOptions {
@@ -94,7 +92,8 @@ class ErrorSink {
   }
 }
 
-const describeValue = (v: unknown): string => (v === undefined ? 'nothing' : v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'a mapping' : `${typeof v} ${JSON.stringify(v)}`);
+const describeValue = (v: unknown): string =>
+  v === undefined ? 'nothing' : v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'a mapping' : `${typeof v} ${JSON.stringify(v)}`;
 
 /** Friendlier zod messages: they name what was expected and what was found. */
 const zodMessages = (issue: z.core.$ZodRawIssue): string | undefined => {
@@ -130,9 +129,7 @@ function editDistance(a: string, b: string): number {
 /** Names the unknown key and, when one is close, the key that was probably meant. */
 function unknownKeyMessage(key: string, schemaMessage: string): string {
   const allowed = (schemaMessage.split('allowed keys: ')[1] ?? '').split(', ').filter((k) => k !== '');
-  const best = allowed
-    .map((k) => ({ k, d: editDistance(key.toLowerCase(), k.toLowerCase()) }))
-    .sort((x, y) => x.d - y.d)[0];
+  const best = allowed.map((k) => ({ k, d: editDistance(key.toLowerCase(), k.toLowerCase()) })).sort((x, y) => x.d - y.d)[0];
   const hint = best && best.d <= Math.max(2, Math.floor(key.length / 3)) ? ` (did you mean ${JSON.stringify(best.k)}?)` : '';
   return `${schemaMessage.replace('unknown key', `unknown key ${JSON.stringify(key)}`)}${hint}`;
 }
@@ -198,7 +195,10 @@ function semanticErrors(data: unknown, sink: ErrorSink): void {
     if (m.time && !m.time.days && !m.time.hours) sink.add(at('match', 'time'), 'needs days or hours');
     const resourceField = RESOURCE_FIELDS.find((f) => m[f] !== undefined);
     if (m.nonResourcePaths && resourceField) {
-      sink.add(at('match', 'nonResourcePaths'), `cannot be combined with ${resourceField}: a request is either a resource or a non-resource request; split the rule in two`);
+      sink.add(
+        at('match', 'nonResourcePaths'),
+        `cannot be combined with ${resourceField}: a request is either a resource or a non-resource request; split the rule in two`,
+      );
     }
     const kubeField = KUBE_FIELDS.find((f) => m[f] !== undefined);
     if (m.http && kubeField) {
@@ -216,7 +216,7 @@ function semanticErrors(data: unknown, sink: ErrorSink): void {
     if (rule.approval !== undefined && rule.effect !== 'require_approval') {
       sink.add(at('approval'), `applies only to effect require_approval, not ${rule.effect}`, true);
     }
-    if (rule.message !== undefined && (rule.effect === 'mask')) {
+    if (rule.message !== undefined && rule.effect === 'mask') {
       sink.add(at('message'), 'a mask rule makes no decision, so its message would never be shown', true);
     }
     if (rule.effect === 'require_approval') {

@@ -49,9 +49,7 @@ export function answerExplainRequest(policy: CompiledPolicy | undefined, data: U
   return encodeExplainReply(
     create(ExplainReplySchema, {
       decision,
-      trace: trace.map((t) =>
-        create(ExplainTraceEntrySchema, { ruleId: t.ruleId, effect: t.effect, matched: t.matched, failedOn: t.failedOn ?? '' }),
-      ),
+      trace: trace.map((t) => create(ExplainTraceEntrySchema, { ruleId: t.ruleId, effect: t.effect, matched: t.matched, failedOn: t.failedOn ?? '' })),
       policySource: policy.source,
       policyName: policy.name,
       request: describeRequest(req.identity, req.attributes),

@@ -32,16 +32,13 @@ export type ApprovalScope = (typeof ApprovalScope)[keyof typeof ApprovalScope];
 function strict<T extends z.ZodRawShape>(shape: T, where: string) {
   const allowed = Object.keys(shape).join(', ');
   return z.strictObject(shape, {
-    error: (issue) =>
-      issue.code === 'unrecognized_keys' ? `unknown key in ${where}; allowed keys: ${allowed}` : undefined,
+    error: (issue) => (issue.code === 'unrecognized_keys' ? `unknown key in ${where}; allowed keys: ${allowed}` : undefined),
   });
 }
 
-const identifier = z
-  .string()
-  .regex(/^[A-Za-z0-9]([A-Za-z0-9._:-]{0,126}[A-Za-z0-9])?$/, {
-    error: 'must be 1-128 letters, digits, ".", "_", ":" or "-", starting and ending with a letter or digit',
-  });
+const identifier = z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9._:-]{0,126}[A-Za-z0-9])?$/, {
+  error: 'must be 1-128 letters, digits, ".", "_", ":" or "-", starting and ending with a letter or digit',
+});
 
 // Glob syntax is checked here so it is reported together with every other shape error.
 const glob = z
@@ -111,10 +108,7 @@ export const MatchSchema = strict(
     clientIds: globs('OAuth client id (azp / client_id) globs.'),
     issuers: globs('Token issuer globs.'),
     audiences: globs('Audience globs; matches when any token audience matches any entry.'),
-    scopes: z
-      .array(z.string().min(1))
-      .min(1)
-      .meta({ description: 'Exact scopes; the token must carry ALL of them (the one AND-within-a-field).' }),
+    scopes: z.array(z.string().min(1)).min(1).meta({ description: 'Exact scopes; the token must carry ALL of them (the one AND-within-a-field).' }),
     claims: z
       .record(z.string().min(1), z.union([glob, z.array(glob).min(1)]))
       .meta({ description: 'Other token claims: claim name -> glob or list of globs. Every listed claim must match.' }),
@@ -176,13 +170,8 @@ export const PolicyDocumentSchema = strict(
       },
       'metadata',
     ),
-    maskingProfiles: z
-      .array(identifier)
-      .optional()
-      .meta({ description: 'Masking profile names rules may use; when present, mask must name one of them.' }),
-    defaults: strict({ approval: ApprovalSchema.optional() }, 'defaults')
-      .optional()
-      .meta({ description: 'Defaults merged into every require_approval rule.' }),
+    maskingProfiles: z.array(identifier).optional().meta({ description: 'Masking profile names rules may use; when present, mask must name one of them.' }),
+    defaults: strict({ approval: ApprovalSchema.optional() }, 'defaults').optional().meta({ description: 'Defaults merged into every require_approval rule.' }),
     rules: z.array(RuleSchema).meta({ description: 'Rules in document order; no match means deny (default-deny).' }),
   },
   'the policy document',

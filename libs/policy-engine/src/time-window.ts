@@ -58,9 +58,7 @@ export class TimeWindow {
   #cachedDay = 0;
   #cachedMinuteOfDay = 0;
 
-  constructor(
-    readonly spec: { readonly days?: readonly string[]; readonly hours?: string; readonly timezone?: string },
-  ) {
+  constructor(readonly spec: { readonly days?: readonly string[]; readonly hours?: string; readonly timezone?: string }) {
     this.#days = spec.days ? parseDays(spec.days) : undefined;
     this.#hours = spec.hours ? parseHours(spec.hours) : undefined;
     this.#format = new Intl.DateTimeFormat('en-US', {

@@ -59,10 +59,7 @@ export async function createCertificateAuthority(commonName: string): Promise<Ce
       signingAlgorithm: SIGNING_ALGORITHM,
       extensions: [
         new x509.BasicConstraintsExtension(true, 0, true),
-        new x509.KeyUsagesExtension(
-          x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature,
-          true,
-        ),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature, true),
         await x509.SubjectKeyIdentifierExtension.create(keys.publicKey, false, crypto),
       ],
     },
@@ -77,10 +74,7 @@ export async function createCertificateAuthority(commonName: string): Promise<Ce
  * @param ca - the issuing CA from {@link createCertificateAuthority}.
  * @param options - hosts (DNS names or IP literals) and validity.
  */
-export async function issueServerCertificate(
-  ca: CertificateKeyPair,
-  options: ServerCertificateOptions,
-): Promise<CertificateKeyPair> {
+export async function issueServerCertificate(ca: CertificateKeyPair, options: ServerCertificateOptions): Promise<CertificateKeyPair> {
   if (options.hosts.length === 0) throw new TypeError('issueServerCertificate: hosts must not be empty');
   const names: x509.JsonGeneralName[] = options.hosts.map((host) => ({
     type: isIP(host) === 0 ? 'dns' : 'ip',
@@ -101,10 +95,7 @@ export async function issueServerCertificate(
  * @param ca - the issuing CA from {@link createCertificateAuthority}.
  * @param options - subject and validity.
  */
-export async function issueClientCertificate(
-  ca: CertificateKeyPair,
-  options: ClientCertificateOptions,
-): Promise<CertificateKeyPair> {
+export async function issueClientCertificate(ca: CertificateKeyPair, options: ClientCertificateOptions): Promise<CertificateKeyPair> {
   const subject: x509.JsonName = [{ CN: [options.commonName] }];
   for (const org of options.organizations ?? []) subject.push({ O: [org] });
   return issueLeaf(ca, {
@@ -171,6 +162,6 @@ async function importKeyPem(pem: string): Promise<CryptoKey> {
 // 16 random bytes with the top bit cleared keeps the DER INTEGER positive (RFC 5280 §4.1.2.2).
 function randomSerial(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
-  bytes[0] = (bytes[0] ?? 0) & 0x7f | 0x01;
+  bytes[0] = ((bytes[0] ?? 0) & 0x7f) | 0x01;
   return Buffer.from(bytes).toString('hex');
 }

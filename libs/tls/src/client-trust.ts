@@ -63,7 +63,9 @@ export function clientTrustFor(certPem: string, caBundlePem: string | undefined,
     const anchors = parseCertificates(caBundlePem, bundleName);
     // A bundle that does not issue the served chain would break every client: say so at start-up.
     if (!chainsTo(leaf, chain.slice(1), anchors)) {
-      throw new ClientTrustError(`${bundleName}: none of its certificates issued ${files.cert} (subject ${JSON.stringify(leaf.subject)}, issuer ${JSON.stringify(leaf.issuer)}), directly or through the intermediates in that file`);
+      throw new ClientTrustError(
+        `${bundleName}: none of its certificates issued ${files.cert} (subject ${JSON.stringify(leaf.subject)}, issuer ${JSON.stringify(leaf.issuer)}), directly or through the intermediates in that file`,
+      );
     }
     return { caPem: caBundlePem, source: ClientTrustSource.CaBundle };
   }

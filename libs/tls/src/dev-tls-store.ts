@@ -3,11 +3,7 @@ import { chmod, mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import {
-  createCertificateAuthority,
-  issueServerCertificate,
-  type CertificateKeyPair,
-} from './certificate-authority.js';
+import { createCertificateAuthority, issueServerCertificate, type CertificateKeyPair } from './certificate-authority.js';
 
 /** Material returned by {@link loadOrCreateDevTls}. */
 export interface DevTls {
@@ -88,11 +84,7 @@ async function readCa(dir: string): Promise<CertificateKeyPair | undefined> {
   return { certPem, keyPem };
 }
 
-async function readServer(
-  dir: string,
-  ca: CertificateKeyPair,
-  hosts: readonly string[],
-): Promise<CertificateKeyPair | undefined> {
+async function readServer(dir: string, ca: CertificateKeyPair, hosts: readonly string[]): Promise<CertificateKeyPair | undefined> {
   const certPem = await readOptional(join(dir, DEV_TLS_FILES.server));
   const keyPem = await readOptional(join(dir, DEV_TLS_FILES.serverKey));
   if (certPem === undefined || keyPem === undefined) return undefined;
@@ -105,7 +97,11 @@ async function readServer(
     for (const host of hosts) {
       // A wildcard entry is covered when a name under it matches (only a wildcard SAN can match that).
       const covered =
-        isIP(host) !== 0 ? cert.checkIP(host) : host.startsWith('*.') ? cert.checkHost(`portcullis-probe.${host.slice(2)}`, { wildcards: true, partialWildcards: false }) : cert.checkHost(host, { wildcards: false });
+        isIP(host) !== 0
+          ? cert.checkIP(host)
+          : host.startsWith('*.')
+            ? cert.checkHost(`portcullis-probe.${host.slice(2)}`, { wildcards: true, partialWildcards: false })
+            : cert.checkHost(host, { wildcards: false });
       if (covered === undefined) return undefined;
     }
   } catch {
@@ -151,7 +147,10 @@ async function withLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
       break;
     } catch (err) {
       if (!isErrnoCode(err, 'EEXIST')) throw err;
-      const age = await stat(lockPath).then((s) => Date.now() - s.mtimeMs, () => 0);
+      const age = await stat(lockPath).then(
+        (s) => Date.now() - s.mtimeMs,
+        () => 0,
+      );
       if (age > LOCK_STALE_MS) {
         await rm(lockPath, { force: true });
         continue;

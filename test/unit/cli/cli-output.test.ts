@@ -23,7 +23,10 @@ describe('renderTable', () => {
       'longer-name   -         get pods',
     ]);
     assert.deepEqual(widths, [11, 7, 25]);
-    assert.ok(lines.every((l) => l === l.trimEnd()), 'no trailing spaces');
+    assert.ok(
+      lines.every((l) => l === l.trimEnd()),
+      'no trailing spaces',
+    );
   });
 
   test('control characters from clients cannot drive the terminal', () => {
@@ -33,7 +36,17 @@ describe('renderTable', () => {
 
   test('rows after the header keep its widths; a wider cell pushes only its own row', () => {
     const { widths } = renderTable(['A', 'B'], [['xx', 'y']]);
-    assert.deepEqual(renderTableRows(['A', 'B'], [['z', 'y'], ['wider', 'y']], widths), ['z    y', 'wider   y']);
+    assert.deepEqual(
+      renderTableRows(
+        ['A', 'B'],
+        [
+          ['z', 'y'],
+          ['wider', 'y'],
+        ],
+        widths,
+      ),
+      ['z    y', 'wider   y'],
+    );
   });
 });
 
@@ -46,7 +59,10 @@ describe('outputFormat', () => {
   });
 
   test('--json with another -o is a usage error', () => {
-    assert.throws(() => outputFormat({ output: 'yaml', json: true }, true), (err: unknown) => err instanceof CliError && err.exitCode === ExitCode.Usage && /--json is -o json/.test(err.message));
+    assert.throws(
+      () => outputFormat({ output: 'yaml', json: true }, true),
+      (err: unknown) => err instanceof CliError && err.exitCode === ExitCode.Usage && /--json is -o json/.test(err.message),
+    );
   });
 });
 

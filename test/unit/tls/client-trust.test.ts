@@ -9,7 +9,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
-import { clientTrustFor, ClientTrustError, ClientTrustSource, createCertificateAuthority, issueServerCertificate, type CertificateKeyPair } from '@portcullis/tls';
+import {
+  clientTrustFor,
+  ClientTrustError,
+  ClientTrustSource,
+  createCertificateAuthority,
+  issueServerCertificate,
+  type CertificateKeyPair,
+} from '@portcullis/tls';
 import { parseConfig, type PortcullisConfig } from '@portcullis/config';
 import { kubeconfigCommand } from '../../../apps/cli/src/commands/kubeconfig.command.js';
 
@@ -83,7 +90,10 @@ describe('clientTrustFor: what a kubeconfig carries for a configured certificate
       return parseConfig(
         {
           node: { stateDir: join(dir, 'state') },
-          edge: { publicUrl: 'https://gateway.example.com', tls: { certFile: 'tls.crt', keyFile: 'tls.key', ...(bundle !== undefined ? { caBundleFile: 'ca.pem' } : {}) } },
+          edge: {
+            publicUrl: 'https://gateway.example.com',
+            tls: { certFile: 'tls.crt', keyFile: 'tls.key', ...(bundle !== undefined ? { caBundleFile: 'ca.pem' } : {}) },
+          },
           connections: [{ name: 'prod', type: 'kubernetes', server: 'https://10.0.0.1:6443' }],
         },
         { configDir: dir, env: {}, source: join(dir, 'portcullis.yaml') },
@@ -103,7 +113,12 @@ describe('clientTrustFor: what a kubeconfig carries for a configured certificate
 
     test('self-signed: the certificate is the certificate-authority-data', () => {
       const out = kubeconfigCommand(configWith(selfSigned), 'portcullis.yaml', { connection: 'prod', client: 'ci-bot' });
-      assert.equal(Buffer.from(String(caData(out.kubeconfig)), 'base64').toString('utf8').trim(), selfSigned.certPem.trim());
+      assert.equal(
+        Buffer.from(String(caData(out.kubeconfig)), 'base64')
+          .toString('utf8')
+          .trim(),
+        selfSigned.certPem.trim(),
+      );
       assert.equal(out.notice, undefined);
     });
 

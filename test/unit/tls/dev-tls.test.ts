@@ -7,22 +7,14 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
-import {
-  createCertificateAuthority,
-  issueClientCertificate,
-  issueServerCertificate,
-  loadOrCreateDevTls,
-} from '@portcullis/tls';
+import { createCertificateAuthority, issueClientCertificate, issueServerCertificate, loadOrCreateDevTls } from '@portcullis/tls';
 
 interface HandshakeResult {
   readonly authorized: boolean;
   readonly error?: string;
 }
 
-async function withTlsServer<T>(
-  cert: { certPem: string; keyPem: string },
-  fn: (port: number) => Promise<T>,
-): Promise<T> {
+async function withTlsServer<T>(cert: { certPem: string; keyPem: string }, fn: (port: number) => Promise<T>): Promise<T> {
   const server = tls.createServer({ key: cert.keyPem, cert: cert.certPem }, (socket) => {
     socket.end('hello');
   });

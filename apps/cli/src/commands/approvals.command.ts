@@ -51,8 +51,13 @@ function listCommand(): Command {
   const command = withAuth(
     new Command('list')
       .summary('the pending approvals you can decide')
-      .description('Lists the pending approvals you can decide (and your own requests), like kubectl get: an aligned table, or the API\'s JSON.')
-      .addOption(outputOption([OutputFormat.Table, OutputFormat.Wide, OutputFormat.Json, OutputFormat.Yaml], 'the approvals: wide adds when each was requested and expires, the client, the approver groups, the policy version and the message'))
+      .description("Lists the pending approvals you can decide (and your own requests), like kubectl get: an aligned table, or the API's JSON.")
+      .addOption(
+        outputOption(
+          [OutputFormat.Table, OutputFormat.Wide, OutputFormat.Json, OutputFormat.Yaml],
+          'the approvals: wide adds when each was requested and expires, the client, the approver groups, the policy version and the message',
+        ),
+      )
       .addOption(jsonAliasOption()),
   ).action(async (opts: AuthOptions, cmd: Command) => {
     const format = outputFormat(opts, cmd.getOptionValueSource('output') === 'cli');
@@ -74,26 +79,42 @@ function decideCommand(action: typeof ApprovalAction.Approve | typeof ApprovalAc
         `${verb} a held request. ${action === ApprovalAction.Approve ? 'Once the quorum is reached the client may retry it (scope once: that one request).' : 'Its retry gets your reason.'}`,
       )
       .argument('<id>', "the approval id (a UUID, as 'portcullis approvals list' prints it)")
-      .option('--reason <text>', `why you ${action} it: recorded in the audit log${action === ApprovalAction.Approve ? ', required by rules with reasonRequired' : ' and shown to the client'}`)
+      .option(
+        '--reason <text>',
+        `why you ${action} it: recorded in the audit log${action === ApprovalAction.Approve ? ', required by rules with reasonRequired' : ' and shown to the client'}`,
+      )
       .addOption(outputOption([OutputFormat.Text, OutputFormat.Json, OutputFormat.Yaml], 'the approval after your decision'))
       .addOption(jsonAliasOption()),
   ).action(async (id: string, opts: AuthOptions & { reason?: string }, cmd: Command) => {
     const approvalId = parseApprovalId(id);
     const format = outputFormat(opts, cmd.getOptionValueSource('output') === 'cli');
     const { config, path } = loadCliConfig(opts.config);
-    process.stdout.write(await approvalsCommand(config, path, { action, id: approvalId, reason: opts.reason, asClient: opts.asClient, token: opts.token, format }));
+    process.stdout.write(
+      await approvalsCommand(config, path, { action, id: approvalId, reason: opts.reason, asClient: opts.asClient, token: opts.token, format }),
+    );
   });
   return withExamples(
     command,
     action === ApprovalAction.Approve
-      ? [['portcullis approvals approve 0193c5e2-7d1a-7c3e-9a4b-2f6d8e1a0b3c --reason "cleanup, INC-42" --as-client sre-alice', 'approve, with the reason the rule requires']]
-      : [['portcullis approvals deny 0193c5e2-7d1a-7c3e-9a4b-2f6d8e1a0b3c --reason "not during the freeze" --as-client sre-alice', 'deny; the client sees the reason']],
+      ? [
+          [
+            'portcullis approvals approve 0193c5e2-7d1a-7c3e-9a4b-2f6d8e1a0b3c --reason "cleanup, INC-42" --as-client sre-alice',
+            'approve, with the reason the rule requires',
+          ],
+        ]
+      : [
+          [
+            'portcullis approvals deny 0193c5e2-7d1a-7c3e-9a4b-2f6d8e1a0b3c --reason "not during the freeze" --as-client sre-alice',
+            'deny; the client sees the reason',
+          ],
+        ],
   );
 }
 
 /** An approval id from the command line, lower case; anything but a UUID is refused before any request. */
 export function parseApprovalId(text: string): string {
-  if (!UUID.test(text)) throw new CliError(`not an approval id: ${JSON.stringify(text)} (an approval id is a UUID, as 'portcullis approvals list' prints it)`, ExitCode.Usage);
+  if (!UUID.test(text))
+    throw new CliError(`not an approval id: ${JSON.stringify(text)} (an approval id is a UUID, as 'portcullis approvals list' prints it)`, ExitCode.Usage);
   return text.toLowerCase();
 }
 
@@ -111,11 +132,19 @@ export async function approvalsCommand(
     res =
       opts.action === ApprovalAction.List
         ? await requestJson('GET', `${endpoint.url}/approvals`, { ca, token })
-        : await requestJson('POST', `${endpoint.url}/approvals/${encodeURIComponent(opts.id ?? '')}/${opts.action}`, { ca, token, body: { reason: opts.reason ?? '' } });
+        : await requestJson('POST', `${endpoint.url}/approvals/${encodeURIComponent(opts.id ?? '')}/${opts.action}`, {
+            ca,
+            token,
+            body: { reason: opts.reason ?? '' },
+          });
   } catch (err) {
-    throw new CliError(`cannot reach the approval service at ${endpoint.url} (${setBy(endpoint, configPath)}): ${(err as Error).message} — is the gateway running? (npm start)`, ExitCode.Failure, {
-      cause: err,
-    });
+    throw new CliError(
+      `cannot reach the approval service at ${endpoint.url} (${setBy(endpoint, configPath)}): ${(err as Error).message} — is the gateway running? (npm start)`,
+      ExitCode.Failure,
+      {
+        cause: err,
+      },
+    );
   }
   if (res.status !== 200) throw refusal(opts.action, opts.id, res, endpoint, configPath);
   switch (opts.format) {
@@ -126,7 +155,9 @@ export async function approvalsCommand(
     case OutputFormat.Table:
     case OutputFormat.Wide:
     case OutputFormat.Text:
-      return opts.action === ApprovalAction.List ? approvalsTable((res.body['approvals'] as ApprovalView[] | undefined) ?? [], opts.format === OutputFormat.Wide) : decisionLine(res.body);
+      return opts.action === ApprovalAction.List
+        ? approvalsTable((res.body['approvals'] as ApprovalView[] | undefined) ?? [], opts.format === OutputFormat.Wide)
+        : decisionLine(res.body);
   }
 }
 
@@ -134,7 +165,8 @@ async function approverToken(config: PortcullisConfig, configPath: string, auth:
   if (auth.token !== undefined) return auth.token;
   const fromEnv = process.env['PORTCULLIS_TOKEN'];
   if (auth.asClient === undefined && fromEnv !== undefined && fromEnv !== '') return fromEnv;
-  if (auth.asClient === undefined) throw new CliError('approvals: authenticate as an approver with --as-client ID (a development client), --token TOKEN or $PORTCULLIS_TOKEN', ExitCode.Usage);
+  if (auth.asClient === undefined)
+    throw new CliError('approvals: authenticate as an approver with --as-client ID (a development client), --token TOKEN or $PORTCULLIS_TOKEN', ExitCode.Usage);
   return (await issueToken(config, configPath, { client: auth.asClient, scopes: [] })).accessToken;
 }
 
@@ -142,19 +174,29 @@ async function approverToken(config: PortcullisConfig, configPath: string, auth:
  * A refusal from the API, said in terms of what was asked. The body is `{ error, message }`; a 404
  * on an id is named as such rather than showing whatever the server says about its routes.
  */
-function refusal(action: ApprovalAction, id: string | undefined, res: { status: number; body: Record<string, unknown> }, endpoint: Endpoint, configPath: string): CliError {
+function refusal(
+  action: ApprovalAction,
+  id: string | undefined,
+  res: { status: number; body: Record<string, unknown> },
+  endpoint: Endpoint,
+  configPath: string,
+): CliError {
   const what = action === ApprovalAction.List ? 'listing approvals' : `${action === ApprovalAction.Approve ? 'approving' : 'denying'} ${id ?? ''}`;
   const message = typeof res.body['message'] === 'string' ? res.body['message'] : '';
   const code = typeof res.body['error'] === 'string' ? ` ${res.body['error']}` : '';
   switch (res.status) {
     case 401:
-      return new CliError(`${what} refused: the approval service did not accept the token (401): ${message || 'no reason given'}; authenticate as an approver with --as-client ID, --token TOKEN or $PORTCULLIS_TOKEN`);
+      return new CliError(
+        `${what} refused: the approval service did not accept the token (401): ${message || 'no reason given'}; authenticate as an approver with --as-client ID, --token TOKEN or $PORTCULLIS_TOKEN`,
+      );
     case 403:
       return new CliError(`${what} refused (403${code}): ${message || 'you may not decide it'}`);
     case 404:
       return action === ApprovalAction.List
         ? new CliError(`${endpoint.url}/approvals answered 404: does ${endpoint.configKey} (${setBy(endpoint, configPath)}) point at the approval role?`)
-        : new CliError(`no approval ${id ?? ''} (or you may not see it): it may have ended and been forgotten — 'portcullis approvals list' shows what you can decide`);
+        : new CliError(
+            `no approval ${id ?? ''} (or you may not see it): it may have ended and been forgotten — 'portcullis approvals list' shows what you can decide`,
+          );
     default:
       return new CliError(`${what} refused (${res.status}${code})${message === '' ? '' : `: ${message}`}`);
   }
@@ -192,7 +234,15 @@ export function approvalsTable(list: readonly ApprovalView[], wide: boolean, now
       remaining(a.expiresAt, now),
     ];
     if (!wide) return row;
-    return [...row, a.requestedAt ?? '', a.expiresAt ?? '', a.requester?.clientId ?? '', (a.requirement?.approverGroups ?? []).join(','), a.policyVersion ?? '', a.message ?? ''];
+    return [
+      ...row,
+      a.requestedAt ?? '',
+      a.expiresAt ?? '',
+      a.requester?.clientId ?? '',
+      (a.requirement?.approverGroups ?? []).join(','),
+      a.policyVersion ?? '',
+      a.message ?? '',
+    ];
   });
   return `${renderTable(wide ? WIDE_HEADERS : HEADERS, rows).lines.join('\n')}\n`;
 }
@@ -209,6 +259,11 @@ function remaining(expiresAt: string | undefined, now: number): string {
 
 function decisionLine(a: ApprovalView): string {
   const state = String(a.state);
-  const detail = state === 'pending' ? ` (${a.approvals?.length ?? 0} of ${a.requirement?.quorum ?? 1} approvals so far)` : state === 'granted' ? ': the held request may proceed' : '';
+  const detail =
+    state === 'pending'
+      ? ` (${a.approvals?.length ?? 0} of ${a.requirement?.quorum ?? 1} approvals so far)`
+      : state === 'granted'
+        ? ': the held request may proceed'
+        : '';
   return `approval ${String(a.id)} is ${state}${detail}\n`;
 }

@@ -56,7 +56,9 @@ function stopOnSigint(): () => boolean {
 function tailCommand(): Command {
   const command = new Command('tail')
     .summary('recent events, then new ones with --follow')
-    .description('Prints recent audit events, oldest first, then with --follow new ones as they are stored. A table like kubectl get, or one JSON object per line.')
+    .description(
+      'Prints recent audit events, oldest first, then with --follow new ones as they are stored. A table like kubectl get, or one JSON object per line.',
+    )
     .option('-f, --follow', `keep printing new events as they are stored (polls every ${FOLLOW_POLL_MS} ms; Ctrl-C stops)`)
     .option('--since <time>', `the oldest event to show: ${TIME_FORMS}`, '10m')
     .option('--limit <n>', `show at most the newest N events of the window, 1-${MAX_TAIL_LIMIT}`, parseLimit, 200)
@@ -69,17 +71,24 @@ function tailCommand(): Command {
     )
     .addOption(jsonAliasOption())
     .addOption(configOption())
-    .action(async (opts: { follow?: boolean; since: string; limit: number; request?: string; output: string; json?: boolean; config?: string }, cmd: Command) => {
-      const format = outputFormat(opts, cmd.getOptionValueSource('output') === 'cli');
-      const sinceMs = parseTimeArg(opts.since, '--since');
-      const stopped = stopOnSigint();
-      const { config } = loadCliConfig(opts.config);
-      const shown = await auditTailCommand(config, { follow: opts.follow === true, format, sinceMs, limit: opts.limit, request: opts.request }, (l) => process.stdout.write(`${l}\n`), stopped);
-      // Like kubectl's "No resources found": said on stderr, so the table on stdout stays empty for scripts.
-      if (shown === 0 && (format === OutputFormat.Table || format === OutputFormat.Wide)) {
-        process.stderr.write(`no audit events since ${new Date(sinceMs).toISOString()}${opts.request !== undefined ? ` for request ${opts.request}` : ''}\n`);
-      }
-    });
+    .action(
+      async (opts: { follow?: boolean; since: string; limit: number; request?: string; output: string; json?: boolean; config?: string }, cmd: Command) => {
+        const format = outputFormat(opts, cmd.getOptionValueSource('output') === 'cli');
+        const sinceMs = parseTimeArg(opts.since, '--since');
+        const stopped = stopOnSigint();
+        const { config } = loadCliConfig(opts.config);
+        const shown = await auditTailCommand(
+          config,
+          { follow: opts.follow === true, format, sinceMs, limit: opts.limit, request: opts.request },
+          (l) => process.stdout.write(`${l}\n`),
+          stopped,
+        );
+        // Like kubectl's "No resources found": said on stderr, so the table on stdout stays empty for scripts.
+        if (shown === 0 && (format === OutputFormat.Table || format === OutputFormat.Wide)) {
+          process.stderr.write(`no audit events since ${new Date(sinceMs).toISOString()}${opts.request !== undefined ? ` for request ${opts.request}` : ''}\n`);
+        }
+      },
+    );
   return withExamples(command, [
     ['portcullis audit tail', 'the last 10 minutes, as a table'],
     ['portcullis audit tail -f --since 1h -o wide', 'the last hour, then new events as they land'],
@@ -102,8 +111,10 @@ function parseSpeed(value: string): number {
 function replayCommand(): Command {
   const command = new Command('replay')
     .summary('the timeline of a session or of one request')
-    .description("Prints the timeline of a session, or of one request: each event with its offset from the first. The audit role's replay API serves the same JSON.")
-    .argument('<id>', 'a session id, or a request\'s Audit-Id')
+    .description(
+      "Prints the timeline of a session, or of one request: each event with its offset from the first. The audit role's replay API serves the same JSON.",
+    )
+    .argument('<id>', "a session id, or a request's Audit-Id")
     .option('--speed <factor>', 'replay at the recorded pace divided by this: 1 = as it happened, 2 = twice as fast (default: everything at once)', parseSpeed)
     .addOption(outputOption([OutputFormat.Text, OutputFormat.Json, OutputFormat.Yaml], 'the timeline'))
     .addOption(jsonAliasOption())
@@ -123,7 +134,9 @@ function replayCommand(): Command {
 function verifyCommand(): Command {
   const command = new Command('verify')
     .summary('find edited, deleted or reordered events (hash chains)')
-    .description('Recomputes the hash chains of the audit log and names every edited, deleted or reordered event. Exit code 1 when it finds any (as text, printed on stderr).')
+    .description(
+      'Recomputes the hash chains of the audit log and names every edited, deleted or reordered event. Exit code 1 when it finds any (as text, printed on stderr).',
+    )
     .option('--session <id>', 'only the chains holding this session')
     .option('--request <audit-id>', 'only the chains holding this request')
     .option('--since <time>', `only events from this time: ${TIME_FORMS} (default: the beginning)`)
@@ -132,21 +145,26 @@ function verifyCommand(): Command {
     .addOption(outputOption([OutputFormat.Text, OutputFormat.Json, OutputFormat.Yaml], 'the report'))
     .addOption(jsonAliasOption())
     .addOption(configOption())
-    .action(async (opts: { session?: string; request?: string; since?: string; until?: string; node?: string; output: string; json?: boolean; config?: string }, cmd: Command) => {
-      const format = outputFormat(opts, cmd.getOptionValueSource('output') === 'cli');
-      const window = {
-        ...(opts.since !== undefined ? { sinceMs: parseTimeArg(opts.since, '--since') } : {}),
-        ...(opts.until !== undefined ? { untilMs: parseTimeArg(opts.until, '--until') } : {}),
-      };
-      const { config } = loadCliConfig(opts.config);
-      const r = await auditVerifyCommand(config, { session: opts.session, request: opts.request, node: opts.node, ...window, format });
-      // Data goes to stdout either way (the exit code says whether it found problems); the text's problems to stderr.
-      (r.ok || format !== OutputFormat.Text ? process.stdout : process.stderr).write(r.output);
-      process.exitCode = r.ok ? ExitCode.Ok : ExitCode.Failure;
-    });
+    .action(
+      async (
+        opts: { session?: string; request?: string; since?: string; until?: string; node?: string; output: string; json?: boolean; config?: string },
+        cmd: Command,
+      ) => {
+        const format = outputFormat(opts, cmd.getOptionValueSource('output') === 'cli');
+        const window = {
+          ...(opts.since !== undefined ? { sinceMs: parseTimeArg(opts.since, '--since') } : {}),
+          ...(opts.until !== undefined ? { untilMs: parseTimeArg(opts.until, '--until') } : {}),
+        };
+        const { config } = loadCliConfig(opts.config);
+        const r = await auditVerifyCommand(config, { session: opts.session, request: opts.request, node: opts.node, ...window, format });
+        // Data goes to stdout either way (the exit code says whether it found problems); the text's problems to stderr.
+        (r.ok || format !== OutputFormat.Text ? process.stdout : process.stderr).write(r.output);
+        process.exitCode = r.ok ? ExitCode.Ok : ExitCode.Failure;
+      },
+    );
   return withExamples(command, [
     ['portcullis audit verify', 'every chain in the store'],
-    ['portcullis audit verify --since 7d --node edge-1 -o json', 'one edge\'s last week, as data'],
+    ['portcullis audit verify --since 7d --node edge-1 -o json', "one edge's last week, as data"],
   ]);
 }
 
@@ -157,7 +175,9 @@ function exportCommand(): Command {
     .requiredOption('--since <time>', `the start of the window: ${TIME_FORMS}`)
     .option('--until <time>', 'the end of the window, same forms as --since (default: now)')
     .addOption(
-      new Option('--format <format>', 'ndjson: one audit row per line; ocsf: one OCSF API Activity (class 6003) record per request, see docs/ocsf.md').choices(['ndjson', 'ocsf']).default('ndjson'),
+      new Option('--format <format>', 'ndjson: one audit row per line; ocsf: one OCSF API Activity (class 6003) record per request, see docs/ocsf.md')
+        .choices(['ndjson', 'ocsf'])
+        .default('ndjson'),
     )
     .addOption(configOption())
     .action(async (opts: { since: string; until?: string; format: 'ndjson' | 'ocsf'; config?: string }) => {
@@ -178,7 +198,9 @@ function exportCommand(): Command {
 function retentionCommand(): Command {
   const command = new Command('retention')
     .summary('drop the months older than audit.retention')
-    .description('Drops the whole months older than audit.retention, after recording the run as an audit.retention_applied event. The audit role does this on its own; this runs it now.')
+    .description(
+      'Drops the whole months older than audit.retention, after recording the run as an audit.retention_applied event. The audit role does this on its own; this runs it now.',
+    )
     .option('--dry-run', 'show what would be dropped; drop nothing')
     .addOption(outputOption([OutputFormat.Text, OutputFormat.Json, OutputFormat.Yaml], 'the plan (times in epoch ms in json and yaml)'))
     .addOption(configOption())
@@ -188,7 +210,9 @@ function retentionCommand(): Command {
       const r = await auditRetentionCommand(config, { dryRun });
       const format = opts.output as OutputFormat;
       const data = { dryRun, ...r.plan };
-      process.stdout.write(format === OutputFormat.Json ? `${JSON.stringify(data)}\n` : format === OutputFormat.Yaml ? toYaml(data) : `${r.lines.join('\n')}\n`);
+      process.stdout.write(
+        format === OutputFormat.Json ? `${JSON.stringify(data)}\n` : format === OutputFormat.Yaml ? toYaml(data) : `${r.lines.join('\n')}\n`,
+      );
     });
   return withExamples(command, [['portcullis audit retention --dry-run', 'which months the configured retention would drop']]);
 }
@@ -196,7 +220,8 @@ function retentionCommand(): Command {
 /** Opens the audit store the config points at, for reading. */
 export async function openAuditReader(config: PortcullisConfig): Promise<AuditSink> {
   if (config.bus.mode === 'embedded' || config.audit.sink === 'sqlite') {
-    if (!existsSync(config.audit.sqlite.file)) throw new CliError(`no audit store at ${config.audit.sqlite.file} yet: start the gateway (npm start) and send a request`);
+    if (!existsSync(config.audit.sqlite.file))
+      throw new CliError(`no audit store at ${config.audit.sqlite.file} yet: start the gateway (npm start) and send a request`);
     const sink = new SqliteAuditSink({ path: config.audit.sqlite.file });
     // A store written by an older version gains the new columns (idempotent, serialized).
     await sink.migrate();
@@ -335,7 +360,12 @@ export async function auditVerifyCommand(
       ...(opts.untilMs !== undefined ? { untilMs: opts.untilMs } : {}),
     });
     const ok = report.findings.length === 0;
-    const output = opts.format === OutputFormat.Json ? `${JSON.stringify(report)}\n` : opts.format === OutputFormat.Yaml ? toYaml(report) : `${formatVerifyReport(report).join('\n')}\n`;
+    const output =
+      opts.format === OutputFormat.Json
+        ? `${JSON.stringify(report)}\n`
+        : opts.format === OutputFormat.Yaml
+          ? toYaml(report)
+          : `${formatVerifyReport(report).join('\n')}\n`;
     return { ok, output, report };
   } finally {
     await sink.close();
@@ -359,7 +389,9 @@ export async function auditReplayCommand(
     if (timeline === undefined) throw new CliError(`no session or request ${JSON.stringify(id)} in the audit log`);
     if (opts.format === OutputFormat.Json) return write(JSON.stringify(timeline));
     if (opts.format === OutputFormat.Yaml) return write(toYaml(timeline).trimEnd());
-    write(`${timeline.kind} ${id}: ${timeline.events.length} events from ${new Date(timeline.startedAtMs).toISOString()}${timeline.truncated ? ' (truncated)' : ''}`);
+    write(
+      `${timeline.kind} ${id}: ${timeline.events.length} events from ${new Date(timeline.startedAtMs).toISOString()}${timeline.truncated ? ' (truncated)' : ''}`,
+    );
     let shownAt = 0;
     for (const event of timeline.events) {
       if (opts.speed !== undefined && event.offsetMs > shownAt) {

@@ -39,7 +39,9 @@ async function gatewayModules() {
 export function createStartCommand(): Command {
   const command = new Command('start')
     .summary('the embedded all-in-one gateway')
-    .description('Runs every role in one process on the in-process bus, with the SQLite audit store and, when no kubernetes connection is configured, an in-memory sandbox API server. Needs no other servers (bus.mode: embedded). Ctrl-C stops it.')
+    .description(
+      'Runs every role in one process on the in-process bus, with the SQLite audit store and, when no kubernetes connection is configured, an in-memory sandbox API server. Needs no other servers (bus.mode: embedded). Ctrl-C stops it.',
+    )
     .addOption(configOption())
     .action(async (opts: { config?: string }) => start(opts.config));
   return withExamples(command, [
@@ -52,7 +54,9 @@ export function createStartCommand(): Command {
 export function createServeCommand(): Command {
   const command = new Command('serve')
     .summary('cluster mode roles (NATS, JetStream, ClickHouse)')
-    .description('Runs cluster mode roles on NATS/JetStream (bus.mode: nats), several in one process if named together. Prints one JSON line {"ready": true, …} once they serve. SIGTERM or Ctrl-C stops them.')
+    .description(
+      'Runs cluster mode roles on NATS/JetStream (bus.mode: nats), several in one process if named together. Prints one JSON line {"ready": true, …} once they serve. SIGTERM or Ctrl-C stops them.',
+    )
     .addArgument(new Argument('<roles...>', 'the roles to run').choices([...ROLE_NAMES, 'all']))
     .addOption(configOption())
     .action(async (roles: string[], opts: { config?: string }) => serve(roles, opts.config));
@@ -73,16 +77,22 @@ async function start(configFlag: string | undefined): Promise<void> {
   const extra: UpstreamConnection[] = [];
   const hasKube = config.connections.some((c) => c.type === 'kubernetes');
   if (config.sandbox.enabled === 'always' || (config.sandbox.enabled === 'auto' && !hasKube)) {
-    if (config.connections.some((c) => c.name === 'sandbox')) throw new CliError('a configured connection is named "sandbox": rename it or set sandbox.enabled: never', 2);
+    if (config.connections.some((c) => c.name === 'sandbox'))
+      throw new CliError('a configured connection is named "sandbox": rename it or set sandbox.enabled: never', 2);
     sandbox = await startKubeApiServer({ host: '127.0.0.1', port: 0 });
-    extra.push(createUpstreamConnection({ name: 'sandbox', type: 'kubernetes', server: sandbox.url, caPem: sandbox.caPem, token: sandbox.token, label: 'sandbox' }));
+    extra.push(
+      createUpstreamConnection({ name: 'sandbox', type: 'kubernetes', server: sandbox.url, caPem: sandbox.caPem, token: sandbox.token, label: 'sandbox' }),
+    );
   }
   const running = await startProcess({ config, roles: ALL_ROLES, label: 'embedded', extraConnections: extra }).catch(async (err: unknown) => {
     await sandbox?.close();
     throw err;
   });
   if (sandbox !== undefined) {
-    running.logger.warn('SANDBOX: connection "sandbox" is an in-memory fake Kubernetes API server for trying Portcullis — not a real cluster', { sandbox: true, url: sandbox.url });
+    running.logger.warn('SANDBOX: connection "sandbox" is an in-memory fake Kubernetes API server for trying Portcullis — not a real cluster', {
+      sandbox: true,
+      url: sandbox.url,
+    });
   }
   process.stdout.write(banner(config, path, running.edgeUrl ?? '', running.devIssuerUrl, sandbox !== undefined, running.approvalUrl ?? ''));
   await runUntilSignal(running, async () => sandbox?.close());
@@ -91,7 +101,8 @@ async function start(configFlag: string | undefined): Promise<void> {
 /** `portcullis serve <role…|all>`: cluster-mode roles on NATS/JetStream. */
 async function serve(names: readonly string[], configFlag: string | undefined): Promise<void> {
   const { config, path } = loadCliConfig(configFlag);
-  if (config.bus.mode !== 'nats') throw new CliError(`${path} sets bus.mode: embedded — "serve" runs cluster roles on NATS; use "portcullis start" for the embedded gateway`, 2);
+  if (config.bus.mode !== 'nats')
+    throw new CliError(`${path} sets bus.mode: embedded — "serve" runs cluster roles on NATS; use "portcullis start" for the embedded gateway`, 2);
   const { startProcess, runUntilSignal, ALL_ROLES } = await gatewayModules();
   // Commander checked the names against ROLE_NAMES.
   const roles = new Set<Role>();

@@ -23,13 +23,24 @@ export function createKubeconfigCommand(): Command {
     .addOption(configOption())
     .action((opts: { connection: string; client: string; namespace?: string; hostRouting?: boolean; output: string; config?: string }) => {
       const { config, path } = loadCliConfig(opts.config);
-      const kc = kubeconfigCommand(config, path, { connection: opts.connection, client: opts.client, namespace: opts.namespace, hostRouting: opts.hostRouting === true });
+      const kc = kubeconfigCommand(config, path, {
+        connection: opts.connection,
+        client: opts.client,
+        namespace: opts.namespace,
+        hostRouting: opts.hostRouting === true,
+      });
       process.stdout.write(opts.output === OutputFormat.Json ? `${JSON.stringify(parseYaml(kc.kubeconfig), null, 2)}\n` : kc.kubeconfig);
       if (kc.notice !== undefined) process.stderr.write(`portcullis kubeconfig: ${kc.notice}\n`);
     });
   return withExamples(command, [
-    ['portcullis kubeconfig --connection sandbox --client ci-bot > /tmp/portcullis.kubeconfig\n  kubectl --kubeconfig /tmp/portcullis.kubeconfig get pods', 'kubectl as the ci-bot client, through the embedded gateway'],
-    ['portcullis kubeconfig --connection prod --client ci-bot --host-routing -n payments --config cluster.yaml', 'host routing (prod.<edge.domain>) and a default namespace'],
+    [
+      'portcullis kubeconfig --connection sandbox --client ci-bot > /tmp/portcullis.kubeconfig\n  kubectl --kubeconfig /tmp/portcullis.kubeconfig get pods',
+      'kubectl as the ci-bot client, through the embedded gateway',
+    ],
+    [
+      'portcullis kubeconfig --connection prod --client ci-bot --host-routing -n payments --config cluster.yaml',
+      'host routing (prod.<edge.domain>) and a default namespace',
+    ],
   ]);
 }
 
@@ -60,17 +71,28 @@ export function kubeconfigCommand(
       ? `certificate-authority-data left out: edge.tls.certFile (${config.edge.tls.certFile ?? ''}) is not self-signed and no edge.tls.caBundleFile is configured, so kubectl verifies the edge with the system's trusted roots`
       : undefined;
   // The notice goes into the file too: whoever reads the kubeconfig later sees why it has no CA.
-  const kubeconfig = (notice === undefined ? '' : `# ${notice}.\n`) + renderKubeconfig({
-    edgeUrl: edgeUrl(config),
-    ...(hostUrl !== undefined ? { serverUrl: hostUrl } : {}),
-    connection: opts.connection,
-    caPem: trust.caPem,
-    exec: {
-      command: process.execPath,
-      // A connection with its own audiences gets tokens minted for it (a token for another connection is refused there).
-      args: [CLI_SCRIPT, 'token', '--exec', '--client', opts.client, ...(conn?.audiences?.[0] !== undefined ? ['--audience', conn.audiences[0]] : []), '--config', configPath],
-    },
-    ...(opts.namespace !== undefined ? { namespace: opts.namespace } : {}),
-  });
+  const kubeconfig =
+    (notice === undefined ? '' : `# ${notice}.\n`) +
+    renderKubeconfig({
+      edgeUrl: edgeUrl(config),
+      ...(hostUrl !== undefined ? { serverUrl: hostUrl } : {}),
+      connection: opts.connection,
+      caPem: trust.caPem,
+      exec: {
+        command: process.execPath,
+        // A connection with its own audiences gets tokens minted for it (a token for another connection is refused there).
+        args: [
+          CLI_SCRIPT,
+          'token',
+          '--exec',
+          '--client',
+          opts.client,
+          ...(conn?.audiences?.[0] !== undefined ? ['--audience', conn.audiences[0]] : []),
+          '--config',
+          configPath,
+        ],
+      },
+      ...(opts.namespace !== undefined ? { namespace: opts.namespace } : {}),
+    });
   return notice === undefined ? { kubeconfig } : { kubeconfig, notice };
 }

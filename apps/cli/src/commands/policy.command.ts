@@ -25,7 +25,9 @@ import { parseTimeArg, TIME_FORMS } from '../time-arg.js';
 
 /** `portcullis policy check|push|explain`. */
 export function createPolicyCommand(): Command {
-  const policy = new Command('policy').summary('check, publish and explain policies').description('Checks a policy file, publishes it to a cluster, or explains which rule decides a request and why.');
+  const policy = new Command('policy')
+    .summary('check, publish and explain policies')
+    .description('Checks a policy file, publishes it to a cluster, or explains which rule decides a request and why.');
   policy.addCommand(checkCommand());
   policy.addCommand(pushCommand());
   policy.addCommand(explainCommand());
@@ -65,7 +67,9 @@ function pushCommand(): Command {
       const { config, path } = loadCliConfig(opts.config);
       process.stdout.write(await policyPushCommand(config, path, file));
     });
-  return withExamples(command, [['portcullis policy push policy.yaml --config cluster.yaml', 'publish a new policy version to every policy process of a cluster']]);
+  return withExamples(command, [
+    ['portcullis policy push policy.yaml --config cluster.yaml', 'publish a new policy version to every policy process of a cluster'],
+  ]);
 }
 
 function explainCommand(): Command {
@@ -77,7 +81,7 @@ function explainCommand(): Command {
     .argument('<verb>', 'the Kubernetes verb: get, list, watch, create, update, patch, delete, …')
     .argument('<resource>', 'the resource (plural): pods, secrets, namespaces, …')
     .argument('[name]', 'the object name')
-    .requiredOption('--as <subject>', 'the identity\'s subject (sub)')
+    .requiredOption('--as <subject>', "the identity's subject (sub)")
     .requiredOption('--connection <name>', 'the connection the request goes to (connections[].name, or sandbox)')
     .option('--group <group>', 'a group of the identity; repeat for several (default: none)', collect)
     .option('--client-id <id>', "the identity's client id")
@@ -114,8 +118,14 @@ function explainCommand(): Command {
     });
   return withExamples(command, [
     ['portcullis policy explain --as ci-bot --group bots --connection sandbox delete namespaces staging', 'why deleting a namespace needs an approval'],
-    ['portcullis policy explain --as reporter-bot --group bots --connection prod get secrets db -n prod --policy policy.yaml -o json', 'a policy file not yet pushed, as data'],
-    ['portcullis policy explain --as ci-bot --group bots --connection prod patch deployments api -n web --at 2026-06-06T22:00:00Z', 'the decision at another time (for rules with time windows)'],
+    [
+      'portcullis policy explain --as reporter-bot --group bots --connection prod get secrets db -n prod --policy policy.yaml -o json',
+      'a policy file not yet pushed, as data',
+    ],
+    [
+      'portcullis policy explain --as ci-bot --group bots --connection prod patch deployments api -n web --at 2026-06-06T22:00:00Z',
+      'the decision at another time (for rules with time windows)',
+    ],
   ]);
 }
 
@@ -150,7 +160,11 @@ export function policyCheckCommand(file: string): { ok: boolean; output: string;
   const result = parsePolicy(text, { source: file });
   if (result.ok) {
     const { name, version, rules } = result.policy;
-    return { ok: true, output: `${file}: valid (policy ${version}, ${rules.length} rules)\n`, result: { file, valid: true, policy: { name, version, rules: rules.length } } };
+    return {
+      ok: true,
+      output: `${file}: valid (policy ${version}, ${rules.length} rules)\n`,
+      result: { file, valid: true, policy: { name, version, rules: rules.length } },
+    };
   }
   return {
     ok: false,
@@ -180,7 +194,9 @@ async function connectCluster(config: PortcullisConfig, what: string): Promise<N
       ...(nats.token !== undefined ? { token: nats.token } : {}),
     });
   } catch (err) {
-    throw new CliError(`cannot reach NATS at ${nats.servers.join(', ')} (set by bus.nats.servers): ${(err as Error).message}`, ExitCode.Failure, { cause: err });
+    throw new CliError(`cannot reach NATS at ${nats.servers.join(', ')} (set by bus.nats.servers): ${(err as Error).message}`, ExitCode.Failure, {
+      cause: err,
+    });
   }
 }
 
@@ -192,7 +208,10 @@ async function connectCluster(config: PortcullisConfig, what: string): Promise<N
  */
 export async function policyPushCommand(config: PortcullisConfig, configPath: string, file: string): Promise<string> {
   if (config.bus.mode !== 'nats') {
-    throw new CliError(`${configPath} sets bus.mode: embedded — the embedded gateway reloads ${config.policy.file} when it changes; "policy push" publishes to a cluster's NATS KV bucket`, ExitCode.Usage);
+    throw new CliError(
+      `${configPath} sets bus.mode: embedded — the embedded gateway reloads ${config.policy.file} when it changes; "policy push" publishes to a cluster's NATS KV bucket`,
+      ExitCode.Usage,
+    );
   }
   const { text, policy } = readPolicyFile(file);
   const handle = await connectCluster(config, 'policy-push');
@@ -230,7 +249,10 @@ export async function policyExplainCommand(
 ): Promise<string> {
   const parsed = ExplainSpecSchema.safeParse(rawSpec);
   if (!parsed.success) {
-    throw new CliError(`policy explain: ${parsed.error.issues.map((i) => `${i.path.map(String).join('.') || 'arguments'}: ${i.message}`).join('; ')}`, ExitCode.Usage);
+    throw new CliError(
+      `policy explain: ${parsed.error.issues.map((i) => `${i.path.map(String).join('.') || 'arguments'}: ${i.message}`).join('; ')}`,
+      ExitCode.Usage,
+    );
   }
   const spec: ExplainSpec = parsed.data;
   const input = explainInput(spec);
@@ -239,14 +261,21 @@ export async function policyExplainCommand(
   if (localFile !== undefined) {
     const { policy } = readPolicyFile(localFile);
     const e = explain(policy, input.identity, input.attributes, input.at ?? new Date());
-    view = { decision: e.decision, trace: e.trace, request: describeRequest(input.identity, input.attributes), policyName: policy.name, policySource: localFile };
+    view = {
+      decision: e.decision,
+      trace: e.trace,
+      request: describeRequest(input.identity, input.attributes),
+      policyName: policy.name,
+      policySource: localFile,
+    };
   } else {
     const handle = await connectCluster(config, 'policy-explain');
     try {
       const reply = await new DecisionClient(handle.bus, config.edge.decisionTimeout).explain(input.identity, input.attributes, input.at);
       view = { decision: reply.decision!, trace: reply.trace, request: reply.request, policyName: reply.policyName, policySource: reply.policySource };
     } catch (err) {
-      if (err instanceof GatewayError) throw new CliError(`${err.message}: is a policy process running (portcullis serve policy)?`, ExitCode.Failure, { cause: err });
+      if (err instanceof GatewayError)
+        throw new CliError(`${err.message}: is a policy process running (portcullis serve policy)?`, ExitCode.Failure, { cause: err });
       throw err;
     } finally {
       await handle.close();

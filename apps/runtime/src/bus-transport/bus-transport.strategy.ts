@@ -79,7 +79,8 @@ export class BusTransportStrategy extends Server implements CustomTransportStrat
   private async start(): Promise<void> {
     const byQueue = new Map<string, [string, MessageHandler][]>();
     for (const [pattern, handler] of this.messageHandlers) {
-      if (handler.isEventHandler === true) throw new Error(`@EventPattern(${JSON.stringify(pattern)}): the bus transport serves request-reply (@MessagePattern) only`);
+      if (handler.isEventHandler === true)
+        throw new Error(`@EventPattern(${JSON.stringify(pattern)}): the bus transport serves request-reply (@MessagePattern) only`);
       const queue: unknown = handler.extras?.['queue'];
       if (typeof queue !== 'string' || queue === '') throw new Error(`@MessagePattern(${JSON.stringify(pattern)}) names no queue group: add { queue }`);
       const list = byQueue.get(queue) ?? [];
@@ -92,11 +93,14 @@ export class BusTransportStrategy extends Server implements CustomTransportStrat
         continue;
       }
       this.opts.logger.info('queue group held until its role is ready', { queue, subjects: handlers.map(([p]) => p) });
-      void this.opts.gate.whenOpen(queue).then(async () => {
-        if (this.closed) return;
-        this.serveQueue(queue, handlers);
-        await this.opts.flush();
-      }).catch((err: unknown) => this.opts.logger.error('could not join a queue group', { queue, err }));
+      void this.opts.gate
+        .whenOpen(queue)
+        .then(async () => {
+          if (this.closed) return;
+          this.serveQueue(queue, handlers);
+          await this.opts.flush();
+        })
+        .catch((err: unknown) => this.opts.logger.error('could not join a queue group', { queue, err }));
     }
     await this.opts.flush();
   }

@@ -114,7 +114,17 @@ export class HttpListeners implements BeforeApplicationShutdown {
     const server: HttpServer | HttpsServer =
       spec.tls === undefined
         ? createHttpServer(handle)
-        : createHttpsServer({ cert: spec.tls.certPem, key: spec.tls.keyPem, ...SERVER_TLS_OPTIONS, headersTimeout: 10_000, requestTimeout: 30_000, connectionsCheckingInterval: 1_000 }, handle);
+        : createHttpsServer(
+            {
+              cert: spec.tls.certPem,
+              key: spec.tls.keyPem,
+              ...SERVER_TLS_OPTIONS,
+              headersTimeout: 10_000,
+              requestTimeout: 30_000,
+              connectionsCheckingInterval: 1_000,
+            },
+            handle,
+          );
     if (spec.tls === undefined) server.keepAliveTimeout = 65_000;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
