@@ -9,7 +9,7 @@
 // Environment:
 //   PORTCULLIS_TEST_SERVICES      auto (default: start servers unless every selected file is under
 //                                 test/unit/), all, or none
-//   PORTCULLIS_TEST_LINT           0 skips eslint (default: run it)
+//   PORTCULLIS_TEST_LINT           0 skips eslint and the prettier check (default: run them)
 //   PORTCULLIS_TEST_CONCURRENCY   test files run in parallel (default 2)
 //   PORTCULLIS_TEST_TIMEOUT_MS    per-test timeout, which node 20 also applies to each test file as a
 //                                 whole (default 300000: the fault suite's file runs ~2 minutes)
@@ -46,14 +46,18 @@ const sourceOf = (distFile) => {
   return ['.ts', '.mts', '.tsx'].map((ext) => join(root, rel + ext)).find((file) => existsSync(file));
 };
 
-// 1b. Lint: floating promises, misused async callbacks, non-exhaustive switches, type imports.
+// 1b. Lint (the type-checked typescript-eslint preset and the monorepo's boundaries) and the format check.
 if (env.PORTCULLIS_TEST_LINT !== '0') {
   const eslint = join(root, 'node_modules', 'eslint', 'bin', 'eslint.js');
   const started = Date.now();
-  log('linting (eslint)');
+  log('linting (eslint) and checking the format (prettier)');
   const lint = spawnSync(process.execPath, [eslint, '--max-warnings', '0', '.'], { stdio: 'inherit' });
   if (lint.status !== 0) failures.push(`lint failed (eslint exit ${lint.status ?? lint.signal})`);
-  log(`lint took ${Date.now() - started} ms`);
+  // One formatter, applied once: code that drifts from it fails here (npm run format fixes it).
+  const prettier = join(root, 'node_modules', 'prettier', 'bin', 'prettier.cjs');
+  const format = spawnSync(process.execPath, [prettier, '--check', '--log-level', 'warn', '.'], { stdio: 'inherit' });
+  if (format.status !== 0) failures.push(`format check failed (prettier exit ${format.status ?? format.signal}; npm run format fixes it)`);
+  log(`lint and format check took ${Date.now() - started} ms`);
 }
 
 // 2. Circular imports.
