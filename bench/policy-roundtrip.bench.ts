@@ -10,8 +10,8 @@
  *   on the BusTransportStrategy, its metrics included).
  *
  * Samples are interleaved: for every concurrency and cache setting, each responder in turn (the
- * order alternating) serves a short warm-up and then the sample while the other is paused, so both
- * see the same machine. The client cycles through 1024 distinct requests, so with the cache on the
+ * order alternating from run to run) serves a short warm-up and then the sample while the other is
+ * paused, so both see the same machine; a ratio is the median of the runs' pair ratios. The client cycles through 1024 distinct requests, so with the cache on the
  * steady state is hits (the first pass of each sample is misses). Medians of RUNS, with the spread
  * (min–max).
  *
@@ -198,12 +198,12 @@ async function main(): Promise<void> {
   const clients = { off: new DecisionClient(handle.bus, 5_000), on: new DecisionClient(handle.bus, 5_000, cache) } as const;
 
   const samples = new Map<string, Sample[]>();
-  let turn = 0;
   for (let r = 0; r < RUNS; r++) {
     for (const concurrency of CONCURRENCY) {
       for (const mode of ['off', 'on'] as const) {
-        // Back to back, the order alternating: neither responder always runs on a warmer machine.
-        for (const kind of turn++ % 2 === 0 ? RESPONDERS : [...RESPONDERS].reverse()) {
+        // Back to back, the order alternating run by run for every setting (a counter over all the
+        // settings kept each one's order fixed: six settings per run): neither responder always runs second.
+        for (const kind of r % 2 === 0 ? RESPONDERS : [...RESPONDERS].reverse()) {
           await responders[kind]('serve');
           const warm = await run(clients.off, undefined, 16, Math.min(RUN_MS / 4, 500)); // warm the JIT and the connections
           const key = `${kind}/${mode}/${concurrency}`;
@@ -227,10 +227,10 @@ async function main(): Promise<void> {
     'conc.',
     'old p50',
     'new p50',
-    'p50 new/old',
+    'p50 new/old (pairs)',
     'old p99',
     'new p99',
-    'p99 new/old',
+    'p99 new/old (pairs)',
     'CPU µs old',
     'CPU µs new',
     'new decisions/s',
@@ -245,8 +245,11 @@ async function main(): Promise<void> {
       const o = of('old', mode, concurrency);
       const n = of('new', mode, concurrency);
       const p = (xs: Sample[], k: 'p50' | 'p99'): number => median(xs.map((x) => x[k]));
-      const ratio50 = p(n, 'p50') / p(o, 'p50');
-      const ratio99 = p(n, 'p99') / p(o, 'p99');
+      // The ratio of each run's pair (sampled back to back on the same machine), then their median:
+      // a noisy run moves one pair, not a whole side's median.
+      const pairRatio = (k: 'p50' | 'p99'): number => median(n.map((x, i) => x[k] / (o[i]?.[k] ?? NaN)).filter(Number.isFinite));
+      const ratio50 = pairRatio('p50');
+      const ratio99 = pairRatio('p99');
       rows.push([
         mode,
         String(concurrency),
@@ -288,6 +291,7 @@ async function main(): Promise<void> {
   console.log(
     `policy round trip over NATS (${url}): DecisionClient.decide → a policy responder in a worker, ${RULES}-rule policy, 1024 distinct requests; ` +
       `old = bus.serve + answerDecisionRequest, new = the policy role on @nestjs/microservices (BusTransportStrategy); ms, median of ${RUNS} interleaved samples of ${RUN_MS} ms; ` +
+      `new/old = the median of each run's back-to-back pair's ratio; ` +
       `CPU µs = the responder thread's own CPU (/proc/thread-self) per decision it was asked`,
   );
   console.log(line(header));
