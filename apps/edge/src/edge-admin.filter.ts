@@ -2,6 +2,7 @@ import { Catch, Inject, type ArgumentsHost, type ExceptionFilter } from '@nestjs
 import type { FastifyReply } from 'fastify';
 import type { Logger } from '@portcullis/common';
 import { GatewayError } from '@portcullis/gateway';
+import { failureStatus } from '@portcullis/kube';
 import {
   AuthenticationError,
   AuthenticationFailure,
@@ -25,15 +26,7 @@ export class ExplainBodyError extends Error {
 
 /** What the edge answers for an error nothing else maps, as its data path does: a Kubernetes Status. */
 export function sendEdgeInternalError(reply: FastifyReply): void {
-  sendJson(reply, 500, {
-    kind: 'Status',
-    apiVersion: 'v1',
-    metadata: {},
-    status: 'Failure',
-    message: 'portcullis: internal error',
-    reason: 'InternalError',
-    code: 500,
-  });
+  sendJson(reply, 500, failureStatus(500, 'portcullis: internal error'));
 }
 
 /**

@@ -3,19 +3,15 @@
  * machine (a fold of approval events), the projection stores (Redis, memory), the service, and
  * Slack (signatures, Block Kit, Web API client, notification jobs).
  */
-export { bodySha256, requestFingerprint } from './request-fingerprint.js';
-export { bodyExcerpt, MAX_EXCERPT_CHARS } from './body-excerpt.js';
-export { ApprovalState, ApprovalScope, applyApprovalEvent, describeRequest, isStale, recordDeadlineMs } from './approval-record.js';
-export type { ApprovalRecord, ApprovalVote, ApprovalRequestSummary } from './approval-record.js';
+// Everything the pure entry point exports (./pure.ts lists it), then what needs the heavier dependencies.
+export * from './pure.js';
 export type { ApprovalStore, ConsumeResult, SlackMessageRef } from './approval-store.port.js';
 export { MemoryApprovalStore } from './memory-approval-store.js';
 export { RedisApprovalStore } from './redis-approval-store.js';
 export type { RedisApprovalStoreOptions } from './redis-approval-store.js';
 export { ApprovalJournal } from './approval-journal.js';
-export { ApprovalError, ApprovalErrorCode } from './approval-error.js';
 export { ApprovalService, Verdict } from './approval-service.js';
 export type { Approver, ApprovalNotifier, ApprovalOutcome, ApprovalServiceOptions } from './approval-service.js';
-export { slackSignature, verifySlackSignature, SlackSignatureProblem, SLACK_MAX_AGE_MS } from './slack-signature.js';
 export { SlackWebClient, SlackApiError, APPROVAL_METADATA_EVENT } from './slack-client.js';
 export type { PostedMessage } from './slack-client.js';
 export { renderApprovalRequest, renderApprovalUpdate, SlackActionId, REASON_BLOCK_ID, mrkdwnEscape } from './slack-blocks.js';

@@ -24,8 +24,8 @@ export function formatBytes(bytes: number): string {
   return `${value < 10 ? value.toFixed(1) : Math.round(value)} ${unit}`;
 }
 
-/** What the request addressed: `get pods/log ns/name`, `list /version`, or `POST /path`. */
-function target(row: AuditRow): string {
+/** What the request addressed: `get pods/log ns/name`, `list /version`, or `POST /path` (the REQUEST column of `audit tail`). */
+export function auditRowTarget(row: AuditRow): string {
   const parts: string[] = [];
   const action = row.verb || row.method;
   if (action) parts.push(action);
@@ -49,7 +49,7 @@ export function formatAuditRow(row: AuditRow): string {
   const parts: string[] = [new Date(row.ts_ms).toISOString(), row.type.padEnd(22)];
   if (row.connection) parts.push(`[${row.connection}]`);
   if (row.subject) parts.push(row.subject);
-  const what = target(row);
+  const what = auditRowTarget(row);
   if (what) parts.push(what);
   if (row.effect) parts.push(row.rule_id ? `${row.effect} (rule ${row.rule_id})` : row.effect);
   if (row.status) parts.push(String(row.status));

@@ -2,22 +2,10 @@
  * Audit store: the audit row mapping, the sinks (ClickHouse in cluster mode, SQLite in the
  * embedded mode), the embedded durable event log, the audit writer and `audit tail` formatting.
  */
-export {
-  AUDIT_COLUMNS,
-  ColumnKind,
-  columnsAddedIn,
-  columnsOfVersion,
-  rowEnvelope,
-  rowForJson,
-  toAuditRow,
-  toAuditRowOfWire,
-  withPayloadJson,
-} from './audit-row.js';
-export type { AuditRow, AuditColumnName } from './audit-row.js';
+// Everything the pure entry point exports (./pure.ts lists it), then what needs the heavier dependencies.
+export * from './pure.js';
 export { DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT, monthStartUtc, queryLimit } from './audit-sink.port.js';
 export type { AuditQuery, AuditSink, ChainFilter, ChainReader, ChainSummary, RetentionPartition, RetentionPlan, RetentionStore } from './audit-sink.port.js';
-export { AuditChain, eventHash, eventHashOfJson, parseChainId } from './audit-chain.js';
-export type { ChainIdParts } from './audit-chain.js';
 export { FindingKind, formatVerifyReport, verifyAuditLog } from './audit-verify.js';
 export type { ChainCheck, VerifyFinding, VerifyOptions, VerifyReport } from './audit-verify.js';
 export { REPLAY_API_PREFIX, buildTimeline, formatReplayEvent, isReplayId, loadTimeline, payloadOf } from './audit-replay.js';
@@ -31,7 +19,7 @@ export { SQLITE_AUDIT_TABLE, SQLITE_MIGRATIONS, SqliteAuditSink, migrateSqliteAu
 export type { SqliteAuditSinkOptions, SqliteDatabase } from './sqlite-audit-sink.js';
 export { SqliteEventLog } from './sqlite-event-log.js';
 export type { SqliteEventLogOptions } from './sqlite-event-log.js';
-export { cleanText, formatAuditRow, formatAuditRowJson, formatBytes } from './audit-format.js';
+export { auditRowTarget, cleanText, formatAuditRow, formatAuditRowJson, formatBytes } from './audit-format.js';
 export {
   CLICKHOUSE_AUDIT_TABLE,
   CLICKHOUSE_MIGRATIONS,

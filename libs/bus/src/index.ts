@@ -2,23 +2,8 @@
  * The bus library: the ports (core messaging, the durable event log, KV), their NATS
  * implementations and the in-process ones for the embedded mode. Every export is listed by name.
  */
-export { BusError, BusErrorCode, FULL_EVENT_LOG_CAPABILITIES } from './bus.port.js';
-export type {
-  AppendAck,
-  BusHeaders,
-  BusMessage,
-  BusSubscription,
-  ConsumeOptions,
-  EventLog,
-  EventLogCapabilities,
-  KeyValueStore,
-  LogConsumer,
-  LogMessage,
-  MessageBus,
-  Responder,
-  StreamSpec,
-} from './bus.port.js';
-export { isPublishSubject, subjectMatches } from './subject-match.js';
+// Everything the pure entry point exports (./pure.ts lists it), then what needs the heavier dependencies.
+export * from './pure.js';
 export { BusWireHeaders } from './bus-handle.js';
 export type { BusHandle } from './bus-handle.js';
 export { connectNats } from './nats-connection.js';

@@ -9,6 +9,7 @@ import type { EdgePipeline } from './edge-pipeline.js';
 import { AUDIT_ID_HEADER } from './edge-responses.js';
 import { routeFromHost, routeFromPath, type EdgeRoute } from './edge-route.js';
 import { newEventId } from '@portcullis/contracts';
+import { failureStatus } from '@portcullis/kube';
 import { UPGRADE_PROTOCOLS } from './upgrade-forwarder.js';
 import { SERVER_TLS_OPTIONS } from '@portcullis/tls';
 
@@ -82,17 +83,7 @@ export class EdgeServer {
           this.opts.logger.error('unhandled error in request', { err });
           if (!res.headersSent) {
             res.writeHead(500, { 'content-type': 'application/json' });
-            res.end(
-              JSON.stringify({
-                kind: 'Status',
-                apiVersion: 'v1',
-                metadata: {},
-                status: 'Failure',
-                message: 'portcullis: internal error',
-                reason: 'InternalError',
-                code: 500,
-              }),
-            );
+            res.end(JSON.stringify(failureStatus(500, 'portcullis: internal error')));
           } else {
             res.destroy();
           }

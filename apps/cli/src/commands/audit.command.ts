@@ -6,6 +6,7 @@ import {
   AuditChain,
   chainedRecorder,
   formatAuditRowJson,
+  auditRowTarget,
   formatBytes,
   formatReplayEvent,
   formatRetentionPlan,
@@ -305,7 +306,7 @@ const AUDIT_WIDE_HEADERS = [...AUDIT_HEADERS, 'CLIENT', 'SOURCE', 'BYTES-IN', 'B
 export function auditCells(row: AuditRow, wide: boolean): string[] {
   const decision = row.effect ? (row.rule_id ? `${row.effect} (${row.rule_id})` : row.effect) : '';
   const result = [decision, row.status ? String(row.status) : '', row.reason].filter(Boolean).join(' ');
-  const cells = [new Date(row.ts_ms).toISOString(), row.type, row.connection, row.subject, requestTarget(row), result, row.correlation_id || row.event_id];
+  const cells = [new Date(row.ts_ms).toISOString(), row.type, row.connection, row.subject, auditRowTarget(row), result, row.correlation_id || row.event_id];
   if (!wide) return cells;
   const completed = row.type === 'request.completed';
   const detail = [
@@ -327,22 +328,6 @@ export function auditCells(row: AuditRow, wide: boolean): string[] {
     row.node_id,
     detail,
   ];
-}
-
-/** What the request addressed: `get pods/log ns/name`, `list /version`, or `POST /path`. */
-function requestTarget(row: AuditRow): string {
-  const parts: string[] = [];
-  const action = row.verb || row.method;
-  if (action) parts.push(action);
-  if (row.resource) {
-    const group = row.api_group ? `.${row.api_group}` : '';
-    parts.push(`${row.resource}${group}${row.subresource ? `/${row.subresource}` : ''}`);
-    const object = [row.namespace, row.name].filter(Boolean).join('/');
-    if (object) parts.push(object);
-  } else if (row.path) {
-    parts.push(row.path);
-  }
-  return parts.join(' ');
 }
 
 /** `portcullis audit verify`: recomputes the hash chains; exit 1 with one line per problem. */
