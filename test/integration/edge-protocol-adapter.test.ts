@@ -78,11 +78,12 @@ const maskTargets: RequestAttributes[] = [];
 const toyProtocol: ProtocolAdapter = {
   kind: ConnectionKind.Http,
   prefix: '/toy/',
-  readAttributes(attributes: RequestAttributes, path: string): void {
+  readAttributes(attributes: RequestAttributes, path: string): string {
     const tool = /^\/call\/([a-z]+)$/.exec(path)?.[1];
     if (tool === undefined) throw Object.assign(new Error('not a toy call'), { toy: true });
     attributes.http = create(HttpAttributesSchema, { method: attributes.method, path: `/tools/${tool}`, query: '' });
     attributes.kube = create(KubeAttributesSchema, {});
+    return `/call/${tool}`;
   },
   describe(attributes: RequestAttributes): string {
     return `call the ${attributes.http?.path.slice('/tools/'.length) ?? ''} tool`;

@@ -10,7 +10,7 @@ export { DEFAULT_PROTOCOLS, ProtocolTable } from './protocol-adapter.js';
 export type { ProtocolAdapter } from './protocol-adapter.js';
 export { kubernetesProtocol } from './kubernetes-protocol.js';
 export { httpProtocol } from './http-protocol.js';
-export { EdgeServer, EDGE_NOT_FOUND } from './edge-server.js';
+export { EdgeServer, EDGE_NOT_FOUND, defaultServedNames } from './edge-server.js';
 export type { EdgeServerOptions, HostRouting } from './edge-server.js';
 export { HttpForwarder } from './http-forwarder.js';
 export type { HttpForwarderDeps } from './http-forwarder.js';
