@@ -4,6 +4,7 @@ export type { EdgePipelineDeps } from './edge-pipeline.js';
 export { AUDIT_ID_HEADER } from './edge-responses.js';
 export type { EdgeRequest } from './edge-request.js';
 export { routeFromPath } from './edge-route.js';
+export { canonicalHttpPath } from './http-path.js';
 export type { EdgeRoute } from './edge-route.js';
 export { ConnectionKind } from './connection-kind.js';
 export { DEFAULT_PROTOCOLS, ProtocolTable } from './protocol-adapter.js';
