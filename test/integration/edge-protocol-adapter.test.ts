@@ -78,11 +78,12 @@ const maskTargets: RequestAttributes[] = [];
 const toyProtocol: ProtocolAdapter = {
   kind: ConnectionKind.Http,
   prefix: '/toy/',
-  readAttributes(attributes: RequestAttributes, path: string): void {
+  readAttributes(attributes: RequestAttributes, path: string): string {
     const tool = /^\/call\/([a-z]+)$/.exec(path)?.[1];
     if (tool === undefined) throw Object.assign(new Error('not a toy call'), { toy: true });
     attributes.http = create(HttpAttributesSchema, { method: attributes.method, path: `/tools/${tool}`, query: '' });
     attributes.kube = create(KubeAttributesSchema, {});
+    return `/call/${tool}`;
   },
   describe(attributes: RequestAttributes): string {
     return `call the ${attributes.http?.path.slice('/tools/'.length) ?? ''} tool`;
@@ -226,7 +227,30 @@ describe('a protocol adapter plugs into the edge', { timeout: 60_000 }, () => {
     assert.equal(maskTargets[0]!.http?.path, '/tools/secret');
   });
 
-  test('the built-in protocols are unchanged beside it: /http/ reads the raw path and answers JSON', async () => {
+  test('/http/: the path the policy matches is the path sent — one canonical encoding, or a 400', async () => {
+    // %61 is "a": the upstream would serve /tools/admin, so the policy must see /tools/admin.
+    const encoded = await call('/http/api/tools/%61dmin');
+    assert.equal(encoded.status, 403, encoded.body);
+    assert.match(encoded.body, /rule no-admin-tool/);
+    for (const path of [
+      '/http/api/tools/admin;x=1',
+      '/http/api/tools/x/..;/admin',
+      '/http/api/tools/%EF%BC%8E%EF%BC%8E/admin',
+      '/http/api/tools/x%252F..%252Fadmin',
+    ]) {
+      const res = await call(path);
+      assert.equal(res.status, 400, `${path}: ${res.body}`);
+      assert.equal((JSON.parse(res.body) as { error: string }).error, 'bad_path', path);
+    }
+    assert.deepEqual(seen, []);
+    const ok = await call('/http/api/call/%77eather%20now?q=a%2Fb&x=%7e');
+    assert.equal(ok.status, 200, ok.body);
+    assert.deepEqual(seen, [{ method: 'GET', url: '/call/weather%20now?q=a%2Fb&x=%7e' }]);
+    const received = log.appended.find((e) => e.correlationId === String(ok.headers['audit-id']) && e.payload.case === 'requestReceived')?.payload;
+    assert.equal(received?.case === 'requestReceived' && received.value.attributes?.http?.path, '/call/weather%20now');
+  });
+
+  test('the built-in protocols are unchanged beside it: /http/ reads the path and answers JSON', async () => {
     const ok = await call('/http/api/call/admin');
     assert.equal(ok.status, 200, ok.body);
     assert.deepEqual(seen, [{ method: 'GET', url: '/call/admin' }]);

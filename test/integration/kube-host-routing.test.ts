@@ -121,4 +121,46 @@ describe('connections by path and by host name; discovery caches never mix', { t
     assert.match(unknown, /"kind":"Status"/);
     assert.match(await exchange(`a.${DOMAIN}`, `a.${DOMAIN}:${edge.port}`), /^HTTP\/1\.1 200 /);
   });
+
+  test('a path-prefix request must name a host the edge serves as (421), with exactly one Host (400, closed); upgrades too', async () => {
+    const raw = (head: string): Promise<{ text: string; closed: boolean }> =>
+      new Promise((resolve, reject) => {
+        const socket = tlsConnect({ host: '127.0.0.1', port: edge.port, ca: edge.ca, servername: 'localhost' }, () => socket.write(`${head}\r\n`));
+        let text = '';
+        // Without "Connection: close": the edge itself must close after a 400 for a duplicate Host.
+        const timer = setTimeout(() => {
+          socket.destroy();
+          resolve({ text, closed: false });
+        }, 3000);
+        socket.on('data', (d: Buffer) => (text += d.toString()));
+        socket.on('close', () => {
+          clearTimeout(timer);
+          resolve({ text, closed: true });
+        });
+        socket.on('error', reject);
+      });
+    const auth = `Authorization: Bearer ${edge.token}\r\n`;
+    const get = (target: string, hosts: string): string => `GET ${target} HTTP/1.1\r\n${hosts}${auth}`;
+    const before = withoutWidgets.requests.length;
+    const twoHosts = await raw(get('/k8s/b/api/v1/namespaces', 'Host: 127.0.0.1\r\nHost: evil.example\r\n'));
+    assert.match(twoHosts.text, /^HTTP\/1\.1 400 [^]*more than one Host header/);
+    assert.ok(twoHosts.closed, 'the connection is closed after a duplicate Host');
+    const foreign = await raw(get('/k8s/b/api/v1/namespaces', 'Host: evil.example\r\nConnection: close\r\n'));
+    assert.match(foreign.text, /^HTTP\/1\.1 421 [^]*does not serve as "evil.example"/);
+    const absolute = await raw(get('https://evil.example/k8s/b/api/v1/namespaces', 'Host: 127.0.0.1\r\nConnection: close\r\n'));
+    assert.match(absolute.text, /^HTTP\/1\.1 421 /);
+    const upgrade = await raw(
+      get(
+        '/k8s/b/api/v1/namespaces/prod/pods/worker-0/exec?command=sh&stdout=true',
+        'Host: evil.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n',
+      ),
+    );
+    assert.match(upgrade.text, /^HTTP\/1\.1 421 /);
+    assert.equal(withoutWidgets.requests.length, before, 'nothing reached the upstream');
+    // The edge's own names pass: loopback by default, and an absolute-form target's authority replaces the Host.
+    const own = await raw(get(`https://localhost:${edge.port}/k8s/b/api/v1/namespaces`, 'Host: evil.example\r\nConnection: close\r\n'));
+    assert.match(own.text, /^HTTP\/1\.1 200 /);
+    const loopback = await raw(get('/k8s/b/api/v1/namespaces', `Host: 127.0.0.1:${edge.port}\r\nConnection: close\r\n`));
+    assert.match(loopback.text, /^HTTP\/1\.1 200 /);
+  });
 });

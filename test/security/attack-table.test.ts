@@ -64,6 +64,8 @@ const PLANTED = {
   requestBody: 'planted-request-body-secret-41d2e8',
 } as const;
 const HEADERS_TIMEOUT_MS = 1000;
+/** A name the edge serves as besides its URL's host (`edge.hostNames`), as a load balancer would send it. */
+const LB_NAME = 'gateway.internal';
 const MAX_BODY = 1024 * 1024;
 const ADMIN = { id: 'platform-admin', secret: 'platform-admin-secret-9', subject: 'pat', groups: ['platform-admins'] };
 const AUDITOR = { id: 'auditor', secret: 'auditor-secret-4711', subject: 'sec-team', groups: ['auditors'] };
@@ -205,9 +207,11 @@ describe('security suite: attacks refused, secrets never leaked', { timeout: 600
       pendingTtl: '5m',
       policy: POLICY,
       audit: { clickHouseUrl: chUrl, database, writers: 1 },
-      edge: { headersTimeout: `${HEADERS_TIMEOUT_MS}ms`, maxRequestBodyBytes: MAX_BODY, admin: { groups: ['platform-admins'] } },
+      edge: { headersTimeout: `${HEADERS_TIMEOUT_MS}ms`, maxRequestBodyBytes: MAX_BODY, admin: { groups: ['platform-admins'] }, hostNames: [LB_NAME] },
       issuers: [{ issuer: idp.issuer, audiences: ['portcullis'], algorithms: ['ES256'], caFile: idpCaFile }],
       clients: [ADMIN, AUDITOR],
+      // Behind a proxy that normalises paths more leniently than the edge parses them: the edge must forward only what it decided on.
+      lenientUpstream: true,
     });
     edgePort = Number(new URL(c.edges[0]!).port);
     c.fixture.store.put('secrets', {
@@ -291,7 +295,29 @@ describe('security suite: attacks refused, secrets never leaked', { timeout: 600
       ['NUL byte (%00)', '/k8s/prod/api/v1/namespaces/default/pods/x%00y'],
       ['backslash dot-dot', '/k8s/prod/api/v1/namespaces/default/pods/..%5csecrets'],
       ['overlong path (9000 bytes)', `/k8s/prod/api/v1/namespaces/default/pods/${'a'.repeat(9000)}`],
+      ['dot segment (/./)', '/k8s/prod/api/v1/./namespaces/default/secrets'],
+      ['double-encoded slashes and dots (%252F..)', '/k8s/prod/api/v1/namespaces/default/configmaps/x%252F..%252F..%252Fsecrets'],
+      ['double-encoded dot-dot (%252e%252e)', '/k8s/prod/api/v1/namespaces/default/configmaps/%252e%252e/secrets'],
+      ['fullwidth dot-dot (%EF%BC%8E%EF%BC%8E)', '/k8s/prod/api/v1/namespaces/default/configmaps/%EF%BC%8E%EF%BC%8E/secrets'],
+      ['fullwidth slash (%EF%BC%8F)', '/k8s/prod/api/v1/namespaces/default/configmaps/x%EF%BC%8F..%EF%BC%8F..%EF%BC%8Fsecrets'],
+      ['overlong UTF-8 dot-dot (%C0%AE%C0%AE)', '/k8s/prod/api/v1/namespaces/default/configmaps/%C0%AE%C0%AE/secrets'],
+      ['overlong UTF-8 slash (%C0%AF)', '/k8s/prod/api/v1/namespaces/default/configmaps/x%C0%AF..%C0%AF..%C0%AFsecrets'],
+      [';params on the resource (secrets;x=1)', '/k8s/prod/api/v1/namespaces/default/secrets;x=1'],
+      ['";" hiding a dot-dot (..;)', '/k8s/prod/api/v1/namespaces/default/configmaps/..;/secrets'],
+      ['upper-case resource (SECRETS)', '/k8s/prod/api/v1/namespaces/default/SECRETS'],
     ] as const;
+    // The fixture is lenient: straight to it (the gateway's credential, no edge), a double-encoded path is the Secrets list.
+    const lenient = await edgeRequest(`${c.fixture.url}/api/v1/namespaces/default/configmaps/x%252F..%252F..%252Fsecrets`, {
+      ca: c.fixture.caPem,
+      headers: { authorization: `Bearer ${c.fixture.token}` },
+    });
+    const kindServed = /"kind":"(\w+)"/.exec(lenient.body)?.[1] ?? '';
+    table.add(
+      'kubernetes: the lenient upstream, asked directly for configmaps/x%252F..%252F..%252Fsecrets (control)',
+      '200 SecretList',
+      `${lenient.status} ${kindServed}`,
+      lenient.status === 200 && kindServed === 'SecretList',
+    );
     const forwarded = c.fixture.requests.length;
     for (const [name, path] of tricks) {
       const res = await edge(path, { headers: auth });
@@ -352,6 +378,19 @@ describe('security suite: attacks refused, secrets never leaked', { timeout: 600
       `GET /k8s/prod/api/v1/namespaces/default/pods HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${auth['authorization']}\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n`,
     );
     table.add('kubernetes: upgrade to an unknown protocol (h2c)', '400', String(statusOf(h2c.text)), statusOf(h2c.text) === 400);
+    // exec;x reads as subresource "exec;x" (a get, allowed), and as exec to an upstream that drops ;params.
+    const beforeExec = c.fixture.requests.length;
+    const paramExec = await rawTls(
+      edgePort,
+      c.caPem,
+      `GET /k8s/prod/api/v1/namespaces/default/pods/web-0/exec;x?command=sh&stdin=true&stdout=true HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${auth['authorization']}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n`,
+    );
+    table.add(
+      'kubernetes: exec hidden behind ;params (exec;x, WebSocket upgrade)',
+      '400 before any upgrade, not forwarded',
+      `${statusOf(paramExec.text)}, ${forwardedSince(beforeExec)} forwarded`,
+      statusOf(paramExec.text) === 400 && forwardedSince(beforeExec) === 0,
+    );
   });
 
   test('masking: planted Secret values never reach the client in any representation', async () => {
@@ -525,6 +564,7 @@ describe('security suite: attacks refused, secrets never leaked', { timeout: 600
       ],
       ['HTTP/1.0 without Host', `GET /k8s/prod/api/v1/namespaces/default/pods HTTP/1.0\r\n${auth}\r\n`, [400]],
       ['HTTP/1.1 without Host', `GET /k8s/prod/api/v1/namespaces/default/pods HTTP/1.1\r\n${auth}\r\n`, [400]],
+      ['two Host headers', `GET /k8s/prod/api/v1/namespaces/default/pods HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\n${auth}\r\n`, [400]],
       [`body over edge.maxRequestBodyBytes (declared ${MAX_BODY * 2} bytes)`, post(`Content-Length: ${MAX_BODY * 2}\r\n`, '{"apiVersion":"v1"'), [413]],
       // No Content-Length to refuse up front: the edge counts the bytes and aborts the upstream request at the cap.
       [
@@ -577,6 +617,33 @@ describe('security suite: attacks refused, secrets never leaked', { timeout: 600
       `GET /k8s/prod/api/v1/namespaces/default/pods HTTP/1.1\r\nHost: 127.0.0.1\r\n${auth}Connection: close\r\n\r\n`,
     );
     table.add('http: a well-formed request on the same socket API (control)', '200', String(statusOf(control.text)), statusOf(control.text) === 200);
+    // The host a path-prefix request names: the edge's own names only (421 Misdirected Request otherwise).
+    const hosts: [string, string, number][] = [
+      ['a foreign Host', 'GET /k8s/prod/api/v1/namespaces/default/pods HTTP/1.1\r\nHost: evil.example\r\n', 421],
+      ["a foreign Host with the edge's port", `GET /k8s/prod/api/v1/namespaces/default/pods HTTP/1.1\r\nHost: evil.example:${edgePort}\r\n`, 421],
+      [
+        'an absolute-form target naming a foreign host',
+        'GET https://evil.example/k8s/prod/api/v1/namespaces/default/pods HTTP/1.1\r\nHost: 127.0.0.1\r\n',
+        421,
+      ],
+      [
+        'an absolute-form target naming the edge (control; its authority replaces a foreign Host)',
+        `GET https://127.0.0.1:${edgePort}/k8s/prod/api/v1/namespaces/default/pods HTTP/1.1\r\nHost: evil.example\r\n`,
+        200,
+      ],
+      [`a Host from edge.hostNames (${LB_NAME}, control)`, `GET /k8s/prod/api/v1/namespaces/default/pods HTTP/1.1\r\nHost: ${LB_NAME}\r\n`, 200],
+    ];
+    for (const [name, head, want] of hosts) {
+      const before = c.fixture.requests.length;
+      const r = await rawTls(edgePort, c.caPem, `${head}${auth}Connection: close\r\n\r\n`);
+      const sent = forwardedSince(before);
+      table.add(
+        `http: ${name}`,
+        want === 200 ? '200, forwarded' : `${want}, not forwarded`,
+        `${statusOf(r.text)}, ${sent} forwarded`,
+        statusOf(r.text) === want && sent === (want === 200 ? 1 : 0),
+      );
+    }
   });
 
   test('TLS: 1.2 minimum and AEAD suites only on every listener; a configured certificate replaces the dev CA', async () => {

@@ -78,6 +78,8 @@ export interface ClusterOptions {
   readonly masking?: Record<string, unknown>;
   /** Extra development clients. */
   readonly clients?: readonly { id: string; secret: string; subject: string; groups: string[] }[];
+  /** The API-server fixture reads paths as a lenient proxy in front of an API server might (its `lenientPaths`). */
+  readonly lenientUpstream?: boolean;
 }
 
 /** A running cluster and its helpers. */
@@ -130,7 +132,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     startNats({ jetstream: true }),
     startRedis(),
     // The suites assert what reached the upstream: a bounded record, far above what one suite sends.
-    startKubeApiServer({ requestLog: { max: 50_000 } }),
+    startKubeApiServer({ requestLog: { max: 50_000 }, lenientPaths: opts.lenientUpstream === true }),
     startFakeSlack({ botToken: BOT_TOKEN, emails: { U0CAROL: 'carol@example.com' } }),
   ]);
   const procs = new Map<string, PortcullisProcess>();

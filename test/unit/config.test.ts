@@ -219,6 +219,16 @@ interface BadConfig {
 
 const BAD_CONFIGS: readonly BadConfig[] = [
   {
+    name: 'edge.hostNames: a name with a port',
+    raw: { edge: { hostNames: ['lb.example.com:443'] } },
+    says: ['edge.hostNames.0', 'without a port'],
+  },
+  {
+    name: 'edge.hostNames: an upper-case name',
+    raw: { edge: { hostNames: ['LB.example.com'] } },
+    says: ['edge.hostNames.0', 'lower-case DNS name'],
+  },
+  {
     name: 'masking: unknown detector',
     raw: { masking: { profiles: { strict: { detectors: ['jwt', 'ssn'] } }, auditProfile: 'strict' } },
     says: ['masking.profiles.strict.detectors.1', 'got "ssn"'],

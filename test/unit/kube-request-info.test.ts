@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { assertCleanPath, MAX_PATH_BYTES, parseKubeRequest, RequestPathError } from '@portcullis/kube';
+import { assertCleanPath, canonicalKubePath, MAX_PATH_BYTES, parseKubeRequest, RequestPathError } from '@portcullis/kube';
 import type { KubeAttributes } from '@portcullis/contracts';
 
 /**
@@ -357,6 +357,73 @@ describe('assertCleanPath refuses path tricks', () => {
       assert.doesNotThrow(() => assertCleanPath(path));
     });
   }
+});
+
+describe('the path grammar: a path is refused, or read and sent in one canonical form', () => {
+  const CANONICAL: readonly [raw: string, canonical: string][] = [
+    ['/api/v1/namespaces/kube-%73ystem/pods', '/api/v1/namespaces/kube-system/pods'],
+    ['/heal%74hz', '/healthz'],
+    ['/api/v1/pods/', '/api/v1/pods/'],
+    ['/', '/'],
+    ['/apis/rbac.authorization.k8s.io/v1/clusterroles/system%3Anode%3Aworker', '/apis/rbac.authorization.k8s.io/v1/clusterroles/system:node:worker'],
+    ['/api/v1/namespaces/default/services/https:web:443/proxy/', '/api/v1/namespaces/default/services/https:web:443/proxy/'],
+    ['/api/v1/namespaces/default/configmaps/..data', '/api/v1/namespaces/default/configmaps/..data'],
+    ['/api/v1/namespaces/default/pods/web-0/proxy/Some/Path', '/api/v1/namespaces/default/pods/web-0/proxy/Some/Path'],
+    ['/.well-known/openid-configuration', '/.well-known/openid-configuration'],
+    ['/%7Euser', '/~user'],
+  ];
+  for (const [raw, canonical] of CANONICAL) {
+    test(`${raw} is read and sent as ${canonical}`, () => {
+      assert.equal(canonicalKubePath(raw), canonical);
+      assert.equal(parse(`GET ${raw}`).path, canonical);
+      // The canonical form is its own canonical form: parsing what is sent gives what was decided on.
+      assert.deepEqual(parse(`GET ${canonical}`), parse(`GET ${raw}`));
+    });
+  }
+
+  const REFUSED: readonly [name: string, path: string][] = [
+    ['a ";" parameter on the resource', '/api/v1/namespaces/default/secrets;x=1'],
+    ['an empty ";" parameter', '/api/v1/namespaces/default/secrets;'],
+    ['a ";" parameter on a namespace', '/api/v1/namespaces/default;v=1/secrets'],
+    ['";" hiding a dot-dot', '/api/v1/namespaces/default/configmaps/..;/secrets'],
+    ['an encoded ";" (%3B)', '/api/v1/namespaces/default/secrets%3Bx'],
+    ['a double-encoded slash (%252F)', '/api/v1/namespaces/default/configmaps/x%252F..%252F..%252Fsecrets'],
+    ['a double-encoded dot (%252e)', '/api/v1/namespaces/default/configmaps/%252e%252e/secrets'],
+    ['a fullwidth dot-dot', '/api/v1/namespaces/default/configmaps/%EF%BC%8E%EF%BC%8E/secrets'],
+    ['a fullwidth slash', '/api/v1/namespaces/default/configmaps/x%EF%BC%8F..%EF%BC%8Fsecrets'],
+    ['a division slash (U+2215)', '/api/v1/namespaces/default/configmaps/x%E2%88%95secrets'],
+    ['a one-dot leader (U+2024)', '/api/v1/namespaces/default/configmaps/%E2%80%A4%E2%80%A4/secrets'],
+    ['a raw fullwidth dot-dot', '/api/v1/namespaces/default/configmaps/\uff0e\uff0e/secrets'],
+    ['an overlong UTF-8 dot (%C0%AE)', '/api/v1/namespaces/default/configmaps/%C0%AE%C0%AE/secrets'],
+    ['an overlong UTF-8 slash (%C0%AF)', '/api/v1/namespaces/default/configmaps/x%C0%AFsecrets'],
+    ['an encoded space', '/api/v1/namespaces/default/configmaps/a%20b'],
+    ['a "+"', '/api/v1/namespaces/default/configmaps/a+b'],
+    ['a quote', "/api/v1/namespaces/default/configmaps/a'b"],
+    ['an upper-case resource', '/api/v1/namespaces/default/SECRETS'],
+    ['an upper-case namespace', '/api/v1/namespaces/Default/secrets'],
+    ['an upper-case group', '/apis/Apps/v1/namespaces/default/deployments'],
+    ['an upper-case version', '/api/V1/namespaces/default/secrets'],
+    ['an upper-case subresource', '/api/v1/namespaces/default/pods/web-0/EXEC'],
+    ['an upper-case API prefix', '/API/v1/namespaces/default/secrets'],
+    ['an upper-case watch prefix', '/api/v1/WATCH/namespaces/default/secrets'],
+    ['an empty segment', '/api/v1//pods'],
+    ['a "." segment', '/api/v1/./pods'],
+    ['a ".." segment', '/api/v1/pods/../secrets'],
+  ];
+  for (const [name, path] of REFUSED) {
+    test(`refuses ${name}`, () => {
+      assert.throws(() => parse(`GET ${path}`), RequestPathError, path);
+    });
+  }
+
+  test('upper case stays allowed in an object name', () => {
+    assert.equal(parse('GET /apis/rbac.authorization.k8s.io/v1/clusterroles/Admin-View').name, 'Admin-View');
+  });
+
+  test('a refusal names the segment and the character', () => {
+    assert.throws(() => parse('GET /api/v1/namespaces/default/configmaps/x%252Fy'), /segment "x%2Fy" contains "%"/);
+    assert.throws(() => parse('GET /api/v1/namespaces/default/secrets;x'), /"secrets;x" carries a ";" parameter/);
+  });
 });
 
 describe('property: the parser is total and agrees with the reference table', () => {

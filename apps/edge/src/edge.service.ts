@@ -7,6 +7,7 @@ import type { PortcullisMetrics } from '@portcullis/observability';
 import { ApprovalGate, AuditPublisher, ConnectionRegistry, createEdgeMasking, DecisionClient, EdgePipeline, EdgeServer } from '@portcullis/gateway';
 import {
   CONFIG,
+  edgeServedNames,
   EVENT_LOG,
   GATEWAY_TLS,
   HttpListeners,
@@ -114,6 +115,7 @@ export class EdgeService implements OnApplicationBootstrap, BeforeApplicationShu
       logger,
       admin: this.listeners.dispatcher(Listener.Edge),
       hostRouting: domain === undefined ? undefined : { domain, kindOf: (name) => registry.get(name)?.type },
+      servedNames: edgeServedNames(config),
       headersTimeoutMs: config.edge.headersTimeout,
     });
     this.server = server;

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PortcullisConfig } from '@portcullis/config';
 import { listenUrl } from '@portcullis/common';
+import { defaultServedNames } from '@portcullis/gateway';
 import { DEV_ISSUER_PATH, DevIssuer, TokenVerifier, type TrustedIssuer } from '@portcullis/identity';
 import { clientTrustFor, ClientTrustSource, loadOrCreateDevTls, type ClientTrust } from '@portcullis/tls';
 
@@ -18,6 +19,19 @@ export interface GatewayTls {
 export function configuredEdgeUrl(config: PortcullisConfig): string {
   const listen = config.edge.listen;
   return (config.edge.publicUrl ?? listenUrl('https', listen.host, listen.port)).replace(/\/$/, '');
+}
+
+/**
+ * The host names the edge serves path-prefix requests as (a Host naming another is answered 421):
+ * loopback and the listen address (unless a wildcard), `edge.publicUrl`'s host, `edge.domain`
+ * and `edge.hostNames`.
+ */
+export function edgeServedNames(config: PortcullisConfig): string[] {
+  const names = new Set(defaultServedNames(config.edge.listen.host));
+  if (config.edge.publicUrl !== undefined) names.add(new URL(config.edge.publicUrl).hostname.replace(/^\[|\]$/g, '').toLowerCase());
+  if (config.edge.domain !== undefined) names.add(config.edge.domain);
+  for (const n of config.edge.hostNames) names.add(n);
+  return [...names];
 }
 
 /**

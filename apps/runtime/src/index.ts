@@ -34,4 +34,12 @@ export { ReadinessHealth } from './readiness-health.js';
 export { ProcessExceptionFilter } from './process-exception.filter.js';
 export { connectProcessBus } from './process-bus.js';
 export type { ProcessBus } from './process-bus.js';
-export { configuredEdgeUrl, createGatewayTokenVerifier, edgeClientTrust, gatewayTls, openDevIssuer, type GatewayTls } from './gateway-identity.js';
+export {
+  configuredEdgeUrl,
+  createGatewayTokenVerifier,
+  edgeClientTrust,
+  edgeServedNames,
+  gatewayTls,
+  openDevIssuer,
+  type GatewayTls,
+} from './gateway-identity.js';

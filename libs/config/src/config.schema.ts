@@ -222,6 +222,17 @@ export const ConfigSchema = z.strictObject({
         .string()
         .regex(/^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'expected a lower-case DNS name such as portcullis.example.com')
         .optional(),
+      // Names a path-prefix request's Host may carry besides publicUrl's host, edge.domain, loopback and the listen address (421 otherwise).
+      hostNames: z
+        .array(
+          z
+            .string()
+            .regex(
+              /^(([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?|[0-9a-f:.]*:[0-9a-f:.]*)$/,
+              'expected a lower-case DNS name or an IP address, without a port (e.g. portcullis.internal, 10.0.0.5, fd00::5)',
+            ),
+        )
+        .default([]),
       sessionRecording: z
         .strictObject({
           maxBytes: z

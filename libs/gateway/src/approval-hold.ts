@@ -46,8 +46,6 @@ export async function holdForApproval(ctx: EdgeRequest, gate: ApprovalGate, maxB
 
 /** What the approval gate binds the approval to: identity, attributes, query and body. */
 function heldRequest(ctx: EdgeRequest, body: Buffer, approvalId: string): HeldRequest {
-  const path = ctx.route.upstreamPath;
-  const q = path.indexOf('?');
   const hash = bodySha256(body);
   const identity = ctx.identity!;
   return {
@@ -55,7 +53,7 @@ function heldRequest(ctx: EdgeRequest, body: Buffer, approvalId: string): HeldRe
     identity,
     attributes: ctx.attributes,
     decision: ctx.decision,
-    fingerprint: requestFingerprint(identity, ctx.attributes, q === -1 ? '' : path.slice(q + 1), hash),
+    fingerprint: requestFingerprint(identity, ctx.attributes, ctx.query, hash),
     bodySha256: hash,
     bodyExcerpt: bodyExcerpt(body, ctx.attributes.kube?.resource ?? '', headerValue(ctx.req.headers['content-type'])),
     approvalId,

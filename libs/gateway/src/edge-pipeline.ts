@@ -226,11 +226,17 @@ export class EdgePipeline {
     return gw;
   }
 
-  /** What the request asks for, as its protocol reads the upstream path and query. */
+  /**
+   * What the request asks for, as its protocol reads the upstream path and query; what is sent
+   * upstream is the canonical form of the path it read (and the query as received), never the raw path.
+   */
   private route(ctx: EdgeRequest): void {
     const path = ctx.route.upstreamPath;
     const q = path.indexOf('?');
-    ctx.protocol.readAttributes(ctx.attributes, q === -1 ? path : path.slice(0, q), new URLSearchParams(q === -1 ? '' : path.slice(q + 1)));
+    const query = q === -1 ? '' : path.slice(q + 1);
+    const canonical = ctx.protocol.readAttributes(ctx.attributes, q === -1 ? path : path.slice(0, q), new URLSearchParams(query));
+    ctx.query = query;
+    ctx.upstreamTarget = q === -1 ? canonical : `${canonical}?${query}`;
   }
 
   /** The audit log did not acknowledge the request: 503, nothing forwarded. */

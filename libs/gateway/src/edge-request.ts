@@ -30,6 +30,13 @@ export class EdgeRequest {
   readonly started: number = performance.now();
   /** The policy's input: the route step adds what the protocol reads. */
   readonly attributes: RequestAttributes;
+  /**
+   * Set by route: the path and query the upstream is sent (after the connection's base path) — the
+   * canonical path the protocol read, which the policy decided on, and the query as received.
+   */
+  upstreamTarget = '';
+  /** Set by route: the raw query ('' when none). */
+  query = '';
   /** Set by screen: the connection the route names, of the route's kind. */
   connection!: UpstreamConnection;
   /** Set by authenticate. */

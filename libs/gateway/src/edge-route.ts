@@ -10,7 +10,10 @@ export interface EdgeRoute {
   readonly protocol: ProtocolAdapter;
   /** The connection's name as the client wrote it (the pipeline checks that it exists). */
   readonly connectionName: string;
-  /** The path and query for the upstream, after the connection's base path; always starts with `/`. */
+  /**
+   * The path and query as the client wrote them, after the connection's base path; always starts
+   * with `/`. Never sent as is: the protocol reads it, and its canonical form is what goes upstream.
+   */
   readonly upstreamPath: string;
 }
 

@@ -30,6 +30,12 @@ export interface EdgeServerOptions {
   logger: Logger;
   hostRouting?: HostRouting | undefined;
   /**
+   * The host names the edge serves path-prefix requests (`/k8s/…`, `/http/…`) as: a Host, or an
+   * absolute-form request target, naming any other is answered 421 Misdirected Request. Lower-case,
+   * IPv6 literals without brackets, no port. Default: {@link defaultServedNames} of `host`.
+   */
+  servedNames?: Iterable<string> | undefined;
+  /**
    * Everything that is not the data path (`/k8s/…`, `/http/…`, host-routed): the admin surfaces
    * (health, the development issuer, policy explain), served by the Nest HTTP adapter. The
    * response already carries an `Audit-Id`. Absent: every such request gets the 404 below.
@@ -55,9 +61,11 @@ export class EdgeServer {
   private server: Server | undefined;
   /** Where upgrades are served, for the refusal of one that is not. */
   private readonly upgradeHint: string;
+  private readonly servedNames: ReadonlySet<string>;
 
   constructor(private readonly opts: EdgeServerOptions) {
     this.upgradeHint = opts.pipeline.protocols.all.map((p) => `${p.prefix}<connection>/`).join(' and ');
+    this.servedNames = new Set([...(opts.servedNames ?? defaultServedNames(opts.host))].map((n) => hostName(n)));
   }
 
   /** Starts listening; resolves with the bound address. */
@@ -110,15 +118,17 @@ export class EdgeServer {
 
   /**
    * Where a request goes: `<connection>.<domain>` (the whole URL goes upstream), else the protocol
-   * whose prefix the path starts with; undefined when neither (admin routes, not found).
+   * whose prefix the path starts with, when the request names a host the edge serves as (421
+   * otherwise); undefined when neither (admin routes, not found). The host is the Host header's,
+   * or an absolute-form target's authority, which replaces the Host (RFC 9112 §3.2.2).
    */
   private target(req: IncomingMessage): EdgeRoute | Refusal | undefined {
     const protocols = this.opts.pipeline.protocols;
     const routing = this.opts.hostRouting;
-    const url = req.url ?? '/';
+    const requested = requestedHost(req);
+    if (requested === undefined) return { refuse: 400, message: 'portcullis: the request target is not a path or an http(s) URL with a host' };
+    const { url, host } = requested;
     if (routing !== undefined) {
-      const hostHeader = (req.headers.host ?? '').toLowerCase();
-      const host = hostHeader.startsWith('[') ? hostHeader : hostHeader.replace(/:\d+$/, '');
       const suffix = `.${routing.domain}`;
       if (host.endsWith(suffix)) {
         const name = host.slice(0, -suffix.length);
@@ -131,11 +141,19 @@ export class EdgeServer {
       }
     }
     const protocol = protocols.byPath(url);
-    return protocol === undefined ? undefined : routeFromPath(protocol, url);
+    if (protocol === undefined) return undefined;
+    if (!this.servedNames.has(host)) {
+      return {
+        refuse: 421,
+        message: `portcullis: misdirected request: this edge does not serve as ${JSON.stringify(host.slice(0, 255))} (the names it serves as come from edge.publicUrl, edge.domain and edge.hostNames)`,
+      };
+    }
+    return routeFromPath(protocol, url);
   }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (req.headers.host === undefined) return noHost(res);
+    const hostError = hostHeaderError(req);
+    if (hostError !== undefined) return refuseAndClose(res, hostError);
     const target = this.target(req);
     if (target !== undefined && 'protocol' in target) return this.opts.pipeline.handle(req, res, target);
     res.setHeader(AUDIT_ID_HEADER, newEventId());
@@ -151,7 +169,8 @@ export class EdgeServer {
     res.shouldKeepAlive = false;
     res.assignSocket(socket as Socket);
     res.on('finish', () => socket.end());
-    if (req.headers.host === undefined) return noHost(res);
+    const hostError = hostHeaderError(req);
+    if (hostError !== undefined) return refuseAndClose(res, hostError);
     const target = this.target(req);
     const protocol = (req.headers.upgrade ?? '').toLowerCase();
     if (target === undefined || !('protocol' in target) || !UPGRADE_PROTOCOLS.has(protocol)) {
@@ -195,11 +214,58 @@ const CLIENT_ERROR_RESPONSES: Readonly<Record<string, string>> = {
   '': 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n',
 };
 
-// HTTP/1.0 lets a client leave Host out; the edge routes and checks SNI by it, so it is required.
-function noHost(res: ServerResponse): void {
+/**
+ * What is wrong with the request's Host header, if anything. HTTP/1.0 lets a client leave Host out;
+ * the edge routes and checks SNI by it, so it is required. More than one is a 400 (RFC 9112 §3.2):
+ * Node keeps the first, a proxy in front may have routed by another.
+ */
+function hostHeaderError(req: IncomingMessage): string | undefined {
+  let count = 0;
+  for (let i = 0; i < req.rawHeaders.length; i += 2) if (req.rawHeaders[i]!.toLowerCase() === 'host') count++;
+  if (count > 1) return 'portcullis: more than one Host header';
+  if (count === 0 || req.headers.host === '') return 'portcullis: a Host header is required';
+  return undefined;
+}
+
+// A malformed request: 400, and the connection is closed (its framing cannot be trusted).
+function refuseAndClose(res: ServerResponse, message: string): void {
   res.setHeader(AUDIT_ID_HEADER, newEventId());
   res.shouldKeepAlive = false;
-  text(res, 400, 'portcullis: a Host header is required\n');
+  text(res, 400, `${message}\n`);
+}
+
+/** The names an edge listening on `listenHost` serves as when none are configured: loopback, and the listen address unless it is a wildcard. */
+export function defaultServedNames(listenHost: string): string[] {
+  const names = ['localhost', '127.0.0.1', '::1'];
+  const h = hostName(listenHost);
+  if (h !== '' && h !== '0.0.0.0' && h !== '::' && !names.includes(h)) names.push(h);
+  return names;
+}
+
+/** A host name as compared: lower-case, without port, brackets or a trailing dot. */
+function hostName(hostPort: string): string {
+  const h = hostPort.trim().toLowerCase();
+  if (h.startsWith('[')) {
+    const end = h.indexOf(']');
+    return end === -1 ? h : h.slice(1, end);
+  }
+  // A bare IPv6 literal (as configured, never in a Host) has more than one colon.
+  const bare = (h.match(/:/g)?.length ?? 0) > 1 ? h : h.replace(/:\d*$/, '');
+  return bare.endsWith('.') ? bare.slice(0, -1) : bare;
+}
+
+/**
+ * The path-and-query the request routes by and the host it names: the origin-form target and the
+ * Host, or an absolute-form target's path and authority (RFC 9112 §3.2.2: then the Host is
+ * ignored). Undefined for a target that is neither (or an authority with user info).
+ */
+function requestedHost(req: IncomingMessage): { url: string; host: string } | undefined {
+  const target = req.url ?? '/';
+  if (target.startsWith('/')) return { url: target, host: hostName(req.headers.host ?? '') };
+  const abs = /^https?:\/\/([^/?#@]+)([/?].*)?$/is.exec(target);
+  if (abs === null) return target === '*' ? { url: target, host: hostName(req.headers.host ?? '') } : undefined;
+  const rest = abs[2] ?? '/';
+  return { url: rest.startsWith('?') ? `/${rest}` : rest, host: hostName(abs[1]!) };
 }
 
 function text(res: ServerResponse, status: number, body: string): void {

@@ -69,7 +69,7 @@ export class HttpForwarder {
     connection.pool.request(
       {
         method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
-        path: connection.basePath + ctx.route.upstreamPath,
+        path: connection.basePath + ctx.upstreamTarget,
         headers: headers as Record<string, string | string[]>,
         body,
         signal: abort.signal,

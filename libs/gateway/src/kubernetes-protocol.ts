@@ -28,9 +28,10 @@ const KIND_OF_RESOURCE: Readonly<Record<string, string>> = {
 export const kubernetesProtocol: ProtocolAdapter = {
   kind: ConnectionKind.Kubernetes,
   prefix: '/k8s/',
-  readAttributes(attributes: RequestAttributes, path: string, query: URLSearchParams): void {
+  readAttributes(attributes: RequestAttributes, path: string, query: URLSearchParams): string {
     try {
       attributes.kube = parseKubeRequest(attributes.method, path, query);
+      return attributes.kube.path;
     } catch (cause) {
       if (cause instanceof RequestPathError) throw new GatewayError(GatewayErrorCode.BadPath, cause.message, { cause });
       throw cause;

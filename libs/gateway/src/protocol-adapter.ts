@@ -19,9 +19,12 @@ export interface ProtocolAdapter {
   readonly prefix: string;
   /**
    * Reads what the request asks for into `attributes` (the policy's input) from the upstream path
-   * without its query, and the query. A path the protocol refuses is a GatewayError (`bad_path`).
+   * without its query (raw, still percent-encoded), and the query. Returns the path to send
+   * upstream: the canonical form of what it read, so the upstream serves exactly what the policy
+   * decided on (the query is sent as received). A path the protocol refuses — anything its path
+   * grammar does not allow — is a GatewayError (`bad_path`), never a "fix".
    */
-  readAttributes(attributes: RequestAttributes, path: string, query: URLSearchParams): void;
+  readAttributes(attributes: RequestAttributes, path: string, query: URLSearchParams): string;
   /** What the request does, for the messages that name it (`delete pods web-1 in namespace prod`, `POST /v1/users`). */
   describe(attributes: RequestAttributes): string;
   /** The media type of a refusal's body. */

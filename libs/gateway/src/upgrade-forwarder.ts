@@ -60,7 +60,7 @@ export class UpgradeForwarder {
       hostname: connection.url.hostname,
       port: connection.url.port,
       method: req.method,
-      path: connection.basePath + ctx.route.upstreamPath,
+      path: connection.basePath + ctx.upstreamTarget,
       headers,
       agent: connection.agent,
     });
@@ -187,8 +187,7 @@ class UpgradedSession {
     const sub = kube?.resource === 'pods' && SESSION_SUBRESOURCES.has(kube.subresource) ? kube.subresource : 'other';
     const recorded = transport === 'websocket' && (sub === 'exec' || sub === 'attach') && isRecordableProtocol(protocol);
     this.meta = { correlationId: ctx.id, causationId: ctx.decidedId, sessionId: ctx.id, nodeId: this.deps.nodeId, connection: ctx.connection.name };
-    const path = ctx.route.upstreamPath;
-    const query = new URLSearchParams(path.includes('?') ? path.slice(path.indexOf('?') + 1) : '');
+    const query = new URLSearchParams(ctx.query);
     const startedEvent = buildEvent(
       EventType.SessionStarted,
       create(SessionStartedSchema, {

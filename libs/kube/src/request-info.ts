@@ -22,6 +22,15 @@ const METHOD_VERBS: Readonly<Record<string, string>> = {
 };
 // Path-segment names the API server refuses (k8s.io/apimachinery path.IsValidPathSegmentName).
 const INVALID_SEGMENT_NAME = /[/%]/;
+/**
+ * What one segment of a Kubernetes API path may hold, decoded: the characters of API paths, DNS
+ * names, `system:`-style RBAC names and `https:web:443` proxy names. Everything else — `;`
+ * (path parameters), `%` (double encoding), backslashes, spaces, non-ASCII look-alikes of "." and "/" —
+ * is refused, so no upstream can read the segment as something else.
+ */
+const KUBE_SEGMENT = /^[A-Za-z0-9._~:@-]+$/;
+/** The grammar's lower-case names: API group and version, namespace, resource, subresource, and every segment of a non-resource path. */
+const LOWER_NAME = /^[a-z0-9._~:@-]+$/;
 
 // Own properties only: a method named "constructor" or "valueOf" must not find Object.prototype's.
 function methodVerb(method: string): string | undefined {
@@ -56,10 +65,18 @@ export function assertCleanPath(rawPath: string): void {
  * verb from method and path, group, version, namespace, resource, subresource and name.
  * `path` is the raw (still percent-encoded) path relative to the API server root (no
  * /k8s/<connection> prefix); it is decoded here, as the API server decodes it, so that
- * `kube-%73ystem` is the namespace kube-system. Call {@link assertCleanPath} first.
+ * `kube-%73ystem` is the namespace kube-system, and must be in the path grammar
+ * ({@link canonicalKubePath}). The attributes' `path` is the canonical path: the one to send.
+ * Call {@link assertCleanPath} first.
  */
 export function parseKubeRequest(method: string, rawPath: string, query: URLSearchParams): KubeAttributes {
-  const path = decodePath(rawPath);
+  const path = canonicalKubePath(rawPath);
+  const info = readKubeRequest(method, path, query);
+  assertLowerCaseNames(info);
+  return info;
+}
+
+function readKubeRequest(method: string, path: string, query: URLSearchParams): KubeAttributes {
   const info = create(KubeAttributesSchema, {
     path,
     verb: methodVerb(method) ?? method.toLowerCase(),
@@ -117,12 +134,64 @@ function nonResource(info: KubeAttributes, method: string): KubeAttributes {
   return info;
 }
 
-/** Percent-decodes the path like Go's url.URL.Path; a malformed escape is refused (Go answers 400). */
-function decodePath(rawPath: string): string {
+/**
+ * The canonical form of a raw (percent-encoded) Kubernetes API path: each segment decoded, as Go's
+ * url.URL.Path decodes it, and checked against the path grammar, then joined again. Every segment
+ * it keeps is plain unreserved ASCII (or `:` `@`), so the canonical form is also its own encoding:
+ * it is what the upstream is sent, and it decodes to exactly what the policy saw. A path that is
+ * not in the grammar — an empty, "." or ".." segment, a `;` parameter, a malformed or overlong
+ * escape, a character no API path holds — is a {@link RequestPathError}, never a "fix".
+ */
+export function canonicalKubePath(rawPath: string): string {
+  if (!rawPath.startsWith('/')) throw new RequestPathError('the request path must start with "/"');
+  if (rawPath === '/') return '/';
+  // One trailing slash is part of some paths (`/api/`, a service proxy's root); it is kept as is.
+  const trailing = rawPath.endsWith('/');
+  const segments = rawPath.slice(1, trailing ? -1 : undefined).split('/');
+  const out: string[] = [];
+  for (const raw of segments) out.push(kubeSegment(raw));
+  return `/${out.join('/')}${trailing ? '/' : ''}`;
+}
+
+function kubeSegment(raw: string): string {
+  if (raw === '') throw new RequestPathError('the request path contains an empty segment ("//")');
+  if (raw.includes(';')) throw new RequestPathError(`the request path segment ${quote(raw)} carries a ";" parameter, which Kubernetes API paths do not have`);
+  const segment = decodeSegment(raw);
+  if (segment === '.' || segment === '..') throw new RequestPathError('the request path contains a "." or ".." segment');
+  if (!KUBE_SEGMENT.test(segment)) {
+    const bad = [...segment].find((c) => !KUBE_SEGMENT.test(c)) ?? '';
+    throw new RequestPathError(
+      `the request path segment ${quote(segment)} contains ${quote(bad)}, which Kubernetes API paths do not allow (letters, digits and - . _ ~ : @ only)`,
+    );
+  }
+  return segment;
+}
+
+/** Percent-decodes one segment like Go's url.URL.Path; a malformed or non-UTF-8 (overlong) escape is refused (Go answers 400). */
+function decodeSegment(raw: string): string {
   try {
-    return decodeURIComponent(rawPath);
+    return decodeURIComponent(raw);
   } catch {
     throw new RequestPathError('the request path contains a malformed percent-encoding');
+  }
+}
+
+/** A piece of the path for a message: quoted, escaped, and short. */
+function quote(s: string): string {
+  return JSON.stringify(s.length > 64 ? `${s.slice(0, 64)}…` : s);
+}
+
+/**
+ * The API server's names are lower-case wherever the grammar puts one (only an object's name, and
+ * what follows a `proxy`, may hold capitals): `SECRETS` is no resource, and an upstream that folds
+ * case must not be handed one the policy did not see.
+ */
+function assertLowerCaseNames(info: KubeAttributes): void {
+  const names = info.isResourceRequest ? [info.apiGroup, info.apiVersion, info.namespace, info.resource, info.subresource] : [info.path];
+  for (const name of names) {
+    if (name !== '' && !LOWER_NAME.test(name.replaceAll('/', '-'))) {
+      throw new RequestPathError(`${quote(name)} is not lower-case; Kubernetes API groups, versions, namespaces, resources and paths are`);
+    }
   }
 }
 
