@@ -23,6 +23,8 @@ export const FindingKind = {
   BrokenLink: 'broken_link',
   /** The stored envelope cannot be parsed. */
   Unreadable: 'unreadable',
+  /** A row without a chain, of a type that was already chained when it was stored: inserted by hand or stripped of its chain. */
+  Unchained: 'unchained',
 } as const;
 export type FindingKind = (typeof FindingKind)[keyof typeof FindingKind];
 
@@ -53,7 +55,10 @@ export interface VerifyReport {
   chains: ChainCheck[];
   findings: VerifyFinding[];
   eventsChecked: number;
-  /** Rows in the window that carry no chain (stored before chaining existed). */
+  /**
+   * Rows in the window that carry no chain and are older than the first chained row of their
+   * type (stored before chaining existed). Newer unchained rows are findings instead.
+   */
   unchained: number;
   /** Facts that are not failures (e.g. a chain's head dropped by retention). */
   notes: string[];
@@ -80,10 +85,37 @@ export async function verifyAuditLog(sink: ChainReader & Pick<AuditSink, 'query'
   const report: VerifyReport = { chains: [], findings: [], eventsChecked: 0, unchained: 0, notes: [] };
   const retainedFromMs = await retentionBoundary(sink);
   report.unchained = await sink.unchainedCount(options);
+  if (report.unchained > 0) await findUnchained(sink, options, report);
   for (const summary of await sink.chains(options)) {
     await verifyChain(sink, summary, retainedFromMs, pageSize, lookback, report);
   }
   return report;
+}
+
+/** Most rows without a chain named per event type; the rest are counted. */
+const MAX_UNCHAINED_NAMED = 1000;
+
+/**
+ * Rows without a chain stored after their type was first chained: not from before chaining, so
+ * they were inserted by hand (a forged approval, say) or stripped of their chain fields.
+ */
+async function findUnchained(sink: ChainReader, filter: ChainFilter, report: VerifyReport): Promise<void> {
+  for (const { type, sinceMs } of await sink.chainingStarted()) {
+    const rows = await sink.unchainedRows(filter, type, sinceMs, MAX_UNCHAINED_NAMED);
+    for (const row of rows) {
+      report.findings.push({
+        kind: FindingKind.Unchained,
+        chainId: '',
+        seq: 0,
+        eventId: row.event_id,
+        message:
+          `unchained: event ${row.event_id} (${row.type}, ${isoOf(row.ts_ms)}) carries no hash chain, but ${type} events are chained since ` +
+          `${isoOf(sinceMs)}: it was stored outside any chain (inserted by hand, or stripped of its chain)`,
+      });
+    }
+    report.unchained -= rows.length;
+  }
+  report.unchained = Math.max(0, report.unchained);
 }
 
 /** The latest `dropped_before_ms` of the retention events: older chain heads may be gone legitimately. */

@@ -4,6 +4,8 @@
  */
 export { AuditChain, eventHash, eventHashOfJson, parseChainId } from './audit-chain.js';
 export type { ChainIdParts } from './audit-chain.js';
+export { ChainedAppender } from './chained-appender.js';
+export type { ChainHead } from './chained-appender.js';
 export {
   AUDIT_COLUMNS,
   ColumnKind,
