@@ -5,6 +5,7 @@
 export { AuditChain, eventHash, eventHashOfJson, parseChainId } from './audit-chain.js';
 export type { ChainIdParts } from './audit-chain.js';
 export { ChainedAppender } from './chained-appender.js';
+export { SYSTEM_CONNECTION } from './audit-retention.js';
 export type { ChainHead } from './chained-appender.js';
 export {
   AUDIT_COLUMNS,

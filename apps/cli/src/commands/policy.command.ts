@@ -2,7 +2,10 @@ import { Command } from 'commander';
 import type { PortcullisConfig } from '@portcullis/config';
 import { connectNats, type NatsBus } from '@portcullis/bus';
 import { silentLogger } from '@portcullis/common';
-import { BucketKeys, Buckets, DecisionSchema, toJson } from '@portcullis/contracts';
+import { createHash } from 'node:crypto';
+import { hostname, userInfo } from 'node:os';
+import { BucketKeys, Buckets, buildEvent, create, DecisionSchema, EventType, PolicyPushedSchema, toJson } from '@portcullis/contracts';
+import { ChainedAppender, SYSTEM_CONNECTION } from '@portcullis/audit-store/pure';
 import { DecisionClient, GatewayError } from '@portcullis/gateway';
 import {
   describeRequest,
@@ -200,11 +203,49 @@ async function connectCluster(config: PortcullisConfig, what: string): Promise<N
   }
 }
 
+/** Who runs the CLI: the operating-system user, and the NATS user when the config names one. */
+function pusher(config: PortcullisConfig): string {
+  let user: string;
+  try {
+    user = userInfo().username;
+  } catch {
+    user = process.env['USER'] ?? 'unknown';
+  }
+  const natsUser = config.bus.nats.user;
+  return natsUser === undefined ? user : `${user} (nats user ${natsUser})`;
+}
+
+/** Appends `policy.pushed` to the audit stream, in a chain segment of its own; throws (nothing pushed) without an acknowledgement. */
+async function recordPush(config: PortcullisConfig, handle: NatsBus, policy: CompiledPolicy, text: string, previousVersion: string): Promise<void> {
+  const event = buildEvent(
+    EventType.PolicyPushed,
+    create(PolicyPushedSchema, {
+      policyName: policy.name,
+      policyVersion: policy.version,
+      bundleSha256: createHash('sha256').update(text).digest('hex'),
+      pushedBy: pusher(config),
+      pushedFrom: hostname(),
+      target: `kv ${Buckets.policy}/${BucketKeys.policyBundle}`,
+      previousVersion,
+      rules: policy.rules.length,
+    }),
+    { correlationId: '', nodeId: config.node.id, connection: SYSTEM_CONNECTION },
+  );
+  event.correlationId = event.id;
+  try {
+    await new ChainedAppender(handle.log, config.node.id, config.edge.auditAckTimeout).append(event);
+  } catch (err) {
+    throw new CliError(`the push could not be recorded in the audit log, so nothing was pushed: ${(err as Error).message}`, ExitCode.Failure, { cause: err });
+  }
+}
+
 /**
  * `portcullis policy push FILE`: validates the file (line and column for each error; nothing is
  * pushed when it is invalid) and publishes it as the new bundle in the KV bucket, which every
  * policy process follows. A bundle must carry a new `metadata.version`: pushing other content
  * under the version in force is refused, since edges and the audit trail tell versions apart by it.
+ * The push is recorded first, as a `policy.pushed` event in the audit log (who, from where, the
+ * version, the bundle's SHA-256): no acknowledged record, nothing pushed.
  */
 export async function policyPushCommand(config: PortcullisConfig, configPath: string, file: string): Promise<string> {
   if (config.bus.mode !== 'nats') {
@@ -218,9 +259,11 @@ export async function policyPushCommand(config: PortcullisConfig, configPath: st
   try {
     const kv = await handle.kv(Buckets.policy);
     const current = await kv.get(BucketKeys.policyBundle);
+    let previousVersion = '';
     if (current !== undefined) {
       const currentText = new TextDecoder().decode(current.value);
       const parsed = parsePolicy(currentText);
+      if (parsed.ok) previousVersion = parsed.policy.version;
       if (currentText === text) {
         return `${file}: policy ${policy.version} is already the bundle in ${Buckets.policy}/${BucketKeys.policyBundle} (revision ${current.revision}); nothing pushed\n`;
       }
@@ -230,6 +273,7 @@ export async function policyPushCommand(config: PortcullisConfig, configPath: st
         );
       }
     }
+    await recordPush(config, handle, policy, text, previousVersion);
     const revision = await kv.put(BucketKeys.policyBundle, new TextEncoder().encode(text));
     return `${file}: pushed policy ${policy.name} version ${policy.version} (${policy.rules.length} rules) to ${Buckets.policy}/${BucketKeys.policyBundle} revision ${revision}\n`;
   } finally {
