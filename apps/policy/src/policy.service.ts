@@ -31,7 +31,9 @@ import {
   type Clock,
   type HeldQueue,
   type KvStores,
+  startChainCheckpointer,
 } from '../../runtime/src/index.js';
+import type { ChainCheckpointer } from '@portcullis/audit-store/pure';
 
 /**
  * The policy role: follows the policy source (the KV bundle in cluster mode, the file in the
@@ -48,6 +50,8 @@ export class PolicyService implements OnApplicationBootstrap, BeforeApplicationS
   private stopWatching: (() => unknown) | undefined;
   /** The role's own chain segments for its policy change events. */
   readonly recorder: ChainedAppender;
+  private readonly log: EventLog;
+  private checkpointer: ChainCheckpointer | undefined;
 
   constructor(
     @Inject(CONFIG) private readonly config: PortcullisConfig,
@@ -60,12 +64,14 @@ export class PolicyService implements OnApplicationBootstrap, BeforeApplicationS
     @Inject(EVENT_LOG) log: EventLog,
   ) {
     this.store = new PolicyStore(logger);
+    this.log = log;
     this.recorder = new ChainedAppender(log, config.node.id, config.edge.auditAckTimeout);
     this.serving = gate.hold(QueueGroups.policy);
   }
 
   async onApplicationBootstrap(): Promise<void> {
     const { config } = this;
+    this.checkpointer = startChainCheckpointer(config, this.log, this.logger, 'policy', [() => this.recorder.takeHeads()]);
     this.store.onSwap((policy, swap) => {
       this.record(
         buildEvent(
@@ -140,5 +146,6 @@ export class PolicyService implements OnApplicationBootstrap, BeforeApplicationS
 
   async beforeApplicationShutdown(): Promise<void> {
     await this.stopWatching?.();
+    await this.checkpointer?.stop();
   }
 }

@@ -72,3 +72,43 @@ export class ChainedAppender {
     this.#changed.set(chain.chainId, this.#head);
   }
 }
+
+/**
+ * The heads of chains whose events are acknowledged out of order (the edge: group-committed
+ * batches, background retries): per chain, the end of the longest run of settled positions from
+ * the start. An event given up after every retry counts as settled too — `audit verify` reports it
+ * missing, and a checkpoint past it shows it was not simply cut off.
+ */
+export class SettledHeads {
+  readonly #chains = new Map<string, { upTo: number; hash: string; ahead: Map<number, string> }>();
+  readonly #changed = new Map<string, ChainHead>();
+
+  /** Marks sealed events settled (acknowledged, or given up). */
+  settled(events: readonly Pick<EventEnvelope, 'chainId' | 'chainSeq' | 'hash'>[]): void {
+    for (const e of events) {
+      if (e.chainId === '') continue;
+      let c = this.#chains.get(e.chainId);
+      if (c === undefined) {
+        c = { upTo: 0, hash: '', ahead: new Map() };
+        this.#chains.set(e.chainId, c);
+      }
+      if (e.chainSeq <= c.upTo) continue;
+      c.ahead.set(e.chainSeq, e.hash);
+      let next = c.ahead.get(c.upTo + 1);
+      if (next === undefined) continue;
+      while (next !== undefined) {
+        c.ahead.delete(++c.upTo);
+        c.hash = next;
+        next = c.ahead.get(c.upTo + 1);
+      }
+      this.#changed.set(e.chainId, { chainId: e.chainId, seq: c.upTo, hash: c.hash });
+    }
+  }
+
+  /** The heads that moved since the last call. */
+  takeHeads(): ChainHead[] {
+    const heads = [...this.#changed.values()];
+    this.#changed.clear();
+    return heads;
+  }
+}
