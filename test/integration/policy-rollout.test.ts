@@ -18,6 +18,7 @@ import { freePort, startNats, type TestNats } from '../harness/services.js';
 import { runPortcullis, startPortcullis, tempDir, writeConfig, type PortcullisProcess } from '../support/portcullis-process.js';
 import { eventually } from '../support/eventually.js';
 import { connectNats, type NatsBus } from '@portcullis/bus';
+import { StreamCheckpointStore } from '@portcullis/audit-store/pure';
 import { silentLogger } from '@portcullis/common';
 import { auditMessageEvents, BucketKeys, Buckets, decodeEvent, Streams, type EventEnvelope, type RequestDecided } from '@portcullis/contracts';
 
@@ -374,5 +375,15 @@ describe('policy service: failover, invalid and valid pushes across processes', 
       assert.match(r.problems.join('\n'), /:\d+:\d+/);
       assert.equal(r.bundleSha256, createHash('sha256').update(INVALID).digest('hex'));
     }
+    // The push record's one-event chain is anchored by a checkpoint the CLI signed (this host has the
+    // state directory's key), and every policy process signs the heads of its own chains.
+    const pushed = events.find((e) => e.payload.case === 'policyPushed')!;
+    const store = new StreamCheckpointStore(client.log);
+    await eventually('checkpoints of the push and of both policy processes', async () => {
+      const { checkpoints } = await store.list();
+      const policyChains = new Set(checkpoints.filter((k) => k.role === 'policy').map((k) => k.chainId));
+      const pushAnchored = checkpoints.some((k) => k.role === 'cli' && k.chainId === pushed.chainId && k.seq === 1 && k.hash === pushed.hash);
+      return pushAnchored && policyChains.size >= 2 ? true : undefined;
+    });
   });
 });
