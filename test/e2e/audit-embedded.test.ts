@@ -89,12 +89,14 @@ describe('audit commands on the embedded store', { timeout: 180_000 }, () => {
   });
 
   test('verify: the untouched embedded log passes', async () => {
-    // Completions are appended after the responses: wait for all 14 × 3 events + identity.authenticated.
+    // Completions are appended after the responses: wait for all 14 × 3 events + identity.authenticated,
+    // and the policy role's policy.activated (its own chain).
     const r = await eventually('every completion stored', async () => {
       const v = await cli('audit', 'verify');
-      return v.code === 0 && /OK — 43 events in 1 chain checked/.test(v.stdout) ? v : undefined;
+      return v.code === 0 && /OK — 44 events in 2 chains checked/.test(v.stdout) ? v : undefined;
     });
     assert.match(r.stdout, /chain embedded-1\/\S+: seq 1\.\.43, 43 events, head [0-9a-f]{64}/);
+    assert.match(r.stdout, /chain embedded-1\/\S+: seq 1\.\.1, 1 events, head [0-9a-f]{64}/);
   });
 
   test('replay prints the request timeline; --json is what the replay API returns', async () => {
@@ -135,7 +137,8 @@ describe('audit commands on the embedded store', { timeout: 180_000 }, () => {
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l) as Record<string, unknown>);
-    assert.equal(rows.length, 43);
+    assert.equal(rows.length, 44);
+    assert.equal(rows.filter((r) => r['type'] === 'policy.activated').length, 1);
     assert.ok(rows.every((r) => typeof r['hash'] === 'string' && r['hash'].length === 64 && typeof r['chain_seq'] === 'number'));
 
     const ocsf = await cli('audit', 'export', '--since', '1h', '--format', 'ocsf');
@@ -173,12 +176,12 @@ describe('audit commands on the embedded store', { timeout: 180_000 }, () => {
     const r = await cli('audit', 'verify');
     assert.equal(r.code, 1);
     assert.match(r.stderr, /^edited: event \S+ \(request\.decided, chain embedded-1\/\S+ seq \d+\): column effect is "allow", the signed event says "deny"/m);
-    assert.match(r.stderr, /FAILED: 1 problem — 43 events in 1 chain checked/);
+    assert.match(r.stderr, /FAILED: 1 problem — 44 events in 2 chains checked/);
     // As data, the report goes to stdout (for jq); the exit code still says it failed.
     const json = await cli('audit', 'verify', '-o', 'json');
     assert.equal(json.code, 1);
     const report = JSON.parse(json.stdout) as { findings: { kind: string }[]; eventsChecked: number };
     assert.equal(report.findings.length, 1);
-    assert.equal(report.eventsChecked, 43);
+    assert.equal(report.eventsChecked, 44);
   });
 });

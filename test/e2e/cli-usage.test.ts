@@ -74,6 +74,7 @@ describe('portcullis CLI usage', { timeout: 280_000 }, () => {
       'portcullis audit verify',
       'portcullis audit export',
       'portcullis audit retention',
+      'portcullis audit checkpoints',
       'portcullis approvals list',
       'portcullis approvals approve',
       'portcullis approvals deny',

@@ -2,11 +2,14 @@
  * The newcomer's path: `portcullis start` (embedded: one process, no servers) with the example
  * policy and the sandbox, then the printed commands — kubeconfig, kubectl get pods, get secrets
  * -o json, a held `kubectl delete namespace` approved from a second shell with `portcullis
- * approvals` — and the requests show up in `portcullis audit tail`.
+ * approvals` — and the requests show up in `portcullis audit tail`; after a policy edit, `portcullis
+ * audit verify` covers every event of the tour (requests, the approval, the policy changes) and
+ * names the approval rows deleted by hand.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { freePort } from '../harness/services.js';
 import { kubectl, REPO_ROOT, runPortcullis, startPortcullis, tempDir, writeConfig, type PortcullisProcess } from '../support/portcullis-process.js';
@@ -18,6 +21,9 @@ describe('embedded gateway: npm start, then the printed commands', { timeout: 18
   let config: string;
   let kubeconfig: string;
   const cache = join(dir, 'kube-cache');
+  // A copy of the example policy, edited during the tour.
+  const policyFile = join(dir, 'policy.yaml');
+  const examplePolicy = readFileSync(join(REPO_ROOT, 'examples', 'policy.yaml'), 'utf8');
 
   before(async () => {
     const port = await freePort();
@@ -26,7 +32,10 @@ describe('embedded gateway: npm start, then the printed commands', { timeout: 18
       .replace('port: 8443', `port: ${port}`)
       .replace('port: 8444', `port: ${await freePort()}`)
       .replace('stateDir: .portcullis', `stateDir: ${join(dir, 'state')}`)
-      .replace('file: examples/policy.yaml', `file: ${join(REPO_ROOT, 'examples', 'policy.yaml')}`);
+      .replace('file: examples/policy.yaml', `file: ${policyFile}`)
+      // Checkpoints every second instead of every 10 s, so the test need not wait.
+      .replace('    interval: 10s ', '    interval: 1s ');
+    writeFileSync(policyFile, examplePolicy);
     config = join(dir, 'portcullis.yaml');
     writeFileSync(config, example);
     gateway = startPortcullis(['start', '--config', config]);
@@ -113,6 +122,44 @@ describe('embedded gateway: npm start, then the printed commands', { timeout: 18
     const human = await runPortcullis(['audit', 'tail', '--config', config]);
     assert.match(human.stdout, /request\.received/);
     assert.match(human.stdout, /ci-bot/);
+  });
+
+  test('after a policy edit, audit verify covers every event of the tour, then names the approval rows deleted by hand', async () => {
+    const edited = examplePolicy.replace(/version: "[^"]+"/, 'version: "tour-edit"');
+    assert.notEqual(edited, examplePolicy);
+    writeFileSync(policyFile, edited);
+    const verify = (): Promise<{ code: number; stdout: string; stderr: string }> => runPortcullis(['audit', 'verify', '--config', config]);
+    // Every chain (edge, approval, policy) stored and its end checkpointed.
+    const ok = await eventually('the policy edit recorded and every chain checkpointed', async () => {
+      const tail = await runPortcullis(['audit', 'tail', '--json', '--config', config]);
+      if (!tail.stdout.includes('"policy_version":"tour-edit"')) return undefined;
+      const r = await verify();
+      const chains = /OK — \d+ events in (\d+) chains checked/.exec(r.stdout)?.[1];
+      return r.code === 0 && chains !== undefined && r.stdout.includes(`the end of ${chains} chains checked against signed checkpoints`) ? r : undefined;
+    });
+    assert.doesNotMatch(ok.stdout, /no hash chain/);
+    assert.doesNotMatch(ok.stdout, /no checkpoint/);
+    const rows = (await runPortcullis(['audit', 'tail', '--json', '--limit', '10000', '--config', config])).stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.ok(
+      rows.every((r) => typeof r['chain_id'] === 'string' && r['chain_id'] !== ''),
+      'every event of the tour is chained',
+    );
+    const types = new Set(rows.map((r) => r['type']));
+    for (const t of ['approval.requested', 'approval.approved', 'approval.consumed', 'policy.activated']) assert.ok(types.has(t), t);
+
+    // Who approved the namespace deletion and why, and its use: the last two events of the approval role's chain.
+    const db = new Database(join(dir, 'state', 'audit.db'));
+    db.pragma('busy_timeout = 5000');
+    const gone = db.prepare(`DELETE FROM audit_events WHERE type IN ('approval.approved', 'approval.consumed')`).run().changes;
+    db.close();
+    assert.equal(gone, 2);
+    const r = await verify();
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(r.stderr, /^gap: 2 events missing at seq 2\.\.3 of chain \S+ \(its tail\): the store ends at seq 1, but the checkpoint signed by approval /m);
+    assert.match(r.stderr, /FAILED: 1 problem/);
   });
 
   void writeConfig;

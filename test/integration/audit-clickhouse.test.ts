@@ -67,6 +67,8 @@ function withInsert(real: AuditSink, insert: AuditSink['insert']): AuditSink {
     chains: (f) => real.chains(f),
     chainRows: (c, from, to) => real.chainRows(c, from, to),
     unchainedCount: (f) => real.unchainedCount(f),
+    chainingStarted: () => real.chainingStarted(),
+    unchainedRows: (f, type, since, limit) => real.unchainedRows(f, type, since, limit),
     retentionPlan: (cutoff) => real.retentionPlan(cutoff),
     applyRetention: (plan) => real.applyRetention(plan),
     close: () => real.close(),

@@ -7,6 +7,9 @@ import { freePort, sharedNatsUrl, startNats } from '../harness/services.js';
 import type { TestNats } from '../harness/services.js';
 import { describeBusConformance, rejectsWithBusError, uniqueStream, uniqueToken } from '../support/bus-conformance.js';
 import { eventually } from '../support/eventually.js';
+import { generateKeyPairSync } from 'node:crypto';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { CHECKPOINT_STREAM, CheckpointSigner, StreamCheckpointStore } from '@portcullis/audit-store/pure';
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
@@ -178,5 +181,35 @@ describe('NATS event log: what a refused append says', () => {
     const ack = await c.log.append(`${spec.subjectRoot}.x`, enc('ok'), uniqueToken('id'));
     assert.equal(ack.stream, spec.name);
     assert.equal(ack.duplicate, false);
+  });
+});
+
+describe('the checkpoint stream (PORTCULLIS_CHECKPOINTS)', () => {
+  it('nats-server refuses purging it, deleting a checkpoint, and turning deny_delete/deny_purge off again', async () => {
+    const server = await startNats({ jetstream: true });
+    const c = await connectNats({ servers: [server.url], name: 'checkpoint-stream-test', logger: silentLogger });
+    try {
+      const store = new StreamCheckpointStore(c.log);
+      await store.ensure(1);
+      await store.ensure(1); // every role ensures it at start-up: idempotent
+      const signer = new CheckpointSigner(generateKeyPairSync('ed25519').privateKey, 'edge', 'edge-1');
+      await store.append(signer.sign({ chainId: 'edge-1/2026-01-01T00:00:00.000Z/00000000', seq: 5, hash: 'a'.repeat(64) }));
+      const jsm = await jetstreamManager(c.connection);
+      const info = await jsm.streams.info(CHECKPOINT_STREAM.name);
+      assert.equal(info.config.deny_delete, true);
+      assert.equal(info.config.deny_purge, true);
+      await assert.rejects(jsm.streams.purge(CHECKPOINT_STREAM.name), /purge/i);
+      await assert.rejects(jsm.streams.deleteMessage(CHECKPOINT_STREAM.name, 1), /delete/i);
+      await assert.rejects(jsm.streams.update(CHECKPOINT_STREAM.name, { ...info.config, deny_delete: false, deny_purge: false }), /deny|delete|purge/i);
+      const { checkpoints, unreadable } = await store.list();
+      assert.deepEqual(
+        checkpoints.map((k) => k.seq),
+        [5],
+      );
+      assert.deepEqual(unreadable, []);
+    } finally {
+      await c.close();
+      await server.stop();
+    }
   });
 });

@@ -3,20 +3,24 @@
  * in one queue group behind two edges (one with the decision cache off, one with it on), real
  * HTTPS requests under steady load, one policy process killed with SIGKILL; then `policy push` of
  * an invalid bundle (nothing changes anywhere) and of valid ones (every edge changes its decisions
- * within one second, the cached ones included).
+ * within one second, the cached ones included). Every policy change is an event in the audit
+ * stream, in the hash chains of the process that made it.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Agent, request } from 'node:https';
+import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { hostname, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { startKubeApiServer, type KubeApiServer } from '@portcullis/kube-sandbox';
 import { freePort, startNats, type TestNats } from '../harness/services.js';
 import { runPortcullis, startPortcullis, tempDir, writeConfig, type PortcullisProcess } from '../support/portcullis-process.js';
 import { eventually } from '../support/eventually.js';
 import { connectNats, type NatsBus } from '@portcullis/bus';
+import { StreamCheckpointStore } from '@portcullis/audit-store/pure';
 import { silentLogger } from '@portcullis/common';
-import { auditMessageEvents, BucketKeys, Buckets, decodeEvent, Streams, type RequestDecided } from '@portcullis/contracts';
+import { auditMessageEvents, BucketKeys, Buckets, decodeEvent, Streams, type EventEnvelope, type RequestDecided } from '@portcullis/contracts';
 
 const policyText = (version: string, extraRules = ''): string => `apiVersion: portcullis.dev/v1
 kind: Policy
@@ -337,5 +341,49 @@ describe('policy service: failover, invalid and valid pushes across processes', 
     process.stdout.write(
       `# policy push → changed decisions: v2 ${v2Latency.map(Math.round).join('/')} ms, v3 ${v3Latency.map(Math.round).join('/')} ms (edge 0 / edge 1)\n`,
     );
+  });
+
+  test('policy changes are events in the audit chain: the push (who, from where, version, digest), each process activating it, the invalid bundle refused and why', async () => {
+    const events: EventEnvelope[] = [];
+    for (const m of await client.log.snapshot(Streams.audit.name, { filterSubject: 'audit._system.policy.>' })) {
+      for (const data of auditMessageEvents(m.subject, m.data)) events.push(decodeEvent(data));
+    }
+    assert.ok(
+      events.every((e) => e.chainId !== '' && e.chainSeq > 0 && e.hash.length === 64),
+      'every policy event is sealed in a chain',
+    );
+    // Only the push that published something is recorded: the invalid file, the clash and the no-op are not pushes.
+    const pushes = events.flatMap((e) => (e.payload.case === 'policyPushed' ? [e.payload.value] : []));
+    assert.equal(pushes.length, 1, JSON.stringify(pushes));
+    assert.equal(pushes[0]!.policyVersion, 'v2');
+    assert.equal(pushes[0]!.bundleSha256, createHash('sha256').update(V2).digest('hex'));
+    assert.match(pushes[0]!.pushedBy, new RegExp(`^${userInfo().username}`));
+    assert.equal(pushes[0]!.pushedFrom, hostname());
+    assert.equal(pushes[0]!.target, 'kv portcullis_policy/bundle');
+    // a and c (b was killed) each put v2 and v3 in force, each in its own chain segment.
+    for (const version of ['v2', 'v3']) {
+      const activated = events.filter((e) => e.payload.case === 'policyActivated' && e.payload.value.policyVersion === version);
+      assert.equal(new Set(activated.map((e) => e.chainId)).size, 2, `${version} activated by both live processes`);
+    }
+    const v2 = events.find((e) => e.payload.case === 'policyActivated' && e.payload.value.policyVersion === 'v2');
+    assert.equal(v2?.payload.case === 'policyActivated' ? v2.payload.value.bundleSha256 : '', pushes[0]!.bundleSha256);
+    const rejected = events.flatMap((e) => (e.payload.case === 'policyRejected' ? [e.payload.value] : []));
+    assert.ok(rejected.length >= 2, 'both live processes refused the invalid bundle');
+    for (const r of rejected) {
+      assert.equal(r.claimedVersion, 'v-bad');
+      assert.equal(r.keepingVersion, 'f1');
+      assert.match(r.problems.join('\n'), /:\d+:\d+/);
+      assert.equal(r.bundleSha256, createHash('sha256').update(INVALID).digest('hex'));
+    }
+    // The push record's one-event chain is anchored by a checkpoint the CLI signed (this host has the
+    // state directory's key), and every policy process signs the heads of its own chains.
+    const pushed = events.find((e) => e.payload.case === 'policyPushed')!;
+    const store = new StreamCheckpointStore(client.log);
+    await eventually('checkpoints of the push and of both policy processes', async () => {
+      const { checkpoints } = await store.list();
+      const policyChains = new Set(checkpoints.filter((k) => k.role === 'policy').map((k) => k.chainId));
+      const pushAnchored = checkpoints.some((k) => k.role === 'cli' && k.chainId === pushed.chainId && k.seq === 1 && k.hash === pushed.hash);
+      return pushAnchored && policyChains.size >= 2 ? true : undefined;
+    });
   });
 });

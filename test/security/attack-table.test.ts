@@ -4,7 +4,9 @@
  * API, NATS, Redis, ClickHouse, the API-server fixture, a fake Slack and a real OIDC provider over
  * HTTPS), each with the refusal it must get. It gathers the key cases of the identity, Kubernetes,
  * masking and approval suites and adds request smuggling, oversized and slow requests, TLS
- * versions and ciphers, a real certificate, and every administrative endpoint. At the end it
+ * versions and ciphers, a real certificate, every administrative endpoint, and tampering with the
+ * audit log (approval rows deleted or edited by hand, a chain's tail deleted, a checkpoint
+ * altered) against `audit verify`, on copies of the ClickHouse table. At the end it
  * searches every process's output, the ClickHouse rows, the raw JetStream messages and what Slack
  * received for every secret the suite planted. Prints `case | expected | observed` and
  * `N passed, N failed`.
@@ -26,7 +28,7 @@ import { edgeRequest } from '../support/gateway-https.js';
 import { eventually } from '../support/eventually.js';
 import { startFakeOidcProvider, type FakeOidcProvider, type ProviderKey } from '../support/fake-oidc-provider.js';
 import { leakForms, leaksIn } from '../support/leak-corpus.js';
-import { startPortcullis, tempDir, writeConfig, type PortcullisProcess } from '../support/portcullis-process.js';
+import { runPortcullis, startPortcullis, tempDir, writeConfig, type PortcullisProcess } from '../support/portcullis-process.js';
 import { ResultTable } from '../support/result-table.js';
 
 const POLICY = `apiVersion: portcullis.dev/v1
@@ -541,6 +543,151 @@ describe('security suite: attacks refused, secrets never leaked', { timeout: 600
       `${mr.status}, ${String(state)}, told "${JSON.stringify(told).slice(0, 80)}"`,
       mr.status === 200 && state === 'pending',
     );
+  });
+
+  test('audit log: approval rows deleted or edited by hand, a chain tail deleted, a checkpoint altered — audit verify names each', async () => {
+    const ch = async (query: string, db = database): Promise<string> => {
+      const res = await fetch(`${chUrl}/?database=${db}`, { method: 'POST', body: query });
+      const text = await res.text();
+      if (!res.ok) throw new Error(`ClickHouse: ${text}`);
+      return text;
+    };
+    const edgeConfig = c.configs.get('edge-a')!;
+    const copyConfig = (db: string): string => {
+      const file = join(c.dir, `verify-${db}.yaml`);
+      writeFileSync(file, readFileSync(edgeConfig, 'utf8').replaceAll(database, db));
+      return file;
+    };
+    type Report = {
+      findings: { kind: string; chainId: string; seq: number; message: string }[];
+      chains: { chainId: string; toSeq: number }[];
+      checkpointedChains: number;
+    };
+    const verify = async (config: string, ...extra: string[]): Promise<{ code: number; report: Report; stderr: string }> => {
+      const r = await runPortcullis(['audit', 'verify', '-o', 'json', ...extra, '--config', config]);
+      return { code: r.code, report: JSON.parse(r.stdout || '{"findings":[],"chains":[],"checkpointedChains":0}') as Report, stderr: r.stderr };
+    };
+    const exported = async (): Promise<string[]> =>
+      (await runPortcullis(['audit', 'checkpoints', '--config', edgeConfig])).stdout
+        .trim()
+        .split('\n')
+        .filter((l) => l !== '');
+    const newestSeq = (lines: string[]): Map<string, number> => {
+      const m = new Map<string, number>();
+      for (const l of lines) {
+        const k = JSON.parse(l) as { chainId: string; seq: number };
+        m.set(k.chainId, Math.max(m.get(k.chainId) ?? 0, k.seq));
+      }
+      return m;
+    };
+    // Quiet log: every chain stored, verified, and its end covered by a checkpoint.
+    const intact = await eventually(
+      'every chain stored and checkpointed to its end',
+      async () => {
+        const v = await verify(edgeConfig);
+        const heads = newestSeq(await exported());
+        return v.code === 0 && v.report.chains.length > 0 && v.report.chains.every((k) => heads.get(k.chainId) === k.toSeq) ? v : undefined;
+      },
+      30_000,
+    );
+    table.add(
+      'audit verify: the suite’s log as stored, every chain checkpointed',
+      'OK, every chain end checked',
+      `exit ${intact.code}, ${intact.report.findings.length} findings, ${intact.report.checkpointedChains}/${intact.report.chains.length} ends checked`,
+      intact.code === 0 && intact.report.checkpointedChains === intact.report.chains.length,
+    );
+    /** A copy of the audit table without the rows `where` selects (never the suite's own table). */
+    const copyWithout = async (name: string, where: string): Promise<string> => {
+      const db = uniqueName(name);
+      await ch(`CREATE DATABASE ${db}`, 'default');
+      await ch(`CREATE TABLE ${db}.audit_events AS ${database}.audit_events`);
+      await ch(`INSERT INTO ${db}.audit_events SELECT * FROM ${database}.audit_events FINAL WHERE NOT (${where})`);
+      return db;
+    };
+
+    const approved = (await ch(`SELECT chain_id, chain_seq FROM audit_events FINAL WHERE type = 'approval.approved' ORDER BY chain_id, chain_seq FORMAT TSV`))
+      .trim()
+      .split('\n')
+      .map((l) => l.split('\t'));
+    const deleted = await verify(copyConfig(await copyWithout('sec_appr_del', `type IN ('approval.approved', 'approval.consumed')`)));
+    const named = approved.every(([chain, seq]) =>
+      deleted.report.findings.some((f) => f.kind === 'gap' && f.chainId === chain && f.message.includes(`${seq}`)),
+    );
+    table.add(
+      `audit: the ${approved.length} approval.approved rows (who approved, why) and approval.consumed deleted from ClickHouse by hand`,
+      'verify fails naming each missing seq',
+      `exit ${deleted.code}: ${deleted.report.findings.map((f) => f.message.slice(0, 70)).join(' | ')}`,
+      deleted.code === 1 && approved.length > 0 && named,
+    );
+
+    const editedDb = await copyWithout('sec_appr_edit', '0');
+    await ch(`ALTER TABLE ${editedDb}.audit_events UPDATE subject = 'sre-mallory' WHERE type = 'approval.approved'`);
+    await eventually(
+      'the mutation applied',
+      async () => (await ch(`SELECT count() FROM system.mutations WHERE database = '${editedDb}' AND is_done = 0`)).trim() === '0',
+    );
+    const edited = await verify(copyConfig(editedDb));
+    table.add(
+      'audit: the approver of an approval.approved row edited in ClickHouse',
+      'verify fails: edited, column subject',
+      `exit ${edited.code}: ${edited.report.findings[0]?.message.slice(0, 90) ?? 'no finding'}`,
+      edited.code === 1 &&
+        edited.report.findings.length >= 1 &&
+        edited.report.findings.every((f) => f.kind === 'edited' && /column subject is "sre-mallory"/.test(f.message)),
+    );
+
+    const longest = [...intact.report.chains].sort((a, b) => b.toSeq - a.toSeq)[0]!;
+    const cut = longest.toSeq - 2;
+    const tail = await verify(copyConfig(await copyWithout('sec_tail', `chain_id = '${longest.chainId}' AND chain_seq >= ${cut}`)));
+    table.add(
+      `audit: the last 3 events of the longest chain (seq ${cut}..${longest.toSeq}) deleted`,
+      `gap at seq ${cut}..${longest.toSeq} from the checkpoint`,
+      `exit ${tail.code}: ${tail.report.findings[0]?.message.slice(0, 90) ?? 'no finding'}`,
+      tail.code === 1 &&
+        tail.report.findings.length === 1 &&
+        tail.report.findings[0]!.message.includes(`missing at seq ${cut}..${longest.toSeq} of chain ${longest.chainId} (its tail)`),
+    );
+
+    const lines = await exported();
+    const forgedFile = join(c.dir, 'checkpoints-forged.jsonl');
+    // The newest checkpoint of that chain moved back to hide the deleted tail: seq and hash changed, signature kept.
+    const at = lines.findIndex(
+      (l) => (JSON.parse(l) as { chainId: string; seq: number }).chainId === longest.chainId && (JSON.parse(l) as { seq: number }).seq === longest.toSeq,
+    );
+    const forged = JSON.parse(lines[at]!) as Record<string, unknown>;
+    writeFileSync(forgedFile, [...lines.filter((l) => !l.includes(longest.chainId)), JSON.stringify({ ...forged, seq: cut - 1 })].join('\n') + '\n');
+    const refused = await verify(
+      copyConfig(await copyWithout('sec_tail2', `chain_id = '${longest.chainId}' AND chain_seq >= ${cut}`)),
+      '--checkpoints',
+      forgedFile,
+    );
+    table.add(
+      'checkpoints: a checkpoint moved back (seq altered, signature kept) to hide a deleted tail',
+      'refused: signature does not verify',
+      `exit ${refused.code}: ${refused.report.findings.map((f) => f.kind).join(', ')}`,
+      refused.code === 1 && refused.report.findings.some((f) => f.kind === 'checkpoint' && /signature does not verify/.test(f.message)),
+    );
+
+    const natsConn = await natsConnect({ servers: c.nats.url });
+    try {
+      const jsm = await jetstreamManager(natsConn);
+      const purge = await jsm.streams.purge('PORTCULLIS_CHECKPOINTS').then(
+        () => 'purged',
+        (err: Error) => err.message,
+      );
+      const del = await jsm.streams.deleteMessage('PORTCULLIS_CHECKPOINTS', 1).then(
+        () => 'deleted',
+        (err: Error) => err.message,
+      );
+      table.add(
+        'checkpoints: purge PORTCULLIS_CHECKPOINTS / delete a checkpoint',
+        'refused by nats-server',
+        `${purge} / ${del}`,
+        purge !== 'purged' && del !== 'deleted',
+      );
+    } finally {
+      await natsConn.close();
+    }
   });
 
   test('HTTP parsing: smuggling, oversized and slow requests, HTTP/1.0 without Host', async () => {

@@ -85,7 +85,7 @@ export function describeApprovalConformance(target: StoreTarget): void {
       const handle: BusHandle = createInProcessBus();
       await handle.log.ensureStream({ name: Streams.audit.name, subjects: Streams.audit.subjects, maxAgeMs: 0, duplicateWindowMs: 60_000, replicas: 1 });
       const store = await target.open(clock);
-      const journal = new ApprovalJournal(handle.log, 2000);
+      const journal = new ApprovalJournal(handle.log, 2000, 'approval-test');
       const make = (s: ApprovalStore) =>
         new ApprovalService({
           store: s,

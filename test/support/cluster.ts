@@ -175,6 +175,8 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
             clickhouse: { url: opts.audit.clickHouseUrl, database: opts.audit.database, batchSize: 200, flushInterval: '100ms' },
             ...(auditPort !== undefined ? { listen: { host: HOST, port: auditPort } } : {}),
             auditorGroups: ['auditors'],
+            // Chain heads signed every second (default 10 s): tests need not wait for them.
+            checkpoints: { interval: '1s' },
           },
         }
       : {}),

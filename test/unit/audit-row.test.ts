@@ -11,6 +11,9 @@ import {
   ApprovalDeniedSchema,
   ApprovalExpiredSchema,
   ApprovalRequestedSchema,
+  PolicyActivatedSchema,
+  PolicyPushedSchema,
+  PolicyRejectedSchema,
   RequestCompletedSchema,
   RequestDecidedSchema,
   RequestReceivedSchema,
@@ -261,6 +264,46 @@ const GOLDEN: Record<string, () => EventEnvelope> = {
       id: '01900000-0000-7000-8000-0000000000b5',
       occurredAtMs: T0 + 70,
     }),
+  'policy-pushed': () =>
+    buildEvent(
+      'policy.pushed',
+      create(PolicyPushedSchema, {
+        policyName: 'example',
+        policyVersion: 'v8',
+        bundleSha256: 'a'.repeat(64),
+        pushedBy: 'pat (nats user ops)',
+        pushedFrom: 'laptop-7',
+        target: 'kv portcullis_policy/bundle',
+        previousVersion: 'v7',
+        rules: 12,
+      }),
+      { ...META, connection: '_system', id: '01900000-0000-7000-8000-0000000000c1', occurredAtMs: T0 + 80 },
+    ),
+  'policy-activated': () =>
+    buildEvent(
+      'policy.activated',
+      create(PolicyActivatedSchema, {
+        policyName: 'example',
+        policyVersion: 'v8',
+        bundleSha256: 'a'.repeat(64),
+        source: 'kv portcullis_policy/bundle revision 9',
+        previousVersion: 'v7',
+        rules: 12,
+      }),
+      { ...META, connection: '_system', id: '01900000-0000-7000-8000-0000000000c2', occurredAtMs: T0 + 90 },
+    ),
+  'policy-rejected': () =>
+    buildEvent(
+      'policy.rejected',
+      create(PolicyRejectedSchema, {
+        claimedVersion: 'v9',
+        bundleSha256: 'b'.repeat(64),
+        source: 'kv portcullis_policy/bundle revision 10',
+        problems: ['kv portcullis_policy/bundle revision 10:7:13: rules[0].effect: unknown effect "allwo"'],
+        keepingVersion: 'v8',
+      }),
+      { ...META, connection: '_system', id: '01900000-0000-7000-8000-0000000000c3', occurredAtMs: T0 + 100 },
+    ),
 };
 
 function hex(bytes: Uint8Array): string {

@@ -4,7 +4,9 @@ import { listenUrl, type Logger } from '@portcullis/common';
 import { QueueGroups, Subjects } from '@portcullis/contracts';
 import type { PortcullisMetrics } from '@portcullis/observability';
 import { ApprovalService, BullMqSlackQueue, SlackJobHandler, SlackWebClient, type ApprovalStore, type SlackJobQueue } from '@portcullis/approval';
-import { CONFIG, GATEWAY_TLS, HttpListeners, Listener, LOGGER, METRICS, type GatewayTls } from '../../runtime/src/index.js';
+import type { EventLog } from '@portcullis/bus';
+import type { ChainCheckpointer } from '@portcullis/audit-store/pure';
+import { CONFIG, EVENT_LOG, GATEWAY_TLS, HttpListeners, Listener, LOGGER, METRICS, startChainCheckpointer, type GatewayTls } from '../../runtime/src/index.js';
 import { APPROVAL_STORE, SLACK_QUEUE, SlackJobRunner, usesRedis } from './approval.providers.js';
 
 /**
@@ -16,6 +18,7 @@ import { APPROVAL_STORE, SLACK_QUEUE, SlackJobRunner, usesRedis } from './approv
 @Injectable()
 export class ApprovalRoleService implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown {
   private sweeper: NodeJS.Timeout | undefined;
+  private checkpointer: ChainCheckpointer | undefined;
 
   constructor(
     @Inject(CONFIG) private readonly config: PortcullisConfig,
@@ -27,6 +30,7 @@ export class ApprovalRoleService implements OnApplicationBootstrap, BeforeApplic
     @Inject(SlackJobRunner) private readonly slackJobs: SlackJobRunner,
     @Inject(HttpListeners) private readonly listeners: HttpListeners,
     @Inject(GATEWAY_TLS) private readonly tls: GatewayTls,
+    @Inject(EVENT_LOG) private readonly log: EventLog,
   ) {}
 
   /** The approvers' URL (once the listener is open). */
@@ -41,6 +45,8 @@ export class ApprovalRoleService implements OnApplicationBootstrap, BeforeApplic
     const { config, logger, metrics, store } = this;
     const a = config.approval;
     await this.approvals.rebuild();
+    // The heads of the role's own chains, signed apart from the log: a deleted tail is detected.
+    this.checkpointer = startChainCheckpointer(config, this.log, logger, 'approval', [() => this.approvals.takeChainHeads()]);
     // portcullis_approvals_pending, read from the projection at scrape time.
     metrics.registry.collect(async () => metrics.approval.pending.set([], (await store.listPending()).length));
     if (a.slack.enabled) {
@@ -80,6 +86,7 @@ export class ApprovalRoleService implements OnApplicationBootstrap, BeforeApplic
   }
 
   async onApplicationShutdown(): Promise<void> {
+    await this.checkpointer?.stop();
     await this.queue?.close();
     await this.store.close();
   }

@@ -96,7 +96,7 @@ export const approvalProviders: Provider[] = [
       const a = config.approval;
       return new ApprovalService({
         store,
-        journal: new ApprovalJournal(log, config.edge.auditAckTimeout),
+        journal: new ApprovalJournal(log, config.edge.auditAckTimeout, config.node.id),
         bus,
         nodeId: config.node.id,
         logger,

@@ -6,9 +6,8 @@ import type { Logger } from '@portcullis/common';
 import type { EventLog } from '@portcullis/bus';
 import { Consumers, Streams } from '@portcullis/contracts';
 import {
-  AuditChain,
   AuditWriter,
-  chainedRecorder,
+  ChainedAppender,
   eventLogDeadLetter,
   formatRetentionPlan,
   runRetention,
@@ -16,7 +15,8 @@ import {
   type AuditWriterObserver,
 } from '@portcullis/audit-store';
 import { recordStoredMessages, type PortcullisMetrics, type Readiness } from '@portcullis/observability';
-import { CONFIG, EVENT_LOG, LOGGER, METRICS, NATS_CONNECTION, READINESS } from '../../runtime/src/index.js';
+import type { ChainCheckpointer } from '@portcullis/audit-store/pure';
+import { CONFIG, EVENT_LOG, LOGGER, METRICS, NATS_CONNECTION, READINESS, startChainCheckpointer } from '../../runtime/src/index.js';
 import { AUDIT_SINK } from './audit.providers.js';
 
 /**
@@ -29,6 +29,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
   private writer: AuditWriter | undefined;
   private retentionTimer: NodeJS.Timeout | undefined;
   private retentionRun: Promise<void> | undefined;
+  private checkpointer: ChainCheckpointer | undefined;
 
   constructor(
     @Inject(CONFIG) private readonly config: PortcullisConfig,
@@ -87,6 +88,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
   async beforeApplicationShutdown(): Promise<void> {
     clearInterval(this.retentionTimer);
     await this.retentionRun;
+    await this.checkpointer?.stop();
     await this.writer?.stop();
   }
 
@@ -99,8 +101,10 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     const { config, logger, sink } = this;
     const retention = config.audit.retention;
     if (retention === undefined) return;
-    // The role's own chain: its events (retention runs) are tamper-evident like the edges'.
-    const record = chainedRecorder(this.log, new AuditChain(config.node.id));
+    // The role's own chain: its events (retention runs) are tamper-evident like the edges', its heads signed.
+    const appender = new ChainedAppender(this.log, config.node.id, 5000);
+    const record = (event: Parameters<ChainedAppender['append']>[0]): Promise<void> => appender.append(event);
+    this.checkpointer = startChainCheckpointer(config, this.log, logger, 'audit', [() => appender.takeHeads()]);
     const run = (): void => {
       if (this.retentionRun !== undefined) return;
       this.retentionRun = runRetention(sink, { retentionMs: retention.ms, retentionText: retention.text, dryRun: false, record, nodeId: config.node.id })

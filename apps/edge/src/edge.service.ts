@@ -4,6 +4,7 @@ import { listenUrl, type Logger } from '@portcullis/common';
 import type { BusSubscription, EventLog, MessageBus } from '@portcullis/bus';
 import type { TokenVerifier } from '@portcullis/identity';
 import type { PortcullisMetrics } from '@portcullis/observability';
+import type { ChainCheckpointer } from '@portcullis/audit-store/pure';
 import { ApprovalGate, AuditPublisher, ConnectionRegistry, createEdgeMasking, DecisionClient, EdgePipeline, EdgeServer } from '@portcullis/gateway';
 import {
   CONFIG,
@@ -15,6 +16,7 @@ import {
   LOGGER,
   MESSAGE_BUS,
   METRICS,
+  startChainCheckpointer,
   TOKEN_VERIFIER,
   type GatewayTls,
 } from '../../runtime/src/index.js';
@@ -36,6 +38,7 @@ export class EdgeService implements OnApplicationBootstrap, BeforeApplicationShu
   private server: EdgeServer | undefined;
   private policyChanges: BusSubscription | undefined;
   private audit: AuditPublisher | undefined;
+  private checkpointer: ChainCheckpointer | undefined;
 
   constructor(
     @Inject(CONFIG) private readonly config: PortcullisConfig,
@@ -72,6 +75,8 @@ export class EdgeService implements OnApplicationBootstrap, BeforeApplicationShu
       metrics: this.metrics.edge,
       ...(config.bus.mode === 'nats' ? { groupCommit: {} } : {}),
     });
+    const audit = this.audit;
+    this.checkpointer = startChainCheckpointer(config, this.log, logger, 'edge', [() => audit.takeChainHeads()]);
     const pipeline = new EdgePipeline({
       nodeId: config.node.id,
       connections: registry,
@@ -134,6 +139,7 @@ export class EdgeService implements OnApplicationBootstrap, BeforeApplicationShu
     await this.closeServer();
     // Completions may still linger for the next group-commit message: send them before the bus closes.
     await this.audit?.flush();
+    await this.checkpointer?.stop();
     await this.policyChanges?.unsubscribe();
     this.registry.close();
   }

@@ -33,6 +33,7 @@ export { CLOSE_CONNECTION, JsonNoStore, sendJson, sendText } from './http/admin-
 export { ReadinessHealth } from './readiness-health.js';
 export { ProcessExceptionFilter } from './process-exception.filter.js';
 export { connectProcessBus } from './process-bus.js';
+export { checkpointStore, startChainCheckpointer } from './chain-checkpoints.js';
 export type { ProcessBus } from './process-bus.js';
 export {
   configuredEdgeUrl,

@@ -3,7 +3,7 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import type { PortcullisConfig } from '@portcullis/config';
 import type { Logger } from '@portcullis/common';
 import { connectNats, createInProcessBus, type BusHandle, type EventLog } from '@portcullis/bus';
-import { SqliteEventLog, type AuditSink } from '@portcullis/audit-store';
+import { SqliteEventLog, StreamCheckpointStore, type AuditSink } from '@portcullis/audit-store';
 import { Streams } from '@portcullis/contracts';
 
 /**
@@ -64,6 +64,8 @@ export async function connectProcessBus(config: PortcullisConfig, label: string,
       duplicateWindowMs: s.duplicateWindow,
       replicas: s.replicas,
     });
+    // Signed chain heads, apart from the audit stream: no message deleted, never purged.
+    await new StreamCheckpointStore(handle.log).ensure(s.replicas);
   } catch (err) {
     await handle.close();
     throw err;

@@ -1,22 +1,35 @@
-import { auditMessageEvents, decodeEvent, encodeEvent, Streams, Subjects, type EventEnvelope } from '@portcullis/contracts';
+import { auditMessageEvents, decodeEvent, Streams, Subjects, type EventEnvelope } from '@portcullis/contracts';
 import type { EventLog } from '@portcullis/bus';
+import { ChainedAppender, type ChainHead } from '@portcullis/audit-store/pure';
 import { ApprovalError, ApprovalErrorCode } from './approval-error.js';
 
 /**
- * Approval events in the durable log, the source of truth: appended to the audit stream as
- * `audit.<connection>.approval.<type>` (so the audit store records them with the requests), and
- * read back to rebuild the projection.
+ * Approval events in the durable log, the source of truth: sealed into the approval role's own
+ * hash chain segments ({@link ChainedAppender}: `audit verify` reports an approval row edited or
+ * deleted), appended to the audit stream as `audit.<connection>.approval.<type>` (so the audit
+ * store records them with the requests), and read back to rebuild the projection.
  */
 export class ApprovalJournal {
+  readonly #appender: ChainedAppender;
+
   constructor(
     private readonly log: EventLog,
-    private readonly ackTimeoutMs: number,
-  ) {}
+    ackTimeoutMs: number,
+    /** The node id of the process (the chain segments are named after it). */
+    nodeId: string,
+  ) {
+    this.#appender = new ChainedAppender(log, nodeId, ackTimeoutMs);
+  }
 
-  /** Appends and waits for the acknowledgement; ApprovalError `unavailable` otherwise. */
+  /** The chain heads acknowledged since the last call (for the checkpointer). */
+  takeHeads(): ChainHead[] {
+    return this.#appender.takeHeads();
+  }
+
+  /** Seals, appends and waits for the acknowledgement; ApprovalError `unavailable` otherwise. */
   async append(event: EventEnvelope): Promise<void> {
     try {
-      await this.log.append(Subjects.auditEvent(event.connection, event.type), encodeEvent(event), event.id, { timeoutMs: this.ackTimeoutMs });
+      await this.#appender.append(event);
     } catch (cause) {
       throw new ApprovalError(ApprovalErrorCode.Unavailable, 'the approval could not be recorded in the audit log', { cause });
     }

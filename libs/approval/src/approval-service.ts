@@ -22,6 +22,7 @@ import type { Logger } from '@portcullis/common';
 import { applyApprovalEvent, ApprovalScope, ApprovalState, describeRequest, isStale, recordDeadlineMs, type ApprovalRecord } from './approval-record.js';
 import type { ApprovalStore } from './approval-store.port.js';
 import type { ApprovalJournal } from './approval-journal.js';
+import type { ChainHead } from '@portcullis/audit-store/pure';
 import { ApprovalError, ApprovalErrorCode } from './approval-error.js';
 
 /** Someone deciding an approval, as the approval role established them. */
@@ -195,6 +196,11 @@ export class ApprovalService {
       this.rebuilding = undefined;
     });
     return this.rebuilding;
+  }
+
+  /** The heads of the approval role's chain segments acknowledged since the last call (for the checkpointer). */
+  takeChainHeads(): ChainHead[] {
+    return this.opts.journal.takeHeads();
   }
 
   private async ready(): Promise<void> {

@@ -429,6 +429,35 @@ export function toAuditRowOfWire(event: EventEnvelope, wire: Uint8Array): AuditR
       return { ...baseRow(event, event.connection), approval_id: payload.value.approvalId };
     case 'approvalConsumed':
       return { ...baseRow(event, event.connection), approval_id: payload.value.approvalId, forwarded: 1 };
+    case 'policyPushed': {
+      const v = payload.value;
+      return {
+        ...baseRow(event, event.connection),
+        // Who pushed fills subject; what, from where and the bundle's digest go to the message.
+        subject: v.pushedBy,
+        policy_version: v.policyVersion,
+        reason: 'policy_push',
+        decision_message: `pushed policy ${v.policyName} version ${v.policyVersion} (${v.rules} rules, sha256 ${v.bundleSha256}) to ${v.target} from ${v.pushedFrom}${v.previousVersion ? `, replacing ${v.previousVersion}` : ''}`,
+      };
+    }
+    case 'policyActivated': {
+      const v = payload.value;
+      return {
+        ...baseRow(event, event.connection),
+        policy_version: v.policyVersion,
+        reason: 'policy_activated',
+        decision_message: `policy ${v.policyName} version ${v.policyVersion} (${v.rules} rules, sha256 ${v.bundleSha256}) in force from ${v.source}${v.previousVersion ? `, replacing ${v.previousVersion}` : ''}`,
+      };
+    }
+    case 'policyRejected': {
+      const v = payload.value;
+      return {
+        ...baseRow(event, event.connection),
+        policy_version: v.claimedVersion,
+        reason: 'policy_rejected',
+        decision_message: `refused ${v.source} (sha256 ${v.bundleSha256}), keeping ${v.keepingVersion || 'no policy'}: ${v.problems.join('; ')}`,
+      };
+    }
     case undefined:
       // decodeEvent refuses these; a hand-built envelope still gets its envelope columns.
       return baseRow(event, event.connection);

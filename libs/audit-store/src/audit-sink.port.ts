@@ -90,6 +90,13 @@ export interface ChainReader {
   chainRows(chainId: string, fromSeq: number, toSeq: number): Promise<AuditRow[]>;
   /** Rows without a chain (stored before chaining) matching the filter's time range. */
   unchainedCount(filter: ChainFilter): Promise<number>;
+  /**
+   * For each event type with chained rows, the time of its oldest chained row: from then on, a
+   * row of that type without a chain was not stored before chaining.
+   */
+  chainingStarted(): Promise<{ type: string; sinceMs: number }[]>;
+  /** Rows of `type` without a chain, with `ts_ms >= sinceMs`, matching the filter; at most `limit`, oldest first. */
+  unchainedRows(filter: ChainFilter, type: string, sinceMs: number, limit: number): Promise<AuditRow[]>;
 }
 
 /** One month of stored events that a retention run may drop. */

@@ -7,6 +7,8 @@
 import { AUDIT_COLUMNS, ColumnKind, rowEnvelope, toAuditRow, toAuditRowOfWire, type AuditColumnName, type AuditRow } from './audit-row.js';
 import { eventHash, parseChainId } from './audit-chain.js';
 import type { AuditSink, ChainFilter, ChainReader, ChainSummary } from './audit-sink.port.js';
+import { checkpointProblem, type Checkpoint, type CheckpointSet } from './audit-checkpoint.js';
+import type { KeyObject } from 'node:crypto';
 import { EventType, type EventEnvelope } from '@portcullis/contracts';
 
 /** What kind of problem a finding is. */
@@ -23,6 +25,10 @@ export const FindingKind = {
   BrokenLink: 'broken_link',
   /** The stored envelope cannot be parsed. */
   Unreadable: 'unreadable',
+  /** A row without a chain, of a type that was already chained when it was stored: inserted by hand or stripped of its chain. */
+  Unchained: 'unchained',
+  /** A checkpoint is refused: unreadable, signed by an unknown key, or its signature does not verify. */
+  Checkpoint: 'checkpoint',
 } as const;
 export type FindingKind = (typeof FindingKind)[keyof typeof FindingKind];
 
@@ -53,10 +59,15 @@ export interface VerifyReport {
   chains: ChainCheck[];
   findings: VerifyFinding[];
   eventsChecked: number;
-  /** Rows in the window that carry no chain (stored before chaining existed). */
+  /**
+   * Rows in the window that carry no chain and are older than the first chained row of their
+   * type (stored before chaining existed). Newer unchained rows are findings instead.
+   */
   unchained: number;
   /** Facts that are not failures (e.g. a chain's head dropped by retention). */
   notes: string[];
+  /** Chains whose stored end was checked against their newest valid checkpoint. */
+  checkpointedChains: number;
 }
 
 /** Options of {@link verifyAuditLog}. */
@@ -65,6 +76,8 @@ export interface VerifyOptions extends ChainFilter {
   pageSize?: number;
   /** Recent hashes remembered per chain to recognise a reordering (default 4096). */
   lookback?: number;
+  /** The signed checkpoints and the keys trusted to sign them: the stored end of each chain is checked against its newest checkpoint. */
+  checkpoints?: { set: CheckpointSet; trusted: ReadonlyMap<string, KeyObject> };
 }
 
 // Compared between the stored row and the row rebuilt from the signed envelope. event_time is
@@ -77,13 +90,116 @@ const ORDER_COLUMNS = new Set<AuditColumnName>(['chain_seq', 'ts_ms']);
 export async function verifyAuditLog(sink: ChainReader & Pick<AuditSink, 'query'>, options: VerifyOptions = {}): Promise<VerifyReport> {
   const pageSize = options.pageSize ?? 10_000;
   const lookback = options.lookback ?? 4096;
-  const report: VerifyReport = { chains: [], findings: [], eventsChecked: 0, unchained: 0, notes: [] };
+  const report: VerifyReport = { chains: [], findings: [], eventsChecked: 0, unchained: 0, notes: [], checkpointedChains: 0 };
   const retainedFromMs = await retentionBoundary(sink);
   report.unchained = await sink.unchainedCount(options);
-  for (const summary of await sink.chains(options)) {
+  if (report.unchained > 0) await findUnchained(sink, options, report);
+  const summaries = await sink.chains(options);
+  for (const summary of summaries) {
     await verifyChain(sink, summary, retainedFromMs, pageSize, lookback, report);
   }
+  if (options.checkpoints !== undefined) await checkCheckpoints(sink, options, options.checkpoints, summaries, retainedFromMs, report);
   return report;
+}
+
+/**
+ * Checks the stored end of each chain against its newest valid checkpoint: events the checkpoint
+ * says were acknowledged but are not stored are named as a gap (a deleted tail), a stored head
+ * that differs as edited. Refused checkpoints (unreadable, unknown key, bad signature) are findings.
+ * Only for whole chains: a window (session, request, time) does not reach the chains' ends.
+ */
+async function checkCheckpoints(
+  sink: ChainReader,
+  filter: VerifyOptions,
+  { set, trusted }: NonNullable<VerifyOptions['checkpoints']>,
+  summaries: readonly ChainSummary[],
+  retainedFromMs: number,
+  report: VerifyReport,
+): Promise<void> {
+  const refuse = (c: Checkpoint | undefined, message: string): void => {
+    report.findings.push({ kind: FindingKind.Checkpoint, chainId: c?.chainId ?? '', seq: c?.seq ?? 0, eventId: '', message: `checkpoint: ${message}` });
+  };
+  for (const line of set.unreadable) refuse(undefined, `refused ${line}`);
+  if (filter.sessionId !== undefined || filter.correlationId !== undefined || filter.sinceMs !== undefined || filter.untilMs !== undefined) {
+    report.notes.push('checkpoints not checked: the window covers only part of the chains (no --session, --request, --since, --until for that)');
+    return;
+  }
+  const newest = new Map<string, Checkpoint>();
+  for (const c of set.checkpoints) {
+    const problem = checkpointProblem(c, trusted);
+    if (problem !== undefined) {
+      refuse(c, `refused the checkpoint of chain ${c.chainId} at seq ${c.seq} (${c.role} ${c.nodeId}, ${isoOf(c.signedAtMs)}): ${problem}`);
+      continue;
+    }
+    if (filter.nodeId !== undefined && parseChainId(c.chainId)?.nodeId !== filter.nodeId) continue;
+    const known = newest.get(c.chainId);
+    if (known === undefined || known.seq < c.seq) newest.set(c.chainId, c);
+  }
+  const byId = new Map(summaries.map((s) => [s.chainId, s]));
+  for (const c of newest.values()) {
+    const summary = byId.get(c.chainId);
+    const by = `the checkpoint signed by ${c.role} ${c.nodeId} at ${isoOf(c.signedAtMs)} says the chain reached seq ${c.seq} (head ${c.hash})`;
+    report.checkpointedChains++;
+    if (summary === undefined) {
+      const started = parseChainId(c.chainId)?.startedAtMs;
+      if (started !== undefined && started < retainedFromMs) continue; // the whole segment was older than the retention cutoff
+      report.findings.push({
+        kind: FindingKind.Gap,
+        chainId: c.chainId,
+        seq: 1,
+        eventId: '',
+        message: `gap: ${c.seq} event${c.seq === 1 ? '' : 's'} missing at seq 1${c.seq > 1 ? `..${c.seq}` : ''} of chain ${c.chainId}: none is stored, but ${by}`,
+      });
+    } else if (summary.maxSeq < c.seq) {
+      const missing = c.seq - summary.maxSeq;
+      report.findings.push({
+        kind: FindingKind.Gap,
+        chainId: c.chainId,
+        seq: summary.maxSeq + 1,
+        eventId: '',
+        message: `gap: ${missing} event${missing === 1 ? '' : 's'} missing at seq ${summary.maxSeq + 1}${missing > 1 ? `..${c.seq}` : ''} of chain ${c.chainId} (its tail): the store ends at seq ${summary.maxSeq}, but ${by}`,
+      });
+    } else {
+      const [row] = await sink.chainRows(c.chainId, c.seq, c.seq);
+      if (row !== undefined && signedHash(row) !== c.hash) {
+        report.findings.push({
+          kind: FindingKind.Edited,
+          chainId: c.chainId,
+          seq: c.seq,
+          eventId: row.event_id,
+          message: `edited: event ${row.event_id} (${row.type}, chain ${c.chainId} seq ${c.seq}) was signed with ${signedHash(row)}, but ${by}`,
+        });
+      }
+    }
+  }
+  const bare = summaries.filter((s) => !newest.has(s.chainId)).length;
+  if (bare > 0) report.notes.push(`${bare} chain${bare === 1 ? ' has' : 's have'} no checkpoint yet: deleting their last events would not be detected`);
+}
+
+/** Most rows without a chain named per event type; the rest are counted. */
+const MAX_UNCHAINED_NAMED = 1000;
+
+/**
+ * Rows without a chain stored after their type was first chained: not from before chaining, so
+ * they were inserted by hand (a forged approval, say) or stripped of their chain fields.
+ */
+async function findUnchained(sink: ChainReader, filter: ChainFilter, report: VerifyReport): Promise<void> {
+  for (const { type, sinceMs } of await sink.chainingStarted()) {
+    const rows = await sink.unchainedRows(filter, type, sinceMs, MAX_UNCHAINED_NAMED);
+    for (const row of rows) {
+      report.findings.push({
+        kind: FindingKind.Unchained,
+        chainId: '',
+        seq: 0,
+        eventId: row.event_id,
+        message:
+          `unchained: event ${row.event_id} (${row.type}, ${isoOf(row.ts_ms)}) carries no hash chain, but ${type} events are chained since ` +
+          `${isoOf(sinceMs)}: it was stored outside any chain (inserted by hand, or stripped of its chain)`,
+      });
+    }
+    report.unchained -= rows.length;
+  }
+  report.unchained = Math.max(0, report.unchained);
 }
 
 /** The latest `dropped_before_ms` of the retention events: older chain heads may be gone legitimately. */
@@ -286,6 +402,8 @@ export function formatVerifyReport(report: VerifyReport): string[] {
   if (report.unchained > 0) lines.push(`note: ${report.unchained} events in the window carry no hash chain (stored before chaining); they were not verified`);
   const verdict = report.findings.length === 0 ? 'OK' : `FAILED: ${report.findings.length} problem${report.findings.length === 1 ? '' : 's'}`;
   lines.push(`${verdict} — ${report.eventsChecked} events in ${report.chains.length} chain${report.chains.length === 1 ? '' : 's'} checked`);
+  if (report.checkpointedChains > 0)
+    lines.push(`  the end of ${report.checkpointedChains} chain${report.checkpointedChains === 1 ? '' : 's'} checked against signed checkpoints`);
   for (const c of report.chains) lines.push(`  chain ${c.chainId}: seq ${c.fromSeq}..${c.toSeq}, ${c.events} events, head ${c.headHash || '-'}`);
   return lines;
 }

@@ -197,6 +197,23 @@ export class ClickHouseAuditSink implements AuditSink {
     return Number(record?.n ?? 0);
   }
 
+  async chainingStarted(): Promise<{ type: string; sinceMs: number }[]> {
+    const records = await this.#select<{ type: string; since_ms: number | string }>(
+      `SELECT type, min(ts_ms) AS since_ms FROM ${this.#table} FINAL WHERE chain_id != '' GROUP BY type ORDER BY type`,
+      'find when chaining started',
+    );
+    return records.map((r) => ({ type: r.type, sinceMs: Number(r.since_ms) }));
+  }
+
+  async unchainedRows(filter: ChainFilter, type: string, sinceMs: number, limit: number): Promise<AuditRow[]> {
+    const records = await this.#select<Record<string, unknown>>(
+      `SELECT ${SELECT_LIST} FROM ${this.#table} FINAL WHERE chain_id = '' AND type = ${sqlString(type)} AND ts_ms >= ${sqlUInt(sinceMs)}` +
+        `${chainConditions(filter)} ORDER BY ts_ms, event_id LIMIT ${sqlUInt(Math.max(1, Math.floor(limit)))}`,
+      'read unchained rows',
+    );
+    return records.map(fromRecord);
+  }
+
   /**
    * Months (partitions) whose every event is older than the start of the cutoff's UTC month.
    * The partition key is `toYYYYMM(event_time)` in the server's time zone; a month that straddles

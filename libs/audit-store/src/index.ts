@@ -12,7 +12,7 @@ export { REPLAY_API_PREFIX, buildTimeline, formatReplayEvent, isReplayId, loadTi
 export type { ReplayEvent, ReplayTimeline } from './audit-replay.js';
 export { OCSF_FLAT_COLUMNS, OCSF_VERSION, OcsfActivity, OcsfRequestMerger, ocsfActivity, ocsfFlat, ocsfRecord } from './audit-ocsf.js';
 export type { OcsfFlat } from './audit-ocsf.js';
-export { SYSTEM_CONNECTION, chainedRecorder, formatRetentionPlan, runRetention } from './audit-retention.js';
+export { chainedRecorder, formatRetentionPlan, runRetention } from './audit-retention.js';
 export type { RetentionRunOptions } from './audit-retention.js';
 export { sqlIdentifier, sqlString, sqlUInt } from './sql-string.js';
 export { SQLITE_AUDIT_TABLE, SQLITE_MIGRATIONS, SqliteAuditSink, migrateSqliteAuditDatabase, openSqliteAuditDatabase } from './sqlite-audit-sink.js';

@@ -4,6 +4,23 @@
  */
 export { AuditChain, eventHash, eventHashOfJson, parseChainId } from './audit-chain.js';
 export type { ChainIdParts } from './audit-chain.js';
+export { ChainedAppender, SettledHeads } from './chained-appender.js';
+export { SYSTEM_CONNECTION } from './audit-retention.js';
+export type { ChainHead } from './chained-appender.js';
+export {
+  CHECKPOINT_STREAM,
+  ChainCheckpointer,
+  CheckpointSigner,
+  FileCheckpointStore,
+  StreamCheckpointStore,
+  checkpointProblem,
+  keyId,
+  loadSigningKey,
+  loadTrustedKeys,
+  parseCheckpoint,
+  parseCheckpointLines,
+} from './audit-checkpoint.js';
+export type { Checkpoint, CheckpointSet, CheckpointStore, CheckpointerLogger } from './audit-checkpoint.js';
 export {
   AUDIT_COLUMNS,
   ColumnKind,

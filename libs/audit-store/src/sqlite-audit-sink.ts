@@ -296,6 +296,24 @@ export class SqliteAuditSink implements AuditSink {
     return record.n;
   }
 
+  async chainingStarted(): Promise<{ type: string; sinceMs: number }[]> {
+    const records = this.database
+      .prepare(`SELECT type, min(ts_ms) AS since_ms FROM ${SQLITE_AUDIT_TABLE} WHERE chain_id != '' GROUP BY type ORDER BY type`)
+      .all() as { type: string; since_ms: number }[];
+    return records.map((r) => ({ type: r.type, sinceMs: r.since_ms }));
+  }
+
+  async unchainedRows(filter: ChainFilter, type: string, sinceMs: number, limit: number): Promise<AuditRow[]> {
+    const { sql, params } = chainWhere(filter);
+    const records = this.database
+      .prepare(
+        `SELECT ${COLUMN_NAMES.join(', ')} FROM ${SQLITE_AUDIT_TABLE} WHERE chain_id = '' AND type = @unchained_type AND ts_ms >= @unchained_since${sql}` +
+          ` ORDER BY ts_ms, event_id LIMIT ${Math.max(1, Math.floor(limit))}`,
+      )
+      .all({ ...params, unchained_type: type, unchained_since: sinceMs }) as Record<string, unknown>[];
+    return records.map(auditRowFromSqlite);
+  }
+
   /** The SQLite store keeps months too (UTC): whole months before the cutoff's month go. */
   async retentionPlan(cutoffMs: number): Promise<RetentionPlan> {
     const droppedBeforeMs = monthStartUtc(cutoffMs);

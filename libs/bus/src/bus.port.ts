@@ -166,6 +166,10 @@ export interface StreamSpec {
   duplicateWindowMs: number;
   replicas: number;
   maxBytes?: number;
+  /** Refuse deleting single messages (JetStream deny_delete; cannot be turned off again). */
+  denyDelete?: boolean;
+  /** Refuse purging the stream (JetStream deny_purge; cannot be turned off again). */
+  denyPurge?: boolean;
 }
 
 /** A versioned key-value bucket (NATS KV in cluster mode). */

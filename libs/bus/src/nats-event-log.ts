@@ -87,6 +87,8 @@ export class NatsEventLog implements EventLog {
       duplicate_window: nanos(spec.duplicateWindowMs),
       num_replicas: spec.replicas,
       max_bytes: spec.maxBytes ?? -1,
+      deny_delete: spec.denyDelete ?? false,
+      deny_purge: spec.denyPurge ?? false,
     } satisfies Partial<StreamConfig>;
     try {
       let current: StreamConfig | undefined;
@@ -209,7 +211,9 @@ function streamConfigMatches(current: StreamConfig, want: Partial<StreamConfig>)
     current.duplicate_window === want.duplicate_window &&
     current.num_replicas === want.num_replicas &&
     current.max_bytes === want.max_bytes &&
-    current.discard === want.discard
+    current.discard === want.discard &&
+    Boolean(current.deny_delete) === Boolean(want.deny_delete) &&
+    Boolean(current.deny_purge) === Boolean(want.deny_purge)
   );
 }
 

@@ -352,6 +352,19 @@ export const ConfigSchema = z.strictObject({
       retentionCheckInterval: duration().default(3_600_000),
       listen: z.strictObject({ host: z.string().default('127.0.0.1'), port }).optional(),
       auditorGroups: z.array(z.string().min(1)).default([]),
+      /** Signed checkpoints of the hash chains' heads (see libs/audit-store/src/audit-checkpoint.ts). */
+      checkpoints: z
+        .strictObject({
+          /** How often each role signs the heads of its chains. */
+          interval: duration().default(10_000),
+          /** The role's Ed25519 private key (PEM, PKCS#8), relative to node.stateDir; generated there when missing. */
+          signingKeyFile: z.string().default('checkpoint-signing.key'),
+          /** Public keys (PEM) whose checkpoints `audit verify` trusts, besides the public half of signingKeyFile. */
+          publicKeys: z.array(z.string().min(1)).default([]),
+          /** The embedded mode's append-only checkpoint file, relative to node.stateDir. */
+          file: z.string().default('audit-checkpoints.jsonl'),
+        })
+        .prefault({}),
     })
     .refine((a) => a.listen === undefined || a.auditorGroups.length > 0, {
       message: 'audit.listen needs audit.auditorGroups: the replay API only answers members of these groups',

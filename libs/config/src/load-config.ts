@@ -94,7 +94,16 @@ export function parseConfig(raw: unknown, opts: { configDir: string; env?: NodeJ
       issuers: cfg.identity.issuers.map((i) => ({ ...i, ...(i.caFile !== undefined ? { caFile: abs(i.caFile) } : {}) })),
     },
     policy: { file: abs(cfg.policy.file), source: cfg.policy.source ?? (cfg.bus.mode === 'nats' ? 'kv' : 'file') },
-    audit: { ...cfg.audit, sqlite: { file: isAbsolute(cfg.audit.sqlite.file) ? cfg.audit.sqlite.file : resolve(stateDir, cfg.audit.sqlite.file) } },
+    audit: {
+      ...cfg.audit,
+      sqlite: { file: isAbsolute(cfg.audit.sqlite.file) ? cfg.audit.sqlite.file : resolve(stateDir, cfg.audit.sqlite.file) },
+      checkpoints: {
+        ...cfg.audit.checkpoints,
+        signingKeyFile: resolve(stateDir, cfg.audit.checkpoints.signingKeyFile),
+        file: resolve(stateDir, cfg.audit.checkpoints.file),
+        publicKeys: cfg.audit.checkpoints.publicKeys.map(abs),
+      },
+    },
   };
   return deepFreeze(out);
 }

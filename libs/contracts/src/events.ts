@@ -9,6 +9,9 @@ import {
   type EventEnvelope,
   type IdentityAuthenticated,
   type IdentityRejected,
+  type PolicyActivated,
+  type PolicyPushed,
+  type PolicyRejected,
   type RequestCompleted,
   type RequestDecided,
   type RequestReceived,
@@ -38,6 +41,9 @@ export const EventType = {
   ApprovalDenied: 'approval.denied',
   ApprovalExpired: 'approval.expired',
   ApprovalConsumed: 'approval.consumed',
+  PolicyPushed: 'policy.pushed',
+  PolicyActivated: 'policy.activated',
+  PolicyRejected: 'policy.rejected',
 } as const;
 export type EventType = (typeof EventType)[keyof typeof EventType];
 
@@ -58,6 +64,9 @@ export interface EventPayloadMap {
   'approval.denied': ApprovalDenied;
   'approval.expired': ApprovalExpired;
   'approval.consumed': ApprovalConsumed;
+  'policy.pushed': PolicyPushed;
+  'policy.activated': PolicyActivated;
+  'policy.rejected': PolicyRejected;
 }
 
 const PAYLOAD_CASE = {
@@ -76,6 +85,9 @@ const PAYLOAD_CASE = {
   'approval.denied': 'approvalDenied',
   'approval.expired': 'approvalExpired',
   'approval.consumed': 'approvalConsumed',
+  'policy.pushed': 'policyPushed',
+  'policy.activated': 'policyActivated',
+  'policy.rejected': 'policyRejected',
 } as const satisfies Record<EventType, NonNullable<EventEnvelope['payload']['case']>>;
 
 const TYPE_OF_CASE = Object.fromEntries(Object.entries(PAYLOAD_CASE).map(([type, c]) => [c, type])) as Record<

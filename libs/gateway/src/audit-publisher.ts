@@ -1,5 +1,5 @@
 import { encodeEventBatch, newEventId, Subjects, type EventEnvelope } from '@portcullis/contracts';
-import { AuditChain } from '@portcullis/audit-store/pure';
+import { AuditChain, SettledHeads, type ChainHead } from '@portcullis/audit-store/pure';
 import type { EventLog } from '@portcullis/bus/pure';
 import type { Logger } from '@portcullis/common';
 import type { PortcullisMetrics } from '@portcullis/observability';
@@ -83,6 +83,8 @@ export class AuditPublisher {
   private readonly retryForMs: number;
   private readonly maxPendingRetries: number;
   private readonly chains = new Map<string, AuditChain>();
+  /** The chains' acknowledged heads, for the signed checkpoints. */
+  private readonly heads = new SettledHeads();
   private pendingRetries = 0;
   private lostCount = 0;
   private readonly metrics: PortcullisMetrics['edge'] | undefined;
@@ -159,6 +161,11 @@ export class AuditPublisher {
     if (this.open !== undefined) this.flushBatch(this.open);
     this.flushLingering();
     await Promise.allSettled([...this.inFlight]);
+  }
+
+  /** The heads of this process's chains acknowledged since the last call (for the checkpointer). */
+  takeChainHeads(): ChainHead[] {
+    return this.heads.takeHeads();
   }
 
   /** Events currently waiting for a background retry. */
@@ -290,7 +297,10 @@ export class AuditPublisher {
   }
 
   private append(sealed: Sealed): Promise<unknown> {
-    return this.log.append(sealed.subject, sealed.bytes, sealed.msgId, { timeoutMs: this.ackTimeoutMs });
+    return this.log.append(sealed.subject, sealed.bytes, sealed.msgId, { timeoutMs: this.ackTimeoutMs }).then((ack) => {
+      this.heads.settled(sealed.events);
+      return ack;
+    });
   }
 
   private retryLater(sealed: Sealed, firstFailureAt: number): void {
@@ -322,6 +332,7 @@ export class AuditPublisher {
   }
 
   private giveUp(sealed: Sealed, why: string): void {
+    this.heads.settled(sealed.events);
     this.lostCount += sealed.events.length;
     this.metrics?.auditPublishFailures.inc(['lost'], sealed.events.length);
     const first = sealed.events[0];

@@ -8,6 +8,7 @@ export type { PolicyError, ParsePolicyResult, ParsePolicyOptions } from './polic
 export { evaluate, explain, describeRequest, decisionStableForMs, DEFAULT_DENY_RULE_ID } from './policy-engine.js';
 export { ExplainSpecSchema, explainInput, explainView, formatExplanation, parseExplainSpec } from './explain-request.js';
 export { PolicyStore, claimedVersion } from './policy-store.js';
+export type { PolicyRejection, PolicySwap } from './policy-store.js';
 export type { ExplainSpec, ExplanationView, ExplainTraceView } from './explain-request.js';
 export { answerDecision, answerDecisionRequest, answerExplainRequest, MAX_CACHE_AGE_MS } from './policy-responder.js';
 export type { TraceEntry, Explanation } from './policy-engine.js';

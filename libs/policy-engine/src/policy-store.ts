@@ -1,9 +1,29 @@
+import { createHash } from 'node:crypto';
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { formatPolicyError, parsePolicy } from './policy-parser.js';
 import type { CompiledPolicy } from './compiled-policy.js';
 import type { KeyValueStore } from '@portcullis/bus';
 import type { Logger } from '@portcullis/common';
+
+/** What a swap listener is told besides the policy: the text's digest and the version it replaced. */
+export interface PolicySwap {
+  /** Hex SHA-256 of the policy text. */
+  sha256: string;
+  /** The version in force before, undefined for the first. */
+  previous: string | undefined;
+}
+
+/** A policy text that was refused (the version in force stays). */
+export interface PolicyRejection {
+  source: string;
+  /** The `metadata.version` the text claims, when readable. */
+  claimedVersion: string | undefined;
+  sha256: string;
+  problems: readonly string[];
+  /** The version still in force, undefined when none. */
+  keeping: string | undefined;
+}
 
 /** Longest wait at start-up for the bucket's current value before serving without it. */
 const FIRST_BUNDLE_TIMEOUT_MS = 10_000;
@@ -14,7 +34,8 @@ const FIRST_BUNDLE_TIMEOUT_MS = 10_000;
  */
 export class PolicyStore {
   private current: CompiledPolicy | undefined;
-  private readonly listeners = new Set<(policy: CompiledPolicy) => void>();
+  private readonly listeners = new Set<(policy: CompiledPolicy, swap: PolicySwap) => void>();
+  private readonly rejectListeners = new Set<(rejection: PolicyRejection) => void>();
 
   constructor(private readonly logger: Logger) {}
 
@@ -24,35 +45,48 @@ export class PolicyStore {
   }
 
   /** Calls `listener` after every swap (not for rejected versions). */
-  onSwap(listener: (policy: CompiledPolicy) => void): () => void {
+  onSwap(listener: (policy: CompiledPolicy, swap: PolicySwap) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /** Calls `listener` for every text refused as invalid. */
+  onReject(listener: (rejection: PolicyRejection) => void): () => void {
+    this.rejectListeners.add(listener);
+    return () => this.rejectListeners.delete(listener);
   }
 
   /** Parses and swaps in a policy text; returns the problems when it is invalid. */
   load(text: string, source: string): readonly string[] {
     const result = parsePolicy(text, { source });
+    const sha256 = createHash('sha256').update(text).digest('hex');
     if (!result.ok) {
       const problems = result.errors.map((e) => formatPolicyError(e, source));
+      const rejection: PolicyRejection = { source, claimedVersion: claimedVersion(text), sha256, problems, keeping: this.current?.version };
       this.logger.error('policy rejected; keeping the last good version', {
         source,
-        rejectedVersion: claimedVersion(text) ?? null,
-        keeping: this.current?.version ?? null,
+        rejectedVersion: rejection.claimedVersion ?? null,
+        keeping: rejection.keeping ?? null,
         problems,
       });
+      this.notify(this.rejectListeners, (listener) => listener(rejection));
       return problems;
     }
     const previous = this.current?.version;
     this.current = result.policy;
     this.logger.info('policy in force', { source, version: result.policy.version, previous: previous ?? null });
-    for (const listener of this.listeners) {
+    this.notify(this.listeners, (listener) => listener(result.policy, { sha256, previous }));
+    return [];
+  }
+
+  private notify<L>(listeners: Set<L>, call: (listener: L) => void): void {
+    for (const listener of listeners) {
       try {
-        listener(result.policy);
+        call(listener);
       } catch (err) {
-        this.logger.error('policy swap listener failed', { err });
+        this.logger.error('policy listener failed', { err });
       }
     }
-    return [];
   }
 
   /** Reads and loads a file once; false when it cannot be read or is invalid. */

@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { createPublicKey } from 'node:crypto';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { PortcullisConfig } from '@portcullis/config';
 import { createLogger } from '@portcullis/common';
@@ -23,9 +24,21 @@ import {
   type RetentionPlan,
   type VerifyReport,
 } from '@portcullis/audit-store';
+import {
+  FileCheckpointStore,
+  StreamCheckpointStore,
+  keyId,
+  loadSigningKey,
+  loadTrustedKeys,
+  parseCheckpointLines,
+  type CheckpointSet,
+} from '@portcullis/audit-store/pure';
+import { connectNats } from '@portcullis/bus';
+import { silentLogger } from '@portcullis/common';
 import { CliError, ExitCode } from '../cli-error.js';
 import { configOption, withExamples } from '../command-help.js';
 import { loadCliConfig } from '../config-file.js';
+import { readTextFile } from '../gateway-endpoints.js';
 import { jsonAliasOption, OutputFormat, outputFormat, outputOption, renderTable, renderTableRows, toYaml } from '../output.js';
 import { parseTimeArg, TIME_FORMS } from '../time-arg.js';
 
@@ -44,6 +57,7 @@ export function createAuditCommand(): Command {
   audit.addCommand(verifyCommand());
   audit.addCommand(exportCommand());
   audit.addCommand(retentionCommand());
+  audit.addCommand(checkpointsCommand());
   return withExamples(audit, [['portcullis audit tail --since 1h', 'what the gateway recorded in the last hour']]);
 }
 
@@ -143,12 +157,23 @@ function verifyCommand(): Command {
     .option('--since <time>', `only events from this time: ${TIME_FORMS} (default: the beginning)`)
     .option('--until <time>', `only events before this time, same forms as --since (default: now)`)
     .option('--node <id>', "only this node's chains (node.id of the edge that wrote them)")
+    .option('--checkpoints <file>', 'check the chains against these exported checkpoints (audit checkpoints > FILE) instead of the stored ones')
     .addOption(outputOption([OutputFormat.Text, OutputFormat.Json, OutputFormat.Yaml], 'the report'))
     .addOption(jsonAliasOption())
     .addOption(configOption())
     .action(
       async (
-        opts: { session?: string; request?: string; since?: string; until?: string; node?: string; output: string; json?: boolean; config?: string },
+        opts: {
+          session?: string;
+          request?: string;
+          since?: string;
+          until?: string;
+          node?: string;
+          checkpoints?: string;
+          output: string;
+          json?: boolean;
+          config?: string;
+        },
         cmd: Command,
       ) => {
         const format = outputFormat(opts, cmd.getOptionValueSource('output') === 'cli');
@@ -157,7 +182,14 @@ function verifyCommand(): Command {
           ...(opts.until !== undefined ? { untilMs: parseTimeArg(opts.until, '--until') } : {}),
         };
         const { config } = loadCliConfig(opts.config);
-        const r = await auditVerifyCommand(config, { session: opts.session, request: opts.request, node: opts.node, ...window, format });
+        const r = await auditVerifyCommand(config, {
+          session: opts.session,
+          request: opts.request,
+          node: opts.node,
+          checkpointsFile: opts.checkpoints,
+          ...window,
+          format,
+        });
         // Data goes to stdout either way (the exit code says whether it found problems); the text's problems to stderr.
         (r.ok || format !== OutputFormat.Text ? process.stdout : process.stderr).write(r.output);
         process.exitCode = r.ok ? ExitCode.Ok : ExitCode.Failure;
@@ -231,6 +263,80 @@ export async function openAuditReader(config: PortcullisConfig): Promise<AuditSi
   const ch = config.audit.clickhouse;
   const { ClickHouseAuditSink } = await import('@portcullis/audit-store');
   return new ClickHouseAuditSink({ url: ch.url, database: ch.database, username: ch.username, password: ch.password });
+}
+
+/**
+ * The keys whose checkpoints verify trusts: `audit.checkpoints.publicKeys`, and the public half of
+ * `audit.checkpoints.signingKeyFile` when this host has it (the embedded mode's state directory).
+ */
+export function trustedCheckpointKeys(config: PortcullisConfig): ReturnType<typeof loadTrustedKeys> {
+  const c = config.audit.checkpoints;
+  try {
+    return loadTrustedKeys([...c.publicKeys, ...(existsSync(c.signingKeyFile) ? [c.signingKeyFile] : [])]);
+  } catch (err) {
+    throw new CliError((err as Error).message, ExitCode.Failure, { cause: err });
+  }
+}
+
+/** The stored checkpoints: the embedded mode's file, or the cluster's PORTCULLIS_CHECKPOINTS stream. */
+export async function readCheckpoints(config: PortcullisConfig): Promise<CheckpointSet> {
+  if (config.bus.mode === 'embedded') return new FileCheckpointStore(config.audit.checkpoints.file).list();
+  const nats = config.bus.nats;
+  let handle: Awaited<ReturnType<typeof connectNats>>;
+  try {
+    handle = await connectNats({
+      servers: [...nats.servers],
+      name: 'portcullis-cli-audit-checkpoints',
+      logger: silentLogger,
+      ...(nats.user !== undefined ? { user: nats.user } : {}),
+      ...(nats.password !== undefined ? { pass: nats.password } : {}),
+      ...(nats.token !== undefined ? { token: nats.token } : {}),
+    });
+  } catch (err) {
+    throw new CliError(`cannot read the checkpoints: NATS at ${nats.servers.join(', ')} (bus.nats.servers): ${(err as Error).message}`, ExitCode.Failure, {
+      cause: err,
+    });
+  }
+  try {
+    return await new StreamCheckpointStore(handle.log).list();
+  } catch (err) {
+    throw new CliError(`cannot read the checkpoints from the PORTCULLIS_CHECKPOINTS stream: ${(err as Error).message}`, ExitCode.Failure, { cause: err });
+  } finally {
+    await handle.close();
+  }
+}
+
+function checkpointsCommand(): Command {
+  const command = new Command('checkpoints')
+    .summary('export the signed chain checkpoints (or this host’s public key)')
+    .description(
+      "Prints the signed checkpoints of the chains' heads, one JSON object per line, for safekeeping outside the gateway: `audit verify --checkpoints FILE` checks the log against such a copy. With --public-key, prints the public key of audit.checkpoints.signingKeyFile (PEM), to list in audit.checkpoints.publicKeys on the hosts that verify.",
+    )
+    .option('--public-key', 'print the public key of this host’s signing key instead')
+    .addOption(configOption())
+    .action(async (opts: { publicKey?: boolean; config?: string }) => {
+      const { config } = loadCliConfig(opts.config);
+      if (opts.publicKey === true) {
+        let key;
+        try {
+          key = createPublicKey(loadSigningKey(config.audit.checkpoints.signingKeyFile, false));
+        } catch (err) {
+          throw new CliError((err as Error).message, ExitCode.Failure, { cause: err });
+        }
+        process.stderr.write(`key id ${keyId(key)}\n`);
+        process.stdout.write(key.export({ type: 'spki', format: 'pem' }).toString());
+        return;
+      }
+      const set = await readCheckpoints(config);
+      for (const c of set.checkpoints) process.stdout.write(`${JSON.stringify(c)}\n`);
+      for (const line of set.unreadable) process.stderr.write(`unreadable checkpoint: ${line}\n`);
+      if (set.unreadable.length > 0) process.exitCode = ExitCode.Failure;
+    });
+  return withExamples(command, [
+    ['portcullis audit checkpoints > checkpoints.jsonl', 'a copy to keep elsewhere'],
+    ['portcullis audit verify --checkpoints checkpoints.jsonl', 'check the log against that copy'],
+    ['portcullis audit checkpoints --public-key > edge-1.pub', 'the key to trust in audit.checkpoints.publicKeys'],
+  ]);
 }
 
 /** `portcullis audit tail`: recent events, then (with --follow) new ones as they land; how many it printed. */
@@ -333,11 +439,22 @@ export function auditCells(row: AuditRow, wide: boolean): string[] {
 /** `portcullis audit verify`: recomputes the hash chains; exit 1 with one line per problem. */
 export async function auditVerifyCommand(
   config: PortcullisConfig,
-  opts: { session?: string | undefined; request?: string | undefined; sinceMs?: number; untilMs?: number; node?: string | undefined; format: OutputFormat },
+  opts: {
+    session?: string | undefined;
+    request?: string | undefined;
+    sinceMs?: number;
+    untilMs?: number;
+    node?: string | undefined;
+    checkpointsFile?: string | undefined;
+    format: OutputFormat;
+  },
 ): Promise<{ ok: boolean; output: string; report: VerifyReport }> {
   const sink = await openAuditReader(config);
   try {
+    const set =
+      opts.checkpointsFile !== undefined ? parseCheckpointLines(readTextFile(opts.checkpointsFile), opts.checkpointsFile) : await readCheckpoints(config);
     const report = await verifyAuditLog(sink, {
+      checkpoints: { set, trusted: trustedCheckpointKeys(config) },
       ...(opts.session !== undefined ? { sessionId: opts.session } : {}),
       ...(opts.request !== undefined ? { correlationId: opts.request } : {}),
       ...(opts.node !== undefined ? { nodeId: opts.node } : {}),

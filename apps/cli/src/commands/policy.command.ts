@@ -2,7 +2,11 @@ import { Command } from 'commander';
 import type { PortcullisConfig } from '@portcullis/config';
 import { connectNats, type NatsBus } from '@portcullis/bus';
 import { silentLogger } from '@portcullis/common';
-import { BucketKeys, Buckets, DecisionSchema, toJson } from '@portcullis/contracts';
+import { createHash } from 'node:crypto';
+import { hostname, userInfo } from 'node:os';
+import { BucketKeys, Buckets, buildEvent, create, DecisionSchema, EventType, PolicyPushedSchema, toJson } from '@portcullis/contracts';
+import { existsSync } from 'node:fs';
+import { ChainedAppender, CheckpointSigner, loadSigningKey, StreamCheckpointStore, SYSTEM_CONNECTION, type ChainHead } from '@portcullis/audit-store/pure';
 import { DecisionClient, GatewayError } from '@portcullis/gateway';
 import {
   describeRequest,
@@ -200,11 +204,68 @@ async function connectCluster(config: PortcullisConfig, what: string): Promise<N
   }
 }
 
+/** Who runs the CLI: the operating-system user, and the NATS user when the config names one. */
+function pusher(config: PortcullisConfig): string {
+  let user: string;
+  try {
+    user = userInfo().username;
+  } catch {
+    user = process.env['USER'] ?? 'unknown';
+  }
+  const natsUser = config.bus.nats.user;
+  return natsUser === undefined ? user : `${user} (nats user ${natsUser})`;
+}
+
+/** Appends `policy.pushed` to the audit stream, in a chain segment of its own; throws (nothing pushed) without an acknowledgement. */
+async function recordPush(config: PortcullisConfig, handle: NatsBus, policy: CompiledPolicy, text: string, previousVersion: string): Promise<void> {
+  const event = buildEvent(
+    EventType.PolicyPushed,
+    create(PolicyPushedSchema, {
+      policyName: policy.name,
+      policyVersion: policy.version,
+      bundleSha256: createHash('sha256').update(text).digest('hex'),
+      pushedBy: pusher(config),
+      pushedFrom: hostname(),
+      target: `kv ${Buckets.policy}/${BucketKeys.policyBundle}`,
+      previousVersion,
+      rules: policy.rules.length,
+    }),
+    { correlationId: '', nodeId: config.node.id, connection: SYSTEM_CONNECTION },
+  );
+  event.correlationId = event.id;
+  const appender = new ChainedAppender(handle.log, config.node.id, config.edge.auditAckTimeout);
+  try {
+    await appender.append(event);
+  } catch (err) {
+    throw new CliError(`the push could not be recorded in the audit log, so nothing was pushed: ${(err as Error).message}`, ExitCode.Failure, { cause: err });
+  }
+  await checkpointPush(config, handle, appender.takeHeads());
+}
+
+/**
+ * Signs the push record's one-event chain when this host has the checkpoint signing key (a host
+ * running the roles), so deleting the record is detected; without the key the segment is unanchored
+ * and `audit verify` notes it. A checkpoint that cannot be stored does not undo the recorded push.
+ */
+async function checkpointPush(config: PortcullisConfig, handle: NatsBus, heads: ChainHead[]): Promise<void> {
+  const keyFile = config.audit.checkpoints.signingKeyFile;
+  if (!existsSync(keyFile)) return;
+  try {
+    const signer = new CheckpointSigner(loadSigningKey(keyFile, false), 'cli', config.node.id);
+    const store = new StreamCheckpointStore(handle.log, config.edge.auditAckTimeout);
+    for (const head of heads) await store.append(signer.sign(head));
+  } catch (err) {
+    process.stderr.write(`warning: the push record's checkpoint was not stored: ${(err as Error).message}\n`);
+  }
+}
+
 /**
  * `portcullis policy push FILE`: validates the file (line and column for each error; nothing is
  * pushed when it is invalid) and publishes it as the new bundle in the KV bucket, which every
  * policy process follows. A bundle must carry a new `metadata.version`: pushing other content
  * under the version in force is refused, since edges and the audit trail tell versions apart by it.
+ * The push is recorded first, as a `policy.pushed` event in the audit log (who, from where, the
+ * version, the bundle's SHA-256): no acknowledged record, nothing pushed.
  */
 export async function policyPushCommand(config: PortcullisConfig, configPath: string, file: string): Promise<string> {
   if (config.bus.mode !== 'nats') {
@@ -218,9 +279,11 @@ export async function policyPushCommand(config: PortcullisConfig, configPath: st
   try {
     const kv = await handle.kv(Buckets.policy);
     const current = await kv.get(BucketKeys.policyBundle);
+    let previousVersion = '';
     if (current !== undefined) {
       const currentText = new TextDecoder().decode(current.value);
       const parsed = parsePolicy(currentText);
+      if (parsed.ok) previousVersion = parsed.policy.version;
       if (currentText === text) {
         return `${file}: policy ${policy.version} is already the bundle in ${Buckets.policy}/${BucketKeys.policyBundle} (revision ${current.revision}); nothing pushed\n`;
       }
@@ -230,6 +293,7 @@ export async function policyPushCommand(config: PortcullisConfig, configPath: st
         );
       }
     }
+    await recordPush(config, handle, policy, text, previousVersion);
     const revision = await kv.put(BucketKeys.policyBundle, new TextEncoder().encode(text));
     return `${file}: pushed policy ${policy.name} version ${policy.version} (${policy.rules.length} rules) to ${Buckets.policy}/${BucketKeys.policyBundle} revision ${revision}\n`;
   } finally {

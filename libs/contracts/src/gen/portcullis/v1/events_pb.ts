@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file portcullis/v1/events.proto.
  */
 export const file_portcullis_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("Chpwb3J0Y3VsbGlzL3YxL2V2ZW50cy5wcm90bxINcG9ydGN1bGxpcy52MSJyCg9SZXF1ZXN0UmVjZWl2ZWQSKQoIaWRlbnRpdHkYASABKAsyFy5wb3J0Y3VsbGlzLnYxLklkZW50aXR5EjQKCmF0dHJpYnV0ZXMYAiABKAsyIC5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RBdHRyaWJ1dGVzImgKDlJlcXVlc3REZWNpZGVkEikKCGRlY2lzaW9uGAEgASgLMhcucG9ydGN1bGxpcy52MS5EZWNpc2lvbhIbChNkZWNpc2lvbl9sYXRlbmN5X3VzGAIgASgNEg4KBmNhY2hlZBgDIAEoCCKjAQoPUmVxdWVzdFJlamVjdGVkEg4KBnN0YXR1cxgBIAEoBRIOCgZyZWFzb24YAiABKAkSDwoHbWVzc2FnZRgDIAEoCRI0CgphdHRyaWJ1dGVzGAQgASgLMiAucG9ydGN1bGxpcy52MS5SZXF1ZXN0QXR0cmlidXRlcxIpCghpZGVudGl0eRgFIAEoCzIXLnBvcnRjdWxsaXMudjEuSWRlbnRpdHkikAIKEFJlcXVlc3RDb21wbGV0ZWQSDgoGc3RhdHVzGAEgASgFEhEKCWJ5dGVzX291dBgCIAEoARIQCghieXRlc19pbhgDIAEoARITCgtkdXJhdGlvbl9tcxgEIAEoDRINCgVlcnJvchgFIAEoCRIRCglmb3J3YXJkZWQYBiABKAgSMAoMcmVxdWVzdF9ib2R5GCggASgLMhoucG9ydGN1bGxpcy52MS5Cb2R5RXhjZXJwdBIxCg1yZXNwb25zZV9ib2R5GCkgASgLMhoucG9ydGN1bGxpcy52MS5Cb2R5RXhjZXJwdBIVCg1tYXNrZWRfZmllbGRzGCogASgNEhQKDG1hc2tfcHJvZmlsZRgrIAEoCSKdAQoLQm9keUV4Y2VycHQSDQoFYnl0ZXMYASABKAESDgoGc2hhMjU2GAIgASgJEhQKDGNvbnRlbnRfdHlwZRgDIAEoCRIQCghkZWNvZGluZxgEIAEoCRIPCgdleGNlcnB0GAUgASgJEhEKCXRydW5jYXRlZBgGIAEoCBIVCg1tYXNrZWRfZmllbGRzGAcgASgNEgwKBG5vdGUYCCABKAkiWQoVSWRlbnRpdHlBdXRoZW50aWNhdGVkEikKCGlkZW50aXR5GAEgASgLMhcucG9ydGN1bGxpcy52MS5JZGVudGl0eRIVCg1leHBpcmVzX2F0X21zGAIgASgBImcKEElkZW50aXR5UmVqZWN0ZWQSDgoGcmVhc29uGAEgASgJEg4KBmlzc3VlchgCIAEoCRIPCgdtZXNzYWdlGAMgASgJEhIKCnRva2VuX2hhc2gYBCABKAkSDgoGc3RhdHVzGAUgASgFIpEBChVBdWRpdFJldGVudGlvbkFwcGxpZWQSDQoFc3RvcmUYASABKAkSEQoJY3V0b2ZmX21zGAIgASgBEhkKEWRyb3BwZWRfYmVmb3JlX21zGAMgASgBEhIKCnBhcnRpdGlvbnMYBCADKAkSFAoMcm93c19kcm9wcGVkGAUgASgBEhEKCXJldGVudGlvbhgGIAEoCSKxAQoOU2Vzc2lvblN0YXJ0ZWQSDAoEa2luZBgBIAEoCRIQCghwcm90b2NvbBgCIAEoCRIRCgl0cmFuc3BvcnQYAyABKAkSDwoHY29tbWFuZBgEIAMoCRIRCgljb250YWluZXIYBSABKAkSDQoFc3RkaW4YBiABKAgSCwoDdHR5GAcgASgIEhAKCHJlY29yZGVkGAggASgIEhoKEnJlY29yZF9saW1pdF9ieXRlcxgJIAEoASJTCgxTZXNzaW9uRnJhbWUSDwoHY2hhbm5lbBgBIAEoDRIRCglvZmZzZXRfbXMYAiABKA0SDAoEZGF0YRgDIAEoDBIRCgl0cnVuY2F0ZWQYBCABKAgiTgoNU2Vzc2lvbkZyYW1lcxIQCghzZXF1ZW5jZRgBIAEoDRIrCgZmcmFtZXMYAiADKAsyGy5wb3J0Y3VsbGlzLnYxLlNlc3Npb25GcmFtZSLNAQoMU2Vzc2lvbkVuZGVkEhEKCWV4aXRfY29kZRgBIAEoERIOCgZzdGF0dXMYAiABKAkSDwoHbWVzc2FnZRgDIAEoCRIQCghieXRlc19pbhgEIAEoARIRCglieXRlc19vdXQYBSABKAESEwoLZHVyYXRpb25fbXMYBiABKA0SFgoOcmVjb3JkZWRfYnl0ZXMYByABKAESEQoJdHJ1bmNhdGVkGAggASgIEhUKDWZyYW1lX2JhdGNoZXMYCSABKA0SDQoFZXJyb3IYCiABKAkiqgkKDUV2ZW50RW52ZWxvcGUSCgoCaWQYASABKAkSDAoEdHlwZRgCIAEoCRIWCg5zY2hlbWFfdmVyc2lvbhgDIAEoBRIWCg5vY2N1cnJlZF9hdF9tcxgEIAEoARIWCg5jb3JyZWxhdGlvbl9pZBgFIAEoCRIUCgxjYXVzYXRpb25faWQYBiABKAkSEgoKc2Vzc2lvbl9pZBgHIAEoCRIPCgdub2RlX2lkGAggASgJEhIKCmNvbm5lY3Rpb24YCSABKAkSEQoJcHJldl9oYXNoGAogASgJEgwKBGhhc2gYCyABKAkSEQoJY2hhaW5fc2VxGAwgASgBEhAKCGNoYWluX2lkGA0gASgJEjoKEHJlcXVlc3RfcmVjZWl2ZWQYFCABKAsyHi5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RSZWNlaXZlZEgAEjgKD3JlcXVlc3RfZGVjaWRlZBgVIAEoCzIdLnBvcnRjdWxsaXMudjEuUmVxdWVzdERlY2lkZWRIABI6ChByZXF1ZXN0X3JlamVjdGVkGBYgASgLMh4ucG9ydGN1bGxpcy52MS5SZXF1ZXN0UmVqZWN0ZWRIABI8ChFyZXF1ZXN0X2NvbXBsZXRlZBgXIAEoCzIfLnBvcnRjdWxsaXMudjEuUmVxdWVzdENvbXBsZXRlZEgAEkYKFmlkZW50aXR5X2F1dGhlbnRpY2F0ZWQYGCABKAsyJC5wb3J0Y3VsbGlzLnYxLklkZW50aXR5QXV0aGVudGljYXRlZEgAEjwKEWlkZW50aXR5X3JlamVjdGVkGBkgASgLMh8ucG9ydGN1bGxpcy52MS5JZGVudGl0eVJlamVjdGVkSAASRwoXYXVkaXRfcmV0ZW50aW9uX2FwcGxpZWQYKCABKAsyJC5wb3J0Y3VsbGlzLnYxLkF1ZGl0UmV0ZW50aW9uQXBwbGllZEgAEjgKD3Nlc3Npb25fc3RhcnRlZBgaIAEoCzIdLnBvcnRjdWxsaXMudjEuU2Vzc2lvblN0YXJ0ZWRIABI2Cg5zZXNzaW9uX2ZyYW1lcxgbIAEoCzIcLnBvcnRjdWxsaXMudjEuU2Vzc2lvbkZyYW1lc0gAEjQKDXNlc3Npb25fZW5kZWQYHCABKAsyGy5wb3J0Y3VsbGlzLnYxLlNlc3Npb25FbmRlZEgAEj4KEmFwcHJvdmFsX3JlcXVlc3RlZBgeIAEoCzIgLnBvcnRjdWxsaXMudjEuQXBwcm92YWxSZXF1ZXN0ZWRIABI8ChFhcHByb3ZhbF9hcHByb3ZlZBgfIAEoCzIfLnBvcnRjdWxsaXMudjEuQXBwcm92YWxBcHByb3ZlZEgAEjgKD2FwcHJvdmFsX2RlbmllZBggIAEoCzIdLnBvcnRjdWxsaXMudjEuQXBwcm92YWxEZW5pZWRIABI6ChBhcHByb3ZhbF9leHBpcmVkGCEgASgLMh4ucG9ydGN1bGxpcy52MS5BcHByb3ZhbEV4cGlyZWRIABI8ChFhcHByb3ZhbF9jb25zdW1lZBgiIAEoCzIfLnBvcnRjdWxsaXMudjEuQXBwcm92YWxDb25zdW1lZEgAQgkKB3BheWxvYWQiHAoKRXZlbnRCYXRjaBIOCgZldmVudHMYASADKAxiBnByb3RvMw", [file_portcullis_v1_approval, file_portcullis_v1_decision, file_portcullis_v1_identity, file_portcullis_v1_request]);
+  fileDesc("Chpwb3J0Y3VsbGlzL3YxL2V2ZW50cy5wcm90bxINcG9ydGN1bGxpcy52MSJyCg9SZXF1ZXN0UmVjZWl2ZWQSKQoIaWRlbnRpdHkYASABKAsyFy5wb3J0Y3VsbGlzLnYxLklkZW50aXR5EjQKCmF0dHJpYnV0ZXMYAiABKAsyIC5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RBdHRyaWJ1dGVzImgKDlJlcXVlc3REZWNpZGVkEikKCGRlY2lzaW9uGAEgASgLMhcucG9ydGN1bGxpcy52MS5EZWNpc2lvbhIbChNkZWNpc2lvbl9sYXRlbmN5X3VzGAIgASgNEg4KBmNhY2hlZBgDIAEoCCKjAQoPUmVxdWVzdFJlamVjdGVkEg4KBnN0YXR1cxgBIAEoBRIOCgZyZWFzb24YAiABKAkSDwoHbWVzc2FnZRgDIAEoCRI0CgphdHRyaWJ1dGVzGAQgASgLMiAucG9ydGN1bGxpcy52MS5SZXF1ZXN0QXR0cmlidXRlcxIpCghpZGVudGl0eRgFIAEoCzIXLnBvcnRjdWxsaXMudjEuSWRlbnRpdHkikAIKEFJlcXVlc3RDb21wbGV0ZWQSDgoGc3RhdHVzGAEgASgFEhEKCWJ5dGVzX291dBgCIAEoARIQCghieXRlc19pbhgDIAEoARITCgtkdXJhdGlvbl9tcxgEIAEoDRINCgVlcnJvchgFIAEoCRIRCglmb3J3YXJkZWQYBiABKAgSMAoMcmVxdWVzdF9ib2R5GCggASgLMhoucG9ydGN1bGxpcy52MS5Cb2R5RXhjZXJwdBIxCg1yZXNwb25zZV9ib2R5GCkgASgLMhoucG9ydGN1bGxpcy52MS5Cb2R5RXhjZXJwdBIVCg1tYXNrZWRfZmllbGRzGCogASgNEhQKDG1hc2tfcHJvZmlsZRgrIAEoCSKdAQoLQm9keUV4Y2VycHQSDQoFYnl0ZXMYASABKAESDgoGc2hhMjU2GAIgASgJEhQKDGNvbnRlbnRfdHlwZRgDIAEoCRIQCghkZWNvZGluZxgEIAEoCRIPCgdleGNlcnB0GAUgASgJEhEKCXRydW5jYXRlZBgGIAEoCBIVCg1tYXNrZWRfZmllbGRzGAcgASgNEgwKBG5vdGUYCCABKAkiWQoVSWRlbnRpdHlBdXRoZW50aWNhdGVkEikKCGlkZW50aXR5GAEgASgLMhcucG9ydGN1bGxpcy52MS5JZGVudGl0eRIVCg1leHBpcmVzX2F0X21zGAIgASgBImcKEElkZW50aXR5UmVqZWN0ZWQSDgoGcmVhc29uGAEgASgJEg4KBmlzc3VlchgCIAEoCRIPCgdtZXNzYWdlGAMgASgJEhIKCnRva2VuX2hhc2gYBCABKAkSDgoGc3RhdHVzGAUgASgFIrMBCgxQb2xpY3lQdXNoZWQSEwoLcG9saWN5X25hbWUYASABKAkSFgoOcG9saWN5X3ZlcnNpb24YAiABKAkSFQoNYnVuZGxlX3NoYTI1NhgDIAEoCRIRCglwdXNoZWRfYnkYBCABKAkSEwoLcHVzaGVkX2Zyb20YBSABKAkSDgoGdGFyZ2V0GAYgASgJEhgKEHByZXZpb3VzX3ZlcnNpb24YByABKAkSDQoFcnVsZXMYCCABKAUijgEKD1BvbGljeUFjdGl2YXRlZBITCgtwb2xpY3lfbmFtZRgBIAEoCRIWCg5wb2xpY3lfdmVyc2lvbhgCIAEoCRIVCg1idW5kbGVfc2hhMjU2GAMgASgJEg4KBnNvdXJjZRgEIAEoCRIYChBwcmV2aW91c192ZXJzaW9uGAUgASgJEg0KBXJ1bGVzGAYgASgFInsKDlBvbGljeVJlamVjdGVkEhcKD2NsYWltZWRfdmVyc2lvbhgBIAEoCRIVCg1idW5kbGVfc2hhMjU2GAIgASgJEg4KBnNvdXJjZRgDIAEoCRIQCghwcm9ibGVtcxgEIAMoCRIXCg9rZWVwaW5nX3ZlcnNpb24YBSABKAkikQEKFUF1ZGl0UmV0ZW50aW9uQXBwbGllZBINCgVzdG9yZRgBIAEoCRIRCgljdXRvZmZfbXMYAiABKAESGQoRZHJvcHBlZF9iZWZvcmVfbXMYAyABKAESEgoKcGFydGl0aW9ucxgEIAMoCRIUCgxyb3dzX2Ryb3BwZWQYBSABKAESEQoJcmV0ZW50aW9uGAYgASgJIrEBCg5TZXNzaW9uU3RhcnRlZBIMCgRraW5kGAEgASgJEhAKCHByb3RvY29sGAIgASgJEhEKCXRyYW5zcG9ydBgDIAEoCRIPCgdjb21tYW5kGAQgAygJEhEKCWNvbnRhaW5lchgFIAEoCRINCgVzdGRpbhgGIAEoCBILCgN0dHkYByABKAgSEAoIcmVjb3JkZWQYCCABKAgSGgoScmVjb3JkX2xpbWl0X2J5dGVzGAkgASgBIlMKDFNlc3Npb25GcmFtZRIPCgdjaGFubmVsGAEgASgNEhEKCW9mZnNldF9tcxgCIAEoDRIMCgRkYXRhGAMgASgMEhEKCXRydW5jYXRlZBgEIAEoCCJOCg1TZXNzaW9uRnJhbWVzEhAKCHNlcXVlbmNlGAEgASgNEisKBmZyYW1lcxgCIAMoCzIbLnBvcnRjdWxsaXMudjEuU2Vzc2lvbkZyYW1lIs0BCgxTZXNzaW9uRW5kZWQSEQoJZXhpdF9jb2RlGAEgASgREg4KBnN0YXR1cxgCIAEoCRIPCgdtZXNzYWdlGAMgASgJEhAKCGJ5dGVzX2luGAQgASgBEhEKCWJ5dGVzX291dBgFIAEoARITCgtkdXJhdGlvbl9tcxgGIAEoDRIWCg5yZWNvcmRlZF9ieXRlcxgHIAEoARIRCgl0cnVuY2F0ZWQYCCABKAgSFQoNZnJhbWVfYmF0Y2hlcxgJIAEoDRINCgVlcnJvchgKIAEoCSLWCgoNRXZlbnRFbnZlbG9wZRIKCgJpZBgBIAEoCRIMCgR0eXBlGAIgASgJEhYKDnNjaGVtYV92ZXJzaW9uGAMgASgFEhYKDm9jY3VycmVkX2F0X21zGAQgASgBEhYKDmNvcnJlbGF0aW9uX2lkGAUgASgJEhQKDGNhdXNhdGlvbl9pZBgGIAEoCRISCgpzZXNzaW9uX2lkGAcgASgJEg8KB25vZGVfaWQYCCABKAkSEgoKY29ubmVjdGlvbhgJIAEoCRIRCglwcmV2X2hhc2gYCiABKAkSDAoEaGFzaBgLIAEoCRIRCgljaGFpbl9zZXEYDCABKAESEAoIY2hhaW5faWQYDSABKAkSOgoQcmVxdWVzdF9yZWNlaXZlZBgUIAEoCzIeLnBvcnRjdWxsaXMudjEuUmVxdWVzdFJlY2VpdmVkSAASOAoPcmVxdWVzdF9kZWNpZGVkGBUgASgLMh0ucG9ydGN1bGxpcy52MS5SZXF1ZXN0RGVjaWRlZEgAEjoKEHJlcXVlc3RfcmVqZWN0ZWQYFiABKAsyHi5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RSZWplY3RlZEgAEjwKEXJlcXVlc3RfY29tcGxldGVkGBcgASgLMh8ucG9ydGN1bGxpcy52MS5SZXF1ZXN0Q29tcGxldGVkSAASRgoWaWRlbnRpdHlfYXV0aGVudGljYXRlZBgYIAEoCzIkLnBvcnRjdWxsaXMudjEuSWRlbnRpdHlBdXRoZW50aWNhdGVkSAASPAoRaWRlbnRpdHlfcmVqZWN0ZWQYGSABKAsyHy5wb3J0Y3VsbGlzLnYxLklkZW50aXR5UmVqZWN0ZWRIABJHChdhdWRpdF9yZXRlbnRpb25fYXBwbGllZBgoIAEoCzIkLnBvcnRjdWxsaXMudjEuQXVkaXRSZXRlbnRpb25BcHBsaWVkSAASOAoPc2Vzc2lvbl9zdGFydGVkGBogASgLMh0ucG9ydGN1bGxpcy52MS5TZXNzaW9uU3RhcnRlZEgAEjYKDnNlc3Npb25fZnJhbWVzGBsgASgLMhwucG9ydGN1bGxpcy52MS5TZXNzaW9uRnJhbWVzSAASNAoNc2Vzc2lvbl9lbmRlZBgcIAEoCzIbLnBvcnRjdWxsaXMudjEuU2Vzc2lvbkVuZGVkSAASPgoSYXBwcm92YWxfcmVxdWVzdGVkGB4gASgLMiAucG9ydGN1bGxpcy52MS5BcHByb3ZhbFJlcXVlc3RlZEgAEjwKEWFwcHJvdmFsX2FwcHJvdmVkGB8gASgLMh8ucG9ydGN1bGxpcy52MS5BcHByb3ZhbEFwcHJvdmVkSAASOAoPYXBwcm92YWxfZGVuaWVkGCAgASgLMh0ucG9ydGN1bGxpcy52MS5BcHByb3ZhbERlbmllZEgAEjoKEGFwcHJvdmFsX2V4cGlyZWQYISABKAsyHi5wb3J0Y3VsbGlzLnYxLkFwcHJvdmFsRXhwaXJlZEgAEjwKEWFwcHJvdmFsX2NvbnN1bWVkGCIgASgLMh8ucG9ydGN1bGxpcy52MS5BcHByb3ZhbENvbnN1bWVkSAASNAoNcG9saWN5X3B1c2hlZBgyIAEoCzIbLnBvcnRjdWxsaXMudjEuUG9saWN5UHVzaGVkSAASOgoQcG9saWN5X2FjdGl2YXRlZBgzIAEoCzIeLnBvcnRjdWxsaXMudjEuUG9saWN5QWN0aXZhdGVkSAASOAoPcG9saWN5X3JlamVjdGVkGDQgASgLMh0ucG9ydGN1bGxpcy52MS5Qb2xpY3lSZWplY3RlZEgAQgkKB3BheWxvYWQiHAoKRXZlbnRCYXRjaBIOCgZldmVudHMYASADKAxiBnByb3RvMw", [file_portcullis_v1_approval, file_portcullis_v1_decision, file_portcullis_v1_identity, file_portcullis_v1_request]);
 
 /**
  * The edge received and authenticated a request.
@@ -334,6 +334,168 @@ export const IdentityRejectedSchema: GenMessage<IdentityRejected> = /*@__PURE__*
   messageDesc(file_portcullis_v1_events, 6);
 
 /**
+ * Someone pushed a policy bundle to the cluster (`portcullis policy push`), recorded before the
+ * bundle is published: no record, no push.
+ *
+ * @generated from message portcullis.v1.PolicyPushed
+ */
+export type PolicyPushed = Message<"portcullis.v1.PolicyPushed"> & {
+  /**
+   * metadata.name and metadata.version of the bundle.
+   *
+   * @generated from field: string policy_name = 1;
+   */
+  policyName: string;
+
+  /**
+   * @generated from field: string policy_version = 2;
+   */
+  policyVersion: string;
+
+  /**
+   * Hex SHA-256 of the bundle text as pushed.
+   *
+   * @generated from field: string bundle_sha256 = 3;
+   */
+  bundleSha256: string;
+
+  /**
+   * Who pushed: the operating-system user running the CLI (and the NATS user, when configured).
+   *
+   * @generated from field: string pushed_by = 4;
+   */
+  pushedBy: string;
+
+  /**
+   * From where: the host name of the machine the CLI ran on.
+   *
+   * @generated from field: string pushed_from = 5;
+   */
+  pushedFrom: string;
+
+  /**
+   * Where it was published, e.g. "kv portcullis_policy/bundle".
+   *
+   * @generated from field: string target = 6;
+   */
+  target: string;
+
+  /**
+   * The version it replaces, empty when the bucket held none.
+   *
+   * @generated from field: string previous_version = 7;
+   */
+  previousVersion: string;
+
+  /**
+   * @generated from field: int32 rules = 8;
+   */
+  rules: number;
+};
+
+/**
+ * Describes the message portcullis.v1.PolicyPushed.
+ * Use `create(PolicyPushedSchema)` to create a new message.
+ */
+export const PolicyPushedSchema: GenMessage<PolicyPushed> = /*@__PURE__*/
+  messageDesc(file_portcullis_v1_events, 7);
+
+/**
+ * A policy process put a policy version in force (at start-up, after a push, after a file edit).
+ *
+ * @generated from message portcullis.v1.PolicyActivated
+ */
+export type PolicyActivated = Message<"portcullis.v1.PolicyActivated"> & {
+  /**
+   * @generated from field: string policy_name = 1;
+   */
+  policyName: string;
+
+  /**
+   * @generated from field: string policy_version = 2;
+   */
+  policyVersion: string;
+
+  /**
+   * Hex SHA-256 of the policy text.
+   *
+   * @generated from field: string bundle_sha256 = 3;
+   */
+  bundleSha256: string;
+
+  /**
+   * Where it came from: "kv portcullis_policy/bundle revision 7" or the file's path.
+   *
+   * @generated from field: string source = 4;
+   */
+  source: string;
+
+  /**
+   * The version it replaced, empty for the first.
+   *
+   * @generated from field: string previous_version = 5;
+   */
+  previousVersion: string;
+
+  /**
+   * @generated from field: int32 rules = 6;
+   */
+  rules: number;
+};
+
+/**
+ * Describes the message portcullis.v1.PolicyActivated.
+ * Use `create(PolicyActivatedSchema)` to create a new message.
+ */
+export const PolicyActivatedSchema: GenMessage<PolicyActivated> = /*@__PURE__*/
+  messageDesc(file_portcullis_v1_events, 8);
+
+/**
+ * A policy process refused an invalid policy text and kept the version in force.
+ *
+ * @generated from message portcullis.v1.PolicyRejected
+ */
+export type PolicyRejected = Message<"portcullis.v1.PolicyRejected"> & {
+  /**
+   * The metadata.version the text claims, when readable.
+   *
+   * @generated from field: string claimed_version = 1;
+   */
+  claimedVersion: string;
+
+  /**
+   * @generated from field: string bundle_sha256 = 2;
+   */
+  bundleSha256: string;
+
+  /**
+   * @generated from field: string source = 3;
+   */
+  source: string;
+
+  /**
+   * Why: one line per problem, with line and column.
+   *
+   * @generated from field: repeated string problems = 4;
+   */
+  problems: string[];
+
+  /**
+   * The version still in force, empty when none.
+   *
+   * @generated from field: string keeping_version = 5;
+   */
+  keepingVersion: string;
+};
+
+/**
+ * Describes the message portcullis.v1.PolicyRejected.
+ * Use `create(PolicyRejectedSchema)` to create a new message.
+ */
+export const PolicyRejectedSchema: GenMessage<PolicyRejected> = /*@__PURE__*/
+  messageDesc(file_portcullis_v1_events, 9);
+
+/**
  * The audit role dropped stored events older than the retention cutoff (whole months), so the
  * deletion itself is on the record.
  *
@@ -386,7 +548,7 @@ export type AuditRetentionApplied = Message<"portcullis.v1.AuditRetentionApplied
  * Use `create(AuditRetentionAppliedSchema)` to create a new message.
  */
 export const AuditRetentionAppliedSchema: GenMessage<AuditRetentionApplied> = /*@__PURE__*/
-  messageDesc(file_portcullis_v1_events, 7);
+  messageDesc(file_portcullis_v1_events, 10);
 
 /**
  * An upgraded session (exec, attach, port-forward, SPDY or WebSocket) was accepted by the upstream.
@@ -456,7 +618,7 @@ export type SessionStarted = Message<"portcullis.v1.SessionStarted"> & {
  * Use `create(SessionStartedSchema)` to create a new message.
  */
 export const SessionStartedSchema: GenMessage<SessionStarted> = /*@__PURE__*/
-  messageDesc(file_portcullis_v1_events, 8);
+  messageDesc(file_portcullis_v1_events, 11);
 
 /**
  * One recorded frame of a session: its channel, when it passed the edge and its bytes.
@@ -496,7 +658,7 @@ export type SessionFrame = Message<"portcullis.v1.SessionFrame"> & {
  * Use `create(SessionFrameSchema)` to create a new message.
  */
 export const SessionFrameSchema: GenMessage<SessionFrame> = /*@__PURE__*/
-  messageDesc(file_portcullis_v1_events, 9);
+  messageDesc(file_portcullis_v1_events, 12);
 
 /**
  * A batch of recorded frames, in order; sequence numbers start at 1 per session.
@@ -520,7 +682,7 @@ export type SessionFrames = Message<"portcullis.v1.SessionFrames"> & {
  * Use `create(SessionFramesSchema)` to create a new message.
  */
 export const SessionFramesSchema: GenMessage<SessionFrames> = /*@__PURE__*/
-  messageDesc(file_portcullis_v1_events, 10);
+  messageDesc(file_portcullis_v1_events, 13);
 
 /**
  * An upgraded session ended.
@@ -592,7 +754,7 @@ export type SessionEnded = Message<"portcullis.v1.SessionEnded"> & {
  * Use `create(SessionEndedSchema)` to create a new message.
  */
 export const SessionEndedSchema: GenMessage<SessionEnded> = /*@__PURE__*/
-  messageDesc(file_portcullis_v1_events, 11);
+  messageDesc(file_portcullis_v1_events, 14);
 
 /**
  * The common envelope of every event. Events are past tense and only change additively.
@@ -777,6 +939,26 @@ export type EventEnvelope = Message<"portcullis.v1.EventEnvelope"> & {
      */
     value: ApprovalConsumed;
     case: "approvalConsumed";
+  } | {
+    /**
+     * 50-59: policy changes.
+     *
+     * @generated from field: portcullis.v1.PolicyPushed policy_pushed = 50;
+     */
+    value: PolicyPushed;
+    case: "policyPushed";
+  } | {
+    /**
+     * @generated from field: portcullis.v1.PolicyActivated policy_activated = 51;
+     */
+    value: PolicyActivated;
+    case: "policyActivated";
+  } | {
+    /**
+     * @generated from field: portcullis.v1.PolicyRejected policy_rejected = 52;
+     */
+    value: PolicyRejected;
+    case: "policyRejected";
   } | { case: undefined; value?: undefined };
 };
 
@@ -785,7 +967,7 @@ export type EventEnvelope = Message<"portcullis.v1.EventEnvelope"> & {
  * Use `create(EventEnvelopeSchema)` to create a new message.
  */
 export const EventEnvelopeSchema: GenMessage<EventEnvelope> = /*@__PURE__*/
-  messageDesc(file_portcullis_v1_events, 12);
+  messageDesc(file_portcullis_v1_events, 15);
 
 /**
  * Group commit: one JetStream message on `audit._batch.events` carrying the sealed events of many
@@ -808,5 +990,5 @@ export type EventBatch = Message<"portcullis.v1.EventBatch"> & {
  * Use `create(EventBatchSchema)` to create a new message.
  */
 export const EventBatchSchema: GenMessage<EventBatch> = /*@__PURE__*/
-  messageDesc(file_portcullis_v1_events, 13);
+  messageDesc(file_portcullis_v1_events, 16);
 
