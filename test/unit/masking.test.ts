@@ -175,6 +175,56 @@ describe('streaming masker', () => {
   });
 });
 
+describe('numbers in masked bodies keep their exact text', () => {
+  const profile = new MaskingProfile('secrets', {});
+  // Every number a double would print back differently, beside one that is masked.
+  const NUMBERS = ['12345678901234567890', '-9223372036854775808', '9007199254740993', '1.0', '1.50', '1e3', '2.5E-7', '-0', '0.1', '1e400'];
+  const secret = (n: string): string =>
+    `{"kind":"Secret","apiVersion":"v1","metadata":{"name":"big","generation":${n},"annotations":{"a":"x"}},"data":{"n":${n},"pw":"cHc="},"spare":[${n},{"deep":${n}}],"count":${n}}`;
+
+  for (const n of NUMBERS) {
+    it(`${n}: unmasked numbers survive exactly, at every chunking`, () => {
+      for (const chunk of CHUNK_SIZES) {
+        const { out } = maskStream(profile, Buffer.from(secret(n)), chunk, { mode: 'kubernetes', kindHint: 'Secret' });
+        assert.equal(out.trim(), secret(n).replace(`"n":${n}`, '"n":0').replace('"pw":"cHc="', `"pw":"${b64Marker()}"`), `chunk ${chunk}`);
+      }
+    });
+  }
+
+  it('a list, a watch event, a root number and numbers inside strings of JSON', () => {
+    const big = '12345678901234567890';
+    const list = `{"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"7"},"items":[{"metadata":{"name":"a","generation":${big}},"spec":{"x":${big}}}]}`;
+    assert.equal(maskStream(profile, Buffer.from(list), 5, { mode: 'kubernetes' }).out.trim(), list);
+    const events = `{"type":"ADDED","object":{"kind":"Pod","apiVersion":"v1","metadata":{"name":"w","generation":${big}}}}\n${big}\n1.0\n`;
+    assert.equal(maskStream(profile, Buffer.from(events), 3, { mode: 'kubernetes' }).out, events);
+    // The applied annotation is parsed, masked inside and written back: its numbers too.
+    const applied = JSON.stringify({ kind: 'Secret', apiVersion: 'v1', metadata: { name: 's' }, stringData: { pw: 'p' } }).replace('}}', `},"n":${big}}`);
+    const body = JSON.stringify({
+      kind: 'Secret',
+      apiVersion: 'v1',
+      metadata: { name: 's', annotations: { 'kubectl.kubernetes.io/last-applied-configuration': applied } },
+    });
+    const out = JSON.parse(maskStream(profile, Buffer.from(body), 64, { mode: 'kubernetes' }).out) as { metadata: { annotations: Record<string, string> } };
+    assert.match(out.metadata.annotations['kubectl.kubernetes.io/last-applied-configuration']!, new RegExp(`"n":${big}}$`));
+    assert.doesNotMatch(out.metadata.annotations['kubectl.kubernetes.io/last-applied-configuration']!, /"pw":"p"/);
+  });
+
+  it('invalid numbers are still refused', () => {
+    for (const bad of ['{"a":01}', '{"a":1.}', '{"a":-}', '{"a":1e}', '{"a":12345678901234567890.}']) {
+      assert.throws(() => maskStream(profile, Buffer.from(bad), 64, { mode: 'generic' }), MaskingError, bad);
+    }
+  });
+
+  it('the audit copy of a request body keeps its numbers too', () => {
+    const body = Buffer.from('{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"c"},"n":12345678901234567890}');
+    const recorded = { bytes: body.length, sha256: '', body };
+    const excerpt = maskRequestBody(recorded, 'application/json', profile, { mode: 'kubernetes' }, 4096);
+    assert.equal(excerpt.excerpt, body.toString());
+  });
+});
+
+const b64Marker = (): string => Buffer.from(MASK_MARKER).toString('base64');
+
 describe('value detectors', () => {
   const all = new ValueDetectors(Object.values(DetectorName));
   const cases: { detector: DetectorName; hit: string[]; miss: string[] }[] = [

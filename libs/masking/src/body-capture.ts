@@ -8,6 +8,7 @@ import { parse as parseYaml } from 'yaml';
 import { decodeKubeProtobuf } from './kube-protobuf-decoder.js';
 import type { MaskingProfile } from './masking-profile.js';
 import { ValueMasker, type MaskTarget } from './value-masker.js';
+import { parseJsonExact, stringifyJson } from './exact-json.js';
 
 /** How an audited body was read. */
 export const BodyDecoding = {
@@ -97,6 +98,7 @@ export function maskRequestBody(
   if (recorded.bytes === 0) return opaque('');
   if (recorded.body === undefined) return opaque('larger than the capture limit');
   let value: unknown;
+  let exact = false;
   let decoding: BodyDecoding;
   try {
     if (mediaType === 'application/vnd.kubernetes.protobuf') {
@@ -111,7 +113,7 @@ export function maskRequestBody(
       value = parseYaml(recorded.body.toString('utf8')) as unknown;
       decoding = BodyDecoding.Yaml;
     } else if (mediaType === 'application/json' || mediaType.endsWith('+json') || mediaType === '') {
-      value = JSON.parse(recorded.body.toString('utf8')) as unknown;
+      ({ value, exact } = parseJsonExact(recorded.body.toString('utf8')));
       decoding = BodyDecoding.Json;
     } else return opaque(`content type ${mediaType} is not decoded`);
   } catch (err) {
@@ -119,7 +121,7 @@ export function maskRequestBody(
   }
   const masker = new ValueMasker(profile, target);
   const masked = masker.maskDocument(value);
-  const { text, truncated } = capText(JSON.stringify(masked) ?? 'null', excerptBytes);
+  const { text, truncated } = capText(stringifyJson(masked, exact), excerptBytes);
   return { ...base, decoding, excerpt: text, truncated, maskedFields: masker.count, note: '' };
 }
 

@@ -17,6 +17,7 @@ export type { PathSegment } from './json-path-rule.js';
 export { ValueMasker, LAST_APPLIED_ANNOTATION } from './value-masker.js';
 export type { MaskTarget } from './value-masker.js';
 export { StreamingJsonMasker } from './streaming-json-masker.js';
+export { ExactNumber, parseJsonExact, stringifyJson } from './exact-json.js';
 export type { StreamingMaskOptions } from './streaming-json-masker.js';
 export { decodeKubeProtobuf, KubeProtobufError, KUBE_PROTOBUF_MAGIC } from './kube-protobuf-decoder.js';
 export { BodyRecorder, ResponseExcerpt, maskRequestBody, capText, BodyDecoding } from './body-capture.js';

@@ -7,6 +7,7 @@
 import type { PathSegment } from './json-path-rule.js';
 import { LastAppliedMode, type MaskingProfile } from './masking-profile.js';
 import { isSecretFieldName, looksSecret } from './value-detectors.js';
+import { ExactNumber, parseJsonExact, stringifyJson } from './exact-json.js';
 
 /** The annotation kubectl apply writes: the whole applied object, Secret data included. */
 export const LAST_APPLIED_ANNOTATION = 'kubectl.kubernetes.io/last-applied-configuration';
@@ -72,7 +73,7 @@ export class ValueMasker {
 
   private walk(node: unknown, path: PathSegment[], frame: Frame | undefined, key: string | undefined, nest: number): unknown {
     if (typeof node === 'string') return this.maskString(node, path, frame, key, nest);
-    if (node === null || typeof node !== 'object') {
+    if (node === null || typeof node !== 'object' || node instanceof ExactNumber) {
       const hit = this.hit(path, frame);
       return hit === Hit.None ? node : this.maskLeaf(node, false);
     }
@@ -170,10 +171,10 @@ export class ValueMasker {
   /** The applied object, masked inside; replaced wholesale when it is not JSON or the profile says so. */
   private maskLastApplied(s: string, nest: number): string {
     if (this.profile.lastApplied === LastAppliedMode.MaskInside) {
-      const parsed = tryParseJson(s);
+      const { value: parsed, exact } = tryParseJson(s);
       if (parsed !== undefined && typeof parsed === 'object' && parsed !== null) {
         this.walk(parsed, [], { depth: 0, kind: kindOf(parsed) ?? this.target.kindHint }, undefined, nest + 1);
-        return JSON.stringify(parsed) + (s.endsWith('\n') ? '\n' : '');
+        return stringifyJson(parsed, exact) + (s.endsWith('\n') ? '\n' : '');
       }
     }
     this.count++;
@@ -182,12 +183,12 @@ export class ValueMasker {
 
   /** Escaped JSON inside a string: masked inside and re-serialised when anything was masked. */
   private maskNestedJson(s: string, nest: number): string | undefined {
-    const parsed = tryParseJson(s);
+    const { value: parsed, exact } = tryParseJson(s);
     if (parsed === undefined || typeof parsed !== 'object' || parsed === null) return undefined;
     const before = this.count;
     const kind = kindOf(parsed);
     this.walk(parsed, [], this.kube && kind !== undefined ? { depth: 0, kind } : undefined, undefined, nest + 1);
-    return this.count === before ? s : JSON.stringify(parsed);
+    return this.count === before ? s : stringifyJson(parsed, exact);
   }
 
   /** Whether base64 text decodes to text that holds a secret (detectors, nested JSON, base64 again). */
@@ -198,7 +199,7 @@ export class ValueMasker {
     const probe = new ValueMasker(this.profile, { mode: this.target.mode, kindHint: undefined });
     const t = decoded.trim();
     if (t.startsWith('{') || t.startsWith('[')) {
-      const parsed = tryParseJson(t);
+      const parsed = tryParseJson(t).value;
       if (parsed !== undefined) {
         probe.walk(parsed, [], undefined, undefined, nest + 1);
         if (probe.count > 0) return true;
@@ -213,7 +214,7 @@ export class ValueMasker {
       this.count++;
       return this.profile.replace(v, base64);
     }
-    if (typeof v === 'number') {
+    if (typeof v === 'number' || v instanceof ExactNumber) {
       this.count++;
       return 0;
     }
@@ -271,11 +272,11 @@ function lastPointerToken(p: string): string | undefined {
         .replace(/~0/g, '~');
 }
 
-function tryParseJson(s: string): unknown {
+function tryParseJson(s: string): { value: unknown; exact: boolean } {
   try {
-    return JSON.parse(s) as unknown;
+    return parseJsonExact(s);
   } catch {
-    return undefined;
+    return { value: undefined, exact: false };
   }
 }
 
