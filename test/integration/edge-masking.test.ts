@@ -26,6 +26,8 @@ import { ClickHouseAuditSink, SqliteAuditSink, toAuditRow, AUDIT_COLUMNS } from 
 import { edgeRequest } from '../support/gateway-https.js';
 import { eventually } from '../support/eventually.js';
 import { kubectl, tempDir } from '../support/portcullis-process.js';
+import { spawnKubectl } from '../support/kube-edge.js';
+import { MASK_MARKER } from '@portcullis/masking';
 import { sharedClickHouseUrl, uniqueName } from '../harness/services.js';
 import { leakForms, leaksIn } from '../support/leak-corpus.js';
 import { RecordingLog } from '../support/recording-log.js';
@@ -58,6 +60,8 @@ const PLANTED = {
   createdToken: 'Planted-Created-Tango-75',
   scripted: 'Planted-Scripted-Uniform-86',
   watched: 'Planted-Watched-Victor-97',
+  // Found by the value detectors (a GitHub token), wherever it is printed.
+  logged: 'ghp_PlantedLoggedWhiskey0123456789abcdefAB',
 } as const;
 const ALL_PLANTED = Object.values(PLANTED);
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
@@ -81,7 +85,7 @@ describe('masking at the edge', { timeout: 180_000 }, () => {
   const received: { path: string; headers: IncomingMessage['headers'] }[] = [];
 
   before(async () => {
-    fixture = await startKubeApiServer();
+    fixture = await startKubeApiServer({ requestLog: { max: 10_000 } });
     const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
     fixture.store.put('secrets', {
       apiVersion: 'v1',
@@ -396,7 +400,22 @@ current-context: edge
         script: respond({ 'content-type': 'application/yaml' }, `data:\n  password: ${b64(PLANTED.scripted)}\n`),
         why: /application\/yaml/,
       },
-      { name: 'text/plain response', script: respond({ 'content-type': 'text/plain' }, PLANTED.scripted), why: /text\/plain/ },
+      {
+        name: 'text/plain that is not UTF-8 (binary)',
+        script: respond({ 'content-type': 'text/plain' }, Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(PLANTED.scripted, 'utf16le')])),
+        why: /not valid UTF-8/,
+      },
+      {
+        name: 'text/plain with NUL bytes (UTF-16 text the detectors would not see)',
+        script: respond({ 'content-type': 'text/plain' }, Buffer.from(`${PLANTED.logged}\n`, 'utf16le')),
+        why: /NUL bytes/,
+      },
+      {
+        name: 'text in another charset',
+        script: respond({ 'content-type': 'text/plain; charset=iso-8859-1' }, PLANTED.scripted),
+        why: /charset=iso-8859-1/,
+      },
+      { name: 'text/html response', script: respond({ 'content-type': 'text/html' }, PLANTED.scripted), why: /text\/html/ },
       {
         name: 'no content type',
         script: (_q, res) => {
@@ -521,6 +540,95 @@ current-context: edge
       assert.equal(res.status, 200);
       assert.equal(res.headers['x-portcullis-masked'], undefined);
       assert.ok(res.body.includes(b64(PLANTED.seedPw)));
+    });
+  });
+
+  describe('logs and exec output: text masked line by line by the value detectors', () => {
+    const logPath = '/api/v1/namespaces/default/pods/logpod/log';
+
+    test('kubectl logs: a token printed in the log arrives masked, every other byte as written', async () => {
+      fixture.logs.append('default', 'envpod', 'c', `connecting with ${PLANTED.logged} to the API`);
+      fixture.logs.append('default', 'envpod', 'c', 'connected, nothing secret here');
+      const r = await kubectl(kubeconfig, cache, ['logs', 'envpod']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, new RegExp(`connecting with ${MASK_MARKER.replace(/\*/g, '\\*')} to the API\nconnected, nothing secret here\n$`));
+      noLeak(r.stdout + r.stderr, 'kubectl logs');
+    });
+
+    test('kubectl logs -f: lines arrive masked while the stream is open', async () => {
+      const follow = spawnKubectl(kubeconfig, cache, ['logs', '-f', 'envpod']);
+      try {
+        await follow.waitFor(/nothing secret here/);
+        fixture.logs.append('default', 'envpod', 'c', `live: Authorization: Bearer ${PLANTED.logged}`);
+        await follow.waitFor(/live: Authorization: Bearer \*\*\*masked\*\*\*\n/);
+        fixture.logs.append('default', 'envpod', 'c', 'live: second line');
+        await follow.waitFor(/live: second line\n/);
+        assert.equal(follow.child.exitCode, null, 'the stream is still open');
+        noLeak(follow.output(), 'kubectl logs -f');
+      } finally {
+        await follow.stop();
+      }
+    });
+
+    test('a log whose token is split across chunks, a line without its newline, and the audit excerpt', async () => {
+      const text = `one\ntoken=${PLANTED.logged} two\nlast line without newline ${PLANTED.logged}`;
+      scripts.set(logPath, async (_req, res) => {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        for (let i = 0; i < text.length; i += 3) {
+          res.write(text.slice(i, i + 3));
+          await new Promise((r) => setImmediate(r));
+        }
+        res.end();
+      });
+      const res = await get(`/k8s/h${logPath}`);
+      assert.equal(res.status, 200);
+      assert.equal(res.headers['x-portcullis-masked'], 'secrets');
+      assert.equal(res.body, text.replaceAll(PLANTED.logged, MASK_MARKER));
+    });
+
+    test('a followed log streams: each line is sent before the upstream writes the next', async () => {
+      let next: (() => void) | undefined;
+      scripts.set(logPath, (_req, res) => {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.write(`first ${PLANTED.logged}\n`);
+        next = () => res.end('second\n');
+      });
+      const lines: string[] = [];
+      await new Promise<void>((resolve, reject) => {
+        const req = httpsRequest(`${url}/k8s/h${logPath}?follow=true`, { ca, headers: { authorization: `Bearer ${token}` } }, (res) => {
+          res.setEncoding('utf8');
+          res.on('data', (d: string) => {
+            lines.push(d);
+            if (lines.length === 1) next?.();
+          });
+          res.on('end', () => resolve());
+          res.on('error', reject);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      assert.deepEqual(lines, [`first ${MASK_MARKER}\n`, 'second\n']);
+    });
+
+    test('binary after text: the text is sent masked, then the connection is cut; nothing unreadable follows', async () => {
+      scripts.set(logPath, (_req, res) => {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.write('readable line\n');
+        setTimeout(() => res.end(Buffer.concat([Buffer.from([0xc3, 0x28]), Buffer.from(PLANTED.scripted)])), 50);
+      });
+      const res = await get(`/k8s/h${logPath}`).catch((err: Error) => ({ status: 0, body: err.message, headers: {} }));
+      noLeak(res.body, 'binary log');
+    });
+
+    test('a masked number the masker does not mask stays exactly as the upstream wrote it', async () => {
+      const body = `{"kind":"Secret","apiVersion":"v1","metadata":{"name":"x","generation":12345678901234567890},"data":{"password":"${b64(PLANTED.scripted)}"},"ratio":1.0}`;
+      scripts.set('/api/v1/namespaces/default/secrets/x', (_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(body);
+      });
+      const res = await get('/k8s/h/api/v1/namespaces/default/secrets/x');
+      assert.equal(res.status, 200);
+      assert.equal(res.body.trim(), body.replace(b64(PLANTED.scripted), b64(MASK_MARKER)));
     });
   });
 

@@ -15,6 +15,8 @@ export const BodyDecoding = {
   Json: 'json',
   Yaml: 'yaml',
   Protobuf: 'protobuf',
+  /** UTF-8 text (container logs), masked line by line. */
+  Text: 'text',
   /** Not decoded: size and hash only (see `note`). */
   None: 'none',
 } as const;
@@ -140,13 +142,13 @@ export class ResponseExcerpt {
     if (this.head.length < this.excerptBytes) this.head += text.slice(0, this.excerptBytes - this.head.length);
   }
 
-  finish(contentType: string, maskedFields: number): BodyExcerpt {
+  finish(contentType: string, maskedFields: number, decoding: BodyDecoding = BodyDecoding.Json): BodyExcerpt {
     const { text, truncated } = capText(this.head, this.excerptBytes);
     return {
       bytes: this.total,
       sha256: this.hash.digest('hex'),
       contentType: contentType.slice(0, 200),
-      decoding: BodyDecoding.Json,
+      decoding,
       excerpt: text,
       truncated: truncated || this.total > Buffer.byteLength(text),
       maskedFields,

@@ -18,6 +18,8 @@ export { ValueMasker, LAST_APPLIED_ANNOTATION } from './value-masker.js';
 export type { MaskTarget } from './value-masker.js';
 export { StreamingJsonMasker } from './streaming-json-masker.js';
 export { ExactNumber, parseJsonExact, stringifyJson } from './exact-json.js';
+export { StreamingTextMasker, TextStreamDecoder, DEFAULT_TEXT_LOOK_BEHIND, DEFAULT_TEXT_MAX_HOLD } from './streaming-text-masker.js';
+export type { StreamingTextOptions } from './streaming-text-masker.js';
 export type { StreamingMaskOptions } from './streaming-json-masker.js';
 export { decodeKubeProtobuf, KubeProtobufError, KUBE_PROTOBUF_MAGIC } from './kube-protobuf-decoder.js';
 export { BodyRecorder, ResponseExcerpt, maskRequestBody, capText, BodyDecoding } from './body-capture.js';
