@@ -27,6 +27,7 @@ import { edgeRequest } from '../support/gateway-https.js';
 import { eventually } from '../support/eventually.js';
 import { kubectl, tempDir } from '../support/portcullis-process.js';
 import { spawnKubectl } from '../support/kube-edge.js';
+import { WebSocket } from 'ws';
 import { MASK_MARKER } from '@portcullis/masking';
 import { sharedClickHouseUrl, uniqueName } from '../harness/services.js';
 import { leakForms, leaksIn } from '../support/leak-corpus.js';
@@ -62,6 +63,7 @@ const PLANTED = {
   watched: 'Planted-Watched-Victor-97',
   // Found by the value detectors (a GitHub token), wherever it is printed.
   logged: 'ghp_PlantedLoggedWhiskey0123456789abcdefAB',
+  echoed: 'ghp_PlantedEchoedXray0123456789abcdefABCDE',
 } as const;
 const ALL_PLANTED = Object.values(PLANTED);
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
@@ -629,6 +631,84 @@ current-context: edge
       const res = await get('/k8s/h/api/v1/namespaces/default/secrets/x');
       assert.equal(res.status, 200);
       assert.equal(res.body.trim(), body.replace(b64(PLANTED.scripted), b64(MASK_MARKER)));
+    });
+
+    test('kubectl exec -i -- cat: a token echoed back arrives masked, and the recording holds no token', async () => {
+      const cat = spawnKubectl(kubeconfig, cache, ['exec', '-i', 'envpod', '--', 'cat']);
+      cat.child.stdin?.end(`echo me: ${PLANTED.echoed}\n`);
+      await new Promise<void>((r) => cat.child.once('exit', () => r()));
+      assert.equal(cat.child.exitCode, 0, cat.output());
+      assert.equal(cat.output(), `echo me: ${MASK_MARKER}\n`);
+      const frames = await eventually('the cat session recorded', () => {
+        const ended = log.appended.find(
+          (e) =>
+            e.type === 'session.ended' &&
+            log.appended.some(
+              (x) => x.correlationId === e.correlationId && x.type === 'session.started' && (x.payload.value as { command: string[] }).command[0] === 'cat',
+            ),
+        );
+        if (ended === undefined) return undefined;
+        return log.appended
+          .filter((e) => e.correlationId === ended.correlationId && e.payload.case === 'sessionFrames')
+          .flatMap((e) => (e.payload.case === 'sessionFrames' ? e.payload.value.frames : []));
+      });
+      const recorded = (ch: number): string =>
+        frames
+          .filter((f) => f.channel === ch)
+          .map((f) => Buffer.from(f.data).toString())
+          .join('');
+      assert.equal(recorded(1), `echo me: ${MASK_MARKER}\n`);
+      assert.equal(recorded(0), `echo me: ${MASK_MARKER}\n`);
+    });
+
+    test('a raw WebSocket exec: a token split across two stdin (so two stdout) frames arrives masked', async () => {
+      const got: Buffer[] = [];
+      const ws = new WebSocket(
+        `${url.replace('https', 'wss')}/k8s/k/api/v1/namespaces/default/pods/envpod/exec?command=cat&stdin=true&stdout=true`,
+        ['v5.channel.k8s.io'],
+        {
+          ca,
+          headers: { authorization: `Bearer ${token}` },
+        },
+      );
+      const closed = new Promise<void>((r) => ws.once('close', () => r()));
+      await once(ws, 'open');
+      ws.on('message', (m: Buffer) => got.push(m));
+      const half = 20;
+      ws.send(Buffer.concat([Buffer.from([0]), Buffer.from(`split ${PLANTED.echoed.slice(0, half)}`)]));
+      ws.send(Buffer.concat([Buffer.from([0]), Buffer.from(`${PLANTED.echoed.slice(half)} done\n`)]));
+      ws.send(Buffer.from([255, 0]));
+      await closed;
+      const stdout = got
+        .filter((m) => m[0] === 1)
+        .map((m) => m.subarray(1).toString())
+        .join('');
+      assert.equal(stdout, `split ${MASK_MARKER} done\n`);
+      assert.ok(got.some((m) => m[0] === 3 && m.subarray(1).toString().includes('Success')));
+    });
+
+    test('what cannot be masked is refused before it is forwarded: exec over SPDY, port-forward', async () => {
+      const before = fixture.requests.length;
+      for (const [path, upgrade] of [
+        ['/api/v1/namespaces/default/pods/envpod/exec?command=cat&stdin=true&stdout=true', 'SPDY/3.1'],
+        ['/api/v1/namespaces/default/pods/envpod/portforward?ports=8080', 'websocket'],
+      ] as const) {
+        const res = await edgeRequest(`${url}/k8s/k${path}`, {
+          ca,
+          headers: {
+            authorization: `Bearer ${token}`,
+            connection: 'Upgrade',
+            upgrade,
+            'sec-websocket-version': '13',
+            'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
+            'sec-websocket-protocol': upgrade === 'websocket' ? 'v4.channel.k8s.io' : '',
+            'x-stream-protocol-version': 'v4.channel.k8s.io',
+          },
+        });
+        assert.equal(res.status, 502, res.body);
+        assert.match(res.body, /cannot be masked/);
+      }
+      assert.equal(fixture.requests.slice(before).filter((r) => /exec|portforward/.test(r.path)).length, 0);
     });
   });
 
