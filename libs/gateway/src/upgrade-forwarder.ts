@@ -64,7 +64,7 @@ export class UpgradeForwarder {
    * sockets, otherwise relays the answer. Its end is recorded through `ctx.complete`.
    */
   forward(ctx: EdgeRequest): void {
-    if (ctx.decision.maskProfile !== '' && !this.planMasking(ctx)) return;
+    if (ctx.decision.maskProfile !== '' && !this.admitMasked(ctx)) return;
     const { connection, req } = ctx;
     const headers = gatewayRequestHeaders(req.headers, connection, ctx.identity!, ctx.id);
     headers['connection'] = 'Upgrade';
@@ -118,7 +118,7 @@ export class UpgradeForwarder {
    * A masked upgrade: only exec/attach over a WebSocket channel protocol can be masked; anything
    * else (and a profile this gateway lacks) is answered here and never forwarded.
    */
-  private planMasking(ctx: EdgeRequest): boolean {
+  private admitMasked(ctx: EdgeRequest): boolean {
     let refusal: GatewayError | undefined;
     try {
       ctx.plan = planMasking(this.deps.masking, ctx.decision.maskProfile, ctx.protocol.maskTarget(ctx.attributes));

@@ -17,7 +17,7 @@ export type { PathSegment } from './json-path-rule.js';
 export { ValueMasker, LAST_APPLIED_ANNOTATION } from './value-masker.js';
 export type { MaskTarget } from './value-masker.js';
 export { StreamingJsonMasker } from './streaming-json-masker.js';
-export { ExactNumber, parseJsonExact, stringifyJson } from './exact-json.js';
+export { isExactNumber, parseJsonExact, stringifyJson } from './exact-json.js';
 export { StreamingTextMasker, TextStreamDecoder, DEFAULT_TEXT_LOOK_BEHIND, DEFAULT_TEXT_MAX_HOLD } from './streaming-text-masker.js';
 export type { StreamingTextOptions } from './streaming-text-masker.js';
 export type { StreamingMaskOptions } from './streaming-json-masker.js';

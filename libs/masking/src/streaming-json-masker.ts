@@ -113,7 +113,7 @@ export class StreamingJsonMasker {
   /** Digits in a row outside strings, and whether the unit holds a number a double may not reproduce. */
   private digits = 0;
   private inexact = false;
-  /** The unit being emitted was parsed exactly (it holds ExactNumbers). */
+  /** The unit being emitted was parsed exactly (it holds placeholders of exact numbers). */
   private exact = false;
   private out: string[] = [];
   /** Nothing is released before the first unit is masked, so an early failure can still be a clean error. */

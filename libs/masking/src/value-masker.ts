@@ -7,7 +7,7 @@
 import type { PathSegment } from './json-path-rule.js';
 import { LastAppliedMode, type MaskingProfile } from './masking-profile.js';
 import { isSecretFieldName, looksSecret } from './value-detectors.js';
-import { ExactNumber, parseJsonExact, stringifyJson } from './exact-json.js';
+import { isExactNumber, parseJsonExact, stringifyJson } from './exact-json.js';
 
 /** The annotation kubectl apply writes: the whole applied object, Secret data included. */
 export const LAST_APPLIED_ANNOTATION = 'kubectl.kubernetes.io/last-applied-configuration';
@@ -73,7 +73,7 @@ export class ValueMasker {
 
   private walk(node: unknown, path: PathSegment[], frame: Frame | undefined, key: string | undefined, nest: number): unknown {
     if (typeof node === 'string') return this.maskString(node, path, frame, key, nest);
-    if (node === null || typeof node !== 'object' || node instanceof ExactNumber) {
+    if (node === null || typeof node !== 'object') {
       const hit = this.hit(path, frame);
       return hit === Hit.None ? node : this.maskLeaf(node, false);
     }
@@ -134,8 +134,14 @@ export class ValueMasker {
     }
   }
 
-  private maskString(s: string, path: PathSegment[], frame: Frame | undefined, key: string | undefined, nest: number): string {
+  private maskString(s: string, path: PathSegment[], frame: Frame | undefined, key: string | undefined, nest: number): string | number {
     const hit = this.hit(path, frame);
+    if (isExactNumber(s)) {
+      // A number kept as written (exact-json.ts): a number to every rule.
+      if (hit === Hit.None) return s;
+      this.count++;
+      return 0;
+    }
     if (hit !== Hit.None) {
       this.count++;
       return this.profile.replace(s, hit === Hit.Base64);
@@ -212,9 +218,9 @@ export class ValueMasker {
   private maskLeaf(v: unknown, base64: boolean): unknown {
     if (typeof v === 'string') {
       this.count++;
-      return this.profile.replace(v, base64);
+      return isExactNumber(v) ? 0 : this.profile.replace(v, base64);
     }
-    if (typeof v === 'number' || v instanceof ExactNumber) {
+    if (typeof v === 'number') {
       this.count++;
       return 0;
     }
