@@ -26,6 +26,9 @@ import { ClickHouseAuditSink, SqliteAuditSink, toAuditRow, AUDIT_COLUMNS } from 
 import { edgeRequest } from '../support/gateway-https.js';
 import { eventually } from '../support/eventually.js';
 import { kubectl, tempDir } from '../support/portcullis-process.js';
+import { spawnKubectl } from '../support/kube-edge.js';
+import { WebSocket } from 'ws';
+import { MASK_MARKER } from '@portcullis/masking';
 import { sharedClickHouseUrl, uniqueName } from '../harness/services.js';
 import { leakForms, leaksIn } from '../support/leak-corpus.js';
 import { RecordingLog } from '../support/recording-log.js';
@@ -58,6 +61,9 @@ const PLANTED = {
   createdToken: 'Planted-Created-Tango-75',
   scripted: 'Planted-Scripted-Uniform-86',
   watched: 'Planted-Watched-Victor-97',
+  // Found by the value detectors (a GitHub token), wherever it is printed.
+  logged: 'ghp_PlantedLoggedWhiskey0123456789abcdefAB',
+  echoed: 'ghp_PlantedEchoedXray0123456789abcdefABCDE',
 } as const;
 const ALL_PLANTED = Object.values(PLANTED);
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
@@ -81,7 +87,7 @@ describe('masking at the edge', { timeout: 180_000 }, () => {
   const received: { path: string; headers: IncomingMessage['headers'] }[] = [];
 
   before(async () => {
-    fixture = await startKubeApiServer();
+    fixture = await startKubeApiServer({ requestLog: { max: 10_000 } });
     const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
     fixture.store.put('secrets', {
       apiVersion: 'v1',
@@ -396,7 +402,22 @@ current-context: edge
         script: respond({ 'content-type': 'application/yaml' }, `data:\n  password: ${b64(PLANTED.scripted)}\n`),
         why: /application\/yaml/,
       },
-      { name: 'text/plain response', script: respond({ 'content-type': 'text/plain' }, PLANTED.scripted), why: /text\/plain/ },
+      {
+        name: 'text/plain that is not UTF-8 (binary)',
+        script: respond({ 'content-type': 'text/plain' }, Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(PLANTED.scripted, 'utf16le')])),
+        why: /not valid UTF-8/,
+      },
+      {
+        name: 'text/plain with NUL bytes (UTF-16 text the detectors would not see)',
+        script: respond({ 'content-type': 'text/plain' }, Buffer.from(`${PLANTED.logged}\n`, 'utf16le')),
+        why: /NUL bytes/,
+      },
+      {
+        name: 'text in another charset',
+        script: respond({ 'content-type': 'text/plain; charset=iso-8859-1' }, PLANTED.scripted),
+        why: /charset=iso-8859-1/,
+      },
+      { name: 'text/html response', script: respond({ 'content-type': 'text/html' }, PLANTED.scripted), why: /text\/html/ },
       {
         name: 'no content type',
         script: (_q, res) => {
@@ -521,6 +542,173 @@ current-context: edge
       assert.equal(res.status, 200);
       assert.equal(res.headers['x-portcullis-masked'], undefined);
       assert.ok(res.body.includes(b64(PLANTED.seedPw)));
+    });
+  });
+
+  describe('logs and exec output: text masked line by line by the value detectors', () => {
+    const logPath = '/api/v1/namespaces/default/pods/logpod/log';
+
+    test('kubectl logs: a token printed in the log arrives masked, every other byte as written', async () => {
+      fixture.logs.append('default', 'envpod', 'c', `connecting with ${PLANTED.logged} to the API`);
+      fixture.logs.append('default', 'envpod', 'c', 'connected, nothing secret here');
+      const r = await kubectl(kubeconfig, cache, ['logs', 'envpod']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, new RegExp(`connecting with ${MASK_MARKER.replace(/\*/g, '\\*')} to the API\nconnected, nothing secret here\n$`));
+      noLeak(r.stdout + r.stderr, 'kubectl logs');
+    });
+
+    test('kubectl logs -f: lines arrive masked while the stream is open', async () => {
+      const follow = spawnKubectl(kubeconfig, cache, ['logs', '-f', 'envpod']);
+      try {
+        await follow.waitFor(/nothing secret here/);
+        fixture.logs.append('default', 'envpod', 'c', `live: Authorization: Bearer ${PLANTED.logged}`);
+        await follow.waitFor(/live: Authorization: Bearer \*\*\*masked\*\*\*\n/);
+        fixture.logs.append('default', 'envpod', 'c', 'live: second line');
+        await follow.waitFor(/live: second line\n/);
+        assert.equal(follow.child.exitCode, null, 'the stream is still open');
+        noLeak(follow.output(), 'kubectl logs -f');
+      } finally {
+        await follow.stop();
+      }
+    });
+
+    test('a log whose token is split across chunks, a line without its newline, and the audit excerpt', async () => {
+      const text = `one\ntoken=${PLANTED.logged} two\nlast line without newline ${PLANTED.logged}`;
+      scripts.set(logPath, async (_req, res) => {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        for (let i = 0; i < text.length; i += 3) {
+          res.write(text.slice(i, i + 3));
+          await new Promise((r) => setImmediate(r));
+        }
+        res.end();
+      });
+      const res = await get(`/k8s/h${logPath}`);
+      assert.equal(res.status, 200);
+      assert.equal(res.headers['x-portcullis-masked'], 'secrets');
+      assert.equal(res.body, text.replaceAll(PLANTED.logged, MASK_MARKER));
+    });
+
+    test('a followed log streams: each line is sent before the upstream writes the next', async () => {
+      let next: (() => void) | undefined;
+      scripts.set(logPath, (_req, res) => {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.write(`first ${PLANTED.logged}\n`);
+        next = () => res.end('second\n');
+      });
+      const lines: string[] = [];
+      await new Promise<void>((resolve, reject) => {
+        const req = httpsRequest(`${url}/k8s/h${logPath}?follow=true`, { ca, headers: { authorization: `Bearer ${token}` } }, (res) => {
+          res.setEncoding('utf8');
+          res.on('data', (d: string) => {
+            lines.push(d);
+            if (lines.length === 1) next?.();
+          });
+          res.on('end', () => resolve());
+          res.on('error', reject);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      assert.deepEqual(lines, [`first ${MASK_MARKER}\n`, 'second\n']);
+    });
+
+    test('binary after text: the text is sent masked, then the connection is cut; nothing unreadable follows', async () => {
+      scripts.set(logPath, (_req, res) => {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.write('readable line\n');
+        setTimeout(() => res.end(Buffer.concat([Buffer.from([0xc3, 0x28]), Buffer.from(PLANTED.scripted)])), 50);
+      });
+      const res = await get(`/k8s/h${logPath}`).catch((err: Error) => ({ status: 0, body: err.message, headers: {} }));
+      noLeak(res.body, 'binary log');
+    });
+
+    test('a masked number the masker does not mask stays exactly as the upstream wrote it', async () => {
+      const body = `{"kind":"Secret","apiVersion":"v1","metadata":{"name":"x","generation":12345678901234567890},"data":{"password":"${b64(PLANTED.scripted)}"},"ratio":1.0}`;
+      scripts.set('/api/v1/namespaces/default/secrets/x', (_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(body);
+      });
+      const res = await get('/k8s/h/api/v1/namespaces/default/secrets/x');
+      assert.equal(res.status, 200);
+      assert.equal(res.body.trim(), body.replace(b64(PLANTED.scripted), b64(MASK_MARKER)));
+    });
+
+    test('kubectl exec -i -- cat: a token echoed back arrives masked, and the recording holds no token', async () => {
+      const cat = spawnKubectl(kubeconfig, cache, ['exec', '-i', 'envpod', '--', 'cat']);
+      cat.child.stdin?.end(`echo me: ${PLANTED.echoed}\n`);
+      await new Promise<void>((r) => cat.child.once('exit', () => r()));
+      assert.equal(cat.child.exitCode, 0, cat.output());
+      assert.equal(cat.output(), `echo me: ${MASK_MARKER}\n`);
+      const frames = await eventually('the cat session recorded', () => {
+        const ended = log.appended.find(
+          (e) =>
+            e.type === 'session.ended' &&
+            log.appended.some(
+              (x) => x.correlationId === e.correlationId && x.type === 'session.started' && (x.payload.value as { command: string[] }).command[0] === 'cat',
+            ),
+        );
+        if (ended === undefined) return undefined;
+        return log.appended
+          .filter((e) => e.correlationId === ended.correlationId && e.payload.case === 'sessionFrames')
+          .flatMap((e) => (e.payload.case === 'sessionFrames' ? e.payload.value.frames : []));
+      });
+      const recorded = (ch: number): string =>
+        frames
+          .filter((f) => f.channel === ch)
+          .map((f) => Buffer.from(f.data).toString())
+          .join('');
+      assert.equal(recorded(1), `echo me: ${MASK_MARKER}\n`);
+      assert.equal(recorded(0), `echo me: ${MASK_MARKER}\n`);
+    });
+
+    test('a raw WebSocket exec: a token split across two stdin (so two stdout) frames arrives masked', async () => {
+      const got: Buffer[] = [];
+      const ws = new WebSocket(
+        `${url.replace('https', 'wss')}/k8s/k/api/v1/namespaces/default/pods/envpod/exec?command=cat&stdin=true&stdout=true`,
+        ['v5.channel.k8s.io'],
+        {
+          ca,
+          headers: { authorization: `Bearer ${token}` },
+        },
+      );
+      const closed = new Promise<void>((r) => ws.once('close', () => r()));
+      await once(ws, 'open');
+      ws.on('message', (m: Buffer) => got.push(m));
+      const half = 20;
+      ws.send(Buffer.concat([Buffer.from([0]), Buffer.from(`split ${PLANTED.echoed.slice(0, half)}`)]));
+      ws.send(Buffer.concat([Buffer.from([0]), Buffer.from(`${PLANTED.echoed.slice(half)} done\n`)]));
+      ws.send(Buffer.from([255, 0]));
+      await closed;
+      const stdout = got
+        .filter((m) => m[0] === 1)
+        .map((m) => m.subarray(1).toString())
+        .join('');
+      assert.equal(stdout, `split ${MASK_MARKER} done\n`);
+      assert.ok(got.some((m) => m[0] === 3 && m.subarray(1).toString().includes('Success')));
+    });
+
+    test('what cannot be masked is refused before it is forwarded: exec over SPDY, port-forward', async () => {
+      const before = fixture.requests.length;
+      for (const [path, upgrade] of [
+        ['/api/v1/namespaces/default/pods/envpod/exec?command=cat&stdin=true&stdout=true', 'SPDY/3.1'],
+        ['/api/v1/namespaces/default/pods/envpod/portforward?ports=8080', 'websocket'],
+      ] as const) {
+        const res = await edgeRequest(`${url}/k8s/k${path}`, {
+          ca,
+          headers: {
+            authorization: `Bearer ${token}`,
+            connection: 'Upgrade',
+            upgrade,
+            'sec-websocket-version': '13',
+            'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
+            'sec-websocket-protocol': upgrade === 'websocket' ? 'v4.channel.k8s.io' : '',
+            'x-stream-protocol-version': 'v4.channel.k8s.io',
+          },
+        });
+        assert.equal(res.status, 502, res.body);
+        assert.match(res.body, /cannot be masked/);
+      }
+      assert.equal(fixture.requests.slice(before).filter((r) => /exec|portforward/.test(r.path)).length, 0);
     });
   });
 

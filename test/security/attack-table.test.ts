@@ -30,6 +30,9 @@ import { startFakeOidcProvider, type FakeOidcProvider, type ProviderKey } from '
 import { leakForms, leaksIn } from '../support/leak-corpus.js';
 import { runPortcullis, startPortcullis, tempDir, writeConfig, type PortcullisProcess } from '../support/portcullis-process.js';
 import { ResultTable } from '../support/result-table.js';
+import { spawnKubectl } from '../support/kube-edge.js';
+import { WebSocket } from 'ws';
+import { MASK_MARKER } from '@portcullis/masking';
 
 const POLICY = `apiVersion: portcullis.dev/v1
 kind: Policy
@@ -40,7 +43,7 @@ rules:
     match: { verbs: [get], nonResourcePaths: ["/api", "/api/*", "/apis", "/apis/*", "/version", "/openapi/*"] }
     effect: allow
   - id: no-shells
-    match: { resources: [pods/exec, pods/attach] }
+    match: { resources: [pods/exec, pods/attach], namespaces: [default] }
     effect: deny
     message: no shells through the gateway
   - id: delete-configmap-needs-sre
@@ -51,6 +54,13 @@ rules:
     match: { resources: [secrets] }
     effect: mask
     mask: secrets
+  - id: agent-output-masked
+    match: { resources: [pods/log, pods/exec, pods/attach, pods/portforward], namespaces: [agents] }
+    effect: mask
+    mask: secrets
+  - id: agent-shells
+    match: { resources: [pods/exec, pods/attach, pods/portforward], namespaces: [agents] }
+    effect: allow
   - id: read
     match: { verbs: [get, list, watch] }
     effect: allow
@@ -64,6 +74,9 @@ const PLANTED = {
   secretData: 'Pl4nted-Security-Suite-Passw0rd!',
   secretData2: 'planted-second-secret-value-7f3a9c',
   requestBody: 'planted-request-body-secret-41d2e8',
+  // Tokens the value detectors know (GitHub), printed by a pod: in its log and echoed by exec.
+  logToken: 'ghp_PlantedSecuritySuiteLog0123456789abcdef',
+  execToken: 'ghp_PlantedSecuritySuiteExec0123456789abcde',
 } as const;
 const HEADERS_TIMEOUT_MS = 1000;
 /** A name the edge serves as besides its URL's host (`edge.hostNames`), as a load balancer would send it. */
@@ -436,6 +449,120 @@ describe('security suite: attacks refused, secrets never leaked', { timeout: 600
       '201, response masked',
       `${create.status}, ${createLeaks.length} planted values`,
       create.status === 201 && createLeaks.length === 0,
+    );
+  });
+
+  test('masking: pod logs and exec output under a mask rule arrive masked, streams still flow', async () => {
+    const marker = MASK_MARKER.replace(/\*/g, '\\*');
+    c.fixture.store.put('pods', {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'agent-0', namespace: 'agents' },
+      spec: { containers: [{ name: 'app', image: 'registry.example/agent:1' }] },
+      status: { phase: 'Running' },
+    });
+    c.fixture.logs.append('agents', 'agent-0', 'app', `calling the API with token ${PLANTED.logToken}`);
+    const logs = await c.kube('ci-bot', 0, ['logs', '-n', 'agents', 'agent-0']);
+    const logsMasked = new RegExp(`calling the API with token ${marker}\n$`).test(logs.stdout);
+    table.add(
+      'masking: kubectl logs, a token printed by the pod',
+      'exit 0, the line arrives with the token masked',
+      `exit ${logs.code}, ${logsMasked ? 'masked' : 'NOT masked'}, ${leaksIn(logs.stdout + logs.stderr, [PLANTED.logToken]).length} planted values`,
+      logs.code === 0 && logsMasked && leaksIn(logs.stdout + logs.stderr, [PLANTED.logToken]).length === 0,
+    );
+
+    const follow = spawnKubectl(join(c.dir, 'kubeconfig-ci-bot-0'), join(c.dir, 'cache-ci-bot-0'), ['logs', '-f', '-n', 'agents', 'agent-0']);
+    let streamed = false;
+    try {
+      await follow.waitFor(/calling the API with token/);
+      c.fixture.logs.append('agents', 'agent-0', 'app', `live: Authorization: Bearer ${PLANTED.logToken}`);
+      await follow.waitFor(new RegExp(`live: Authorization: Bearer ${marker}\n`));
+      streamed = follow.child.exitCode === null;
+    } catch {
+      streamed = false;
+    } finally {
+      await follow.stop();
+    }
+    const followLeaks = leaksIn(follow.output(), [PLANTED.logToken]).length;
+    table.add(
+      'masking: kubectl logs -f, a token in a line written while following',
+      'the line arrives masked before the stream ends',
+      `${streamed ? 'arrived while open' : 'did not arrive while open'}, ${followLeaks} planted values`,
+      streamed && followLeaks === 0,
+    );
+
+    const cat = spawnKubectl(join(c.dir, 'kubeconfig-ci-bot-0'), join(c.dir, 'cache-ci-bot-0'), ['exec', '-i', '-n', 'agents', 'agent-0', '--', 'cat']);
+    cat.child.stdin?.end(`export TOKEN=${PLANTED.execToken}\n`);
+    await new Promise<void>((r) => (cat.child.exitCode !== null ? r() : cat.child.once('exit', () => r())));
+    table.add(
+      'masking: kubectl exec -i -- cat echoing a token',
+      'exit 0, stdout has the token masked',
+      `exit ${cat.child.exitCode ?? '-'}, ${JSON.stringify(cat.output().slice(0, 60))}`,
+      cat.child.exitCode === 0 && cat.output() === `export TOKEN=${MASK_MARKER}\n`,
+    );
+
+    // Two stdin frames in one write: the pod echoes them as two stdout frames, the token split between them.
+    const auth = await bearer('ci-bot');
+    const got: Buffer[] = [];
+    const ws = new WebSocket(
+      `${c.edges[0]!.replace('https', 'wss')}/k8s/prod/api/v1/namespaces/agents/pods/agent-0/exec?command=cat&stdin=true&stdout=true`,
+      ['v5.channel.k8s.io'],
+      { ca: c.caPem, headers: auth },
+    );
+    const closed = new Promise<void>((r) => ws.once('close', () => r()));
+    ws.on('error', () => undefined);
+    ws.on('message', (m: Buffer) => got.push(m));
+    await new Promise<void>((r) => (ws.readyState === ws.OPEN ? r() : ws.once('open', () => r())));
+    ws.send(Buffer.concat([Buffer.from([0]), Buffer.from(`split ${PLANTED.execToken.slice(0, 18)}`)]));
+    ws.send(Buffer.concat([Buffer.from([0]), Buffer.from(`${PLANTED.execToken.slice(18)} end\n`)]));
+    ws.send(Buffer.from([255, 0]));
+    await closed;
+    const stdout = got
+      .filter((m) => m[0] === 1)
+      .map((m) => m.subarray(1).toString())
+      .join('');
+    table.add(
+      'masking: exec output with a token split across two WebSocket frames',
+      'arrives masked',
+      JSON.stringify(stdout.slice(0, 60)),
+      stdout === `split ${MASK_MARKER} end\n`,
+    );
+
+    const before = c.fixture.requests.filter((r) => r.path.includes('/exec')).length;
+    const spdy = await rawTls(
+      edgePort,
+      c.caPem,
+      `GET /k8s/prod/api/v1/namespaces/agents/pods/agent-0/exec?command=cat&stdin=true&stdout=true HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${auth['authorization']}\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n`,
+    );
+    const spdyForwarded = c.fixture.requests.filter((r) => r.path.includes('/exec')).length - before;
+    table.add(
+      'masking: exec over SPDY under a mask rule (its frames cannot be masked)',
+      '502 before any upgrade, naming why; not forwarded',
+      `${statusOf(spdy.text)}${spdy.text.includes('cannot be masked') ? ' named' : ''}, ${spdyForwarded} forwarded`,
+      statusOf(spdy.text) === 502 && spdy.text.includes('cannot be masked') && spdyForwarded === 0,
+    );
+
+    const big = '12345678901234567890';
+    const bigBody = `{"apiVersion":"v1","kind":"Secret","metadata":{"name":"big-number","generation":${big}},"stringData":{"token":"${PLANTED.requestBody}"}}`;
+    const created = await edge('/k8s/prod/api/v1/namespaces/default/secrets', {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: bigBody,
+    });
+    const excerpt = await eventually(
+      'the audit row of the big-number create',
+      async () => {
+        const q = `SELECT request_body_excerpt FROM audit_events WHERE request_body_excerpt LIKE '%big-number%' LIMIT 1 FORMAT TabSeparatedRaw`;
+        const text = (await (await fetch(`${chUrl}/?database=${database}`, { method: 'POST', body: q })).text()).trim();
+        return text === '' ? undefined : text;
+      },
+      30_000,
+    ).catch(() => '');
+    table.add(
+      'masking: a big integer (2^64-ish) in a masked body',
+      'kept exactly (not 12345678901234567000); the secret beside it masked',
+      `${created.status}, ${excerpt.includes(`"generation":${big}`) ? 'exact' : 'NOT exact'}, ${leaksIn(excerpt, [PLANTED.requestBody]).length} planted values`,
+      created.status === 201 && excerpt.includes(`"generation":${big}`) && leaksIn(excerpt, [PLANTED.requestBody]).length === 0,
     );
   });
 
@@ -1018,6 +1145,8 @@ describe('security suite: attacks refused, secrets never leaked', { timeout: 600
       ['planted Secret data value #1', PLANTED.secretData],
       ['planted Secret data value #2', PLANTED.secretData2],
       ['planted request-body secret (create secret stringData)', PLANTED.requestBody],
+      ['planted token printed in a pod log (kubectl logs, logs -f)', PLANTED.logToken],
+      ['planted token echoed by exec (client output and session recording)', PLANTED.execToken],
       ['the development issuer private key (d)', devKey.privateJwk?.d ?? 'missing-dev-key'],
       ['the TLS server private key', serverKey],
       ...usedTokens.map((t, i): [string, string] => [`bearer token #${i + 1} (its signature)`, t.split('.')[2] ?? t]),

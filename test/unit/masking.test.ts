@@ -18,6 +18,8 @@ import {
   MaskingProfiles,
   maskRequestBody,
   StreamingJsonMasker,
+  StreamingTextMasker,
+  TextStreamDecoder,
   ValueDetectors,
   ValueMasker,
 } from '@portcullis/masking';
@@ -172,6 +174,146 @@ describe('streaming masker', () => {
     const { out, count } = maskStream(profile, Buffer.from(body), 13, { mode: 'kubernetes', kindHint: 'Pod' });
     assert.equal(count, 0);
     assert.deepEqual(JSON.parse(out), JSON.parse(body));
+  });
+});
+
+describe('numbers in masked bodies keep their exact text', () => {
+  const profile = new MaskingProfile('secrets', {});
+  // Every number a double would print back differently, beside one that is masked.
+  const NUMBERS = ['12345678901234567890', '-9223372036854775808', '9007199254740993', '1.0', '1.50', '1e3', '2.5E-7', '-0', '0.1', '1e400'];
+  const secret = (n: string): string =>
+    `{"kind":"Secret","apiVersion":"v1","metadata":{"name":"big","generation":${n},"annotations":{"a":"x"}},"data":{"n":${n},"pw":"cHc="},"spare":[${n},{"deep":${n}}],"count":${n}}`;
+
+  for (const n of NUMBERS) {
+    it(`${n}: unmasked numbers survive exactly, at every chunking`, () => {
+      for (const chunk of CHUNK_SIZES) {
+        const { out } = maskStream(profile, Buffer.from(secret(n)), chunk, { mode: 'kubernetes', kindHint: 'Secret' });
+        assert.equal(out.trim(), secret(n).replace(`"n":${n}`, '"n":0').replace('"pw":"cHc="', `"pw":"${b64Marker()}"`), `chunk ${chunk}`);
+      }
+    });
+  }
+
+  it('a list, a watch event, a root number and numbers inside strings of JSON', () => {
+    const big = '12345678901234567890';
+    const list = `{"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"7"},"items":[{"metadata":{"name":"a","generation":${big}},"spec":{"x":${big}}}]}`;
+    assert.equal(maskStream(profile, Buffer.from(list), 5, { mode: 'kubernetes' }).out.trim(), list);
+    const events = `{"type":"ADDED","object":{"kind":"Pod","apiVersion":"v1","metadata":{"name":"w","generation":${big}}}}\n${big}\n1.0\n`;
+    assert.equal(maskStream(profile, Buffer.from(events), 3, { mode: 'kubernetes' }).out, events);
+    // The applied annotation is parsed, masked inside and written back: its numbers too.
+    const applied = JSON.stringify({ kind: 'Secret', apiVersion: 'v1', metadata: { name: 's' }, stringData: { pw: 'p' } }).replace('}}', `},"n":${big}}`);
+    const body = JSON.stringify({
+      kind: 'Secret',
+      apiVersion: 'v1',
+      metadata: { name: 's', annotations: { 'kubectl.kubernetes.io/last-applied-configuration': applied } },
+    });
+    const out = JSON.parse(maskStream(profile, Buffer.from(body), 64, { mode: 'kubernetes' }).out) as { metadata: { annotations: Record<string, string> } };
+    assert.match(out.metadata.annotations['kubectl.kubernetes.io/last-applied-configuration']!, new RegExp(`"n":${big}}$`));
+    assert.doesNotMatch(out.metadata.annotations['kubectl.kubernetes.io/last-applied-configuration']!, /"pw":"p"/);
+  });
+
+  it('invalid numbers are still refused', () => {
+    for (const bad of ['{"a":01}', '{"a":1.}', '{"a":-}', '{"a":1e}', '{"a":12345678901234567890.}']) {
+      assert.throws(() => maskStream(profile, Buffer.from(bad), 64, { mode: 'generic' }), MaskingError, bad);
+    }
+  });
+
+  it('the audit copy of a request body keeps its numbers too', () => {
+    const body = Buffer.from('{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"c"},"n":12345678901234567890}');
+    const recorded = { bytes: body.length, sha256: '', body };
+    const excerpt = maskRequestBody(recorded, 'application/json', profile, { mode: 'kubernetes' }, 4096);
+    assert.equal(excerpt.excerpt, body.toString());
+  });
+});
+
+const b64Marker = (): string => Buffer.from(MASK_MARKER).toString('base64');
+
+describe('streaming text masker (logs, exec output)', () => {
+  const profile = new MaskingProfile('secrets', {});
+  const pushAll = (m: StreamingTextMasker, text: string, chunk: number): string => {
+    let out = '';
+    for (let i = 0; i < text.length; i += chunk) out += m.push(text.slice(i, i + chunk));
+    return out + m.flush();
+  };
+  const log = `2026-12-08T00:00:00Z starting\nusing token ${P.ghp} for the API\nAuthorization: Bearer ${P.ghp}x\nkey id AKIAIOSFODNN7EXAMPLE ok\nplain line, nothing here\n`;
+
+  it('masks each detector hit in place and keeps every other byte, at every chunking', () => {
+    const expected = pushAll(new StreamingTextMasker(profile), log, log.length);
+    assert.equal(
+      expected,
+      `2026-12-08T00:00:00Z starting\nusing token ${MASK_MARKER} for the API\nAuthorization: Bearer ${MASK_MARKER}\nkey id ${MASK_MARKER} ok\nplain line, nothing here\n`,
+    );
+    for (const chunk of CHUNK_SIZES) assert.equal(pushAll(new StreamingTextMasker(profile), log, chunk), expected, `chunk ${chunk}`);
+  });
+
+  it('releases whole lines and holds a partial one until its newline or a flush', () => {
+    const m = new StreamingTextMasker(profile);
+    assert.equal(m.push('first line\nsecond '), 'first line\n');
+    assert.equal(m.holding, true);
+    assert.equal(m.push(P.ghp.slice(0, 10)), '');
+    assert.equal(m.push(`${P.ghp.slice(10)} end\n`), `second ${MASK_MARKER} end\n`);
+    assert.equal(m.holding, false);
+    assert.equal(m.push('a prompt $ '), '');
+    assert.equal(m.flushWords(), 'a prompt $ ');
+    // After TEXT_FLUSH_MS the edge releases up to the last whitespace: a word being written waits.
+    assert.equal(m.push(`typing ${P.ghp.slice(0, 12)}`), '');
+    assert.equal(m.flushWords(), 'typing ');
+    assert.equal(m.push(`${P.ghp.slice(12)}\n`), `${MASK_MARKER}\n`);
+    assert.equal(m.push('$ '), '');
+    assert.equal(m.flush(), '$ ');
+  });
+
+  it('a secret whose head was already released (flushed by time) is masked from there on', () => {
+    const m = new StreamingTextMasker(profile);
+    let out = m.push(`token ${P.ghp.slice(0, 20)}`);
+    out += m.flush(); // the edge flushes held text after TEXT_FLUSH_MS
+    out += m.push(`${P.ghp.slice(20)} done\n`);
+    assert.ok(!out.includes(P.ghp.slice(20)), out);
+    assert.ok(out.endsWith(`${MASK_MARKER} done\n`), out);
+  });
+
+  it('a line longer than the hold is released in parts, the look-behind catching a secret across the cut', () => {
+    const m = new StreamingTextMasker(profile, { lookBehindChars: 64, maxHoldChars: 256 });
+    const line = `${'x '.repeat(300)}${P.ghp} ${'y '.repeat(300)}`;
+    let out = '';
+    let most = 0;
+    for (let i = 0; i < line.length; i += 7) {
+      out += m.push(line.slice(i, i + 7));
+      const shorter = out.includes(MASK_MARKER) ? P.ghp.length - MASK_MARKER.length : 0;
+      most = Math.max(most, Math.min(line.length, i + 7) - out.length - shorter);
+    }
+    out += m.flush();
+    assert.ok(most <= 256 + 7, `held at most the hold and one chunk (held ${most})`);
+    assert.equal(out, line.replace(P.ghp, MASK_MARKER));
+  });
+
+  it('a PEM private key longer than the look-behind is masked line by line to its END line', () => {
+    const key = `-----BEGIN RSA PRIVATE KEY-----\n${Array.from({ length: 60 }, (_, i) => `MIIEpAIBAAKCAQEA${String(i).padStart(48, 'Q')}`).join('\n')}\n-----END RSA PRIVATE KEY-----\n`;
+    const text = `before\n${key}after\n`;
+    for (const chunk of [1, 17, 64, 4096]) {
+      const out = pushAll(new StreamingTextMasker(profile, { lookBehindChars: 128, maxHoldChars: 256 }), text, chunk);
+      assert.ok(out.startsWith('before\n') && out.endsWith('after\n'), `chunk ${chunk}: ${out.slice(0, 80)}`);
+      assert.doesNotMatch(out, /MIIEpAIB|QQQQ/, `chunk ${chunk}`);
+    }
+  });
+
+  it('text that is not UTF-8, or holds NUL bytes, is refused (not_text); split characters are fine', () => {
+    const d = new TextStreamDecoder();
+    const euro = Buffer.from('€ ok\n');
+    assert.equal(d.decode(euro.subarray(0, 1)) + d.decode(euro.subarray(1)) + d.end(), '€ ok\n');
+    assert.throws(
+      () => new TextStreamDecoder().decode(Buffer.from([0x61, 0xff, 0x62])),
+      (e: MaskingError) => e.code === 'not_text',
+    );
+    assert.throws(
+      () => new TextStreamDecoder().decode(Buffer.from('g\u0000h\u0000p\u0000')),
+      (e: MaskingError) => e.code === 'not_text',
+    );
+    const cut = new TextStreamDecoder();
+    cut.decode(euro.subarray(0, 2));
+    assert.throws(
+      () => cut.end(),
+      (e: MaskingError) => e.code === 'not_text',
+    );
   });
 });
 

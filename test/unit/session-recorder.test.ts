@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { SessionRecorder, WebSocketFrameError, WebSocketFrameReader, isRecordableProtocol } from '@portcullis/gateway';
+import { MaskedChannelRelay, SessionRecorder, WebSocketFrameError, WebSocketFrameReader, isRecordableProtocol } from '@portcullis/gateway';
+import { MASK_MARKER, MaskingProfile } from '@portcullis/masking';
 import type { SessionFrame } from '@portcullis/contracts';
 
 /** One WebSocket frame as a client (masked) or a server (unmasked) writes it. */
@@ -140,5 +141,105 @@ describe('SessionRecorder', () => {
     assert.ok(isRecordableProtocol('base64.channel.k8s.io'));
     assert.ok(!isRecordableProtocol('SPDY/3.1+portforward.k8s.io'));
     assert.ok(!isRecordableProtocol(''));
+  });
+});
+
+describe('MaskedChannelRelay (exec/attach output under a masking decision)', () => {
+  const profile = new MaskingProfile('secrets', {});
+  const TOKEN = 'ghp_PlantedExecToken0123456789abcdefABCDEF';
+
+  /** Feeds upstream frames to a relay; returns the messages the client gets, as [opcode, channel, text]. */
+  function relayed(protocol: string, frames: Buffer[], step = 5): { out: [number, number, string][]; withheld: string[]; relay: MaskedChannelRelay } {
+    const out: [number, number, string][] = [];
+    const withheld: string[] = [];
+    const reader = new WebSocketFrameReader(
+      {
+        message: (op, p) => {
+          const base64 = op === 1;
+          out.push([
+            op,
+            base64 ? (p[0] ?? 0) - 48 : (p[0] ?? -1),
+            base64 ? Buffer.from(p.subarray(1).toString(), 'base64').toString() : p.subarray(1).toString(),
+          ]);
+        },
+        close: (code) => out.push([8, -1, String(code)]),
+      },
+      1 << 20,
+    );
+    const relay = new MaskedChannelRelay(
+      protocol,
+      profile,
+      (b) => reader.push(b),
+      (why) => withheld.push(why),
+    );
+    const stream = Buffer.concat(frames);
+    for (let at = 0; at < stream.length; at += step) relay.push(stream.subarray(at, at + step));
+    return { out, withheld, relay };
+  }
+
+  test('a secret split across two stdout frames arrives masked; other lines and the status pass unchanged, in order', () => {
+    const status = JSON.stringify({ metadata: {}, status: 'Success' });
+    const { out, relay } = relayed('v5.channel.k8s.io', [
+      frame(2, Buffer.from([1])),
+      frame(2, channel(1, `hello\ntoken=${TOKEN.slice(0, 15)}`)),
+      frame(2, channel(1, `${TOKEN.slice(15)} bye\n`)),
+      frame(2, channel(2, 'warn: almost\n')),
+      frame(9, Buffer.from('ping')),
+      frame(2, channel(3, status)),
+      frame(8, Buffer.from([0x03, 0xe8])),
+    ]);
+    assert.deepEqual(out, [
+      [2, 1, ''],
+      [2, 1, 'hello\n'],
+      [2, 1, `token=${MASK_MARKER} bye\n`],
+      [2, 2, 'warn: almost\n'],
+      [2, 3, status],
+      [8, -1, '1000'],
+    ]);
+    assert.equal(relay.maskedFields, 1);
+  });
+
+  test('held text (no newline yet) is released by flush, and before the status that follows it', () => {
+    const { out, relay } = relayed('v4.base64.channel.k8s.io', [frame(1, Buffer.from(`1${Buffer.from('$ prompt ').toString('base64')}`))]);
+    assert.deepEqual(out, []);
+    assert.equal(relay.holding, true);
+    relay.flush();
+    assert.deepEqual(out, [[1, 1, '$ prompt ']]);
+  });
+
+  test('binary output (not UTF-8) is withheld: a Failure Status naming why, a close, nothing after', () => {
+    const { out, withheld } = relayed('v5.channel.k8s.io', [
+      frame(2, channel(1, 'text first\n')),
+      frame(2, channel(1, Buffer.from([0xff, 0xfe, 0x00, 0x41]))),
+      frame(2, channel(1, `${TOKEN}\n`)),
+    ]);
+    assert.equal(out.length, 3, JSON.stringify(out));
+    assert.deepEqual(out[0], [2, 1, 'text first\n']);
+    assert.equal(out[1]![1], 3);
+    const st = JSON.parse(out[1]![2]) as { status: string; message: string };
+    assert.equal(st.status, 'Failure');
+    assert.match(st.message, /not valid UTF-8.*withheld/);
+    assert.deepEqual(out[2], [8, -1, '1011']);
+    assert.equal(withheld.length, 1);
+  });
+
+  test('the recorder of a masked session masks its copy of stdin, a secret split across frames included', () => {
+    const batches: SessionFrame[][] = [];
+    const rec = new SessionRecorder(
+      'v5.channel.k8s.io',
+      performance.now(),
+      { maxBytes: 1 << 20, flushIntervalMs: 10_000, flushBytes: 1 << 20 },
+      (_s, f) => batches.push(f),
+      profile,
+    );
+    rec.fromClient(frame(2, channel(0, `echo ${TOKEN.slice(0, 9)}`), { masked: true }));
+    rec.fromClient(frame(2, channel(0, `${TOKEN.slice(9)}\nls`), { masked: true }));
+    rec.finish();
+    const stdin = batches
+      .flat()
+      .filter((f) => f.channel === 0)
+      .map((f) => Buffer.from(f.data).toString())
+      .join('');
+    assert.equal(stdin, `echo ${MASK_MARKER}\nls`);
   });
 });

@@ -82,6 +82,7 @@ export class EdgePipeline {
       metrics: deps.metrics,
     });
     this.upgrades = new UpgradeForwarder({
+      masking: deps.masking ?? defaultEdgeMasking(),
       nodeId: deps.nodeId,
       audit: deps.audit,
       logger: deps.logger,

@@ -20,6 +20,8 @@ export type { UpgradeSocket, UpgradeForwarderDeps } from './upgrade-forwarder.js
 export { SessionRecorder, isRecordableProtocol } from './session-recorder.js';
 export type { SessionRecordingOptions, SessionSummary } from './session-recorder.js';
 export { WebSocketFrameReader, WebSocketFrameError, WsOpcode } from './websocket-frame-reader.js';
+export { MaskedChannelRelay, encodeWebSocketFrame } from './masked-channels.js';
+export { TEXT_FLUSH_MS, TEXT_HOLD_MAX_MS } from './response-masking.js';
 export { gatewayRequestHeaders } from './upstream-headers.js';
 export { ConnectionRegistry, createUpstreamConnection, inClusterCredential, InClusterConfigError, SERVICE_ACCOUNT_DIR } from './connection-registry.js';
 export type { UpstreamConnection, UpstreamConnectionSpec } from './connection-registry.js';

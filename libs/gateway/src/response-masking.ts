@@ -1,12 +1,14 @@
 /**
  * The edge's masking of one request: the upstream is asked for identity-encoded JSON, and the
- * response is piped through the streaming masker. Anything the masker cannot read is withheld
- * with a 502 Status — never passed through. The request body's audit copy is masked here too.
+ * response is piped through the streaming masker (JSON), or, for `text/plain` (container logs),
+ * through the text masker line by line. Anything the maskers cannot read is withheld with a 502
+ * Status — never passed through. The request body's audit copy is masked here too.
  */
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import type { Readable, Transform } from 'node:stream';
 import {
+  BodyDecoding,
   BodyRecorder,
   MaskingError,
   MaskingErrorCode,
@@ -15,6 +17,8 @@ import {
   maskRequestBody,
   ResponseExcerpt,
   StreamingJsonMasker,
+  StreamingTextMasker,
+  TextStreamDecoder,
   type BodyExcerpt,
   type MaskingProfileSpec,
   type MaskTarget,
@@ -79,6 +83,108 @@ export function planMasking(masking: EdgeMasking, profileName: string, target: M
 }
 
 const PROTOBUF = 'application/vnd.kubernetes.protobuf';
+
+/**
+ * How long masked text (a log line, exec output) without a newline is held before it is released
+ * up to its last whitespace (a prompt goes out; a word still being written, perhaps a secret's
+ * head, waits), and before everything is released anyway: the longest delay the text masker adds
+ * (see the README's masking section).
+ */
+export const TEXT_FLUSH_MS = 100;
+export const TEXT_HOLD_MAX_MS = 1000;
+
+/**
+ * Releases held text after bounded waits. `release(all)` sends what it releases and says whether
+ * text is still held; {@link update} is called after each push with whether text is held.
+ */
+export class HeldTextTimer {
+  private timer: NodeJS.Timeout | undefined;
+  private since = 0;
+
+  constructor(private readonly release: (all: boolean) => boolean) {}
+
+  update(holding: boolean): void {
+    if (!holding) {
+      this.since = 0;
+      return;
+    }
+    if (this.since === 0) this.since = performance.now();
+    if (this.timer !== undefined) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.update(this.release(performance.now() - this.since >= TEXT_HOLD_MAX_MS - TEXT_FLUSH_MS / 2));
+    }, TEXT_FLUSH_MS);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}
+
+/** What a masked response's body goes through: the JSON masker, or the text masker for logs. */
+interface BodyMasker {
+  readonly decoding: BodyDecoding;
+  readonly maskedFields: number;
+  /** Text held back waiting for its newline (text only). */
+  readonly holding: boolean;
+  push(chunk: Buffer): string;
+  /** Releases held text (text only): all of it, or up to its last whitespace. */
+  flush(all: boolean): string;
+  end(): string;
+}
+
+class JsonBodyMasker implements BodyMasker {
+  readonly decoding = BodyDecoding.Json;
+  readonly holding = false;
+  constructor(private readonly masker: StreamingJsonMasker) {}
+  get maskedFields(): number {
+    return this.masker.maskedFields;
+  }
+  push(chunk: Buffer): string {
+    return this.masker.push(chunk);
+  }
+  flush(): string {
+    return '';
+  }
+  end(): string {
+    return this.masker.end();
+  }
+}
+
+/** UTF-8 text masked by the value detectors; bytes that are not text fail it (`not_text`). */
+export class TextBodyMasker implements BodyMasker {
+  readonly decoding = BodyDecoding.Text;
+  private readonly decoder = new TextStreamDecoder();
+  private readonly masker: StreamingTextMasker;
+  constructor(profile: MaskingProfile) {
+    this.masker = new StreamingTextMasker(profile);
+  }
+  get maskedFields(): number {
+    return this.masker.count;
+  }
+  get holding(): boolean {
+    return this.masker.holding;
+  }
+  push(chunk: Buffer): string {
+    return this.masker.push(this.decoder.decode(chunk));
+  }
+  flush(all: boolean): string {
+    return all ? this.masker.flush() : this.masker.flushWords();
+  }
+  end(): string {
+    return this.masker.push(this.decoder.end()) + this.masker.flush();
+  }
+}
+
+/** `text/plain` in UTF-8 (or ASCII, or no charset): the text the text masker reads. */
+function isMaskableText(contentType: string): boolean {
+  const [type = '', ...params] = contentType.split(';');
+  if (type.trim().toLowerCase() !== 'text/plain') return false;
+  const charset = params.map((p) => p.trim().toLowerCase()).find((p) => p.startsWith('charset='));
+  return charset === undefined || /^charset="?(utf-8|utf8|us-ascii)"?$/.test(charset);
+}
 
 /**
  * Rewrites a masked request's `Accept` so the upstream answers JSON the masker can read:
@@ -205,8 +311,13 @@ class MaskedResponse<T extends MaskedExchange> {
   private readonly status: number;
   private readonly contentType: string;
   private readonly outHeaders: OutgoingHttpHeaders;
-  private masker!: StreamingJsonMasker;
+  private masker!: BodyMasker;
   private excerpt!: ResponseExcerpt;
+  private readonly held = new HeldTextTimer((all) => {
+    if (this.failed || this.done) return false;
+    this.send(this.masker.flush(all));
+    return this.masker.holding;
+  });
   private bytesOut = 0;
   private failed = false;
   private done = false;
@@ -237,8 +348,10 @@ class MaskedResponse<T extends MaskedExchange> {
       return;
     }
     const mediaType = (this.contentType.split(';')[0] ?? '').trim().toLowerCase();
-    if (mediaType !== 'application/json' && !mediaType.endsWith('+json')) {
-      this.withhold(`the upstream answered ${JSON.stringify(mediaType || 'no content type')} to a masked request (profile ${this.plan.profile.name})`);
+    const text = isMaskableText(this.contentType);
+    if (mediaType !== 'application/json' && !mediaType.endsWith('+json') && !text) {
+      const what = mediaType === 'text/plain' ? this.contentType.trim().slice(0, 80) : mediaType || 'no content type';
+      this.withhold(`the upstream answered ${JSON.stringify(what)} to a masked request (profile ${this.plan.profile.name})`);
       return;
     }
     const encoding = (typeof up.headers['content-encoding'] === 'string' ? up.headers['content-encoding'] : '').trim().toLowerCase();
@@ -247,6 +360,9 @@ class MaskedResponse<T extends MaskedExchange> {
       this.withhold(`the upstream used content encoding ${JSON.stringify(encoding.slice(0, 40))}, which the masker cannot decode`);
       return;
     }
+    this.masker = text
+      ? new TextBodyMasker(this.plan.profile)
+      : new JsonBodyMasker(new StreamingJsonMasker(this.plan.profile, { ...this.plan.target, maxObjectBytes: this.masking.maxObjectBytes }));
     this.stream(decoder);
   }
 
@@ -268,7 +384,6 @@ class MaskedResponse<T extends MaskedExchange> {
   private stream(decoder: Transform | undefined): void {
     const { up, x } = this;
     const res = x.res;
-    this.masker = new StreamingJsonMasker(this.plan.profile, { ...this.plan.target, maxObjectBytes: this.masking.maxObjectBytes });
     this.excerpt = new ResponseExcerpt(this.masking.excerptBytes);
     // A watch stream's headers go out at once: the first event may be minutes away.
     if (/stream=watch/i.test(this.contentType)) {
@@ -305,9 +420,12 @@ class MaskedResponse<T extends MaskedExchange> {
       return;
     }
     if (!this.send(text)) this.up.body.pause();
+    // Text without its newline yet (a prompt, a progress line) is released after a bounded wait.
+    this.held.update(this.masker.holding);
   }
 
   private flushEnd(): void {
+    this.stopTimer();
     if (this.failed) return;
     let text: string;
     try {
@@ -330,9 +448,14 @@ class MaskedResponse<T extends MaskedExchange> {
     return res.write(text);
   }
 
+  private stopTimer(): void {
+    this.held.stop();
+  }
+
   private fail(err: unknown): void {
     if (this.failed) return;
     this.failed = true;
+    this.stopTimer();
     this.up.body.destroy();
     const code = err instanceof MaskingError ? err.code : MaskingErrorCode.InvalidJson;
     const message = err instanceof MaskingError ? err.message : `the upstream body could not be decoded (${(err as Error).message})`;
@@ -348,13 +471,14 @@ class MaskedResponse<T extends MaskedExchange> {
   private end(error: string): void {
     if (this.done) return;
     this.done = true;
+    this.stopTimer();
     const res = this.x.res;
     this.x.bytesOut = this.bytesOut;
     this.onEnd(
       this.x,
       res.headersSent ? res.statusCode : this.status,
       error,
-      this.excerpt.finish(this.contentType, this.masker.maskedFields),
+      this.excerpt.finish(this.contentType, this.masker.maskedFields, this.masker.decoding),
       this.masker.maskedFields,
     );
   }

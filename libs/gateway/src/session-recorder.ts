@@ -1,9 +1,11 @@
 /**
  * Records an exec/attach session passing through the edge as WebSocket channel frames (stdin,
  * stdout, stderr, status, resize), batched into session.frames payloads, capped per session.
- * It only observes copies of the bytes: the data path never waits for it.
+ * It only observes copies of the bytes: the data path never waits for it. In a masked session it
+ * is fed the masked output, and masks its copy of stdin itself (whole lines, released at the end).
  */
 import { create, SessionFrameSchema, type SessionFrame } from '@portcullis/contracts';
+import { StreamingTextMasker, type MaskingProfile } from '@portcullis/masking';
 import { WebSocketFrameReader, WsOpcode } from './websocket-frame-reader.js';
 
 /** Limits of the recording. */
@@ -55,6 +57,7 @@ export class SessionRecorder {
   private sequence = 0;
   private broken = false;
   private finished = false;
+  private readonly stdin: { decoder: InstanceType<typeof TextDecoder>; masker: StreamingTextMasker } | undefined;
   readonly summary: SessionSummary = { exitCode: -1, status: '', message: '', recordedBytes: 0, truncated: false, batches: 0, error: '' };
 
   constructor(
@@ -62,8 +65,11 @@ export class SessionRecorder {
     private readonly started: number,
     private readonly options: SessionRecordingOptions,
     private readonly emit: (sequence: number, frames: SessionFrame[]) => void,
+    /** Masks the recorded stdin (a masked session's output is masked before it is fed here). */
+    mask?: MaskingProfile,
   ) {
     this.base64 = BASE64_CHANNEL_PROTOCOLS.has(protocol);
+    if (mask !== undefined) this.stdin = { decoder: new TextDecoder('utf-8', { ignoreBOM: true }), masker: new StreamingTextMasker(mask) };
     // Room for the channel byte, and always enough for a status message however small the cap.
     const cap = Math.max(options.maxBytes + 1, AFTER_CAP_MESSAGE_BYTES);
     this.client = new WebSocketFrameReader({ message: (op, p, cut) => this.onMessage(op, p, cut), close: () => undefined }, cap);
@@ -83,6 +89,8 @@ export class SessionRecorder {
   /** Emits what is pending and returns the summary; later input is ignored. */
   finish(): SessionSummary {
     if (!this.finished) {
+      const rest = this.stdin === undefined ? '' : this.stdin.masker.push(this.stdin.decoder.decode()) + this.stdin.masker.flush();
+      if (rest !== '') this.record(0, Buffer.from(rest, 'utf8'), false);
       this.finished = true;
       this.flush();
     }
@@ -112,6 +120,15 @@ export class SessionRecorder {
     }
     if (!RECORDED_CHANNELS.has(channel) || data.length === 0) return; // v5 close signals, the ready message
     if (channel === STATUS_CHANNEL) this.readStatus(data);
+    if (channel === 0 && this.stdin !== undefined) {
+      // Binary stdin is recorded as text with replacement characters: the recording is for reading.
+      data = Buffer.from(this.stdin.masker.push(this.stdin.decoder.decode(data, { stream: true })), 'utf8');
+      if (data.length === 0) return;
+    }
+    this.record(channel, data, cut);
+  }
+
+  private record(channel: number, data: Buffer, cut: boolean): void {
     const room = this.options.maxBytes - this.summary.recordedBytes;
     if (room <= 0) {
       this.summary.truncated = true; // a frame went unrecorded

@@ -4,18 +4,33 @@
  * the pipeline like any request; here it goes upstream with the same headers, and after the
  * upstream's 101 the bytes flow both ways unchanged, with back-pressure. exec and attach over a
  * channel protocol are recorded frame by frame as session events, without the data path waiting.
+ * Under a masking decision only exec and attach over a WebSocket channel protocol go upstream:
+ * their stdout and stderr are masked on the way to the client and the recording (see
+ * masked-channels.ts); any other upgrade (SPDY, port-forward, proxy) is refused before it is
+ * forwarded, since its bytes cannot be masked.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Duplex } from 'node:stream';
-import { buildEvent, create, EventType, SessionEndedSchema, SessionFramesSchema, SessionStartedSchema, type EventMeta } from '@portcullis/contracts';
+import {
+  buildEvent,
+  create,
+  EventType,
+  SessionEndedSchema,
+  SessionFramesSchema,
+  SessionStartedSchema,
+  type EventMeta,
+  type SessionFrame,
+} from '@portcullis/contracts';
 import type { Logger } from '@portcullis/common';
 import type { AuditPublisher } from './audit-publisher.js';
 import type { EdgeRequest } from './edge-request.js';
 import { AUDIT_ID_FIELD, AUDIT_ID_HEADER } from './edge-responses.js';
 import { GatewayError, GatewayErrorCode } from './gateway-error.js';
 import { clientResponseHeaders } from './header-hygiene.js';
+import { MaskedChannelRelay } from './masked-channels.js';
+import { HeldTextTimer, planMasking, type EdgeMasking, type MaskPlan } from './response-masking.js';
 import { isRecordableProtocol, SessionRecorder, type SessionRecordingOptions } from './session-recorder.js';
 import { gatewayRequestHeaders } from './upstream-headers.js';
 
@@ -35,6 +50,7 @@ export interface UpgradeForwarderDeps {
   readonly logger: Logger;
   readonly upstreamTimeoutMs: number;
   readonly recording: SessionRecordingOptions;
+  readonly masking: EdgeMasking;
 }
 
 const SESSION_SUBRESOURCES = new Set(['exec', 'attach', 'portforward', 'proxy']);
@@ -48,6 +64,7 @@ export class UpgradeForwarder {
    * sockets, otherwise relays the answer. Its end is recorded through `ctx.complete`.
    */
   forward(ctx: EdgeRequest): void {
+    if (ctx.decision.maskProfile !== '' && !this.admitMasked(ctx)) return;
     const { connection, req } = ctx;
     const headers = gatewayRequestHeaders(req.headers, connection, ctx.identity!, ctx.id);
     headers['connection'] = 'Upgrade';
@@ -97,6 +114,31 @@ export class UpgradeForwarder {
     upstream.end();
   }
 
+  /**
+   * A masked upgrade: only exec/attach over a WebSocket channel protocol can be masked; anything
+   * else (and a profile this gateway lacks) is answered here and never forwarded.
+   */
+  private admitMasked(ctx: EdgeRequest): boolean {
+    let refusal: GatewayError | undefined;
+    try {
+      ctx.plan = planMasking(this.deps.masking, ctx.decision.maskProfile, ctx.protocol.maskTarget(ctx.attributes));
+    } catch (err) {
+      refusal = err as GatewayError;
+    }
+    if (refusal === undefined && !maskableUpgrade(ctx)) {
+      const kube = ctx.attributes.kube;
+      const what = kube?.resource === 'pods' && kube.subresource !== '' ? `pods/${kube.subresource}` : 'this upgrade';
+      refusal = new GatewayError(
+        GatewayErrorCode.UnmaskableResponse,
+        `portcullis: ${what} over ${String(ctx.req.headers.upgrade ?? '').slice(0, 20)} cannot be masked (profile ${ctx.decision.maskProfile}): only exec and attach over a WebSocket channel protocol (v4/v5.channel.k8s.io, kubectl 1.30 and later) are; the request was not forwarded`,
+      );
+    }
+    if (refusal === undefined) return true;
+    ctx.fail(refusal);
+    ctx.complete(refusal.httpStatus, refusal.message, false);
+    return false;
+  }
+
   private splice(ctx: EdgeRequest, upRes: IncomingMessage, upSocket: Duplex, upHead: Buffer): void {
     const client = ctx.upgrade!.socket;
     const started = performance.now();
@@ -111,6 +153,15 @@ export class UpgradeForwarder {
     client.write(switchingProtocolsHead(upRes, ctx.id));
     new UpgradedSession(ctx, this.deps, client, upSocket, started).start(upRes, upHead);
   }
+}
+
+/** exec/attach over WebSocket offering a channel protocol the relay can read. */
+function maskableUpgrade(ctx: EdgeRequest): boolean {
+  const kube = ctx.attributes.kube;
+  if (kube?.resource !== 'pods' || (kube.subresource !== 'exec' && kube.subresource !== 'attach')) return false;
+  if ((ctx.req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return false;
+  const offered = String(ctx.req.headers['sec-websocket-protocol'] ?? '').split(',');
+  return offered.some((p) => isRecordableProtocol(p.trim()));
 }
 
 /** A refusal from the upstream (404 pod, 400 bad options, 403 RBAC): relayed as the plain response it is. */
@@ -160,6 +211,9 @@ function switchingProtocolsHead(upRes: IncomingMessage, requestId: string): stri
  */
 class UpgradedSession {
   private recorder: SessionRecorder | undefined;
+  private relay: MaskedChannelRelay | undefined;
+  private protocol = '';
+  private withheld = '';
   private meta!: EventMeta;
   private startedEventId = '';
   private ended = false;
@@ -183,6 +237,7 @@ class UpgradedSession {
     const transport = (ctx.req.headers.upgrade ?? '').toLowerCase() === 'websocket' ? 'websocket' : 'spdy';
     const protocolHeader = transport === 'websocket' ? upRes.headers['sec-websocket-protocol'] : upRes.headers['x-stream-protocol-version'];
     const protocol = (Array.isArray(protocolHeader) ? protocolHeader[0] : protocolHeader) ?? '';
+    this.protocol = protocol;
     const kube = ctx.attributes.kube;
     const sub = kube?.resource === 'pods' && SESSION_SUBRESOURCES.has(kube.subresource) ? kube.subresource : 'other';
     const recorded = transport === 'websocket' && (sub === 'exec' || sub === 'attach') && isRecordableProtocol(protocol);
@@ -198,6 +253,7 @@ class UpgradedSession {
         container: query.get('container') ?? '',
         stdin: query.get('stdin') === 'true' || query.get('stdin') === '1',
         tty: query.get('tty') === 'true' || query.get('tty') === '1',
+        // A masked session is always recorded: its masking reads the same frames.
         recorded,
         recordLimitBytes: recorded ? this.deps.recording.maxBytes : 0,
       }),
@@ -206,16 +262,20 @@ class UpgradedSession {
     this.startedEventId = startedEvent.id;
     this.deps.audit.recordLater(startedEvent);
     if (recorded) {
-      this.recorder = new SessionRecorder(protocol, this.started, this.deps.recording, (sequence, frames) => {
+      const emit = (sequence: number, frames: SessionFrame[]): void =>
         this.deps.audit.recordLater(
           buildEvent(EventType.SessionFrames, create(SessionFramesSchema, { sequence, frames }), { ...this.meta, causationId: this.startedEventId }),
         );
-      });
+      this.recorder = new SessionRecorder(protocol, this.started, this.deps.recording, emit, ctx.plan?.profile);
     }
   }
 
   private carry(upHead: Buffer): void {
     const { ctx, client, upSocket } = this;
+    if (ctx.plan !== undefined) {
+      this.carryMasked(ctx.plan, upHead);
+      return;
+    }
     client.on('data', (c: Buffer) => {
       ctx.bytesIn += c.length;
       this.recorder?.fromClient(c);
@@ -238,7 +298,67 @@ class UpgradedSession {
     // pipe() pauses the faster side while the other cannot keep up.
     client.pipe(upSocket);
     upSocket.pipe(client);
-    // Either side closing ends the session normally; only socket errors are reported as errors.
+    this.closeTogether();
+  }
+
+  /**
+   * The masked session: client bytes flow upstream unchanged (the recorder masks stdin in its
+   * copy); upstream bytes go through the relay, whose masked frames reach the client and the
+   * recording. A channel protocol the relay cannot read ends the session at once.
+   */
+  private carryMasked(plan: MaskPlan, upHead: Buffer): void {
+    const { ctx, client, upSocket } = this;
+    if (!isRecordableProtocol(this.protocol)) {
+      this.failed('upstream', new Error(`the upstream chose ${JSON.stringify(this.protocol.slice(0, 40))}, which cannot be masked`));
+      return;
+    }
+    const relay = new MaskedChannelRelay(
+      this.protocol,
+      plan.profile,
+      (bytes) => {
+        ctx.bytesOut += bytes.length;
+        this.recorder?.fromServer(bytes);
+        if (!client.write(bytes)) upSocket.pause();
+      },
+      (why) => {
+        this.withheld = `output withheld: ${why}`;
+        upSocket.destroy();
+      },
+    );
+    this.relay = relay;
+    const held = new HeldTextTimer((all) => {
+      relay.flush(all);
+      return relay.holding;
+    });
+    const fromUpstream = (c: Buffer): void => {
+      relay.push(c);
+      held.update(relay.holding);
+    };
+    client.on('drain', () => upSocket.resume());
+    upSocket.on('data', fromUpstream);
+    if (upHead.length > 0) fromUpstream(upHead);
+    client.on('data', (c: Buffer) => {
+      ctx.bytesIn += c.length;
+      this.recorder?.fromClient(c);
+    });
+    const clientHead = ctx.upgrade!.head;
+    if (clientHead.length > 0) {
+      ctx.bytesIn += clientHead.length;
+      this.recorder?.fromClient(clientHead);
+      upSocket.write(clientHead);
+    }
+    client.pipe(upSocket);
+    client.on('close', () => held.stop());
+    upSocket.on('end', () => {
+      held.stop();
+      relay.flush();
+    });
+    this.closeTogether();
+  }
+
+  /** Either side closing ends the session normally; only socket errors are reported as errors. */
+  private closeTogether(): void {
+    const { client, upSocket } = this;
     upSocket.on('close', () => {
       // Let what is buffered reach the client, then make sure the socket goes.
       client.end();
@@ -279,12 +399,18 @@ class UpgradedSession {
           recordedBytes: summary?.recordedBytes ?? 0,
           truncated: summary?.truncated ?? false,
           frameBatches: summary?.batches ?? 0,
-          error: error || summary?.error || '',
+          error: error || this.withheld || summary?.error || '',
         }),
         { ...this.meta, causationId: this.startedEventId },
       ),
     );
-    ctx.complete(101, error, true);
+    const plan = ctx.plan;
+    ctx.complete(
+      101,
+      error || this.withheld,
+      true,
+      plan === undefined ? undefined : { maskedFields: this.relay?.maskedFields ?? 0, maskProfile: plan.profile.name },
+    );
   }
 }
 

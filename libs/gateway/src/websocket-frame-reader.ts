@@ -17,6 +17,8 @@ export interface WebSocketMessageSink {
   /** `cut`: the payload was longer than `maxMessageBytes` and is reported shortened. */
   message(opcode: number, payload: Buffer, cut: boolean): void;
   close(code: number): void;
+  /** Every control frame (close, ping, pong) with its payload, for a reader that re-frames the stream. */
+  control?(opcode: number, payload: Buffer): void;
 }
 
 const HEADER_MAX = 14;
@@ -148,12 +150,12 @@ export class WebSocketFrameReader {
 
   private endFrame(): void {
     this.inFrame = false;
-    if (this.opcode === WsOpcode.close) {
+    if (this.opcode >= 8) {
       const body = Buffer.concat(this.frameParts);
-      this.sink.close(body.length >= 2 ? body.readUInt16BE(0) : 1005);
-      return;
+      this.sink.control?.(this.opcode, body);
+      if (this.opcode === WsOpcode.close) this.sink.close(body.length >= 2 ? body.readUInt16BE(0) : 1005);
+      return; // ping/pong
     }
-    if (this.opcode >= 8) return; // ping/pong
     if (!this.fin) return;
     const payload = this.message.length === 1 ? (this.message[0] ?? Buffer.alloc(0)) : Buffer.concat(this.message);
     this.message = [];

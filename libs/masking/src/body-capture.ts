@@ -8,12 +8,15 @@ import { parse as parseYaml } from 'yaml';
 import { decodeKubeProtobuf } from './kube-protobuf-decoder.js';
 import type { MaskingProfile } from './masking-profile.js';
 import { ValueMasker, type MaskTarget } from './value-masker.js';
+import { parseJsonExact, stringifyJson } from './exact-json.js';
 
 /** How an audited body was read. */
 export const BodyDecoding = {
   Json: 'json',
   Yaml: 'yaml',
   Protobuf: 'protobuf',
+  /** UTF-8 text (container logs), masked line by line. */
+  Text: 'text',
   /** Not decoded: size and hash only (see `note`). */
   None: 'none',
 } as const;
@@ -97,6 +100,7 @@ export function maskRequestBody(
   if (recorded.bytes === 0) return opaque('');
   if (recorded.body === undefined) return opaque('larger than the capture limit');
   let value: unknown;
+  let exact = false;
   let decoding: BodyDecoding;
   try {
     if (mediaType === 'application/vnd.kubernetes.protobuf') {
@@ -111,7 +115,7 @@ export function maskRequestBody(
       value = parseYaml(recorded.body.toString('utf8')) as unknown;
       decoding = BodyDecoding.Yaml;
     } else if (mediaType === 'application/json' || mediaType.endsWith('+json') || mediaType === '') {
-      value = JSON.parse(recorded.body.toString('utf8')) as unknown;
+      ({ value, exact } = parseJsonExact(recorded.body.toString('utf8')));
       decoding = BodyDecoding.Json;
     } else return opaque(`content type ${mediaType} is not decoded`);
   } catch (err) {
@@ -119,7 +123,7 @@ export function maskRequestBody(
   }
   const masker = new ValueMasker(profile, target);
   const masked = masker.maskDocument(value);
-  const { text, truncated } = capText(JSON.stringify(masked) ?? 'null', excerptBytes);
+  const { text, truncated } = capText(stringifyJson(masked, exact), excerptBytes);
   return { ...base, decoding, excerpt: text, truncated, maskedFields: masker.count, note: '' };
 }
 
@@ -138,13 +142,13 @@ export class ResponseExcerpt {
     if (this.head.length < this.excerptBytes) this.head += text.slice(0, this.excerptBytes - this.head.length);
   }
 
-  finish(contentType: string, maskedFields: number): BodyExcerpt {
+  finish(contentType: string, maskedFields: number, decoding: BodyDecoding = BodyDecoding.Json): BodyExcerpt {
     const { text, truncated } = capText(this.head, this.excerptBytes);
     return {
       bytes: this.total,
       sha256: this.hash.digest('hex'),
       contentType: contentType.slice(0, 200),
-      decoding: BodyDecoding.Json,
+      decoding,
       excerpt: text,
       truncated: truncated || this.total > Buffer.byteLength(text),
       maskedFields,

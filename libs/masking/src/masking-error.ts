@@ -6,6 +6,8 @@ export const MaskingErrorCode = {
   UnmaskableContentType: 'unmaskable_content_type',
   /** The upstream used a content encoding the masker cannot decode. */
   UnmaskableEncoding: 'unmaskable_encoding',
+  /** Text (a log, exec output) that is not UTF-8 or holds NUL bytes: binary output cannot be masked. */
+  NotText: 'not_text',
   /** The body is not the JSON its content type promised. */
   InvalidJson: 'invalid_json',
   /** One object (a list item, a watch event) exceeds the per-object buffer. */

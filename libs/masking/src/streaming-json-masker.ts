@@ -13,10 +13,16 @@
  * for the context-dependent rules (an env var's value may precede its name), so the per-object
  * buffer costs nothing in generality and lets V8's native JSON.parse do the tokenizing.
  * A secret split across network chunks is masked because a unit is only parsed once complete.
+ *
+ * Numbers: while scanning a unit the scanner notes any number a double might not print back as
+ * written (more than 15 digits, a fraction, an exponent, a minus sign); only such a unit is parsed
+ * with the tokenizer of exact-json.ts, so its numbers leave as the upstream wrote them and the
+ * common unit still costs one native JSON.parse.
  */
 import type { PathSegment } from './json-path-rule.js';
 import { MaskingError, MaskingErrorCode } from './masking-error.js';
 import type { MaskingProfile } from './masking-profile.js';
+import { numberRoundTrips, parseJsonExact, stringifyJson } from './exact-json.js';
 import { ValueMasker, type MaskTarget } from './value-masker.js';
 
 /** Options of one streaming masker. */
@@ -104,6 +110,11 @@ export class StreamingJsonMasker {
   private depth = 0;
   private inString = false;
   private escaped = false;
+  /** Digits in a row outside strings, and whether the unit holds a number a double may not reproduce. */
+  private digits = 0;
+  private inexact = false;
+  /** The unit being emitted was parsed exactly (it holds placeholders of exact numbers). */
+  private exact = false;
   private out: string[] = [];
   /** Nothing is released before the first unit is masked, so an early failure can still be a clean error. */
   private released = false;
@@ -260,6 +271,8 @@ export class StreamingJsonMasker {
     this.parts = [];
     this.partStart = i;
     this.unitBytes = 0;
+    this.digits = 0;
+    this.inexact = false;
   }
 
   /** Scans bytes of the current unit from `i`; returns where structural scanning resumes. */
@@ -272,6 +285,7 @@ export class StreamingJsonMasker {
         let depth = this.depth;
         let inString = this.inString;
         let escaped = this.escaped;
+        let digits = this.digits;
         while (i < n) {
           if (inString) {
             if (escaped) {
@@ -292,8 +306,18 @@ export class StreamingJsonMasker {
           }
           const c = chunk[i]!;
           i++;
+          if (c >= 0x30 && c <= 0x39) {
+            // Up to 15 digits always survive a double; a 16th may not.
+            if (++digits > 15) this.inexact = true;
+            continue;
+          }
+          if (digits > 0) {
+            if (c === 0x2e || c === 0x65 || c === 0x45) this.inexact = true;
+            digits = 0;
+          }
           if (c === 0x22) inString = true;
           else if (c === 0x7b || c === 0x5b) depth++;
+          else if (c === 0x2d) this.inexact = true;
           else if (c === 0x7d || c === 0x5d) {
             depth--;
             if (depth === 0) {
@@ -307,6 +331,7 @@ export class StreamingJsonMasker {
         this.depth = depth;
         this.inString = inString;
         this.escaped = escaped;
+        this.digits = digits;
         break;
       }
       case U.String:
@@ -368,8 +393,10 @@ export class StreamingJsonMasker {
     const raw = this.parts.length === 1 ? this.parts[0]!.toString('utf8') : Buffer.concat(this.parts).toString('utf8');
     this.parts = [];
     let value: unknown;
+    this.exact = false;
     try {
-      value = JSON.parse(raw) as unknown;
+      if (this.inexact || (kind === U.Literal && !numberRoundTrips(raw))) ({ value, exact: this.exact } = parseJsonExact(raw));
+      else value = JSON.parse(raw) as unknown;
     } catch (cause) {
       throw new MaskingError(MaskingErrorCode.InvalidJson, 'the upstream body is not valid JSON', { cause });
     }
@@ -404,7 +431,7 @@ export class StreamingJsonMasker {
     }
     const masked = this.masker.maskAt(value, path, root);
     this.released = true;
-    this.out.push(JSON.stringify(masked));
+    this.out.push(this.exact ? stringifyJson(masked, true) : JSON.stringify(masked));
     if (this.state === S.Root) this.out.push('\n');
     else if (this.state === S.ObjValue) this.state = S.ObjNext;
     else this.state = S.ArrNext;

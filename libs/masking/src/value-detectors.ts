@@ -159,6 +159,11 @@ export class ValueDetectors {
     this.secretNamedFields = enabled.has(DetectorName.SecretNamedField);
   }
 
+  /** Whether the detector `name` is on. */
+  has(name: DetectorName): boolean {
+    return name === DetectorName.SecretNamedField ? this.secretNamedFields : this.detectors.some((d) => d.name === name);
+  }
+
   /** The spans of `text` to mask, sorted and merged; empty when nothing was found. */
   find(text: string): Span[] {
     if (text.length < 8 || this.detectors.length === 0 || !TRIGGER.test(text)) return [];

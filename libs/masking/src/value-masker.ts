@@ -7,6 +7,7 @@
 import type { PathSegment } from './json-path-rule.js';
 import { LastAppliedMode, type MaskingProfile } from './masking-profile.js';
 import { isSecretFieldName, looksSecret } from './value-detectors.js';
+import { isExactNumber, parseJsonExact, stringifyJson } from './exact-json.js';
 
 /** The annotation kubectl apply writes: the whole applied object, Secret data included. */
 export const LAST_APPLIED_ANNOTATION = 'kubectl.kubernetes.io/last-applied-configuration';
@@ -133,8 +134,14 @@ export class ValueMasker {
     }
   }
 
-  private maskString(s: string, path: PathSegment[], frame: Frame | undefined, key: string | undefined, nest: number): string {
+  private maskString(s: string, path: PathSegment[], frame: Frame | undefined, key: string | undefined, nest: number): string | number {
     const hit = this.hit(path, frame);
+    if (isExactNumber(s)) {
+      // A number kept as written (exact-json.ts): a number to every rule.
+      if (hit === Hit.None) return s;
+      this.count++;
+      return 0;
+    }
     if (hit !== Hit.None) {
       this.count++;
       return this.profile.replace(s, hit === Hit.Base64);
@@ -170,10 +177,10 @@ export class ValueMasker {
   /** The applied object, masked inside; replaced wholesale when it is not JSON or the profile says so. */
   private maskLastApplied(s: string, nest: number): string {
     if (this.profile.lastApplied === LastAppliedMode.MaskInside) {
-      const parsed = tryParseJson(s);
+      const { value: parsed, exact } = tryParseJson(s);
       if (parsed !== undefined && typeof parsed === 'object' && parsed !== null) {
         this.walk(parsed, [], { depth: 0, kind: kindOf(parsed) ?? this.target.kindHint }, undefined, nest + 1);
-        return JSON.stringify(parsed) + (s.endsWith('\n') ? '\n' : '');
+        return stringifyJson(parsed, exact) + (s.endsWith('\n') ? '\n' : '');
       }
     }
     this.count++;
@@ -182,12 +189,12 @@ export class ValueMasker {
 
   /** Escaped JSON inside a string: masked inside and re-serialised when anything was masked. */
   private maskNestedJson(s: string, nest: number): string | undefined {
-    const parsed = tryParseJson(s);
+    const { value: parsed, exact } = tryParseJson(s);
     if (parsed === undefined || typeof parsed !== 'object' || parsed === null) return undefined;
     const before = this.count;
     const kind = kindOf(parsed);
     this.walk(parsed, [], this.kube && kind !== undefined ? { depth: 0, kind } : undefined, undefined, nest + 1);
-    return this.count === before ? s : JSON.stringify(parsed);
+    return this.count === before ? s : stringifyJson(parsed, exact);
   }
 
   /** Whether base64 text decodes to text that holds a secret (detectors, nested JSON, base64 again). */
@@ -198,7 +205,7 @@ export class ValueMasker {
     const probe = new ValueMasker(this.profile, { mode: this.target.mode, kindHint: undefined });
     const t = decoded.trim();
     if (t.startsWith('{') || t.startsWith('[')) {
-      const parsed = tryParseJson(t);
+      const parsed = tryParseJson(t).value;
       if (parsed !== undefined) {
         probe.walk(parsed, [], undefined, undefined, nest + 1);
         if (probe.count > 0) return true;
@@ -211,7 +218,7 @@ export class ValueMasker {
   private maskLeaf(v: unknown, base64: boolean): unknown {
     if (typeof v === 'string') {
       this.count++;
-      return this.profile.replace(v, base64);
+      return isExactNumber(v) ? 0 : this.profile.replace(v, base64);
     }
     if (typeof v === 'number') {
       this.count++;
@@ -271,11 +278,11 @@ function lastPointerToken(p: string): string | undefined {
         .replace(/~0/g, '~');
 }
 
-function tryParseJson(s: string): unknown {
+function tryParseJson(s: string): { value: unknown; exact: boolean } {
   try {
-    return JSON.parse(s) as unknown;
+    return parseJsonExact(s);
   } catch {
-    return undefined;
+    return { value: undefined, exact: false };
   }
 }
 
