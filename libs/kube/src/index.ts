@@ -2,3 +2,4 @@
 export { parseKubeRequest, assertCleanPath, RequestPathError, MAX_PATH_BYTES } from './request-info.js';
 export { failureStatus, StatusReason } from './status.js';
 export type { KubeStatus } from './status.js';
+export { RESOURCE_VERBS, NON_RESOURCE_VERBS, REQUEST_VERBS, RBAC_ONLY_VERBS, BUILTIN_RESOURCES } from './kube-vocabulary.js';
