@@ -14,6 +14,7 @@ import {
   LOGGER,
   MESSAGE_BUS,
   METRICS,
+  openBodyDigest,
   TOKEN_VERIFIER,
   type GatewayTls,
 } from '../../runtime/src/index.js';
@@ -91,6 +92,7 @@ export class EdgeService implements OnApplicationBootstrap, BeforeApplicationShu
         maxObjectBytes: config.masking.maxObjectBytes,
         requestCaptureBytes: config.masking.requestCaptureBytes,
         excerptBytes: config.masking.excerptBytes,
+        bodyDigest: openBodyDigest(config, { create: true }),
       }),
       approvals: new ApprovalGate({
         bus: this.bus,

@@ -35,3 +35,4 @@ export { ProcessExceptionFilter } from './process-exception.filter.js';
 export { connectProcessBus } from './process-bus.js';
 export type { ProcessBus } from './process-bus.js';
 export { configuredEdgeUrl, createGatewayTokenVerifier, edgeClientTrust, gatewayTls, openDevIssuer, type GatewayTls } from './gateway-identity.js';
+export { BODY_HASH_KEY_FILE, BodyHashKeyError, openBodyDigest } from './body-hash-key.js';
