@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file portcullis/v1/events.proto.
  */
 export const file_portcullis_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("Chpwb3J0Y3VsbGlzL3YxL2V2ZW50cy5wcm90bxINcG9ydGN1bGxpcy52MSJyCg9SZXF1ZXN0UmVjZWl2ZWQSKQoIaWRlbnRpdHkYASABKAsyFy5wb3J0Y3VsbGlzLnYxLklkZW50aXR5EjQKCmF0dHJpYnV0ZXMYAiABKAsyIC5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RBdHRyaWJ1dGVzImgKDlJlcXVlc3REZWNpZGVkEikKCGRlY2lzaW9uGAEgASgLMhcucG9ydGN1bGxpcy52MS5EZWNpc2lvbhIbChNkZWNpc2lvbl9sYXRlbmN5X3VzGAIgASgNEg4KBmNhY2hlZBgDIAEoCCKjAQoPUmVxdWVzdFJlamVjdGVkEg4KBnN0YXR1cxgBIAEoBRIOCgZyZWFzb24YAiABKAkSDwoHbWVzc2FnZRgDIAEoCRI0CgphdHRyaWJ1dGVzGAQgASgLMiAucG9ydGN1bGxpcy52MS5SZXF1ZXN0QXR0cmlidXRlcxIpCghpZGVudGl0eRgFIAEoCzIXLnBvcnRjdWxsaXMudjEuSWRlbnRpdHkikAIKEFJlcXVlc3RDb21wbGV0ZWQSDgoGc3RhdHVzGAEgASgFEhEKCWJ5dGVzX291dBgCIAEoARIQCghieXRlc19pbhgDIAEoARITCgtkdXJhdGlvbl9tcxgEIAEoDRINCgVlcnJvchgFIAEoCRIRCglmb3J3YXJkZWQYBiABKAgSMAoMcmVxdWVzdF9ib2R5GCggASgLMhoucG9ydGN1bGxpcy52MS5Cb2R5RXhjZXJwdBIxCg1yZXNwb25zZV9ib2R5GCkgASgLMhoucG9ydGN1bGxpcy52MS5Cb2R5RXhjZXJwdBIVCg1tYXNrZWRfZmllbGRzGCogASgNEhQKDG1hc2tfcHJvZmlsZRgrIAEoCSKdAQoLQm9keUV4Y2VycHQSDQoFYnl0ZXMYASABKAESDgoGc2hhMjU2GAIgASgJEhQKDGNvbnRlbnRfdHlwZRgDIAEoCRIQCghkZWNvZGluZxgEIAEoCRIPCgdleGNlcnB0GAUgASgJEhEKCXRydW5jYXRlZBgGIAEoCBIVCg1tYXNrZWRfZmllbGRzGAcgASgNEgwKBG5vdGUYCCABKAkiWQoVSWRlbnRpdHlBdXRoZW50aWNhdGVkEikKCGlkZW50aXR5GAEgASgLMhcucG9ydGN1bGxpcy52MS5JZGVudGl0eRIVCg1leHBpcmVzX2F0X21zGAIgASgBImcKEElkZW50aXR5UmVqZWN0ZWQSDgoGcmVhc29uGAEgASgJEg4KBmlzc3VlchgCIAEoCRIPCgdtZXNzYWdlGAMgASgJEhIKCnRva2VuX2hhc2gYBCABKAkSDgoGc3RhdHVzGAUgASgFIpEBChVBdWRpdFJldGVudGlvbkFwcGxpZWQSDQoFc3RvcmUYASABKAkSEQoJY3V0b2ZmX21zGAIgASgBEhkKEWRyb3BwZWRfYmVmb3JlX21zGAMgASgBEhIKCnBhcnRpdGlvbnMYBCADKAkSFAoMcm93c19kcm9wcGVkGAUgASgBEhEKCXJldGVudGlvbhgGIAEoCSKxAQoOU2Vzc2lvblN0YXJ0ZWQSDAoEa2luZBgBIAEoCRIQCghwcm90b2NvbBgCIAEoCRIRCgl0cmFuc3BvcnQYAyABKAkSDwoHY29tbWFuZBgEIAMoCRIRCgljb250YWluZXIYBSABKAkSDQoFc3RkaW4YBiABKAgSCwoDdHR5GAcgASgIEhAKCHJlY29yZGVkGAggASgIEhoKEnJlY29yZF9saW1pdF9ieXRlcxgJIAEoASJTCgxTZXNzaW9uRnJhbWUSDwoHY2hhbm5lbBgBIAEoDRIRCglvZmZzZXRfbXMYAiABKA0SDAoEZGF0YRgDIAEoDBIRCgl0cnVuY2F0ZWQYBCABKAgiTgoNU2Vzc2lvbkZyYW1lcxIQCghzZXF1ZW5jZRgBIAEoDRIrCgZmcmFtZXMYAiADKAsyGy5wb3J0Y3VsbGlzLnYxLlNlc3Npb25GcmFtZSLNAQoMU2Vzc2lvbkVuZGVkEhEKCWV4aXRfY29kZRgBIAEoERIOCgZzdGF0dXMYAiABKAkSDwoHbWVzc2FnZRgDIAEoCRIQCghieXRlc19pbhgEIAEoARIRCglieXRlc19vdXQYBSABKAESEwoLZHVyYXRpb25fbXMYBiABKA0SFgoOcmVjb3JkZWRfYnl0ZXMYByABKAESEQoJdHJ1bmNhdGVkGAggASgIEhUKDWZyYW1lX2JhdGNoZXMYCSABKA0SDQoFZXJyb3IYCiABKAkiqgkKDUV2ZW50RW52ZWxvcGUSCgoCaWQYASABKAkSDAoEdHlwZRgCIAEoCRIWCg5zY2hlbWFfdmVyc2lvbhgDIAEoBRIWCg5vY2N1cnJlZF9hdF9tcxgEIAEoARIWCg5jb3JyZWxhdGlvbl9pZBgFIAEoCRIUCgxjYXVzYXRpb25faWQYBiABKAkSEgoKc2Vzc2lvbl9pZBgHIAEoCRIPCgdub2RlX2lkGAggASgJEhIKCmNvbm5lY3Rpb24YCSABKAkSEQoJcHJldl9oYXNoGAogASgJEgwKBGhhc2gYCyABKAkSEQoJY2hhaW5fc2VxGAwgASgBEhAKCGNoYWluX2lkGA0gASgJEjoKEHJlcXVlc3RfcmVjZWl2ZWQYFCABKAsyHi5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RSZWNlaXZlZEgAEjgKD3JlcXVlc3RfZGVjaWRlZBgVIAEoCzIdLnBvcnRjdWxsaXMudjEuUmVxdWVzdERlY2lkZWRIABI6ChByZXF1ZXN0X3JlamVjdGVkGBYgASgLMh4ucG9ydGN1bGxpcy52MS5SZXF1ZXN0UmVqZWN0ZWRIABI8ChFyZXF1ZXN0X2NvbXBsZXRlZBgXIAEoCzIfLnBvcnRjdWxsaXMudjEuUmVxdWVzdENvbXBsZXRlZEgAEkYKFmlkZW50aXR5X2F1dGhlbnRpY2F0ZWQYGCABKAsyJC5wb3J0Y3VsbGlzLnYxLklkZW50aXR5QXV0aGVudGljYXRlZEgAEjwKEWlkZW50aXR5X3JlamVjdGVkGBkgASgLMh8ucG9ydGN1bGxpcy52MS5JZGVudGl0eVJlamVjdGVkSAASRwoXYXVkaXRfcmV0ZW50aW9uX2FwcGxpZWQYKCABKAsyJC5wb3J0Y3VsbGlzLnYxLkF1ZGl0UmV0ZW50aW9uQXBwbGllZEgAEjgKD3Nlc3Npb25fc3RhcnRlZBgaIAEoCzIdLnBvcnRjdWxsaXMudjEuU2Vzc2lvblN0YXJ0ZWRIABI2Cg5zZXNzaW9uX2ZyYW1lcxgbIAEoCzIcLnBvcnRjdWxsaXMudjEuU2Vzc2lvbkZyYW1lc0gAEjQKDXNlc3Npb25fZW5kZWQYHCABKAsyGy5wb3J0Y3VsbGlzLnYxLlNlc3Npb25FbmRlZEgAEj4KEmFwcHJvdmFsX3JlcXVlc3RlZBgeIAEoCzIgLnBvcnRjdWxsaXMudjEuQXBwcm92YWxSZXF1ZXN0ZWRIABI8ChFhcHByb3ZhbF9hcHByb3ZlZBgfIAEoCzIfLnBvcnRjdWxsaXMudjEuQXBwcm92YWxBcHByb3ZlZEgAEjgKD2FwcHJvdmFsX2RlbmllZBggIAEoCzIdLnBvcnRjdWxsaXMudjEuQXBwcm92YWxEZW5pZWRIABI6ChBhcHByb3ZhbF9leHBpcmVkGCEgASgLMh4ucG9ydGN1bGxpcy52MS5BcHByb3ZhbEV4cGlyZWRIABI8ChFhcHByb3ZhbF9jb25zdW1lZBgiIAEoCzIfLnBvcnRjdWxsaXMudjEuQXBwcm92YWxDb25zdW1lZEgAQgkKB3BheWxvYWQiHAoKRXZlbnRCYXRjaBIOCgZldmVudHMYASADKAxiBnByb3RvMw", [file_portcullis_v1_approval, file_portcullis_v1_decision, file_portcullis_v1_identity, file_portcullis_v1_request]);
+  fileDesc("Chpwb3J0Y3VsbGlzL3YxL2V2ZW50cy5wcm90bxINcG9ydGN1bGxpcy52MSJyCg9SZXF1ZXN0UmVjZWl2ZWQSKQoIaWRlbnRpdHkYASABKAsyFy5wb3J0Y3VsbGlzLnYxLklkZW50aXR5EjQKCmF0dHJpYnV0ZXMYAiABKAsyIC5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RBdHRyaWJ1dGVzImgKDlJlcXVlc3REZWNpZGVkEikKCGRlY2lzaW9uGAEgASgLMhcucG9ydGN1bGxpcy52MS5EZWNpc2lvbhIbChNkZWNpc2lvbl9sYXRlbmN5X3VzGAIgASgNEg4KBmNhY2hlZBgDIAEoCCKjAQoPUmVxdWVzdFJlamVjdGVkEg4KBnN0YXR1cxgBIAEoBRIOCgZyZWFzb24YAiABKAkSDwoHbWVzc2FnZRgDIAEoCRI0CgphdHRyaWJ1dGVzGAQgASgLMiAucG9ydGN1bGxpcy52MS5SZXF1ZXN0QXR0cmlidXRlcxIpCghpZGVudGl0eRgFIAEoCzIXLnBvcnRjdWxsaXMudjEuSWRlbnRpdHkikAIKEFJlcXVlc3RDb21wbGV0ZWQSDgoGc3RhdHVzGAEgASgFEhEKCWJ5dGVzX291dBgCIAEoARIQCghieXRlc19pbhgDIAEoARITCgtkdXJhdGlvbl9tcxgEIAEoDRINCgVlcnJvchgFIAEoCRIRCglmb3J3YXJkZWQYBiABKAgSMAoMcmVxdWVzdF9ib2R5GCggASgLMhoucG9ydGN1bGxpcy52MS5Cb2R5RXhjZXJwdBIxCg1yZXNwb25zZV9ib2R5GCkgASgLMhoucG9ydGN1bGxpcy52MS5Cb2R5RXhjZXJwdBIVCg1tYXNrZWRfZmllbGRzGCogASgNEhQKDG1hc2tfcHJvZmlsZRgrIAEoCSKdAQoLQm9keUV4Y2VycHQSDQoFYnl0ZXMYASABKAESDgoGc2hhMjU2GAIgASgJEhQKDGNvbnRlbnRfdHlwZRgDIAEoCRIQCghkZWNvZGluZxgEIAEoCRIPCgdleGNlcnB0GAUgASgJEhEKCXRydW5jYXRlZBgGIAEoCBIVCg1tYXNrZWRfZmllbGRzGAcgASgNEgwKBG5vdGUYCCABKAkiWQoVSWRlbnRpdHlBdXRoZW50aWNhdGVkEikKCGlkZW50aXR5GAEgASgLMhcucG9ydGN1bGxpcy52MS5JZGVudGl0eRIVCg1leHBpcmVzX2F0X21zGAIgASgBImcKEElkZW50aXR5UmVqZWN0ZWQSDgoGcmVhc29uGAEgASgJEg4KBmlzc3VlchgCIAEoCRIPCgdtZXNzYWdlGAMgASgJEhIKCnRva2VuX2hhc2gYBCABKAkSDgoGc3RhdHVzGAUgASgFIpEBChVBdWRpdFJldGVudGlvbkFwcGxpZWQSDQoFc3RvcmUYASABKAkSEQoJY3V0b2ZmX21zGAIgASgBEhkKEWRyb3BwZWRfYmVmb3JlX21zGAMgASgBEhIKCnBhcnRpdGlvbnMYBCADKAkSFAoMcm93c19kcm9wcGVkGAUgASgBEhEKCXJldGVudGlvbhgGIAEoCSKEAQoMRXZpZGVuY2VSZWFkEicKBnJlYWRlchgBIAEoCzIXLnBvcnRjdWxsaXMudjEuSWRlbnRpdHkSDgoGYWN0aW9uGAIgASgJEgsKA3ZpYRgDIAEoCRINCgVxdWVyeRgEIAEoCRIPCgdyZXN1bHRzGAUgASgBEg4KBnNvdXJjZRgGIAEoCSKxAQoOU2Vzc2lvblN0YXJ0ZWQSDAoEa2luZBgBIAEoCRIQCghwcm90b2NvbBgCIAEoCRIRCgl0cmFuc3BvcnQYAyABKAkSDwoHY29tbWFuZBgEIAMoCRIRCgljb250YWluZXIYBSABKAkSDQoFc3RkaW4YBiABKAgSCwoDdHR5GAcgASgIEhAKCHJlY29yZGVkGAggASgIEhoKEnJlY29yZF9saW1pdF9ieXRlcxgJIAEoASJTCgxTZXNzaW9uRnJhbWUSDwoHY2hhbm5lbBgBIAEoDRIRCglvZmZzZXRfbXMYAiABKA0SDAoEZGF0YRgDIAEoDBIRCgl0cnVuY2F0ZWQYBCABKAgiTgoNU2Vzc2lvbkZyYW1lcxIQCghzZXF1ZW5jZRgBIAEoDRIrCgZmcmFtZXMYAiADKAsyGy5wb3J0Y3VsbGlzLnYxLlNlc3Npb25GcmFtZSLNAQoMU2Vzc2lvbkVuZGVkEhEKCWV4aXRfY29kZRgBIAEoERIOCgZzdGF0dXMYAiABKAkSDwoHbWVzc2FnZRgDIAEoCRIQCghieXRlc19pbhgEIAEoARIRCglieXRlc19vdXQYBSABKAESEwoLZHVyYXRpb25fbXMYBiABKA0SFgoOcmVjb3JkZWRfYnl0ZXMYByABKAESEQoJdHJ1bmNhdGVkGAggASgIEhUKDWZyYW1lX2JhdGNoZXMYCSABKA0SDQoFZXJyb3IYCiABKAki4AkKDUV2ZW50RW52ZWxvcGUSCgoCaWQYASABKAkSDAoEdHlwZRgCIAEoCRIWCg5zY2hlbWFfdmVyc2lvbhgDIAEoBRIWCg5vY2N1cnJlZF9hdF9tcxgEIAEoARIWCg5jb3JyZWxhdGlvbl9pZBgFIAEoCRIUCgxjYXVzYXRpb25faWQYBiABKAkSEgoKc2Vzc2lvbl9pZBgHIAEoCRIPCgdub2RlX2lkGAggASgJEhIKCmNvbm5lY3Rpb24YCSABKAkSEQoJcHJldl9oYXNoGAogASgJEgwKBGhhc2gYCyABKAkSEQoJY2hhaW5fc2VxGAwgASgBEhAKCGNoYWluX2lkGA0gASgJEjoKEHJlcXVlc3RfcmVjZWl2ZWQYFCABKAsyHi5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RSZWNlaXZlZEgAEjgKD3JlcXVlc3RfZGVjaWRlZBgVIAEoCzIdLnBvcnRjdWxsaXMudjEuUmVxdWVzdERlY2lkZWRIABI6ChByZXF1ZXN0X3JlamVjdGVkGBYgASgLMh4ucG9ydGN1bGxpcy52MS5SZXF1ZXN0UmVqZWN0ZWRIABI8ChFyZXF1ZXN0X2NvbXBsZXRlZBgXIAEoCzIfLnBvcnRjdWxsaXMudjEuUmVxdWVzdENvbXBsZXRlZEgAEkYKFmlkZW50aXR5X2F1dGhlbnRpY2F0ZWQYGCABKAsyJC5wb3J0Y3VsbGlzLnYxLklkZW50aXR5QXV0aGVudGljYXRlZEgAEjwKEWlkZW50aXR5X3JlamVjdGVkGBkgASgLMh8ucG9ydGN1bGxpcy52MS5JZGVudGl0eVJlamVjdGVkSAASRwoXYXVkaXRfcmV0ZW50aW9uX2FwcGxpZWQYKCABKAsyJC5wb3J0Y3VsbGlzLnYxLkF1ZGl0UmV0ZW50aW9uQXBwbGllZEgAEjQKDWV2aWRlbmNlX3JlYWQYKSABKAsyGy5wb3J0Y3VsbGlzLnYxLkV2aWRlbmNlUmVhZEgAEjgKD3Nlc3Npb25fc3RhcnRlZBgaIAEoCzIdLnBvcnRjdWxsaXMudjEuU2Vzc2lvblN0YXJ0ZWRIABI2Cg5zZXNzaW9uX2ZyYW1lcxgbIAEoCzIcLnBvcnRjdWxsaXMudjEuU2Vzc2lvbkZyYW1lc0gAEjQKDXNlc3Npb25fZW5kZWQYHCABKAsyGy5wb3J0Y3VsbGlzLnYxLlNlc3Npb25FbmRlZEgAEj4KEmFwcHJvdmFsX3JlcXVlc3RlZBgeIAEoCzIgLnBvcnRjdWxsaXMudjEuQXBwcm92YWxSZXF1ZXN0ZWRIABI8ChFhcHByb3ZhbF9hcHByb3ZlZBgfIAEoCzIfLnBvcnRjdWxsaXMudjEuQXBwcm92YWxBcHByb3ZlZEgAEjgKD2FwcHJvdmFsX2RlbmllZBggIAEoCzIdLnBvcnRjdWxsaXMudjEuQXBwcm92YWxEZW5pZWRIABI6ChBhcHByb3ZhbF9leHBpcmVkGCEgASgLMh4ucG9ydGN1bGxpcy52MS5BcHByb3ZhbEV4cGlyZWRIABI8ChFhcHByb3ZhbF9jb25zdW1lZBgiIAEoCzIfLnBvcnRjdWxsaXMudjEuQXBwcm92YWxDb25zdW1lZEgAQgkKB3BheWxvYWQiHAoKRXZlbnRCYXRjaBIOCgZldmVudHMYASADKAxiBnByb3RvMw", [file_portcullis_v1_approval, file_portcullis_v1_decision, file_portcullis_v1_identity, file_portcullis_v1_request]);
 
 /**
  * The edge received and authenticated a request.
@@ -205,7 +205,9 @@ export type BodyExcerpt = Message<"portcullis.v1.BodyExcerpt"> & {
   bytes: number;
 
   /**
-   * Hex SHA-256 of the whole body (request: as received; response: as sent, masked).
+   * Keyed digest of the whole body (request: as received; response: as sent, masked):
+   * "hmac-sha256:<key id>:<hex>" under the audit body key (audit.bodyHashSecret), so a small
+   * guessable body cannot be found by trying candidates. Older events: plain hex SHA-256.
    *
    * @generated from field: string sha256 = 2;
    */
@@ -389,6 +391,66 @@ export const AuditRetentionAppliedSchema: GenMessage<AuditRetentionApplied> = /*
   messageDesc(file_portcullis_v1_events, 7);
 
 /**
+ * Someone read the evidence: the audit log (replay, export, tail, verify) or the policy's reasoning
+ * (policy explain). Who reads the evidence is evidence too. Recorded durably before the answer is
+ * given: no record, no answer. The envelope's connection is "_system".
+ *
+ * @generated from message portcullis.v1.EvidenceRead
+ */
+export type EvidenceRead = Message<"portcullis.v1.EvidenceRead"> & {
+  /**
+   * Who read: the verified token's identity (replay API, policy explain endpoint); for the CLI,
+   * which reads the store with the store's own credentials, subject "os:<user>@<host>".
+   *
+   * @generated from field: portcullis.v1.Identity reader = 1;
+   */
+  reader?: Identity | undefined;
+
+  /**
+   * "audit.replay", "audit.export", "audit.tail", "audit.verify" or "policy.explain".
+   *
+   * @generated from field: string action = 2;
+   */
+  action: string;
+
+  /**
+   * "api" (HTTPS with a bearer token) or "cli".
+   *
+   * @generated from field: string via = 3;
+   */
+  via: string;
+
+  /**
+   * What was asked, as JSON: the id, the time window and filters, or the explain request.
+   *
+   * @generated from field: string query = 4;
+   */
+  query: string;
+
+  /**
+   * How many items the answer holds (timeline events, rows, traced rules); -1 for a streamed
+   * export, which is recorded before its first row.
+   *
+   * @generated from field: double results = 5;
+   */
+  results: number;
+
+  /**
+   * Where from: the client's address (api) or the host (cli).
+   *
+   * @generated from field: string source = 6;
+   */
+  source: string;
+};
+
+/**
+ * Describes the message portcullis.v1.EvidenceRead.
+ * Use `create(EvidenceReadSchema)` to create a new message.
+ */
+export const EvidenceReadSchema: GenMessage<EvidenceRead> = /*@__PURE__*/
+  messageDesc(file_portcullis_v1_events, 8);
+
+/**
  * An upgraded session (exec, attach, port-forward, SPDY or WebSocket) was accepted by the upstream.
  * The envelope's session_id is the request id; correlation_id too.
  *
@@ -456,7 +518,7 @@ export type SessionStarted = Message<"portcullis.v1.SessionStarted"> & {
  * Use `create(SessionStartedSchema)` to create a new message.
  */
 export const SessionStartedSchema: GenMessage<SessionStarted> = /*@__PURE__*/
-  messageDesc(file_portcullis_v1_events, 8);
+  messageDesc(file_portcullis_v1_events, 9);
 
 /**
  * One recorded frame of a session: its channel, when it passed the edge and its bytes.
@@ -496,7 +558,7 @@ export type SessionFrame = Message<"portcullis.v1.SessionFrame"> & {
  * Use `create(SessionFrameSchema)` to create a new message.
  */
 export const SessionFrameSchema: GenMessage<SessionFrame> = /*@__PURE__*/
-  messageDesc(file_portcullis_v1_events, 9);
+  messageDesc(file_portcullis_v1_events, 10);
 
 /**
  * A batch of recorded frames, in order; sequence numbers start at 1 per session.
@@ -520,7 +582,7 @@ export type SessionFrames = Message<"portcullis.v1.SessionFrames"> & {
  * Use `create(SessionFramesSchema)` to create a new message.
  */
 export const SessionFramesSchema: GenMessage<SessionFrames> = /*@__PURE__*/
-  messageDesc(file_portcullis_v1_events, 10);
+  messageDesc(file_portcullis_v1_events, 11);
 
 /**
  * An upgraded session ended.
@@ -592,7 +654,7 @@ export type SessionEnded = Message<"portcullis.v1.SessionEnded"> & {
  * Use `create(SessionEndedSchema)` to create a new message.
  */
 export const SessionEndedSchema: GenMessage<SessionEnded> = /*@__PURE__*/
-  messageDesc(file_portcullis_v1_events, 11);
+  messageDesc(file_portcullis_v1_events, 12);
 
 /**
  * The common envelope of every event. Events are past tense and only change additively.
@@ -729,6 +791,12 @@ export type EventEnvelope = Message<"portcullis.v1.EventEnvelope"> & {
     case: "auditRetentionApplied";
   } | {
     /**
+     * @generated from field: portcullis.v1.EvidenceRead evidence_read = 41;
+     */
+    value: EvidenceRead;
+    case: "evidenceRead";
+  } | {
+    /**
      * @generated from field: portcullis.v1.SessionStarted session_started = 26;
      */
     value: SessionStarted;
@@ -785,7 +853,7 @@ export type EventEnvelope = Message<"portcullis.v1.EventEnvelope"> & {
  * Use `create(EventEnvelopeSchema)` to create a new message.
  */
 export const EventEnvelopeSchema: GenMessage<EventEnvelope> = /*@__PURE__*/
-  messageDesc(file_portcullis_v1_events, 12);
+  messageDesc(file_portcullis_v1_events, 13);
 
 /**
  * Group commit: one JetStream message on `audit._batch.events` carrying the sealed events of many
@@ -808,5 +876,5 @@ export type EventBatch = Message<"portcullis.v1.EventBatch"> & {
  * Use `create(EventBatchSchema)` to create a new message.
  */
 export const EventBatchSchema: GenMessage<EventBatch> = /*@__PURE__*/
-  messageDesc(file_portcullis_v1_events, 13);
+  messageDesc(file_portcullis_v1_events, 14);
 
