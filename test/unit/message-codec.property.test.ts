@@ -268,8 +268,8 @@ const payloadCases = EventEnvelopeSchema.oneofs[0]!.fields.map((f) => f.localNam
 
 describe('message codec (property, fixed seed)', () => {
   test('covers every message type reachable from EventEnvelope', () => {
-    assert.equal(types.length, 25, types.map((t) => t.typeName).join(', '));
-    assert.equal(payloadCases.length, 15);
+    assert.equal(types.length, 26, types.map((t) => t.typeName).join(', '));
+    assert.equal(payloadCases.length, 16);
   });
 
   test('every message type: encodeMessage == toBinary byte for byte, decodeMessage equals fromBinary', () => {
