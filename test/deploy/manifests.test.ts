@@ -171,7 +171,7 @@ for (const overlay of ['deploy/k8s/base', 'deploy/k8s/overlays/production']) {
       const raw = parseAllDocuments(text)[0]!.toJS() as unknown;
       const config = parseConfig(raw, {
         configDir: '/etc/portcullis/config',
-        env: { POD_NAME: 'portcullis-edge-abc', NATS_PASSWORD: 'x', CLICKHOUSE_PASSWORD: '' },
+        env: { POD_NAME: 'portcullis-edge-abc', NATS_PASSWORD: 'x', CLICKHOUSE_PASSWORD: '', AUDIT_BODY_HASH_SECRET: 'k'.repeat(44) },
       });
       assert.equal(config.bus.mode, 'nats');
       assert.equal(config.audit.sink, 'clickhouse');
@@ -205,7 +205,7 @@ for (const overlay of ['deploy/k8s/base', 'deploy/k8s/overlays/production']) {
     test('secrets come from Secrets: every ${VAR} in the config is set on every role, passwords only from secretKeyRef', () => {
       const cm = byKind('ConfigMap').find((m) => m.metadata.name.startsWith('portcullis-config'));
       const vars = [...String(get(cm, 'data', 'portcullis.yaml')).matchAll(/\$\{([A-Z_][A-Z0-9_]*)\}/g)].map((m) => m[1]!);
-      assert.deepEqual([...new Set(vars)].sort(), ['CLICKHOUSE_PASSWORD', 'NATS_PASSWORD', 'POD_NAME']);
+      assert.deepEqual([...new Set(vars)].sort(), ['AUDIT_BODY_HASH_SECRET', 'CLICKHOUSE_PASSWORD', 'NATS_PASSWORD', 'POD_NAME']);
       const documentedKeys = new Set(
         [...readFileSync(join(REPO_ROOT, 'deploy/README.md'), 'utf8').matchAll(/^\| `([a-z-]+)` \| [a-z ,]+ \| `[A-Z_]+`/gm)].map((m) => m[1]!),
       );

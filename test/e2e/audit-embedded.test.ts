@@ -28,7 +28,7 @@ interface OcsfApiActivity {
   resources: unknown;
 }
 
-describe('audit commands on the embedded store', { timeout: 180_000 }, () => {
+describe('audit commands on the embedded store', { timeout: 300_000 }, () => {
   const dir = tempDir('audit-embedded');
   let gateway: PortcullisProcess;
   let config = '';
@@ -93,7 +93,8 @@ describe('audit commands on the embedded store', { timeout: 180_000 }, () => {
     // and the policy role's policy.activated (its own chain).
     const r = await eventually('every completion stored', async () => {
       const v = await cli('audit', 'verify');
-      return v.code === 0 && /OK — 44 events in 2 chains checked/.test(v.stdout) ? v : undefined;
+      // Each verify is an evidence.read of its own (a one-event segment): the edge's chain is the one counted.
+      return v.code === 0 && /^OK — /m.test(v.stdout) && /: seq 1\.\.43, 43 events,/.test(v.stdout) ? v : undefined;
     });
     assert.match(r.stdout, /chain embedded-1\/\S+: seq 1\.\.43, 43 events, head [0-9a-f]{64}/);
     assert.match(r.stdout, /chain embedded-1\/\S+: seq 1\.\.1, 1 events, head [0-9a-f]{64}/);
@@ -137,8 +138,18 @@ describe('audit commands on the embedded store', { timeout: 180_000 }, () => {
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l) as Record<string, unknown>);
-    assert.equal(rows.length, 44);
+    // Every read of the log is on the record (evidence.read): the earlier verify, replays and tail, and this export itself, before its first row.
+    const reads = rows.filter((r) => r['type'] === 'evidence.read');
+    assert.equal(rows.length - reads.length, 44);
     assert.equal(rows.filter((r) => r['type'] === 'policy.activated').length, 1);
+    assert.deepEqual(
+      ['audit.verify', 'audit.replay', 'audit.tail', 'audit.export'].filter((action) => !reads.some((r) => r['reason'] === action)),
+      [],
+      JSON.stringify(reads.map((r) => r['reason'])),
+    );
+    const own = reads.find((r) => r['reason'] === 'audit.export')!;
+    assert.match(String(own['subject']), /^os:.+@/);
+    assert.match(String(own['decision_message']), /^audit\.export via cli: \{"sinceMs":\d+,"format":"ndjson"\} \(streamed\)$/);
     assert.ok(rows.every((r) => typeof r['hash'] === 'string' && r['hash'].length === 64 && typeof r['chain_seq'] === 'number'));
 
     const ocsf = await cli('audit', 'export', '--since', '1h', '--format', 'ocsf');
@@ -176,12 +187,17 @@ describe('audit commands on the embedded store', { timeout: 180_000 }, () => {
     const r = await cli('audit', 'verify');
     assert.equal(r.code, 1);
     assert.match(r.stderr, /^edited: event \S+ \(request\.decided, chain embedded-1\/\S+ seq \d+\): column effect is "allow", the signed event says "deny"/m);
-    assert.match(r.stderr, /FAILED: 1 problem — 44 events in 2 chains checked/);
+    // The 43 request events in the edge's chain, the policy role's policy.activated (its own chain),
+    // plus one evidence.read per earlier CLI read, each in a segment of its own.
+    const counted = /FAILED: 1 problem — (\d+) events in (\d+) chains checked/.exec(r.stderr);
+    assert.ok(counted !== null, r.stderr);
+    assert.equal(Number(counted[1]) - 44, Number(counted[2]) - 2, 'one event per read segment');
+    assert.match(r.stderr, /seq 1\.\.43, 43 events/);
     // As data, the report goes to stdout (for jq); the exit code still says it failed.
     const json = await cli('audit', 'verify', '-o', 'json');
     assert.equal(json.code, 1);
     const report = JSON.parse(json.stdout) as { findings: { kind: string }[]; eventsChecked: number };
     assert.equal(report.findings.length, 1);
-    assert.equal(report.eventsChecked, 44);
+    assert.equal(report.eventsChecked, Number(counted[1]) + 1, 'the previous verify is on the record too');
   });
 });

@@ -249,4 +249,50 @@ describe('portcullis CLI usage', { timeout: 280_000 }, () => {
       brokenYaml.stdout,
     );
   });
+
+  test('policy check and push: an unknown verb is an error with a suggestion, an unknown built-in resource a warning', async () => {
+    const dir = tempDir('cli-policy-vocabulary');
+    const { writeFileSync } = await import('node:fs');
+    const head = 'apiVersion: portcullis.dev/v1\nkind: Policy\nmetadata: { name: x, version: "1" }\nrules:\n  - id: x\n    effect: deny\n';
+    const typo = join(dir, 'typo.yaml');
+    writeFileSync(typo, `${head}    match: { verbs: [delet] }\n`);
+    const warned = join(dir, 'warned.yaml');
+    writeFileSync(warned, `${head}    match: { verbs: [delete], apiGroups: [apps], resources: [deploymnets] }\n`);
+    // Push validates before it connects: nothing listens at this NATS address.
+    const config = writeConfig(dir, 'portcullis.yaml', {
+      node: { id: 'n', stateDir: join(dir, 'state') },
+      bus: { mode: 'nats', nats: { servers: [`nats://127.0.0.1:${await freePort()}`] } },
+    });
+    const [check, checkJson, push, checkWarned, checkWarnedJson, pushWarned] = await Promise.all([
+      runPortcullis(['policy', 'check', typo]),
+      runPortcullis(['policy', 'check', typo, '-o', 'json']),
+      runPortcullis(['policy', 'push', typo, '--config', config]),
+      runPortcullis(['policy', 'check', warned]),
+      runPortcullis(['policy', 'check', warned, '-o', 'json']),
+      runPortcullis(['policy', 'push', warned, '--config', config]),
+    ]);
+    const message = /typo\.yaml:7:22: rules\[0\]\.match\.verbs\[0\]: unknown verb "delet" in rule "x" \(did you mean "delete"\?\)/;
+    assert.equal(check.code, 1);
+    assert.match(check.stderr, message);
+    assert.equal((JSON.parse(checkJson.stdout) as { valid: boolean }).valid, false);
+    assert.equal(push.code, 1);
+    assert.match(push.stderr, /nothing was changed/);
+    assert.match(push.stderr, message);
+    assert.doesNotMatch(push.stderr, /cannot reach NATS/, 'refused before connecting');
+
+    const warning =
+      /warned\.yaml:7:\d+: warning: rules\[0\]\.match\.resources\[0\]: unknown resource "deploymnets" in rule "x" for API group "apps" \(did you mean "deployments"\?\)/;
+    assert.equal(checkWarned.code, 0, checkWarned.stderr);
+    assert.match(checkWarned.stdout, /warned\.yaml: valid \(policy 1, 1 rules, 1 warnings\)/);
+    assert.match(checkWarned.stderr, warning);
+    const data = JSON.parse(checkWarnedJson.stdout) as { valid: boolean; warnings: { line: number; path: string }[] };
+    assert.equal(data.valid, true);
+    assert.deepEqual(
+      data.warnings.map((w) => [w.line, w.path]),
+      [[7, 'rules[0].match.resources[0]']],
+    );
+    // A warning does not stop a push: it is printed, then the push goes on (and here finds no NATS).
+    assert.match(pushWarned.stderr, warning);
+    assert.match(pushWarned.stderr, /cannot reach NATS/);
+  });
 });

@@ -203,9 +203,10 @@ describe('audit durability: writer SIGKILLed and ClickHouse stopped under load',
     // The hash chains are intact through the kill and the outage.
     const verify = await runPortcullis(['audit', 'verify', '--config', roleConfig]);
     assert.equal(verify.code, 0, verify.stderr);
-    // The edge's chain, and the policy role's (its policy.activated at start-up).
-    assert.match(verify.stdout, new RegExp(`^OK — ${expectedEvents + identityEvents + 1} events in 2 chains checked$`, 'm'));
-    assert.match(verify.stdout, /chain edge-1\/\d{4}-\d{2}-\d{2}T[\d:.]+Z\/[0-9a-f]{8}: seq 1\.\./);
+    assert.match(verify.stdout, /^OK — \d+ events in \d+ chains? checked$/m);
+    // The edge's chain holds every request event; other segments are reads of the log (evidence.read).
+    const n = expectedEvents + identityEvents;
+    assert.match(verify.stdout, new RegExp(`chain edge-1/\\d{4}-\\d{2}-\\d{2}T[\\d:.]+Z/[0-9a-f]{8}: seq 1\\.\\.${n}, ${n} events,`));
   });
 
   test('the replay API: 401 without a token, 403 outside the auditor groups, the timeline for auditors (same as the CLI)', async () => {

@@ -32,6 +32,9 @@ import { MASK_MARKER } from '@portcullis/masking';
 import { sharedClickHouseUrl, uniqueName } from '../harness/services.js';
 import { leakForms, leaksIn } from '../support/leak-corpus.js';
 import { RecordingLog } from '../support/recording-log.js';
+import { BodyDigest } from '@portcullis/masking';
+
+const bodyDigest = new BodyDigest('edge-masking-test-body-key-0123456789');
 
 const POLICY = `apiVersion: portcullis.dev/v1
 kind: Policy
@@ -193,6 +196,7 @@ describe('masking at the edge', { timeout: 180_000 }, () => {
         maxObjectBytes: 8 * 1024 * 1024,
         requestCaptureBytes: 1024 * 1024,
         excerptBytes: 4096,
+        bodyDigest,
       }),
     });
     server = new EdgeServer({ host: '127.0.0.1', port: 0, tls, pipeline, logger: silentLogger });
@@ -286,7 +290,7 @@ current-context: edge
       const body = completed.payload.case === 'requestCompleted' ? completed.payload.value.requestBody : undefined;
       assert.equal(body?.decoding, 'protobuf', body?.note);
       assert.match(body?.excerpt ?? '', /"name":"created"/);
-      assert.match(body?.sha256 ?? '', /^[0-9a-f]{64}$/);
+      assert.match(body?.sha256 ?? '', new RegExp(`^hmac-sha256:${bodyDigest.keyId}:[0-9a-f]{64}$`));
       assert.ok((body?.maskedFields ?? 0) >= 2);
     });
 
@@ -723,7 +727,7 @@ current-context: edge
       const v = completed.payload.value;
       assert.equal(v.maskProfile, 'secrets');
       assert.ok(v.maskedFields >= 5, `masked ${v.maskedFields}`);
-      assert.equal(v.responseBody?.sha256.length, 64);
+      assert.equal(v.responseBody?.sha256, bodyDigest.of(res.body), 'the keyed digest of the masked text the client received');
       assert.ok((v.responseBody?.excerpt.length ?? 0) > 0 && (v.responseBody?.excerpt.length ?? 0) <= 4096);
       assert.equal(v.responseBody?.bytes, Buffer.byteLength(res.body));
     });
@@ -761,7 +765,7 @@ current-context: edge
       assert.equal(back.length, rows.length);
       const text = back.map((r) => AUDIT_COLUMNS.map((c) => String(r[c.name])).join('\t')).join('\n');
       noLeak(text, 'ClickHouse audit rows');
-      assert.ok(back.some((r) => r.masked_fields > 0 && r.response_body_sha256.length === 64));
+      assert.ok(back.some((r) => r.masked_fields > 0 && r.response_body_sha256.startsWith(`hmac-sha256:${bodyDigest.keyId}:`)));
       await ch.close();
     });
   });

@@ -10,7 +10,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInProcessBus, type BusHandle, type KeyValueStore } from '@portcullis/bus';
-import { BucketKeys, Buckets, QueueGroups, Subjects } from '@portcullis/contracts';
+import { BucketKeys, Buckets, QueueGroups, Streams, Subjects } from '@portcullis/contracts';
 import { answerExplainRequest, PolicyStore } from '@portcullis/policy-engine';
 import { DevIssuer, TokenVerifier } from '@portcullis/identity';
 import { loadOrCreateDevTls } from '@portcullis/tls';
@@ -18,6 +18,7 @@ import { silentLogger, type Logger } from '@portcullis/common';
 import { POLICY_EXPLAIN_PATH } from '@portcullis/gateway';
 import { edgeRequest } from '../support/gateway-https.js';
 import { eventually } from '../support/eventually.js';
+import { RecordingLog } from '../support/recording-log.js';
 import { Role, startTestProcess, testConfig, testTls, type RunningProcess } from '../support/nest-process.js';
 
 const policy = (version: string, rules = ''): string => `apiVersion: portcullis.dev/v1
@@ -121,8 +122,12 @@ describe('POST /admin/policy/explain', { timeout: 60_000 }, () => {
   const store = new PolicyStore(silentLogger);
   const dir = mkdtempSync(join(tmpdir(), 'policy-explain-'));
 
+  let log: RecordingLog;
+
   before(async () => {
     handle = createInProcessBus();
+    await handle.log.ensureStream({ name: Streams.audit.name, subjects: Streams.audit.subjects, maxAgeMs: 0, duplicateWindowMs: 60_000, replicas: 1 });
+    log = new RecordingLog(handle.log);
     assert.deepEqual(store.load(policy('e1'), 'explain.yaml'), []);
     handle.bus.serve(Subjects.policyExplain(), QueueGroups.policy, (msg) =>
       serving ? answerExplainRequest(store.policy, msg.data, new Date()) : new Promise<Uint8Array>(() => undefined),
@@ -158,7 +163,7 @@ describe('POST /admin/policy/explain', { timeout: 60_000 }, () => {
         dir,
       ),
       roles: [Role.Edge],
-      bus: handle,
+      bus: { ...handle, log },
       verifier,
       tls: testTls(tls),
     });
@@ -255,6 +260,28 @@ describe('POST /admin/policy/explain', { timeout: 60_000 }, () => {
       assert.match(res.body, /policy service unavailable \(timeout\)/);
     } finally {
       serving = true;
+    }
+  });
+
+  test('each explanation is an evidence.read event naming who asked what; without a durable record, 503 and no explanation', async () => {
+    const before = log.appended.length;
+    const ok = await post(exec, `Bearer ${tokens['alice']}`);
+    assert.equal(ok.status, 200, ok.body);
+    const read = log.appended.slice(before).find((e) => e.type === 'evidence.read');
+    assert.ok(read !== undefined && read.payload.case === 'evidenceRead', 'an evidence.read event');
+    const v = read.payload.value;
+    assert.deepEqual([v.reader?.subject, v.action, v.via], ['alice', 'policy.explain', 'api']);
+    assert.deepEqual({ ...(JSON.parse(v.query) as Record<string, unknown>), ...exec }, JSON.parse(v.query), 'the query holds the explain request');
+    assert.ok(v.results > 0 && v.source !== '');
+
+    log.failing = true;
+    try {
+      const refused = await post(exec, `Bearer ${tokens['alice']}`);
+      assert.equal(refused.status, 503, refused.body);
+      assert.match(refused.body, /"error":"audit_unavailable"/);
+      assert.doesNotMatch(refused.body, /ruleId|trace/, 'nothing of the explanation');
+    } finally {
+      log.failing = false;
     }
   });
 });

@@ -13,7 +13,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHmac, X509Certificate } from 'node:crypto';
+import { createHash, createHmac, X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
@@ -21,6 +21,7 @@ import { UnsecuredJWT, type JWTPayload } from 'jose';
 import { connect as natsConnect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { auditMessageEvents, Streams } from '@portcullis/contracts';
+import { BodyDigest } from '@portcullis/masking';
 import { createCertificateAuthority, issueServerCertificate, loadOrCreateDevTls } from '@portcullis/tls';
 import { freePort, sharedClickHouseUrl, uniqueName } from '../harness/services.js';
 import { CLUSTER_SECRETS, SIGNING_SECRET, approvalIdIn, startCluster, type Cluster } from '../support/cluster.js';
@@ -449,6 +450,36 @@ describe('security suite: attacks refused, secrets never leaked', { timeout: 600
       '201, response masked',
       `${create.status}, ${createLeaks.length} planted values`,
       create.status === 201 && createLeaks.length === 0,
+    );
+
+    // A one-word Secret value: every other byte of the body is known to a reader of the log (the masked excerpt).
+    const oneWordBody = (word: string): string =>
+      JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'one-word' }, stringData: { password: word } });
+    const oneWord = await edge('/k8s/prod/api/v1/namespaces/default/secrets', {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: oneWordBody('hunter2'),
+    });
+    const auditId = String(oneWord.headers['audit-id']);
+    const stored = await eventually(
+      'the one-word create in ClickHouse',
+      async () => {
+        const sql = `SELECT request_body_sha256 FROM audit_events WHERE correlation_id = '${auditId}' AND type = 'request.completed' FORMAT TSV`;
+        const text = (await (await fetch(`${chUrl}/?database=${database}`, { method: 'POST', body: sql })).text()).trim();
+        return text === '' ? undefined : text;
+      },
+      30_000,
+    ).catch(() => '');
+    const dictionary = ['password', '123456', 'letmein', 'qwerty', 'hunter2', 'admin', 'secret', 'dragon', 'monkey', 'changeme'];
+    const plainHits = dictionary.filter((w) => stored.includes(createHash('sha256').update(oneWordBody(w)).digest('hex')));
+    // Control: the key holder (the auditors) finds the word, so the body template is right.
+    const key = new BodyDigest(readFileSync(join(c.dir, 'state', 'audit-body-key'), 'utf8').trim());
+    const keyHits = dictionary.filter((w) => key.matches(oneWordBody(w), stored));
+    table.add(
+      'audit: brute-forcing a one-word Secret body against its stored digest',
+      'no candidate matches without the key (the key holder finds it)',
+      `${oneWord.status}, ${plainHits.length} plain SHA-256 hits, key holder found ${JSON.stringify(keyHits)}`,
+      oneWord.status === 201 && stored.startsWith('hmac-sha256:') && plainHits.length === 0 && keyHits.join() === 'hunter2',
     );
   });
 
@@ -1086,6 +1117,39 @@ describe('security suite: attacks refused, secrets never leaked', { timeout: 600
       body: 'grant_type=client_credentials&client_id=sre-alice&client_secret=guessed-secret',
     });
     table.add('admin: development token endpoint with a wrong client secret', '401 invalid_client', String(tokenEndpoint.status), tokenEndpoint.status === 401);
+
+    // Who reads the evidence is evidence: the auditor's replay, the admin's explain and an export through the CLI are events.
+    const startedAt = Date.now() - 1000;
+    const exported = await runPortcullis(['audit', 'export', '--since', '1h', '--config', c.configs.get('audit-1')!]);
+    const reads = await eventually(
+      'the evidence.read events in ClickHouse',
+      async () => {
+        const sql = `SELECT subject, groups, reason, decision_message, ts_ms FROM audit_events WHERE type = 'evidence.read' FORMAT JSONEachRow`;
+        const text = await (await fetch(`${chUrl}/?database=${database}`, { method: 'POST', body: sql })).text();
+        const rows = text
+          .split('\n')
+          .filter((l) => l !== '')
+          .map((l) => JSON.parse(l) as { subject: string; groups: string[]; reason: string; decision_message: string; ts_ms: number });
+        const want = ['audit.replay', 'policy.explain', 'audit.export'];
+        return want.every((a) => rows.some((r) => r.reason === a)) ? rows : undefined;
+      },
+      30_000,
+    ).catch(() => []);
+    const read = (action: string, subject: RegExp) => reads.find((r) => r.reason === action && subject.test(r.subject));
+    const cases: [string, string, RegExp][] = [
+      ['an auditor replays a request (replay API)', 'audit.replay', /^sec-team$/],
+      ['an admin asks policy explain', 'policy.explain', /^pat$/],
+      ['an operator exports the log (CLI)', 'audit.export', /^os:.+@/],
+    ];
+    for (const [who, action, subject] of cases) {
+      const r = read(action, subject);
+      table.add(
+        `audit: ${who} is itself an event`,
+        `evidence.read naming who, what and when`,
+        r === undefined ? `none (export exit ${exported.code})` : `${r.subject} ${r.reason}: ${r.decision_message.slice(0, 60)}`,
+        r !== undefined && r.ts_ms >= startedAt - 600_000 && r.decision_message.startsWith(`${action} via `),
+      );
+    }
   });
 
   test('no planted secret in any log, audit row, JetStream message or Slack message; prints the table', async () => {
@@ -1149,6 +1213,7 @@ describe('security suite: attacks refused, secrets never leaked', { timeout: 600
       ['planted token echoed by exec (client output and session recording)', PLANTED.execToken],
       ['the development issuer private key (d)', devKey.privateJwk?.d ?? 'missing-dev-key'],
       ['the TLS server private key', serverKey],
+      ['the audit body hash key', readFileSync(join(state, 'audit-body-key'), 'utf8').trim()],
       ...usedTokens.map((t, i): [string, string] => [`bearer token #${i + 1} (its signature)`, t.split('.')[2] ?? t]),
     ];
     assert.ok(rows.length > 1000 && raw.length > 1000 && logs.length > 1000, 'the places searched are not empty');

@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import { create, IdentitySchema, RequestAttributesSchema } from '@portcullis/contracts';
 import {
   bodyExcerpt,
-  bodySha256,
   MAX_EXCERPT_CHARS,
   MemoryApprovalStore,
   requestFingerprint,
@@ -12,6 +11,9 @@ import {
   type ApprovalStore,
 } from '@portcullis/approval';
 import { describeApprovalConformance, type FakeClock } from '../support/approval-conformance.js';
+import { BodyDigest } from '@portcullis/masking';
+
+const bodyDigest = new BodyDigest('k'.repeat(32));
 
 describeApprovalConformance({
   name: 'the in-memory store',
@@ -36,14 +38,14 @@ describe('requestFingerprint', () => {
       kube: { isResourceRequest: true, verb: 'delete', apiGroup: '', apiVersion: 'v1', resource: 'configmaps', namespace: 'ns', name: 'a', ...kube },
       ...extra,
     });
-  const base = requestFingerprint(identity, attrs({}), '', bodySha256(Buffer.from('')));
+  const base = requestFingerprint(identity, attrs({}), '', bodyDigest.of(Buffer.from('')));
 
   it('is stable for the same request and ignores what does not make it another request', () => {
     const same = requestFingerprint(
       create(IdentitySchema, { subject: 'ci-bot', issuer: 'https://a', groups: ['other'], tokenId: 'new-token' }),
       attrs({}, { userAgent: 'kubectl/v1.32', sourceIp: '10.0.0.9' }),
       '',
-      bodySha256(new Uint8Array()),
+      bodyDigest.of(new Uint8Array()),
     );
     assert.equal(same, base, 'a new token, another source address or user agent: the same request');
     assert.match(base, /^[0-9a-f]{64}$/);
@@ -51,18 +53,18 @@ describe('requestFingerprint', () => {
 
   it('changes with every field an approval is bound to', () => {
     const variants: [string, string][] = [
-      ['subject', requestFingerprint(create(IdentitySchema, { subject: 'ci-bot2', issuer: 'https://a' }), attrs({}), '', bodySha256(Buffer.from('')))],
-      ['issuer', requestFingerprint(create(IdentitySchema, { subject: 'ci-bot', issuer: 'https://b' }), attrs({}), '', bodySha256(Buffer.from('')))],
-      ['connection', requestFingerprint(identity, attrs({}, { connection: 'staging' }), '', bodySha256(Buffer.from('')))],
-      ['verb', requestFingerprint(identity, attrs({ verb: 'deletecollection' }), '', bodySha256(Buffer.from('')))],
-      ['api group', requestFingerprint(identity, attrs({ apiGroup: 'apps' }), '', bodySha256(Buffer.from('')))],
-      ['resource', requestFingerprint(identity, attrs({ resource: 'secrets' }), '', bodySha256(Buffer.from('')))],
-      ['subresource', requestFingerprint(identity, attrs({ subresource: 'status' }), '', bodySha256(Buffer.from('')))],
-      ['namespace', requestFingerprint(identity, attrs({ namespace: 'ns2' }), '', bodySha256(Buffer.from('')))],
-      ['name', requestFingerprint(identity, attrs({ name: 'b' }), '', bodySha256(Buffer.from('')))],
-      ['query', requestFingerprint(identity, attrs({}), 'gracePeriodSeconds=0', bodySha256(Buffer.from('')))],
-      ['body', requestFingerprint(identity, attrs({}), '', bodySha256(Buffer.from('{"propagationPolicy":"Orphan"}')))],
-      ['field boundaries', requestFingerprint(identity, attrs({ namespace: 'n', name: 'sa' }), '', bodySha256(Buffer.from('')))],
+      ['subject', requestFingerprint(create(IdentitySchema, { subject: 'ci-bot2', issuer: 'https://a' }), attrs({}), '', bodyDigest.of(Buffer.from('')))],
+      ['issuer', requestFingerprint(create(IdentitySchema, { subject: 'ci-bot', issuer: 'https://b' }), attrs({}), '', bodyDigest.of(Buffer.from('')))],
+      ['connection', requestFingerprint(identity, attrs({}, { connection: 'staging' }), '', bodyDigest.of(Buffer.from('')))],
+      ['verb', requestFingerprint(identity, attrs({ verb: 'deletecollection' }), '', bodyDigest.of(Buffer.from('')))],
+      ['api group', requestFingerprint(identity, attrs({ apiGroup: 'apps' }), '', bodyDigest.of(Buffer.from('')))],
+      ['resource', requestFingerprint(identity, attrs({ resource: 'secrets' }), '', bodyDigest.of(Buffer.from('')))],
+      ['subresource', requestFingerprint(identity, attrs({ subresource: 'status' }), '', bodyDigest.of(Buffer.from('')))],
+      ['namespace', requestFingerprint(identity, attrs({ namespace: 'ns2' }), '', bodyDigest.of(Buffer.from('')))],
+      ['name', requestFingerprint(identity, attrs({ name: 'b' }), '', bodyDigest.of(Buffer.from('')))],
+      ['query', requestFingerprint(identity, attrs({}), 'gracePeriodSeconds=0', bodyDigest.of(Buffer.from('')))],
+      ['body', requestFingerprint(identity, attrs({}), '', bodyDigest.of(Buffer.from('{"propagationPolicy":"Orphan"}')))],
+      ['field boundaries', requestFingerprint(identity, attrs({ namespace: 'n', name: 'sa' }), '', bodyDigest.of(Buffer.from('')))],
     ];
     const seen = new Set([base]);
     for (const [name, fp] of variants) {

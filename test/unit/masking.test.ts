@@ -7,6 +7,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import {
+  BodyDigest,
   BodyRecorder,
   decodeKubeProtobuf,
   DetectorName,
@@ -25,6 +26,8 @@ import {
 } from '@portcullis/masking';
 import { rewriteAcceptForMasking } from '@portcullis/gateway';
 import { LEAK_CORPUS, leaksIn, P } from '../support/leak-corpus.js';
+
+const bodyDigest = new BodyDigest('masking-test-body-key-0123456789abcdef');
 
 const CHUNK_SIZES = [1, 2, 3, 7, 64, 1000, Number.MAX_SAFE_INTEGER];
 
@@ -440,12 +443,12 @@ function secretMessage(name: string, data: Record<string, string>, stringData: R
 describe('request bodies for the audit log', () => {
   const profile = new MaskingProfile('secrets', {});
   const record = (body: Buffer | string, cap = 1 << 20) => {
-    const r = new BodyRecorder(cap);
+    const r = new BodyRecorder(cap, bodyDigest);
     const b = Buffer.from(body);
     for (let i = 0; i < b.length; i += 5) r.add(b.subarray(i, i + 5));
     return r.finish();
   };
-  const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
+  const sha = (b: Buffer | string) => bodyDigest.of(b);
   const secretTarget = { mode: 'kubernetes', kindHint: 'Secret' } as const;
 
   const cases: {
@@ -621,4 +624,44 @@ describe('Accept rewriting for masked requests', () => {
       assert.equal(headers['Accept'], undefined);
     });
   }
+});
+
+describe('keyed body digests (audit)', () => {
+  // A one-word Secret value in a request body whose every other byte a reader of the log knows (the masked excerpt).
+  const template = (word: string): string => JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'db' }, stringData: { password: word } });
+  const dictionary = ['password', '123456', 'letmein', 'hunter2', 'qwerty', 'admin', 'secret', 'dragon'];
+
+  it('a dictionary tried against the recorded digest finds nothing without the key; the key holder can check a body', () => {
+    const r = new BodyRecorder(1 << 20, bodyDigest);
+    r.add(Buffer.from(template('hunter2')));
+    const recorded = r.finish().sha256;
+    assert.match(recorded, new RegExp(`^hmac-sha256:${bodyDigest.keyId}:[0-9a-f]{64}$`));
+    const plain = (w: string): string => createHash('sha256').update(template(w)).digest('hex');
+    assert.deepEqual(
+      dictionary.filter((w) => recorded.includes(plain(w))),
+      [],
+      'a plain SHA-256 of a candidate body never matches',
+    );
+    assert.deepEqual(
+      dictionary.filter((w) => bodyDigest.matches(template(w), recorded)),
+      ['hunter2'],
+    );
+    const other = new BodyDigest('another-key-0123456789-abcdefghijkl');
+    assert.notEqual(other.keyId, bodyDigest.keyId);
+    assert.equal(other.matches(template('hunter2'), recorded), false, 'another key does not recognise it');
+  });
+
+  it('the key is never shown: JSON, inspect and errors carry the key id only; short keys are refused', async () => {
+    const key = 'never-print-this-key-0123456789-abcdef';
+    const d = new BodyDigest(key);
+    const { inspect } = await import('node:util');
+    assert.doesNotMatch(`${JSON.stringify(d)} ${inspect(d, { showHidden: true, depth: 5 })}`, /never-print-this-key/);
+    assert.throws(() => new BodyDigest('short'), /at least 32 bytes/);
+  });
+
+  it('streamed and whole digests agree (the response excerpt and the recorder use the same digest)', () => {
+    const run = bodyDigest.start();
+    for (const part of ['{"a":', '1}']) run.update(part);
+    assert.equal(run.finish(), bodyDigest.of('{"a":1}'));
+  });
 });

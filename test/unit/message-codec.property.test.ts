@@ -268,9 +268,9 @@ const payloadCases = EventEnvelopeSchema.oneofs[0]!.fields.map((f) => f.localNam
 
 describe('message codec (property, fixed seed)', () => {
   test('covers every message type reachable from EventEnvelope', () => {
-    // The policy change events (PolicyPushed, PolicyActivated, PolicyRejected) included.
-    assert.equal(types.length, 28, types.map((t) => t.typeName).join(', '));
-    assert.equal(payloadCases.length, 18);
+    // The policy change events (PolicyPushed, PolicyActivated, PolicyRejected) and EvidenceRead included.
+    assert.equal(types.length, 29, types.map((t) => t.typeName).join(', '));
+    assert.equal(payloadCases.length, 19);
   });
 
   test('every message type: encodeMessage == toBinary byte for byte, decodeMessage equals fromBinary', () => {

@@ -5,12 +5,15 @@ import {
   compileGlob,
   compilePolicy,
   formatPolicyError,
+  formatPolicyWarning,
   globError,
   parseDurationSeconds,
   parsePolicy,
   policyJsonSchemaText,
+  PolicyStore,
   type PolicyError,
 } from '@portcullis/policy-engine';
+import type { Logger } from '@portcullis/common';
 import { repoRoot } from './policy-engine.fixtures.js';
 
 const HEADER = `apiVersion: portcullis.dev/v1
@@ -279,6 +282,90 @@ rules:
   test('bad rule ids', () => {
     const e = only(`${HEADER}rules:\n  - id: "has space"\n    effect: allow\n`);
     assert.equal(e.path, 'rules[0].id');
+  });
+});
+
+describe('a policy says what it means: verbs are checked, unknown built-in resources warned about', () => {
+  const rule = (match: string): string => `${HEADER}rules:\n  - id: x\n    effect: allow\n    match: ${match}\n`;
+  const warningsOf = (text: string): readonly PolicyError[] => {
+    const r = parsePolicy(text, { source: 't.yaml' });
+    assert.ok(r.ok, JSON.stringify(!r.ok && r.errors));
+    return r.warnings;
+  };
+
+  test('an unknown verb is an error that names the rule and the closest verb', () => {
+    const e = only(rule('{ verbs: [get, delet] }'));
+    assert.equal(e.path, 'rules[0].match.verbs[1]');
+    assert.deepEqual([e.line, e.column], [7, 27]);
+    assert.match(e.message, /^unknown verb "delet" in rule "x" \(did you mean "delete"\?\); verbs: get, list, watch, /);
+    assert.equal(only(rule('{ verbs: [GET] }')).message.split(';')[0], 'unknown verb "GET" in rule "x" (did you mean "get"?)');
+    assert.equal(only(rule('{ verbs: [frobnicate] }')).message.split(';')[0], 'unknown verb "frobnicate" in rule "x"');
+  });
+
+  test('RBAC-only verbs and patterns that match no verb are errors; every request verb and matching patterns are not', () => {
+    assert.match(only(rule('{ verbs: [impersonate] }')).message, /"impersonate" in rule "x" is one Kubernetes RBAC checks inside the API server/);
+    assert.match(only(rule('{ verbs: ["dlete*"] }')).message, /verb pattern "dlete\*" in rule "x" matches no verb/);
+    const all = '{ verbs: [get, list, watch, create, update, patch, delete, deletecollection, proxy, head, post, put, options, "*", "delete*", "?et"] }';
+    assert.deepEqual(warningsOf(rule(all)), []);
+  });
+
+  test('compilePolicy checks verbs too (a bundle built in code)', () => {
+    const r = compilePolicy({
+      apiVersion: 'portcullis.dev/v1',
+      kind: 'Policy',
+      metadata: { name: 'j', version: '1' },
+      rules: [{ id: 'a', effect: 'deny', match: { verbs: ['delet'] } }],
+    });
+    assert.ok(!r.ok);
+    assert.match(r.errors[0]!.message, /did you mean "delete"/);
+  });
+
+  test('an unknown resource of a built-in API group is a warning, not an error', () => {
+    const [w, ...rest] = warningsOf(rule('{ apiGroups: [apps], resources: [deploymnets, statefulsets/scale, "*"] }'));
+    assert.deepEqual(rest, []);
+    assert.equal(w!.path, 'rules[0].match.resources[0]');
+    assert.equal(w!.line, 7);
+    assert.match(w!.message, /^unknown resource "deploymnets" in rule "x" for API group "apps" \(did you mean "deployments"\?\)/);
+    assert.ok(formatPolicyWarning(w!, 't.yaml').startsWith('t.yaml:7:'), formatPolicyWarning(w!, 't.yaml'));
+    assert.match(formatPolicyWarning(w!, 't.yaml'), /: warning: rules\[0\]\.match\.resources\[0\]: unknown resource/);
+    assert.match(warningsOf(rule('{ apiGroups: [""], resources: [deployments] }'))[0]!.message, /for API group the core group \(""\)/);
+  });
+
+  test('without apiGroups only a near-miss of a built-in resource is warned about (custom resources are fine)', () => {
+    assert.match(warningsOf(rule('{ resources: [pdos] }'))[0]!.message, /"pdos" in rule "x" is not a built-in resource \(did you mean "pods"\?\)/);
+    assert.deepEqual(warningsOf(rule('{ resources: [widgets, pods/exec] }')), []);
+    assert.deepEqual(warningsOf(rule('{ apiGroups: [example.com], resources: [widgetz] }')), [], 'a custom group has no list to check against');
+  });
+
+  test('a non-standard HTTP method is a warning', () => {
+    const [w] = warningsOf(rule('{ http: { methods: [get, DELET] } }'));
+    assert.match(w!.message, /"DELET" in rule "x" is not a standard HTTP method \(did you mean "DELETE"\?\)/);
+  });
+
+  test('on load: an unknown verb keeps the last good version; a warning is logged and the policy loads', () => {
+    const lines: { level: string; msg: string; fields: Record<string, unknown> | undefined }[] = [];
+    const log = (level: string) => (msg: string, fields?: Record<string, unknown>) => void lines.push({ level, msg, fields });
+    const logger: Logger = { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error'), child: () => logger };
+    const store = new PolicyStore(logger);
+    const good = `${HEADER}rules:\n  - id: x\n    effect: allow\n    match: { verbs: [get], resources: [pdos] }\n`;
+    assert.deepEqual(store.load(good, 'kv'), []);
+    assert.equal(store.policy?.version, '1');
+    const warned = lines.find((l) => l.level === 'warn');
+    assert.match(JSON.stringify(warned?.fields?.['warnings']), /kv:7:\d+: warning: rules\[0\]\.match\.resources\[0\]: resource \\"pdos\\"/);
+    const problems = store.load(good.replace('version: "1"', 'version: "2"').replace('[get]', '[delet]'), 'kv');
+    assert.match(problems.join('\n'), /unknown verb "delet" in rule "x" \(did you mean "delete"\?\)/);
+    assert.equal(store.policy?.version, '1', 'the last good version stays in force');
+  });
+
+  test('warnings come with errors too, and the shipped policies have none', () => {
+    const r = parsePolicy(`${HEADER}rules:\n  - id: x\n    effect: maybe\n  - id: y\n    effect: allow\n    match: { resources: [pdos] }\n`);
+    assert.ok(!r.ok);
+    assert.equal(r.warnings.length, 1);
+    for (const file of ['examples/policy.yaml', 'deploy/k8s/base/config/policy.yaml']) {
+      const parsed = parsePolicy(readFileSync(`${repoRoot}${file}`, 'utf8'));
+      assert.ok(parsed.ok, file);
+      assert.deepEqual(parsed.warnings, [], file);
+    }
   });
 });
 

@@ -5,6 +5,7 @@ import {
   Inject,
   Injectable,
   Param,
+  Req,
   Res,
   UseFilters,
   UseGuards,
@@ -13,7 +14,9 @@ import {
   type OnModuleInit,
   type PipeTransform,
 } from '@nestjs/common';
-import type { FastifyReply } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { EvidenceAction, EvidenceReadRecorder, EvidenceReadUnrecordedError } from '@portcullis/audit-store/pure';
+import type { EventLog } from '@portcullis/bus';
 import type { PortcullisConfig } from '@portcullis/config';
 import type { Logger } from '@portcullis/common';
 import type { Identity } from '@portcullis/contracts';
@@ -24,6 +27,7 @@ import {
   Caller,
   CallerForbiddenError,
   CONFIG,
+  EVENT_LOG,
   GATEWAY_TLS,
   GroupsGuard,
   HttpListeners,
@@ -90,6 +94,10 @@ export class AuditApiFilter implements ExceptionFilter {
     }
     if (err instanceof BadReplayIdError) return sendJson(reply, 400, { error: 'bad_request', message: err.message });
     if (err instanceof TimelineNotFoundError) return sendJson(reply, 404, { error: 'not_found', message: err.message });
+    if (err instanceof EvidenceReadUnrecordedError) {
+      this.logger.error('audit replay refused: the read could not be recorded', { err: err.cause });
+      return sendJson(reply, 503, { error: 'audit_unavailable', message: 'the audit log cannot record this read right now; nothing was read out' });
+    }
     this.logger.warn('audit API request failed', { err: err instanceof Error ? err.message : String(err) });
     if (!reply.sent) sendJson(reply, 500, { error: 'internal', message: 'the audit store could not be read' });
   }
@@ -98,21 +106,36 @@ export class AuditApiFilter implements ExceptionFilter {
 /**
  * The audit role's replay API: `GET /v1/audit/replay/<session id or Audit-Id>` answers the same
  * timeline as `portcullis audit replay --json`. Administrative: without a valid bearer token 401,
- * outside the auditor groups 403 — before any store access.
+ * outside the auditor groups 403 — before any store access. Every read (a miss too) is recorded
+ * as an `evidence.read` event before it is answered; when it cannot be, 503 and nothing read out.
  */
 @ListenerController(Listener.Audit)
 @UseFilters(AuditApiFilter)
 export class AuditReplayController {
+  private readonly reads: EvidenceReadRecorder;
+
   constructor(
     @Inject(AUDIT_SINK) private readonly sink: AuditSink,
     @Inject(LOGGER) private readonly logger: Logger,
-  ) {}
+    @Inject(EVENT_LOG) log: EventLog,
+    @Inject(CONFIG) config: PortcullisConfig,
+  ) {
+    this.reads = new EvidenceReadRecorder(log, config.node.id);
+  }
 
   @Get(`${REPLAY_API_PREFIX.slice(1)}*`)
   @UseGuards(BearerAuthGuard, AuditorGroupsGuard)
   @JsonNoStore()
-  async replay(@Param('*', ReplayIdPipe) id: string, @Caller() caller: Identity): Promise<ReplayTimeline> {
+  async replay(@Param('*', ReplayIdPipe) id: string, @Caller() caller: Identity, @Req() req: FastifyRequest): Promise<ReplayTimeline> {
     const timeline = await loadTimeline(this.sink, id);
+    await this.reads.record({
+      reader: caller,
+      action: EvidenceAction.AuditReplay,
+      via: 'api',
+      query: { id },
+      results: timeline?.events.length ?? 0,
+      source: req.ip,
+    });
     this.logger.info('audit replay served', { subject: caller.subject, id, events: timeline?.events.length ?? 0 });
     if (timeline === undefined) throw new TimelineNotFoundError(`no session or request ${id} in the audit log`);
     return timeline;

@@ -1,6 +1,7 @@
 import { Catch, Inject, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
 import type { Logger } from '@portcullis/common';
+import { EvidenceReadUnrecordedError } from '@portcullis/audit-store/pure';
 import { GatewayError } from '@portcullis/gateway';
 import { failureStatus } from '@portcullis/kube';
 import {
@@ -58,6 +59,13 @@ export class EdgeAdminFilter implements ExceptionFilter {
     if (err instanceof ExplainBodyError)
       return sendJson(reply, 400, { error: 'bad_request', message: err.message, ...(err.problems === undefined ? {} : { problems: err.problems }) });
     if (err instanceof GatewayError) return sendJson(reply, 503, { error: 'policy_unavailable', message: err.message });
+    if (err instanceof EvidenceReadUnrecordedError) {
+      this.logger.error('policy explain refused: the read could not be recorded', { err: err.cause });
+      return sendJson(reply, 503, {
+        error: 'audit_unavailable',
+        message: 'portcullis: audit log unavailable: the explanation is given only once it is recorded',
+      });
+    }
     this.logger.error('unhandled error in request', { err });
     if (!reply.sent) sendEdgeInternalError(reply);
   }

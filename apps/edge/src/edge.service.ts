@@ -17,6 +17,7 @@ import {
   MESSAGE_BUS,
   METRICS,
   startChainCheckpointer,
+  openBodyDigest,
   TOKEN_VERIFIER,
   type GatewayTls,
 } from '../../runtime/src/index.js';
@@ -97,6 +98,7 @@ export class EdgeService implements OnApplicationBootstrap, BeforeApplicationShu
         maxObjectBytes: config.masking.maxObjectBytes,
         requestCaptureBytes: config.masking.requestCaptureBytes,
         excerptBytes: config.masking.excerptBytes,
+        bodyDigest: openBodyDigest(config, { create: true }),
       }),
       approvals: new ApprovalGate({
         bus: this.bus,

@@ -1,10 +1,24 @@
-import { Body, HttpCode, Inject, Injectable, Post, UseFilters, UseGuards, type PipeTransform } from '@nestjs/common';
+import { Body, HttpCode, Inject, Injectable, Post, Req, UseFilters, UseGuards, type PipeTransform } from '@nestjs/common';
+import type { FastifyRequest } from 'fastify';
+import { EvidenceAction, EvidenceReadRecorder } from '@portcullis/audit-store/pure';
+import type { EventLog } from '@portcullis/bus';
 import type { PortcullisConfig } from '@portcullis/config';
 import type { Logger } from '@portcullis/common';
 import type { Identity } from '@portcullis/contracts';
 import { DecisionClient, GatewayError, GatewayErrorCode, POLICY_EXPLAIN_PATH } from '@portcullis/gateway';
 import { explainInput, explainView, parseExplainSpec, type ExplainSpec } from '@portcullis/policy-engine';
-import { BearerAuthGuard, Caller, CONFIG, GroupsGuard, JsonNoStore, Listener, ListenerController, LOGGER, ReadBodyPipe } from '../../runtime/src/index.js';
+import {
+  BearerAuthGuard,
+  Caller,
+  CONFIG,
+  EVENT_LOG,
+  GroupsGuard,
+  JsonNoStore,
+  Listener,
+  ListenerController,
+  LOGGER,
+  ReadBodyPipe,
+} from '../../runtime/src/index.js';
 import { EdgeAdminFilter, ExplainBodyError } from './edge-admin.filter.js';
 
 /** Largest explain request the edge reads. */
@@ -38,16 +52,25 @@ class ExplainSpecPipe implements PipeTransform<Buffer, ExplainSpec> {
   }
 }
 
-/** Asks the policy role (over the bus) to explain a decision. */
+/**
+ * Asks the policy role (over the bus) to explain a decision, and records who asked what as an
+ * `evidence.read` event before answering (no record, no answer).
+ */
 @Injectable()
 export class PolicyExplainer {
+  private readonly reads: EvidenceReadRecorder;
+
   constructor(
     @Inject(DecisionClient) private readonly decisions: DecisionClient,
     @Inject(LOGGER) private readonly logger: Logger,
-  ) {}
+    @Inject(EVENT_LOG) log: EventLog,
+    @Inject(CONFIG) config: PortcullisConfig,
+  ) {
+    this.reads = new EvidenceReadRecorder(log, config.node.id, config.edge.auditAckTimeout);
+  }
 
-  /** The explain answer for `spec`, asked by `by`; a GatewayError when the policy role cannot answer. */
-  async explain(spec: ExplainSpec, by: Identity): Promise<Record<string, unknown>> {
+  /** The explain answer for `spec`, asked by `by` from `source`; a GatewayError when the policy role cannot answer. */
+  async explain(spec: ExplainSpec, by: Identity, source = ''): Promise<Record<string, unknown>> {
     const input = explainInput(spec);
     let reply;
     try {
@@ -58,6 +81,7 @@ export class PolicyExplainer {
     }
     const decision = reply.decision!;
     this.logger.info('policy explained', { by: by.subject, request: reply.request, ruleId: decision.ruleId, version: decision.policyVersion });
+    await this.reads.record({ reader: by, action: EvidenceAction.PolicyExplain, via: 'api', query: { ...spec }, results: reply.trace.length, source });
     return explainView({ ...reply, decision });
   }
 }
@@ -80,7 +104,8 @@ export class PolicyExplainController {
   explain(
     @Body(new ReadBodyPipe(MAX_EXPLAIN_BODY_BYTES), new ExplainSpecPipe()) spec: ExplainSpec,
     @Caller() caller: Identity,
+    @Req() req: FastifyRequest,
   ): Promise<Record<string, unknown>> {
-    return this.explainer.explain(spec, caller);
+    return this.explainer.explain(spec, caller, req.ip);
   }
 }

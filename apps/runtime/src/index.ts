@@ -44,3 +44,4 @@ export {
   openDevIssuer,
   type GatewayTls,
 } from './gateway-identity.js';
+export { BODY_HASH_KEY_FILE, BodyHashKeyError, openBodyDigest } from './body-hash-key.js';

@@ -36,9 +36,21 @@ export class ProcessExceptionFilter implements ExceptionFilter {
   }
 }
 
-function errorSlug(status: number): string {
-  if (status === 404) return 'not_found';
-  if (status === 405) return 'method_not_allowed';
-  if (status === 413) return 'too_large';
-  return status >= 500 ? 'internal' : 'bad_request';
+const ERROR_SLUGS: Readonly<Record<number, string>> = {
+  401: 'unauthenticated',
+  403: 'forbidden',
+  404: 'not_found',
+  405: 'method_not_allowed',
+  409: 'conflict',
+  413: 'too_large',
+  415: 'unsupported_media_type',
+  429: 'too_many_requests',
+  502: 'bad_gateway',
+  503: 'unavailable',
+  504: 'timeout',
+};
+
+/** The `error` of an admin answer: it names the status it goes with (a 403 never says bad_request). */
+export function errorSlug(status: number): string {
+  return ERROR_SLUGS[status] ?? (status >= 500 ? 'internal' : 'bad_request');
 }

@@ -3,7 +3,7 @@
  * bind a held request to an approval — the fingerprint, the masked body excerpt — and the record
  * fold, errors and Slack signatures, without loading Redis, BullMQ or an HTTP client.
  */
-export { bodySha256, requestFingerprint } from './request-fingerprint.js';
+export { requestFingerprint } from './request-fingerprint.js';
 export { bodyExcerpt, MAX_EXCERPT_CHARS } from './body-excerpt.js';
 export { ApprovalState, ApprovalScope, applyApprovalEvent, describeRequest, isStale, recordDeadlineMs } from './approval-record.js';
 export type { ApprovalRecord, ApprovalVote, ApprovalRequestSummary } from './approval-record.js';

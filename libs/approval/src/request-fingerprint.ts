@@ -1,15 +1,10 @@
 import { createHash } from 'node:crypto';
 import type { Identity, RequestAttributes } from '@portcullis/contracts';
 
-/** SHA-256 (hex) of a request body; the empty body has a hash too. */
-export function bodySha256(body: Uint8Array): string {
-  return createHash('sha256').update(body).digest('hex');
-}
-
 /**
  * The fingerprint an approval is bound to: SHA-256 over who asks (subject and issuer), where
  * (connection), what (verb, API group, resource, subresource, namespace, name, non-resource or
- * HTTP path, query) and the body's hash. Two requests share a fingerprint only when an approval
+ * HTTP path, query) and the body's keyed digest (`BodyDigest` of @portcullis/masking). Two requests share a fingerprint only when an approval
  * of one may admit the other.
  */
 export function requestFingerprint(identity: Identity, attributes: RequestAttributes, query: string, bodyHash: string): string {

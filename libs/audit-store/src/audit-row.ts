@@ -373,6 +373,17 @@ export function toAuditRowOfWire(event: EventEnvelope, wire: Uint8Array): AuditR
         decision_message: `${store}: dropped ${unsigned(rowsDropped)} events before ${isoOrEmpty(droppedBeforeMs)} (months ${partitions.join(', ') || 'none'})`,
       };
     }
+    case 'evidenceRead': {
+      // Who read the evidence: the reader as the row's identity, the action as its reason, what was asked and how much came back.
+      const { reader, action, via, query, results, source } = payload.value;
+      return {
+        ...baseRow(event, event.connection),
+        ...identityFields(reader),
+        reason: action,
+        source_ip: source,
+        decision_message: `${action} via ${via}: ${query} (${results < 0 ? 'streamed' : `${unsigned(results)} results`})`,
+      };
+    }
     case 'sessionStarted': {
       // The session's kind goes to subresource (exec, attach, portforward) and its protocol to reason.
       const { kind, protocol } = payload.value;

@@ -1,6 +1,7 @@
 /**
  * The audit store's pure entry point (`@portcullis/audit-store/pure`): the hash chain every
- * recorder seals events into, and the audit row mapping, without loading SQLite or ClickHouse.
+ * recorder seals events into, the audit row mapping and the recorder of evidence reads, without
+ * loading SQLite or ClickHouse.
  */
 export { AuditChain, eventHash, eventHashOfJson, parseChainId } from './audit-chain.js';
 export type { ChainIdParts } from './audit-chain.js';
@@ -34,3 +35,5 @@ export {
 } from './audit-row.js';
 export type { AuditRow, AuditColumnName } from './audit-row.js';
 export { encodeRowBinary } from './clickhouse-row-binary.js';
+export { EvidenceAction, EvidenceReadRecorder, EvidenceReadUnrecordedError, cliReader } from './evidence-read.js';
+export type { EvidenceReadInput } from './evidence-read.js';

@@ -365,6 +365,11 @@ export const ConfigSchema = z.strictObject({
           file: z.string().default('audit-checkpoints.jsonl'),
         })
         .prefault({}),
+      // Keys the digests of audited bodies (HMAC-SHA256); '' = a key generated in node.stateDir.
+      bodyHashSecret: z
+        .string()
+        .refine((s) => s === '' || s.length >= 32, 'expected at least 32 characters (use ${ENV} to keep it out of the file), or nothing')
+        .default(''),
     })
     .refine((a) => a.listen === undefined || a.auditorGroups.length > 0, {
       message: 'audit.listen needs audit.auditorGroups: the replay API only answers members of these groups',

@@ -7,6 +7,7 @@ import {
   EventEnvelopeSchema,
   type AuditRetentionApplied,
   type EventEnvelope,
+  type EvidenceRead,
   type IdentityAuthenticated,
   type IdentityRejected,
   type PolicyActivated,
@@ -33,6 +34,7 @@ export const EventType = {
   IdentityAuthenticated: 'identity.authenticated',
   IdentityRejected: 'identity.rejected',
   AuditRetentionApplied: 'audit.retention_applied',
+  EvidenceRead: 'evidence.read',
   SessionStarted: 'session.started',
   SessionFrames: 'session.frames',
   SessionEnded: 'session.ended',
@@ -56,6 +58,7 @@ export interface EventPayloadMap {
   'identity.authenticated': IdentityAuthenticated;
   'identity.rejected': IdentityRejected;
   'audit.retention_applied': AuditRetentionApplied;
+  'evidence.read': EvidenceRead;
   'session.started': SessionStarted;
   'session.frames': SessionFrames;
   'session.ended': SessionEnded;
@@ -77,6 +80,7 @@ const PAYLOAD_CASE = {
   'identity.authenticated': 'identityAuthenticated',
   'identity.rejected': 'identityRejected',
   'audit.retention_applied': 'auditRetentionApplied',
+  'evidence.read': 'evidenceRead',
   'session.started': 'sessionStarted',
   'session.frames': 'sessionFrames',
   'session.ended': 'sessionEnded',

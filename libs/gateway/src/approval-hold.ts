@@ -4,7 +4,8 @@
  */
 import type { IncomingMessage } from 'node:http';
 // The pure entry point: the approval library's index also loads Redis and BullMQ.
-import { bodyExcerpt, bodySha256, requestFingerprint } from '@portcullis/approval/pure';
+import { bodyExcerpt, requestFingerprint } from '@portcullis/approval/pure';
+import type { BodyDigest } from '@portcullis/masking';
 import { APPROVAL_HEADER, ApprovalGate, type HeldRequest } from './approval-gate.js';
 import { headerValue, type EdgeRequest } from './edge-request.js';
 import { GatewayError, GatewayErrorCode } from './gateway-error.js';
@@ -16,7 +17,7 @@ const NO_BODY = Buffer.alloc(0);
  * false when it was answered (denied, still pending, body too large) or the client left, and its
  * request.completed recorded.
  */
-export async function holdForApproval(ctx: EdgeRequest, gate: ApprovalGate, maxBodyBytes: number): Promise<boolean> {
+export async function holdForApproval(ctx: EdgeRequest, gate: ApprovalGate, maxBodyBytes: number, digest: BodyDigest): Promise<boolean> {
   const clientGone = new AbortController();
   const onClose = (): void => {
     if (!ctx.res.writableFinished) clientGone.abort();
@@ -27,7 +28,7 @@ export async function holdForApproval(ctx: EdgeRequest, gate: ApprovalGate, maxB
     const approvalId = ApprovalGate.approvalIdFrom(ctx.req.headers[APPROVAL_HEADER]);
     // An upgrade request (exec, attach, port-forward) has no body to bind: its stream starts after the 101.
     body = ctx.upgrade !== undefined ? NO_BODY : await readBody(ctx.req, maxBodyBytes);
-    await gate.hold(heldRequest(ctx, body, approvalId), clientGone.signal);
+    await gate.hold(heldRequest(ctx, body, approvalId, digest), clientGone.signal);
   } catch (err) {
     ctx.res.off('close', onClose);
     if (clientGone.signal.aborted) {
@@ -44,9 +45,13 @@ export async function holdForApproval(ctx: EdgeRequest, gate: ApprovalGate, maxB
   return true;
 }
 
-/** What the approval gate binds the approval to: identity, attributes, query and body. */
-function heldRequest(ctx: EdgeRequest, body: Buffer, approvalId: string): HeldRequest {
-  const hash = bodySha256(body);
+/**
+ * What the approval gate binds the approval to: identity, attributes, query and body. The body's
+ * digest is keyed: the fingerprint and the digest are in the audit log beside every other input,
+ * so a plain hash would let a reader of the log try candidate bodies against them.
+ */
+function heldRequest(ctx: EdgeRequest, body: Buffer, approvalId: string, digest: BodyDigest): HeldRequest {
+  const hash = digest.of(body);
   const identity = ctx.identity!;
   return {
     requestId: ctx.id,

@@ -69,8 +69,10 @@ export class EdgePipeline {
   private readonly http: HttpForwarder;
   private readonly upgrades: UpgradeForwarder;
   private readonly maxBodyBytes: number;
+  private readonly masking: EdgeMasking;
 
   constructor(private readonly deps: EdgePipelineDeps) {
+    this.masking = deps.masking ?? defaultEdgeMasking();
     this.protocols = new ProtocolTable(deps.protocols ?? DEFAULT_PROTOCOLS);
     this.maxBodyBytes = deps.maxRequestBodyBytes ?? 16 * 1024 * 1024;
     this.events = new RequestEvents(deps.nodeId);
@@ -78,7 +80,7 @@ export class EdgePipeline {
     this.http = new HttpForwarder({
       upstreamTimeoutMs: deps.upstreamTimeoutMs,
       maxBodyBytes: this.maxBodyBytes,
-      masking: deps.masking ?? defaultEdgeMasking(),
+      masking: this.masking,
       metrics: deps.metrics,
     });
     this.upgrades = new UpgradeForwarder({
@@ -144,7 +146,7 @@ export class EdgePipeline {
     const effect = effectOf(ctx.decision);
     this.outcomes.count(ctx, ctx.connection.name, effect);
     if (effect === Effect.RequireApproval && this.deps.approvals !== undefined) {
-      if (!(await holdForApproval(ctx, this.deps.approvals, this.maxBodyBytes))) return;
+      if (!(await holdForApproval(ctx, this.deps.approvals, this.maxBodyBytes, this.masking.bodyDigest))) return;
     } else if (effect !== Effect.Allow) {
       this.refuseByDecision(ctx, effect);
       return;

@@ -1,3 +1,5 @@
+import type { StatusCode } from '@portcullis/kube';
+
 /** Every way the edge refuses or fails a request, with the HTTP status it maps to. */
 export const GatewayErrorCode = {
   BadPath: 'bad_path',
@@ -21,6 +23,7 @@ export const GatewayErrorCode = {
 } as const;
 export type GatewayErrorCode = (typeof GatewayErrorCode)[keyof typeof GatewayErrorCode];
 
+// Each is a code with a Status reason (statusReason): a Kubernetes client reads the two together.
 const HTTP_STATUS = {
   bad_path: 400,
   unknown_connection: 404,
@@ -38,7 +41,7 @@ const HTTP_STATUS = {
   body_too_large: 413,
   masking_unavailable: 500,
   unmaskable_response: 502,
-} as const satisfies Record<GatewayErrorCode, number>;
+} as const satisfies Record<GatewayErrorCode, StatusCode>;
 
 /** Extra fields of the Kubernetes Status a refusal is answered with. */
 export interface GatewayErrorDetails {

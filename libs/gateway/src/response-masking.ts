@@ -4,11 +4,13 @@
  * through the text masker line by line. Anything the maskers cannot read is withheld with a 502
  * Status — never passed through. The request body's audit copy is masked here too.
  */
+import { randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import type { Readable, Transform } from 'node:stream';
 import {
   BodyDecoding,
+  BodyDigest,
   BodyRecorder,
   MaskingError,
   MaskingErrorCode,
@@ -35,6 +37,8 @@ export interface EdgeMasking {
   readonly maxObjectBytes: number;
   readonly requestCaptureBytes: number;
   readonly excerptBytes: number;
+  /** Keys the digests of audited bodies (and of bodies an approval is bound to). */
+  readonly bodyDigest: BodyDigest;
 }
 
 /** Builds the edge's masking from config-shaped settings. */
@@ -45,6 +49,7 @@ export function createEdgeMasking(settings: {
   maxObjectBytes: number;
   requestCaptureBytes: number;
   excerptBytes: number;
+  bodyDigest: BodyDigest;
 }): EdgeMasking {
   const profiles = new MaskingProfiles(settings.profiles, settings.hmacKey);
   return {
@@ -53,10 +58,11 @@ export function createEdgeMasking(settings: {
     maxObjectBytes: settings.maxObjectBytes,
     requestCaptureBytes: settings.requestCaptureBytes,
     excerptBytes: settings.excerptBytes,
+    bodyDigest: settings.bodyDigest,
   };
 }
 
-/** The built-in masking when none is configured: one `secrets` profile with every default rule. */
+/** The built-in masking when none is configured: one `secrets` profile with every default rule, a body key of its own. */
 export function defaultEdgeMasking(): EdgeMasking {
   return createEdgeMasking({
     profiles: { secrets: {} },
@@ -64,6 +70,7 @@ export function defaultEdgeMasking(): EdgeMasking {
     maxObjectBytes: 16 * 1024 * 1024,
     requestCaptureBytes: 1024 * 1024,
     excerptBytes: 8192,
+    bodyDigest: new BodyDigest(randomBytes(32)),
   });
 }
 
@@ -230,7 +237,7 @@ export interface ExchangeBodies {
 export function requestBodyRecorder(req: IncomingMessage, masking: EdgeMasking): BodyRecorder | undefined {
   const length = req.headers['content-length'];
   if (req.headers['transfer-encoding'] === undefined && (length === undefined || length === '0')) return undefined;
-  return new BodyRecorder(masking.requestCaptureBytes);
+  return new BodyRecorder(masking.requestCaptureBytes, masking.bodyDigest);
 }
 
 /** The masked audit copy of a recorded request body. */
@@ -384,7 +391,7 @@ class MaskedResponse<T extends MaskedExchange> {
   private stream(decoder: Transform | undefined): void {
     const { up, x } = this;
     const res = x.res;
-    this.excerpt = new ResponseExcerpt(this.masking.excerptBytes);
+    this.excerpt = new ResponseExcerpt(this.masking.excerptBytes, this.masking.bodyDigest);
     // A watch stream's headers go out at once: the first event may be minutes away.
     if (/stream=watch/i.test(this.contentType)) {
       res.writeHead(this.status, this.outHeaders);

@@ -1,9 +1,10 @@
 /**
- * Bodies on their way to the audit log: hashed in full, captured up to a bound, decoded (JSON,
- * YAML, Kubernetes protobuf), masked, and cut to an excerpt. A body that cannot be decoded — or
- * was too large to capture — is described by its size and hash only, never by its bytes.
+ * Bodies on their way to the audit log: digested in full (keyed: {@link BodyDigest}), captured up
+ * to a bound, decoded (JSON, YAML, Kubernetes protobuf), masked, and cut to an excerpt. A body that
+ * cannot be decoded — or was too large to capture — is described by its size and digest only,
+ * never by its bytes.
  */
-import { createHash, type Hash } from 'node:crypto';
+import type { BodyDigest, BodyDigestRun } from './body-digest.js';
 import { parse as parseYaml } from 'yaml';
 import { decodeKubeProtobuf } from './kube-protobuf-decoder.js';
 import type { MaskingProfile } from './masking-profile.js';
@@ -26,7 +27,10 @@ export type BodyDecoding = (typeof BodyDecoding)[keyof typeof BodyDecoding];
 export interface BodyExcerpt {
   /** Size of the whole body in bytes. */
   readonly bytes: number;
-  /** Hex SHA-256 of the whole body (request: as received; response: as sent to the client, masked). */
+  /**
+   * Keyed digest of the whole body, `hmac-sha256:<key id>:<hex>` (request: as received; response:
+   * as sent to the client, masked). Named sha256 for the event field it fills.
+   */
   readonly sha256: string;
   readonly contentType: string;
   readonly decoding: BodyDecoding;
@@ -39,14 +43,19 @@ export interface BodyExcerpt {
   readonly note: string;
 }
 
-/** Hashes every byte of a body and keeps the first `captureLimit` bytes. */
+/** Digests every byte of a body and keeps the first `captureLimit` bytes. */
 export class BodyRecorder {
-  private readonly hash: Hash = createHash('sha256');
+  private readonly hash: BodyDigestRun;
   private readonly parts: Buffer[] = [];
   private captured = 0;
   private total = 0;
 
-  constructor(private readonly captureLimit: number) {}
+  constructor(
+    private readonly captureLimit: number,
+    digest: BodyDigest,
+  ) {
+    this.hash = digest.start();
+  }
 
   /** Size so far. */
   get bytes(): number {
@@ -64,7 +73,7 @@ export class BodyRecorder {
 
   /** The hash, size and — when the whole body fit under the limit — its bytes. */
   finish(): { bytes: number; sha256: string; body: Buffer | undefined } {
-    const sha256 = this.hash.digest('hex');
+    const sha256 = this.hash.finish();
     const body = this.total <= this.captureLimit ? Buffer.concat(this.parts) : undefined;
     this.parts.length = 0;
     return { bytes: this.total, sha256, body };
@@ -127,13 +136,18 @@ export function maskRequestBody(
   return { ...base, decoding, excerpt: text, truncated, maskedFields: masker.count, note: '' };
 }
 
-/** Collects the masked text sent to a client: its hash, size and the first `excerptBytes`. */
+/** Collects the masked text sent to a client: its digest, size and the first `excerptBytes`. */
 export class ResponseExcerpt {
-  private readonly hash: Hash = createHash('sha256');
+  private readonly hash: BodyDigestRun;
   private head = '';
   private total = 0;
 
-  constructor(private readonly excerptBytes: number) {}
+  constructor(
+    private readonly excerptBytes: number,
+    digest: BodyDigest,
+  ) {
+    this.hash = digest.start();
+  }
 
   add(text: string): void {
     if (text.length === 0) return;
@@ -146,7 +160,7 @@ export class ResponseExcerpt {
     const { text, truncated } = capText(this.head, this.excerptBytes);
     return {
       bytes: this.total,
-      sha256: this.hash.digest('hex'),
+      sha256: this.hash.finish(),
       contentType: contentType.slice(0, 200),
       decoding,
       excerpt: text,

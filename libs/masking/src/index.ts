@@ -24,4 +24,6 @@ export type { StreamingMaskOptions } from './streaming-json-masker.js';
 export { decodeKubeProtobuf, KubeProtobufError, KUBE_PROTOBUF_MAGIC } from './kube-protobuf-decoder.js';
 export { BodyRecorder, ResponseExcerpt, maskRequestBody, capText, BodyDecoding } from './body-capture.js';
 export type { BodyExcerpt } from './body-capture.js';
+export { BodyDigest, BODY_DIGEST_ALGORITHM, MIN_BODY_KEY_LENGTH } from './body-digest.js';
+export type { BodyDigestRun } from './body-digest.js';
 export { compileNamePatterns } from './name-pattern.js';

@@ -3,7 +3,7 @@
  * column, and a pure, indexed evaluator (no I/O and no clock of its own); and the keep-last-good
  * store that follows a policy file or KV bundle and swaps each valid version in whole.
  */
-export { parsePolicy, compilePolicy, formatPolicyError, formatPath } from './policy-parser.js';
+export { parsePolicy, compilePolicy, formatPolicyError, formatPolicyWarning, formatPath } from './policy-parser.js';
 export type { PolicyError, ParsePolicyResult, ParsePolicyOptions } from './policy-parser.js';
 export { evaluate, explain, describeRequest, decisionStableForMs, DEFAULT_DENY_RULE_ID } from './policy-engine.js';
 export { ExplainSpecSchema, explainInput, explainView, formatExplanation, parseExplainSpec } from './explain-request.js';

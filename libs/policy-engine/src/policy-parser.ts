@@ -5,6 +5,8 @@
 import { LineCounter, isMap, isPair, isScalar, isSeq, parseDocument, type Document, type Node } from 'yaml';
 import type { z } from 'zod';
 import { CompiledPolicy } from './compiled-policy.js';
+import { didYouMean } from './did-you-mean.js';
+import { checkVocabulary } from './policy-vocabulary.js';
 import { PolicyDocumentSchema, RuleSchema, type PolicyDocument, type RuleDocument } from './policy-schema.js';
 
 /** One problem in a policy document. */
@@ -18,8 +20,13 @@ export interface PolicyError {
   readonly column: number;
 }
 
-/** Result of {@link parsePolicy} and {@link compilePolicy}. */
-export type ParsePolicyResult = { readonly ok: true; readonly policy: CompiledPolicy } | { readonly ok: false; readonly errors: readonly PolicyError[] };
+/**
+ * Result of {@link parsePolicy} and {@link compilePolicy}. `warnings` name what is valid but
+ * probably not meant (a resource no built-in API group serves); they never reject a policy.
+ */
+export type ParsePolicyResult =
+  | { readonly ok: true; readonly policy: CompiledPolicy; readonly warnings: readonly PolicyError[] }
+  | { readonly ok: false; readonly errors: readonly PolicyError[]; readonly warnings: readonly PolicyError[] };
 
 /** Options of {@link parsePolicy}. */
 export interface ParsePolicyOptions {
@@ -44,6 +51,12 @@ export function formatPath(path: readonly PropertyKey[]): string {
 export function formatPolicyError(error: PolicyError, source = 'policy'): string {
   const where = error.line > 0 ? `${source}:${error.line}:${error.column}` : source;
   return `${where}: ${error.path === '' ? '' : `${error.path}: `}${error.message}`;
+}
+
+/** `source:line:column: warning: path: message`. */
+export function formatPolicyWarning(warning: PolicyError, source = 'policy'): string {
+  const where = warning.line > 0 ? `${source}:${warning.line}:${warning.column}` : source;
+  return `${where}: warning: ${warning.path === '' ? '' : `${warning.path}: `}${warning.message}`;
 }
 
 /** Finds the YAML node at a path (or the key node of its last segment); falls back to the deepest ancestor found. */
@@ -112,26 +125,10 @@ const zodMessages = (issue: z.core.$ZodRawIssue): string | undefined => {
   }
 };
 
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let diag = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const next = Math.min(row[j]! + 1, row[j - 1]! + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diag = row[j]!;
-      row[j] = next;
-    }
-  }
-  return row[b.length]!;
-}
-
 /** Names the unknown key and, when one is close, the key that was probably meant. */
 function unknownKeyMessage(key: string, schemaMessage: string): string {
   const allowed = (schemaMessage.split('allowed keys: ')[1] ?? '').split(', ').filter((k) => k !== '');
-  const best = allowed.map((k) => ({ k, d: editDistance(key.toLowerCase(), k.toLowerCase()) })).sort((x, y) => x.d - y.d)[0];
-  const hint = best && best.d <= Math.max(2, Math.floor(key.length / 3)) ? ` (did you mean ${JSON.stringify(best.k)}?)` : '';
-  return `${schemaMessage.replace('unknown key', `unknown key ${JSON.stringify(key)}`)}${hint}`;
+  return `${schemaMessage.replace('unknown key', `unknown key ${JSON.stringify(key)}`)}${didYouMean(key, allowed)}`;
 }
 
 /** Duplicate rule ids, found on the raw data so they are reported even when other errors exist. */
@@ -171,7 +168,7 @@ const KUBE_FIELDS = ['verbs', 'nonResourcePaths', ...RESOURCE_FIELDS] as const;
  * Cross-field checks the schema cannot express. They run on every part that is individually
  * well-formed, so one broken rule does not hide the problems of the others.
  */
-function semanticErrors(data: unknown, sink: ErrorSink): void {
+function semanticErrors(data: unknown, sink: ErrorSink, warnings: ErrorSink): void {
   const raw = data as { maskingProfiles?: unknown; defaults?: unknown; rules?: unknown };
   const declared = PolicyDocumentSchema.shape.maskingProfiles.safeParse(raw.maskingProfiles);
   const profiles = declared.success && declared.data ? new Set(declared.data) : undefined;
@@ -190,6 +187,11 @@ function semanticErrors(data: unknown, sink: ErrorSink): void {
   rules.forEach((rule, r) => {
     if (rule === undefined) return;
     const at = (...p: PathSegment[]): PathSegment[] => ['rules', r, ...p];
+    checkVocabulary(
+      rule,
+      (path, message) => sink.add(at(...path), message),
+      (path, message) => warnings.add(at(...path), message),
+    );
     const m = rule.match ?? {};
     if (m.http && !m.http.methods && !m.http.paths) sink.add(at('match', 'http'), 'needs methods or paths');
     if (m.time && !m.time.days && !m.time.hours) sink.add(at('match', 'time'), 'needs days or hours');
@@ -234,20 +236,19 @@ function semanticErrors(data: unknown, sink: ErrorSink): void {
   });
 }
 
-function validate(data: unknown, source: string, sink: ErrorSink): ParsePolicyResult {
+// Document order reads best in `policy check`; problems without a position keep their order.
+const inDocumentOrder = (problems: readonly PolicyError[]): PolicyError[] => [...problems].sort((a, b) => a.line - b.line || a.column - b.column);
+
+function validate(data: unknown, source: string, sink: ErrorSink, warnings: ErrorSink): ParsePolicyResult {
   if (data === null || data === undefined) {
     sink.add([], 'the policy document is empty');
-    return { ok: false, errors: sink.errors };
+    return { ok: false, errors: sink.errors, warnings: [] };
   }
   duplicateIdErrors(data, sink);
   const doc = schemaErrors(data, sink);
-  semanticErrors(data, sink);
-  if (!doc || sink.errors.length > 0) {
-    // Document order reads best in `policy check`; errors without a position keep their order.
-    const errors = [...sink.errors].sort((a, b) => a.line - b.line || a.column - b.column);
-    return { ok: false, errors };
-  }
-  return { ok: true, policy: new CompiledPolicy(doc, source) };
+  semanticErrors(data, sink, warnings);
+  if (!doc || sink.errors.length > 0) return { ok: false, errors: inDocumentOrder(sink.errors), warnings: inDocumentOrder(warnings.errors) };
+  return { ok: true, policy: new CompiledPolicy(doc, source), warnings: inDocumentOrder(warnings.errors) };
 }
 
 /**
@@ -265,15 +266,16 @@ export function parsePolicy(yamlText: string, options: ParsePolicyOptions = {}):
         const pos = e.linePos?.[0] ?? lines.linePos(e.pos[0]);
         return { path: '', message: e.message.split('\n')[0] ?? e.message, line: pos.line, column: pos.col };
       }),
+      warnings: [],
     };
   }
   let data: unknown;
   try {
     data = doc.toJS({ maxAliasCount: 100 });
   } catch (cause) {
-    return { ok: false, errors: [{ path: '', message: `cannot read the document: ${(cause as Error).message}`, line: 1, column: 1 }] };
+    return { ok: false, errors: [{ path: '', message: `cannot read the document: ${(cause as Error).message}`, line: 1, column: 1 }], warnings: [] };
   }
-  return validate(data, options.source ?? 'policy', new ErrorSink(doc, lines));
+  return validate(data, options.source ?? 'policy', new ErrorSink(doc, lines), new ErrorSink(doc, lines));
 }
 
 /**
@@ -281,5 +283,5 @@ export function parsePolicy(yamlText: string, options: ParsePolicyOptions = {}):
  * paths but no line or column.
  */
 export function compilePolicy(document: unknown, options: ParsePolicyOptions = {}): ParsePolicyResult {
-  return validate(structuredClone(document), options.source ?? 'policy', new ErrorSink(undefined, undefined));
+  return validate(structuredClone(document), options.source ?? 'policy', new ErrorSink(undefined, undefined), new ErrorSink(undefined, undefined));
 }

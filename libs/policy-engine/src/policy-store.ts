@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { formatPolicyError, parsePolicy } from './policy-parser.js';
+import { formatPolicyError, formatPolicyWarning, parsePolicy } from './policy-parser.js';
 import type { CompiledPolicy } from './compiled-policy.js';
 import type { KeyValueStore } from '@portcullis/bus';
 import type { Logger } from '@portcullis/common';
@@ -71,6 +71,13 @@ export class PolicyStore {
       });
       this.notify(this.rejectListeners, (listener) => listener(rejection));
       return problems;
+    }
+    if (result.warnings.length > 0) {
+      this.logger.warn('policy warnings (loaded anyway)', {
+        source,
+        version: result.policy.version,
+        warnings: result.warnings.map((w) => formatPolicyWarning(w, source)),
+      });
     }
     const previous = this.current?.version;
     this.current = result.policy;

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { createPublicKey } from 'node:crypto';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { PortcullisConfig } from '@portcullis/config';
-import { createLogger } from '@portcullis/common';
+import { createLogger, silentLogger } from '@portcullis/common';
 import {
   AuditChain,
   chainedRecorder,
@@ -19,6 +19,9 @@ import {
   runRetention,
   SqliteAuditSink,
   verifyAuditLog,
+  cliReader,
+  EvidenceAction,
+  EvidenceReadRecorder,
   type AuditRow,
   type AuditSink,
   type RetentionPlan,
@@ -34,7 +37,6 @@ import {
   type CheckpointSet,
 } from '@portcullis/audit-store/pure';
 import { connectNats } from '@portcullis/bus';
-import { silentLogger } from '@portcullis/common';
 import { CliError, ExitCode } from '../cli-error.js';
 import { configOption, withExamples } from '../command-help.js';
 import { loadCliConfig } from '../config-file.js';
@@ -250,6 +252,26 @@ function retentionCommand(): Command {
   return withExamples(command, [['portcullis audit retention --dry-run', 'which months the configured retention would drop']]);
 }
 
+/**
+ * Records a read of the audit log as an `evidence.read` event on the configured log (JetStream, or
+ * the embedded SQLite log) before anything is printed: a read that cannot be recorded is not made.
+ */
+async function recordCliRead(config: PortcullisConfig, action: EvidenceAction, query: Record<string, unknown>, results: number): Promise<void> {
+  const { connectProcessBus } = await import('../../../runtime/src/process-bus.js');
+  const { reader, source } = cliReader();
+  try {
+    const platform = await connectProcessBus(config, 'cli', silentLogger);
+    try {
+      await new EvidenceReadRecorder(platform.log, config.node.id).record({ reader, action, via: 'cli', query, results, source });
+    } finally {
+      await platform.close();
+    }
+  } catch (err) {
+    const why = err instanceof Error ? (err.cause instanceof Error ? `${err.message}: ${err.cause.message}` : err.message) : String(err);
+    throw new CliError(`this read of the audit log could not be recorded, so nothing was read out (${why})`, ExitCode.Failure, { cause: err });
+  }
+}
+
 /** Opens the audit store the config points at, for reading. */
 export async function openAuditReader(config: PortcullisConfig): Promise<AuditSink> {
   if (config.bus.mode === 'embedded' || config.audit.sink === 'sqlite') {
@@ -357,6 +379,12 @@ export async function auditTailCommand(
         ...(opts.request !== undefined ? { correlationId: opts.request } : {}),
       })
     ).slice(-opts.limit);
+    await recordCliRead(
+      config,
+      EvidenceAction.AuditTail,
+      { sinceMs: opts.sinceMs, limit: opts.limit, follow: opts.follow, ...(opts.request !== undefined ? { request: opts.request } : {}) },
+      rows.length,
+    );
     let last: AuditRow | undefined;
     let shown = 0;
     for (;;) {
@@ -461,6 +489,8 @@ export async function auditVerifyCommand(
       ...(opts.sinceMs !== undefined ? { sinceMs: opts.sinceMs } : {}),
       ...(opts.untilMs !== undefined ? { untilMs: opts.untilMs } : {}),
     });
+    const { format: _format, ...query } = opts;
+    await recordCliRead(config, EvidenceAction.AuditVerify, query, report.findings.length);
     const ok = report.findings.length === 0;
     const output =
       opts.format === OutputFormat.Json
@@ -488,6 +518,7 @@ export async function auditReplayCommand(
   const sink = await openAuditReader(config);
   try {
     const timeline = await loadTimeline(sink, id);
+    await recordCliRead(config, EvidenceAction.AuditReplay, { id }, timeline?.events.length ?? 0);
     if (timeline === undefined) throw new CliError(`no session or request ${JSON.stringify(id)} in the audit log`);
     if (opts.format === OutputFormat.Json) return write(JSON.stringify(timeline));
     if (opts.format === OutputFormat.Yaml) return write(toYaml(timeline).trimEnd());
@@ -531,6 +562,8 @@ export async function auditExportCommand(
   };
   try {
     const window = { sinceMs: opts.sinceMs, ...(opts.untilMs !== undefined ? { untilMs: opts.untilMs } : {}) };
+    // Streamed page by page: recorded before the first row, uncounted (-1).
+    await recordCliRead(config, EvidenceAction.AuditExport, { ...window, format: opts.format }, -1);
     let page = await sink.query({ ...window, limit: pageSize });
     while (page.length > 0) {
       for (const row of page) {

@@ -15,10 +15,12 @@ import {
   ExplainSpecSchema,
   formatExplanation,
   formatPolicyError,
+  formatPolicyWarning,
   parsePolicy,
   type CompiledPolicy,
   type ExplainSpec,
   type ExplanationView,
+  type PolicyError,
 } from '@portcullis/policy-engine';
 import { CliError, ExitCode } from '../cli-error.js';
 import { collect, configOption, withExamples } from '../command-help.js';
@@ -41,7 +43,9 @@ export function createPolicyCommand(): Command {
 function checkCommand(): Command {
   const command = new Command('check')
     .summary('validate a policy file')
-    .description('Validates a policy file: every error with its line and column. Exit code 1 when it is invalid (as text, the errors go to stderr).')
+    .description(
+      'Validates a policy file: every error with its line and column (an unknown verb is an error), and warnings for what is valid but probably not meant (a resource no built-in API group serves). Exit code 1 when it is invalid (as text, errors and warnings go to stderr).',
+    )
     .argument('<file>', 'the policy file (YAML)')
     .addOption(outputOption([OutputFormat.Text, OutputFormat.Json, OutputFormat.Yaml], 'the result'))
     .action((file: string, opts: { output: string }) => {
@@ -50,7 +54,10 @@ function checkCommand(): Command {
       // Data goes to stdout either way (the exit code says whether it is valid); the text's problems to stderr.
       if (format === OutputFormat.Json) process.stdout.write(`${JSON.stringify(r.result)}\n`);
       else if (format === OutputFormat.Yaml) process.stdout.write(toYaml(r.result));
-      else (r.ok ? process.stdout : process.stderr).write(r.output);
+      else {
+        process.stderr.write(r.warnings);
+        (r.ok ? process.stdout : process.stderr).write(r.output);
+      }
       process.exitCode = r.ok ? ExitCode.Ok : ExitCode.Failure;
     });
   return withExamples(command, [
@@ -156,33 +163,48 @@ export interface PolicyCheckResult {
   valid: boolean;
   policy?: { name: string; version: string; rules: number };
   errors?: { line: number; column: number; path: string; message: string }[];
+  /** Valid but probably not meant (a resource no built-in API group serves); never makes the file invalid. */
+  warnings: { line: number; column: number; path: string; message: string }[];
 }
 
+const asData = (p: PolicyError): { line: number; column: number; path: string; message: string } => ({
+  line: p.line,
+  column: p.column,
+  path: p.path,
+  message: p.message,
+});
+
+/** The warnings of a parse as `policy check` and `push` print them, one a line. */
+const warningLines = (warnings: readonly PolicyError[], file: string): string => warnings.map((w) => `${formatPolicyWarning(w, file)}\n`).join('');
+
 /** `portcullis policy check`: validates a policy file, with line and column for each error. */
-export function policyCheckCommand(file: string): { ok: boolean; output: string; result: PolicyCheckResult } {
+export function policyCheckCommand(file: string): { ok: boolean; output: string; warnings: string; result: PolicyCheckResult } {
   const text = readTextFile(file);
   const result = parsePolicy(text, { source: file });
+  const warnings = result.warnings.map(asData);
   if (result.ok) {
     const { name, version, rules } = result.policy;
     return {
       ok: true,
-      output: `${file}: valid (policy ${version}, ${rules.length} rules)\n`,
-      result: { file, valid: true, policy: { name, version, rules: rules.length } },
+      output: `${file}: valid (policy ${version}, ${rules.length} rules${warnings.length > 0 ? `, ${warnings.length} warnings` : ''})\n`,
+      warnings: warningLines(result.warnings, file),
+      result: { file, valid: true, policy: { name, version, rules: rules.length }, warnings },
     };
   }
   return {
     ok: false,
-    output: `${result.errors.map((e) => formatPolicyError(e, file)).join('\n')}\n`,
-    result: { file, valid: false, errors: result.errors.map((e) => ({ line: e.line, column: e.column, path: e.path, message: e.message })) },
+    output: result.errors.map((e) => `${formatPolicyError(e, file)}\n`).join(''),
+    warnings: warningLines(result.warnings, file),
+    result: { file, valid: false, errors: result.errors.map(asData), warnings },
   };
 }
 
 /** Parses a policy file for push and explain; invalid → CliError listing each error with line and column. */
-function readPolicyFile(file: string): { text: string; policy: CompiledPolicy } {
+function readPolicyFile(file: string): { text: string; policy: CompiledPolicy; warnings: string } {
   const text = readTextFile(file);
   const result = parsePolicy(text, { source: file });
   if (!result.ok) throw new CliError(`${file} is invalid, nothing was changed:\n${result.errors.map((e) => formatPolicyError(e, file)).join('\n')}`);
-  return { text, policy: result.policy };
+  return { text, policy: result.policy, warnings: warningLines(result.warnings, file) };
 }
 
 /** Connects the CLI to the cluster's NATS, quietly. */
@@ -274,7 +296,9 @@ export async function policyPushCommand(config: PortcullisConfig, configPath: st
       ExitCode.Usage,
     );
   }
-  const { text, policy } = readPolicyFile(file);
+  const { text, policy, warnings } = readPolicyFile(file);
+  // Before connecting: a warning is worth reading even when the cluster cannot be reached.
+  process.stderr.write(warnings);
   const handle = await connectCluster(config, 'policy-push');
   try {
     const kv = await handle.kv(Buckets.policy);

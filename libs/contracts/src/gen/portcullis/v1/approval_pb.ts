@@ -77,7 +77,7 @@ export type ApprovalRequested = Message<"portcullis.v1.ApprovalRequested"> & {
 
   /**
    * SHA-256 (hex) over identity, connection, verb, API group, resource, subresource,
-   * namespace, name, query and the body hash.
+   * namespace, name, query and the body's keyed digest.
    *
    * @generated from field: string fingerprint = 2;
    */
@@ -123,6 +123,8 @@ export type ApprovalRequested = Message<"portcullis.v1.ApprovalRequested"> & {
   bodyExcerpt: string;
 
   /**
+   * The body's keyed digest, "hmac-sha256:<key id>:<hex>" (as BodyExcerpt.sha256).
+   *
    * @generated from field: string body_sha256 = 10;
    */
   bodySha256: string;

@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file portcullis/v1/events.proto.
  */
 export const file_portcullis_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("Chpwb3J0Y3VsbGlzL3YxL2V2ZW50cy5wcm90bxINcG9ydGN1bGxpcy52MSJyCg9SZXF1ZXN0UmVjZWl2ZWQSKQoIaWRlbnRpdHkYASABKAsyFy5wb3J0Y3VsbGlzLnYxLklkZW50aXR5EjQKCmF0dHJpYnV0ZXMYAiABKAsyIC5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RBdHRyaWJ1dGVzImgKDlJlcXVlc3REZWNpZGVkEikKCGRlY2lzaW9uGAEgASgLMhcucG9ydGN1bGxpcy52MS5EZWNpc2lvbhIbChNkZWNpc2lvbl9sYXRlbmN5X3VzGAIgASgNEg4KBmNhY2hlZBgDIAEoCCKjAQoPUmVxdWVzdFJlamVjdGVkEg4KBnN0YXR1cxgBIAEoBRIOCgZyZWFzb24YAiABKAkSDwoHbWVzc2FnZRgDIAEoCRI0CgphdHRyaWJ1dGVzGAQgASgLMiAucG9ydGN1bGxpcy52MS5SZXF1ZXN0QXR0cmlidXRlcxIpCghpZGVudGl0eRgFIAEoCzIXLnBvcnRjdWxsaXMudjEuSWRlbnRpdHkikAIKEFJlcXVlc3RDb21wbGV0ZWQSDgoGc3RhdHVzGAEgASgFEhEKCWJ5dGVzX291dBgCIAEoARIQCghieXRlc19pbhgDIAEoARITCgtkdXJhdGlvbl9tcxgEIAEoDRINCgVlcnJvchgFIAEoCRIRCglmb3J3YXJkZWQYBiABKAgSMAoMcmVxdWVzdF9ib2R5GCggASgLMhoucG9ydGN1bGxpcy52MS5Cb2R5RXhjZXJwdBIxCg1yZXNwb25zZV9ib2R5GCkgASgLMhoucG9ydGN1bGxpcy52MS5Cb2R5RXhjZXJwdBIVCg1tYXNrZWRfZmllbGRzGCogASgNEhQKDG1hc2tfcHJvZmlsZRgrIAEoCSKdAQoLQm9keUV4Y2VycHQSDQoFYnl0ZXMYASABKAESDgoGc2hhMjU2GAIgASgJEhQKDGNvbnRlbnRfdHlwZRgDIAEoCRIQCghkZWNvZGluZxgEIAEoCRIPCgdleGNlcnB0GAUgASgJEhEKCXRydW5jYXRlZBgGIAEoCBIVCg1tYXNrZWRfZmllbGRzGAcgASgNEgwKBG5vdGUYCCABKAkiWQoVSWRlbnRpdHlBdXRoZW50aWNhdGVkEikKCGlkZW50aXR5GAEgASgLMhcucG9ydGN1bGxpcy52MS5JZGVudGl0eRIVCg1leHBpcmVzX2F0X21zGAIgASgBImcKEElkZW50aXR5UmVqZWN0ZWQSDgoGcmVhc29uGAEgASgJEg4KBmlzc3VlchgCIAEoCRIPCgdtZXNzYWdlGAMgASgJEhIKCnRva2VuX2hhc2gYBCABKAkSDgoGc3RhdHVzGAUgASgFIrMBCgxQb2xpY3lQdXNoZWQSEwoLcG9saWN5X25hbWUYASABKAkSFgoOcG9saWN5X3ZlcnNpb24YAiABKAkSFQoNYnVuZGxlX3NoYTI1NhgDIAEoCRIRCglwdXNoZWRfYnkYBCABKAkSEwoLcHVzaGVkX2Zyb20YBSABKAkSDgoGdGFyZ2V0GAYgASgJEhgKEHByZXZpb3VzX3ZlcnNpb24YByABKAkSDQoFcnVsZXMYCCABKAUijgEKD1BvbGljeUFjdGl2YXRlZBITCgtwb2xpY3lfbmFtZRgBIAEoCRIWCg5wb2xpY3lfdmVyc2lvbhgCIAEoCRIVCg1idW5kbGVfc2hhMjU2GAMgASgJEg4KBnNvdXJjZRgEIAEoCRIYChBwcmV2aW91c192ZXJzaW9uGAUgASgJEg0KBXJ1bGVzGAYgASgFInsKDlBvbGljeVJlamVjdGVkEhcKD2NsYWltZWRfdmVyc2lvbhgBIAEoCRIVCg1idW5kbGVfc2hhMjU2GAIgASgJEg4KBnNvdXJjZRgDIAEoCRIQCghwcm9ibGVtcxgEIAMoCRIXCg9rZWVwaW5nX3ZlcnNpb24YBSABKAkikQEKFUF1ZGl0UmV0ZW50aW9uQXBwbGllZBINCgVzdG9yZRgBIAEoCRIRCgljdXRvZmZfbXMYAiABKAESGQoRZHJvcHBlZF9iZWZvcmVfbXMYAyABKAESEgoKcGFydGl0aW9ucxgEIAMoCRIUCgxyb3dzX2Ryb3BwZWQYBSABKAESEQoJcmV0ZW50aW9uGAYgASgJIrEBCg5TZXNzaW9uU3RhcnRlZBIMCgRraW5kGAEgASgJEhAKCHByb3RvY29sGAIgASgJEhEKCXRyYW5zcG9ydBgDIAEoCRIPCgdjb21tYW5kGAQgAygJEhEKCWNvbnRhaW5lchgFIAEoCRINCgVzdGRpbhgGIAEoCBILCgN0dHkYByABKAgSEAoIcmVjb3JkZWQYCCABKAgSGgoScmVjb3JkX2xpbWl0X2J5dGVzGAkgASgBIlMKDFNlc3Npb25GcmFtZRIPCgdjaGFubmVsGAEgASgNEhEKCW9mZnNldF9tcxgCIAEoDRIMCgRkYXRhGAMgASgMEhEKCXRydW5jYXRlZBgEIAEoCCJOCg1TZXNzaW9uRnJhbWVzEhAKCHNlcXVlbmNlGAEgASgNEisKBmZyYW1lcxgCIAMoCzIbLnBvcnRjdWxsaXMudjEuU2Vzc2lvbkZyYW1lIs0BCgxTZXNzaW9uRW5kZWQSEQoJZXhpdF9jb2RlGAEgASgREg4KBnN0YXR1cxgCIAEoCRIPCgdtZXNzYWdlGAMgASgJEhAKCGJ5dGVzX2luGAQgASgBEhEKCWJ5dGVzX291dBgFIAEoARITCgtkdXJhdGlvbl9tcxgGIAEoDRIWCg5yZWNvcmRlZF9ieXRlcxgHIAEoARIRCgl0cnVuY2F0ZWQYCCABKAgSFQoNZnJhbWVfYmF0Y2hlcxgJIAEoDRINCgVlcnJvchgKIAEoCSLWCgoNRXZlbnRFbnZlbG9wZRIKCgJpZBgBIAEoCRIMCgR0eXBlGAIgASgJEhYKDnNjaGVtYV92ZXJzaW9uGAMgASgFEhYKDm9jY3VycmVkX2F0X21zGAQgASgBEhYKDmNvcnJlbGF0aW9uX2lkGAUgASgJEhQKDGNhdXNhdGlvbl9pZBgGIAEoCRISCgpzZXNzaW9uX2lkGAcgASgJEg8KB25vZGVfaWQYCCABKAkSEgoKY29ubmVjdGlvbhgJIAEoCRIRCglwcmV2X2hhc2gYCiABKAkSDAoEaGFzaBgLIAEoCRIRCgljaGFpbl9zZXEYDCABKAESEAoIY2hhaW5faWQYDSABKAkSOgoQcmVxdWVzdF9yZWNlaXZlZBgUIAEoCzIeLnBvcnRjdWxsaXMudjEuUmVxdWVzdFJlY2VpdmVkSAASOAoPcmVxdWVzdF9kZWNpZGVkGBUgASgLMh0ucG9ydGN1bGxpcy52MS5SZXF1ZXN0RGVjaWRlZEgAEjoKEHJlcXVlc3RfcmVqZWN0ZWQYFiABKAsyHi5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RSZWplY3RlZEgAEjwKEXJlcXVlc3RfY29tcGxldGVkGBcgASgLMh8ucG9ydGN1bGxpcy52MS5SZXF1ZXN0Q29tcGxldGVkSAASRgoWaWRlbnRpdHlfYXV0aGVudGljYXRlZBgYIAEoCzIkLnBvcnRjdWxsaXMudjEuSWRlbnRpdHlBdXRoZW50aWNhdGVkSAASPAoRaWRlbnRpdHlfcmVqZWN0ZWQYGSABKAsyHy5wb3J0Y3VsbGlzLnYxLklkZW50aXR5UmVqZWN0ZWRIABJHChdhdWRpdF9yZXRlbnRpb25fYXBwbGllZBgoIAEoCzIkLnBvcnRjdWxsaXMudjEuQXVkaXRSZXRlbnRpb25BcHBsaWVkSAASOAoPc2Vzc2lvbl9zdGFydGVkGBogASgLMh0ucG9ydGN1bGxpcy52MS5TZXNzaW9uU3RhcnRlZEgAEjYKDnNlc3Npb25fZnJhbWVzGBsgASgLMhwucG9ydGN1bGxpcy52MS5TZXNzaW9uRnJhbWVzSAASNAoNc2Vzc2lvbl9lbmRlZBgcIAEoCzIbLnBvcnRjdWxsaXMudjEuU2Vzc2lvbkVuZGVkSAASPgoSYXBwcm92YWxfcmVxdWVzdGVkGB4gASgLMiAucG9ydGN1bGxpcy52MS5BcHByb3ZhbFJlcXVlc3RlZEgAEjwKEWFwcHJvdmFsX2FwcHJvdmVkGB8gASgLMh8ucG9ydGN1bGxpcy52MS5BcHByb3ZhbEFwcHJvdmVkSAASOAoPYXBwcm92YWxfZGVuaWVkGCAgASgLMh0ucG9ydGN1bGxpcy52MS5BcHByb3ZhbERlbmllZEgAEjoKEGFwcHJvdmFsX2V4cGlyZWQYISABKAsyHi5wb3J0Y3VsbGlzLnYxLkFwcHJvdmFsRXhwaXJlZEgAEjwKEWFwcHJvdmFsX2NvbnN1bWVkGCIgASgLMh8ucG9ydGN1bGxpcy52MS5BcHByb3ZhbENvbnN1bWVkSAASNAoNcG9saWN5X3B1c2hlZBgyIAEoCzIbLnBvcnRjdWxsaXMudjEuUG9saWN5UHVzaGVkSAASOgoQcG9saWN5X2FjdGl2YXRlZBgzIAEoCzIeLnBvcnRjdWxsaXMudjEuUG9saWN5QWN0aXZhdGVkSAASOAoPcG9saWN5X3JlamVjdGVkGDQgASgLMh0ucG9ydGN1bGxpcy52MS5Qb2xpY3lSZWplY3RlZEgAQgkKB3BheWxvYWQiHAoKRXZlbnRCYXRjaBIOCgZldmVudHMYASADKAxiBnByb3RvMw", [file_portcullis_v1_approval, file_portcullis_v1_decision, file_portcullis_v1_identity, file_portcullis_v1_request]);
+  fileDesc("Chpwb3J0Y3VsbGlzL3YxL2V2ZW50cy5wcm90bxINcG9ydGN1bGxpcy52MSJyCg9SZXF1ZXN0UmVjZWl2ZWQSKQoIaWRlbnRpdHkYASABKAsyFy5wb3J0Y3VsbGlzLnYxLklkZW50aXR5EjQKCmF0dHJpYnV0ZXMYAiABKAsyIC5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RBdHRyaWJ1dGVzImgKDlJlcXVlc3REZWNpZGVkEikKCGRlY2lzaW9uGAEgASgLMhcucG9ydGN1bGxpcy52MS5EZWNpc2lvbhIbChNkZWNpc2lvbl9sYXRlbmN5X3VzGAIgASgNEg4KBmNhY2hlZBgDIAEoCCKjAQoPUmVxdWVzdFJlamVjdGVkEg4KBnN0YXR1cxgBIAEoBRIOCgZyZWFzb24YAiABKAkSDwoHbWVzc2FnZRgDIAEoCRI0CgphdHRyaWJ1dGVzGAQgASgLMiAucG9ydGN1bGxpcy52MS5SZXF1ZXN0QXR0cmlidXRlcxIpCghpZGVudGl0eRgFIAEoCzIXLnBvcnRjdWxsaXMudjEuSWRlbnRpdHkikAIKEFJlcXVlc3RDb21wbGV0ZWQSDgoGc3RhdHVzGAEgASgFEhEKCWJ5dGVzX291dBgCIAEoARIQCghieXRlc19pbhgDIAEoARITCgtkdXJhdGlvbl9tcxgEIAEoDRINCgVlcnJvchgFIAEoCRIRCglmb3J3YXJkZWQYBiABKAgSMAoMcmVxdWVzdF9ib2R5GCggASgLMhoucG9ydGN1bGxpcy52MS5Cb2R5RXhjZXJwdBIxCg1yZXNwb25zZV9ib2R5GCkgASgLMhoucG9ydGN1bGxpcy52MS5Cb2R5RXhjZXJwdBIVCg1tYXNrZWRfZmllbGRzGCogASgNEhQKDG1hc2tfcHJvZmlsZRgrIAEoCSKdAQoLQm9keUV4Y2VycHQSDQoFYnl0ZXMYASABKAESDgoGc2hhMjU2GAIgASgJEhQKDGNvbnRlbnRfdHlwZRgDIAEoCRIQCghkZWNvZGluZxgEIAEoCRIPCgdleGNlcnB0GAUgASgJEhEKCXRydW5jYXRlZBgGIAEoCBIVCg1tYXNrZWRfZmllbGRzGAcgASgNEgwKBG5vdGUYCCABKAkiWQoVSWRlbnRpdHlBdXRoZW50aWNhdGVkEikKCGlkZW50aXR5GAEgASgLMhcucG9ydGN1bGxpcy52MS5JZGVudGl0eRIVCg1leHBpcmVzX2F0X21zGAIgASgBImcKEElkZW50aXR5UmVqZWN0ZWQSDgoGcmVhc29uGAEgASgJEg4KBmlzc3VlchgCIAEoCRIPCgdtZXNzYWdlGAMgASgJEhIKCnRva2VuX2hhc2gYBCABKAkSDgoGc3RhdHVzGAUgASgFIrMBCgxQb2xpY3lQdXNoZWQSEwoLcG9saWN5X25hbWUYASABKAkSFgoOcG9saWN5X3ZlcnNpb24YAiABKAkSFQoNYnVuZGxlX3NoYTI1NhgDIAEoCRIRCglwdXNoZWRfYnkYBCABKAkSEwoLcHVzaGVkX2Zyb20YBSABKAkSDgoGdGFyZ2V0GAYgASgJEhgKEHByZXZpb3VzX3ZlcnNpb24YByABKAkSDQoFcnVsZXMYCCABKAUijgEKD1BvbGljeUFjdGl2YXRlZBITCgtwb2xpY3lfbmFtZRgBIAEoCRIWCg5wb2xpY3lfdmVyc2lvbhgCIAEoCRIVCg1idW5kbGVfc2hhMjU2GAMgASgJEg4KBnNvdXJjZRgEIAEoCRIYChBwcmV2aW91c192ZXJzaW9uGAUgASgJEg0KBXJ1bGVzGAYgASgFInsKDlBvbGljeVJlamVjdGVkEhcKD2NsYWltZWRfdmVyc2lvbhgBIAEoCRIVCg1idW5kbGVfc2hhMjU2GAIgASgJEg4KBnNvdXJjZRgDIAEoCRIQCghwcm9ibGVtcxgEIAMoCRIXCg9rZWVwaW5nX3ZlcnNpb24YBSABKAkikQEKFUF1ZGl0UmV0ZW50aW9uQXBwbGllZBINCgVzdG9yZRgBIAEoCRIRCgljdXRvZmZfbXMYAiABKAESGQoRZHJvcHBlZF9iZWZvcmVfbXMYAyABKAESEgoKcGFydGl0aW9ucxgEIAMoCRIUCgxyb3dzX2Ryb3BwZWQYBSABKAESEQoJcmV0ZW50aW9uGAYgASgJIoQBCgxFdmlkZW5jZVJlYWQSJwoGcmVhZGVyGAEgASgLMhcucG9ydGN1bGxpcy52MS5JZGVudGl0eRIOCgZhY3Rpb24YAiABKAkSCwoDdmlhGAMgASgJEg0KBXF1ZXJ5GAQgASgJEg8KB3Jlc3VsdHMYBSABKAESDgoGc291cmNlGAYgASgJIrEBCg5TZXNzaW9uU3RhcnRlZBIMCgRraW5kGAEgASgJEhAKCHByb3RvY29sGAIgASgJEhEKCXRyYW5zcG9ydBgDIAEoCRIPCgdjb21tYW5kGAQgAygJEhEKCWNvbnRhaW5lchgFIAEoCRINCgVzdGRpbhgGIAEoCBILCgN0dHkYByABKAgSEAoIcmVjb3JkZWQYCCABKAgSGgoScmVjb3JkX2xpbWl0X2J5dGVzGAkgASgBIlMKDFNlc3Npb25GcmFtZRIPCgdjaGFubmVsGAEgASgNEhEKCW9mZnNldF9tcxgCIAEoDRIMCgRkYXRhGAMgASgMEhEKCXRydW5jYXRlZBgEIAEoCCJOCg1TZXNzaW9uRnJhbWVzEhAKCHNlcXVlbmNlGAEgASgNEisKBmZyYW1lcxgCIAMoCzIbLnBvcnRjdWxsaXMudjEuU2Vzc2lvbkZyYW1lIs0BCgxTZXNzaW9uRW5kZWQSEQoJZXhpdF9jb2RlGAEgASgREg4KBnN0YXR1cxgCIAEoCRIPCgdtZXNzYWdlGAMgASgJEhAKCGJ5dGVzX2luGAQgASgBEhEKCWJ5dGVzX291dBgFIAEoARITCgtkdXJhdGlvbl9tcxgGIAEoDRIWCg5yZWNvcmRlZF9ieXRlcxgHIAEoARIRCgl0cnVuY2F0ZWQYCCABKAgSFQoNZnJhbWVfYmF0Y2hlcxgJIAEoDRINCgVlcnJvchgKIAEoCSKMCwoNRXZlbnRFbnZlbG9wZRIKCgJpZBgBIAEoCRIMCgR0eXBlGAIgASgJEhYKDnNjaGVtYV92ZXJzaW9uGAMgASgFEhYKDm9jY3VycmVkX2F0X21zGAQgASgBEhYKDmNvcnJlbGF0aW9uX2lkGAUgASgJEhQKDGNhdXNhdGlvbl9pZBgGIAEoCRISCgpzZXNzaW9uX2lkGAcgASgJEg8KB25vZGVfaWQYCCABKAkSEgoKY29ubmVjdGlvbhgJIAEoCRIRCglwcmV2X2hhc2gYCiABKAkSDAoEaGFzaBgLIAEoCRIRCgljaGFpbl9zZXEYDCABKAESEAoIY2hhaW5faWQYDSABKAkSOgoQcmVxdWVzdF9yZWNlaXZlZBgUIAEoCzIeLnBvcnRjdWxsaXMudjEuUmVxdWVzdFJlY2VpdmVkSAASOAoPcmVxdWVzdF9kZWNpZGVkGBUgASgLMh0ucG9ydGN1bGxpcy52MS5SZXF1ZXN0RGVjaWRlZEgAEjoKEHJlcXVlc3RfcmVqZWN0ZWQYFiABKAsyHi5wb3J0Y3VsbGlzLnYxLlJlcXVlc3RSZWplY3RlZEgAEjwKEXJlcXVlc3RfY29tcGxldGVkGBcgASgLMh8ucG9ydGN1bGxpcy52MS5SZXF1ZXN0Q29tcGxldGVkSAASRgoWaWRlbnRpdHlfYXV0aGVudGljYXRlZBgYIAEoCzIkLnBvcnRjdWxsaXMudjEuSWRlbnRpdHlBdXRoZW50aWNhdGVkSAASPAoRaWRlbnRpdHlfcmVqZWN0ZWQYGSABKAsyHy5wb3J0Y3VsbGlzLnYxLklkZW50aXR5UmVqZWN0ZWRIABJHChdhdWRpdF9yZXRlbnRpb25fYXBwbGllZBgoIAEoCzIkLnBvcnRjdWxsaXMudjEuQXVkaXRSZXRlbnRpb25BcHBsaWVkSAASNAoNZXZpZGVuY2VfcmVhZBgpIAEoCzIbLnBvcnRjdWxsaXMudjEuRXZpZGVuY2VSZWFkSAASOAoPc2Vzc2lvbl9zdGFydGVkGBogASgLMh0ucG9ydGN1bGxpcy52MS5TZXNzaW9uU3RhcnRlZEgAEjYKDnNlc3Npb25fZnJhbWVzGBsgASgLMhwucG9ydGN1bGxpcy52MS5TZXNzaW9uRnJhbWVzSAASNAoNc2Vzc2lvbl9lbmRlZBgcIAEoCzIbLnBvcnRjdWxsaXMudjEuU2Vzc2lvbkVuZGVkSAASPgoSYXBwcm92YWxfcmVxdWVzdGVkGB4gASgLMiAucG9ydGN1bGxpcy52MS5BcHByb3ZhbFJlcXVlc3RlZEgAEjwKEWFwcHJvdmFsX2FwcHJvdmVkGB8gASgLMh8ucG9ydGN1bGxpcy52MS5BcHByb3ZhbEFwcHJvdmVkSAASOAoPYXBwcm92YWxfZGVuaWVkGCAgASgLMh0ucG9ydGN1bGxpcy52MS5BcHByb3ZhbERlbmllZEgAEjoKEGFwcHJvdmFsX2V4cGlyZWQYISABKAsyHi5wb3J0Y3VsbGlzLnYxLkFwcHJvdmFsRXhwaXJlZEgAEjwKEWFwcHJvdmFsX2NvbnN1bWVkGCIgASgLMh8ucG9ydGN1bGxpcy52MS5BcHByb3ZhbENvbnN1bWVkSAASNAoNcG9saWN5X3B1c2hlZBgyIAEoCzIbLnBvcnRjdWxsaXMudjEuUG9saWN5UHVzaGVkSAASOgoQcG9saWN5X2FjdGl2YXRlZBgzIAEoCzIeLnBvcnRjdWxsaXMudjEuUG9saWN5QWN0aXZhdGVkSAASOAoPcG9saWN5X3JlamVjdGVkGDQgASgLMh0ucG9ydGN1bGxpcy52MS5Qb2xpY3lSZWplY3RlZEgAQgkKB3BheWxvYWQiHAoKRXZlbnRCYXRjaBIOCgZldmVudHMYASADKAxiBnByb3RvMw", [file_portcullis_v1_approval, file_portcullis_v1_decision, file_portcullis_v1_identity, file_portcullis_v1_request]);
 
 /**
  * The edge received and authenticated a request.
@@ -205,7 +205,9 @@ export type BodyExcerpt = Message<"portcullis.v1.BodyExcerpt"> & {
   bytes: number;
 
   /**
-   * Hex SHA-256 of the whole body (request: as received; response: as sent, masked).
+   * Keyed digest of the whole body (request: as received; response: as sent, masked):
+   * "hmac-sha256:<key id>:<hex>" under the audit body key (audit.bodyHashSecret), so a small
+   * guessable body cannot be found by trying candidates. Older events: plain hex SHA-256.
    *
    * @generated from field: string sha256 = 2;
    */
@@ -551,6 +553,66 @@ export const AuditRetentionAppliedSchema: GenMessage<AuditRetentionApplied> = /*
   messageDesc(file_portcullis_v1_events, 10);
 
 /**
+ * Someone read the evidence: the audit log (replay, export, tail, verify) or the policy's reasoning
+ * (policy explain). Who reads the evidence is evidence too. Recorded durably before the answer is
+ * given: no record, no answer. The envelope's connection is "_system".
+ *
+ * @generated from message portcullis.v1.EvidenceRead
+ */
+export type EvidenceRead = Message<"portcullis.v1.EvidenceRead"> & {
+  /**
+   * Who read: the verified token's identity (replay API, policy explain endpoint); for the CLI,
+   * which reads the store with the store's own credentials, subject "os:<user>@<host>".
+   *
+   * @generated from field: portcullis.v1.Identity reader = 1;
+   */
+  reader?: Identity | undefined;
+
+  /**
+   * "audit.replay", "audit.export", "audit.tail", "audit.verify" or "policy.explain".
+   *
+   * @generated from field: string action = 2;
+   */
+  action: string;
+
+  /**
+   * "api" (HTTPS with a bearer token) or "cli".
+   *
+   * @generated from field: string via = 3;
+   */
+  via: string;
+
+  /**
+   * What was asked, as JSON: the id, the time window and filters, or the explain request.
+   *
+   * @generated from field: string query = 4;
+   */
+  query: string;
+
+  /**
+   * How many items the answer holds (timeline events, rows, traced rules); -1 for a streamed
+   * export, which is recorded before its first row.
+   *
+   * @generated from field: double results = 5;
+   */
+  results: number;
+
+  /**
+   * Where from: the client's address (api) or the host (cli).
+   *
+   * @generated from field: string source = 6;
+   */
+  source: string;
+};
+
+/**
+ * Describes the message portcullis.v1.EvidenceRead.
+ * Use `create(EvidenceReadSchema)` to create a new message.
+ */
+export const EvidenceReadSchema: GenMessage<EvidenceRead> = /*@__PURE__*/
+  messageDesc(file_portcullis_v1_events, 11);
+
+/**
  * An upgraded session (exec, attach, port-forward, SPDY or WebSocket) was accepted by the upstream.
  * The envelope's session_id is the request id; correlation_id too.
  *
@@ -618,7 +680,7 @@ export type SessionStarted = Message<"portcullis.v1.SessionStarted"> & {
  * Use `create(SessionStartedSchema)` to create a new message.
  */
 export const SessionStartedSchema: GenMessage<SessionStarted> = /*@__PURE__*/
-  messageDesc(file_portcullis_v1_events, 11);
+  messageDesc(file_portcullis_v1_events, 12);
 
 /**
  * One recorded frame of a session: its channel, when it passed the edge and its bytes.
@@ -658,7 +720,7 @@ export type SessionFrame = Message<"portcullis.v1.SessionFrame"> & {
  * Use `create(SessionFrameSchema)` to create a new message.
  */
 export const SessionFrameSchema: GenMessage<SessionFrame> = /*@__PURE__*/
-  messageDesc(file_portcullis_v1_events, 12);
+  messageDesc(file_portcullis_v1_events, 13);
 
 /**
  * A batch of recorded frames, in order; sequence numbers start at 1 per session.
@@ -682,7 +744,7 @@ export type SessionFrames = Message<"portcullis.v1.SessionFrames"> & {
  * Use `create(SessionFramesSchema)` to create a new message.
  */
 export const SessionFramesSchema: GenMessage<SessionFrames> = /*@__PURE__*/
-  messageDesc(file_portcullis_v1_events, 13);
+  messageDesc(file_portcullis_v1_events, 14);
 
 /**
  * An upgraded session ended.
@@ -754,7 +816,7 @@ export type SessionEnded = Message<"portcullis.v1.SessionEnded"> & {
  * Use `create(SessionEndedSchema)` to create a new message.
  */
 export const SessionEndedSchema: GenMessage<SessionEnded> = /*@__PURE__*/
-  messageDesc(file_portcullis_v1_events, 14);
+  messageDesc(file_portcullis_v1_events, 15);
 
 /**
  * The common envelope of every event. Events are past tense and only change additively.
@@ -891,6 +953,12 @@ export type EventEnvelope = Message<"portcullis.v1.EventEnvelope"> & {
     case: "auditRetentionApplied";
   } | {
     /**
+     * @generated from field: portcullis.v1.EvidenceRead evidence_read = 41;
+     */
+    value: EvidenceRead;
+    case: "evidenceRead";
+  } | {
+    /**
      * @generated from field: portcullis.v1.SessionStarted session_started = 26;
      */
     value: SessionStarted;
@@ -967,7 +1035,7 @@ export type EventEnvelope = Message<"portcullis.v1.EventEnvelope"> & {
  * Use `create(EventEnvelopeSchema)` to create a new message.
  */
 export const EventEnvelopeSchema: GenMessage<EventEnvelope> = /*@__PURE__*/
-  messageDesc(file_portcullis_v1_events, 15);
+  messageDesc(file_portcullis_v1_events, 16);
 
 /**
  * Group commit: one JetStream message on `audit._batch.events` carrying the sealed events of many
@@ -990,5 +1058,5 @@ export type EventBatch = Message<"portcullis.v1.EventBatch"> & {
  * Use `create(EventBatchSchema)` to create a new message.
  */
 export const EventBatchSchema: GenMessage<EventBatch> = /*@__PURE__*/
-  messageDesc(file_portcullis_v1_events, 16);
+  messageDesc(file_portcullis_v1_events, 17);
 

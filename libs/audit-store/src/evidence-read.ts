@@ -1,0 +1,94 @@
+/**
+ * Who reads the evidence is evidence: every read of the audit log (replay, export, tail, verify)
+ * and every policy explanation is recorded as an `evidence.read` event, durably, before the
+ * answer is given. A read that cannot be recorded is not answered (fail closed).
+ */
+import { hostname, userInfo } from 'node:os';
+import type { EventLog } from '@portcullis/bus/pure';
+import { buildEvent, create, EventType, EvidenceReadSchema, IdentitySchema, Subjects, type Identity } from '@portcullis/contracts';
+import { AuditChain } from './audit-chain.js';
+import { SYSTEM_CONNECTION } from './audit-retention.js';
+
+/** What was read. */
+export const EvidenceAction = {
+  AuditReplay: 'audit.replay',
+  AuditExport: 'audit.export',
+  AuditTail: 'audit.tail',
+  AuditVerify: 'audit.verify',
+  PolicyExplain: 'policy.explain',
+} as const;
+export type EvidenceAction = (typeof EvidenceAction)[keyof typeof EvidenceAction];
+
+/** One read, as the caller describes it. */
+export interface EvidenceReadInput {
+  readonly reader: Identity;
+  readonly action: EvidenceAction;
+  readonly via: 'api' | 'cli';
+  /** What was asked (ids, window, filters, the explain request): stored as JSON. */
+  readonly query: Readonly<Record<string, unknown>>;
+  /** Items in the answer; -1 for a streamed answer recorded before it is counted. */
+  readonly results: number;
+  /** The client's address (api) or the host (cli). */
+  readonly source: string;
+}
+
+/** The read could not be recorded: it must not be answered. */
+export class EvidenceReadUnrecordedError extends Error {
+  override readonly name = 'EvidenceReadUnrecordedError';
+}
+
+/** The CLI's reader: the operating-system user on this host (the CLI holds no token). */
+export function cliReader(): { reader: Identity; source: string } {
+  let user = 'unknown';
+  try {
+    user = userInfo().username;
+  } catch {
+    // No passwd entry (a container's arbitrary uid): the host still says where from.
+  }
+  const host = hostname();
+  return { reader: create(IdentitySchema, { subject: `os:${user}@${host}` }), source: host };
+}
+
+/** Records reads on the event log, sealed into a chain of their own, awaiting each append's ack. */
+export class EvidenceReadRecorder {
+  private chain: AuditChain;
+
+  constructor(
+    private readonly log: EventLog,
+    private readonly nodeId: string,
+    private readonly timeoutMs = 5000,
+  ) {
+    this.chain = new AuditChain(nodeId);
+  }
+
+  /** Resolves once the read is durably recorded; EvidenceReadUnrecordedError otherwise. */
+  async record(input: EvidenceReadInput): Promise<void> {
+    // The reader's token id is kept (it names the token, not its secret); nothing else of the token exists here.
+    const event = buildEvent(
+      EventType.EvidenceRead,
+      create(EvidenceReadSchema, {
+        reader: create(IdentitySchema, {
+          subject: input.reader.subject,
+          groups: [...input.reader.groups],
+          clientId: input.reader.clientId,
+          issuer: input.reader.issuer,
+          tokenId: input.reader.tokenId,
+        }),
+        action: input.action,
+        via: input.via,
+        query: JSON.stringify(input.query),
+        results: input.results,
+        source: input.source,
+      }),
+      { correlationId: '', nodeId: this.nodeId, connection: SYSTEM_CONNECTION },
+    );
+    const bytes = this.chain.seal(event);
+    try {
+      await this.log.append(Subjects.auditEvent(event.connection, event.type), bytes, event.id, { timeoutMs: this.timeoutMs });
+    } catch (cause) {
+      // A sealed event that never landed would read as a deleted one: the next read starts a new segment.
+      this.chain = new AuditChain(this.nodeId);
+      throw new EvidenceReadUnrecordedError('the read could not be recorded in the audit log', { cause });
+    }
+  }
+}
