@@ -15,8 +15,7 @@ import {
   type PipeTransform,
 } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { EvidenceAction, EvidenceReadRecorder, EvidenceReadUnrecordedError } from '@portcullis/audit-store/pure';
-import type { EventLog } from '@portcullis/bus';
+import { EvidenceAction, type EvidenceReadRecorder, EvidenceReadUnrecordedError } from '@portcullis/audit-store/pure';
 import type { PortcullisConfig } from '@portcullis/config';
 import type { Logger } from '@portcullis/common';
 import type { Identity } from '@portcullis/contracts';
@@ -27,7 +26,7 @@ import {
   Caller,
   CallerForbiddenError,
   CONFIG,
-  EVENT_LOG,
+  EVIDENCE_READS,
   GATEWAY_TLS,
   GroupsGuard,
   HttpListeners,
@@ -112,16 +111,11 @@ export class AuditApiFilter implements ExceptionFilter {
 @ListenerController(Listener.Audit)
 @UseFilters(AuditApiFilter)
 export class AuditReplayController {
-  private readonly reads: EvidenceReadRecorder;
-
   constructor(
     @Inject(AUDIT_SINK) private readonly sink: AuditSink,
     @Inject(LOGGER) private readonly logger: Logger,
-    @Inject(EVENT_LOG) log: EventLog,
-    @Inject(CONFIG) config: PortcullisConfig,
-  ) {
-    this.reads = new EvidenceReadRecorder(log, config.node.id);
-  }
+    @Inject(EVIDENCE_READS) private readonly reads: EvidenceReadRecorder,
+  ) {}
 
   @Get(`${REPLAY_API_PREFIX.slice(1)}*`)
   @UseGuards(BearerAuthGuard, AuditorGroupsGuard)

@@ -15,8 +15,8 @@ import {
   type AuditWriterObserver,
 } from '@portcullis/audit-store';
 import { recordStoredMessages, type PortcullisMetrics, type Readiness } from '@portcullis/observability';
-import type { ChainCheckpointer } from '@portcullis/audit-store/pure';
-import { CONFIG, EVENT_LOG, LOGGER, METRICS, NATS_CONNECTION, READINESS, startChainCheckpointer } from '../../runtime/src/index.js';
+import type { ChainCheckpointer, EvidenceReadRecorder } from '@portcullis/audit-store/pure';
+import { CONFIG, EVENT_LOG, EVIDENCE_READS, LOGGER, METRICS, NATS_CONNECTION, READINESS, startChainCheckpointer } from '../../runtime/src/index.js';
 import { AUDIT_SINK } from './audit.providers.js';
 
 /**
@@ -39,6 +39,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     @Inject(METRICS) private readonly metrics: PortcullisMetrics,
     @Inject(READINESS) private readonly readiness: Readiness,
     @Inject(NATS_CONNECTION) private readonly nats: NatsConnection | undefined,
+    @Inject(EVIDENCE_READS) private readonly reads: EvidenceReadRecorder,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -104,7 +105,7 @@ export class AuditService implements OnApplicationBootstrap, BeforeApplicationSh
     // The role's own chain: its events (retention runs) are tamper-evident like the edges', its heads signed.
     const appender = new ChainedAppender(this.log, config.node.id, 5000);
     const record = (event: Parameters<ChainedAppender['append']>[0]): Promise<void> => appender.append(event);
-    this.checkpointer = startChainCheckpointer(config, this.log, logger, 'audit', [() => appender.takeHeads()]);
+    this.checkpointer = startChainCheckpointer(config, this.log, logger, 'audit', [() => appender.takeHeads(), () => this.reads.takeHeads()]);
     const run = (): void => {
       if (this.retentionRun !== undefined) return;
       this.retentionRun = runRetention(sink, { retentionMs: retention.ms, retentionText: retention.text, dryRun: false, record, nodeId: config.node.id })

@@ -4,7 +4,7 @@ import { listenUrl, type Logger } from '@portcullis/common';
 import type { BusSubscription, EventLog, MessageBus } from '@portcullis/bus';
 import type { TokenVerifier } from '@portcullis/identity';
 import type { PortcullisMetrics } from '@portcullis/observability';
-import type { ChainCheckpointer } from '@portcullis/audit-store/pure';
+import type { ChainCheckpointer, EvidenceReadRecorder } from '@portcullis/audit-store/pure';
 import { ApprovalGate, AuditPublisher, ConnectionRegistry, createEdgeMasking, DecisionClient, EdgePipeline, EdgeServer } from '@portcullis/gateway';
 import {
   CONFIG,
@@ -13,6 +13,7 @@ import {
   GATEWAY_TLS,
   HttpListeners,
   Listener,
+  EVIDENCE_READS,
   LOGGER,
   MESSAGE_BUS,
   METRICS,
@@ -52,6 +53,7 @@ export class EdgeService implements OnApplicationBootstrap, BeforeApplicationShu
     @Inject(ConnectionRegistry) private readonly registry: ConnectionRegistry,
     @Inject(DecisionClient) private readonly decisions: DecisionClient,
     @Inject(HttpListeners) private readonly listeners: HttpListeners,
+    @Inject(EVIDENCE_READS) private readonly reads: EvidenceReadRecorder,
   ) {}
 
   /** The listening endpoint (once the listeners are open). */
@@ -77,7 +79,7 @@ export class EdgeService implements OnApplicationBootstrap, BeforeApplicationShu
       ...(config.bus.mode === 'nats' ? { groupCommit: {} } : {}),
     });
     const audit = this.audit;
-    this.checkpointer = startChainCheckpointer(config, this.log, logger, 'edge', [() => audit.takeChainHeads()]);
+    this.checkpointer = startChainCheckpointer(config, this.log, logger, 'edge', [() => audit.takeChainHeads(), () => this.reads.takeHeads()]);
     const pipeline = new EdgePipeline({
       nodeId: config.node.id,
       connections: registry,

@@ -1,7 +1,6 @@
 import { Body, HttpCode, Inject, Injectable, Post, Req, UseFilters, UseGuards, type PipeTransform } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
-import { EvidenceAction, EvidenceReadRecorder } from '@portcullis/audit-store/pure';
-import type { EventLog } from '@portcullis/bus';
+import { EvidenceAction, type EvidenceReadRecorder } from '@portcullis/audit-store/pure';
 import type { PortcullisConfig } from '@portcullis/config';
 import type { Logger } from '@portcullis/common';
 import type { Identity } from '@portcullis/contracts';
@@ -11,7 +10,7 @@ import {
   BearerAuthGuard,
   Caller,
   CONFIG,
-  EVENT_LOG,
+  EVIDENCE_READS,
   GroupsGuard,
   JsonNoStore,
   Listener,
@@ -58,16 +57,11 @@ class ExplainSpecPipe implements PipeTransform<Buffer, ExplainSpec> {
  */
 @Injectable()
 export class PolicyExplainer {
-  private readonly reads: EvidenceReadRecorder;
-
   constructor(
     @Inject(DecisionClient) private readonly decisions: DecisionClient,
     @Inject(LOGGER) private readonly logger: Logger,
-    @Inject(EVENT_LOG) log: EventLog,
-    @Inject(CONFIG) config: PortcullisConfig,
-  ) {
-    this.reads = new EvidenceReadRecorder(log, config.node.id, config.edge.auditAckTimeout);
-  }
+    @Inject(EVIDENCE_READS) private readonly reads: EvidenceReadRecorder,
+  ) {}
 
   /** The explain answer for `spec`, asked by `by` from `source`; a GatewayError when the policy role cannot answer. */
   async explain(spec: ExplainSpec, by: Identity, source = ''): Promise<Record<string, unknown>> {

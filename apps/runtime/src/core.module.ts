@@ -5,6 +5,8 @@ import type { PortcullisConfig } from '@portcullis/config';
 import type { Logger } from '@portcullis/common';
 import type { MessageBus } from '@portcullis/bus';
 import { Streams } from '@portcullis/contracts';
+import { EvidenceReadRecorder } from '@portcullis/audit-store/pure';
+import type { EventLog } from '@portcullis/bus';
 import { createPortcullisMetrics, Readiness, type Tracing } from '@portcullis/observability';
 import type { DevIssuer } from '@portcullis/identity';
 import { BusServeGate } from './bus-transport/bus-serve-gate.js';
@@ -22,6 +24,7 @@ import {
   DEV_ISSUER,
   EMBEDDED_AUDIT_STORE,
   EVENT_LOG,
+  EVIDENCE_READS,
   GATEWAY_TLS,
   KV_STORES,
   LOGGER,
@@ -96,6 +99,11 @@ export class CoreModule {
       },
       { provide: MESSAGE_BUS, inject: [PROCESS_BUS], useFactory: (bus: ProcessBus) => bus.handle.bus },
       { provide: EVENT_LOG, inject: [PROCESS_BUS], useFactory: (bus: ProcessBus) => bus.log },
+      {
+        provide: EVIDENCE_READS,
+        inject: [EVENT_LOG],
+        useFactory: (log: EventLog) => new EvidenceReadRecorder(log, config.node.id, config.edge.auditAckTimeout),
+      },
       { provide: KV_STORES, inject: [PROCESS_BUS], useFactory: (bus: ProcessBus): KvStores => ({ bucket: (name) => bus.handle.kv(name) }) },
       { provide: NATS_CONNECTION, inject: [PROCESS_BUS], useFactory: (bus: ProcessBus) => bus.nats },
       { provide: EMBEDDED_AUDIT_STORE, inject: [PROCESS_BUS], useFactory: (bus: ProcessBus) => bus.embeddedAuditStore },

@@ -18,6 +18,7 @@ export {
   PROCESS_BUS,
   READINESS,
   TOKEN_VERIFIER,
+  EVIDENCE_READS,
 } from './tokens.js';
 export type { Clock, KvStores } from './tokens.js';
 export { BusServeGate } from './bus-transport/bus-serve-gate.js';

@@ -32,6 +32,11 @@ export const METRICS = Symbol('portcullis.metrics');
 /** The process's readiness checks (`Readiness`); roles add theirs while they start. */
 export const READINESS = Symbol('portcullis.readiness');
 /**
+ * The process's recorder of reads of the evidence (`EvidenceReadRecorder`): one chain of
+ * `evidence.read` events per process, whose heads the roles' checkpointers sign.
+ */
+export const EVIDENCE_READS = Symbol('portcullis.evidence-reads');
+/**
  * The process's bus connection ({@link ProcessBus}): what the other bus tokens are read from, and
  * what is flushed after subscribing and closed last. Roles do not inject it; tests replace it.
  */

@@ -47,6 +47,11 @@ export class ChainedAppender {
     return run;
   }
 
+  /** The node whose chains this appender writes. */
+  get nodeId(): string {
+    return this.#nodeId;
+  }
+
   /** The head of the segment last appended to (undefined before the first acknowledged event). */
   get head(): ChainHead | undefined {
     return this.#head;

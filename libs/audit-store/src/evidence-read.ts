@@ -5,8 +5,8 @@
  */
 import { hostname, userInfo } from 'node:os';
 import type { EventLog } from '@portcullis/bus/pure';
-import { buildEvent, create, EventType, EvidenceReadSchema, IdentitySchema, Subjects, type Identity } from '@portcullis/contracts';
-import { AuditChain } from './audit-chain.js';
+import { buildEvent, create, EventType, EvidenceReadSchema, IdentitySchema, type Identity } from '@portcullis/contracts';
+import { ChainedAppender, type ChainHead } from './chained-appender.js';
 import { SYSTEM_CONNECTION } from './audit-retention.js';
 
 /** What was read. */
@@ -49,16 +49,16 @@ export function cliReader(): { reader: Identity; source: string } {
   return { reader: create(IdentitySchema, { subject: `os:${user}@${host}` }), source: host };
 }
 
-/** Records reads on the event log, sealed into a chain of their own, awaiting each append's ack. */
+/**
+ * Records reads on the event log, sealed into a chain of their own, awaiting each append's ack.
+ * One recorder per process: its heads go to the process's checkpointer ({@link takeHeads}), so a
+ * deleted read is reported like any other deleted event.
+ */
 export class EvidenceReadRecorder {
-  private chain: AuditChain;
+  private readonly appender: ChainedAppender;
 
-  constructor(
-    private readonly log: EventLog,
-    private readonly nodeId: string,
-    private readonly timeoutMs = 5000,
-  ) {
-    this.chain = new AuditChain(nodeId);
+  constructor(log: Pick<EventLog, 'append'>, nodeId: string, timeoutMs = 5000) {
+    this.appender = new ChainedAppender(log, nodeId, timeoutMs);
   }
 
   /** Resolves once the read is durably recorded; EvidenceReadUnrecordedError otherwise. */
@@ -80,15 +80,18 @@ export class EvidenceReadRecorder {
         results: input.results,
         source: input.source,
       }),
-      { correlationId: '', nodeId: this.nodeId, connection: SYSTEM_CONNECTION },
+      { correlationId: '', nodeId: this.appender.nodeId, connection: SYSTEM_CONNECTION },
     );
-    const bytes = this.chain.seal(event);
     try {
-      await this.log.append(Subjects.auditEvent(event.connection, event.type), bytes, event.id, { timeoutMs: this.timeoutMs });
+      // A sealed event that never landed would read as a deleted one: the appender starts a new segment after it.
+      await this.appender.append(event);
     } catch (cause) {
-      // A sealed event that never landed would read as a deleted one: the next read starts a new segment.
-      this.chain = new AuditChain(this.nodeId);
       throw new EvidenceReadUnrecordedError('the read could not be recorded in the audit log', { cause });
     }
+  }
+
+  /** The heads of the read chains acknowledged since the last call (for the checkpointer). */
+  takeHeads(): ChainHead[] {
+    return this.appender.takeHeads();
   }
 }

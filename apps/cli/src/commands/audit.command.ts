@@ -37,6 +37,7 @@ import {
   type CheckpointSet,
 } from '@portcullis/audit-store/pure';
 import { connectNats } from '@portcullis/bus';
+import { checkpointCliHeads } from '../checkpoint-heads.js';
 import { CliError, ExitCode } from '../cli-error.js';
 import { configOption, withExamples } from '../command-help.js';
 import { loadCliConfig } from '../config-file.js';
@@ -262,7 +263,9 @@ async function recordCliRead(config: PortcullisConfig, action: EvidenceAction, q
   try {
     const platform = await connectProcessBus(config, 'cli', silentLogger);
     try {
-      await new EvidenceReadRecorder(platform.log, config.node.id).record({ reader, action, via: 'cli', query, results, source });
+      const reads = new EvidenceReadRecorder(platform.log, config.node.id);
+      await reads.record({ reader, action, via: 'cli', query, results, source });
+      await checkpointCliHeads(config, platform.log, reads.takeHeads(), 'this read record');
     } finally {
       await platform.close();
     }

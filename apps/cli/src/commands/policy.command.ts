@@ -5,8 +5,7 @@ import { silentLogger } from '@portcullis/common';
 import { createHash } from 'node:crypto';
 import { hostname, userInfo } from 'node:os';
 import { BucketKeys, Buckets, buildEvent, create, DecisionSchema, EventType, PolicyPushedSchema, toJson } from '@portcullis/contracts';
-import { existsSync } from 'node:fs';
-import { ChainedAppender, CheckpointSigner, loadSigningKey, StreamCheckpointStore, SYSTEM_CONNECTION, type ChainHead } from '@portcullis/audit-store/pure';
+import { ChainedAppender, SYSTEM_CONNECTION } from '@portcullis/audit-store/pure';
 import { DecisionClient, GatewayError } from '@portcullis/gateway';
 import {
   describeRequest,
@@ -22,6 +21,7 @@ import {
   type ExplanationView,
   type PolicyError,
 } from '@portcullis/policy-engine';
+import { checkpointCliHeads } from '../checkpoint-heads.js';
 import { CliError, ExitCode } from '../cli-error.js';
 import { collect, configOption, withExamples } from '../command-help.js';
 import { loadCliConfig } from '../config-file.js';
@@ -261,24 +261,7 @@ async function recordPush(config: PortcullisConfig, handle: NatsBus, policy: Com
   } catch (err) {
     throw new CliError(`the push could not be recorded in the audit log, so nothing was pushed: ${(err as Error).message}`, ExitCode.Failure, { cause: err });
   }
-  await checkpointPush(config, handle, appender.takeHeads());
-}
-
-/**
- * Signs the push record's one-event chain when this host has the checkpoint signing key (a host
- * running the roles), so deleting the record is detected; without the key the segment is unanchored
- * and `audit verify` notes it. A checkpoint that cannot be stored does not undo the recorded push.
- */
-async function checkpointPush(config: PortcullisConfig, handle: NatsBus, heads: ChainHead[]): Promise<void> {
-  const keyFile = config.audit.checkpoints.signingKeyFile;
-  if (!existsSync(keyFile)) return;
-  try {
-    const signer = new CheckpointSigner(loadSigningKey(keyFile, false), 'cli', config.node.id);
-    const store = new StreamCheckpointStore(handle.log, config.edge.auditAckTimeout);
-    for (const head of heads) await store.append(signer.sign(head));
-  } catch (err) {
-    process.stderr.write(`warning: the push record's checkpoint was not stored: ${(err as Error).message}\n`);
-  }
+  await checkpointCliHeads(config, handle.log, appender.takeHeads(), 'the push record');
 }
 
 /**
