@@ -18,6 +18,8 @@ describe('embedded gateway: npm start, then the printed commands', { timeout: 18
   let config: string;
   let kubeconfig: string;
   const cache = join(dir, 'kube-cache');
+  // The credential plugin's token cache ($XDG_CACHE_HOME/portcullis): this test's own; kubectl and the plugin inherit it.
+  process.env['XDG_CACHE_HOME'] = join(dir, 'xdg-cache');
 
   before(async () => {
     const port = await freePort();
