@@ -5,11 +5,10 @@
  * so a kubectl call pays little more than a bare node start. Fetching a new token (a cache miss)
  * loads ./token-endpoint.js, and the development issuer's config lookup only then.
  */
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { CredentialError, jwtExpiryMs, type PluginRequest, type SecretSource } from './plugin-request.js';
-import { cacheDir, readCachedToken, staleAtMs, writeCachedToken, type CacheKey, type CachedToken } from './token-cache.js';
+import { cacheDir, fnv64, readCachedToken, staleAtMs, writeCachedToken, type CacheKey, type CachedToken } from './token-cache.js';
 
 export const EXEC_CREDENTIAL_API = 'client.authentication.k8s.io/v1';
 
@@ -159,7 +158,7 @@ async function clientCredentialsToken(request: Extract<PluginRequest, { mode: 'c
     client: request.client,
     audience: request.audience ?? '',
     scopes: request.scopes,
-    trust: caPem === undefined ? '' : createHash('sha256').update(caPem).digest('hex'),
+    trust: caPem === undefined ? '' : fnv64(caPem),
   };
   const dir = cacheDir();
   const cached = readCachedToken(dir, key);
