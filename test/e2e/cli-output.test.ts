@@ -301,7 +301,10 @@ describe('CLI output against the embedded gateway', { timeout: 240_000 }, () => 
     assert.equal((parseYaml(yaml.stdout) as { token_type: string }).token_type, 'Bearer');
     const kubeconfig = JSON.parse(kc.stdout) as { clusters: { cluster: { server: string } }[]; users: { user: { exec: { args: string[] } } }[] };
     assert.equal(kubeconfig.clusters[0]!.cluster.server, `${edgeUrl}/k8s/sandbox`);
-    assert.ok(kubeconfig.users[0]!.user.exec.args.includes('--exec'));
+    // The exec plugin: `portcullis credential` for the development issuer's client.
+    const args = kubeconfig.users[0]!.user.exec.args;
+    assert.equal(args[1], 'credential');
+    assert.equal(args[args.indexOf('--client') + 1], 'ci-bot');
   });
 
   test('approvals deny -o yaml: the decided approval; its retry gets the reason', async () => {

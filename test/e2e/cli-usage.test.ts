@@ -66,6 +66,7 @@ describe('portcullis CLI usage', { timeout: 280_000 }, () => {
       'portcullis serve',
       'portcullis token',
       'portcullis kubeconfig',
+      'portcullis credential',
       'portcullis policy check',
       'portcullis policy push',
       'portcullis policy explain',

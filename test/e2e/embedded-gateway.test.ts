@@ -24,6 +24,8 @@ describe('embedded gateway: npm start, then the printed commands', { timeout: 18
   // A copy of the example policy, edited during the tour.
   const policyFile = join(dir, 'policy.yaml');
   const examplePolicy = readFileSync(join(REPO_ROOT, 'examples', 'policy.yaml'), 'utf8');
+  // The credential plugin's token cache ($XDG_CACHE_HOME/portcullis): this test's own; kubectl and the plugin inherit it.
+  process.env['XDG_CACHE_HOME'] = join(dir, 'xdg-cache');
 
   before(async () => {
     const port = await freePort();

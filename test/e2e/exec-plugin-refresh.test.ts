@@ -20,6 +20,8 @@ describe('exec credential plugin refreshes expired tokens', { timeout: 180_000 }
   let gateway: PortcullisProcess;
   let config: string;
   let kubeconfig: string;
+  // The credential plugin's token cache ($XDG_CACHE_HOME/portcullis): this test's own; kubectl and the plugin inherit it.
+  process.env['XDG_CACHE_HOME'] = join(dir, 'xdg-cache');
 
   before(async () => {
     const port = await freePort();

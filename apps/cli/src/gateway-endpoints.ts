@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { listenUrl } from '@portcullis/common';
 import type { PortcullisConfig } from '@portcullis/config';
 import { ClientTrustSource, type ClientTrust } from '@portcullis/tls';
@@ -55,6 +55,24 @@ export function edgeTrust(config: PortcullisConfig): ClientTrust {
     throw new CliError(`no CA for the edge at ${file}: start the gateway once (npm start) so it creates its development CA`);
   }
   return { caPem: readFileSync(file, 'utf8'), source: ClientTrustSource.DevCa };
+}
+
+/**
+ * The file holding what clients trust for the edge (for a process that reads it itself, such as
+ * the credential plugin); undefined: the system's roots.
+ */
+export function edgeCaFile(config: PortcullisConfig): string | undefined {
+  const trust = edgeTrust(config);
+  switch (trust.source) {
+    case ClientTrustSource.DevCa:
+      return resolve(config.node.stateDir, 'tls', 'ca.pem');
+    case ClientTrustSource.CaBundle:
+      return config.edge.tls.caBundleFile === undefined ? undefined : resolve(config.edge.tls.caBundleFile);
+    case ClientTrustSource.SelfSigned:
+      return config.edge.tls.certFile === undefined ? undefined : resolve(config.edge.tls.certFile);
+    case ClientTrustSource.SystemRoots:
+      return undefined;
+  }
 }
 
 /** The CA the CLI trusts for the edge; undefined: the system's roots. */

@@ -7,8 +7,10 @@ import { withExamples } from './command-help.js';
 import { PACKAGE_ROOT } from './config-file.js';
 import { createApprovalsCommand } from './commands/approvals.command.js';
 import { createAuditCommand } from './commands/audit.command.js';
+import { createCredentialCommand } from './commands/credential.command.js';
 import { createServeCommand, createStartCommand } from './commands/gateway.command.js';
 import { createKubeconfigCommand } from './commands/kubeconfig.command.js';
+import { runCredentialPlugin } from './credential-plugin/plugin.js';
 import { createPolicyCommand } from './commands/policy.command.js';
 import { createTokenCommand } from './commands/token.command.js';
 
@@ -23,6 +25,7 @@ function buildProgram(): Command {
     .addCommand(createServeCommand())
     .addCommand(createTokenCommand())
     .addCommand(createKubeconfigCommand())
+    .addCommand(createCredentialCommand())
     .addCommand(createPolicyCommand())
     .addCommand(createAuditCommand())
     .addCommand(createApprovalsCommand())
@@ -69,6 +72,8 @@ async function main(argv: string[]): Promise<number> {
   }
   // `portcullis help audit tail` is `portcullis audit tail --help` (commander's help command takes one level).
   const args = argv[0] === 'help' && argv.length > 1 ? [...argv.slice(1), '--help'] : argv;
+  // The credential plugin parses its own arguments (and prints its own help): see bin/portcullis.js.
+  if (args[0] === 'credential') return runCredentialPlugin(args.slice(1));
   await program.parseAsync(args, { from: 'user' });
   return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.Ok;
 }

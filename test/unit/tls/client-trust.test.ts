@@ -95,6 +95,7 @@ describe('clientTrustFor: what a kubeconfig carries for a configured certificate
             tls: { certFile: 'tls.crt', keyFile: 'tls.key', ...(bundle !== undefined ? { caBundleFile: 'ca.pem' } : {}) },
           },
           connections: [{ name: 'prod', type: 'kubernetes', server: 'https://10.0.0.1:6443' }],
+          identity: { devIssuer: { enabled: true, clients: [{ id: 'ci-bot', secret: 'dev-secret-ci-bot' }] } },
         },
         { configDir: dir, env: {}, source: join(dir, 'portcullis.yaml') },
       );
@@ -108,7 +109,7 @@ describe('clientTrustFor: what a kubeconfig carries for a configured certificate
     test('caBundleFile: the bundle is the certificate-authority-data', () => {
       const out = kubeconfigCommand(configWith(corpLeaf, corpCa.certPem), 'portcullis.yaml', { connection: 'prod', client: 'ci-bot' });
       assert.equal(caData(out.kubeconfig), b64(corpCa.certPem));
-      assert.equal(out.notice, undefined);
+      assert.deepEqual(out.notices, []);
     });
 
     test('self-signed: the certificate is the certificate-authority-data', () => {
@@ -119,13 +120,16 @@ describe('clientTrustFor: what a kubeconfig carries for a configured certificate
           .trim(),
         selfSigned.certPem.trim(),
       );
-      assert.equal(out.notice, undefined);
+      assert.deepEqual(out.notices, []);
     });
 
     test('a CA-issued certificate without a bundle: no certificate-authority-data, and the output says why', () => {
       const out = kubeconfigCommand(configWith(corpLeaf), 'portcullis.yaml', { connection: 'prod', client: 'ci-bot' });
       assert.equal(caData(out.kubeconfig), undefined);
-      assert.match(out.notice ?? '', /certificate-authority-data left out: edge\.tls\.certFile .*tls\.crt\) is not self-signed and no edge\.tls\.caBundleFile/);
+      assert.match(
+        out.notices.join('\n'),
+        /certificate-authority-data left out: edge\.tls\.certFile .*tls\.crt\) is not self-signed and no edge\.tls\.caBundleFile/,
+      );
       assert.match(out.kubeconfig, /^# certificate-authority-data left out/);
       assert.match(out.kubeconfig, /server: https:\/\/gateway\.example\.com\/k8s\/prod/);
     });

@@ -16,8 +16,8 @@ void EVERY_ROLE_NAMED;
 
 /**
  * The process bootstrap (Nest and the roles) and the sandbox, loaded only when start or serve
- * runs: every other command (`token --exec` runs on each kubectl call) starts in a fraction of
- * the time without them.
+ * runs: every other command starts in a fraction of the time without them (and `portcullis
+ * credential`, which kubectl runs on each call, loads none of the CLI: see bin/portcullis.js).
  */
 async function gatewayModules() {
   const [bootstrap, roles, gateway, sandbox] = await Promise.all([
