@@ -645,7 +645,7 @@ describe('security suite: attacks refused, secrets never leaked', { timeout: 600
     const cfg = writeConfig(dir, 'edge.yaml', {
       node: { id: 'edge-realcert', stateDir },
       edge: { listen: { host: '127.0.0.1', port }, tls: { certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key') } },
-      bus: { mode: 'nats', nats: { servers: [c.nats.url] } },
+      bus: c.nats.busConfig('edge'),
       identity: { issuers: [{ issuer: idp.issuer, audiences: ['portcullis'], algorithms: ['ES256'], caFile: idpCaFile }] },
       connections: [{ name: 'prod', type: 'kubernetes', server: c.fixture.url, caFile: join(dir, 'upstream-ca.pem'), tokenFile: join(dir, 'upstream-token') }],
       policy: { file: join(dir, 'policy.yaml') },
@@ -749,7 +749,7 @@ describe('security suite: attacks refused, secrets never leaked', { timeout: 600
 
   test('no planted secret in any log, audit row, JetStream message or Slack message; prints the table', async () => {
     // Let the writer store what the suite produced before reading the store.
-    const natsConn = await natsConnect({ servers: c.nats.url });
+    const natsConn = await natsConnect({ servers: c.nats.url, ...c.nats.admin });
     let raw = '';
     try {
       const jsm = await jetstreamManager(natsConn);

@@ -33,5 +33,6 @@ export { CLOSE_CONNECTION, JsonNoStore, sendJson, sendText } from './http/admin-
 export { ReadinessHealth } from './readiness-health.js';
 export { ProcessExceptionFilter } from './process-exception.filter.js';
 export { connectProcessBus } from './process-bus.js';
+export { natsConnectOptions } from './nats-options.js';
 export type { ProcessBus } from './process-bus.js';
 export { configuredEdgeUrl, createGatewayTokenVerifier, edgeClientTrust, gatewayTls, openDevIssuer, type GatewayTls } from './gateway-identity.js';

@@ -23,6 +23,11 @@ export interface NatsBusOptions {
   readonly user?: string;
   readonly pass?: string;
   readonly token?: string;
+  /**
+   * Prefix of the connection's reply inboxes (requests, JetStream acks and consumers), e.g.
+   * `_INBOX_edge`: a role's NATS user may subscribe to its own prefix only. Default `_INBOX`.
+   */
+  readonly inboxPrefix?: string;
   /** Pause between reconnect attempts. Default 1000 ms. */
   readonly reconnectWaitMs?: number;
   /** How long the first connect may take. Default 5000 ms. */
@@ -66,6 +71,7 @@ export async function connectNats(opts: NatsBusOptions): Promise<NatsBus> {
       ...(opts.user === undefined ? {} : { user: opts.user }),
       ...(opts.pass === undefined ? {} : { pass: opts.pass }),
       ...(opts.token === undefined ? {} : { token: opts.token }),
+      ...(opts.inboxPrefix === undefined ? {} : { inboxPrefix: opts.inboxPrefix }),
       noAsyncTraces: opts.noAsyncTraces ?? true,
       maxReconnectAttempts: -1,
       reconnectTimeWait: opts.reconnectWaitMs ?? 1000,
@@ -85,6 +91,7 @@ export async function connectNats(opts: NatsBusOptions): Promise<NatsBus> {
   const state: NatsConnectionState = {
     nc,
     logger,
+    inboxPrefix: opts.inboxPrefix,
     isConnected: () => connected && !nc.isClosed(),
     closedByUs: () => closing !== undefined,
     assertUsable(what) {

@@ -446,9 +446,9 @@ export async function auditRetentionCommand(config: PortcullisConfig, opts: { dr
       const plan = await runRetention(sink, { retentionMs: retention.ms, retentionText: retention.text, dryRun: true, nodeId: config.node.id });
       return { plan, lines: formatRetentionPlan(plan, true) };
     }
-    // The configured log (JetStream, or the embedded SQLite log) without starting any role.
+    // The configured log (JetStream, or the embedded SQLite log) without starting any role; on NATS as the audit role's user.
     const { connectProcessBus } = await import('../../../runtime/src/process-bus.js');
-    const platform = await connectProcessBus(config, 'cli', createLogger({ base: { role: 'cli', node: config.node.id } }));
+    const platform = await connectProcessBus(config, 'cli', ['audit'], createLogger({ base: { role: 'cli', node: config.node.id } }));
     try {
       const plan = await runRetention(sink, {
         retentionMs: retention.ms,

@@ -16,6 +16,7 @@ import {
   type ExplainSpec,
   type ExplanationView,
 } from '@portcullis/policy-engine';
+import { natsConnectOptions } from '../../../runtime/src/nats-options.js';
 import { CliError, ExitCode } from '../cli-error.js';
 import { collect, configOption, withExamples } from '../command-help.js';
 import { loadCliConfig } from '../config-file.js';
@@ -185,14 +186,8 @@ function readPolicyFile(file: string): { text: string; policy: CompiledPolicy } 
 async function connectCluster(config: PortcullisConfig, what: string): Promise<NatsBus> {
   const nats = config.bus.nats;
   try {
-    return await connectNats({
-      servers: [...nats.servers],
-      name: `portcullis-cli-${what}`,
-      logger: silentLogger,
-      ...(nats.user !== undefined ? { user: nats.user } : {}),
-      ...(nats.password !== undefined ? { pass: nats.password } : {}),
-      ...(nats.token !== undefined ? { token: nats.token } : {}),
-    });
+    // As `operator`: the NATS identity allowed to write the policy bucket (bus.nats.user of the config given).
+    return await connectNats({ ...natsConnectOptions(nats, ['operator']), name: `portcullis-cli-${what}`, logger: silentLogger });
   } catch (err) {
     throw new CliError(`cannot reach NATS at ${nats.servers.join(', ')} (set by bus.nats.servers): ${(err as Error).message}`, ExitCode.Failure, {
       cause: err,
