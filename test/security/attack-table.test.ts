@@ -18,7 +18,7 @@ import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { UnsecuredJWT, type JWTPayload } from 'jose';
 import { connect as natsConnect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { auditMessageEvents, Streams } from '@portcullis/contracts';
+import { auditMessageEvents, BucketKeys, Buckets, Consumers, natsInboxPrefix, Streams } from '@portcullis/contracts';
 import { createCertificateAuthority, issueServerCertificate, loadOrCreateDevTls } from '@portcullis/tls';
 import { freePort, sharedClickHouseUrl, uniqueName } from '../harness/services.js';
 import { CLUSTER_SECRETS, SIGNING_SECRET, approvalIdIn, startCluster, type Cluster } from '../support/cluster.js';
@@ -745,6 +745,115 @@ describe('security suite: attacks refused, secrets never leaked', { timeout: 600
       body: 'grant_type=client_credentials&client_id=sre-alice&client_secret=guessed-secret',
     });
     table.add('admin: development token endpoint with a wrong client secret', '401 invalid_client', String(tokenEndpoint.status), tokenEndpoint.status === 401);
+  });
+
+  test("bus: the edge's own NATS credentials cannot touch the policy, approvals, the streams or other roles' inboxes", async () => {
+    // What an attacker holding an edge pod's NATS password can do: log in as the edge's user
+    // (with the edge's inbox prefix) and try. nats-server refuses each with a permission violation.
+    const login = c.nats.users.get('edge')!;
+    const admin = await natsConnect({ servers: c.nats.url, ...c.nats.admin });
+    const nc = await natsConnect({ servers: c.nats.url, ...login, inboxPrefix: natsInboxPrefix('edge') });
+    const refusals: string[] = [];
+    void (async () => {
+      for await (const s of nc.status()) if (s.type === 'error') refusals.push(s.error.message);
+    })();
+    const enc = new TextEncoder();
+    try {
+      const jsm = await jetstreamManager(admin);
+      const auditBefore = (await jsm.streams.info(Streams.audit.name)).state;
+      const decided: string[] = [];
+      const watch = admin.subscribe('portcullis.approval.decided.>', { callback: (_e, m) => void decided.push(m.subject) });
+      await admin.flush();
+      /** A request (JetStream API, JetStream publish): the server's refusal, or what answered. */
+      const request = async (subject: string, body: unknown): Promise<string> => {
+        try {
+          const m = await nc.request(subject, typeof body === 'string' ? enc.encode(body) : enc.encode(JSON.stringify(body)), { timeout: 3000 });
+          return `answered: ${new TextDecoder().decode(m.data).slice(0, 120)}`;
+        } catch (err) {
+          return (err as Error).message;
+        }
+      };
+      /** A plain publish: the refusal the server sent back for this subject, or "accepted". */
+      const publish = async (subject: string): Promise<string> => {
+        nc.publish(subject, enc.encode('{}'));
+        await nc.flush();
+        return eventually(`a refusal of ${subject}`, () => refusals.find((r) => r.includes(`"${subject}"`)), 2000).catch(() => 'accepted');
+      };
+      /** A subscription: the server's refusal (it closes the subscription), or "subscribed". */
+      const subscribe = async (subject: string): Promise<string> => {
+        const sub = nc.subscribe(subject);
+        await nc.flush();
+        const closed = await Promise.race([sub.closed, new Promise<'open'>((r) => setTimeout(() => r('open'), 2000).unref())]);
+        if (closed === 'open') sub.unsubscribe();
+        return closed instanceof Error ? closed.message : 'subscribed';
+      };
+      const refused = (observed: string): boolean => observed.startsWith('Permissions Violation for ');
+      const kv = `KV_${Buckets.policy}`;
+      const cases: [string, () => Promise<string>][] = [
+        [
+          `put the policy bundle ($KV.${Buckets.policy}.${BucketKeys.policyBundle})`,
+          () => request(`$KV.${Buckets.policy}.${BucketKeys.policyBundle}`, 'rules: []'),
+        ],
+        [`update the policy bucket's stream (STREAM.UPDATE.${kv})`, () => request(`$JS.API.STREAM.UPDATE.${kv}`, { name: kv, subjects: ['evil.>'] })],
+        [`delete the policy bucket (STREAM.DELETE.${kv})`, () => request(`$JS.API.STREAM.DELETE.${kv}`, '')],
+        [`purge the policy bucket (STREAM.PURGE.${kv})`, () => request(`$JS.API.STREAM.PURGE.${kv}`, {})],
+        ['publish an approval decision (portcullis.approval.decided.<id>)', () => publish('portcullis.approval.decided.00000000-0000-4000-8000-000000000000')],
+        ['append an approval event to the audit stream (audit.prod.approval.granted)', () => request('audit.prod.approval.granted', 'forged')],
+        [`delete the audit stream (STREAM.DELETE.${Streams.audit.name})`, () => request(`$JS.API.STREAM.DELETE.${Streams.audit.name}`, '')],
+        [`purge the audit stream (STREAM.PURGE.${Streams.audit.name})`, () => request(`$JS.API.STREAM.PURGE.${Streams.audit.name}`, {})],
+        ['delete an audit message (STREAM.MSG.DELETE)', () => request(`$JS.API.STREAM.MSG.DELETE.${Streams.audit.name}`, { seq: 1 })],
+        [
+          "shorten the audit stream's retention (STREAM.UPDATE)",
+          () => request(`$JS.API.STREAM.UPDATE.${Streams.audit.name}`, { name: Streams.audit.name, subjects: ['audit.>'], max_msgs: 1 }),
+        ],
+        [`delete the audit writer's consumer (CONSUMER.DELETE)`, () => request(`$JS.API.CONSUMER.DELETE.${Streams.audit.name}.${Consumers.auditWriter}`, '')],
+        [
+          `pull the audit writer's messages (CONSUMER.MSG.NEXT)`,
+          () => request(`$JS.API.CONSUMER.MSG.NEXT.${Streams.audit.name}.${Consumers.auditWriter}`, { batch: 1 }),
+        ],
+        ["read the policy role's inbox (_INBOX_policy.>)", () => subscribe(`${natsInboxPrefix('policy')}.>`)],
+        ["read the approval role's inbox (_INBOX_approval.>)", () => subscribe(`${natsInboxPrefix('approval')}.>`)],
+        ["read the audit role's inbox (_INBOX_audit.>)", () => subscribe(`${natsInboxPrefix('audit')}.>`)],
+        ['read every default inbox (_INBOX.>)', () => subscribe('_INBOX.>')],
+        ['serve decisions in place of policy (portcullis.policy.decide)', () => subscribe('portcullis.policy.decide')],
+        ['serve the approval gate (portcullis.approval.gate)', () => subscribe('portcullis.approval.gate')],
+      ];
+      for (const [name, attempt] of cases) {
+        const observed = await attempt();
+        table.add(`bus: edge credentials: ${name}`, 'Permissions Violation', observed, refused(observed));
+      }
+      const info = await request(`$JS.API.STREAM.INFO.${Streams.audit.name}`, '');
+      table.add(
+        'bus: edge credentials: audit stream info (control)',
+        'answered',
+        info.slice(0, 60),
+        info.startsWith('answered: {"type":"io.nats.jetstream.api.v1.stream_info_response"'),
+      );
+      const own = await subscribe(`${natsInboxPrefix('edge')}.>`);
+      table.add('bus: edge credentials: its own inbox (control)', 'subscribed', own, own === 'subscribed');
+      await admin.flush();
+      const auditAfter = (await jsm.streams.info(Streams.audit.name)).state;
+      const bundle = await (
+        await jetstreamManager(admin)
+      ).streams
+        .getMessage(kv, { last_by_subj: `$KV.${Buckets.policy}.${BucketKeys.policyBundle}` })
+        .catch(() => null);
+      const intact =
+        auditAfter.first_seq === auditBefore.first_seq &&
+        auditAfter.messages >= auditBefore.messages &&
+        decided.length === 0 &&
+        (bundle === null || new TextDecoder().decode(bundle.data) !== 'rules: []');
+      table.add(
+        'bus: after the edge-credential attempts',
+        'audit stream, policy bucket unchanged; no decision broadcast',
+        `first_seq ${auditBefore.first_seq}→${auditAfter.first_seq}, messages ${auditBefore.messages}→${auditAfter.messages}, decisions seen ${decided.length}`,
+        intact,
+      );
+      watch.unsubscribe();
+    } finally {
+      await nc.close();
+      await admin.close();
+    }
   });
 
   test('no planted secret in any log, audit row, JetStream message or Slack message; prints the table', async () => {
