@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { natsAuthorizationConfig, type BusRole } from '@portcullis/contracts';
+import { natsAuthorizationConfig, natsUserName, type BusRole } from '@portcullis/contracts';
 import { ensureBinaries } from './binaries.js';
 import { clickHouseReady, freePort, httpRequest, natsReady, redisReady } from './probes.js';
 import { trackDir } from './process-reaper.js';
@@ -162,7 +162,7 @@ function serviceHandle<E extends object>(server: ServerProcess, dir: string, por
  */
 export async function startNats(options: StartOptions & { readonly jetstream?: boolean; readonly roles?: readonly BusRole[] } = {}): Promise<TestNats> {
   const jetstream = options.jetstream ?? true;
-  const users = new Map<BusRole, NatsCredentials>((options.roles ?? []).map((r) => [r, { user: `portcullis-${r}`, pass: randomBytes(12).toString('hex') }]));
+  const users = new Map<BusRole, NatsCredentials>((options.roles ?? []).map((r) => [r, { user: natsUserName(r), pass: randomBytes(12).toString('hex') }]));
   const admin = users.size > 0 ? { user: 'test-admin', pass: randomBytes(12).toString('hex') } : undefined;
   // Permission violations are logged at the default level: a test reads them from the log file.
   const authorization =

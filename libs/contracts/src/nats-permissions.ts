@@ -18,6 +18,11 @@ export interface NatsRolePermissions {
   readonly allowResponses: boolean;
 }
 
+/** A role's NATS user name: `portcullis-<role>` (the harness, the local cluster, deploy/k8s). */
+export function natsUserName(role: BusRole): string {
+  return `portcullis-${role}`;
+}
+
 /** The inbox prefix a role's connection uses; its user may subscribe to `<prefix>.>` only. */
 export function natsInboxPrefix(role: BusRole): string {
   return `_INBOX_${role}`;
@@ -174,3 +179,19 @@ export function natsUserEntry(u: NatsUserSpec): string {
 export function natsAuthorizationConfig(users: readonly NatsUserSpec[], extraEntries: readonly string[] = []): string {
   return ['authorization {', '  users = [', ...users.map(natsUserEntry), ...extraEntries, '  ]', '}', ''].join('\n');
 }
+
+/**
+ * deploy/k8s's users: one per role, `portcullis-<role>`, the password read by nats-server from
+ * `PORTCULLIS_<ROLE>_NATS_PASSWORD` (deploy/k8s/nats/portcullis-users.conf).
+ */
+export function natsDeployUsers(): NatsUserSpec[] {
+  return BusRoles.map((role) => ({ user: natsUserName(role), password: { env: `PORTCULLIS_${role.toUpperCase()}_NATS_PASSWORD` }, roles: [role] }));
+}
+
+/** The header of deploy/k8s/nats/portcullis-users.conf: how it is made and checked. */
+export const NATS_DEPLOY_USERS_HEADER = `# Portcullis's NATS users, one per role, each allowed exactly its subjects (include this file in
+# the NATS servers' config: deploy/README.md). Generated from natsRolePermissions
+# (libs/contracts/src/nats-permissions.ts) by: node scripts/nats-users.mjs > deploy/k8s/nats/portcullis-users.conf
+# test/deploy/manifests.test.ts fails when this file and the code differ. Passwords are read from
+# the environment of the NATS servers ($PORTCULLIS_<ROLE>_NATS_PASSWORD); the file holds no secret.
+`;
