@@ -63,6 +63,8 @@ export interface NatsBus extends BusHandle {
  */
 export async function connectNats(opts: NatsBusOptions): Promise<NatsBus> {
   const logger = (opts.logger ?? createLogger()).child({ component: 'bus' });
+  // Errors and logs name the servers, never credentials a URL may carry (nats://user:pass@host).
+  const shown = opts.servers.map(withoutCredentials).join(', ');
   let nc: NatsConnection;
   try {
     nc = await connect({
@@ -80,7 +82,7 @@ export async function connectNats(opts: NatsBusOptions): Promise<NatsBus> {
       waitOnFirstConnect: false,
     });
   } catch (error) {
-    throw new BusError('unavailable', `cannot connect to NATS at ${opts.servers.join(', ')}: ${errorMessage(error)}`, { cause: error });
+    throw new BusError('unavailable', `cannot connect to NATS at ${shown}: ${errorMessage(error)}`, { cause: error });
   }
 
   let connected = true;
@@ -97,7 +99,7 @@ export async function connectNats(opts: NatsBusOptions): Promise<NatsBus> {
     assertUsable(what) {
       if (closing !== undefined) throw new BusError('closed', `${what} failed: the bus connection is closed`);
       if (nc.isClosed()) throw new BusError('unavailable', `${what} failed: the NATS connection is closed`);
-      if (!connected) throw new BusError('unavailable', `${what} failed: NATS is disconnected (${opts.servers.join(', ')})`);
+      if (!connected) throw new BusError('unavailable', `${what} failed: NATS is disconnected (${shown})`);
     },
     close: () => close(),
   };
@@ -206,4 +208,9 @@ export async function connectNats(opts: NatsBusOptions): Promise<NatsBus> {
     },
     close,
   };
+}
+
+/** A NATS server URL without the user and password it may carry, for errors and logs. */
+export function withoutCredentials(server: string): string {
+  return server.replace(/^([a-z]+:\/\/)[^@/]*@/i, '$1');
 }

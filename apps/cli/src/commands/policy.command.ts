@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import type { PortcullisConfig } from '@portcullis/config';
-import { connectNats, type NatsBus } from '@portcullis/bus';
+import { connectNats, withoutCredentials, type NatsBus } from '@portcullis/bus';
 import { silentLogger } from '@portcullis/common';
 import { BucketKeys, Buckets, DecisionSchema, toJson } from '@portcullis/contracts';
 import { DecisionClient, GatewayError } from '@portcullis/gateway';
@@ -189,9 +189,13 @@ async function connectCluster(config: PortcullisConfig, what: string): Promise<N
     // As `operator`: the NATS identity allowed to write the policy bucket (bus.nats.user of the config given).
     return await connectNats({ ...natsConnectOptions(nats, ['operator']), name: `portcullis-cli-${what}`, logger: silentLogger });
   } catch (err) {
-    throw new CliError(`cannot reach NATS at ${nats.servers.join(', ')} (set by bus.nats.servers): ${(err as Error).message}`, ExitCode.Failure, {
-      cause: err,
-    });
+    throw new CliError(
+      `cannot reach NATS at ${nats.servers.map(withoutCredentials).join(', ')} (set by bus.nats.servers): ${(err as Error).message}`,
+      ExitCode.Failure,
+      {
+        cause: err,
+      },
+    );
   }
 }
 
