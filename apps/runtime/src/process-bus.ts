@@ -25,24 +25,22 @@ export interface ProcessBus {
 }
 
 /**
- * The streams a process ensures at start-up: the audit stream where a role here appends to it,
- * the dead-letter stream for the audit role. Only the audit role (the streams' owner, whose NATS
- * user alone may) brings an existing stream's settings up to date; the others create a missing
- * one and leave an existing one as it is.
+ * The streams a process ensures at start-up: the audit stream (every role; its `jetstream`
+ * readiness check looks for it), the dead-letter stream for the audit role. Only the audit role
+ * (the streams' owner, whose NATS user alone may) brings an existing stream's settings up to date;
+ * the others create a missing one and leave an existing one as it is.
  */
 async function ensureStreams(log: EventLog, config: PortcullisConfig, roles: readonly Role[]): Promise<void> {
   const s = config.bus.auditStream;
   const owner = roles.includes(Role.Audit);
-  if (owner || roles.includes(Role.Edge) || roles.includes(Role.Approval)) {
-    await log.ensureStream({
-      name: Streams.audit.name,
-      subjects: Streams.audit.subjects,
-      maxAgeMs: s.maxAge,
-      duplicateWindowMs: s.duplicateWindow,
-      replicas: s.replicas,
-      updateExisting: owner,
-    });
-  }
+  await log.ensureStream({
+    name: Streams.audit.name,
+    subjects: Streams.audit.subjects,
+    maxAgeMs: s.maxAge,
+    duplicateWindowMs: s.duplicateWindow,
+    replicas: s.replicas,
+    updateExisting: owner,
+  });
   if (owner) {
     await log.ensureStream({
       name: Streams.deadLetter.name,

@@ -49,12 +49,15 @@ const readKv = (stream: string): string[] => [
 const APPROVAL_EVENTS = Subjects.auditApprovalEvents();
 const APPROVAL_DECIDED = 'portcullis.approval.decided.*';
 
-/** Every role: JetStream account info and the audit stream's info (the `jetstream` readiness check). */
-const READINESS = [`${API}.INFO`, `${API}.STREAM.INFO.${AUDIT}`];
+/**
+ * Every role: JetStream account info, and looking up (the `jetstream` readiness check) or creating
+ * (at start-up, when missing) the audit stream.
+ */
+const EVERY_ROLE = [`${API}.INFO`, ...useStream(AUDIT)];
 
 function perms(p: { pub: string[]; pubDeny?: string[]; sub: string[]; responses?: boolean }): NatsRolePermissions {
   return {
-    publish: { allow: [...new Set([...READINESS, ...p.pub])], deny: p.pubDeny ?? [] },
+    publish: { allow: [...new Set([...EVERY_ROLE, ...p.pub])], deny: p.pubDeny ?? [] },
     subscribe: { allow: p.sub, deny: [] },
     allowResponses: p.responses ?? false,
   };
