@@ -15,6 +15,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { listenUrl, urlHost } from '@portcullis/common';
+import type { BusRole } from '@portcullis/contracts';
 import { trackProcess, untrackProcess } from '../../test/harness/process-reaper.js';
 import { ensureBinaries, freePort, startClickHouse, startNats, startRedis, type TestService } from '../../test/harness/services.js';
 
@@ -61,6 +62,8 @@ export interface LocalCluster {
   readonly connection: string;
   /** A config whose publicUrl is the load balancer (for `portcullis kubeconfig` / `token`). */
   readonly clientConfig: string;
+  /** A config logged in as the NATS `operator` user (`portcullis policy push`). */
+  readonly operatorConfig: string;
   readonly caFile: string;
   readonly processes: readonly ClusterProcess[];
   readonly natsUrl: string;
@@ -98,7 +101,8 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     progress('starting nats-server (JetStream), redis-server, clickhouse-server');
     const services: TestService[] = [];
     const [nats, redis, clickHouse] = await Promise.all([
-      startNats({ jetstream: true, dir: join(stateDir, 'nats') }),
+      // One NATS user per role (and `operator` for policy push), each with exactly its permissions.
+      startNats({ jetstream: true, dir: join(stateDir, 'nats'), roles: ['edge', 'policy', 'approval', 'audit', 'operator'] }),
       startRedis({ dir: join(stateDir, 'redis') }),
       startClickHouse({ dir: join(stateDir, 'clickhouse') }),
     ]);
@@ -126,10 +130,10 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     const lbUrl = listenUrl('https', HOST, lbPort);
     const nodeState = join(stateDir, 'node');
     const policyFile = join(REPO_ROOT, 'examples', 'policy.yaml');
-    const config = (nodeId: string, edgePort: number, obsPort: number, approvalPort: number): Record<string, unknown> => ({
+    const config = (role: BusRole, nodeId: string, edgePort: number, obsPort: number, approvalPort: number): Record<string, unknown> => ({
       node: { id: nodeId, stateDir: nodeState },
       edge: { listen: { host: HOST, port: edgePort }, publicUrl: lbUrl, decisionTimeout: '2s', auditAckTimeout: '2s' },
-      bus: { mode: 'nats', nats: { servers: [nats.url] } },
+      bus: nats.busConfig(role),
       identity: { devIssuer: { enabled: true, issuerUrl: `${lbUrl}/oidc/dev`, clients: DEV_CLIENTS } },
       connections: [
         { name: 'sandbox', type: 'kubernetes', server: fixtureInfo.url, caFile: join(upstreamDir, 'ca.pem'), tokenFile: join(upstreamDir, 'token') },
@@ -143,10 +147,10 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     });
 
     const processes: ClusterProcess[] = [];
-    const startRole = async (role: string, nodeId: string): Promise<void> => {
+    const startRole = async (role: 'edge' | 'policy' | 'approval' | 'audit', nodeId: string): Promise<void> => {
       const [edgePort, obsPort, approvalPort] = [role === 'edge' ? await freePort() : 8443, await freePort(), await freePort()];
       const file = join(stateDir, `${nodeId}.yaml`);
-      writeFileSync(file, stringify(config(nodeId, edgePort, obsPort, approvalPort)));
+      writeFileSync(file, stringify(config(role, nodeId, edgePort, obsPort, approvalPort)), { mode: 0o600 });
       const log = join(stateDir, 'logs', `${nodeId}.log`);
       const p = spawnLogged(process.execPath, [CLI, 'serve', role, '--config', file], log);
       stops.push(() => stopChild(p.child));
@@ -161,7 +165,9 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
         pid: p.child.pid,
       });
     };
-    const backends = ['policy', 'approval', 'audit'].flatMap((role) => Array.from({ length: replicas }, (_, i) => [role, `${role}-${i + 1}`] as const));
+    const backends = (['policy', 'approval', 'audit'] as const).flatMap((role) =>
+      Array.from({ length: replicas }, (_, i) => [role, `${role}-${i + 1}`] as const),
+    );
     progress(`starting ${backends.map(([, id]) => id).join(', ')}`);
     await Promise.all(backends.map(([role, id]) => startRole(role, id)));
     // The first edge creates the development CA and the token issuer's key the others share.
@@ -182,10 +188,16 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     stops.push(() => stopChild(lb.child));
     await waitForHttps(`${lbUrl}/healthz`, readFileSync(caFile, 'utf8'), 20_000, lb.child);
 
+    // The config `portcullis policy push` / `policy explain` use: the operator's NATS user.
+    const operatorConfig = join(stateDir, 'operator.yaml');
+    const { observability: _unused, ...operator } = config('operator', 'operator', 8443, 9464, 8444);
+    writeFileSync(operatorConfig, stringify(operator), { mode: 0o600 });
+
     return {
       url: lbUrl,
       connection: 'sandbox',
       clientConfig: processes.find((p) => p.nodeId === 'edge-1')!.config,
+      operatorConfig,
       caFile,
       processes,
       natsUrl: nats.url,

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parse } from 'yaml';
 import { trackProcess, untrackProcess } from '../harness/process-reaper.js';
 import { kubectl, REPO_ROOT, runPortcullis, tempDir } from '../support/portcullis-process.js';
 import { edgeRequest } from '../support/gateway-https.js';
@@ -18,11 +19,12 @@ interface ClusterInfo {
   url: string;
   connection: string;
   clientConfig: string;
+  operatorConfig: string;
   caFile: string;
   clickHouseUrl: string;
   clickHouseDatabase: string;
   tracesFile: string;
-  processes: { role: string; nodeId: string; observabilityUrl: string; pid: number }[];
+  processes: { role: string; nodeId: string; config: string; observabilityUrl: string; pid: number }[];
 }
 
 interface OtlpSpan {
@@ -201,6 +203,24 @@ describe('npm run cluster: three edges behind nginx, two of each role', { timeou
       trace.filter((s) => s.name.startsWith('jetstream publish')).length,
       'every message the edge published (a batch or single events) was written',
     );
+  });
+
+  test("NATS: each role logs in as its own user and stayed within its permissions; only the operator's user pushes policy", async () => {
+    for (const p of info.processes) {
+      const bus = (parse(readFileSync(p.config, 'utf8')) as { bus: { nats: { user?: string } } }).bus.nats;
+      assert.equal(bus.user, `portcullis-${p.role}`, p.nodeId);
+    }
+    // Everything the tests above made the cluster do, it did without one refused publish or subscription.
+    const natsLog = join(dir, 'cluster', 'nats', 'nats-server.log');
+    assert.doesNotMatch(readFileSync(natsLog, 'utf8'), /Violation/);
+    const policy = join(REPO_ROOT, 'examples', 'policy.yaml');
+    const asEdge = await runPortcullis(['policy', 'push', policy, '--config', info.clientConfig]);
+    assert.notEqual(asEdge.code, 0, asEdge.stdout);
+    assert.match(asEdge.stderr, /Permissions Violation/);
+    // The CLI connects as the operator: the edge's user may not even open the operator's inbox.
+    assert.match(readFileSync(natsLog, 'utf8'), /Violation - User "portcullis-edge"/);
+    const asOperator = await runPortcullis(['policy', 'push', policy, '--config', info.operatorConfig]);
+    assert.equal(asOperator.code, 0, asOperator.stderr);
   });
 
   test('Ctrl-C stops every process of the cluster', async () => {

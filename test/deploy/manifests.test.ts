@@ -6,12 +6,15 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { parseConfig } from '@portcullis/config';
 import { parsePolicy } from '@portcullis/policy-engine';
 import { CLICKHOUSE_MIGRATIONS, migrationsTableDdl } from '@portcullis/audit-store';
+import { NATS_DEPLOY_USERS_HEADER, natsAuthorizationConfig, natsDeployUsers, natsUserName } from '@portcullis/contracts';
+import { ensureBinaries } from '../harness/services.js';
 import { REPO_ROOT } from '../support/portcullis-process.js';
 
 type Obj = Record<string, unknown>;
@@ -171,7 +174,13 @@ for (const overlay of ['deploy/k8s/base', 'deploy/k8s/overlays/production']) {
       const raw = parseAllDocuments(text)[0]!.toJS() as unknown;
       const config = parseConfig(raw, {
         configDir: '/etc/portcullis/config',
-        env: { POD_NAME: 'portcullis-edge-abc', NATS_PASSWORD: 'x', CLICKHOUSE_PASSWORD: '', AUDIT_BODY_HASH_SECRET: 'k'.repeat(44) },
+        env: {
+          POD_NAME: 'portcullis-edge-abc',
+          NATS_USER: 'portcullis-edge',
+          NATS_PASSWORD: 'x',
+          CLICKHOUSE_PASSWORD: '',
+          AUDIT_BODY_HASH_SECRET: 'k'.repeat(44),
+        },
       });
       assert.equal(config.bus.mode, 'nats');
       assert.equal(config.audit.sink, 'clickhouse');
@@ -205,7 +214,7 @@ for (const overlay of ['deploy/k8s/base', 'deploy/k8s/overlays/production']) {
     test('secrets come from Secrets: every ${VAR} in the config is set on every role, passwords only from secretKeyRef', () => {
       const cm = byKind('ConfigMap').find((m) => m.metadata.name.startsWith('portcullis-config'));
       const vars = [...String(get(cm, 'data', 'portcullis.yaml')).matchAll(/\$\{([A-Z_][A-Z0-9_]*)\}/g)].map((m) => m[1]!);
-      assert.deepEqual([...new Set(vars)].sort(), ['AUDIT_BODY_HASH_SECRET', 'CLICKHOUSE_PASSWORD', 'NATS_PASSWORD', 'POD_NAME']);
+      assert.deepEqual([...new Set(vars)].sort(), ['AUDIT_BODY_HASH_SECRET', 'CLICKHOUSE_PASSWORD', 'NATS_PASSWORD', 'NATS_USER', 'POD_NAME']);
       const documentedKeys = new Set(
         [...readFileSync(join(REPO_ROOT, 'deploy/README.md'), 'utf8').matchAll(/^\| `([a-z-]+)` \| [a-z ,]+ \| `[A-Z_]+`/gm)].map((m) => m[1]!),
       );
@@ -228,6 +237,18 @@ for (const overlay of ['deploy/k8s/base', 'deploy/k8s/overlays/production']) {
         }
       }
       assert.equal(byKind('Secret').length, 0, 'no Secret values in the manifests');
+    });
+
+    test('NATS: each role logs in as its own user (deploy/k8s/nats/portcullis-users.conf), its password from its own Secret key', () => {
+      const users = natsDeployUsers();
+      for (const role of ROLES) {
+        const env = arr(arr(podSpec(deployment(role))['containers'])[0]!['env']);
+        const user = env.find((e) => e['name'] === 'NATS_USER');
+        assert.equal(user?.['value'], natsUserName(role), `${role}: NATS_USER`);
+        assert.deepEqual(users.find((u) => u.user === user?.['value'])?.roles, [role], `${role}: its NATS user has exactly the ${role} role's permissions`);
+        const pass = env.find((e) => e['name'] === 'NATS_PASSWORD');
+        assert.equal(get(pass, 'valueFrom', 'secretKeyRef', 'key'), `nats-${role}-password`, `${role}: NATS_PASSWORD from its own Secret key`);
+      }
     });
 
     test('RBAC: exactly the ClusterRole deploy/README.md documents, bound only to the edge service account', () => {
@@ -334,6 +355,43 @@ describe('deploy/clickhouse/audit-replicated.sql', () => {
     // Every migration the writers would run is recorded as applied.
     for (const m of CLICKHOUSE_MIGRATIONS) {
       assert.ok(sql.includes(`VALUES (${m.id}, '${m.name}', now())`), `migration ${m.id} recorded`);
+    }
+  });
+});
+
+describe('deploy/k8s/nats/portcullis-users.conf', () => {
+  const file = join(REPO_ROOT, 'deploy/k8s/nats/portcullis-users.conf');
+
+  test('is what natsRolePermissions generates (node scripts/nats-users.mjs), with no secret in it', () => {
+    const text = readFileSync(file, 'utf8');
+    assert.equal(
+      text,
+      `${NATS_DEPLOY_USERS_HEADER}${natsAuthorizationConfig(natsDeployUsers())}`,
+      'regenerate: node scripts/nats-users.mjs > deploy/k8s/nats/portcullis-users.conf',
+    );
+    assert.doesNotMatch(text, /password: "/, 'passwords are $VAR references');
+  });
+
+  test('nats-server accepts it when the password variables are set, and refuses to start without them', async () => {
+    const { 'nats-server': natsServer } = await ensureBinaries(['nats-server']);
+    const dir = mkdtempSync(join(tmpdir(), 'portcullis-nats-users-'));
+    try {
+      copyFileSync(file, join(dir, 'portcullis-users.conf'));
+      writeFileSync(join(dir, 'nats.conf'), 'listen: "127.0.0.1:4222"\ninclude "portcullis-users.conf"\n');
+      const passwords = Object.fromEntries(natsDeployUsers().map((u) => [(u.password as { env: string }).env, 'test-password']));
+      const check = (env: NodeJS.ProcessEnv): Promise<{ ok: boolean; out: string }> =>
+        new Promise((resolve) =>
+          execFile(natsServer, ['-t', '-c', join(dir, 'nats.conf')], { env }, (err, stdout, stderr) =>
+            resolve({ ok: err === null, out: `${stdout}${stderr}` }),
+          ),
+        );
+      const valid = await check({ PATH: process.env['PATH'], ...passwords });
+      assert.ok(valid.ok, valid.out);
+      const missing = await check({ PATH: process.env['PATH'] });
+      assert.equal(missing.ok, false);
+      assert.match(missing.out, /PORTCULLIS_EDGE_NATS_PASSWORD/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -349,7 +349,7 @@ describe('fault suite: components killed, NATS, Redis and ClickHouse lost under 
     );
 
     // 4. Audit: every forwarded request has acked events; ClickHouse holds the stream exactly once.
-    const bus = await connectNats({ servers: [c.nats.url], name: 'fault-suite-audit-count', logger: silentLogger });
+    const bus = await connectNats({ servers: [c.nats.url], name: 'fault-suite-audit-count', logger: silentLogger, ...c.nats.admin });
     let published = 0;
     let stored = -1;
     try {

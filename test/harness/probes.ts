@@ -86,9 +86,10 @@ export function httpRequest(url: string, body: string | undefined, timeoutMs: nu
 }
 
 /** NATS is up: INFO line, then (with JetStream) a successful `$JS.API.INFO` request. */
-export async function natsReady(port: number, jetstream: boolean): Promise<boolean> {
+export async function natsReady(port: number, jetstream: boolean, login?: { user: string; pass: string }): Promise<boolean> {
   const inbox = '_PORTCULLIS_PROBE';
-  const connectLine = 'CONNECT {"verbose":false,"pedantic":false,"headers":true,"no_responders":true}\r\n';
+  const connect = { verbose: false, pedantic: false, headers: true, no_responders: true, ...login };
+  const connectLine = `CONNECT ${JSON.stringify(connect)}\r\n`;
   const send = jetstream ? `${connectLine}SUB ${inbox} 1\r\nPUB $JS.API.INFO ${inbox} 0\r\n\r\n` : `${connectLine}PING\r\n`;
   const out = await tcpExchange(port, {
     send: (received) => (received.includes('\r\n') ? send : undefined),

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { natsAuthorizationConfig, natsUserName, type BusRole } from '@portcullis/contracts';
 import { ensureBinaries } from './binaries.js';
 import { clickHouseReady, freePort, httpRequest, natsReady, redisReady } from './probes.js';
 import { trackDir } from './process-reaper.js';
@@ -42,10 +43,25 @@ export interface TestService {
   restart(): Promise<void>;
 }
 
+/** A NATS user name and password. */
+export interface NatsCredentials {
+  readonly user: string;
+  readonly pass: string;
+}
+
 /** A nats-server started by `startNats`. */
 export interface TestNats extends TestService {
   /** `nats://127.0.0.1:<port>` */
   readonly url: string;
+  /**
+   * With `roles`: each role's user (`portcullis-<role>`, a random password), with exactly the
+   * permissions of `natsRolePermissions` (@portcullis/contracts). Empty without.
+   */
+  readonly users: ReadonlyMap<BusRole, NatsCredentials>;
+  /** With `roles`: an unrestricted user for test tooling (reading streams, counting); undefined without. */
+  readonly admin: NatsCredentials | undefined;
+  /** A Portcullis `bus` config section on this server, logged in as `role`'s user when there are users. */
+  busConfig(role: BusRole): { mode: 'nats'; nats: { servers: string[]; user?: string; password?: string } };
 }
 
 /** A redis-server started by `startRedis` (no persistence). */
@@ -141,10 +157,23 @@ function serviceHandle<E extends object>(server: ServerProcess, dir: string, por
 /**
  * Starts a nats-server on a free loopback port. With `jetstream` (the default) it runs with
  * JetStream, its store in the temp dir, so streams survive `kill()` + `restart()`; ready means
- * `$JS.API.INFO` answers.
+ * `$JS.API.INFO` answers. With `roles`, clients must log in: one user per role with that role's
+ * permissions only (the config deploy/ and the local cluster use), and an unrestricted `admin`.
  */
-export async function startNats(options: StartOptions & { readonly jetstream?: boolean } = {}): Promise<TestNats> {
+export async function startNats(options: StartOptions & { readonly jetstream?: boolean; readonly roles?: readonly BusRole[] } = {}): Promise<TestNats> {
   const jetstream = options.jetstream ?? true;
+  const users = new Map<BusRole, NatsCredentials>((options.roles ?? []).map((r) => [r, { user: natsUserName(r), pass: randomBytes(12).toString('hex') }]));
+  const admin = users.size > 0 ? { user: 'test-admin', pass: randomBytes(12).toString('hex') } : undefined;
+  // Permission violations are logged at the default level: a test reads them from the log file.
+  const authorization =
+    admin === undefined
+      ? []
+      : [
+          natsAuthorizationConfig(
+            [...users].map(([role, c]) => ({ user: c.user, password: c.pass, roles: [role] })),
+            [`    { user: ${JSON.stringify(admin.user)}, password: ${JSON.stringify(admin.pass)} }`],
+          ),
+        ];
   const timeoutMs = options.timeoutMs ?? 30_000;
   const { 'nats-server': binary } = await ensureBinaries(['nats-server']);
   const dir = makeDir('nats', options.dir);
@@ -160,15 +189,25 @@ export async function startNats(options: StartOptions & { readonly jetstream?: b
         ...(jetstream
           ? [`jetstream {`, `  store_dir: ${JSON.stringify(join(dir, 'jetstream'))}`, `  max_memory_store: 256MB`, `  max_file_store: 2GB`, `}`]
           : []),
+        ...authorization,
         '',
       ].join('\n'),
     );
     return { command: binary, args: ['-c', config], cwd: dir, logFile };
   };
-  const ready = (port: number): Promise<boolean> => natsReady(port, jetstream);
+  const ready = (port: number): Promise<boolean> => natsReady(port, jetstream, admin);
   const port = await startOnFreePorts(server, freePort, launch, ready, timeoutMs);
   return serviceHandle(server, dir, port, () => restartOnSamePorts(server, launch(port), () => ready(port), timeoutMs), {
     url: `nats://127.0.0.1:${port}`,
+    users,
+    admin,
+    busConfig(role: BusRole) {
+      const login = users.get(role);
+      return {
+        mode: 'nats' as const,
+        nats: { servers: [`nats://127.0.0.1:${port}`], ...(login === undefined ? {} : { user: login.user, password: login.pass }) },
+      };
+    },
   });
 }
 

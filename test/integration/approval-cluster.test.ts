@@ -190,7 +190,7 @@ describe('approvals in cluster mode: held, released anywhere, bound to the exact
     const path = '/api/v1/namespaces/race';
     // Approve only once all 50 are decided (and so held): a request arriving after the grant was
     // used would rightly open a new approval instead.
-    const watcher = await connectNats({ servers: [c.nats.url], name: 'race-watcher' });
+    const watcher = await connectNats({ servers: [c.nats.url], name: 'race-watcher', ...c.nats.admin });
     let decided = 0;
     // The edges group-commit their events: a request.decided arrives alone or in a batch.
     const sub = watcher.bus.subscribe(Subjects.auditAll(), (m) => {

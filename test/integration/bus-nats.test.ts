@@ -49,6 +49,28 @@ describe('NATS bus: outages', () => {
     assert.match(error.message, new RegExp(`127\\.0\\.0\\.1:${port}`));
   });
 
+  it('a wrong password or credentials in the URL: a clear error that shows neither', async () => {
+    const secured = await startNats({ jetstream: false, roles: ['edge'] });
+    try {
+      const login = secured.users.get('edge')!;
+      const wrong = await rejectsWithBusError(
+        connectNats({ servers: [secured.url], name: 'wrong-pass', logger: silentLogger, user: login.user, pass: 'not-the-password-0451' }),
+        'unavailable',
+      );
+      assert.match(wrong.message, /cannot connect to NATS at nats:\/\/127\.0\.0\.1:\d+: .*Authorization Violation/i);
+      assert.doesNotMatch(wrong.message, /not-the-password-0451/);
+      const port = await freePort();
+      const inUrl = await rejectsWithBusError(
+        connectNats({ servers: [`nats://someone:url-secret-7731@127.0.0.1:${port}`], name: 'url-creds', logger: silentLogger, connectTimeoutMs: 1000 }),
+        'unavailable',
+      );
+      assert.match(inUrl.message, new RegExp(`nats://127\\.0\\.0\\.1:${port}`));
+      assert.doesNotMatch(inUrl.message, /url-secret-7731/);
+    } finally {
+      await secured.stop();
+    }
+  });
+
   it('request and append while NATS is down fail with a BusError within the timeout, then work again', async () => {
     // The client's status goes through the process's (pino) logger: one JSON line per event.
     const lines: Record<string, unknown>[] = [];

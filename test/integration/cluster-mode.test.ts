@@ -69,7 +69,7 @@ describe('cluster mode: two edges, policy and audit as processes on NATS and Cli
   };
 
   before(async () => {
-    nats = await startNats({ jetstream: true });
+    nats = await startNats({ jetstream: true, roles: ['edge', 'policy', 'audit'] });
     chUrl = await sharedClickHouseUrl();
     fixture = await startKubeApiServer({ requestLog: { max: 10_000 } });
     const tokenFile = join(dir, 'upstream-token');
@@ -80,10 +80,11 @@ describe('cluster mode: two edges, policy and audit as processes on NATS and Cli
     writeFileSync(policyFile, POLICY);
     const ports = [await freePort(), await freePort()];
     const issuerUrl = `https://127.0.0.1:${ports[0]}/oidc/dev`;
-    const base = (i: number): Record<string, unknown> => ({
+    const base = (i: number, role: 'edge' | 'policy' | 'audit' = 'edge'): Record<string, unknown> => ({
       node: { id: `edge-${i}`, stateDir: join(dir, 'state') },
       edge: { listen: { host: '127.0.0.1', port: ports[i] }, decisionTimeout: '1s', auditAckTimeout: '1s' },
-      bus: { mode: 'nats', nats: { servers: [nats.url] } },
+      // Each role logs in as its own NATS user, with that role's permissions only.
+      bus: nats.busConfig(role),
       identity: {
         devIssuer: {
           enabled: true,
@@ -96,9 +97,8 @@ describe('cluster mode: two edges, policy and audit as processes on NATS and Cli
       audit: { sink: 'clickhouse', clickhouse: { url: chUrl, database, batchSize: 500, flushInterval: '100ms' } },
     });
     const configs = [writeConfig(dir, 'edge-0.yaml', base(0)), writeConfig(dir, 'edge-1.yaml', base(1))];
-    const roleConfig = writeConfig(dir, 'roles.yaml', { ...base(0), node: { id: 'roles', stateDir: join(dir, 'state') } });
-
-    for (const role of ['policy', 'audit']) {
+    for (const role of ['policy', 'audit'] as const) {
+      const roleConfig = writeConfig(dir, `${role}-role.yaml`, { ...base(0, role), node: { id: 'roles', stateDir: join(dir, 'state') } });
       const p = startPortcullis(['serve', role, '--config', roleConfig]);
       procs.push(p);
       await p.waitFor(/"ready":true/);

@@ -64,6 +64,7 @@ describe('policy service: failover, invalid and valid pushes across processes', 
   const edges: PortcullisProcess[] = [];
   const edgeUrls: string[] = [];
   let rolesConfig = '';
+  let operatorConfig = '';
   let caPem = '';
   let token = '';
   let agent: Agent;
@@ -122,7 +123,7 @@ describe('policy service: failover, invalid and valid pushes across processes', 
   };
 
   before(async () => {
-    nats = await startNats({ jetstream: true });
+    nats = await startNats({ jetstream: true, roles: ['edge', 'policy', 'operator'] });
     fixture = await startKubeApiServer({ requestLog: { max: 10_000 } });
     const tokenFile = join(dir, 'upstream-token');
     const caFile = join(dir, 'upstream-ca.pem');
@@ -132,7 +133,7 @@ describe('policy service: failover, invalid and valid pushes across processes', 
     writeFileSync(policyFile, FILE_POLICY);
     const ports = [await freePort(), await freePort()];
     const issuerUrl = `https://127.0.0.1:${ports[0]}/oidc/dev`;
-    const base = (id: string, port: number, cache: boolean): Record<string, unknown> => ({
+    const base = (role: 'edge' | 'policy' | 'operator', id: string, port: number, cache: boolean): Record<string, unknown> => ({
       node: { id, stateDir: join(dir, 'state') },
       edge: {
         listen: { host: '127.0.0.1', port },
@@ -141,13 +142,18 @@ describe('policy service: failover, invalid and valid pushes across processes', 
         // A long ttl on the caching edge: only invalidation can make it change its decisions in time.
         decisionCache: { enabled: cache, ttl: '60s', maxEntries: 1000 },
       },
-      bus: { mode: 'nats', nats: { servers: [nats.url] } },
+      // Each its own NATS user: the policy processes, the edges and `policy push` (operator).
+      bus: nats.busConfig(role),
       identity: { devIssuer: { enabled: true, issuerUrl, clients: [{ id: 'ci-bot', secret: 'ci-bot-secret-123', subject: 'ci-bot', groups: ['bots'] }] } },
       connections: [{ name: 'prod', type: 'kubernetes', server: fixture.url, caFile, tokenFile }],
       policy: { file: policyFile },
     });
-    const edgeConfigs = [writeConfig(dir, 'edge-0.yaml', base('edge-0', ports[0]!, false)), writeConfig(dir, 'edge-1.yaml', base('edge-1', ports[1]!, true))];
-    rolesConfig = writeConfig(dir, 'roles.yaml', base('policy', ports[0]!, false));
+    const edgeConfigs = [
+      writeConfig(dir, 'edge-0.yaml', base('edge', 'edge-0', ports[0]!, false)),
+      writeConfig(dir, 'edge-1.yaml', base('edge', 'edge-1', ports[1]!, true)),
+    ];
+    rolesConfig = writeConfig(dir, 'roles.yaml', base('policy', 'policy', ports[0]!, false));
+    operatorConfig = writeConfig(dir, 'operator.yaml', base('operator', 'operator', ports[0]!, false));
 
     await Promise.all([startPolicy('a'), startPolicy('b')]);
     await Promise.all(
@@ -162,7 +168,7 @@ describe('policy service: failover, invalid and valid pushes across processes', 
     token = t.stdout.trim();
     caPem = readFileSync(join(dir, 'state', 'tls', 'ca.pem'), 'utf8');
     agent = new Agent({ keepAlive: true, maxSockets: 16 });
-    client = await connectNats({ servers: [nats.url], name: 'policy-rollout-test', logger: silentLogger });
+    client = await connectNats({ servers: [nats.url], name: 'policy-rollout-test', logger: silentLogger, ...nats.admin });
   });
 
   after(async () => {
@@ -246,7 +252,7 @@ describe('policy service: failover, invalid and valid pushes across processes', 
     await startPolicy('c'); // two live policy processes again: a and c
     const bad = join(dir, 'bad.yaml');
     writeFileSync(bad, INVALID);
-    const push = await runPortcullis(['policy', 'push', bad, '--config', rolesConfig]);
+    const push = await runPortcullis(['policy', 'push', bad, '--config', operatorConfig]);
     assert.equal(push.code, 1, push.stdout + push.stderr);
     assert.match(push.stderr, /bad\.yaml:\d+:\d+/);
     assert.match(push.stderr, /nothing was changed/);
@@ -289,7 +295,7 @@ describe('policy service: failover, invalid and valid pushes across processes', 
     // Through the CLI, measured from its report that the bundle was published.
     const v2 = join(dir, 'v2.yaml');
     writeFileSync(v2, V2);
-    const pusher = startPortcullis(['policy', 'push', v2, '--config', rolesConfig]);
+    const pusher = startPortcullis(['policy', 'push', v2, '--config', operatorConfig]);
     const pushedLine = await pusher.waitFor(/pushed policy rollout-test version v2/);
     const pushedAt = performance.now();
     assert.match(pushedLine, /portcullis_policy\/bundle revision \d+/);
@@ -304,10 +310,10 @@ describe('policy service: failover, invalid and valid pushes across processes', 
     // Pushing other content under the version in force is refused; the same content is a no-op.
     const v2changed = join(dir, 'v2-changed.yaml');
     writeFileSync(v2changed, V2.replace('are frozen', 'are frozen for now'));
-    const clash = await runPortcullis(['policy', 'push', v2changed, '--config', rolesConfig]);
+    const clash = await runPortcullis(['policy', 'push', v2changed, '--config', operatorConfig]);
     assert.equal(clash.code, 1);
     assert.match(clash.stderr, /version v2 is already in portcullis_policy\/bundle .* with different content; change metadata.version/);
-    const same = await runPortcullis(['policy', 'push', v2, '--config', rolesConfig]);
+    const same = await runPortcullis(['policy', 'push', v2, '--config', operatorConfig]);
     assert.equal(same.code, 0, same.stderr);
     assert.match(same.stdout, /already the bundle .* nothing pushed/);
 
@@ -326,7 +332,7 @@ describe('policy service: failover, invalid and valid pushes across processes', 
       '-n',
       'default',
       '--config',
-      rolesConfig,
+      operatorConfig,
     ]);
     assert.equal(explained.code, 0, explained.stderr);
     assert.match(explained.stdout, /decision: DENY by rule pods-frozen/);

@@ -20,7 +20,7 @@ import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { UnsecuredJWT, type JWTPayload } from 'jose';
 import { connect as natsConnect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { auditMessageEvents, Streams } from '@portcullis/contracts';
+import { auditMessageEvents, BucketKeys, Buckets, Consumers, natsInboxPrefix, Streams } from '@portcullis/contracts';
 import { BodyDigest } from '@portcullis/masking';
 import { createCertificateAuthority, issueServerCertificate, loadOrCreateDevTls } from '@portcullis/tls';
 import { freePort, sharedClickHouseUrl, uniqueName } from '../harness/services.js';
@@ -754,8 +754,30 @@ describe('security suite: attacks refused, secrets never leaked', { timeout: 600
       `exit ${intact.code}, ${intact.report.findings.length} findings, ${intact.report.checkpointedChains}/${intact.report.chains.length} ends checked`,
       intact.code === 0 && intact.report.checkpointedChains === intact.report.chains.length,
     );
-    /** A copy of the audit table without the rows `where` selects (never the suite's own table). */
-    const copyWithout = async (name: string, where: string): Promise<string> => {
+    /**
+     * A copy of the audit table without the rows `where` selects (never the suite's own table), and
+     * the checkpoints it is checked against: taken once ClickHouse holds every checkpointed event (a
+     * read's checkpoint is signed at its JetStream ack, its row lands with the writer's next batch),
+     * so the copy misses only what `where` removed. Later reads' checkpoints are not in the file.
+     */
+    const copyWithout = async (name: string, where: string): Promise<{ db: string; config: string; checkpoints: string }> => {
+      const lines = await eventually('ClickHouse holds every checkpointed event', async () => {
+        const now = await exported();
+        const stored = new Map(
+          (await ch(`SELECT chain_id, max(chain_seq) FROM ${database}.audit_events FINAL GROUP BY chain_id FORMAT TSV`))
+            .trim()
+            .split('\n')
+            .map((l) => l.split('\t'))
+            .map(([chain, seq]) => [chain!, Number(seq)] as const),
+        );
+        return [...newestSeq(now)].every(([chain, seq]) => (stored.get(chain) ?? 0) >= seq) ? now : undefined;
+      });
+      const checkpoints = join(c.dir, `checkpoints-${name}.jsonl`);
+      writeFileSync(checkpoints, `${lines.join('\n')}\n`);
+      const db = await copyDb(name, where);
+      return { db, config: copyConfig(db), checkpoints };
+    };
+    const copyDb = async (name: string, where: string): Promise<string> => {
       const db = uniqueName(name);
       await ch(`CREATE DATABASE ${db}`, 'default');
       await ch(`CREATE TABLE ${db}.audit_events AS ${database}.audit_events`);
@@ -767,7 +789,8 @@ describe('security suite: attacks refused, secrets never leaked', { timeout: 600
       .trim()
       .split('\n')
       .map((l) => l.split('\t'));
-    const deleted = await verify(copyConfig(await copyWithout('sec_appr_del', `type IN ('approval.approved', 'approval.consumed')`)));
+    const deletedCopy = await copyWithout('sec_appr_del', `type IN ('approval.approved', 'approval.consumed')`);
+    const deleted = await verify(deletedCopy.config, '--checkpoints', deletedCopy.checkpoints);
     const named = approved.every(([chain, seq]) =>
       deleted.report.findings.some((f) => f.kind === 'gap' && f.chainId === chain && f.message.includes(`${seq}`)),
     );
@@ -778,13 +801,14 @@ describe('security suite: attacks refused, secrets never leaked', { timeout: 600
       deleted.code === 1 && approved.length > 0 && named,
     );
 
-    const editedDb = await copyWithout('sec_appr_edit', '0');
+    const editedCopy = await copyWithout('sec_appr_edit', '0');
+    const editedDb = editedCopy.db;
     await ch(`ALTER TABLE ${editedDb}.audit_events UPDATE subject = 'sre-mallory' WHERE type = 'approval.approved'`);
     await eventually(
       'the mutation applied',
       async () => (await ch(`SELECT count() FROM system.mutations WHERE database = '${editedDb}' AND is_done = 0`)).trim() === '0',
     );
-    const edited = await verify(copyConfig(editedDb));
+    const edited = await verify(editedCopy.config, '--checkpoints', editedCopy.checkpoints);
     table.add(
       'audit: the approver of an approval.approved row edited in ClickHouse',
       'verify fails: edited, column subject',
@@ -796,7 +820,8 @@ describe('security suite: attacks refused, secrets never leaked', { timeout: 600
 
     const longest = [...intact.report.chains].sort((a, b) => b.toSeq - a.toSeq)[0]!;
     const cut = longest.toSeq - 2;
-    const tail = await verify(copyConfig(await copyWithout('sec_tail', `chain_id = '${longest.chainId}' AND chain_seq >= ${cut}`)));
+    const tailCopy = await copyWithout('sec_tail', `chain_id = '${longest.chainId}' AND chain_seq >= ${cut}`);
+    const tail = await verify(tailCopy.config, '--checkpoints', tailCopy.checkpoints);
     table.add(
       `audit: the last 3 events of the longest chain (seq ${cut}..${longest.toSeq}) deleted`,
       `gap at seq ${cut}..${longest.toSeq} from the checkpoint`,
@@ -815,7 +840,7 @@ describe('security suite: attacks refused, secrets never leaked', { timeout: 600
     const forged = JSON.parse(lines[at]!) as Record<string, unknown>;
     writeFileSync(forgedFile, [...lines.filter((l) => !l.includes(longest.chainId)), JSON.stringify({ ...forged, seq: cut - 1 })].join('\n') + '\n');
     const refused = await verify(
-      copyConfig(await copyWithout('sec_tail2', `chain_id = '${longest.chainId}' AND chain_seq >= ${cut}`)),
+      (await copyWithout('sec_tail2', `chain_id = '${longest.chainId}' AND chain_seq >= ${cut}`)).config,
       '--checkpoints',
       forgedFile,
     );
@@ -826,7 +851,7 @@ describe('security suite: attacks refused, secrets never leaked', { timeout: 600
       refused.code === 1 && refused.report.findings.some((f) => f.kind === 'checkpoint' && /signature does not verify/.test(f.message)),
     );
 
-    const natsConn = await natsConnect({ servers: c.nats.url });
+    const natsConn = await natsConnect({ servers: c.nats.url, ...c.nats.admin });
     try {
       const jsm = await jetstreamManager(natsConn);
       const purge = await jsm.streams.purge('PORTCULLIS_CHECKPOINTS').then(
@@ -1017,7 +1042,7 @@ describe('security suite: attacks refused, secrets never leaked', { timeout: 600
     const cfg = writeConfig(dir, 'edge.yaml', {
       node: { id: 'edge-realcert', stateDir },
       edge: { listen: { host: '127.0.0.1', port }, tls: { certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key') } },
-      bus: { mode: 'nats', nats: { servers: [c.nats.url] } },
+      bus: c.nats.busConfig('edge'),
       identity: { issuers: [{ issuer: idp.issuer, audiences: ['portcullis'], algorithms: ['ES256'], caFile: idpCaFile }] },
       connections: [{ name: 'prod', type: 'kubernetes', server: c.fixture.url, caFile: join(dir, 'upstream-ca.pem'), tokenFile: join(dir, 'upstream-token') }],
       policy: { file: join(dir, 'policy.yaml') },
@@ -1152,9 +1177,118 @@ describe('security suite: attacks refused, secrets never leaked', { timeout: 600
     }
   });
 
+  test("bus: the edge's own NATS credentials cannot touch the policy, approvals, the streams or other roles' inboxes", async () => {
+    // What an attacker holding an edge pod's NATS password can do: log in as the edge's user
+    // (with the edge's inbox prefix) and try. nats-server refuses each with a permission violation.
+    const login = c.nats.users.get('edge')!;
+    const admin = await natsConnect({ servers: c.nats.url, ...c.nats.admin });
+    const nc = await natsConnect({ servers: c.nats.url, ...login, inboxPrefix: natsInboxPrefix('edge') });
+    const refusals: string[] = [];
+    void (async () => {
+      for await (const s of nc.status()) if (s.type === 'error') refusals.push(s.error.message);
+    })();
+    const enc = new TextEncoder();
+    try {
+      const jsm = await jetstreamManager(admin);
+      const auditBefore = (await jsm.streams.info(Streams.audit.name)).state;
+      const decided: string[] = [];
+      const watch = admin.subscribe('portcullis.approval.decided.>', { callback: (_e, m) => void decided.push(m.subject) });
+      await admin.flush();
+      /** A request (JetStream API, JetStream publish): the server's refusal, or what answered. */
+      const request = async (subject: string, body: unknown): Promise<string> => {
+        try {
+          const m = await nc.request(subject, typeof body === 'string' ? enc.encode(body) : enc.encode(JSON.stringify(body)), { timeout: 3000 });
+          return `answered: ${new TextDecoder().decode(m.data).slice(0, 120)}`;
+        } catch (err) {
+          return (err as Error).message;
+        }
+      };
+      /** A plain publish: the refusal the server sent back for this subject, or "accepted". */
+      const publish = async (subject: string): Promise<string> => {
+        nc.publish(subject, enc.encode('{}'));
+        await nc.flush();
+        return eventually(`a refusal of ${subject}`, () => refusals.find((r) => r.includes(`"${subject}"`)), 2000).catch(() => 'accepted');
+      };
+      /** A subscription: the server's refusal (it closes the subscription), or "subscribed". */
+      const subscribe = async (subject: string): Promise<string> => {
+        const sub = nc.subscribe(subject);
+        await nc.flush();
+        const closed = await Promise.race([sub.closed, new Promise<'open'>((r) => setTimeout(() => r('open'), 2000).unref())]);
+        if (closed === 'open') sub.unsubscribe();
+        return closed instanceof Error ? closed.message : 'subscribed';
+      };
+      const refused = (observed: string): boolean => observed.startsWith('Permissions Violation for ');
+      const kv = `KV_${Buckets.policy}`;
+      const cases: [string, () => Promise<string>][] = [
+        [
+          `put the policy bundle ($KV.${Buckets.policy}.${BucketKeys.policyBundle})`,
+          () => request(`$KV.${Buckets.policy}.${BucketKeys.policyBundle}`, 'rules: []'),
+        ],
+        [`update the policy bucket's stream (STREAM.UPDATE.${kv})`, () => request(`$JS.API.STREAM.UPDATE.${kv}`, { name: kv, subjects: ['evil.>'] })],
+        [`delete the policy bucket (STREAM.DELETE.${kv})`, () => request(`$JS.API.STREAM.DELETE.${kv}`, '')],
+        [`purge the policy bucket (STREAM.PURGE.${kv})`, () => request(`$JS.API.STREAM.PURGE.${kv}`, {})],
+        ['publish an approval decision (portcullis.approval.decided.<id>)', () => publish('portcullis.approval.decided.00000000-0000-4000-8000-000000000000')],
+        ['append an approval event to the audit stream (audit.prod.approval.granted)', () => request('audit.prod.approval.granted', 'forged')],
+        [`delete the audit stream (STREAM.DELETE.${Streams.audit.name})`, () => request(`$JS.API.STREAM.DELETE.${Streams.audit.name}`, '')],
+        [`purge the audit stream (STREAM.PURGE.${Streams.audit.name})`, () => request(`$JS.API.STREAM.PURGE.${Streams.audit.name}`, {})],
+        ['delete an audit message (STREAM.MSG.DELETE)', () => request(`$JS.API.STREAM.MSG.DELETE.${Streams.audit.name}`, { seq: 1 })],
+        [
+          "shorten the audit stream's retention (STREAM.UPDATE)",
+          () => request(`$JS.API.STREAM.UPDATE.${Streams.audit.name}`, { name: Streams.audit.name, subjects: ['audit.>'], max_msgs: 1 }),
+        ],
+        [`delete the audit writer's consumer (CONSUMER.DELETE)`, () => request(`$JS.API.CONSUMER.DELETE.${Streams.audit.name}.${Consumers.auditWriter}`, '')],
+        [
+          `pull the audit writer's messages (CONSUMER.MSG.NEXT)`,
+          () => request(`$JS.API.CONSUMER.MSG.NEXT.${Streams.audit.name}.${Consumers.auditWriter}`, { batch: 1 }),
+        ],
+        ["read the policy role's inbox (_INBOX_policy.>)", () => subscribe(`${natsInboxPrefix('policy')}.>`)],
+        ["read the approval role's inbox (_INBOX_approval.>)", () => subscribe(`${natsInboxPrefix('approval')}.>`)],
+        ["read the audit role's inbox (_INBOX_audit.>)", () => subscribe(`${natsInboxPrefix('audit')}.>`)],
+        ['read every default inbox (_INBOX.>)', () => subscribe('_INBOX.>')],
+        ['serve decisions in place of policy (portcullis.policy.decide)', () => subscribe('portcullis.policy.decide')],
+        ['serve the approval gate (portcullis.approval.gate)', () => subscribe('portcullis.approval.gate')],
+      ];
+      for (const [name, attempt] of cases) {
+        const observed = await attempt();
+        table.add(`bus: edge credentials: ${name}`, 'Permissions Violation', observed, refused(observed));
+      }
+      const info = await request(`$JS.API.STREAM.INFO.${Streams.audit.name}`, '');
+      table.add(
+        'bus: edge credentials: audit stream info (control)',
+        'answered',
+        info.slice(0, 60),
+        info.startsWith('answered: {"type":"io.nats.jetstream.api.v1.stream_info_response"'),
+      );
+      const own = await subscribe(`${natsInboxPrefix('edge')}.>`);
+      table.add('bus: edge credentials: its own inbox (control)', 'subscribed', own, own === 'subscribed');
+      await admin.flush();
+      const auditAfter = (await jsm.streams.info(Streams.audit.name)).state;
+      const bundle = await (
+        await jetstreamManager(admin)
+      ).streams
+        .getMessage(kv, { last_by_subj: `$KV.${Buckets.policy}.${BucketKeys.policyBundle}` })
+        .catch(() => null);
+      const intact =
+        auditAfter.first_seq === auditBefore.first_seq &&
+        auditAfter.messages >= auditBefore.messages &&
+        decided.length === 0 &&
+        (bundle === null || new TextDecoder().decode(bundle.data) !== 'rules: []');
+      table.add(
+        'bus: after the edge-credential attempts',
+        'audit stream, policy bucket unchanged; no decision broadcast',
+        `first_seq ${auditBefore.first_seq}→${auditAfter.first_seq}, messages ${auditBefore.messages}→${auditAfter.messages}, decisions seen ${decided.length}`,
+        intact,
+      );
+      watch.unsubscribe();
+    } finally {
+      await nc.close();
+      await admin.close();
+    }
+  });
+
   test('no planted secret in any log, audit row, JetStream message or Slack message; prints the table', async () => {
     // Let the writer store what the suite produced before reading the store.
-    const natsConn = await natsConnect({ servers: c.nats.url });
+    const natsConn = await natsConnect({ servers: c.nats.url, ...c.nats.admin });
     let raw = '';
     try {
       const jsm = await jetstreamManager(natsConn);

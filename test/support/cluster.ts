@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { listenUrl } from '@portcullis/common';
+import type { BusRole } from '@portcullis/contracts';
 import { startKubeApiServer, type KubeApiServer } from '@portcullis/kube-sandbox';
 import { freePort, startNats, startRedis, type TestNats, type TestRedis } from '../harness/services.js';
 import { kubectl, runPortcullis, startPortcullis, tempDir, writeConfig, type PortcullisProcess } from './portcullis-process.js';
@@ -129,7 +130,8 @@ export function approvalIdIn(text: string): string {
 export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const dir = tempDir('cluster');
   const [nats, redis, fixture, slack] = await Promise.all([
-    startNats({ jetstream: true }),
+    // One NATS user per role, each with exactly its role's permissions (natsRolePermissions).
+    startNats({ jetstream: true, roles: ['edge', 'policy', 'approval', 'audit', 'operator'] }),
     startRedis(),
     // The suites assert what reached the upstream: a bounded record, far above what one suite sends.
     startKubeApiServer({ requestLog: { max: 50_000 }, lenientPaths: opts.lenientUpstream === true }),
@@ -153,10 +155,10 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const writers = opts.audit?.writers ?? 0;
   const auditPorts: number[] = [];
   for (let i = 0; i < writers; i++) auditPorts.push(await freePort());
-  const base = (id: string, edgePort: number, approvalPort: number, auditPort?: number): Record<string, unknown> => ({
+  const base = (role: BusRole, id: string, edgePort: number, approvalPort: number, auditPort?: number): Record<string, unknown> => ({
     node: { id, stateDir: join(dir, 'state') },
     edge: { listen: { host: HOST, port: edgePort }, decisionTimeout: '2s', auditAckTimeout: '2s', ...opts.edge },
-    bus: { mode: 'nats', nats: { servers: [nats.url] } },
+    bus: nats.busConfig(role),
     identity: {
       ...(opts.issuers !== undefined ? { issuers: opts.issuers } : {}),
       devIssuer: {
@@ -201,14 +203,14 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
       },
     },
   });
-  configs.set('edge-a', writeConfig(dir, 'edge-a.yaml', base('edge-a', edgeA, apprA)));
-  configs.set('edge-b', writeConfig(dir, 'edge-b.yaml', base('edge-b', edgeB, apprA)));
+  configs.set('edge-a', writeConfig(dir, 'edge-a.yaml', base('edge', 'edge-a', edgeA, apprA)));
+  configs.set('edge-b', writeConfig(dir, 'edge-b.yaml', base('edge', 'edge-b', edgeB, apprA)));
   const policyNames = Array.from({ length: opts.policies ?? 1 }, (_, i) => (i === 0 ? 'policy' : `policy-${i + 1}`));
-  for (const [i, name] of policyNames.entries()) configs.set(name, writeConfig(dir, `${name}-role.yaml`, base(`policy-${i + 1}`, edgeA, apprA)));
-  configs.set('approval-1', writeConfig(dir, 'approval-1.yaml', base('approval-1', edgeA, apprA)));
-  configs.set('approval-2', writeConfig(dir, 'approval-2.yaml', base('approval-2', edgeA, apprB)));
+  for (const [i, name] of policyNames.entries()) configs.set(name, writeConfig(dir, `${name}-role.yaml`, base('policy', `policy-${i + 1}`, edgeA, apprA)));
+  configs.set('approval-1', writeConfig(dir, 'approval-1.yaml', base('approval', 'approval-1', edgeA, apprA)));
+  configs.set('approval-2', writeConfig(dir, 'approval-2.yaml', base('approval', 'approval-2', edgeA, apprB)));
   const writerNames = auditPorts.map((port, i) => {
-    configs.set(`audit-${i + 1}`, writeConfig(dir, `audit-${i + 1}.yaml`, base(`audit-${i + 1}`, edgeA, apprA, port)));
+    configs.set(`audit-${i + 1}`, writeConfig(dir, `audit-${i + 1}.yaml`, base('audit', `audit-${i + 1}`, edgeA, apprA, port)));
     return `audit-${i + 1}`;
   });
 

@@ -18,6 +18,7 @@ import { PORTCULLIS_VERSION, startProcessTracing } from './observability.js';
 import { ObservabilityController } from './observability.controller.js';
 import { connectProcessBus, type ProcessBus } from './process-bus.js';
 import { ReadinessHealth } from './readiness-health.js';
+import type { Role } from './roles.js';
 import {
   CLOCK,
   CONFIG,
@@ -46,6 +47,8 @@ export interface CoreOptions {
   readonly config: PortcullisConfig;
   /** The roles this process runs, joined (`edge`, `policy+approval`, `embedded`): logs, metrics, the NATS connection name. */
   readonly label: string;
+  /** The roles this process runs: which NATS inboxes and streams it uses. */
+  readonly roles: readonly Role[];
   readonly logger: Logger;
   /** Whether a role here verifies tokens or listens on HTTPS (edge, approval, audit): the identity providers are built only then. */
   readonly identity: boolean;
@@ -86,7 +89,7 @@ class ObservabilityListener {
 @Module({})
 export class CoreModule {
   static forRoot(options: CoreOptions): DynamicModule {
-    const { config, label, logger } = options;
+    const { config, label, roles, logger } = options;
     const defaults: Provider[] = [
       { provide: CONFIG, useValue: config },
       { provide: LOGGER, useValue: logger },
@@ -95,7 +98,7 @@ export class CoreModule {
       {
         provide: PROCESS_BUS,
         inject: [TRACING],
-        useFactory: () => connectProcessBus(config, label, logger),
+        useFactory: () => connectProcessBus(config, label, roles, logger),
       },
       { provide: MESSAGE_BUS, inject: [PROCESS_BUS], useFactory: (bus: ProcessBus) => bus.handle.bus },
       { provide: EVENT_LOG, inject: [PROCESS_BUS], useFactory: (bus: ProcessBus) => bus.log },

@@ -35,6 +35,7 @@ export { ReadinessHealth } from './readiness-health.js';
 export { ProcessExceptionFilter } from './process-exception.filter.js';
 export { connectProcessBus } from './process-bus.js';
 export { checkpointStore, startChainCheckpointer } from './chain-checkpoints.js';
+export { natsConnectOptions } from './nats-options.js';
 export type { ProcessBus } from './process-bus.js';
 export {
   configuredEdgeUrl,

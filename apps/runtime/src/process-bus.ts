@@ -5,6 +5,8 @@ import type { Logger } from '@portcullis/common';
 import { connectNats, createInProcessBus, type BusHandle, type EventLog } from '@portcullis/bus';
 import { SqliteEventLog, StreamCheckpointStore, type AuditSink } from '@portcullis/audit-store';
 import { Streams } from '@portcullis/contracts';
+import { natsConnectOptions } from './nats-options.js';
+import { Role } from './roles.js';
 
 /**
  * One process's bus: core messaging and KV (the handle), the durable event log, and what only one
@@ -22,8 +24,38 @@ export interface ProcessBus {
   close(): Promise<void>;
 }
 
+/**
+ * The streams a process ensures at start-up: the audit stream (every role; its `jetstream`
+ * readiness check looks for it), the dead-letter stream for the audit role. Only the audit role
+ * (the streams' owner, whose NATS user alone may) brings an existing stream's settings up to date;
+ * the others create a missing one and leave an existing one as it is.
+ */
+async function ensureStreams(log: EventLog, config: PortcullisConfig, roles: readonly (Role | 'operator')[]): Promise<void> {
+  const s = config.bus.auditStream;
+  const owner = roles.includes(Role.Audit);
+  await log.ensureStream({
+    name: Streams.audit.name,
+    subjects: Streams.audit.subjects,
+    maxAgeMs: s.maxAge,
+    duplicateWindowMs: s.duplicateWindow,
+    replicas: s.replicas,
+    updateExisting: owner,
+  });
+  // Signed chain heads, apart from the audit stream: no message deleted, never purged. Every role signs its chains' heads.
+  await new StreamCheckpointStore(log).ensure(s.replicas, owner);
+  if (owner) {
+    await log.ensureStream({
+      name: Streams.deadLetter.name,
+      subjects: Streams.deadLetter.subjects,
+      maxAgeMs: 0,
+      duplicateWindowMs: s.duplicateWindow,
+      replicas: s.replicas,
+    });
+  }
+}
+
 /** Connects what `bus.mode` asks for; fails fast with a message naming the servers (a bad NATS URL, NATS down). */
-export async function connectProcessBus(config: PortcullisConfig, label: string, logger: Logger): Promise<ProcessBus> {
+export async function connectProcessBus(config: PortcullisConfig, label: string, roles: readonly (Role | 'operator')[], logger: Logger): Promise<ProcessBus> {
   mkdirSync(config.node.stateDir, { recursive: true, mode: 0o700 });
   if (config.bus.mode === 'embedded') {
     const handle = createInProcessBus({ logger });
@@ -39,33 +71,9 @@ export async function connectProcessBus(config: PortcullisConfig, label: string,
       },
     };
   }
-  const nats = config.bus.nats;
-  const handle = await connectNats({
-    servers: [...nats.servers],
-    name: `portcullis-${label}-${config.node.id}`,
-    logger,
-    ...(nats.user !== undefined ? { user: nats.user } : {}),
-    ...(nats.password !== undefined ? { pass: nats.password } : {}),
-    ...(nats.token !== undefined ? { token: nats.token } : {}),
-  });
+  const handle = await connectNats({ ...natsConnectOptions(config.bus.nats, roles), name: `portcullis-${label}-${config.node.id}`, logger });
   try {
-    const s = config.bus.auditStream;
-    await handle.log.ensureStream({
-      name: Streams.audit.name,
-      subjects: Streams.audit.subjects,
-      maxAgeMs: s.maxAge,
-      duplicateWindowMs: s.duplicateWindow,
-      replicas: s.replicas,
-    });
-    await handle.log.ensureStream({
-      name: Streams.deadLetter.name,
-      subjects: Streams.deadLetter.subjects,
-      maxAgeMs: 0,
-      duplicateWindowMs: s.duplicateWindow,
-      replicas: s.replicas,
-    });
-    // Signed chain heads, apart from the audit stream: no message deleted, never purged.
-    await new StreamCheckpointStore(handle.log).ensure(s.replicas);
+    await ensureStreams(handle.log, config, roles);
   } catch (err) {
     await handle.close();
     throw err;

@@ -78,7 +78,7 @@ export async function startProcess(opts: StartProcessOptions): Promise<RunningPr
   const has = (role: Role): boolean => roles.includes(role);
   const replayApi = has(Role.Audit) && config.audit.listen !== undefined;
   const imports: DynamicModule['imports'] = [
-    CoreModule.forRoot({ config, label, logger, identity: has(Role.Edge) || has(Role.Approval) || replayApi, overrides: opts.overrides ?? [] }),
+    CoreModule.forRoot({ config, label, roles, logger, identity: has(Role.Edge) || has(Role.Approval) || replayApi, overrides: opts.overrides ?? [] }),
   ];
   // Policy first, edge last: the edge takes traffic only once decisions can be answered.
   if (has(Role.Policy)) imports.push(PolicyModule);

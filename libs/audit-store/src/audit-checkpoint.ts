@@ -211,8 +211,8 @@ export class StreamCheckpointStore implements CheckpointStore {
     private readonly ackTimeoutMs = 5000,
   ) {}
 
-  /** Creates the stream (deny_delete, deny_purge; kept for ever). */
-  ensure(replicas: number): Promise<void> {
+  /** Creates the stream (deny_delete, deny_purge; kept for ever); `updateExisting` false leaves an existing one as it is. */
+  ensure(replicas: number, updateExisting = true): Promise<void> {
     return this.log.ensureStream({
       name: CHECKPOINT_STREAM.name,
       subjects: CHECKPOINT_STREAM.subjects,
@@ -221,6 +221,7 @@ export class StreamCheckpointStore implements CheckpointStore {
       replicas,
       denyDelete: true,
       denyPurge: true,
+      updateExisting,
     });
   }
 

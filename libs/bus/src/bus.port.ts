@@ -170,6 +170,12 @@ export interface StreamSpec {
   denyDelete?: boolean;
   /** Refuse purging the stream (JetStream deny_purge; cannot be turned off again). */
   denyPurge?: boolean;
+  /**
+   * Bring an existing stream's settings up to these (default true). False: create the stream
+   * when it is missing, leave an existing one as it is (a role whose NATS user may not change
+   * streams; the stream's owner updates it).
+   */
+  updateExisting?: boolean;
 }
 
 /** A versioned key-value bucket (NATS KV in cluster mode). */

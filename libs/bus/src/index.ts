@@ -6,7 +6,7 @@
 export * from './pure.js';
 export { BusWireHeaders } from './bus-handle.js';
 export type { BusHandle } from './bus-handle.js';
-export { connectNats } from './nats-connection.js';
+export { connectNats, withoutCredentials } from './nats-connection.js';
 export type { NatsBus, NatsBusOptions } from './nats-connection.js';
 export type { NatsEventLogOptions } from './nats-event-log.js';
 export { createInProcessBus } from './in-process-bus.js';

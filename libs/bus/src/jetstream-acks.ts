@@ -41,8 +41,10 @@ export class JetStreamAckInbox {
   constructor(
     private readonly nc: NatsConnection,
     private readonly facts: AckConnectionFacts,
+    /** The connection's inbox prefix (its NATS user may subscribe there only); default `_INBOX`. */
+    inboxPrefix?: string,
   ) {
-    this.prefix = createInbox();
+    this.prefix = createInbox(inboxPrefix);
     // Lives as long as the connection (nats.js re-subscribes after a reconnect); pending acks time out.
     nc.subscribe(`${this.prefix}.*`, { callback: (err, msg) => (err === null ? this.onReply(msg) : this.failAll(err)) });
   }

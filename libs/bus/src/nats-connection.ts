@@ -23,6 +23,11 @@ export interface NatsBusOptions {
   readonly user?: string;
   readonly pass?: string;
   readonly token?: string;
+  /**
+   * Prefix of the connection's reply inboxes (requests, JetStream acks and consumers), e.g.
+   * `_INBOX_edge`: a role's NATS user may subscribe to its own prefix only. Default `_INBOX`.
+   */
+  readonly inboxPrefix?: string;
   /** Pause between reconnect attempts. Default 1000 ms. */
   readonly reconnectWaitMs?: number;
   /** How long the first connect may take. Default 5000 ms. */
@@ -58,6 +63,8 @@ export interface NatsBus extends BusHandle {
  */
 export async function connectNats(opts: NatsBusOptions): Promise<NatsBus> {
   const logger = (opts.logger ?? createLogger()).child({ component: 'bus' });
+  // Errors and logs name the servers, never credentials a URL may carry (nats://user:pass@host).
+  const shown = opts.servers.map(withoutCredentials).join(', ');
   let nc: NatsConnection;
   try {
     nc = await connect({
@@ -66,6 +73,7 @@ export async function connectNats(opts: NatsBusOptions): Promise<NatsBus> {
       ...(opts.user === undefined ? {} : { user: opts.user }),
       ...(opts.pass === undefined ? {} : { pass: opts.pass }),
       ...(opts.token === undefined ? {} : { token: opts.token }),
+      ...(opts.inboxPrefix === undefined ? {} : { inboxPrefix: opts.inboxPrefix }),
       noAsyncTraces: opts.noAsyncTraces ?? true,
       maxReconnectAttempts: -1,
       reconnectTimeWait: opts.reconnectWaitMs ?? 1000,
@@ -74,7 +82,7 @@ export async function connectNats(opts: NatsBusOptions): Promise<NatsBus> {
       waitOnFirstConnect: false,
     });
   } catch (error) {
-    throw new BusError('unavailable', `cannot connect to NATS at ${opts.servers.join(', ')}: ${errorMessage(error)}`, { cause: error });
+    throw new BusError('unavailable', `cannot connect to NATS at ${shown}: ${errorMessage(error)}`, { cause: error });
   }
 
   let connected = true;
@@ -85,12 +93,13 @@ export async function connectNats(opts: NatsBusOptions): Promise<NatsBus> {
   const state: NatsConnectionState = {
     nc,
     logger,
+    inboxPrefix: opts.inboxPrefix,
     isConnected: () => connected && !nc.isClosed(),
     closedByUs: () => closing !== undefined,
     assertUsable(what) {
       if (closing !== undefined) throw new BusError('closed', `${what} failed: the bus connection is closed`);
       if (nc.isClosed()) throw new BusError('unavailable', `${what} failed: the NATS connection is closed`);
-      if (!connected) throw new BusError('unavailable', `${what} failed: NATS is disconnected (${opts.servers.join(', ')})`);
+      if (!connected) throw new BusError('unavailable', `${what} failed: NATS is disconnected (${shown})`);
     },
     close: () => close(),
   };
@@ -199,4 +208,9 @@ export async function connectNats(opts: NatsBusOptions): Promise<NatsBus> {
     },
     close,
   };
+}
+
+/** A NATS server URL without the user and password it may carry, for errors and logs. */
+export function withoutCredentials(server: string): string {
+  return server.replace(/^([a-z]+:\/\/)[^@/]*@/i, '$1');
 }

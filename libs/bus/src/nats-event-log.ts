@@ -70,7 +70,7 @@ export class NatsEventLog implements EventLog {
     const what = `append to ${subject}`;
     const timeout = opts?.timeoutMs ?? this.appendTimeoutMs;
     this.state.assertUsable(what);
-    this.acks ??= new JetStreamAckInbox(this.state.nc, this.state);
+    this.acks ??= new JetStreamAckInbox(this.state.nc, this.state, this.state.inboxPrefix);
     return this.acks.publish(subject, data, msgId, timeout, opts?.headers, what);
   }
 
@@ -106,6 +106,11 @@ export class NatsEventLog implements EventLog {
           current = (await this.jsm.streams.info(spec.name)).config;
           void error;
         }
+      }
+      if (spec.updateExisting === false) {
+        if (!streamConfigMatches(current, config))
+          this.state.logger.warn('stream settings differ from this config; left to the stream owner', { stream: spec.name });
+        return;
       }
       if (!streamConfigMatches(current, config)) {
         const { name: _name, storage: _storage, ...changeable } = config;

@@ -52,6 +52,8 @@ export class NatsBusMessage implements BusMessage {
 export interface NatsConnectionState extends ConnectionFacts {
   readonly nc: NatsConnection;
   readonly logger: Logger;
+  /** The connection's inbox prefix (`NatsBusOptions.inboxPrefix`), undefined for nats.js's default. */
+  readonly inboxPrefix: string | undefined;
   /** Throws the BusError a call should fail with right now (closed / disconnected), if any. */
   assertUsable(what: string): void;
   /** Closes the whole connection (the bus, the log and KV share it). */

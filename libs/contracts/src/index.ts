@@ -49,3 +49,15 @@ export {
   decodeApprovalDecisionNotice,
 } from './approvals.js';
 export { Subjects, QueueGroups, Streams, Consumers, BusHeaders, Buckets, BucketKeys } from './subjects.js';
+export {
+  BusRoles,
+  natsInboxPrefix,
+  natsRolePermissions,
+  natsPermissionsFor,
+  natsAuthorizationConfig,
+  natsUserEntry,
+  natsUserName,
+  natsDeployUsers,
+  NATS_DEPLOY_USERS_HEADER,
+} from './nats-permissions.js';
+export type { BusRole, NatsRolePermissions, NatsUserSpec } from './nats-permissions.js';

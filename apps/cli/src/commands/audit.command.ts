@@ -261,7 +261,8 @@ async function recordCliRead(config: PortcullisConfig, action: EvidenceAction, q
   const { connectProcessBus } = await import('../../../runtime/src/process-bus.js');
   const { reader, source } = cliReader();
   try {
-    const platform = await connectProcessBus(config, 'cli', silentLogger);
+    const { cliBusRole } = await import('../../../runtime/src/nats-options.js');
+    const platform = await connectProcessBus(config, 'cli', [cliBusRole(config.bus.nats)], silentLogger);
     try {
       const reads = new EvidenceReadRecorder(platform.log, config.node.id);
       await reads.record({ reader, action, via: 'cli', query, results, source });
@@ -309,14 +310,8 @@ export async function readCheckpoints(config: PortcullisConfig): Promise<Checkpo
   const nats = config.bus.nats;
   let handle: Awaited<ReturnType<typeof connectNats>>;
   try {
-    handle = await connectNats({
-      servers: [...nats.servers],
-      name: 'portcullis-cli-audit-checkpoints',
-      logger: silentLogger,
-      ...(nats.user !== undefined ? { user: nats.user } : {}),
-      ...(nats.password !== undefined ? { pass: nats.password } : {}),
-      ...(nats.token !== undefined ? { token: nats.token } : {}),
-    });
+    const { cliBusRole, natsConnectOptions } = await import('../../../runtime/src/nats-options.js');
+    handle = await connectNats({ ...natsConnectOptions(nats, [cliBusRole(nats)]), name: 'portcullis-cli-audit-checkpoints', logger: silentLogger });
   } catch (err) {
     throw new CliError(`cannot read the checkpoints: NATS at ${nats.servers.join(', ')} (bus.nats.servers): ${(err as Error).message}`, ExitCode.Failure, {
       cause: err,
@@ -599,9 +594,9 @@ export async function auditRetentionCommand(config: PortcullisConfig, opts: { dr
       const plan = await runRetention(sink, { retentionMs: retention.ms, retentionText: retention.text, dryRun: true, nodeId: config.node.id });
       return { plan, lines: formatRetentionPlan(plan, true) };
     }
-    // The configured log (JetStream, or the embedded SQLite log) without starting any role.
+    // The configured log (JetStream, or the embedded SQLite log) without starting any role; on NATS as the audit role's user.
     const { connectProcessBus } = await import('../../../runtime/src/process-bus.js');
-    const platform = await connectProcessBus(config, 'cli', createLogger({ base: { role: 'cli', node: config.node.id } }));
+    const platform = await connectProcessBus(config, 'cli', ['audit'], createLogger({ base: { role: 'cli', node: config.node.id } }));
     try {
       const plan = await runRetention(sink, {
         retentionMs: retention.ms,

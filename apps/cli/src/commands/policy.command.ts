@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import type { PortcullisConfig } from '@portcullis/config';
-import { connectNats, type NatsBus } from '@portcullis/bus';
+import { connectNats, withoutCredentials, type NatsBus } from '@portcullis/bus';
 import { silentLogger } from '@portcullis/common';
 import { createHash } from 'node:crypto';
 import { hostname, userInfo } from 'node:os';
@@ -22,6 +22,7 @@ import {
   type PolicyError,
 } from '@portcullis/policy-engine';
 import { checkpointCliHeads } from '../checkpoint-heads.js';
+import { natsConnectOptions } from '../../../runtime/src/nats-options.js';
 import { CliError, ExitCode } from '../cli-error.js';
 import { collect, configOption, withExamples } from '../command-help.js';
 import { loadCliConfig } from '../config-file.js';
@@ -211,18 +212,16 @@ function readPolicyFile(file: string): { text: string; policy: CompiledPolicy; w
 async function connectCluster(config: PortcullisConfig, what: string): Promise<NatsBus> {
   const nats = config.bus.nats;
   try {
-    return await connectNats({
-      servers: [...nats.servers],
-      name: `portcullis-cli-${what}`,
-      logger: silentLogger,
-      ...(nats.user !== undefined ? { user: nats.user } : {}),
-      ...(nats.password !== undefined ? { pass: nats.password } : {}),
-      ...(nats.token !== undefined ? { token: nats.token } : {}),
-    });
+    // As `operator`: the NATS identity allowed to write the policy bucket (bus.nats.user of the config given).
+    return await connectNats({ ...natsConnectOptions(nats, ['operator']), name: `portcullis-cli-${what}`, logger: silentLogger });
   } catch (err) {
-    throw new CliError(`cannot reach NATS at ${nats.servers.join(', ')} (set by bus.nats.servers): ${(err as Error).message}`, ExitCode.Failure, {
-      cause: err,
-    });
+    throw new CliError(
+      `cannot reach NATS at ${nats.servers.map(withoutCredentials).join(', ')} (set by bus.nats.servers): ${(err as Error).message}`,
+      ExitCode.Failure,
+      {
+        cause: err,
+      },
+    );
   }
 }
 
