@@ -16,7 +16,9 @@ describe('natsRolePermissions', () => {
 
   test('the edge may not write the policy bucket, decide approvals or change, delete or purge streams', () => {
     const edge = natsRolePermissions('edge');
-    const forbidden = /^\$KV\.|^portcullis\.approval\.decided|STREAM\.(UPDATE|DELETE|PURGE|MSG\.DELETE)|CONSUMER\.|^\$JS\.ACK|^>$|^\$JS\.API\.>$/;
+    // Consumers only on the checkpoint stream: every role reads the signed heads (audit verify with its config), none may change them.
+    const forbidden =
+      /^\$KV\.|^portcullis\.approval\.decided|STREAM\.(UPDATE|DELETE|PURGE|MSG\.DELETE)|CONSUMER\.(?!(CREATE|INFO|DELETE|MSG\.NEXT)\.PORTCULLIS_CHECKPOINTS\.)|^\$JS\.ACK|^>$|^\$JS\.API\.>$/;
     assert.deepEqual(
       edge.publish.allow.filter((s) => forbidden.test(s)),
       [],
